@@ -1,0 +1,119 @@
+"""The monitoring view of an ODCS contract: one :class:`MonitoredAsset` per contract table.
+
+Built by :mod:`floe_stream.contracts.loader` from ODCS v3 YAML; consumed by the pure checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+QualityOperator = Literal[
+    "mustBe",
+    "mustNotBe",
+    "mustBeGreaterThan",
+    "mustBeGreaterOrEqualTo",
+    "mustBeLessThan",
+    "mustBeLessOrEqualTo",
+    "mustBeBetween",
+    "mustNotBeBetween",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnSpec(_Frozen):
+    name: str
+    logical_type: str | None = None
+    physical_type: str | None = None
+    required: bool = False
+    unique: bool = False
+    primary_key: bool = False
+
+
+class FreshnessSla(_Frozen):
+    threshold_s: float = Field(gt=0)
+    element: str | None = Field(default=None, description="timestamp column the SLA is measured on")
+    source_property: str = "latency"
+
+
+class AvailabilitySla(_Frozen):
+    target_ratio: float = Field(gt=0, le=1, description="e.g. 0.999 for '99.9%'")
+
+
+class QualityRule(_Frozen):
+    name: str
+    column: str | None = None
+    metric: str = Field(description="nullValues, missingValues, invalidValues, duplicateValues, rowCount …")
+    operator: QualityOperator
+    threshold: float | tuple[float, float]
+    unit: Literal["rows", "percent"] = "rows"
+    severity: str | None = None
+    weight: float = 1.0
+    dimension: str | None = None
+
+
+class ServerRef(_Frozen):
+    server: str
+    type: str
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    schema_name: str | None = None
+    url: str | None = None
+
+
+class MonitoredAsset(_Frozen):
+    asset_id: str = Field(description="stable id; the Kafka key of events about this asset")
+    aliases: frozenset[str] = Field(default_factory=frozenset, description="other identifiers that resolve to it")
+    contract_id: str
+    contract_name: str
+    contract_version: str
+    contract_status: str = "active"
+    table: str
+    physical_name: str | None = None
+    columns: tuple[ColumnSpec, ...] = ()
+    freshness: FreshnessSla | None = None
+    availability: AvailabilitySla | None = None
+    quality_rules: tuple[QualityRule, ...] = ()
+    owner: str | None = None
+    team: str | None = None
+    domain: str | None = None
+    tags: tuple[str, ...] = ()
+    servers: tuple[ServerRef, ...] = ()
+    consumers: tuple[str, ...] = ()
+    overrides: dict[str, Any] = Field(default_factory=dict, description="the contract's 'floe' customProperty")
+
+    def labels(self) -> dict[str, str]:
+        out = {"contract": self.contract_name, "asset": self.asset_id}
+        if self.owner:
+            out["owner"] = self.owner
+        if self.team:
+            out["team"] = self.team
+        if self.domain:
+            out["domain"] = self.domain
+        if self.tags:
+            out["tags"] = ",".join(self.tags)
+        return out
+
+
+class LoadedContract(_Frozen):
+    contract_id: str
+    name: str
+    version: str
+    status: str
+    source: str
+    assets: tuple[MonitoredAsset, ...]
+    warnings: tuple[str, ...] = ()
+
+
+class ContractError(Exception):
+    """A contract file that cannot be monitored; the message names the file and the exact problem."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem

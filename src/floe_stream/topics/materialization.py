@@ -1,0 +1,94 @@
+"""Input: an asset was materialized (orchestrator post-materialize hook, or an OpenLineage COMPLETE event)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field
+
+from floe_stream.topics.base import ForeignModel, WireModel
+
+
+class ObservedColumn(WireModel):
+    """A column as it actually exists (reported by a producer or read from a catalog)."""
+
+    name: str = Field(min_length=1)
+    type: str = Field(min_length=1, description="physical or logical type name, e.g. 'long', 'VARCHAR(10)'")
+    nullable: bool | None = None
+
+
+class QualityResult(WireModel):
+    """One data-quality expectation evaluated by the producer (dbt test, GX, Soda, custom)."""
+
+    name: str = Field(min_length=1)
+    column: str | None = None
+    metric: str | None = Field(default=None, description="ODCS library metric, e.g. nullValues, rowCount")
+    passed: bool | None = Field(default=None, description="producer verdict; recomputed when a contract rule matches")
+    observed_value: float | None = None
+    expected: str | None = None
+    weight: float = Field(default=1.0, ge=0)
+    severity: Literal["info", "warning", "error", "critical"] | None = None
+
+
+class MaterializationEvent(WireModel):
+    """floe's own materialization event. Key the Kafka record by ``asset``."""
+
+    kind: Literal["floe.materialization"] = "floe.materialization"
+    event_id: str | None = Field(default=None, description="unique and stable per materialization (retries reuse it)")
+    asset: str = Field(min_length=1, description="monitored asset id (contract table id or alias)")
+    materialized_at: AwareDatetime
+    data_timestamp: AwareDatetime | None = Field(
+        default=None, description="newest value of the contract's timestamp column (SLA element), if known"
+    )
+    run_id: str | None = None
+    job: str | None = None
+    producer: str | None = None
+    row_count: int | None = Field(default=None, ge=0)
+    columns: list[ObservedColumn] | None = Field(default=None, description="actual schema, when the producer knows it")
+    quality: list[QualityResult] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+# --- OpenLineage (foreign: only the fields we read are declared; everything else is preserved) ---
+
+
+class OLSchemaField(ForeignModel):
+    name: str
+    type: str | None = None
+    description: str | None = None
+
+
+class OLSchemaFacet(ForeignModel):
+    fields: list[OLSchemaField] = Field(default_factory=list)
+
+
+class OLDataset(ForeignModel):
+    namespace: str
+    name: str
+    facets: dict[str, Any] = Field(default_factory=dict)
+    inputFacets: dict[str, Any] = Field(default_factory=dict)
+    outputFacets: dict[str, Any] = Field(default_factory=dict)
+
+
+class OLRun(ForeignModel):
+    runId: str
+    facets: dict[str, Any] = Field(default_factory=dict)
+
+
+class OLJob(ForeignModel):
+    namespace: str
+    name: str
+    facets: dict[str, Any] = Field(default_factory=dict)
+
+
+class OpenLineageRunEvent(ForeignModel):
+    """An OpenLineage RunEvent (spec 2-0-x). Only ``COMPLETE`` events count as materializations."""
+
+    eventType: str | None = None
+    eventTime: AwareDatetime
+    run: OLRun
+    job: OLJob
+    producer: str
+    schemaURL: str
+    inputs: list[OLDataset] = Field(default_factory=list)
+    outputs: list[OLDataset] = Field(default_factory=list)

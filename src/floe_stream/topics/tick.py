@@ -1,0 +1,13 @@
+"""Input: a tick drives time (absence deadlines, availability pings). One per partition per interval."""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, Field
+
+from floe_stream.topics.base import WireModel
+
+
+class Tick(WireModel):
+    tick_time: AwareDatetime = Field(description="interval-aligned time this tick stands for")
+    interval_s: float = Field(gt=0)
+    ticker_id: str = Field(min_length=1)

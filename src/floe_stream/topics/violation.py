@@ -1,0 +1,111 @@
+"""Output: violation and resolved CloudEvents (structured JSON, Kafka binding). Keyed by asset."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import AwareDatetime, Field
+
+from floe_stream.topics.base import WireModel
+from floe_stream.topics.enums import CheckType, DriftKind, Severity
+
+VIOLATION_TYPE = "floe.contract.violation"
+RESOLVED_TYPE = "floe.contract.violation.resolved"
+SOURCE = "urn:floe-stream:processor"
+CE_CONTENT_TYPE = "application/cloudevents+json"
+
+
+class ViolationData(WireModel):
+    violation_id: str
+    correlation_key: str = Field(description="stable per episode: asset/check/element; resolved events reuse it")
+    contract_id: str
+    contract_name: str
+    contract_version: str
+    asset: str
+    violation_type: CheckType
+    drift_kind: DriftKind | None = None
+    severity: Severity
+    message: str
+    element: str | None = None
+    expected_value: str | None = None
+    actual_value: str | None = None
+    detected_at: AwareDatetime
+    episode_started_at: AwareDatetime
+    sla_consumed: float | None = None
+    owner: str | None = None
+    team: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    consumers: list[str] = Field(default_factory=list)
+    context: dict[str, str] = Field(default_factory=dict)
+
+
+class ResolvedData(WireModel):
+    violation_id: str
+    correlation_key: str
+    contract_id: str
+    contract_name: str
+    contract_version: str
+    asset: str
+    violation_type: CheckType
+    severity: Severity = Field(description="highest severity the episode reached")
+    message: str
+    opened_at: AwareDatetime
+    resolved_at: AwareDatetime
+    open_duration_s: float = Field(ge=0)
+    owner: str | None = None
+    team: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ViolationCloudEvent(WireModel):
+    """The structured-mode CloudEvents 1.0 envelope on the violations topic (for schema generation)."""
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str
+    source: str
+    type: Literal["floe.contract.violation", "floe.contract.violation.resolved"]
+    subject: str
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    partitionkey: str
+    traceparent: str | None = None
+    data: ViolationData | ResolvedData
+
+
+def violation_event(data: ViolationData | ResolvedData, *, traceparent: str | None = None) -> CloudEvent:
+    """Build the CloudEvent for a violation or its recovery; ``id`` is the deterministic violation id."""
+    is_resolved = isinstance(data, ResolvedData)
+    attrs: dict[str, object] = {
+        "id": data.violation_id,
+        "source": SOURCE,
+        "type": RESOLVED_TYPE if is_resolved else VIOLATION_TYPE,
+        "subject": data.asset,
+        "time": data.resolved_at if isinstance(data, ResolvedData) else data.detected_at,
+        "datacontenttype": "application/json",
+        "partitionkey": data.asset,
+    }
+    if traceparent:
+        attrs["traceparent"] = traceparent
+    return CloudEvent(attrs, data.model_dump(mode="json"))
+
+
+def encode_violation(
+    data: ViolationData | ResolvedData, *, traceparent: str | None = None
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of the structured Kafka message."""
+    msg = ce_kafka.to_structured_event(violation_event(data, traceparent=traceparent))
+    key = msg.key.encode() if isinstance(msg.key, str) else (msg.key or data.asset.encode())
+    return key, msg.value, list(msg.headers.items())
+
+
+def decode_violation(headers: dict[str, bytes], key: bytes | None, value: bytes) -> ViolationCloudEvent:
+    """Parse a Kafka record (structured or binary mode) into the typed envelope; raises on bad input."""
+    ev = ce_kafka.from_kafka_event(ce_kafka.KafkaMessage(headers=headers, key=key, value=value))
+    attrs = dict(ev.get_attributes())
+    t = attrs.get("time")
+    if isinstance(t, datetime):
+        attrs["time"] = t.isoformat()
+    return ViolationCloudEvent.model_validate({**attrs, "data": ev.get_data()})
