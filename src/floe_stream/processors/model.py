@@ -1,0 +1,118 @@
+"""Typed inputs and outputs of the pure evaluation core (no Kafka, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field
+
+from floe_stream.topics.base import WireModel
+from floe_stream.topics.check_result import CheckResult
+from floe_stream.topics.enums import CheckStatus, CheckType, DriftKind, Severity
+from floe_stream.topics.materialization import ObservedColumn, QualityResult
+from floe_stream.topics.violation import ResolvedData, ViolationData
+
+
+@dataclass(frozen=True, slots=True)
+class AssetUpdate:
+    """A normalized "this asset changed" fact, from any input format."""
+
+    asset_id: str
+    source: Literal["materialization", "openlineage", "catalog_commit"]
+    event_id: str
+    updated_at: datetime
+    data_timestamp: datetime | None = None
+    columns: tuple[ObservedColumn, ...] | None = None
+    row_count: int | None = None
+    quality: tuple[QualityResult, ...] | None = None
+    sequence: int | None = None
+    run_id: str | None = None
+    job: str | None = None
+
+    @property
+    def data_time(self) -> datetime:
+        """The time the data is fresh as of: the SLA column's newest value, else the update time."""
+        return self.data_timestamp or self.updated_at
+
+
+@dataclass(frozen=True, slots=True)
+class EvalContext:
+    now: datetime
+    clock_skew_s: float = 60.0
+    info_at: float = 0.8
+    warning_at: float = 0.9
+    trigger: Literal["event", "tick", "replay"] = "event"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One condition an evaluation found firing (severity set) or clear (severity None)."""
+
+    key: str
+    severity: Severity | None
+    message: str = ""
+    element: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+    drift_kind: DriftKind | None = None
+    sla_consumed: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What one check concluded about one asset at one moment."""
+
+    check_type: CheckType
+    status: CheckStatus
+    findings: tuple[Finding, ...] = ()
+    scope: str | None = None
+    """Open episodes whose key starts with ``scope`` and are absent from ``findings`` are resolved."""
+    severity: Severity | None = None
+    metric: float | None = None
+    sla_consumed: float | None = None
+    expected: str | None = None
+    actual: str | None = None
+    message: str = ""
+    state_update: dict[str, Any] | None = None
+
+
+class OpenEpisode(WireModel):
+    key: str
+    check_type: CheckType
+    violation_id: str
+    correlation_key: str
+    severity: Severity
+    opened_at: AwareDatetime
+    message: str = ""
+
+
+class AssetState(WireModel):
+    """Per-asset state, kept in the processor-state changelog topic and rebuilt from it."""
+
+    asset_id: str
+    watch_since: AwareDatetime | None = None
+    last_update_at: AwareDatetime | None = None
+    last_event_id: str | None = None
+    last_sequence: int | None = None
+    open: dict[str, OpenEpisode] = Field(default_factory=dict)
+    checks: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-check private state")
+
+
+class PartitionCheckpoint(WireModel):
+    """Per input partition: the last offsets whose effects are complete, and the last tick applied."""
+
+    partition: int
+    offsets: dict[str, int] = Field(default_factory=dict)
+    last_tick: AwareDatetime | None = None
+
+
+@dataclass(slots=True)
+class Outputs:
+    check_results: list[CheckResult] = field(default_factory=list)
+    violations: list[ViolationData | ResolvedData] = field(default_factory=list)
+
+    def extend(self, other: Outputs) -> None:
+        self.check_results.extend(other.check_results)
+        self.violations.extend(other.violations)

@@ -1,0 +1,12 @@
+"""The checks the processor runs. A new check is one module in ``checks/`` plus one line here."""
+
+from __future__ import annotations
+
+from floe_stream.processors.checks.base import Check
+from floe_stream.processors.checks.drift import SchemaDriftCheck
+from floe_stream.processors.checks.freshness import FreshnessCheck
+
+CHECKS: tuple[Check, ...] = (
+    FreshnessCheck(),
+    SchemaDriftCheck(),
+)

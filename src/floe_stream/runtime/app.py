@@ -1,0 +1,75 @@
+"""Composition root: build each deployable from settings, run it until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Protocol
+
+from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+
+class Runnable(Protocol):
+    name: str
+
+    async def run(self) -> None: ...
+
+    def request_stop(self) -> None: ...
+
+
+def load_registry(settings: Settings) -> ContractRegistry:
+    from floe_stream.contracts.loader import load_directory
+
+    path = settings.contracts_dir
+    if not path.is_dir():
+        raise ConfigError(f"contracts directory {path} does not exist (FLOE_CONTRACTS_DIR)")
+    contracts, errors = load_directory(path)
+    if errors:
+        raise ConfigError("invalid contracts:\n  " + "\n  ".join(str(e) for e in errors))
+    registry = ContractRegistry(contracts)
+    log.info("loaded %d contracts, %d monitored assets from %s", len(contracts), len(registry), path)
+    return registry
+
+
+def build(kind: str, settings: Settings) -> Runnable:
+    if kind == "processor":
+        from floe_stream.runtime.processor import ProcessorService
+
+        return ProcessorService(settings, load_registry(settings))
+    if kind == "ticker":
+        from floe_stream.runtime.ticker import Ticker
+
+        return Ticker(settings)
+    if kind == "sink-postgres":
+        from floe_stream.sinks.postgres.sink import PostgresSink
+
+        return PostgresSink(settings)
+    raise ConfigError(f"unknown deployable {kind!r}")
+
+
+async def run_until_signalled(*services: Runnable) -> None:
+    """Run services concurrently; SIGTERM/SIGINT asks each to finish its batch, commit and leave."""
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        log.info("stop requested: finishing in-flight work")
+        for s in services:
+            s.request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    tasks = [asyncio.create_task(s.run(), name=s.name) for s in services]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for t in done:
+            if t.exception() is not None:
+                stop()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise t.exception()  # type: ignore[misc]
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,152 @@
+"""`floe dev`: embedded broker + database, all deployables in one process, and the scripted demo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from floe_stream.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
+from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
+from floe_stream.topics.violation import ResolvedData, ViolationData
+
+log = logging.getLogger(__name__)
+console = Console()
+
+_SEV_STYLE = {"info": "cyan", "warning": "yellow", "error": "red", "critical": "bold red"}
+
+
+def _examples_dir() -> Path:
+    for candidate in (Path("examples/contracts"), Path(__file__).resolve().parents[3] / "examples" / "contracts"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("examples/contracts not found; pass --contracts DIR")
+
+
+class ViolationTable:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(self, v: ViolationData | ResolvedData) -> None:
+        when = datetime.now(UTC).strftime("%H:%M:%S")
+        if isinstance(v, ResolvedData):
+            self.rows.append((when, "[green]resolved[/]", v.asset, v.violation_type.value, v.message))
+        else:
+            sev = f"[{_SEV_STYLE[v.severity.value]}]{v.severity.value}[/]"
+            self.rows.append((when, sev, v.asset, v.violation_type.value, v.message))
+
+    def render(self) -> Table:
+        t = Table(title="violations (live)", expand=True)
+        for c in ("time", "severity", "asset", "check", "message"):
+            t.add_column(c, overflow="fold")
+        for r in self.rows[-30:]:
+            t.add_row(*r)
+        return t
+
+
+async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None) -> None:
+    from floe_stream.reporting.render import render_report
+    from floe_stream.reporting.sla import compliance_report
+    from floe_stream.runtime.app import load_registry, run_until_signalled
+    from floe_stream.runtime.database import connect, migrate
+    from floe_stream.runtime.kafka import ensure_topics
+    from floe_stream.runtime.processor import ProcessorService
+    from floe_stream.runtime.telemetry import setup_logging, setup_metrics
+    from floe_stream.runtime.ticker import Ticker
+    from floe_stream.sinks.postgres.sink import PostgresSink
+
+    setup_logging("WARNING", "text")
+    setup_metrics("floe-dev")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))
+    contracts_dir = contracts_dir or _examples_dir()
+    kafka = EmbeddedKafka(log_file=data_dir / "tansu.log")
+    pg_dir = data_dir / "postgres"
+    if demo:
+        shutil.rmtree(pg_dir, ignore_errors=True)  # the demo starts from an empty history
+    pg = EmbeddedPostgres(pg_dir)
+    with console.status("starting embedded Kafka (Tansu) and PostgreSQL…"):
+        kafka.start()
+        pg.start()
+    try:
+        settings = Settings(
+            kafka=KafkaSettings(
+                bootstrap_servers=kafka.bootstrap,
+                fetch_max_wait_ms=20,
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=1000,
+                linger_ms=0,
+            ),
+            database=DatabaseSettings(dsn=pg.dsn),  # type: ignore[arg-type]
+            contracts_dir=contracts_dir,
+            tick_interval_s=1.0 if demo else 5.0,
+            clock_skew_s=1.0 if demo else 60.0,
+            health_port=-1,
+        )
+        await ensure_topics(settings.kafka)
+        conn = await connect(settings.database)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        registry = load_registry(settings)
+        console.print(
+            f"[bold]floe dev[/]: Kafka at {kafka.bootstrap}, PostgreSQL at {pg.dsn}, "
+            f"{len(registry.contracts)} contract(s), {len(registry)} asset(s) from {contracts_dir}"
+        )
+        processor = ProcessorService(settings, registry)
+        sink = PostgresSink(settings)
+        ticker = Ticker(settings, ticker_id="dev")
+        table = ViolationTable()
+        processor.on_violation.append(table.add)
+        services = (processor, sink, ticker)
+        runner = asyncio.create_task(run_until_signalled(*services))
+        with Live(table.render(), console=console, refresh_per_second=4) as live:
+
+            async def refresh() -> None:
+                while True:
+                    live.update(table.render())
+                    await asyncio.sleep(0.25)
+
+            refresher = asyncio.create_task(refresh())
+            try:
+                if demo:
+                    from floe_stream.runtime.demo import run_scenario
+
+                    await run_scenario(settings, lambda: processor.ever_assigned and sink.ever_assigned)
+                    await asyncio.sleep(3)  # let the sink write the tail
+                elif duration:
+                    await asyncio.sleep(duration)
+                else:
+                    await runner
+            finally:
+                refresher.cancel()
+                live.update(table.render())
+        for s in services:
+            s.request_stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(runner, 30)
+        if demo:
+            conn = await connect(settings.database)
+            try:
+                end = datetime.now(UTC)
+                report = await compliance_report(conn, start=end - timedelta(hours=24), end=end)
+            finally:
+                await conn.close()
+            console.print()
+            console.print("[bold]floe sla report --window 24h[/] (from the PostgreSQL history):")
+            render_report(report, console)
+    finally:
+        t0 = time.monotonic()
+        pg.stop()
+        kafka.stop()
+        console.print(f"embedded broker and database stopped ({time.monotonic() - t0:.1f}s)")

@@ -1,0 +1,231 @@
+"""The processor deployable: inputs → pure engine → check results, violations, state changelog.
+
+Topology (all co-partitioned, same partition count):
+  materializations, catalog-commits, ticks  ──► engine ──► check-results, violations (keyed by asset)
+                                                  └──────► processor-state (changelog, partition = input partition)
+Per batch: produce outputs and dead letters → await → produce state + checkpoint → await → commit.
+On assignment the state of the new partitions is rebuilt from the changelog; inputs are sought past the
+checkpoint, so a crash between the state write and the commit replays nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.processors.decode import DecodeError, decode_commit, decode_materialization, decode_tick
+from floe_stream.processors.engine import Engine
+from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
+from floe_stream.processors.normalize import from_commit, from_materialization, from_openlineage
+from floe_stream.runtime.kafka import OutRecord, dead_letter, make_consumer, topic_partitions
+from floe_stream.runtime.partitioning import partition_for
+from floe_stream.runtime.service import Batch, ConsumerService
+from floe_stream.runtime.telemetry import instruments
+from floe_stream.settings import ConfigError, Settings
+from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.materialization import MaterializationEvent
+from floe_stream.topics.violation import ResolvedData, ViolationData, encode_violation
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = b"__checkpoint__"
+REROUTED = "floe-rerouted"
+
+
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class ProcessorService(ConsumerService):
+    name = "processor"
+
+    def __init__(self, settings: Settings, registry: ContractRegistry, engine: Engine | None = None) -> None:
+        k = settings.kafka
+        self.t_mat = topic_name(k.topic_prefix, TopicKey.MATERIALIZATIONS)
+        self.t_commit = topic_name(k.topic_prefix, TopicKey.CATALOG_COMMITS)
+        self.t_tick = topic_name(k.topic_prefix, TopicKey.TICKS)
+        self.t_results = topic_name(k.topic_prefix, TopicKey.CHECK_RESULTS)
+        self.t_viol = topic_name(k.topic_prefix, TopicKey.VIOLATIONS)
+        self.t_state = topic_name(k.topic_prefix, TopicKey.PROCESSOR_STATE)
+        self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
+        super().__init__(settings, [self.t_mat, self.t_commit, self.t_tick], f"{k.group_prefix}-processor")
+        self.registry = registry
+        self.engine = engine or Engine(clock_skew_s=settings.clock_skew_s)
+        self.checkpoints: dict[int, PartitionCheckpoint] = {}
+        self.partitions = 0
+        self.out_partitions: dict[str, int] = {}
+        self.on_violation: list[Callable[[ViolationData | ResolvedData], None]] = []  # `floe dev` display
+
+    async def setup(self) -> None:
+        probe = make_consumer(self.settings.kafka, group_id=None)
+        await probe.start()
+        try:
+            counts = {t: await topic_partitions(probe, t) for t in (self.t_mat, self.t_commit, self.t_tick, self.t_state)}
+            for t in (self.t_results, self.t_viol, self.t_dlq):
+                self.out_partitions[t] = await topic_partitions(probe, t)
+        finally:
+            await probe.stop()
+        if len(set(counts.values())) != 1:
+            raise ConfigError(
+                "input topics must be co-partitioned (same partition count): "
+                + ", ".join(f"{t}={n}" for t, n in counts.items())
+            )
+        self.partitions = next(iter(counts.values()))
+
+    # --- state rebuild ---------------------------------------------------------------------------
+    async def on_assigned(self, tps: list[TopicPartition]) -> None:
+        new = sorted({tp.partition for tp in tps} - set(self.checkpoints))
+        if new:
+            await self._rebuild(new)
+        for tp in tps:
+            cp = self.checkpoints.get(tp.partition)
+            done = cp.offsets.get(tp.topic) if cp else None
+            if done is None:
+                continue
+            committed = await self.consumer.committed(tp)
+            if committed is None or committed <= done:
+                self.consumer.seek(tp, done + 1)
+        log.info("assigned partitions %s (%d assets in state)", sorted({tp.partition for tp in tps}), len(self.engine.states))
+
+    async def on_revoked(self, tps: list[TopicPartition]) -> None:
+        still = {tp.partition for tp in self.assigned}
+        gone = {tp.partition for tp in tps} - still
+        for p in gone:
+            self.checkpoints.pop(p, None)
+        if gone:
+            drop = [a for a, _ in self.engine.states.items() if partition_for(a, self.partitions) in gone]
+            self.engine.drop(drop)
+            log.info("revoked partitions %s (dropped %d assets)", sorted(gone), len(drop))
+
+    async def _rebuild(self, partitions: list[int]) -> None:
+        reader: AIOKafkaConsumer = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=10)
+        await reader.start()
+        try:
+            tps = [TopicPartition(self.t_state, p) for p in partitions]
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            end = await reader.end_offsets(tps)
+            states: dict[str, AssetState] = {}
+            for p in partitions:
+                self.checkpoints[p] = PartitionCheckpoint(partition=p)
+            remaining = {tp for tp in tps if end[tp] > 0}
+            while remaining:
+                batch = await reader.getmany(timeout_ms=200, max_records=5000)
+                for tp, recs in batch.items():
+                    for rec in recs:
+                        if rec.key == CHECKPOINT_KEY:
+                            if rec.value:
+                                self.checkpoints[tp.partition] = PartitionCheckpoint.model_validate_json(rec.value)
+                        elif rec.key is not None:
+                            if rec.value:
+                                states[rec.key.decode()] = AssetState.model_validate_json(rec.value)
+                            else:
+                                states.pop(rec.key.decode(), None)
+                for tp in list(remaining):
+                    if await reader.position(tp) >= end[tp]:
+                        remaining.discard(tp)
+            self.engine.load(states.values())
+        finally:
+            await reader.stop()
+
+    # --- the batch -------------------------------------------------------------------------------
+    async def handle(self, batch: Batch) -> None:
+        out: list[OutRecord] = []
+        touched: set[int] = set()
+        metrics = instruments()
+        for tp, recs in batch.items():
+            p = tp.partition
+            cp = self.checkpoints.setdefault(p, PartitionCheckpoint(partition=p))
+            offsets = dict(cp.offsets)
+            last_tick = cp.last_tick
+            for rec in recs:
+                try:
+                    if tp.topic == self.t_tick:
+                        tick = decode_tick(rec.value)
+                        if last_tick is not None and tick.tick_time <= last_tick:
+                            continue  # a duplicate tick (second ticker, replay): no effect twice
+                        last_tick = tick.tick_time
+                        self._emit(self.engine.apply_tick(self.registry.assets_in_partition(p, self.partitions), tick.tick_time), out)
+                    else:
+                        self._handle_update(rec, p, out)
+                except DecodeError as exc:
+                    out.append(dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq]))
+                    metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": exc.reason.split(":", 1)[0]})
+                    log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, p, rec.offset, exc.reason)
+                except Exception as exc:  # a bug on one record must not stop the stream
+                    reason = f"internal error: {type(exc).__name__}: {exc}"
+                    out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq]))
+                    metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": "internal error"})
+                    log.exception("dead-lettered %s[%d]@%d after an internal error", tp.topic, p, rec.offset)
+            offsets[tp.topic] = recs[-1].offset
+            self.checkpoints[p] = cp.model_copy(update={"offsets": offsets, "last_tick": last_tick})
+            touched.add(p)
+            metrics.events_processed.add(len(recs), {"topic": tp.topic})
+        await self.produce(out)
+        state_out = [
+            OutRecord(self.t_state, partition_for(st.asset_id, self.partitions), st.asset_id.encode(), st.model_dump_json().encode())
+            for st in self.engine.take_dirty()
+        ]
+        state_out.extend(
+            OutRecord(self.t_state, p, CHECKPOINT_KEY, self.checkpoints[p].model_dump_json().encode()) for p in touched
+        )
+        await self.produce(state_out)
+
+    def _handle_update(self, rec: ConsumerRecord[bytes, bytes], p: int, out: list[OutRecord]) -> None:
+        fallback = f"{rec.topic}:{rec.partition}:{rec.offset}"
+        pairs: list[tuple[list[str], AssetUpdate]]
+        if rec.topic == self.t_mat:
+            ev = decode_materialization(rec.value)
+            if isinstance(ev, MaterializationEvent):
+                pairs = [([ident], u) for ident, u in from_materialization(ev, fallback)]
+            else:
+                pairs = from_openlineage(ev)
+        else:
+            pairs = [([ident], u) for ident, u in from_commit(decode_commit(rec.value), fallback)]
+        rerouted = any(k == REROUTED for k, _ in rec.headers or ())
+        forward: dict[int, str] = {}
+        now = _ts(rec.timestamp)
+        for idents, update in pairs:
+            asset = self._resolve(idents)
+            if asset is None:
+                continue  # not monitored by any contract
+            q = partition_for(asset.asset_id, self.partitions)
+            if q != p:
+                if not rerouted:
+                    forward.setdefault(q, asset.asset_id)
+                continue
+            self._emit(self.engine.apply_update(asset, update, now), out)
+        for q, aid in forward.items():
+            headers = [*(rec.headers or ()), (REROUTED, aid.encode())]
+            out.append(OutRecord(rec.topic, q, aid.encode(), rec.value or b"", headers))
+
+    def _resolve(self, idents: list[str]) -> MonitoredAsset | None:
+        for ident in idents:
+            asset = self.registry.resolve(ident)
+            if asset is not None:
+                return asset
+        return None
+
+    def _emit(self, outputs: Outputs, out: list[OutRecord]) -> None:
+        metrics = instruments()
+        n_res = self.out_partitions[self.t_results]
+        for r in outputs.check_results:
+            out.append(OutRecord(self.t_results, partition_for(r.asset, n_res), r.asset.encode(), r.model_dump_json().encode()))
+            metrics.checks.add(1, {"check_type": r.check_type.value, "status": r.status.value})
+        n_v = self.out_partitions[self.t_viol]
+        for v in outputs.violations:
+            key, value, headers = encode_violation(v)
+            out.append(OutRecord(self.t_viol, partition_for(v.asset, n_v), key, value, headers))
+            if isinstance(v, ViolationData):
+                metrics.violations.add(
+                    1, {"contract": v.contract_name, "asset": v.asset, "type": v.violation_type.value, "severity": v.severity.value}
+                )
+            for cb in self.on_violation:
+                cb(v)
+

@@ -1,0 +1,156 @@
+"""A consumer-group member: fetch a batch → complete its effects → commit its offsets. Never the reverse.
+
+Subclasses implement :meth:`handle`; it returns only when every effect of the batch is durable
+(produced and acknowledged, or written to the database). The loop then commits. A crash anywhere
+replays the batch; effects are idempotent by id, so nothing is lost and nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from floe_stream.runtime.health import HealthServer
+from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer
+from floe_stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, svc: ConsumerService) -> None:
+        self.svc = svc
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.svc.lock:  # wait for the in-flight batch to finish and commit
+            self.svc.assigned.difference_update(revoked)
+            await self.svc.on_revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self.svc.lock:
+            self.svc.assigned.update(assigned)
+            await self.svc.on_assigned(list(assigned))
+            self.svc.ever_assigned = True
+
+
+class ConsumerService:
+    name = "service"
+
+    def __init__(self, settings: Settings, topics: Sequence[str], group_id: str, *, with_producer: bool = True) -> None:
+        self.settings = settings
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.lock = asyncio.Lock()
+        self.assigned: set[TopicPartition] = set()
+        self.ever_assigned = False
+        self.consumer: AIOKafkaConsumer = make_consumer(settings.kafka, group_id=group_id)
+        self.producer: AIOKafkaProducer | None = make_producer(settings.kafka) if with_producer else None
+        self.batch_producer = BatchProducer(self.producer) if self.producer else None
+        self.health: HealthServer | None = None
+        self._stopping = asyncio.Event()
+        self.batches = 0
+
+    # --- hooks -----------------------------------------------------------------------------------
+    async def setup(self) -> None:
+        """Called after the producer started and before the consumer joins the group."""
+
+    async def teardown(self) -> None:
+        """Called after the consumer left the group."""
+
+    async def on_assigned(self, tps: list[TopicPartition]) -> None:
+        pass
+
+    async def on_revoked(self, tps: list[TopicPartition]) -> None:
+        pass
+
+    async def handle(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    async def idle(self) -> None:
+        """Called when a fetch returned nothing."""
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"kafka": self.consumer_connected(), "assigned": self.ever_assigned}
+
+    async def liveness(self) -> dict[str, bool]:
+        return {"loop": not self._stopping.is_set() or True}
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def consumer_connected(self) -> bool:
+        client = getattr(self.consumer, "_client", None)
+        return bool(client is not None and client.cluster.brokers())
+
+    async def produce(self, records: Sequence[OutRecord]) -> None:
+        assert self.batch_producer is not None
+        await self.batch_producer.send_all(records)
+
+    async def start(self) -> None:
+        if self.settings.health_port >= 0 and self.health is None:
+            self.health = HealthServer(
+                self.settings.health_host, self.settings.health_port, liveness=self.liveness, readiness=self.readiness
+            )
+            await self.health.start()
+        if self.producer is not None:
+            await self.producer.start()
+        await self.setup()
+        self.consumer.subscribe(self.topics, listener=_Listener(self))
+        await self.consumer.start()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`request_stop`; then finish the batch in hand, commit, leave the group."""
+        await self.start()
+        try:
+            max_records = self.settings.kafka.max_batch_records
+            while not self._stopping.is_set():
+                fetch = asyncio.ensure_future(self.consumer.getmany(timeout_ms=200, max_records=max_records))
+                stop = asyncio.ensure_future(self._stopping.wait())
+                done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if fetch not in done:
+                    fetch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await fetch
+                    break
+                stop.cancel()
+                batch: Batch = fetch.result()
+                if not batch:
+                    await self.idle()
+                    continue
+                await self.process(batch)
+        finally:
+            await self.stop()
+
+    async def process(self, batch: Batch) -> None:
+        async with self.lock:
+            owned = {tp: recs for tp, recs in batch.items() if tp in self.assigned and recs}
+            if not owned:
+                return
+            await self.handle(owned)
+            offsets = {tp: recs[-1].offset + 1 for tp, recs in owned.items()}
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group rebalanced under us: the new owner replays this batch (idempotent effects).
+                log.warning("commit failed after rebalance, batch will be replayed by the new owner: %s", exc)
+            self.batches += 1
+
+    async def stop(self) -> None:
+        with contextlib.suppress(KafkaError, RuntimeError):
+            await self.consumer.stop()  # leaves the group
+        await self.teardown()
+        if self.producer is not None:
+            with contextlib.suppress(KafkaError, RuntimeError):
+                await self.producer.stop()
+        if self.health is not None:
+            await self.health.stop()
+            self.health = None
