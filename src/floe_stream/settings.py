@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     tick_interval_s: float = Field(default=10.0, gt=0, description="ticker period; absence is detected within one")
     clock_skew_s: float = Field(default=60.0, ge=0, description="tolerance added to every freshness SLA")
     health_host: str = "0.0.0.0"
-    health_port: int = Field(default=8080, ge=0, le=65535)
+    health_port: int = Field(default=8080, ge=-1, le=65535, description="0 = any free port, -1 = no HTTP server")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 

@@ -426,6 +426,7 @@ def _column(prop: SchemaProperty, where: str, table: str) -> ColumnSpec:
         )
     return ColumnSpec(
         name=name,
+        physical_name=prop.physicalName if prop.physicalName and prop.physicalName != name else None,
         logical_type=logical,
         physical_type=prop.physicalType,
         required=bool(prop.required),

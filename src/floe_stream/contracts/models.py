@@ -27,6 +27,7 @@ class _Frozen(BaseModel):
 
 class ColumnSpec(_Frozen):
     name: str
+    physical_name: str | None = Field(default=None, description="column name in the table when it differs")
     logical_type: str | None = None
     physical_type: str | None = None
     required: bool = False

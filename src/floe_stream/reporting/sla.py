@@ -18,7 +18,7 @@ WITH r AS (
     SELECT asset, contract_id, check_type, status, evaluated_at,
            LEAD(evaluated_at) OVER (PARTITION BY asset, check_type ORDER BY evaluated_at, result_id) AS next_at
     FROM check_results
-    WHERE evaluated_at < $2 AND evaluated_at >= $1 - $3::interval
+    WHERE evaluated_at < $2::timestamptz AND evaluated_at >= $1::timestamptz - $3::interval
       AND ($4::text IS NULL OR contract_id = $4)
       AND ($5::text IS NULL OR asset = $5)
 ), s AS (

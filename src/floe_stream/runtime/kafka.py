@@ -141,15 +141,18 @@ def dead_letter(dlq_topic: str, rec: ConsumerRecord[bytes, bytes], reason: str, 
     return OutRecord(dlq_topic, rec.partition % partitions, rec.key, rec.value or b"", headers)
 
 
-async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 10.0) -> int:
-    """Partition count of ``topic`` (waits for metadata)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return len(parts)
-        if loop.time() > deadline:
-            raise RuntimeError(f"topic {topic!r} does not exist (run `floe topics create`)")
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.05)
+async def partition_counts(cfg: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
+    """Partition count of each topic; a missing topic is a configuration error (never auto-created)."""
+    from floe_stream.settings import ConfigError
+
+    admin = AIOKafkaAdminClient(**cfg.client_kwargs(), client_id=f"{cfg.client_id}-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            raise ConfigError(f"topic(s) {', '.join(missing)} do not exist: run `floe topics create`")
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    return {d["topic"]: len(d["partitions"]) for d in described}

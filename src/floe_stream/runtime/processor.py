@@ -23,7 +23,7 @@ from floe_stream.processors.decode import DecodeError, decode_commit, decode_mat
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
 from floe_stream.processors.normalize import from_commit, from_materialization, from_openlineage
-from floe_stream.runtime.kafka import OutRecord, dead_letter, make_consumer, topic_partitions
+from floe_stream.runtime.kafka import OutRecord, dead_letter, make_consumer, partition_counts
 from floe_stream.runtime.partitioning import partition_for
 from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.runtime.telemetry import instruments
@@ -63,14 +63,10 @@ class ProcessorService(ConsumerService):
         self.on_violation: list[Callable[[ViolationData | ResolvedData], None]] = []  # `floe dev` display
 
     async def setup(self) -> None:
-        probe = make_consumer(self.settings.kafka, group_id=None)
-        await probe.start()
-        try:
-            counts = {t: await topic_partitions(probe, t) for t in (self.t_mat, self.t_commit, self.t_tick, self.t_state)}
-            for t in (self.t_results, self.t_viol, self.t_dlq):
-                self.out_partitions[t] = await topic_partitions(probe, t)
-        finally:
-            await probe.stop()
+        inputs = (self.t_mat, self.t_commit, self.t_tick, self.t_state)
+        all_counts = await partition_counts(self.settings.kafka, [*inputs, self.t_results, self.t_viol, self.t_dlq])
+        counts = {t: all_counts[t] for t in inputs}
+        self.out_partitions = {t: all_counts[t] for t in (self.t_results, self.t_viol, self.t_dlq)}
         if len(set(counts.values())) != 1:
             raise ConfigError(
                 "input topics must be co-partitioned (same partition count): "

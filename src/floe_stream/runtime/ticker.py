@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 
 from floe_stream.runtime.health import HealthServer
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer, topic_partitions
+from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_producer, partition_counts
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.tick import Tick
@@ -55,12 +55,7 @@ class Ticker:
         if self.settings.health_port >= 0:
             health = HealthServer(self.settings.health_host, self.settings.health_port, liveness=self._liveness, readiness=self._readiness)
             await health.start()
-        probe = make_consumer(self.settings.kafka, group_id=None)
-        await probe.start()
-        try:
-            partitions = await topic_partitions(probe, self.topic)
-        finally:
-            await probe.stop()
+        partitions = (await partition_counts(self.settings.kafka, [self.topic]))[self.topic]
         producer = make_producer(self.settings.kafka, linger_ms=0)
         await producer.start()
         sender = BatchProducer(producer)

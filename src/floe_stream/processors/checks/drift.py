@@ -81,7 +81,7 @@ def _contract_logical(col: ColumnSpec) -> str | None:
 
 def diff_schema(expected: tuple[ColumnSpec, ...], actual: tuple[ObservedColumn, ...]) -> list[Finding]:
     """One finding per drift, with expected vs actual. Column names compare case-insensitively."""
-    want = {c.name.lower(): c for c in expected}
+    want = {(c.physical_name or c.name).lower(): c for c in expected}
     have = {c.name.lower(): c for c in actual}
     out: list[Finding] = []
     for name, col in want.items():

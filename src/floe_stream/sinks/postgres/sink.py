@@ -14,7 +14,7 @@ import asyncpg
 
 from floe_stream.processors.decode import DecodeError
 from floe_stream.runtime.database import create_pool, ping
-from floe_stream.runtime.kafka import OutRecord, dead_letter, make_consumer, topic_partitions
+from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
 from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.runtime.telemetry import instruments
 from floe_stream.settings import Settings
@@ -82,12 +82,7 @@ class PostgresSink(ConsumerService):
     async def setup(self) -> None:
         if self.pool is None:
             self.pool = await create_pool(self.settings.database)
-        probe = make_consumer(self.settings.kafka, group_id=None)
-        await probe.start()
-        try:
-            self.dlq_partitions = await topic_partitions(probe, self.t_dlq)
-        finally:
-            await probe.stop()
+        self.dlq_partitions = (await partition_counts(self.settings.kafka, [self.t_dlq]))[self.t_dlq]
 
     async def teardown(self) -> None:
         if self.pool is not None and self._own_pool:

@@ -1,0 +1,101 @@
+"""Shared fixtures: the real (embedded Tansu) broker and the machine's real PostgreSQL.
+
+* one Tansu broker per test session, on a free loopback port; each test gets its own topic prefix and
+  consumer-group prefix, so tests never see each other's data;
+* one fresh PostgreSQL database per test on the server at FLOE_TEST_PG_DSN
+  (default postgresql://postgres@127.0.0.1:5432/postgres), migrated, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from floe_stream.runtime.database import migrate
+from floe_stream.runtime.embedded import EmbeddedKafka
+from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+ADMIN_DSN = os.environ.get("FLOE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedKafka]:
+    broker = EmbeddedKafka(log_file=tmp_path_factory.mktemp("tansu") / "tansu.log").start()
+    yield broker
+    broker.stop()
+
+
+def fast_kafka(bootstrap: str, prefix: str, partitions: int = 3) -> KafkaSettings:
+    return KafkaSettings(
+        bootstrap_servers=bootstrap,
+        topic_prefix=prefix,
+        group_prefix=prefix.rstrip("."),
+        partitions=partitions,
+        fetch_max_wait_ms=20,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        linger_ms=0,
+    )
+
+
+@pytest.fixture
+async def pg_dsn() -> AsyncIterator[str]:
+    name = f"floe_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    dsn = f"{base}/{name}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield dsn
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def settings(kafka: EmbeddedKafka, pg_dsn: str, tmp_path: Path) -> Settings:
+    """Settings for one test: unique topics (created, 3 partitions), a fresh database, example contracts."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    s = Settings(
+        kafka=fast_kafka(kafka.bootstrap, prefix),
+        database=DatabaseSettings(dsn=pg_dsn),  # type: ignore[arg-type]
+        contracts_dir=REPO / "examples" / "contracts",
+        tick_interval_s=0.5,
+        clock_skew_s=0.0,
+        health_port=-1,
+    )
+    await ensure_topics(s.kafka)
+    return s
+
+
+async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` (sync or async) until truthy; return its value or fail the test."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,182 @@
+"""The walking skeleton end to end over the real broker (Tansu) and the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from floe_stream.reporting.sla import compliance_report
+from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.ticker import Ticker
+from floe_stream.settings import Settings
+from floe_stream.sinks.postgres.sink import PostgresSink
+from floe_stream.topics import (
+    CatalogCommitEvent,
+    DriftKind,
+    IcebergField,
+    IcebergSchema,
+    MaterializationEvent,
+    ResolvedData,
+    Severity,
+    TopicKey,
+    ViolationData,
+)
+from tests.conftest import REPO, wait_for
+from tests.integration.helpers import Running, publish, read_all, violations
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+FIXTURES = REPO / "tests" / "fixtures" / "contracts"
+
+
+def commit(table: str, seq: int, fields: list[IcebergField]) -> CatalogCommitEvent:
+    return CatalogCommitEvent(
+        table=table, snapshot_id=1000 + seq, sequence_number=seq,
+        timestamp_ms=int(datetime.now(UTC).timestamp() * 1000), operation="append",
+        table_schema=IcebergSchema(fields=fields),
+    )  # fmt: skip
+
+
+GOOD_FAST = [
+    IcebergField(id=1, name="id", required=True, type="long"),
+    IcebergField(id=2, name="amount", type="double"),
+    IcebergField(id=3, name="updated_at", type="timestamptz"),
+]
+
+
+@pytest.fixture
+def pipeline_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"contracts_dir": FIXTURES})
+
+
+async def test_events_to_violations_to_postgres_to_report(pipeline_settings: Settings) -> None:
+    s = pipeline_settings
+    processor = ProcessorService(s, load_registry(s))
+    sink = PostgresSink(s)
+    async with Running(processor, sink, Ticker(s, ticker_id="t1")):
+        await wait_for(lambda: processor.ever_assigned and sink.ever_assigned)
+        now = datetime.now(UTC)
+        await publish(s, TopicKey.MATERIALIZATIONS, [
+            ("test.fast", MaterializationEvent(event_id="m1", asset="test.fast", materialized_at=now, row_count=10)),
+            ("test.slow", MaterializationEvent(event_id="m2", asset="test.slow", materialized_at=now)),
+        ])  # fmt: skip
+        drifted = [*GOOD_FAST[:1], IcebergField(id=2, name="amount", type="string"), IcebergField(id=4, name="extra", type="int")]
+        await publish(s, TopicKey.CATALOG_COMMITS, [("test.fast", commit("test.fast", 1, drifted))])
+
+        def kinds(evs: list) -> set:  # type: ignore[type-arg]
+            return {(e.data.violation_type.value, e.data.drift_kind, e.data.severity) for e in evs if isinstance(e.data, ViolationData)}
+
+        # absence: test.fast (2 s SLA) gets no further event → a freshness ERROR within a tick interval
+        evs = await wait_for(lambda: _has(s, {("freshness", None, Severity.ERROR)}, kinds), timeout=15)
+        got = kinds(evs)
+        assert ("schema_drift", DriftKind.TYPE_CHANGED, Severity.ERROR) in got
+        assert ("schema_drift", DriftKind.COLUMN_REMOVED, Severity.ERROR) in got  # updated_at missing
+        assert ("schema_drift", DriftKind.COLUMN_ADDED, Severity.WARNING) in got
+        assert all(e.data.asset == "test.fast" for e in evs)  # test.slow (1 h SLA) stays quiet
+        breach = next(e for e in evs if isinstance(e.data, ViolationData) and e.data.severity == Severity.ERROR and e.data.violation_type.value == "freshness")
+        assert breach.subject == "test.fast" and breach.type == "floe.contract.violation"
+        assert breach.data.owner == "alice" and breach.data.team == "data-platform"
+
+        # recovery: a fresh materialization resolves the freshness episode with the same correlation key
+        await publish(s, TopicKey.MATERIALIZATIONS, [("test.fast", MaterializationEvent(event_id="m3", asset="test.fast", materialized_at=datetime.now(UTC)))])
+        resolved = await wait_for(
+            lambda: _resolved(s, breach.data.correlation_key), timeout=10
+        )
+        assert resolved[0].data.open_duration_s > 0
+
+        # the sink wrote every check result and violation exactly once
+        all_v = await violations(s)
+        results = await read_all(s, TopicKey.CHECK_RESULTS)
+        conn = await asyncpg.connect(s.database.dsn.get_secret_value())
+        try:
+            await wait_for(lambda: _count(conn, "violation_events", len({v.id for v in all_v})), timeout=10)
+            await wait_for(lambda: _count(conn, "check_results", len(results)), timeout=10)
+            report = await compliance_report(conn, start=now - timedelta(minutes=5), end=datetime.now(UTC) + timedelta(seconds=1))
+        finally:
+            await conn.close()
+    rows = {(r.asset, r.check_type): r for r in report.rows}
+    fresh = rows[("test.fast", "freshness")]
+    assert fresh.basis == "time" and fresh.failed >= 1 and 0 < fresh.compliance_pct < 100  # type: ignore[operator]
+    assert fresh.violations >= 1
+    drift = rows[("test.fast", "schema_drift")]
+    assert (drift.evaluations, drift.failed, drift.compliance_pct) == (1, 1, 0.0)
+    assert rows[("test.slow", "freshness")].compliance_pct == 100.0
+
+
+async def _has(s: Settings, wanted: set, kinds):  # type: ignore[no-untyped-def]
+    evs = await violations(s)
+    return evs if wanted <= kinds(evs) else None
+
+
+async def _resolved(s: Settings, corr: str):  # type: ignore[no-untyped-def]
+    evs = [e for e in await violations(s) if isinstance(e.data, ResolvedData) and e.data.correlation_key == corr]
+    return evs or None
+
+
+async def _count(conn: asyncpg.Connection, table: str, expected: int) -> bool:
+    n = await conn.fetchval(f"SELECT count(*) FROM {table}")
+    assert n <= expected, f"{table} has {n} rows, more than the {expected} distinct events"
+    return bool(n == expected)
+
+
+async def test_bad_input_goes_to_dlq_and_the_stream_goes_on(pipeline_settings: Settings) -> None:
+    s = pipeline_settings
+    processor = ProcessorService(s, load_registry(s))
+    async with Running(processor):
+        await wait_for(lambda: processor.ever_assigned)
+        await publish(s, TopicKey.MATERIALIZATIONS, [
+            ("test.fast", b"{not json"),
+            ("test.fast", b'{"asset": "test.fast", "materialized_at": "yesterday"}'),
+            ("test.fast", b'{"asset": "test.fast", "materialized_at": "2026-01-01T00:00:00Z", "surprise": 1}'),
+        ], partition=0)  # fmt: skip
+        await publish(s, TopicKey.TICKS, [(None, b"[]")], partition=0)
+        await publish(s, TopicKey.MATERIALIZATIONS, [
+            ("test.slow", MaterializationEvent(event_id="ok", asset="test.slow", materialized_at=datetime.now(UTC)))
+        ])  # fmt: skip
+        dlq = await wait_for(lambda: _at_least(s, TopicKey.DLQ, 4))
+        await wait_for(lambda: _at_least(s, TopicKey.CHECK_RESULTS, 1))
+    reasons = sorted(dict(r.headers)["floe-dlq-reason"].decode() for r in dlq)
+    assert any(r.startswith("not JSON") for r in reasons)
+    assert any("materialized_at" in r for r in reasons)
+    assert any("surprise" in r and "Extra inputs" in r for r in reasons)
+    assert any("expected a JSON object" in r for r in reasons)
+    origin = {dict(r.headers)["floe-dlq-topic"].decode() for r in dlq}
+    assert origin == {f"{s.kafka.topic_prefix}materializations", f"{s.kafka.topic_prefix}ticks"}
+    assert {r.value for r in dlq} >= {b"{not json", b"[]"}  # the original bytes are kept
+
+
+async def _at_least(s: Settings, key: TopicKey, n: int):  # type: ignore[no-untyped-def]
+    recs = await read_all(s, key)
+    return recs if len(recs) >= n else None
+
+
+async def test_two_tickers_do_not_double_any_effect(pipeline_settings: Settings) -> None:
+    s = pipeline_settings
+    processor = ProcessorService(s, load_registry(s))
+    async with Running(processor, Ticker(s, ticker_id="a"), Ticker(s, ticker_id="b")):
+        await wait_for(lambda: processor.ever_assigned)
+        await publish(s, TopicKey.MATERIALIZATIONS, [
+            ("test.fast", MaterializationEvent(event_id="m1", asset="test.fast", materialized_at=datetime.now(UTC)))
+        ])  # fmt: skip
+        await asyncio.sleep(4)
+    evs = await violations(s)
+    ticks = await read_all(s, TopicKey.TICKS)
+    from floe_stream.topics import Tick
+
+    tickers = {Tick.model_validate_json(r.value).ticker_id for r in ticks}
+    assert tickers == {"a", "b"}  # both tickers really published every tick time
+    per_level = [(e.data.correlation_key, e.data.severity) for e in evs if isinstance(e.data, ViolationData)]
+    assert len(per_level) == len(set(per_level))  # each escalation level once, though every tick came twice
+    assert ("test.fast/freshness", Severity.ERROR) in per_level
+    assert len({e.id for e in evs}) == len(evs)
+
+
+def test_example_contracts_resolve_their_assets() -> None:
+    reg = load_registry(Settings(contracts_dir=Path(FIXTURES)))
+    assert reg.resolve("TEST.FAST") is not None
+    assert reg.resolve("fast") is not None
