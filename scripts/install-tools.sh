@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Binaries the tests run for real. Idempotent; each step skips when its tool is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need_apt=()
+command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+command -v prometheus >/dev/null || need_apt+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]} (Debian packages)…"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+if [ -f scripts/install-helm.sh ]; then bash scripts/install-helm.sh; fi
