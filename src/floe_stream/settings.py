@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from floe_stream.processors.policy import CheckPolicy
+
 
 class ConfigError(Exception):
     """A configuration problem that must stop start-up with one clear message."""
@@ -83,6 +85,113 @@ class SinkSettings(BaseModel):
     flush_max_records: int = Field(default=2_000, ge=1)
 
 
+class IcebergSourceSettings(BaseModel):
+    """`floe run source iceberg`: the catalog to watch (pyiceberg properties) and which tables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalog_name: str = Field(default="default", description="pyiceberg catalog name; also the events' 'catalog'")
+    properties: dict[str, str] = Field(
+        default_factory=dict, description="pyiceberg catalog properties, e.g. type=rest, uri=…, warehouse=…"
+    )
+    secret_properties: dict[str, SecretStr] = Field(
+        default_factory=dict, description="properties that are secrets (credential, token, a uri with a password)"
+    )
+    namespaces: list[str] = Field(default_factory=list, description="namespaces to watch (nested: 'a.b'); empty = all")
+    tables: list[str] = Field(default_factory=lambda: ["*"], description="globs on 'namespace.table'")
+    exclude: list[str] = Field(default_factory=list, description="globs on 'namespace.table' to skip")
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    backfill: bool = Field(default=False, description="first sight of a table: publish its history, not only the newest")
+    max_snapshots_per_poll: int = Field(default=100, ge=1, description="per table and poll (backfill, bursts)")
+    schema_changes: bool = Field(default=True, description="also publish a schema change that made no snapshot")
+    load_concurrency: int = Field(default=8, ge=1, description="tables loaded in parallel (metadata reads)")
+
+
+class SourcesSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    iceberg: IcebergSourceSettings = IcebergSourceSettings()
+
+
+class CustomMetric(BaseModel):
+    """A user-defined metric (FR-046): which event feeds it, which field is the value, which fields are labels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", description="Prometheus-safe metric name")
+    instrument: Literal["counter", "histogram", "gauge"] = "counter"
+    description: str = ""
+    unit: str = ""
+    source: Literal["materialization", "check_result", "violation"] = "materialization"
+    field: str | None = Field(default=None, description="dotted path of the numeric value; counter without = +1")
+    labels: list[str] = Field(default_factory=list, description="dotted paths whose values become labels")
+    where: dict[str, str] = Field(default_factory=dict, description="only events whose field (dotted) equals this")
+
+
+class TelemetrySettings(BaseModel):
+    """Traces and extra metrics. OTLP is used when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    traces_exporter: Literal["auto", "none", "console", "file", "otlp"] = Field(
+        default="auto", description="auto = otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none (no spans)"
+    )
+    traces_file: Path | None = Field(default=None, description="JSON lines of finished spans (traces_exporter=file)")
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1, description="parent-based trace-id ratio sampler")
+    metrics_otlp: bool | None = Field(default=None, description="push metrics over OTLP too; None = when the env var is set")
+    lag_interval_s: float = Field(default=5.0, gt=0, description="how often consumer lag is refreshed")
+    histogram_samples_per_batch: int = Field(
+        default=256, ge=1, description="cap of histogram observations per batch and series (evenly spaced sample)"
+    )
+    custom_metrics: list[CustomMetric] = Field(default_factory=list)
+
+
+class OpenLineageSettings(BaseModel):
+    """`floe run sink openlineage`: FAIL/COMPLETE RunEvents for violation episodes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transport: Literal["http", "kafka", "file", "console"] = "console"
+    url: str = Field(default="http://127.0.0.1:5000", description="http: Marquez base URL")
+    endpoint: str = Field(default="api/v1/lineage", description="http: path below url")
+    api_key: SecretStr | None = Field(default=None, description="http: sent as 'Authorization: Bearer …'")
+    timeout_s: float = Field(default=5.0, gt=0)
+    topic: str = Field(default="openlineage.events", description="kafka: topic (on the floe cluster)")
+    file: Path = Field(default=Path("openlineage.jsonl"), description="file: JSON lines, appended")
+    namespace: str = Field(default="floe-stream", description="job namespace of the emitted runs")
+    dataset_namespace: str | None = Field(
+        default=None, description="namespace of the affected dataset; default: the contract's first server, else 'floe'"
+    )
+    producer: str = "https://github.com/floe-stream/floe-stream"
+    max_retries: int = Field(default=5, ge=0, description="then the violation goes to the dead-letter topic")
+    retry_backoff_s: float = Field(default=0.2, gt=0)
+
+
+class ChecksSettings(CheckPolicy):
+    """Global check policy (overridable per contract, see processors/policy.py) and probe runtime knobs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ping_concurrency: int = Field(default=200, ge=1, description="pings in flight at once per processor")
+    probe_user: str | None = Field(default=None, description="user for database probes (PostgreSQL SELECT 1)")
+    probe_password: SecretStr | None = None
+    contracts_poll_s: float = Field(default=5.0, gt=0, description="contracts directory re-scan period")
+    watch_contracts_dir: bool = Field(default=True, description="reload changed contract files while running")
+
+    def policy(self) -> CheckPolicy:
+        return CheckPolicy.model_validate({k: getattr(self, k) for k in CheckPolicy.model_fields})
+
+
+class HistorySettings(BaseModel):
+    """SLA history in PostgreSQL: raw retention (aggregates and episodes are kept forever)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: int = Field(default=90, ge=1, description="raw check results / violation events kept")
+    auto_prune: bool = Field(default=True, description="the PostgreSQL sink prunes once per UTC day (on ticks)")
+    register_contracts: bool = Field(default=True, description="the sink registers FLOE_CONTRACTS_DIR at start")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FLOE_",
@@ -95,6 +204,11 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     sink: SinkSettings = SinkSettings()
+    history: HistorySettings = HistorySettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    openlineage: OpenLineageSettings = OpenLineageSettings()
+    sources: SourcesSettings = SourcesSettings()
+    checks: ChecksSettings = ChecksSettings()
     contracts_dir: Path = Path("contracts")
     tick_interval_s: float = Field(default=10.0, gt=0, description="ticker period; absence is detected within one")
     clock_skew_s: float = Field(default=60.0, ge=0, description="tolerance added to every freshness SLA")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.checks.base import Check
-from floe_stream.processors.episodes import apply_evaluation
+from floe_stream.processors.episodes import apply_evaluation, resolved_event
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Outputs
+from floe_stream.processors.policy import CheckPolicy, resolve_policy
 from floe_stream.processors.registry import CHECKS
+from floe_stream.topics.enums import CheckType
+from floe_stream.topics.probe import ProbeResult
+
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -18,23 +24,56 @@ class Engine:
         checks: Sequence[Check] = CHECKS,
         *,
         clock_skew_s: float = 60.0,
-        info_at: float = 0.8,
-        warning_at: float = 0.9,
+        info_at: float | None = None,
+        warning_at: float | None = None,
+        policy: CheckPolicy | None = None,
     ) -> None:
         self.checks = tuple(checks)
         self.clock_skew_s = clock_skew_s
-        self.info_at = info_at
-        self.warning_at = warning_at
+        base = policy or CheckPolicy()
+        if info_at is not None or warning_at is not None:
+            base = base.model_copy(
+                update={"info_at": info_at or base.info_at, "warning_at": warning_at or base.warning_at}
+            )
+        self.policy = base
         self.states: dict[str, AssetState] = {}
         self.dirty: set[str] = set()
+        self.retired: set[str] = set()
+        """Asset ids whose state was removed (contract retired): the changelog gets a tombstone."""
+        self._policies: dict[str, tuple[MonitoredAsset, CheckPolicy]] = {}
+        self._warned: set[str] = set()
+        self._quality_checks = tuple(c for c in self.checks if c.check_type == CheckType.QUALITY)
+        self._probe_checks = tuple(c for c in self.checks if hasattr(c, "on_probe"))
 
-    def _ctx(self, now: datetime, trigger: str) -> EvalContext:
+    @property
+    def info_at(self) -> float:
+        return self.policy.info_at
+
+    @property
+    def warning_at(self) -> float:
+        return self.policy.warning_at
+
+    def policy_for(self, asset: MonitoredAsset) -> CheckPolicy:
+        """The global policy with the contract's ``floe.checks`` overrides merged in (cached per asset)."""
+        hit = self._policies.get(asset.asset_id)
+        if hit is not None and hit[0] is asset:
+            return hit[1]
+        policy, problem = resolve_policy(self.policy, asset.overrides)
+        if problem and asset.asset_id not in self._warned:
+            self._warned.add(asset.asset_id)
+            log.warning("contract %s, asset %s: %s", asset.contract_id, asset.asset_id, problem)
+        self._policies[asset.asset_id] = (asset, policy)
+        return policy
+
+    def _ctx(self, now: datetime, trigger: str, asset: MonitoredAsset | None = None) -> EvalContext:
+        policy = self.policy_for(asset) if asset is not None else self.policy
         return EvalContext(
             now=now,
             clock_skew_s=self.clock_skew_s,
-            info_at=self.info_at,
-            warning_at=self.warning_at,
+            info_at=policy.info_at,
+            warning_at=policy.warning_at,
             trigger=trigger,  # type: ignore[arg-type]
+            policy=policy,
         )
 
     def state(self, asset_id: str, now: datetime) -> AssetState:
@@ -59,33 +98,57 @@ class Engine:
         self.dirty.clear()
         return out
 
+    def take_retired(self) -> list[str]:
+        out = sorted(self.retired)
+        self.retired.clear()
+        return out
+
     def apply_update(
         self, asset: MonitoredAsset, update: AssetUpdate, now: datetime, trigger: str = "event"
     ) -> Outputs:
-        ctx = self._ctx(now, trigger)
+        ctx = self._ctx(now, trigger, asset)
         state = self.state(asset.asset_id, now)
         out = Outputs()
-        for check in self.checks:
+        checks = self._quality_checks if update.quality_only else self.checks
+        for check in checks:
             for ev in check.on_update(asset, state, update, ctx):
                 state, o = apply_evaluation(asset, state, ev, ctx, update.event_id)
                 out.extend(o)
         changes: dict[str, object] = {}
-        if state.last_update_at is None or update.data_time > state.last_update_at:
-            changes["last_update_at"] = update.data_time
-            changes["last_event_id"] = update.event_id
-        if update.sequence is not None and (state.last_sequence is None or update.sequence > state.last_sequence):
-            changes["last_sequence"] = update.sequence
+        if not update.quality_only:
+            if state.last_update_at is None or update.data_time > state.last_update_at:
+                changes["last_update_at"] = update.data_time
+                changes["last_event_id"] = update.event_id
+            if update.sequence is not None and (
+                state.last_sequence is None or update.sequence > state.last_sequence
+            ):
+                changes["last_sequence"] = update.sequence
         if changes:
             state = state.model_copy(update=changes)
         self.states[asset.asset_id] = state
         self.dirty.add(asset.asset_id)
         return out
 
+    def apply_probe(self, asset: MonitoredAsset, result: ProbeResult, now: datetime) -> Outputs:
+        """Judge one availability ping outcome (pure: the ping itself happened elsewhere)."""
+        ctx = self._ctx(now, "event", asset)
+        before = self.states.get(asset.asset_id)
+        state = self.state(asset.asset_id, now)
+        out = Outputs()
+        for check in self._probe_checks:
+            for ev in check.on_probe(asset, state, result, ctx):  # type: ignore[attr-defined]
+                state, o = apply_evaluation(asset, state, ev, ctx, result.probe_id)
+                out.extend(o)
+        if state is not before:
+            self.states[asset.asset_id] = state
+            self.dirty.add(asset.asset_id)
+        return out
+
     def apply_tick(self, assets: Iterable[MonitoredAsset], now: datetime) -> Outputs:
-        ctx = self._ctx(now, "tick")
         source = f"tick:{now.isoformat()}"
         out = Outputs()
         for asset in assets:
+            ctx = self._ctx(now, "tick", asset)
             before = self.states.get(asset.asset_id)
             state = self.state(asset.asset_id, now)
             for check in self.checks:
@@ -95,4 +158,18 @@ class Engine:
             if state is not before:
                 self.states[asset.asset_id] = state
                 self.dirty.add(asset.asset_id)
+        return out
+
+    def retire(self, asset: MonitoredAsset, now: datetime) -> Outputs:
+        """The asset's contract was retired: resolve its open episodes (reason 'contract retired') and
+        forget its state (the changelog gets a tombstone, see :meth:`take_retired`)."""
+        out = Outputs()
+        state = self.states.pop(asset.asset_id, None)
+        self.dirty.discard(asset.asset_id)
+        self._policies.pop(asset.asset_id, None)
+        if state is None:
+            return out
+        for ep in state.open.values():
+            out.violations.append(resolved_event(asset, ep, now, "contract retired"))
+        self.retired.add(asset.asset_id)
         return out

@@ -1,6 +1,22 @@
-"""Turn evaluations into check results and violation episodes (open, escalate, resolve). Pure."""
+"""Turn evaluations into check results and violation episodes (open, escalate, resolve). Pure.
+
+Per finding key (``asset/check-key`` is the correlation key) the state machine is
+``ok → pending → firing → (flapping) → resolved``, all kept in :class:`AssetState` (changelog-persisted):
+
+* hysteresis: an episode opens after ``fail_after`` (N) consecutive failing evaluations that have been
+  failing for at least ``fail_for_s``; it resolves after ``resolve_after`` (M) consecutive passes;
+* flapping: every pass↔fail transition of a key is a flip; more than ``flap_threshold`` (K) flips in
+  ``flap_window_s`` mark the key flapping: its episode opens (or stays) open, marked ``flapping`` in the
+  violation ``context``, and is not resolved until the flips age out of the window — one episode, no storm;
+* CRITICAL: each time an episode of a check type reaches ERROR the time is kept per asset; when more than
+  ``critical_count`` breaches of that type fall in ``critical_window_s`` the new violation is CRITICAL;
+* every open and every escalation is a new violation event (never swallowed); a resolve is a
+  ``floe.contract.violation.resolved`` event with the same correlation key and the open duration.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.ids import stable_id
@@ -9,10 +25,12 @@ from floe_stream.processors.model import (
     EvalContext,
     Evaluation,
     Finding,
+    KeyTrack,
     OpenEpisode,
     Outputs,
 )
 from floe_stream.topics.check_result import CheckResult
+from floe_stream.topics.enums import Severity
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
 
@@ -38,11 +56,19 @@ def check_result(
     )
 
 
-def _open(asset: MonitoredAsset, ev: Evaluation, f: Finding, ctx: EvalContext, opened: OpenEpisode | None) -> tuple[OpenEpisode, ViolationData]:
-    assert f.severity is not None
+def _open(
+    asset: MonitoredAsset,
+    ev: Evaluation,
+    f: Finding,
+    ctx: EvalContext,
+    opened: OpenEpisode | None,
+    severity: Severity,
+    context: dict[str, str],
+    flapping: bool,
+) -> tuple[OpenEpisode, ViolationData]:
     corr = opened.correlation_key if opened else f"{asset.asset_id}/{f.key}"
     started = opened.opened_at if opened else ctx.now
-    vid = stable_id("violation", corr, started.isoformat(), f.severity)
+    vid = stable_id("violation", corr, started.isoformat(), severity)
     data = ViolationData(
         violation_id=vid,
         correlation_key=corr,
@@ -52,7 +78,7 @@ def _open(asset: MonitoredAsset, ev: Evaluation, f: Finding, ctx: EvalContext, o
         asset=asset.asset_id,
         violation_type=ev.check_type,
         drift_kind=f.drift_kind,
-        severity=f.severity,
+        severity=severity,
         message=f.message,
         element=f.element,
         expected_value=f.expected,
@@ -64,20 +90,24 @@ def _open(asset: MonitoredAsset, ev: Evaluation, f: Finding, ctx: EvalContext, o
         team=asset.team,
         labels=asset.labels(),
         consumers=list(asset.consumers),
+        context=context,
     )
     episode = OpenEpisode(
         key=f.key,
         check_type=ev.check_type,
         violation_id=vid,
         correlation_key=corr,
-        severity=f.severity,
+        severity=severity,
         opened_at=started,
         message=f.message,
+        flapping=flapping,
     )
     return episode, data
 
 
-def _resolve(asset: MonitoredAsset, ep: OpenEpisode, ctx: EvalContext) -> ResolvedData:
+def resolved_event(
+    asset: MonitoredAsset, ep: OpenEpisode, now: datetime, reason: str | None = None
+) -> ResolvedData:
     return ResolvedData(
         violation_id=stable_id("resolved", ep.correlation_key, ep.opened_at.isoformat()),
         correlation_key=ep.correlation_key,
@@ -87,14 +117,101 @@ def _resolve(asset: MonitoredAsset, ep: OpenEpisode, ctx: EvalContext) -> Resolv
         asset=asset.asset_id,
         violation_type=ep.check_type,
         severity=ep.severity,
-        message=f"resolved: {ep.message}",
+        message=f"resolved ({reason}): {ep.message}" if reason else f"resolved: {ep.message}",
         opened_at=ep.opened_at,
-        resolved_at=ctx.now,
-        open_duration_s=max(0.0, (ctx.now - ep.opened_at).total_seconds()),
+        resolved_at=now,
+        open_duration_s=max(0.0, (now - ep.opened_at).total_seconds()),
         owner=asset.owner,
         team=asset.team,
         labels=asset.labels(),
     )
+
+
+def _resolve(asset: MonitoredAsset, ep: OpenEpisode, ctx: EvalContext) -> ResolvedData:
+    return resolved_event(asset, ep, ctx.now)
+
+
+def _within(times: list[datetime], now: datetime, window_s: float) -> list[datetime]:
+    return [t for t in times if (now - t).total_seconds() < window_s]
+
+
+class _Machine:
+    """Mutable working copy of one asset's episode state for the duration of one evaluation."""
+
+    def __init__(
+        self, asset: MonitoredAsset, state: AssetState, ev: Evaluation, ctx: EvalContext, out: Outputs
+    ):
+        self.asset, self.ev, self.ctx, self.out = asset, ev, ctx, out
+        self.open = dict(state.open)
+        self.tracks = dict(state.tracks)
+        self.breaches = dict(state.breaches)
+        self.changed = False
+
+    def _severity(self, wanted: Severity, context: dict[str, str]) -> Severity:
+        """ERROR becomes CRITICAL when this is one breach too many of its type in the window."""
+        if wanted.rank < Severity.ERROR.rank:
+            return wanted
+        pol, now = self.ctx.policy, self.ctx.now
+        kind = self.ev.check_type.value
+        times = [*_within(self.breaches.get(kind, []), now, pol.critical_window_s), now]
+        self.breaches[kind] = times
+        if len(times) > pol.critical_count:
+            context["breaches_in_window"] = str(len(times))
+            return Severity.CRITICAL
+        return wanted
+
+    def step(self, key: str, f: Finding | None) -> None:
+        pol, now = self.ctx.policy, self.ctx.now
+        failing = f is not None and f.severity is not None
+        track = self.tracks.get(key)
+        was_failing = track.failing if track else False
+        flips = _within(track.flips, now, pol.flap_window_s) if track else []
+        if failing != was_failing:
+            flips.append(now)
+        flapping = len(flips) > pol.flap_threshold
+        ep = self.open.get(key)
+        fails = 0
+        since: datetime | None = None
+        if failing:
+            assert f is not None
+            assert f.severity is not None
+            since = track.failing_since if track and track.failing and track.failing_since else now
+            context = dict(f.context or {})
+            if flapping:
+                context.update(flapping="true", flips=str(len(flips)))
+            if ep is not None:
+                if f.severity.rank > ep.severity.rank:
+                    severity = self._severity(f.severity, context)
+                    new_ep, data = _open(
+                        self.asset, self.ev, f, self.ctx, ep, severity, context, ep.flapping or flapping
+                    )
+                    self.open[key] = new_ep
+                    self.out.violations.append(data)
+                elif ep.passes or (flapping and not ep.flapping):
+                    self.open[key] = ep.model_copy(update={"passes": 0, "flapping": ep.flapping or flapping})
+            else:
+                fails = (track.fails if track and track.failing else 0) + 1
+                if fails >= pol.fail_after and (now - since).total_seconds() >= pol.fail_for_s:
+                    severity = self._severity(f.severity, context)
+                    new_ep, data = _open(self.asset, self.ev, f, self.ctx, None, severity, context, flapping)
+                    self.open[key] = new_ep
+                    self.out.violations.append(data)
+                    fails = 0
+        elif ep is not None:
+            passes = ep.passes + 1
+            if passes >= pol.resolve_after and not flapping:
+                self.out.violations.append(_resolve(self.asset, ep, self.ctx))
+                del self.open[key]
+            else:
+                self.open[key] = ep.model_copy(update={"passes": passes, "flapping": ep.flapping or flapping})
+        new = KeyTrack(failing=failing, fails=fails, failing_since=since, flips=flips)
+        if not failing and not flips:
+            if key in self.tracks:
+                del self.tracks[key]
+                self.changed = True
+        elif track != new:
+            self.tracks[key] = new
+            self.changed = True
 
 
 def apply_evaluation(
@@ -104,29 +221,24 @@ def apply_evaluation(
     ctx: EvalContext,
     source_event_id: str,
 ) -> tuple[AssetState, Outputs]:
-    """Record ``ev``: a check result always; a violation when a finding opens or escalates an episode;
-    a resolved event when a firing finding clears (or disappears from the evaluation's scope)."""
+    """Record ``ev``: a check result always; a violation when a finding opens or escalates an episode
+    (after hysteresis); a resolved event when a firing finding clears (or disappears from the
+    evaluation's scope) for long enough and is not flapping."""
     out = Outputs(check_results=[check_result(asset, ev, ctx, source_event_id)])
-    open_eps = dict(state.open)
+    m = _Machine(asset, state, ev, ctx, out)
     seen: set[str] = set()
     for f in ev.findings:
         seen.add(f.key)
-        current = open_eps.get(f.key)
-        if f.severity is None:
-            if current is not None:
-                out.violations.append(_resolve(asset, current, ctx))
-                del open_eps[f.key]
-            continue
-        if current is None or f.severity.rank > current.severity.rank:
-            episode, data = _open(asset, ev, f, ctx, current)
-            open_eps[f.key] = episode
-            out.violations.append(data)
+        m.step(f.key, f)
     if ev.scope is not None:
-        for key in [k for k in open_eps if k.startswith(ev.scope) and k not in seen]:
-            out.violations.append(_resolve(asset, open_eps.pop(key), ctx))
+        stale = {k for k in (*m.open, *m.tracks) if k.startswith(ev.scope) and k not in seen}
+        for key in sorted(stale):
+            m.step(key, None)
     checks = state.checks
     if ev.state_update is not None:
         checks = {**checks, ev.check_type.value: ev.state_update}
-    if open_eps != state.open or checks is not state.checks:
-        state = state.model_copy(update={"open": open_eps, "checks": checks})
+    if m.open != state.open or m.changed or m.breaches != state.breaches or checks is not state.checks:
+        state = state.model_copy(
+            update={"open": m.open, "tracks": m.tracks, "breaches": m.breaches, "checks": checks}
+        )
     return state, out

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field
 
+from floe_stream.processors.policy import DEFAULT_POLICY, CheckPolicy
 from floe_stream.topics.base import WireModel
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.enums import CheckStatus, CheckType, DriftKind, Severity
@@ -30,6 +31,8 @@ class AssetUpdate:
     sequence: int | None = None
     run_id: str | None = None
     job: str | None = None
+    quality_only: bool = False
+    """A test run's report on the asset (e.g. an OpenLineage input-dataset assertion): not a materialization."""
 
     @property
     def data_time(self) -> datetime:
@@ -44,6 +47,7 @@ class EvalContext:
     info_at: float = 0.8
     warning_at: float = 0.9
     trigger: Literal["event", "tick", "replay"] = "event"
+    policy: CheckPolicy = DEFAULT_POLICY
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class Finding:
     actual: str | None = None
     drift_kind: DriftKind | None = None
     sla_consumed: float | None = None
+    context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,17 @@ class OpenEpisode(WireModel):
     severity: Severity
     opened_at: AwareDatetime
     message: str = ""
+    passes: int = Field(default=0, description="consecutive passing evaluations while open (hysteresis M)")
+    flapping: bool = False
+
+
+class KeyTrack(WireModel):
+    """Hysteresis and flap bookkeeping of one finding key (kept only while it carries information)."""
+
+    failing: bool = False
+    fails: int = Field(default=0, description="consecutive failing evaluations not yet opened (hysteresis N)")
+    failing_since: AwareDatetime | None = None
+    flips: list[AwareDatetime] = Field(default_factory=list, description="pass↔fail transitions in the flap window")
 
 
 class AssetState(WireModel):
@@ -97,6 +113,10 @@ class AssetState(WireModel):
     last_event_id: str | None = None
     last_sequence: int | None = None
     open: dict[str, OpenEpisode] = Field(default_factory=dict)
+    tracks: dict[str, KeyTrack] = Field(default_factory=dict, description="per finding key: hysteresis, flips")
+    breaches: dict[str, list[AwareDatetime]] = Field(
+        default_factory=dict, description="per check type: times episodes reached ERROR (CRITICAL escalation)"
+    )
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-check private state")
 
 

@@ -12,6 +12,7 @@ from floe_stream.topics.materialization import (
     ObservedColumn,
     OLDataset,
     OpenLineageRunEvent,
+    QualityResult,
 )
 
 
@@ -55,11 +56,86 @@ def _ol_row_count(ds: OLDataset) -> int | None:
     return None
 
 
+# OpenLineage assertion / dbt test names → ODCS library metrics (so contract rules can re-judge them)
+ASSERTION_METRICS = {
+    "not_null": "nullValues",
+    "notnull": "nullValues",
+    "not_null_proportion": "nullValues",
+    "unique": "duplicateValues",
+    "accepted_values": "invalidValues",
+    "relationships": "invalidValues",
+    "row_count": "rowCount",
+    "rowcount": "rowCount",
+    **{m.lower(): m for m in ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")},
+}
+_SEVERITY_NAMES = {"warn": "warning", "warning": "warning", "error": "error", "info": "info", "critical": "critical"}
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and f not in (float("inf"), float("-inf")) else None
+
+
+def _severity(value: Any) -> Any:
+    return _SEVERITY_NAMES.get(str(value).strip().lower()) if value else None
+
+
+def ol_assertion(a: dict[str, Any]) -> QualityResult | None:
+    """One ``dataQualityAssertions`` entry (1-0-x / 1-1-0 fields) → a quality result."""
+    kind = a.get("assertion")
+    if not isinstance(kind, str) or not kind or not isinstance(a.get("success"), bool):
+        return None
+    column = a.get("column") if isinstance(a.get("column"), str) and a.get("column") else None
+    metric = ASSERTION_METRICS.get(kind.lower())
+    observed = _float(a.get("actual")) if metric == "rowCount" else _float(a.get("failures"))
+    if observed is None and metric not in (None, "rowCount"):
+        observed = _float(a.get("actual"))
+    name = a.get("name") if isinstance(a.get("name"), str) and a.get("name") else (f"{kind}({column})" if column else kind)
+    return QualityResult(
+        name=str(name),
+        column=column,
+        metric=metric,
+        passed=a["success"],
+        observed_value=observed,
+        expected=str(a["expected"]) if a.get("expected") is not None else None,
+        severity=_severity(a.get("severity")),
+    )
+
+
+def _ol_quality(facet_maps: list[dict[str, Any]]) -> tuple[QualityResult, ...] | None:
+    found = False
+    out: list[QualityResult] = []
+    for facets in facet_maps:
+        dqa = facets.get("dataQualityAssertions")
+        if isinstance(dqa, dict) and isinstance(dqa.get("assertions"), list):
+            found = True
+            out.extend(r for a in dqa["assertions"] if isinstance(a, dict) and (r := ol_assertion(a)) is not None)
+        dqm = facets.get("dataQualityMetrics")
+        if isinstance(dqm, dict):
+            if (rows := _float(dqm.get("rowCount"))) is not None:
+                found = True
+                out.append(QualityResult(name="rowCount", metric="rowCount", observed_value=rows))
+            cols = dqm.get("columnMetrics")
+            for col, m in (cols.items() if isinstance(cols, dict) else ()):
+                if isinstance(m, dict) and (nulls := _float(m.get("nullCount"))) is not None:
+                    found = True
+                    out.append(QualityResult(name=f"nullValues({col})", column=col, metric="nullValues", observed_value=nulls))
+    return tuple(out) if found else None
+
+
 def from_openlineage(ev: OpenLineageRunEvent) -> list[tuple[list[str], AssetUpdate]]:
-    """A COMPLETE run event materializes each output dataset. Other event types yield nothing."""
+    """A COMPLETE run event materializes each output dataset (with any quality facets on it); quality
+    facets on an input dataset (where OpenLineage puts ``dataQualityAssertions``: the job tested it) are a
+    quality report on that dataset, not a materialization. Other event types yield nothing."""
     if (ev.eventType or "").upper() != "COMPLETE":
         return []
     out: list[tuple[list[str], AssetUpdate]] = []
+    job = f"{ev.job.namespace}/{ev.job.name}"
     for ds in ev.outputs:
         update = AssetUpdate(
             asset_id="",
@@ -68,8 +144,24 @@ def from_openlineage(ev: OpenLineageRunEvent) -> list[tuple[list[str], AssetUpda
             updated_at=ev.eventTime,
             columns=_ol_columns(ds),
             row_count=_ol_row_count(ds),
+            quality=_ol_quality([ds.facets, ds.outputFacets, ds.inputFacets]),
             run_id=ev.run.runId,
-            job=f"{ev.job.namespace}/{ev.job.name}",
+            job=job,
+        )
+        out.append((ol_identifiers(ds), update))
+    for ds in ev.inputs:
+        quality = _ol_quality([ds.inputFacets, ds.facets])
+        if quality is None:
+            continue
+        update = AssetUpdate(
+            asset_id="",
+            source="openlineage",
+            event_id=f"ol:{ev.run.runId}:in:{ds.namespace}/{ds.name}",
+            updated_at=ev.eventTime,
+            quality=quality,
+            run_id=ev.run.runId,
+            job=job,
+            quality_only=True,
         )
         out.append((ol_identifiers(ds), update))
     return out
@@ -93,7 +185,7 @@ def from_commit(ev: CatalogCommitEvent, fallback_id: str) -> list[tuple[str, Ass
     update = AssetUpdate(
         asset_id=ev.table,
         source="catalog_commit",
-        event_id=ev.event_id or f"commit:{ev.table}:{ev.snapshot_id}" or fallback_id,
+        event_id=ev.event_id or f"commit:{ev.table}:{ev.snapshot_id}",
         updated_at=datetime.fromtimestamp(ev.timestamp_ms / 1000, tz=UTC),
         columns=iceberg_columns(ev.table_schema.fields),
         row_count=int(rows) if rows and rows.isdigit() else None,

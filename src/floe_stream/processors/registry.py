@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from floe_stream.processors.checks.availability import AvailabilityCheck
 from floe_stream.processors.checks.base import Check
 from floe_stream.processors.checks.drift import SchemaDriftCheck
 from floe_stream.processors.checks.freshness import FreshnessCheck
+from floe_stream.processors.checks.quality import QualityCheck
 
 CHECKS: tuple[Check, ...] = (
     FreshnessCheck(),
     SchemaDriftCheck(),
+    QualityCheck(),
+    AvailabilityCheck(),
 )

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.commit import CatalogCommitEvent
 from floe_stream.topics.materialization import MaterializationEvent, OpenLineageRunEvent
+from floe_stream.topics.probe import ProbeResult
 from floe_stream.topics.tick import Tick
 from floe_stream.topics.violation import ViolationCloudEvent
 
@@ -26,6 +27,8 @@ class TopicKey(StrEnum):
     VIOLATIONS = "violations"
     PROCESSOR_STATE = "processor-state"
     DLQ = "dlq"
+    PROBE_RESULTS = "probe-results"
+    CONTRACTS = "contracts"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,20 @@ CATALOGUE: dict[TopicKey, TopicSpec] = {
             (),
             "original key",
             "Dead letters: the original bytes with headers floe-dlq-reason, -topic, -partition, -offset.",
+        ),
+        TopicSpec(
+            TopicKey.PROBE_RESULTS,
+            (ProbeResult,),
+            "asset id",
+            "Internal input, co-partitioned: availability ping outcomes; the processor judges them purely.",
+            internal=True,
+        ),
+        TopicSpec(
+            TopicKey.CONTRACTS,
+            (),
+            "contract id; value = ODCS YAML text, tombstone (null) = retire",
+            "Contract lifecycle: every processor reads it in full (no group) and applies changes live.",
+            compacted=True,
         ),
     )
 }

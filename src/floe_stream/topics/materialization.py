@@ -25,6 +25,9 @@ class QualityResult(WireModel):
     metric: str | None = Field(default=None, description="ODCS library metric, e.g. nullValues, rowCount")
     passed: bool | None = Field(default=None, description="producer verdict; recomputed when a contract rule matches")
     observed_value: float | None = None
+    unit: Literal["rows", "percent"] | None = Field(
+        default=None, description="unit of observed_value; rows (counts) when unset"
+    )
     expected: str | None = None
     weight: float = Field(default=1.0, ge=0)
     severity: Literal["info", "warning", "error", "critical"] | None = None

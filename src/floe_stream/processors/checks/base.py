@@ -6,7 +6,7 @@ from typing import Protocol
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation
-from floe_stream.topics.enums import CheckType
+from floe_stream.topics.enums import CheckType, Severity
 
 
 class Check(Protocol):
@@ -23,10 +23,8 @@ class Check(Protocol):
         ...
 
 
-def sla_severity(consumed: float, breached: bool, ctx: EvalContext) -> "Severity | None":
+def sla_severity(consumed: float, breached: bool, ctx: EvalContext) -> Severity | None:
     """INFO at ``info_at`` of the SLA consumed, WARNING at ``warning_at``, ERROR when breached."""
-    from floe_stream.topics.enums import Severity
-
     if breached:
         return Severity.ERROR
     if consumed >= ctx.warning_at:

@@ -66,7 +66,7 @@ def logical_of(type_name: str | None) -> str | None:
         return None
     phys = normalize_physical(type_name)
     if phys is not None:
-        return _LOGICAL.get(phys.split("(", 1)[0], None)
+        return _LOGICAL.get(phys.split("(", 1)[0])
     t = type_name.strip().lower()
     if t in ("string", "date", "timestamp", "time", "number", "integer", "object", "array", "boolean"):
         return t

@@ -13,7 +13,7 @@ KEY = "freshness"
 
 
 def _fmt(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 120:
         return f"{s}s"
     if s < 7200:
