@@ -79,6 +79,98 @@ def run_sink_postgres() -> None:
     _run_deployable("sink-postgres")
 
 
+@run.group("source")
+def run_source() -> None:
+    """Run an event source that watches a platform and publishes floe input events."""
+
+
+@run_source.command("iceberg")
+def run_source_iceberg() -> None:
+    """Watch an Iceberg catalog: one catalog-commit event per new snapshot (FLOE_SOURCES__ICEBERG__*)."""
+    _run_deployable("source-iceberg")
+
+
+# --- publish -----------------------------------------------------------------------------------------
+@main.group()
+def publish() -> None:
+    """Publish one input event (shell scripts, CI jobs, orchestrator hooks). Prints the event sent."""
+
+
+@publish.command("materialization")
+@click.option("--asset", required=True, help="asset id (contract table id or alias)")
+@click.option("--materialized-at", default="now", show_default=True, help="ISO 8601 with zone, or 'now'")
+@click.option("--data-timestamp", default=None, help="newest value of the SLA timestamp column (ISO 8601)")
+@click.option("--row-count", type=int, default=None)
+@click.option("--run-id", default=None)
+@click.option("--job", default=None)
+@click.option("--event-id", default=None, help="default: ASSET:RUN_ID, or a random UUID")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE (repeatable)")
+@click.option("--quality-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSON list of quality results (the QualityResult schema)")  # fmt: skip
+@click.option("--dbt-run-results", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="dbt target/run_results.json: the tests of this model become quality results")  # fmt: skip
+@click.option("--dbt-manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--dbt-model", default=None, help="model key in the dbt results (default: --asset)")
+def publish_materialization(
+    asset: str, materialized_at: str, data_timestamp: str | None, row_count: int | None, run_id: str | None,
+    job: str | None, event_id: str | None, labels: tuple[str, ...], quality_file: Path | None,
+    dbt_run_results: Path | None, dbt_manifest: Path | None, dbt_model: str | None,
+) -> None:  # fmt: skip
+    """Tell floe-stream that ASSET was materialized."""
+    from floe_stream.client import FloeClient, PublishError
+
+    quality: list[Any] | None = None
+    if quality_file is not None:
+        quality = list(json.loads(quality_file.read_text()))
+    if dbt_run_results is not None:
+        from floe_stream.sources.dbt import quality_by_model
+
+        manifest = json.loads(dbt_manifest.read_text()) if dbt_manifest else None
+        by_model = quality_by_model(json.loads(dbt_run_results.read_text()), manifest)
+        key = (dbt_model or asset).lower()
+        found = next((q for m, q in by_model.items() if m.lower() == key), None)
+        if found is None:
+            raise click.ClickException(f"no dbt test results for model {key!r} (have: {', '.join(sorted(by_model)) or 'none'})")
+        quality = [*(quality or []), *found]
+    label_map = {}
+    for item in labels:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--label")
+        label_map[k] = v
+    client = FloeClient(kafka=_settings().kafka)
+    try:
+        ev = client.publish_materialization(
+            asset, materialized_at=materialized_at, data_timestamp=data_timestamp, row_count=row_count,
+            run_id=run_id, job=job, event_id=event_id, labels=label_map, quality=quality, producer="floe-cli",
+        )  # fmt: skip
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        client.close()
+    click.echo(ev.model_dump_json(exclude_none=True))
+
+
+@publish.command("commit")
+@click.option("--file", "file", type=click.File("r"), required=True, help="CatalogCommitEvent JSON ('-' = stdin)")
+def publish_commit(file: Any) -> None:
+    """Publish an Iceberg catalog commit event (topics/catalog-commits.CatalogCommitEvent.schema.json)."""
+    from floe_stream.client import FloeClient, PublishError
+
+    client = FloeClient(kafka=_settings().kafka)
+    try:
+        ev = client.publish_commit(json.loads(file.read()))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        client.close()
+    click.echo(ev.model_dump_json(by_alias=True, exclude_none=True))
+
+
 # --- db / topics -------------------------------------------------------------------------------------
 @main.group()
 def db() -> None:
@@ -153,6 +245,46 @@ def contracts_lint(directory: Path) -> None:
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
     )
     if report.errors:
+        sys.exit(1)
+
+
+@contracts.command("coverage")
+@click.option("--contracts", "contracts_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="default: FLOE_CONTRACTS_DIR")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--fail-on-missing", is_flag=True, help="exit 1 when a contract points at a table that does not exist")
+def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bool) -> None:
+    """Catalog tables covered by a contract, and contracts whose table is not in the catalog (FLOE_SOURCES__ICEBERG__*)."""
+    from floe_stream.contracts.loader import load_directory
+    from floe_stream.contracts.registry import ContractRegistry
+    from floe_stream.sources.iceberg.catalog import list_tables, open_catalog
+    from floe_stream.sources.iceberg.coverage import coverage
+
+    settings = _settings()
+    directory = contracts_dir or settings.contracts_dir
+    if not directory.is_dir():
+        raise click.ClickException(f"contracts directory {directory} does not exist")
+    loaded, errors = load_directory(directory)
+    for e in errors:
+        click.echo(f"error: {e}", err=True)
+    cfg = settings.sources.iceberg
+    try:
+        tables = list_tables(open_catalog(cfg), cfg)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = coverage(cfg.catalog_name, tables, ContractRegistry(loaded))
+    if fmt == "json":
+        click.echo(json.dumps({**report.model_dump(mode="json"), "ratio": report.ratio}, indent=2))
+    else:
+        click.echo(f"catalog {report.catalog!r}: {report.tables} table(s), {len(report.covered)} covered ({report.ratio:.0%})")
+        for c in report.covered:
+            click.echo(f"  covered    {c.table}  ->  {c.asset} ({c.contract_id})")
+        for t in report.uncovered:
+            click.echo(f"  uncovered  {t}")
+        for m in report.missing:
+            click.echo(f"  missing    {m.asset} ({m.contract_id}): no table " + " | ".join(m.identifiers)
+                       + (f"  [{m.hint}]" if m.hint else ""))  # fmt: skip
+    if fail_on_missing and report.missing:
         sys.exit(1)
 
 

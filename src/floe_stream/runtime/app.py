@@ -48,6 +48,10 @@ def build(kind: str, settings: Settings) -> Runnable:
         from floe_stream.sinks.postgres.sink import PostgresSink
 
         return PostgresSink(settings)
+    if kind == "source-iceberg":
+        from floe_stream.sources.iceberg.watcher import IcebergWatcher
+
+        return IcebergWatcher(settings)
     raise ConfigError(f"unknown deployable {kind!r}")
 
 

@@ -1,0 +1,230 @@
+"""`floe run source iceberg`: poll an Iceberg catalog, publish one catalog-commit event per new snapshot.
+
+Per poll: list the watched tables (SQL catalog: one query returning every metadata location), load only tables
+whose metadata location moved or is unknown (``load_concurrency`` at a time, in threads), compute new events
+(:func:`~floe_stream.sources.iceberg.snapshots.new_events`), produce them keyed by table and wait for the
+broker's acknowledgement, and only then advance the in-memory marks.
+
+Restart: the marks are rebuilt once at start from the catalog-commits topic itself — every record this watcher
+publishes carries the ``floe-iceberg-mark`` header (metadata location, snapshot id, sequence number, schema id),
+and the last one per table wins. A crash between produce and acknowledgement republishes the same events with
+the same deterministic ids; nothing older than a published snapshot is ever published again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from floe_stream.runtime.health import HealthServer
+from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer, partition_counts
+from floe_stream.runtime.partitioning import partition_for
+from floe_stream.settings import Settings
+from floe_stream.sources.iceberg.catalog import list_tables, load_metadata, open_catalog
+from floe_stream.sources.iceberg.snapshots import TableMark, new_events
+from floe_stream.topics.catalog import TopicKey, topic_name
+
+log = logging.getLogger(__name__)
+
+MARK_HEADER = "floe-iceberg-mark"
+SOURCE_HEADER = "floe-source"
+
+
+@dataclass
+class PollStats:
+    tables: int = 0
+    loaded: int = 0
+    published: int = 0
+    vanished: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        from opentelemetry import metrics
+
+        meter = metrics.get_meter("floe_stream")
+        self.published = meter.create_counter("floe_source_commits_published", description="catalog commits published")
+        self.loaded = meter.create_counter("floe_source_tables_loaded", description="table metadata reads")
+        self.poll = meter.create_histogram("floe_source_poll_seconds", unit="s", description="one catalog poll")
+
+
+_metrics: _Metrics | None = None
+
+
+def _m() -> _Metrics:
+    global _metrics
+    if _metrics is None:
+        _metrics = _Metrics()
+    return _metrics
+
+
+class IcebergWatcher:
+    name = "source-iceberg"
+
+    def __init__(self, settings: Settings, catalog: Any | None = None) -> None:
+        self.settings = settings
+        self.cfg = settings.sources.iceberg
+        self.topic = topic_name(settings.kafka.topic_prefix, TopicKey.CATALOG_COMMITS)
+        self.source_id = f"iceberg:{self.cfg.catalog_name}".encode()
+        self.catalog = catalog
+        self.marks: dict[str, TableMark] = {}
+        self.partitions = 0
+        self.polls = 0
+        self.last_poll_ok: float | None = None
+        self.last_stats = PollStats()
+        self._stop = asyncio.Event()
+        self._sender: BatchProducer | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # --- state ------------------------------------------------------------------------------------
+    async def restore(self) -> int:
+        """Rebuild the marks from this catalog's records in the catalog-commits topic. Returns tables restored."""
+        reader = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=10)
+        await reader.start()
+        try:
+            tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            end = await reader.end_offsets(tps)
+            remaining = {tp for tp in tps if end[tp] > 0}
+            while remaining:
+                batch = await reader.getmany(timeout_ms=200, max_records=10_000)
+                for recs in batch.values():
+                    for rec in recs:
+                        headers = dict(rec.headers or ())
+                        raw = headers.get(MARK_HEADER)
+                        if headers.get(SOURCE_HEADER) != self.source_id or raw is None or rec.key is None:
+                            continue
+                        try:
+                            mark = TableMark.model_validate_json(raw)
+                        except ValueError:
+                            continue
+                        table = rec.key.decode()
+                        old = self.marks.get(table)
+                        if old is None or mark.order >= old.order:
+                            self.marks[table] = mark
+                for tp in list(remaining):
+                    if await reader.position(tp) >= end[tp]:
+                        remaining.discard(tp)
+        finally:
+            await reader.stop()
+        return len(self.marks)
+
+    # --- one poll ---------------------------------------------------------------------------------
+    async def poll_once(self) -> PollStats:
+        assert self._sender is not None, "poll_once() runs inside run() or after start()"
+        t0 = time.perf_counter()
+        stats = PollStats()
+        listing = await asyncio.to_thread(list_tables, self.catalog, self.cfg)
+        stats.tables = len(listing)
+        todo = [t for t, loc in listing.items() if loc is None or (mk := self.marks.get(t)) is None or mk.metadata_location != loc]
+        sem = asyncio.Semaphore(self.cfg.load_concurrency)
+
+        async def load(table: str) -> tuple[str, tuple[Any, str | None] | BaseException | None]:
+            async with sem:
+                try:
+                    return table, await asyncio.to_thread(load_metadata, self.catalog, table)
+                except Exception as exc:  # one unreadable table must not stop the others
+                    return table, exc
+
+        records: list[OutRecord] = []
+        new_marks: dict[str, TableMark] = {}
+        for table, got in await asyncio.gather(*(load(t) for t in todo)):
+            if isinstance(got, BaseException):
+                stats.failed += 1
+                stats.errors.append(f"{table}: {type(got).__name__}: {got}")
+                log.warning("cannot load Iceberg table %s: %s", table, got)
+                continue
+            if got is None:
+                stats.vanished += 1
+                continue
+            stats.loaded += 1
+            metadata, location = got
+            events, mark = new_events(
+                table, metadata, location, self.marks.get(table),
+                catalog=self.cfg.catalog_name, backfill=self.cfg.backfill,
+                max_snapshots=self.cfg.max_snapshots_per_poll, schema_changes=self.cfg.schema_changes,
+            )  # fmt: skip
+            new_marks[table] = mark
+            part = partition_for(table, self.partitions)
+            for i, ev in enumerate(events):
+                ev_mark = mark if i == len(events) - 1 else TableMark(
+                    metadata_location=location, snapshot_id=ev.snapshot_id, sequence_number=ev.sequence_number,
+                    timestamp_ms=ev.timestamp_ms, schema_id=ev.table_schema.schema_id,
+                )  # fmt: skip
+                headers = [(SOURCE_HEADER, self.source_id), (MARK_HEADER, ev_mark.model_dump_json().encode())]
+                records.append(OutRecord(self.topic, part, table.encode(), ev.model_dump_json(by_alias=True).encode(), headers))
+        await self._sender.send_all(records)  # acknowledged by the broker before the marks move
+        self.marks.update(new_marks)
+        for gone in set(self.marks) - set(listing):
+            if self.marks[gone].snapshot_id is None:
+                self.marks.pop(gone)  # never published: nothing to remember
+        stats.published = len(records)
+        stats.seconds = time.perf_counter() - t0
+        m = _m()
+        m.published.add(len(records), {"catalog": self.cfg.catalog_name})
+        m.loaded.add(stats.loaded, {"catalog": self.cfg.catalog_name})
+        m.poll.record(stats.seconds, {"catalog": self.cfg.catalog_name})
+        self.polls += 1
+        self.last_poll_ok = time.time()
+        self.last_stats = stats
+        if records or stats.failed:
+            log.info(
+                "poll: %d tables, %d loaded, %d commits published, %d failed in %.3fs",
+                stats.tables, stats.loaded, stats.published, stats.failed, stats.seconds,
+            )  # fmt: skip
+        return stats
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    async def _readiness(self) -> dict[str, bool]:
+        return {"polled": self.last_poll_ok is not None}
+
+    async def _liveness(self) -> dict[str, bool]:
+        stale = self.last_poll_ok is not None and time.time() - self.last_poll_ok > 5 * self.cfg.poll_interval_s + 60
+        return {"polling": not stale}
+
+    async def start(self) -> Any:
+        """Open the catalog, start the producer and restore the marks (also used by the benchmark)."""
+        if self.catalog is None:
+            self.catalog = await asyncio.to_thread(open_catalog, self.cfg)
+        self.partitions = (await partition_counts(self.settings.kafka, [self.topic]))[self.topic]
+        producer = make_producer(self.settings.kafka)
+        await producer.start()
+        self._sender = BatchProducer(producer)
+        restored = await self.restore()
+        log.info("watching Iceberg catalog %r; %d tables restored from %s", self.cfg.catalog_name, restored, self.topic)
+        return producer
+
+    async def run(self) -> None:
+        health = None
+        if self.settings.health_port >= 0:
+            health = HealthServer(self.settings.health_host, self.settings.health_port, liveness=self._liveness, readiness=self._readiness)
+            await health.start()
+        producer = None
+        try:
+            producer = await self.start()
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    await self.poll_once()
+                except Exception as exc:  # the catalog or the broker is down: retry next interval
+                    log.warning("Iceberg poll failed (retrying in %.1fs): %s: %s", self.cfg.poll_interval_s, type(exc).__name__, exc)
+                wait = max(0.0, self.cfg.poll_interval_s - (time.monotonic() - started))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), wait)
+        finally:
+            if producer is not None:
+                await producer.stop()
+            if health is not None:
+                await health.stop()
