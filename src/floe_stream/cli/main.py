@@ -223,6 +223,15 @@ def topics_schemas(out: Path) -> None:
         click.echo(str(path))
 
 
+@topics.command("asyncapi")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("topics/asyncapi.yaml"), show_default=True)
+def topics_asyncapi(out: Path) -> None:
+    """Write the AsyncAPI 3.0 document of every topic (channels, messages, keys, headers)."""
+    from floe_stream.topics.asyncapi import write_asyncapi
+
+    click.echo(str(write_asyncapi(out)))
+
+
 # --- contracts -----------------------------------------------------------------------------------------
 @main.group()
 def contracts() -> None:
