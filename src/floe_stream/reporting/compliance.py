@@ -1,0 +1,541 @@
+"""SLA compliance engine: library API returning typed models (the CLI and the renderers are shells over it).
+
+* **Window summary** (rolling 24 h / 7 d / 30 d ending at ``as_of``) — computed from the raw check results, exact
+  to the second (the raw tables keep 90 days, more than the longest window).
+* **Bucket series** (calendar day / ISO week / month overlapping the window) — computed from the daily
+  aggregates (kept forever) plus the still-open interval of each key's newest result (from ``sla_status``).
+  Buckets are whole calendar buckets, so the first one may start before the window.
+* Compliance % per check type: freshness and availability are *time-weighted* (share of observed time within
+  SLA; a result's status holds until the next result, see :mod:`~floe_stream.reporting.timeline`), schema drift
+  and quality count *evaluations* (passed / (passed + failed)). Skipped/error results count neither way.
+* Coverage = checks run / checks expected, where expected = window length / the asset's expected interval
+  (freshness: one arrival per SLA threshold; drift 1 h, quality 6 h, availability 5 min; contract overrides in
+  ``floe.intervals``), capped at 100 %.
+* Violations = episodes opened in the window (by type and highest severity); MTTR = mean duration of the
+  episodes resolved in the window.
+* Trend of a bucket series: see :func:`~floe_stream.reporting.timeline.trend` (least squares, ±2 pp).
+* Overall compliance = mean of the per-(asset, check type) compliance figures that exist.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+from floe_stream.reporting.timeline import (
+    RANK_SEVERITY,
+    SEVERITY_RANK,
+    Bucket,
+    Trend,
+    basis_of,
+    bucket_label,
+    bucket_start,
+    buckets_between,
+    compliance_pct,
+    day_of,
+    midnight,
+    next_bucket,
+    split_by_day,
+    trend,
+)
+
+WINDOWS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+class ReportError(Exception):
+    """A report that cannot be produced (unknown filter value, empty history); the message says why."""
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BucketPoint(_M):
+    start: date
+    end: date = Field(description="exclusive")
+    label: str
+    compliance_pct: float | None
+    checks_run: int
+    passed: int
+    failed: int
+    minutes_observed: float
+    minutes_within_sla: float
+    uptime_ratio: float | None
+    metric_avg: float | None
+    metric_min: float | None
+    metric_max: float | None
+    worst_severity: str | None
+    violations: int
+
+
+class CheckSeries(_M):
+    check_type: str
+    basis: Literal["time", "evaluations"]
+    points: list[BucketPoint]
+    trend: Trend
+    trend_change_pp: float
+
+
+class CheckSummary(_M):
+    check_type: str
+    basis: Literal["time", "evaluations"]
+    compliance_pct: float | None
+    checks_run: int
+    passed: int
+    failed: int
+    skipped: int
+    errored: int
+    minutes_observed: float = Field(description="time with a known status (pass or fail)")
+    minutes_within_sla: float
+    minutes_breached: float
+    minutes_unknown: float
+    uptime_ratio: float | None = Field(description="within / observed time")
+    expected_checks: float | None
+    coverage_pct: float | None
+    worst_severity: str | None
+    metric_avg: float | None = Field(description="quality score for quality, data age (s) for freshness …")
+    metric_min: float | None
+    metric_max: float | None
+    violations: int = Field(description="episodes opened in the window")
+    violations_by_severity: dict[str, int]
+    episodes_resolved: int
+    mttr_s: float | None
+    current_status: str | None
+    consecutive_failures: int
+    trend: Trend
+    trend_change_pp: float
+
+
+class AssetCompliance(_M):
+    asset: str
+    contract_id: str | None
+    owner: str | None
+    team: str | None
+    compliance_pct: float | None
+    checks: list[CheckSummary]
+    series: list[CheckSeries]
+
+
+class ViolationCount(_M):
+    check_type: str
+    severity: str
+    episodes: int
+
+
+class ComplianceReport(_M):
+    generated_at: datetime
+    as_of: datetime
+    window: str
+    window_start: datetime
+    window_end: datetime
+    bucket: Bucket
+    filters: dict[str, str]
+    compliance_pct: float | None
+    checks_run: int
+    coverage_pct: float | None
+    episodes_opened: int
+    episodes_resolved: int
+    mttr_s: float | None
+    totals: list[CheckSummary]
+    violations: list[ViolationCount]
+    assets: list[AssetCompliance]
+
+    def lowest(self) -> tuple[str, str, float] | None:
+        """The lowest (asset, check type, compliance %) — what ``--fail-under`` gates on."""
+        worst: tuple[str, str, float] | None = None
+        for a in self.assets:
+            for c in a.checks:
+                if c.compliance_pct is not None and (worst is None or c.compliance_pct < worst[2]):
+                    worst = (a.asset, c.check_type, c.compliance_pct)
+        return worst
+
+
+_WINDOW_SQL = """
+WITH keys AS (
+    SELECT asset, check_type FROM sla_status
+    WHERE last_evaluated_at IS NOT NULL AND ($3::text[] IS NULL OR asset = ANY($3))
+), base AS (
+    SELECT c.asset, c.check_type, c.contract_id, c.result_id, c.status, c.severity, c.metric, c.evaluated_at,
+           true AS inside
+    FROM check_results c
+    WHERE c.evaluated_at >= $1 AND c.evaluated_at < $2 AND ($3::text[] IS NULL OR c.asset = ANY($3))
+    UNION ALL
+    SELECT p.*, false FROM keys k CROSS JOIN LATERAL (
+        SELECT c.asset, c.check_type, c.contract_id, c.result_id, c.status, c.severity, c.metric, c.evaluated_at
+        FROM check_results c
+        WHERE c.asset = k.asset AND c.check_type = k.check_type AND c.evaluated_at < $1
+        ORDER BY c.evaluated_at DESC, c.result_id DESC LIMIT 1
+    ) p
+), r AS (
+    SELECT *, LEAD(evaluated_at) OVER (PARTITION BY asset, check_type ORDER BY evaluated_at, result_id) AS next_at
+    FROM base
+), s AS (
+    SELECT *, EXTRACT(EPOCH FROM (LEAST(COALESCE(next_at, $2), $2) - GREATEST(evaluated_at, $1)))::float8 AS secs
+    FROM r
+)
+SELECT asset, check_type,
+       (array_agg(contract_id ORDER BY evaluated_at DESC, result_id DESC))[1] AS contract_id,
+       (count(*) FILTER (WHERE inside))::int AS checks_run,
+       (count(*) FILTER (WHERE inside AND status = 'pass'))::int AS passed,
+       (count(*) FILTER (WHERE inside AND status = 'fail'))::int AS failed,
+       (count(*) FILTER (WHERE inside AND status = 'skipped'))::int AS skipped,
+       (count(*) FILTER (WHERE inside AND status NOT IN ('pass', 'fail', 'skipped')))::int AS errored,
+       COALESCE(sum(secs) FILTER (WHERE secs > 0 AND status = 'pass'), 0)::float8 AS within_s,
+       COALESCE(sum(secs) FILTER (WHERE secs > 0 AND status = 'fail'), 0)::float8 AS breached_s,
+       COALESCE(sum(secs) FILTER (WHERE secs > 0 AND status NOT IN ('pass', 'fail')), 0)::float8 AS unknown_s,
+       max(CASE severity WHEN 'info' THEN 0 WHEN 'warning' THEN 1 WHEN 'error' THEN 2 WHEN 'critical' THEN 3 END)
+           FILTER (WHERE inside) AS worst,
+       avg(metric) FILTER (WHERE inside) AS metric_avg,
+       min(metric) FILTER (WHERE inside) AS metric_min,
+       max(metric) FILTER (WHERE inside) AS metric_max
+FROM s
+GROUP BY asset, check_type
+HAVING count(*) FILTER (WHERE inside OR secs > 0) > 0
+"""
+
+_BUCKET_SQL = """
+SELECT asset, check_type, date_trunc($1, day::timestamp)::date AS b,
+       sum(checks_run)::int AS checks_run, sum(passed)::int AS passed, sum(failed)::int AS failed,
+       sum(within_s)::float8 AS within_s, sum(breached_s)::float8 AS breached_s,
+       max(worst_severity_rank) AS worst, sum(metric_count)::int AS metric_count,
+       sum(metric_sum)::float8 AS metric_sum, min(metric_min) AS metric_min, max(metric_max) AS metric_max
+FROM daily_aggregates
+WHERE day >= $2 AND day <= $3 AND ($4::text[] IS NULL OR asset = ANY($4))
+GROUP BY 1, 2, 3
+"""
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+async def _resolve_assets(
+    conn: asyncpg.Connection, contract: str | None, asset: str | None, owner: str | None, team: str | None
+) -> list[str] | None:
+    sets: list[set[str]] = []
+    if contract:
+        rows = await conn.fetch(
+            "SELECT asset FROM contract_assets WHERE contract_id = $1 "
+            "UNION SELECT asset FROM sla_status WHERE contract_id = $1",
+            contract,
+        )
+        known = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM registered_contracts WHERE contract_id = $1)", contract
+        )
+        if not rows and not known:
+            names = [r[0] for r in await conn.fetch(
+                "SELECT contract_id FROM registered_contracts UNION SELECT contract_id FROM sla_status "
+                "WHERE contract_id IS NOT NULL ORDER BY 1 LIMIT 20")]  # fmt: skip
+            raise ReportError(f"unknown contract {contract!r}" + (f" (known: {', '.join(names)})" if names else ""))
+        sets.append({r[0] for r in rows})
+    for col, value in (("owner", owner), ("team", team)):
+        if value:
+            rows = await conn.fetch(f"SELECT asset FROM contract_assets WHERE lower({col}) = lower($1)", value)
+            if not rows:
+                names = [r[0] for r in await conn.fetch(
+                    f"SELECT DISTINCT {col} FROM contract_assets WHERE {col} IS NOT NULL ORDER BY 1 LIMIT 20")]  # fmt: skip
+                hint = f" (known: {', '.join(names)})" if names else " (no contracts registered: `floe contracts register DIR`)"
+                raise ReportError(f"no asset with {col} {value!r}{hint}")
+            sets.append({r[0] for r in rows})
+    if asset:
+        found = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM sla_status WHERE asset = $1) "
+            "OR EXISTS (SELECT 1 FROM contract_assets WHERE asset = $1)",
+            asset,
+        )
+        if not found:
+            raise ReportError(f"unknown asset {asset!r}: no check results and no registered contract mention it")
+        sets.append({asset})
+    if not sets:
+        return None
+    out = set.intersection(*sets)
+    return sorted(out)
+
+
+async def build_report(
+    conn: asyncpg.Connection,
+    *,
+    window: str = "30d",
+    by: Bucket = "day",
+    as_of: datetime | None = None,
+    contract: str | None = None,
+    asset: str | None = None,
+    owner: str | None = None,
+    team: str | None = None,
+) -> ComplianceReport:
+    """The compliance report over the rolling ``window`` ending at ``as_of`` (default now), with bucket series."""
+    if window not in WINDOWS:
+        raise ReportError(f"unknown window {window!r} (use {', '.join(WINDOWS)})")
+    end = (as_of or datetime.now(UTC)).astimezone(UTC)
+    start = end - WINDOWS[window]
+    has_data = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM check_results) OR EXISTS (SELECT 1 FROM daily_aggregates)"
+    )
+    if not has_data:
+        raise ReportError("the SLA history is empty: no check results recorded yet (is `floe run sink postgres` running?)")
+    assets = await _resolve_assets(conn, contract, asset, owner, team)
+    filters = {k: v for k, v in (("contract", contract), ("asset", asset), ("owner", owner), ("team", team)) if v}
+
+    meta = {
+        r["asset"]: r
+        for r in await conn.fetch(
+            "SELECT asset, contract_id, owner, team, expected_intervals FROM contract_assets "
+            "WHERE ($1::text[] IS NULL OR asset = ANY($1))",
+            assets,
+        )
+    }
+    status = {
+        (r["asset"], r["check_type"]): r
+        for r in await conn.fetch(
+            "SELECT * FROM sla_status WHERE last_evaluated_at IS NOT NULL AND ($1::text[] IS NULL OR asset = ANY($1))",
+            assets,
+        )
+    }
+    win = {(r["asset"], r["check_type"]): r for r in await conn.fetch(_WINDOW_SQL, start, end, assets)}
+
+    # episodes
+    opened: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in await conn.fetch(
+        "SELECT asset, violation_type, severity, count(*)::int AS n FROM violation_episodes "
+        "WHERE opened_at >= $1 AND opened_at < $2 AND ($3::text[] IS NULL OR asset = ANY($3)) GROUP BY 1, 2, 3",
+        start, end, assets,
+    ):  # fmt: skip
+        opened[(r["asset"], r["violation_type"])][r["severity"]] += r["n"]
+    resolved = {
+        (r["asset"], r["violation_type"]): (r["n"], r["mttr"])
+        for r in await conn.fetch(
+            "SELECT asset, violation_type, count(*)::int AS n, avg(duration_s) AS mttr FROM violation_episodes "
+            "WHERE resolved_at >= $1 AND resolved_at < $2 AND ($3::text[] IS NULL OR asset = ANY($3)) GROUP BY 1, 2",
+            start, end, assets,
+        )
+    }  # fmt: skip
+
+    series = await _series(conn, start, end, by, assets, status)
+
+    keys = sorted(set(win) | set(series))
+    window_s = (end - start).total_seconds()
+    per_asset: dict[str, list[CheckSummary]] = defaultdict(list)
+    contract_of: dict[str, str | None] = {}
+    for key in keys:
+        a, ct = key
+        w = win.get(key)
+        st = status.get(key)
+        basis = basis_of(ct)
+        within = float(w["within_s"]) if w else 0.0
+        breached = float(w["breached_s"]) if w else 0.0
+        unknown = float(w["unknown_s"]) if w else 0.0
+        passed = int(w["passed"]) if w else 0
+        failed = int(w["failed"]) if w else 0
+        checks_run = int(w["checks_run"]) if w else 0
+        m = meta.get(a)
+        intervals = json.loads(m["expected_intervals"]) if m and m["expected_intervals"] else {}
+        interval = intervals.get(ct)
+        expected = window_s / float(interval) if interval else None
+        coverage = min(100.0, 100.0 * checks_run / expected) if expected else None
+        by_sev = dict(sorted(opened.get(key, {}).items(), key=lambda kv: SEVERITY_RANK.get(kv[0], 9)))
+        n_res, mttr = resolved.get(key, (0, None))
+        s = series.get(key)
+        contract_of.setdefault(a, (w["contract_id"] if w else None) or (st["contract_id"] if st else None)
+                               or (m["contract_id"] if m else None))  # fmt: skip
+        observed = within + breached
+        per_asset[a].append(
+            CheckSummary(
+                check_type=ct, basis=basis,
+                compliance_pct=_r(compliance_pct(basis, within, breached, passed, failed)),
+                checks_run=checks_run, passed=passed, failed=failed,
+                skipped=int(w["skipped"]) if w else 0, errored=int(w["errored"]) if w else 0,
+                minutes_observed=round(observed / 60, 4), minutes_within_sla=round(within / 60, 4),
+                minutes_breached=round(breached / 60, 4), minutes_unknown=round(unknown / 60, 4),
+                uptime_ratio=_r(within / observed, 6) if observed > 0 else None,
+                expected_checks=_r(expected, 2), coverage_pct=_r(coverage, 2),
+                worst_severity=RANK_SEVERITY.get(w["worst"]) if w and w["worst"] is not None else None,
+                metric_avg=_r(w["metric_avg"], 6) if w else None,
+                metric_min=_r(w["metric_min"], 6) if w else None,
+                metric_max=_r(w["metric_max"], 6) if w else None,
+                violations=sum(by_sev.values()), violations_by_severity=by_sev,
+                episodes_resolved=n_res, mttr_s=_r(mttr, 3),
+                current_status=st["last_status"] if st else None,
+                consecutive_failures=int(st["consecutive_failures"]) if st else 0,
+                trend=s.trend if s else "stable", trend_change_pp=s.trend_change_pp if s else 0.0,
+            )
+        )  # fmt: skip
+
+    asset_rows: list[AssetCompliance] = []
+    for a in sorted(per_asset):
+        checks = per_asset[a]
+        pcts = [c.compliance_pct for c in checks if c.compliance_pct is not None]
+        m = meta.get(a)
+        asset_rows.append(
+            AssetCompliance(
+                asset=a, contract_id=contract_of.get(a), owner=m["owner"] if m else None,
+                team=m["team"] if m else None, compliance_pct=_r(sum(pcts) / len(pcts)) if pcts else None,
+                checks=checks, series=[series[(a, c.check_type)] for c in checks if (a, c.check_type) in series],
+            )
+        )  # fmt: skip
+
+    totals = _totals(asset_rows, by)
+    all_pcts = [c.compliance_pct for a in asset_rows for c in a.checks if c.compliance_pct is not None]
+    violations = [
+        ViolationCount(check_type=ct, severity=sev, episodes=n)
+        for (ct, sev), n in sorted(
+            _sum_violations(opened).items(), key=lambda kv: (kv[0][0], SEVERITY_RANK.get(kv[0][1], 9))
+        )
+    ]
+    n_resolved = sum(n for n, _ in resolved.values())
+    mttr_all = (
+        sum(n * float(m) for n, m in resolved.values() if m is not None) / n_resolved if n_resolved else None
+    )
+    expected_total = sum(c.expected_checks or 0 for a in asset_rows for c in a.checks)
+    run_total = sum(c.checks_run for a in asset_rows for c in a.checks if c.expected_checks)
+    return ComplianceReport(
+        generated_at=datetime.now(UTC), as_of=end, window=window, window_start=start, window_end=end, bucket=by,
+        filters=filters, compliance_pct=_r(sum(all_pcts) / len(all_pcts)) if all_pcts else None,
+        checks_run=sum(c.checks_run for a in asset_rows for c in a.checks),
+        coverage_pct=_r(min(100.0, 100.0 * run_total / expected_total), 2) if expected_total else None,
+        episodes_opened=sum(v.episodes for v in violations), episodes_resolved=n_resolved,
+        mttr_s=_r(mttr_all, 3), totals=totals, violations=violations, assets=asset_rows,
+    )  # fmt: skip
+
+
+def _sum_violations(opened: dict[tuple[str, str], dict[str, int]]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for (_, ct), sev in opened.items():
+        for s, n in sev.items():
+            out[(ct, s)] += n
+    return out
+
+
+async def _series(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    by: Bucket,
+    assets: list[str] | None,
+    status: dict[tuple[str, str], Any],
+) -> dict[tuple[str, str], CheckSeries]:
+    last_day = day_of(end - timedelta(microseconds=1))
+    starts = buckets_between(day_of(start), last_day, by)
+    first = starts[0]
+    acc: dict[tuple[str, str], dict[date, dict[str, Any]]] = defaultdict(dict)
+
+    def slot(key: tuple[str, str], b: date) -> dict[str, Any]:
+        return acc[key].setdefault(b, {
+            "checks_run": 0, "passed": 0, "failed": 0, "within_s": 0.0, "breached_s": 0.0, "worst": None,
+            "metric_count": 0, "metric_sum": 0.0, "metric_min": None, "metric_max": None, "violations": 0,
+        })  # fmt: skip
+
+    for r in await conn.fetch(_BUCKET_SQL, by, first, last_day, assets):
+        x = slot((r["asset"], r["check_type"]), r["b"])
+        for f in ("checks_run", "passed", "failed", "within_s", "breached_s", "metric_count", "metric_sum",
+                  "worst", "metric_min", "metric_max"):  # fmt: skip
+            x[f] = r[f]
+    # the newest result's status still holds: from its time to `end`
+    for key, st in status.items():
+        t0 = max(st["last_evaluated_at"], midnight(first))
+        if t0 >= end:
+            continue
+        for d, secs in split_by_day(t0, end):
+            x = slot(key, bucket_start(d, by))
+            if st["last_status"] == "pass":
+                x["within_s"] += secs
+            elif st["last_status"] == "fail":
+                x["breached_s"] += secs
+    trunc = {"day": "day", "week": "week", "month": "month"}[by]
+    for r in await conn.fetch(
+        "SELECT asset, violation_type, date_trunc($1, opened_at AT TIME ZONE 'UTC')::date AS b, count(*)::int AS n "
+        "FROM violation_episodes WHERE opened_at >= $2 AND opened_at < $3 AND ($4::text[] IS NULL OR asset = ANY($4)) "
+        "GROUP BY 1, 2, 3",
+        trunc, midnight(first), end, assets,
+    ):  # fmt: skip
+        key = (r["asset"], r["violation_type"])
+        if key in acc:
+            slot(key, r["b"])["violations"] += r["n"]
+
+    out: dict[tuple[str, str], CheckSeries] = {}
+    for key, by_bucket in acc.items():
+        basis = basis_of(key[1])
+        points = []
+        for b in starts:
+            got = by_bucket.get(b)
+            if got is None:
+                points.append(BucketPoint(
+                    start=b, end=next_bucket(b, by), label=bucket_label(b, by), compliance_pct=None, checks_run=0,
+                    passed=0, failed=0, minutes_observed=0.0, minutes_within_sla=0.0, uptime_ratio=None,
+                    metric_avg=None, metric_min=None, metric_max=None, worst_severity=None, violations=0,
+                ))  # fmt: skip
+                continue
+            x = got
+            observed = x["within_s"] + x["breached_s"]
+            points.append(BucketPoint(
+                start=b, end=next_bucket(b, by), label=bucket_label(b, by),
+                compliance_pct=_r(compliance_pct(basis, x["within_s"], x["breached_s"], x["passed"], x["failed"])),
+                checks_run=x["checks_run"], passed=x["passed"], failed=x["failed"],
+                minutes_observed=round(observed / 60, 4), minutes_within_sla=round(x["within_s"] / 60, 4),
+                uptime_ratio=_r(x["within_s"] / observed, 6) if observed > 0 else None,
+                metric_avg=_r(x["metric_sum"] / x["metric_count"], 6) if x["metric_count"] else None,
+                metric_min=_r(x["metric_min"], 6), metric_max=_r(x["metric_max"], 6),
+                worst_severity=RANK_SEVERITY.get(x["worst"]) if x["worst"] is not None else None,
+                violations=x["violations"],
+            ))  # fmt: skip
+        direction, change = trend([p.compliance_pct for p in points])
+        out[key] = CheckSeries(check_type=key[1], basis=basis, points=points, trend=direction, trend_change_pp=change)
+    return out
+
+
+def _totals(assets: list[AssetCompliance], by: Bucket) -> list[CheckSummary]:
+    """Per check type across assets: time-weighted types pool the minutes, evaluation types pool the counts."""
+    groups: dict[str, list[CheckSummary]] = defaultdict(list)
+    series: dict[str, list[CheckSeries]] = defaultdict(list)
+    for a in assets:
+        for c in a.checks:
+            groups[c.check_type].append(c)
+        for s in a.series:
+            series[s.check_type].append(s)
+    out = []
+    for ct in sorted(groups):
+        cs = groups[ct]
+        basis = basis_of(ct)
+        within = sum(c.minutes_within_sla for c in cs)
+        breached = sum(c.minutes_breached for c in cs)
+        passed, failed = sum(c.passed for c in cs), sum(c.failed for c in cs)
+        by_sev: dict[str, int] = defaultdict(int)
+        for c in cs:
+            for k, v in c.violations_by_severity.items():
+                by_sev[k] += v
+        n_res = sum(c.episodes_resolved for c in cs)
+        mttr = sum(c.episodes_resolved * (c.mttr_s or 0) for c in cs) / n_res if n_res else None
+        expected = sum(c.expected_checks or 0 for c in cs)
+        run_exp = sum(c.checks_run for c in cs if c.expected_checks)
+        # series of the pooled compliance per bucket
+        pooled: list[float | None] = []
+        for i in range(max((len(s.points) for s in series[ct]), default=0)):
+            pts = [s.points[i] for s in series[ct] if i < len(s.points)]
+            w = sum(p.minutes_within_sla for p in pts)
+            o = sum(p.minutes_observed for p in pts)
+            pooled.append(compliance_pct(basis, w, o - w, sum(p.passed for p in pts), sum(p.failed for p in pts)))
+        direction, change = trend(pooled)
+        metrics = [c for c in cs if c.metric_avg is not None]
+        runs = sum(c.checks_run for c in metrics)
+        out.append(CheckSummary(
+            check_type=ct, basis=basis, compliance_pct=_r(compliance_pct(basis, within, breached, passed, failed)),
+            checks_run=sum(c.checks_run for c in cs), passed=passed, failed=failed,
+            skipped=sum(c.skipped for c in cs), errored=sum(c.errored for c in cs),
+            minutes_observed=round(within + breached, 4), minutes_within_sla=round(within, 4),
+            minutes_breached=round(breached, 4), minutes_unknown=round(sum(c.minutes_unknown for c in cs), 4),
+            uptime_ratio=_r(within / (within + breached), 6) if within + breached > 0 else None,
+            expected_checks=_r(expected, 2) if expected else None,
+            coverage_pct=_r(min(100.0, 100.0 * run_exp / expected), 2) if expected else None,
+            worst_severity=max((c.worst_severity for c in cs if c.worst_severity),
+                               key=lambda s: SEVERITY_RANK.get(s, -1), default=None),
+            metric_avg=_r(sum((c.metric_avg or 0) * c.checks_run for c in metrics) / runs, 6) if runs else None,
+            metric_min=min((c.metric_min for c in cs if c.metric_min is not None), default=None),
+            metric_max=max((c.metric_max for c in cs if c.metric_max is not None), default=None),
+            violations=sum(by_sev.values()), violations_by_severity=dict(by_sev), episodes_resolved=n_res,
+            mttr_s=_r(mttr, 3), current_status=None, consecutive_failures=0, trend=direction, trend_change_pp=change,
+        ))  # fmt: skip
+    return out
