@@ -163,8 +163,10 @@ class OpenLineageSettings(BaseModel):
         default=None, description="namespace of the affected dataset; default: the contract's first server, else 'floe'"
     )
     producer: str = "https://github.com/floe-stream/floe-stream"
-    max_retries: int = Field(default=5, ge=0, description="then the violation goes to the dead-letter topic")
-    retry_backoff_s: float = Field(default=0.2, gt=0)
+    max_retries: int | None = Field(
+        default=None, ge=0, description="transient failures retried this often, then dead-lettered; None = until it works"
+    )
+    retry_backoff_s: float = Field(default=0.2, gt=0, description="first retry delay; doubles up to 5 s")
 
 
 class ChecksSettings(CheckPolicy):
