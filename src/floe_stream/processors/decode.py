@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from floe_stream.topics.commit import CatalogCommitEvent
 from floe_stream.topics.materialization import MaterializationEvent, OpenLineageRunEvent
+from floe_stream.topics.probe import ProbeResult
 from floe_stream.topics.tick import Tick
 
 
@@ -45,6 +46,12 @@ def _validate(model: type[M], obj: dict[str, Any]) -> M:
 
 
 def decode_materialization(value: bytes | None) -> MaterializationEvent | OpenLineageRunEvent:
+    # Fast path: floe's own event, parsed and validated in one pass from the bytes (no dict in between).
+    if value and b'"eventType"' not in value:
+        try:
+            return MaterializationEvent.model_validate_json(value)
+        except ValidationError:
+            pass  # fall through for a precise reason (or an OpenLineage event without eventType)
     obj = _loads(value)
     if "eventType" in obj or ("run" in obj and "job" in obj):
         return _validate(OpenLineageRunEvent, obj)
@@ -52,8 +59,22 @@ def decode_materialization(value: bytes | None) -> MaterializationEvent | OpenLi
 
 
 def decode_commit(value: bytes | None) -> CatalogCommitEvent:
+    if value:
+        try:
+            return CatalogCommitEvent.model_validate_json(value)
+        except ValidationError:
+            pass
     return _validate(CatalogCommitEvent, _loads(value))
 
 
 def decode_tick(value: bytes | None) -> Tick:
+    if value:
+        try:
+            return Tick.model_validate_json(value)
+        except ValidationError:
+            pass
     return _validate(Tick, _loads(value))
+
+
+def decode_probe(value: bytes | None) -> ProbeResult:
+    return _validate(ProbeResult, _loads(value))

@@ -11,6 +11,7 @@ checkpoint, so a crash between the state write and the commit replays nothing.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -19,18 +20,28 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.decode import DecodeError, decode_commit, decode_materialization, decode_tick
+from floe_stream.processors.decode import (
+    DecodeError,
+    decode_commit,
+    decode_materialization,
+    decode_probe,
+    decode_tick,
+)
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
 from floe_stream.processors.normalize import from_commit, from_materialization, from_openlineage
+from floe_stream.runtime.checks_runtime import ChecksRuntime
 from floe_stream.runtime.kafka import OutRecord, dead_letter, make_consumer, partition_counts
 from floe_stream.runtime.partitioning import partition_for
 from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.runtime.telemetry import instruments
 from floe_stream.settings import ConfigError, Settings
+from floe_stream.telemetry import tracing
+from floe_stream.telemetry.hooks import ProcessorObservability
 from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.enums import CheckStatus, CheckType
 from floe_stream.topics.materialization import MaterializationEvent
-from floe_stream.topics.violation import ResolvedData, ViolationData, encode_violation
+from floe_stream.topics.violation import ResolvedData, ViolationData
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +65,20 @@ class ProcessorService(ConsumerService):
         self.t_viol = topic_name(k.topic_prefix, TopicKey.VIOLATIONS)
         self.t_state = topic_name(k.topic_prefix, TopicKey.PROCESSOR_STATE)
         self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
-        super().__init__(settings, [self.t_mat, self.t_commit, self.t_tick], f"{k.group_prefix}-processor")
+        self.t_probe = topic_name(k.topic_prefix, TopicKey.PROBE_RESULTS)
+        super().__init__(settings, [self.t_mat, self.t_commit, self.t_tick, self.t_probe], f"{k.group_prefix}-processor")
         self.registry = registry
-        self.engine = engine or Engine(clock_skew_s=settings.clock_skew_s)
+        self.engine = engine or Engine(clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy())
+        self.checks_rt = ChecksRuntime(settings, registry, self.engine)  # contract lifecycle + availability pings
+        self.obs = ProcessorObservability(registry, self.engine)  # metrics, spans, impact context
         self.checkpoints: dict[int, PartitionCheckpoint] = {}
+        self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()  # metrics: one add per batch
         self.partitions = 0
         self.out_partitions: dict[str, int] = {}
         self.on_violation: list[Callable[[ViolationData | ResolvedData], None]] = []  # `floe dev` display
 
     async def setup(self) -> None:
-        inputs = (self.t_mat, self.t_commit, self.t_tick, self.t_state)
+        inputs = (self.t_mat, self.t_commit, self.t_tick, self.t_probe, self.t_state)
         all_counts = await partition_counts(self.settings.kafka, [*inputs, self.t_results, self.t_viol, self.t_dlq])
         counts = {t: all_counts[t] for t in inputs}
         self.out_partitions = {t: all_counts[t] for t in (self.t_results, self.t_viol, self.t_dlq)}
@@ -73,6 +88,31 @@ class ProcessorService(ConsumerService):
                 + ", ".join(f"{t}={n}" for t, n in counts.items())
             )
         self.partitions = next(iter(counts.values()))
+        assert self.batch_producer is not None
+        await self.checks_rt.start(self.batch_producer, self.partitions)
+
+    async def teardown(self) -> None:
+        await self.checks_rt.stop()
+
+    async def idle(self) -> None:
+        """Between batches: retire the state of assets whose contract was retired while running."""
+        if not self.checks_rt._gone:
+            return
+        async with self.lock:
+            out: list[OutRecord] = []
+            self._retire_gone(out)
+            await self.produce(out)
+            await self.produce(
+                [OutRecord(self.t_state, partition_for(a, self.partitions), a.encode(), b"") for a in self.engine.take_retired()]
+            )
+
+    def _retire_gone(self, out: list[OutRecord]) -> None:
+        """Assets whose contract was retired (or that an update dropped): resolve open episodes, drop state."""
+        now = datetime.now(UTC)
+        for asset in self.checks_rt.take_gone():
+            if self.registry.get(asset.asset_id) is None:
+                self._emit(self.engine.retire(asset, now), out)
+                self.checks_rt.forget([asset.asset_id])
 
     # --- state rebuild ---------------------------------------------------------------------------
     async def on_assigned(self, tps: list[TopicPartition]) -> None:
@@ -133,6 +173,7 @@ class ProcessorService(ConsumerService):
     # --- the batch -------------------------------------------------------------------------------
     async def handle(self, batch: Batch) -> None:
         out: list[OutRecord] = []
+        self._retire_gone(out)
         touched: set[int] = set()
         metrics = instruments()
         for tp, recs in batch.items():
@@ -141,13 +182,21 @@ class ProcessorService(ConsumerService):
             offsets = dict(cp.offsets)
             last_tick = cp.last_tick
             for rec in recs:
+                tracing.start_record(tp.topic, rec.headers)  # no-op unless tracing is on
                 try:
                     if tp.topic == self.t_tick:
                         tick = decode_tick(rec.value)
                         if last_tick is not None and tick.tick_time <= last_tick:
                             continue  # a duplicate tick (second ticker, replay): no effect twice
                         last_tick = tick.tick_time
-                        self._emit(self.engine.apply_tick(self.registry.assets_in_partition(p, self.partitions), tick.tick_time), out)
+                        owned = self.registry.assets_in_partition(p, self.partitions)
+                        self._emit(self.engine.apply_tick(owned, tick.tick_time), out)
+                        self.checks_rt.schedule_pings(owned, tick.tick_time)  # background, never awaited here
+                    elif tp.topic == self.t_probe:
+                        probe = decode_probe(rec.value)
+                        asset = self.registry.get(probe.asset)
+                        if asset is not None and partition_for(asset.asset_id, self.partitions) == p:
+                            self._emit(self.engine.apply_probe(asset, probe, _ts(rec.timestamp)), out)
                     else:
                         self._handle_update(rec, p, out)
                 except DecodeError as exc:
@@ -163,11 +212,18 @@ class ProcessorService(ConsumerService):
             self.checkpoints[p] = cp.model_copy(update={"offsets": offsets, "last_tick": last_tick})
             touched.add(p)
             metrics.events_processed.add(len(recs), {"topic": tp.topic})
+        for (check_type, status), n in self._check_counts.items():
+            metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
+        self._check_counts.clear()
         await self.produce(out)
+        self.obs.flush(batch)
         state_out = [
             OutRecord(self.t_state, partition_for(st.asset_id, self.partitions), st.asset_id.encode(), st.model_dump_json().encode())
             for st in self.engine.take_dirty()
         ]
+        state_out.extend(
+            OutRecord(self.t_state, partition_for(aid, self.partitions), aid.encode(), b"") for aid in self.engine.take_retired()
+        )
         state_out.extend(
             OutRecord(self.t_state, p, CHECKPOINT_KEY, self.checkpoints[p].model_dump_json().encode()) for p in touched
         )
@@ -178,6 +234,7 @@ class ProcessorService(ConsumerService):
         pairs: list[tuple[list[str], AssetUpdate]]
         if rec.topic == self.t_mat:
             ev = decode_materialization(rec.value)
+            self.obs.input_event(ev)
             if isinstance(ev, MaterializationEvent):
                 pairs = [([ident], u) for ident, u in from_materialization(ev, fallback)]
             else:
@@ -196,6 +253,7 @@ class ProcessorService(ConsumerService):
                 if not rerouted:
                     forward.setdefault(q, asset.asset_id)
                 continue
+            self.obs.note_update(asset, update)
             self._emit(self.engine.apply_update(asset, update, now), out)
         for q, aid in forward.items():
             headers = [*(rec.headers or ()), (REROUTED, aid.encode())]
@@ -211,12 +269,15 @@ class ProcessorService(ConsumerService):
     def _emit(self, outputs: Outputs, out: list[OutRecord]) -> None:
         metrics = instruments()
         n_res = self.out_partitions[self.t_results]
+        counts = self._check_counts
         for r in outputs.check_results:
             out.append(OutRecord(self.t_results, partition_for(r.asset, n_res), r.asset.encode(), r.model_dump_json().encode()))
-            metrics.checks.add(1, {"check_type": r.check_type.value, "status": r.status.value})
+            self.obs.result(r)
+            counts[(r.check_type, r.status)] += 1
         n_v = self.out_partitions[self.t_viol]
         for v in outputs.violations:
-            key, value, headers = encode_violation(v)
+            v = self.obs.enrich(v)  # consumers + impact/root-cause context
+            key, value, headers = self.obs.encode(v)  # + traceparent of the verdict span
             out.append(OutRecord(self.t_viol, partition_for(v.asset, n_v), key, value, headers))
             if isinstance(v, ViolationData):
                 metrics.violations.add(

@@ -1,0 +1,144 @@
+"""Contract lifecycle while running: register, update and retire contracts without a restart. Pure.
+
+Two sources feed one :class:`ContractRegistry`:
+
+* the compacted ``contracts`` topic (key = contract id, value = the ODCS YAML text, tombstone = retire),
+  read in full by every processor (``floe contracts publish DIR`` / ``floe contracts retire ID``);
+* the contracts directory (``FLOE_CONTRACTS_DIR``), re-scanned while running.
+
+For one contract id the topic wins over the directory; a tombstone on the topic retires the id even if
+a file still declares it (until that file changes again). An invalid document never replaces a working
+version: it is reported and the previous version stays in force.
+
+Retiring (or an update that drops a table) returns the assets that are gone: the processor resolves their
+open episodes with reason ``contract retired`` and deletes their state (decision: resolve, not drop, so
+downstream incident tools close what they opened).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from floe_stream.contracts.loader import contract_files, load_contract, load_contract_text
+from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
+from floe_stream.contracts.registry import ContractRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Change:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    gone_assets: list[MonitoredAsset] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.updated or self.retired or self.gone_assets or self.errors)
+
+    def merge(self, other: Change) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.retired += other.retired
+        self.gone_assets += other.gone_assets
+        self.errors += other.errors
+
+
+class LiveRegistry:
+    def __init__(self, registry: ContractRegistry | None = None) -> None:
+        self.registry = registry or ContractRegistry()
+        self.from_dir: dict[str, LoadedContract] = {
+            c.contract_id: c for c in self.registry.contracts.values()
+        }
+        self.from_topic: dict[str, LoadedContract | None] = {}
+        self._files: dict[Path, tuple[float, int, str | None]] = {}
+        """path → (mtime, size, contract id or None when the file is invalid)"""
+
+    def _effective(self, contract_id: str) -> LoadedContract | None:
+        if contract_id in self.from_topic:
+            return self.from_topic[contract_id]
+        return self.from_dir.get(contract_id)
+
+    def _refresh(self, contract_id: str) -> Change:
+        change = Change()
+        old = self.registry.contracts.get(contract_id)
+        new = self._effective(contract_id)
+        if old is new:
+            return change
+        old_assets = {a.asset_id: a for a in old.assets} if old else {}
+        if new is None:
+            self.registry.remove(contract_id)
+            change.retired.append(contract_id)
+        else:
+            self.registry.add(new)
+            (change.updated if old else change.added).append(contract_id)
+        keep = {a.asset_id for a in new.assets} if new else set()
+        change.gone_assets = [a for aid, a in old_assets.items() if aid not in keep]
+        return change
+
+    # --- the contracts topic ---------------------------------------------------------------------
+    def apply_record(self, key: str, text: str | None) -> Change:
+        """One record of the contracts topic: YAML text registers/updates, None (tombstone) retires."""
+        if text is None:
+            self.from_topic[key] = None
+            return self._refresh(key)
+        try:
+            contract = load_contract_text(text, f"contracts-topic:{key}")
+        except ContractError as exc:
+            log.error("contracts topic: %s (the previous version stays in force)", exc)
+            return Change(errors=[str(exc)])
+        if contract.contract_id != key:
+            msg = f"contracts topic: record key {key!r} differs from the contract id {contract.contract_id!r}; ignored"
+            log.error(msg)
+            return Change(errors=[msg])
+        self.from_topic[key] = contract
+        return self._refresh(key)
+
+    # --- the contracts directory -----------------------------------------------------------------
+    def scan_directory(self, directory: Path) -> Change:
+        """Re-read changed, new and removed files of ``directory`` (cheap when nothing changed)."""
+        change = Change()
+        if not directory.is_dir():
+            return change
+        seen: set[Path] = set()
+        for path in contract_files(directory):
+            seen.add(path)
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            known = self._files.get(path)
+            if known is not None and known[:2] == (st.st_mtime, st.st_size):
+                continue
+            old_id = known[2] if known else None
+            try:
+                contract = load_contract(path)
+            except ContractError as exc:
+                log.error("contracts directory: %s (the previous version stays in force)", exc)
+                change.errors.append(str(exc))
+                self._files[path] = (st.st_mtime, st.st_size, old_id)
+                continue
+            self._files[path] = (st.st_mtime, st.st_size, contract.contract_id)
+            if old_id is not None and old_id != contract.contract_id:
+                self.from_dir.pop(old_id, None)
+                change.merge(self._refresh(old_id))
+            self.from_dir[contract.contract_id] = contract
+            change.merge(self._refresh(contract.contract_id))
+        for path in [p for p in self._files if p not in seen]:
+            _, _, cid = self._files.pop(path)
+            if cid is not None and not any(v[2] == cid for v in self._files.values()):
+                self.from_dir.pop(cid, None)
+                change.merge(self._refresh(cid))
+        return change
+
+    def prime_directory(self, directory: Path) -> None:
+        """Remember the current files (already loaded at start-up) so the first scan reports no change."""
+        if not directory.is_dir():
+            return
+        by_source = {c.source: c.contract_id for c in self.from_dir.values()}
+        for path in contract_files(directory):
+            st = path.stat()
+            self._files[path] = (st.st_mtime, st.st_size, by_source.get(str(path)))

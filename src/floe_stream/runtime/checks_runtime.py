@@ -1,0 +1,217 @@
+"""The processor's side jobs for the checks: contract lifecycle and availability pings (thin I/O).
+
+* contracts: at start-up the whole compacted ``contracts`` topic is read (no consumer group) on top of
+  the contracts directory; afterwards a background task tails the topic and another re-scans the
+  directory. Changes land in the live registry at once; assets that are gone are handed to the
+  processor loop (:meth:`ChecksRuntime.take_gone`), which resolves their open episodes and deletes their
+  state under the batch lock.
+* pings: on each tick of a partition it owns, the processor calls :meth:`ChecksRuntime.schedule_pings`;
+  due assets (availability SLA + probe target, per-asset ``ping_interval_s``) get a background ping
+  (bounded concurrency, per-ping timeout). A publisher task sends each outcome as a ``ProbeResult`` to the
+  co-partitioned ``probe-results`` topic, which the processor consumes and judges purely. Pings are
+  samples: one lost in a crash is simply not counted (the next tick pings again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.contracts.runtime_registry import Change, LiveRegistry
+from floe_stream.probes.base import ProbeTarget
+from floe_stream.probes.registry import load_probes
+from floe_stream.probes.runner import ProbeRunner
+from floe_stream.probes.targets import target_for
+from floe_stream.processors.engine import Engine
+from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer
+from floe_stream.runtime.partitioning import partition_for
+from floe_stream.settings import Settings
+from floe_stream.topics.catalog import TopicKey, topic_name
+
+log = logging.getLogger(__name__)
+
+
+class ChecksRuntime:
+    def __init__(self, settings: Settings, registry: ContractRegistry, engine: Engine) -> None:
+        self.settings = settings
+        self.live = LiveRegistry(registry)
+        self.engine = engine
+        self.t_contracts = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)
+        self.t_probe = topic_name(settings.kafka.topic_prefix, TopicKey.PROBE_RESULTS)
+        cfg = settings.checks
+        password = cfg.probe_password.get_secret_value() if cfg.probe_password else None
+        self.runner = ProbeRunner(
+            load_probes(user=cfg.probe_user, password=password), concurrency=cfg.ping_concurrency
+        )
+        self.next_ping: dict[str, datetime] = {}
+        self._targets: dict[str, tuple[MonitoredAsset, ProbeTarget | None]] = {}
+        self._gone: list[MonitoredAsset] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reader: AIOKafkaConsumer | None = None
+        self.probe_partitions = 0
+        self.contract_changes = 0
+
+    # --- start / stop ----------------------------------------------------------------------------
+    async def start(self, producer: BatchProducer, probe_partitions: int) -> None:
+        self.probe_partitions = probe_partitions
+        self.live.prime_directory(self.settings.contracts_dir)
+        await self._open_contracts_topic()
+        self._tasks = [asyncio.create_task(self._publish_probes(producer), name="probe-publisher")]
+        if self._reader is not None:
+            self._tasks.append(asyncio.create_task(self._tail_contracts(), name="contracts-tail"))
+        if self.settings.checks.watch_contracts_dir:
+            self._tasks.append(asyncio.create_task(self._watch_directory(), name="contracts-dir"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        await self.runner.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader.stop()
+            self._reader = None
+
+    # --- contracts -------------------------------------------------------------------------------
+    def _record(self, change: Change) -> None:
+        if not change:
+            return
+        for cid in change.added:
+            log.info("contract %s registered", cid)
+        for cid in change.updated:
+            log.info("contract %s updated", cid)
+        for cid in change.retired:
+            log.info("contract %s retired", cid)
+        if change.added or change.updated or change.retired:
+            self.contract_changes += 1
+            self._targets.clear()
+        self._gone.extend(change.gone_assets)
+
+    async def _open_contracts_topic(self) -> None:
+        """Read the contracts topic to its end before the processor joins its group."""
+        reader = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=100)
+        await reader.start()
+        parts = reader.partitions_for_topic(self.t_contracts)
+        if not parts:
+            await reader._client.force_metadata_update()
+            parts = reader.partitions_for_topic(self.t_contracts)
+        if not parts:
+            log.warning("topic %s not found: contracts come from the directory only", self.t_contracts)
+            await reader.stop()
+            return
+        tps = [TopicPartition(self.t_contracts, p) for p in sorted(parts)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        end = await reader.end_offsets(tps)
+        while any([await reader.position(tp) < end[tp] for tp in tps]):
+            batch = await reader.getmany(timeout_ms=200, max_records=1000)
+            for recs in batch.values():
+                for rec in recs:
+                    self._apply(rec.key, rec.value)
+        self._reader = reader
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            log.error("contracts topic: a record without a key (the contract id) was ignored")
+            return
+        try:
+            text = value.decode("utf-8") if value else None
+        except UnicodeDecodeError:
+            log.error("contracts topic: record %r is not UTF-8 text; ignored", key)
+            return
+        self._record(self.live.apply_record(key.decode("utf-8", "replace"), text))
+
+    async def _tail_contracts(self) -> None:
+        assert self._reader is not None
+        while True:
+            batch = await self._reader.getmany(timeout_ms=500, max_records=1000)
+            for recs in batch.values():
+                for rec in recs:
+                    self._apply(rec.key, rec.value)
+
+    async def _watch_directory(self) -> None:
+        directory = self.settings.contracts_dir
+        while True:
+            await asyncio.sleep(self.settings.checks.contracts_poll_s)
+            try:
+                self._record(self.live.scan_directory(directory))
+            except Exception:
+                log.exception("contracts directory scan failed")
+
+    def take_gone(self) -> list[MonitoredAsset]:
+        out, self._gone = self._gone, []
+        return out
+
+    # --- pings -----------------------------------------------------------------------------------
+    def _target(self, asset: MonitoredAsset) -> ProbeTarget | None:
+        hit = self._targets.get(asset.asset_id)
+        if hit is not None and hit[0] is asset:
+            return hit[1]
+        target: ProbeTarget | None = None
+        if asset.availability is not None:
+            try:
+                target = target_for(asset)
+            except ValueError as exc:
+                log.error("contract %s, asset %s: %s; not pinged", asset.contract_id, asset.asset_id, exc)
+            if target is None and asset.availability is not None and (hit is None or hit[0] is not asset):
+                log.warning(
+                    "asset %s has an availability SLA but no probe target (servers / floe.probe)",
+                    asset.asset_id,
+                )
+        self._targets[asset.asset_id] = (asset, target)
+        return target
+
+    def schedule_pings(self, assets: Iterable[MonitoredAsset], tick_time: datetime) -> int:
+        """Start the pings that are due at ``tick_time`` in the background; returns how many started."""
+        started = 0
+        for asset in assets:
+            if asset.availability is None:
+                continue
+            due = self.next_ping.get(asset.asset_id)
+            if due is not None and tick_time < due:
+                continue
+            target = self._target(asset)
+            if target is None:
+                continue
+            policy = self.engine.policy_for(asset)
+            self.next_ping[asset.asset_id] = tick_time + timedelta(seconds=policy.ping_interval_s)
+            if self.runner.submit(asset.asset_id, target, tick_time, policy.ping_timeout_s):
+                started += 1
+        return started
+
+    def forget(self, asset_ids: Iterable[str]) -> None:
+        for aid in asset_ids:
+            self.next_ping.pop(aid, None)
+
+    async def _publish_probes(self, producer: BatchProducer) -> None:
+        while True:
+            await self.runner.ready.wait()
+            results = self.runner.take()
+            if not results:
+                continue
+            records = [
+                OutRecord(
+                    self.t_probe,
+                    partition_for(r.asset, self.probe_partitions),
+                    r.asset.encode(),
+                    r.model_dump_json().encode(),
+                )
+                for r in results
+            ]
+            try:
+                await producer.send_all(records)
+            except Exception:
+                log.exception(
+                    "could not publish %d probe results (samples lost; next tick pings again)", len(records)
+                )
