@@ -5,7 +5,7 @@ QualityResult: ``passed`` from its status (pass → True; fail/error → False; 
 warning; skipped → omitted), ``observed_value`` = failures, ``column`` / ``metric`` from the manifest's test
 metadata (``not_null`` → nullValues, ``unique`` → duplicateValues, ``accepted_values`` → invalidValues,
 ``relationships`` → invalidValues). Tests are attached to the model they test (manifest ``attached_node`` or
-``depends_on``), keyed by the model's ``relation_name`` / ``schema.alias`` / unique id.
+``depends_on``), keyed by the model's ``schema.alias`` (the model name without a manifest).
 
 Typical use (an orchestrator's post-``dbt build`` step)::
 
@@ -16,6 +16,7 @@ Typical use (an orchestrator's post-``dbt build`` step)::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from floe_stream.topics.materialization import QualityResult
@@ -37,7 +38,7 @@ def _model_key(node: dict[str, Any]) -> str:
     return str(node.get("unique_id") or alias)
 
 
-def _tested_model(test: dict[str, Any] | None, unique_id: str) -> str | None:
+def _tested_model(test: dict[str, Any] | None, unique_id: str, models: list[str]) -> str | None:
     if test:
         attached = test.get("attached_node")
         if attached:
@@ -45,8 +46,17 @@ def _tested_model(test: dict[str, Any] | None, unique_id: str) -> str | None:
         deps = [d for d in (test.get("depends_on") or {}).get("nodes", []) if str(d).startswith(("model.", "seed.", "snapshot."))]
         if deps:
             return str(deps[-1] if test.get("test_metadata", {}).get("name") == "relationships" else deps[0])
-    # without a manifest: test.<project>.<test_name>_<model>_<column>… cannot be parsed reliably
-    return None
+    # Without a manifest: dbt names generic tests <test>_<model>_<column…>; attach to the model of this run whose
+    # name appears first in it as a whole word, the longest on a tie (a heuristic: pass the manifest to be exact).
+    parts = unique_id.split(".")
+    test_name = parts[2] if len(parts) > 2 else unique_id
+    best: tuple[int, int, str] | None = None
+    for uid in models:
+        name = uid.split(".")[-1]
+        m = re.search(rf"(?:^|_)({re.escape(name)})(?:_|$)", test_name)
+        if m and (best is None or (m.start(1), -len(name)) < best[:2]):
+            best = (m.start(1), -len(name), uid)
+    return best[2] if best else None
 
 
 def quality_result(result: dict[str, Any], test: dict[str, Any] | None) -> QualityResult | None:
@@ -78,8 +88,10 @@ def quality_result(result: dict[str, Any], test: dict[str, Any] | None) -> Quali
 
 
 def quality_by_model(run_results: dict[str, Any], manifest: dict[str, Any] | None = None) -> dict[str, list[QualityResult]]:
-    """Model key (``schema.alias``; the test's unique id's model part without a manifest) → its test results."""
+    """Model key → its test results. Key: ``schema.alias`` from the manifest; without one the model name
+    (tests attached by name, see :func:`_tested_model`); tests that match no model go under ``"unattached"``."""
     nodes: dict[str, Any] = (manifest or {}).get("nodes", {})
+    models = [str(r.get("unique_id")) for r in run_results.get("results", []) if str(r.get("unique_id", "")).startswith(("model.", "seed.", "snapshot."))]
     out: dict[str, list[QualityResult]] = {}
     for result in run_results.get("results", []):
         uid = str(result.get("unique_id", ""))
@@ -87,12 +99,12 @@ def quality_by_model(run_results: dict[str, Any], manifest: dict[str, Any] | Non
         qr = quality_result(result, test)
         if qr is None:
             continue
-        model_id = _tested_model(test, uid)
+        model_id = _tested_model(test, uid, models)
         if model_id is None:
             key = "unattached"
         else:
             model = nodes.get(model_id)
-            key = _model_key(model) if model else model_id
+            key = _model_key(model) if model else model_id.split(".")[-1]
         out.setdefault(key, []).append(qr)
     return out
 
@@ -106,7 +118,7 @@ def models_built(run_results: dict[str, Any], manifest: dict[str, Any] | None = 
         if not uid.startswith(("model.", "seed.", "snapshot.")) or str(result.get("status")) != "success":
             continue
         node = nodes.get(uid)
-        key = _model_key(node) if node else uid
+        key = _model_key(node) if node else uid.split(".")[-1]
         timing = [t for t in result.get("timing", []) if t.get("name") == "execute"]
         rows = (result.get("adapter_response") or {}).get("rows_affected")
         out[key] = {
