@@ -44,14 +44,21 @@ def run() -> None:
 
 def _run_deployable(kind: str) -> None:
     from floe_stream.runtime.app import build, run_until_signalled
-    from floe_stream.runtime.telemetry import setup_logging, setup_metrics
+    from floe_stream.runtime.telemetry import setup_logging, setup_telemetry
+    from floe_stream.telemetry.tracing import shutdown_tracing
 
     settings = _settings()
     setup_logging(settings.log_level, settings.log_format)
-    setup_metrics(f"floe-{kind}")
+    try:
+        setup_telemetry(f"floe-{kind}", settings.telemetry)  # metrics (+OTLP), traces, custom metrics
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
     async def go() -> None:
-        await run_until_signalled(build(kind, settings))
+        try:
+            await run_until_signalled(build(kind, settings))
+        finally:
+            shutdown_tracing()  # flush spans still buffered
 
     _run(go())
 
@@ -77,6 +84,18 @@ def run_sink() -> None:
 def run_sink_postgres() -> None:
     """Write check results and violations to PostgreSQL."""
     _run_deployable("sink-postgres")
+
+
+@run_sink.command("alerts")
+def run_sink_alerts() -> None:
+    """Deliver violation alerts to the configured channels (FLOE_ALERTS__CONFIG_FILE)."""
+    _run_deployable("sink-alerts")
+
+
+@run_sink.command("openlineage")
+def run_sink_openlineage() -> None:
+    """Emit OpenLineage FAIL/COMPLETE RunEvents per violation episode (FLOE_OPENLINEAGE__*)."""
+    _run_deployable("sink-openlineage")
 
 
 @run.group("source")
@@ -238,6 +257,33 @@ def contracts() -> None:
     """ODCS contracts."""
 
 
+@contracts.command("publish")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def contracts_publish(paths: tuple[Path, ...]) -> None:
+    """Validate contract files (or directories) and publish them to the contracts topic: running
+    processors register or update them at once, no restart."""
+    from floe_stream.contracts.models import ContractError
+    from floe_stream.runtime.checks_runtime import publish_contracts
+
+    try:
+        done = _run(publish_contracts(_settings(), list(paths)))
+    except ContractError as exc:
+        raise click.ClickException(f"not published: {exc}") from None
+    for cid, file in done:
+        click.echo(f"published {cid} ({file})")
+
+
+@contracts.command("retire")
+@click.argument("contract_ids", nargs=-1, required=True)
+def contracts_retire(contract_ids: tuple[str, ...]) -> None:
+    """Retire contracts (tombstones on the contracts topic): their checks stop, open episodes resolve."""
+    from floe_stream.runtime.checks_runtime import retire_contracts
+
+    _run(retire_contracts(_settings(), list(contract_ids)))
+    for cid in contract_ids:
+        click.echo(f"retired {cid}")
+
+
 @contracts.command("lint")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def contracts_lint(directory: Path) -> None:
@@ -351,6 +397,15 @@ def dev(demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float 
 
     _run(run_dev(demo=demo, contracts_dir=contracts_dir, data_dir=data_dir, duration=duration))
 
+
+def _register_alert_commands() -> None:
+    from floe_stream.sinks.alerts.commands import alerts, silence
+
+    main.add_command(silence)
+    main.add_command(alerts)
+
+
+_register_alert_commands()
 
 if __name__ == "__main__":
     main()

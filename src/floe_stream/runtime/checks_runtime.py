@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
@@ -31,7 +32,7 @@ from floe_stream.probes.registry import load_probes
 from floe_stream.probes.runner import ProbeRunner
 from floe_stream.probes.targets import target_for
 from floe_stream.processors.engine import Engine
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer
+from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer
 from floe_stream.runtime.partitioning import partition_for
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -215,3 +216,33 @@ class ChecksRuntime:
                 log.exception(
                     "could not publish %d probe results (samples lost; next tick pings again)", len(records)
                 )
+
+
+# --- `floe contracts publish|retire` ---------------------------------------------------------------------
+async def publish_contracts(settings: Settings, paths: list[Path]) -> list[tuple[str, str]]:
+    """Validate and publish contract files to the contracts topic (key = contract id). Returns (id, file).
+    Raises ContractError for the first invalid file, before anything is published."""
+    from floe_stream.contracts.loader import contract_files, load_contract
+
+    files = [f for p in paths for f in (contract_files(p) if p.is_dir() else [p])]
+    loaded = [(load_contract(f), f) for f in files]
+    topic = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)
+    producer = make_producer(settings.kafka, linger_ms=0)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, f.read_bytes(), key=c.contract_id.encode()) for c, f in loaded]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [(c.contract_id, str(f)) for c, f in loaded]
+
+
+async def retire_contracts(settings: Settings, contract_ids: list[str]) -> None:
+    """Publish tombstones: every processor stops checking the contracts' assets and resolves their episodes."""
+    topic = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)
+    producer = make_producer(settings.kafka, linger_ms=0)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(topic, None, key=cid.encode()) for cid in contract_ids])
+    finally:
+        await producer.stop()
