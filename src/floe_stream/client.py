@@ -127,7 +127,9 @@ def commit_event(
         sequence_number=sequence_number if sequence_number is not None else 0,
         timestamp_ms=timestamp_ms if timestamp_ms is not None else int(datetime.now(UTC).timestamp() * 1000),
         operation=operation,
-        table_schema=schema if isinstance(schema, IcebergSchema) else IcebergSchema.model_validate(dict(schema)),
+        table_schema=schema
+        if isinstance(schema, IcebergSchema)
+        else IcebergSchema.model_validate(dict(schema)),
         summary=dict(summary or {}),
         catalog=catalog,
     )
@@ -181,7 +183,9 @@ class FloeClient:
         await self._deliver(self.topic(TopicKey.MATERIALIZATIONS), ev.asset, ev)
         return ev
 
-    async def apublish_commit(self, event: CatalogCommitEvent | Mapping[str, Any] | None = None, **fields: Any) -> CatalogCommitEvent:
+    async def apublish_commit(
+        self, event: CatalogCommitEvent | Mapping[str, Any] | None = None, **fields: Any
+    ) -> CatalogCommitEvent:
         """Validate, then deliver a catalog commit event (a model, a mapping, or keyword fields)."""
         ev = commit_event(event, **fields)
         await self._deliver(self.topic(TopicKey.CATALOG_COMMITS), ev.table, ev)
@@ -210,7 +214,9 @@ class FloeClient:
         self._sync(self._deliver(self.topic(TopicKey.MATERIALIZATIONS), ev.asset, ev))
         return ev
 
-    def publish_commit(self, event: CatalogCommitEvent | Mapping[str, Any] | None = None, **fields: Any) -> CatalogCommitEvent:
+    def publish_commit(
+        self, event: CatalogCommitEvent | Mapping[str, Any] | None = None, **fields: Any
+    ) -> CatalogCommitEvent:
         ev = commit_event(event, **fields)
         self._sync(self._deliver(self.topic(TopicKey.CATALOG_COMMITS), ev.table, ev))
         return ev
@@ -234,7 +240,9 @@ class FloeClient:
     def __enter__(self) -> FloeClient:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # --- internals -----------------------------------------------------------------------------------
@@ -284,7 +292,14 @@ class FloeClient:
                         f"could not publish to {topic} at {self.kafka.bootstrap_servers} after {attempt + 1} attempt(s): "
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
-                log.warning("publish to %s failed (%s), retry %d/%d in %.2fs", topic, exc, attempt + 1, self.retries, delay)
+                log.warning(
+                    "publish to %s failed (%s), retry %d/%d in %.2fs",
+                    topic,
+                    exc,
+                    attempt + 1,
+                    self.retries,
+                    delay,
+                )
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.max_backoff_s)
 

@@ -96,7 +96,9 @@ def watch_settings(s: Settings, props: dict[str, str], contracts: Path, **over: 
 
 
 async def commits(s: Settings) -> list[CatalogCommitEvent]:
-    return [CatalogCommitEvent.model_validate_json(r.value) for r in await read_all(s, TopicKey.CATALOG_COMMITS)]
+    return [
+        CatalogCommitEvent.model_validate_json(r.value) for r in await read_all(s, TopicKey.CATALOG_COMMITS)
+    ]
 
 
 def drift(evs: list[Any]) -> set[tuple[DriftKind | None, str | None, Severity]]:
@@ -107,7 +109,9 @@ def drift(evs: list[Any]) -> set[tuple[DriftKind | None, str | None, Severity]]:
     }
 
 
-async def test_snapshots_and_schema_evolution_raise_drift_end_to_end(settings: Settings, tmp_path: Path) -> None:
+async def test_snapshots_and_schema_evolution_raise_drift_end_to_end(
+    settings: Settings, tmp_path: Path
+) -> None:
     (tmp_path / "contracts").mkdir()
     (tmp_path / "contracts" / "shop.odcs.yaml").write_text(CONTRACT)
     cat, props = make_catalog(tmp_path)
@@ -121,7 +125,9 @@ async def test_snapshots_and_schema_evolution_raise_drift_end_to_end(settings: S
         await asyncio.to_thread(append, table)
         first = await wait_for(lambda: _n_commits(s, 1), timeout=30)
         results = await wait_for(lambda: _n(s, TopicKey.CHECK_RESULTS, 1), timeout=30)
-        assert '"status":"pass"' in results[0].value.decode().replace(" ", "")  # the schema matches the contract
+        assert '"status":"pass"' in results[0].value.decode().replace(
+            " ", ""
+        )  # the schema matches the contract
         assert await violations(s) == []
 
         def evolve() -> None:
@@ -139,18 +145,37 @@ async def test_snapshots_and_schema_evolution_raise_drift_end_to_end(settings: S
     assert (DriftKind.TYPE_CHANGED, "qty", Severity.ERROR) in got  # int widened to long
     assert (DriftKind.COLUMN_REMOVED, "note", Severity.ERROR) in got
     v = next(e for e in evs if isinstance(e.data, ViolationData) and e.data.element == "qty")
-    assert (v.data.asset, v.data.expected_value, v.data.actual_value, v.data.owner) == ("shop.orders", "int", "long", "bob")
+    assert (v.data.asset, v.data.expected_value, v.data.actual_value, v.data.owner) == (
+        "shop.orders",
+        "int",
+        "long",
+        "bob",
+    )
 
     c1, schema_change, c2 = all_commits
     snap = first[0]
-    assert (snap.table, snap.catalog, snap.operation, snap.sequence_number) == ("shop.orders", "lake", "append", 1)
-    assert snap.event_id == f"shop.orders:{snap.snapshot_id}" and snap.summary["added-records"] == "2"
+    assert (snap.table, snap.catalog, snap.operation, snap.sequence_number) == (
+        "shop.orders",
+        "lake",
+        "append",
+        1,
+    )
+    assert snap.event_id == f"shop.orders:{snap.snapshot_id}"
+    assert snap.summary["added-records"] == "2"
     assert [f.name for f in snap.table_schema.fields] == ["id", "qty", "note"]
-    assert schema_change.snapshot_id == snap.snapshot_id and schema_change.summary["floe.trigger"] == "schema-change"
-    assert [(f.name, f.type) for f in schema_change.table_schema.fields] == [("id", "long"), ("qty", "long"), ("extra", "double")]
-    assert c2.sequence_number == 2 and c2.summary["added-records"] == "3" and c2.summary["total-records"] == "5"
+    assert schema_change.snapshot_id == snap.snapshot_id
+    assert schema_change.summary["floe.trigger"] == "schema-change"
+    assert [(f.name, f.type) for f in schema_change.table_schema.fields] == [
+        ("id", "long"),
+        ("qty", "long"),
+        ("extra", "double"),
+    ]
+    assert c2.sequence_number == 2
+    assert c2.summary["added-records"] == "3"
+    assert c2.summary["total-records"] == "5"
     recs = await read_all(s, TopicKey.CATALOG_COMMITS)
-    assert {r.key for r in recs} == {b"shop.orders"} and len({r.partition for r in recs}) == 1
+    assert {r.key for r in recs} == {b"shop.orders"}
+    assert len({r.partition for r in recs}) == 1
     assert c1 == snap
 
 
@@ -162,7 +187,9 @@ async def test_restart_publishes_nothing_twice_and_continues(settings: Settings,
     cat.create_table("hr.salaries", schema=Schema(NestedField(1, "id", LongType(), required=True)))
     for t in (table, cat.load_table("shop.customers"), cat.load_table("hr.salaries")):
         await asyncio.to_thread(append, t, 1)
-    await asyncio.to_thread(append, table, 1)  # orders has 2 snapshots: only the newest is published at first sight
+    await asyncio.to_thread(
+        append, table, 1
+    )  # orders has 2 snapshots: only the newest is published at first sight
     (tmp_path / "contracts").mkdir()
     s = watch_settings(settings, props, tmp_path / "contracts", namespaces=["shop"], exclude=["*.customers"])
 
@@ -175,7 +202,9 @@ async def test_restart_publishes_nothing_twice_and_continues(settings: Settings,
         first = await wait_for(lambda: _n_commits(s, 1), timeout=30)
     finally:
         assert await stop_process(proc) == 0, (tmp_path / "watcher.log").read_text()[-2000:]
-    assert [c.table for c in first] == ["shop.orders"]  # hr.* (namespace filter) and *.customers (exclude) skipped
+    assert [c.table for c in first] == [
+        "shop.orders"
+    ]  # hr.* (namespace filter) and *.customers (exclude) skipped
     assert first[0].sequence_number == 2
 
     # 2. a new watcher restores its marks from the topic: the same snapshot is not published again
@@ -190,7 +219,8 @@ async def test_restart_publishes_nothing_twice_and_continues(settings: Settings,
         await wait_for(lambda: watcher.polls >= polls + 3, timeout=30)
         assert watcher.last_stats.loaded == 0  # unchanged metadata pointer: nothing loaded
     assert len(await commits(s)) == 2
-    assert after[1].sequence_number == 3 and after[1].event_id == f"shop.orders:{after[1].snapshot_id}"
+    assert after[1].sequence_number == 3
+    assert after[1].event_id == f"shop.orders:{after[1].snapshot_id}"
 
 
 def _json(obj: object) -> str:

@@ -54,7 +54,9 @@ def _validator(doc: dict[str, Any], message: str) -> jsonschema.Validator:
 
 def test_payload_schemas_accept_real_events_and_reject_bad_ones() -> None:
     doc = yaml.safe_load(DOC.read_text())
-    ev = materialization_event("sales.orders", row_count=3, run_id="r1", quality=[{"name": "nn", "passed": True}])
+    ev = materialization_event(
+        "sales.orders", row_count=3, run_id="r1", quality=[{"name": "nn", "passed": True}]
+    )
     v = _validator(doc, "MaterializationEvent")
     v.validate(json.loads(ev.model_dump_json(exclude_none=True)))
     assert not v.is_valid({**json.loads(ev.model_dump_json()), "surprise": 1})

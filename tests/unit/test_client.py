@@ -14,20 +14,31 @@ from floe_stream.sources.dbt import models_built, quality_by_model
 from tests.conftest import REPO
 
 DBT = REPO / "tests" / "fixtures" / "dbt"
-SCHEMA = {"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "id", "required": True, "type": "long"}]}
+SCHEMA = {
+    "type": "struct",
+    "schema-id": 0,
+    "fields": [{"id": 1, "name": "id", "required": True, "type": "long"}],
+}
 
 
 def test_materialization_event_defaults_and_stable_ids() -> None:
     before = datetime.now(UTC)
-    ev = materialization_event("sales.orders", row_count=10, run_id="run-7", quality=[{"name": "nn", "passed": True}])
-    assert ev.asset == "sales.orders" and ev.row_count == 10 and ev.materialized_at >= before
+    ev = materialization_event(
+        "sales.orders", row_count=10, run_id="run-7", quality=[{"name": "nn", "passed": True}]
+    )
+    assert ev.asset == "sales.orders"
+    assert ev.row_count == 10
+    assert ev.materialized_at >= before
     assert ev.event_id == "sales.orders:run-7"  # a re-sent hook is the same event
-    assert ev.quality is not None and ev.quality[0].name == "nn"
+    assert ev.quality is not None
+    assert ev.quality[0].name == "nn"
     other = materialization_event("sales.orders")
-    assert other.event_id and other.event_id != materialization_event("sales.orders").event_id
+    assert other.event_id
+    assert other.event_id != materialization_event("sales.orders").event_id
     at = materialization_event("a", materialized_at="2026-01-02T03:04:05Z", data_timestamp="now")
     assert at.materialized_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert at.data_timestamp is not None and at.data_timestamp > before - timedelta(seconds=1)
+    assert at.data_timestamp is not None
+    assert at.data_timestamp > before - timedelta(seconds=1)
 
 
 @pytest.mark.parametrize(
@@ -46,10 +57,13 @@ def test_bad_arguments_are_rejected_before_sending(kwargs: dict[str, object]) ->
 
 
 def test_commit_event_from_fields_mapping_or_model() -> None:
-    ev = commit_event(table="shop.orders", snapshot_id=42, sequence_number=3, schema=SCHEMA, summary={"added-records": "5"})
+    ev = commit_event(
+        table="shop.orders", snapshot_id=42, sequence_number=3, schema=SCHEMA, summary={"added-records": "5"}
+    )
     assert (ev.event_id, ev.operation, ev.table_schema.fields[0].type) == ("shop.orders:42", "append", "long")
     same = commit_event(json.loads(ev.model_dump_json(by_alias=True)))
-    assert same == ev and commit_event(ev) is ev
+    assert same == ev
+    assert commit_event(ev) is ev
     with pytest.raises(ValueError, match="needs an event"):
         commit_event(table="shop.orders")
     with pytest.raises(ValueError):  # noqa: PT011
@@ -96,15 +110,26 @@ def test_dbt_run_results_become_quality_results_per_model() -> None:
         "relationships_orders_customer_id__id__ref_customers_",  # attached to orders, not customers
     }
     nn = q["not_null_orders_order_id"]
-    assert (nn.passed, nn.column, nn.metric, nn.observed_value, nn.severity) == (True, "order_id", "nullValues", 0, "error")
+    assert (nn.passed, nn.column, nn.metric, nn.observed_value, nn.severity) == (
+        True,
+        "order_id",
+        "nullValues",
+        0,
+        "error",
+    )
     av = q["accepted_values_orders_status__placed__shipped__returned"]
     assert (av.passed, av.column, av.metric, av.observed_value) == (False, "status", "invalidValues", 7)
     uq = q["unique_orders_order_ref"]
     assert (uq.passed, uq.severity, uq.metric) == (False, "warning", "duplicateValues")
     assert models_built(run_results, manifest) == {
-        "sales.orders": {"unique_id": "model.shop.orders", "rows_affected": 1200, "completed_at": "2026-11-23T06:12:39.402310Z"}
+        "sales.orders": {
+            "unique_id": "model.shop.orders",
+            "rows_affected": 1200,
+            "completed_at": "2026-11-23T06:12:39.402310Z",
+        }
     }
     # without a manifest the tests are attached by name (the model name is the key)
     plain = quality_by_model(run_results)
-    assert set(plain) == {"orders"} and len(plain["orders"]) == 4
+    assert set(plain) == {"orders"}
+    assert len(plain["orders"]) == 4
     assert all(r.column is None for r in plain["orders"])

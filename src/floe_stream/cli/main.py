@@ -235,11 +235,13 @@ def topics_create() -> None:
 @topics.command("schemas")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("topics"), show_default=True)
 def topics_schemas(out: Path) -> None:
-    """Write the JSON Schema of every topic's payload (for publishers and subscribers)."""
+    """Write the JSON Schema of every topic's payload (for publishers and subscribers) and asyncapi.yaml."""
+    from floe_stream.topics.asyncapi import write_asyncapi
     from floe_stream.topics.schemas import write_schemas
 
     for path in write_schemas(out):
         click.echo(str(path))
+    click.echo(str(write_asyncapi(out / "asyncapi.yaml")))
 
 
 @topics.command("asyncapi")

@@ -43,7 +43,11 @@ def _tested_model(test: dict[str, Any] | None, unique_id: str, models: list[str]
         attached = test.get("attached_node")
         if attached:
             return str(attached)
-        deps = [d for d in (test.get("depends_on") or {}).get("nodes", []) if str(d).startswith(("model.", "seed.", "snapshot."))]
+        deps = [
+            d
+            for d in (test.get("depends_on") or {}).get("nodes", [])
+            if str(d).startswith(("model.", "seed.", "snapshot."))
+        ]
         if deps:
             return str(deps[-1] if test.get("test_metadata", {}).get("name") == "relationships" else deps[0])
     # Without a manifest: dbt names generic tests <test>_<model>_<column…>; attach to the model of this run whose
@@ -72,7 +76,9 @@ def quality_result(result: dict[str, Any], test: dict[str, Any] | None) -> Quali
     parts = uid.split(".")
     name = str((test or {}).get("name") or (parts[2] if len(parts) > 2 else uid))
     failures = result.get("failures")
-    severity = _SEVERITY.get(str(((test or {}).get("config") or {}).get("severity", "error")).lower(), "error")
+    severity = _SEVERITY.get(
+        str(((test or {}).get("config") or {}).get("severity", "error")).lower(), "error"
+    )
     if status == "warn":
         severity = "warning"
     column = kwargs.get("column_name") or (test or {}).get("column_name")
@@ -87,11 +93,17 @@ def quality_result(result: dict[str, Any], test: dict[str, Any] | None) -> Quali
     )
 
 
-def quality_by_model(run_results: dict[str, Any], manifest: dict[str, Any] | None = None) -> dict[str, list[QualityResult]]:
+def quality_by_model(
+    run_results: dict[str, Any], manifest: dict[str, Any] | None = None
+) -> dict[str, list[QualityResult]]:
     """Model key → its test results. Key: ``schema.alias`` from the manifest; without one the model name
     (tests attached by name, see :func:`_tested_model`); tests that match no model go under ``"unattached"``."""
     nodes: dict[str, Any] = (manifest or {}).get("nodes", {})
-    models = [str(r.get("unique_id")) for r in run_results.get("results", []) if str(r.get("unique_id", "")).startswith(("model.", "seed.", "snapshot."))]
+    models = [
+        str(r.get("unique_id"))
+        for r in run_results.get("results", [])
+        if str(r.get("unique_id", "")).startswith(("model.", "seed.", "snapshot."))
+    ]
     out: dict[str, list[QualityResult]] = {}
     for result in run_results.get("results", []):
         uid = str(result.get("unique_id", ""))
@@ -109,7 +121,9 @@ def quality_by_model(run_results: dict[str, Any], manifest: dict[str, Any] | Non
     return out
 
 
-def models_built(run_results: dict[str, Any], manifest: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def models_built(
+    run_results: dict[str, Any], manifest: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """Model key → {status, rows_affected, completed_at} for models that ran successfully (materializations)."""
     nodes: dict[str, Any] = (manifest or {}).get("nodes", {})
     out: dict[str, dict[str, Any]] = {}

@@ -22,13 +22,17 @@ WIRE_VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
 
 _HEADERS: dict[str, dict[str, str]] = {
-    "materializations": {"floe-rerouted": "set by the processor when it forwards an event to its asset's partition"},
+    "materializations": {
+        "floe-rerouted": "set by the processor when it forwards an event to its asset's partition"
+    },
     "catalog-commits": {
         "floe-source": "'iceberg:<catalog>' on records published by `floe run source iceberg`",
         "floe-iceberg-mark": "the watcher's restart mark (JSON: metadata_location, snapshot_id, sequence_number …)",
         "floe-rerouted": "set by the processor when it forwards an event to its asset's partition",
     },
-    "violations": {"content-type": "application/cloudevents+json (structured mode); binary mode is accepted too"},
+    "violations": {
+        "content-type": "application/cloudevents+json (structured mode); binary mode is accepted too"
+    },
     "dlq": {
         "floe-dlq-reason": "why the record could not be processed",
         "floe-dlq-topic": "topic the record came from",
@@ -36,7 +40,9 @@ _HEADERS: dict[str, dict[str, str]] = {
         "floe-dlq-offset": "its offset",
     },
 }
-_RAW_CONTENT = {"contracts": ("application/yaml", "ODCS v3 contract YAML text; a tombstone (null value) retires it")}
+_RAW_CONTENT = {
+    "contracts": ("application/yaml", "ODCS v3 contract YAML text; a tombstone (null value) retires it")
+}
 
 
 def _direction(spec: TopicSpec) -> list[str]:
@@ -87,7 +93,12 @@ def build_document() -> dict[str, Any]:
             }
             if (h := _headers(key)) is not None:
                 msg["headers"] = h
-            msg["bindings"] = {"kafka": {"key": {"type": "string", "description": spec.record_key}, "bindingVersion": "0.5.0"}}
+            msg["bindings"] = {
+                "kafka": {
+                    "key": {"type": "string", "description": spec.record_key},
+                    "bindingVersion": "0.5.0",
+                }
+            }
             messages[name] = msg
             channel_messages[name] = {"$ref": f"#/components/messages/{name}"}
         if not spec.payloads:
@@ -98,7 +109,12 @@ def build_document() -> dict[str, Any]:
                 "title": name,
                 "summary": what,
                 "contentType": content,
-                "bindings": {"kafka": {"key": {"type": "string", "description": spec.record_key}, "bindingVersion": "0.5.0"}},
+                "bindings": {
+                    "kafka": {
+                        "key": {"type": "string", "description": spec.record_key},
+                        "bindingVersion": "0.5.0",
+                    }
+                },
             }
             if (h := _headers(key)) is not None:
                 msg["headers"] = h
@@ -150,7 +166,9 @@ def build_document() -> dict[str, Any]:
         "channels": channels,
         "operations": operations,
         "components": {
-            "parameters": {"prefix": {"default": "floe.", "description": "topic prefix (FLOE_KAFKA__TOPIC_PREFIX)"}},
+            "parameters": {
+                "prefix": {"default": "floe.", "description": "topic prefix (FLOE_KAFKA__TOPIC_PREFIX)"}
+            },
             "messages": messages,
             "schemas": schemas,
         },

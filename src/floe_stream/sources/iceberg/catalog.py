@@ -29,7 +29,9 @@ def open_catalog(cfg: IcebergSourceSettings) -> Any:
     props.update({k: v.get_secret_value() for k, v in cfg.secret_properties.items()})
     try:
         return load_catalog(cfg.catalog_name, **props)
-    except Exception as exc:  # pyiceberg raises ValueError/NotInstalledError/… for bad or missing configuration
+    except (
+        Exception
+    ) as exc:  # pyiceberg raises ValueError/NotInstalledError/… for bad or missing configuration
         raise ConfigError(
             f"cannot open Iceberg catalog {cfg.catalog_name!r} (FLOE_SOURCES__ICEBERG__PROPERTIES): "
             f"{type(exc).__name__}: {exc}"
@@ -63,7 +65,9 @@ def _sql_locations(catalog: Any) -> dict[str, str | None]:
     from pyiceberg.catalog.sql import IcebergTables
     from sqlalchemy import or_, select
 
-    stmt = select(IcebergTables.table_namespace, IcebergTables.table_name, IcebergTables.metadata_location).where(
+    stmt = select(
+        IcebergTables.table_namespace, IcebergTables.table_name, IcebergTables.metadata_location
+    ).where(
         IcebergTables.catalog_name == catalog.name,
         or_(IcebergTables.iceberg_type.is_(None), IcebergTables.iceberg_type == "TABLE"),
     )

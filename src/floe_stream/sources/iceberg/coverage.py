@@ -66,5 +66,9 @@ def coverage(catalog: str, tables: Iterable[str], registry: ContractRegistry) ->
         idents = sorted({asset.asset_id, *asset.aliases})
         near = by_name.get((asset.physical_name or asset.table).rsplit(".", 1)[-1].lower(), [])
         hint = f"catalog has {', '.join(near)}: set floe.asset or an alias to it" if near else None
-        missing.append(MissingAsset(asset=asset.asset_id, contract_id=asset.contract_id, identifiers=idents, hint=hint))
-    return CoverageReport(catalog=catalog, tables=len(tables), covered=covered, uncovered=uncovered, missing=missing)
+        missing.append(
+            MissingAsset(asset=asset.asset_id, contract_id=asset.contract_id, identifiers=idents, hint=hint)
+        )
+    return CoverageReport(
+        catalog=catalog, tables=len(tables), covered=covered, uncovered=uncovered, missing=missing
+    )

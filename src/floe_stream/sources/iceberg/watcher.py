@@ -52,9 +52,13 @@ class _Metrics:
         from opentelemetry import metrics
 
         meter = metrics.get_meter("floe_stream")
-        self.published = meter.create_counter("floe_source_commits_published", description="catalog commits published")
+        self.published = meter.create_counter(
+            "floe_source_commits_published", description="catalog commits published"
+        )
         self.loaded = meter.create_counter("floe_source_tables_loaded", description="table metadata reads")
-        self.poll = meter.create_histogram("floe_source_poll_seconds", unit="s", description="one catalog poll")
+        self.poll = meter.create_histogram(
+            "floe_source_poll_seconds", unit="s", description="one catalog poll"
+        )
 
 
 _metrics: _Metrics | None = None
@@ -128,7 +132,11 @@ class IcebergWatcher:
         stats = PollStats()
         listing = await asyncio.to_thread(list_tables, self.catalog, self.cfg)
         stats.tables = len(listing)
-        todo = [t for t, loc in listing.items() if loc is None or (mk := self.marks.get(t)) is None or mk.metadata_location != loc]
+        todo = [
+            t
+            for t, loc in listing.items()
+            if loc is None or (mk := self.marks.get(t)) is None or mk.metadata_location != loc
+        ]
         sem = asyncio.Semaphore(self.cfg.load_concurrency)
 
         async def load(table: str) -> tuple[str, tuple[Any, str | None] | BaseException | None]:
@@ -164,7 +172,11 @@ class IcebergWatcher:
                     timestamp_ms=ev.timestamp_ms, schema_id=ev.table_schema.schema_id,
                 )  # fmt: skip
                 headers = [(SOURCE_HEADER, self.source_id), (MARK_HEADER, ev_mark.model_dump_json().encode())]
-                records.append(OutRecord(self.topic, part, table.encode(), ev.model_dump_json(by_alias=True).encode(), headers))
+                records.append(
+                    OutRecord(
+                        self.topic, part, table.encode(), ev.model_dump_json(by_alias=True).encode(), headers
+                    )
+                )
         await self._sender.send_all(records)  # acknowledged by the broker before the marks move
         self.marks.update(new_marks)
         for gone in set(self.marks) - set(listing):
@@ -191,7 +203,10 @@ class IcebergWatcher:
         return {"polled": self.last_poll_ok is not None}
 
     async def _liveness(self) -> dict[str, bool]:
-        stale = self.last_poll_ok is not None and time.time() - self.last_poll_ok > 5 * self.cfg.poll_interval_s + 60
+        stale = (
+            self.last_poll_ok is not None
+            and time.time() - self.last_poll_ok > 5 * self.cfg.poll_interval_s + 60
+        )
         return {"polling": not stale}
 
     async def start(self) -> Any:
@@ -203,13 +218,23 @@ class IcebergWatcher:
         await producer.start()
         self._sender = BatchProducer(producer)
         restored = await self.restore()
-        log.info("watching Iceberg catalog %r; %d tables restored from %s", self.cfg.catalog_name, restored, self.topic)
+        log.info(
+            "watching Iceberg catalog %r; %d tables restored from %s",
+            self.cfg.catalog_name,
+            restored,
+            self.topic,
+        )
         return producer
 
     async def run(self) -> None:
         health = None
         if self.settings.health_port >= 0:
-            health = HealthServer(self.settings.health_host, self.settings.health_port, liveness=self._liveness, readiness=self._readiness)
+            health = HealthServer(
+                self.settings.health_host,
+                self.settings.health_port,
+                liveness=self._liveness,
+                readiness=self._readiness,
+            )
             await health.start()
         producer = None
         try:
@@ -219,7 +244,12 @@ class IcebergWatcher:
                 try:
                     await self.poll_once()
                 except Exception as exc:  # the catalog or the broker is down: retry next interval
-                    log.warning("Iceberg poll failed (retrying in %.1fs): %s: %s", self.cfg.poll_interval_s, type(exc).__name__, exc)
+                    log.warning(
+                        "Iceberg poll failed (retrying in %.1fs): %s: %s",
+                        self.cfg.poll_interval_s,
+                        type(exc).__name__,
+                        exc,
+                    )
                 wait = max(0.0, self.cfg.poll_interval_s - (time.monotonic() - started))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), wait)
