@@ -194,6 +194,15 @@ class HistorySettings(BaseModel):
     register_contracts: bool = Field(default=True, description="the sink registers FLOE_CONTRACTS_DIR at start")
 
 
+class AlertsSettings(BaseModel):
+    """The alerts sink: channels and routes live in a YAML file (see floe_stream.sinks.alerts.config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config_file: Path | None = Field(default=None, description="alerts YAML: channels, routes, policy")
+    public_url: str = Field(default="http://localhost:8080", description="base of links in notifications")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FLOE_",
@@ -207,6 +216,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     sink: SinkSettings = SinkSettings()
     history: HistorySettings = HistorySettings()
+    alerts: AlertsSettings = AlertsSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     openlineage: OpenLineageSettings = OpenLineageSettings()
     sources: SourcesSettings = SourcesSettings()

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from floe_stream.settings import ConfigError, Settings, load_settings
-
-WINDOWS = {"24h": 24 * 3600, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
 def _settings() -> Settings:
@@ -351,40 +348,19 @@ def sla() -> None:
     """SLA compliance."""
 
 
-@sla.command("report")
-@click.option("--window", type=click.Choice(list(WINDOWS)), default="24h", show_default=True)
-@click.option("--contract", default=None, help="contract id")
-@click.option("--asset", default=None)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def sla_report(window: str, contract: str | None, asset: str | None, fmt: str) -> None:
-    """Per-asset compliance over a rolling window, computed from the PostgreSQL history."""
-    from floe_stream.reporting.render import render_report
-    from floe_stream.reporting.sla import compliance_report
-    from floe_stream.runtime.database import DatabaseUnavailable, connect
+from floe_stream.cli.history import (  # noqa: E402  (SLA history commands live in cli/history.py)
+    contracts_register,
+    db_prune,
+    db_rebuild_aggregates,
+    replay_cmd,
+    sla_report,
+)
 
-    settings = _settings()
-    end = datetime.now(UTC)
-    start = datetime.fromtimestamp(end.timestamp() - WINDOWS[window], tz=UTC)
-
-    async def go() -> Any:
-        conn = await connect(settings.database)
-        try:
-            return await compliance_report(conn, start=start, end=end, contract=contract, asset=asset)
-        finally:
-            await conn.close()
-
-    try:
-        report = _run(go())
-    except DatabaseUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    except Exception as exc:
-        if "does not exist" in str(exc):
-            raise click.ClickException("the database has no floe tables: run `floe db migrate`") from None
-        raise
-    if fmt == "json":
-        click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
-    else:
-        render_report(report)
+sla.add_command(sla_report)
+db.add_command(db_prune)
+db.add_command(db_rebuild_aggregates)
+contracts.add_command(contracts_register)
+main.add_command(replay_cmd)
 
 
 # --- dev ---------------------------------------------------------------------------------------------

@@ -48,6 +48,16 @@ def build(kind: str, settings: Settings) -> Runnable:
         from floe_stream.sinks.postgres.sink import PostgresSink
 
         return PostgresSink(settings)
+    if kind == "sink-alerts":
+        from floe_stream.sinks.alerts.sink import AlertSink
+
+        # contracts are optional here: with them, a contract's floe.alerts overrides its routing
+        return AlertSink(settings, registry=load_registry(settings) if settings.contracts_dir.is_dir() else None)
+    if kind == "sink-openlineage":
+        from floe_stream.sinks.openlineage.sink import OpenLineageSink
+
+        # contracts are optional here: with them, datasets get their server's OpenLineage namespace
+        return OpenLineageSink(settings, load_registry(settings) if settings.contracts_dir.is_dir() else None)
     if kind == "source-iceberg":
         from floe_stream.sources.iceberg.watcher import IcebergWatcher
 

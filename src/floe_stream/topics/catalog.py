@@ -27,6 +27,7 @@ class TopicKey(StrEnum):
     VIOLATIONS = "violations"
     PROCESSOR_STATE = "processor-state"
     DLQ = "dlq"
+    ALERTS_DLQ = "alerts-dlq"
     PROBE_RESULTS = "probe-results"
     CONTRACTS = "contracts"
 
@@ -87,6 +88,12 @@ CATALOGUE: dict[TopicKey, TopicSpec] = {
             (),
             "original key",
             "Dead letters: the original bytes with headers floe-dlq-reason, -topic, -partition, -offset.",
+        ),
+        TopicSpec(
+            TopicKey.ALERTS_DLQ,
+            (),
+            "channel name",
+            "Undeliverable notifications (JSON: channel, reason, attempts, notification); `floe alerts replay`.",
         ),
         TopicSpec(
             TopicKey.PROBE_RESULTS,

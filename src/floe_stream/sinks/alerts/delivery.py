@@ -1,0 +1,173 @@
+"""Dispatch notifications to channels: ledger claim → send with timeout and retries → mark, or dead-letter.
+
+* every (notification, channel) delivery runs concurrently; firing notifications are all delivered
+  before resolved ones start, so a recovery never overtakes its alert;
+* a per-attempt timeout, jittered exponential backoff, and the receiver's ``Retry-After`` (429/503) honoured
+  up to ``max_retry_after_s``; non-retryable answers (4xx) go straight to the dead-letter topic;
+* a circuit breaker per channel: after ``circuit_failures`` dead-lettered deliveries in a row, deliveries
+  to that channel are dead-lettered without being attempted for ``circuit_cooldown_s`` (then one probe),
+  so a dead receiver cannot hold the sink's batches for its full retry budget over and over;
+* the ledger (:class:`~floe_stream.sinks.alerts.store.AlertStore`) makes a successful delivery happen at
+  most once per (event, channel), across restarts, replicas and replays; a sink that dies after claiming
+  but before recording the outcome leaves a 'sending' claim that another sink takes over once it is older
+  than the channel's retry budget — that narrow window is at-least-once, and receivers dedup it by the
+  CloudEvent id / PagerDuty dedup_key / Alertmanager labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError
+from floe_stream.sinks.alerts.config import ChannelConfig, Policy
+from floe_stream.sinks.alerts.metrics import alert_instruments
+from floe_stream.sinks.alerts.model import Notification
+from floe_stream.sinks.alerts.store import AlertStore
+
+log = logging.getLogger(__name__)
+
+DeadLetterFn = Callable[[Notification, str, int], Awaitable[None]]
+
+
+class StopDelivery(Exception):
+    """Shutdown interrupted a delivery; its claim was released, the batch must not be committed."""
+
+
+@dataclass
+class Outcome:
+    notification_id: str
+    channel: str
+    result: Literal["delivered", "dead_lettered", "skipped"]
+    attempts: int = 0
+    reason: str = ""
+
+
+@dataclass
+class _Circuit:
+    failures: int = 0
+    open_until: float = 0.0
+
+
+def backoff_delay(cfg: ChannelConfig, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+    """Delay before attempt ``attempt + 1``: the receiver's Retry-After (capped), else exponential with jitter."""
+    if retry_after is not None:
+        return float(min(retry_after, cfg.max_retry_after_s))
+    base = min(cfg.backoff_max_s, cfg.backoff_initial_s * (2 ** (attempt - 1)))
+    return float(base / 2 + rng.uniform(0, base / 2))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        channels: dict[str, Channel],
+        store: AlertStore,
+        policy: Policy,
+        dead_letter: DeadLetterFn,
+        *,
+        stopping: asyncio.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.channels = channels
+        self.store = store
+        self.policy = policy
+        self.dead_letter = dead_letter
+        self.stopping = stopping or asyncio.Event()
+        self.rng = rng or random.Random()
+        self.circuits: dict[str, _Circuit] = {name: _Circuit() for name in channels}
+
+    async def deliver_all(
+        self, notes: Sequence[Notification], *, retry_failed: bool = False
+    ) -> list[Outcome]:
+        out: list[Outcome] = []
+        for status in ("firing", "resolved"):
+            phase = [n for n in notes if n.status == status]
+            if phase:
+                results = await asyncio.gather(
+                    *(self.deliver(n, retry_failed=retry_failed) for n in phase), return_exceptions=True
+                )
+                for r in results:
+                    if isinstance(r, BaseException):
+                        raise r
+                    out.append(r)
+        return out
+
+    async def deliver(self, n: Notification, *, retry_failed: bool = False) -> Outcome:
+        ch = self.channels.get(n.channel)
+        if ch is None:  # a dead letter of a channel that was removed from the configuration
+            await self.dead_letter(n, f"channel {n.channel!r} is not configured", 0)
+            return Outcome(n.notification_id, n.channel, "dead_lettered", reason="unknown channel")
+        mine = await self.store.claim_waiting(
+            n.event_ids, n.channel, n.notification_id, stale_s=ch.config.budget_s(),
+            retry_failed=retry_failed, stopping=self.stopping,
+        )  # fmt: skip
+        if not mine:
+            return Outcome(n.notification_id, n.channel, "skipped")
+        if len(mine) < len(n.alerts):
+            keep = set(mine)
+            n = n.model_copy(update={"alerts": tuple(a for a in n.alerts if a.event_id in keep)})
+        circuit = self.circuits[n.channel]
+        now = time.monotonic()
+        if circuit.open_until > now:
+            reason = f"circuit open after {circuit.failures} consecutive failed deliveries"
+            return await self._fail(n, ch, reason, 0)
+        attempts, error = await self._attempts(ch, n)
+        if error is None:
+            await self.store.mark(n.event_ids, n.channel, delivered=True, attempts=attempts)
+            circuit.failures, circuit.open_until = 0, 0.0
+            inst = alert_instruments()
+            inst.deliveries.add(1, {"channel": n.channel, "status": n.status})
+            done = datetime.now(UTC)
+            for a in n.alerts:
+                inst.latency.record(max(0.0, (done - a.occurred_at).total_seconds()), {"channel": n.channel})
+            log.info("delivered %s notification %s to %s (%d alert(s), %d attempt(s))",
+                     n.status, n.notification_id[:12], n.channel, len(n.alerts), attempts)  # fmt: skip
+            return Outcome(n.notification_id, n.channel, "delivered", attempts)
+        circuit.failures += 1
+        if circuit.failures >= self.policy.circuit_failures:
+            circuit.open_until = time.monotonic() + self.policy.circuit_cooldown_s
+        return await self._fail(n, ch, error, attempts)
+
+    async def _fail(self, n: Notification, ch: Channel, reason: str, attempts: int) -> Outcome:
+        # dead letter first, then the ledger: a crash in between re-sends (never loses) the notification
+        await self.dead_letter(n, reason, attempts)
+        await self.store.mark(n.event_ids, n.channel, delivered=False, attempts=attempts, error=reason[:1000])
+        alert_instruments().failures.add(1, {"channel": n.channel})
+        log.error("dead-lettered %s notification %s for %s after %d attempt(s): %s",
+                  n.status, n.notification_id[:12], n.channel, attempts, reason)  # fmt: skip
+        return Outcome(n.notification_id, n.channel, "dead_lettered", attempts, reason)
+
+    async def _attempts(self, ch: Channel, n: Notification) -> tuple[int, str | None]:
+        cfg = ch.config
+        # the channel's own timeout bounds each HTTP call; this guard also bounds SMTP and multi-request sends
+        guard = cfg.timeout_s * max(1, len(n.alerts)) + 1.0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await asyncio.wait_for(ch.send(n), timeout=guard)
+                return attempt, None
+            except DeliveryError as exc:
+                err = exc
+            except TimeoutError:
+                err = DeliveryError(f"timed out after {guard:g}s")
+            except Exception as exc:  # a bug in a channel: do not retry, keep the notification in the DLQ
+                err = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=False)
+            alert_instruments().attempt_failures.add(1, {"channel": ch.name})
+            if not err.retryable or attempt >= cfg.max_attempts:
+                return attempt, err.reason
+            delay = backoff_delay(cfg, attempt, err.retry_after, self.rng)
+            log.warning("delivery to %s failed (attempt %d/%d): %s; retrying in %.2fs",
+                        ch.name, attempt, cfg.max_attempts, err.reason, delay)  # fmt: skip
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+            except TimeoutError:
+                continue
+            await self.store.release(n.event_ids, n.channel)
+            raise StopDelivery(f"shutdown while retrying {ch.name}")

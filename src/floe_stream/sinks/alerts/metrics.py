@@ -1,0 +1,43 @@
+"""Alert-path instruments (OpenTelemetry; exported on /metrics by the Prometheus reader):
+``floe_alert_delivery_failures_total{channel}``, ``floe_alert_delivery_latency_seconds{channel}``,
+``floe_alert_deliveries_total{channel,status}``, ``floe_alerts_suppressed_total{reason}``."""
+
+from __future__ import annotations
+
+from opentelemetry import metrics
+
+
+class AlertInstruments:
+    def __init__(self) -> None:
+        meter = metrics.get_meter("floe_stream.alerts")
+        self.failures = meter.create_counter(
+            "floe_alert_delivery_failures",
+            description="deliveries dead-lettered after the last retry, by channel",
+        )
+        self.attempt_failures = meter.create_counter(
+            "floe_alert_delivery_attempt_failures",
+            description="failed delivery attempts (retried or not), by channel",
+        )
+        self.deliveries = meter.create_counter(
+            "floe_alert_deliveries",
+            description="notifications delivered, by channel and status (firing/resolved)",
+        )
+        self.latency = meter.create_histogram(
+            "floe_alert_delivery_latency",
+            unit="s",
+            description="time from the violation's detection to the receiver's acknowledgement, by channel",
+        )
+        self.suppressed = meter.create_counter(
+            "floe_alerts_suppressed",
+            description="alerts not notified, by reason (silenced, duplicate, rate_limited…)",
+        )
+
+
+_inst: AlertInstruments | None = None
+
+
+def alert_instruments() -> AlertInstruments:
+    global _inst
+    if _inst is None:
+        _inst = AlertInstruments()
+    return _inst

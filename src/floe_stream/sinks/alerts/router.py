@@ -1,0 +1,206 @@
+"""Routing, deduplication, rate limiting, silences and grouping: pure functions over typed state.
+
+The sink loads the state an alert needs from PostgreSQL (under a per-contract lock), calls :func:`decide`,
+and stores the decision with the new state in the same transaction. Semantics:
+
+* **routes** are evaluated in order; the first match wins unless it says ``continue: true`` (then later
+  matches add their channels). A contract may override routing with its ``floe`` custom property
+  ``alerts: {channels: [...], min_severity: ...}`` — its violations then go to exactly those channels.
+* **silences** (by contract and/or asset) mute firing alerts while active.
+* **dedup**: per (asset, violation type), a firing alert within ``dedup_window_s`` of the last notified one is
+  suppressed unless it escalates to a higher severity. Alerts decided within ``group_wait_s`` of the window's
+  start belong to the same notification group and pass.
+* **rate limit** per contract: at most ``max_alerts`` notified firing alerts per ``per_s``.
+* **resolved** alerts follow their firing alert: they go to the channels the incident was notified on (those
+  that send resolves), even when the contract is silenced or rate-limited — nothing is left open.
+* every suppression has a reason; the sink records, counts and logs it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from floe_stream.sinks.alerts.config import Policy, Route
+from floe_stream.sinks.alerts.model import Alert, Decision, DedupEntry, Incident, Notification, Silence
+from floe_stream.topics.enums import Severity
+
+
+class ContractAlerting(BaseModel):
+    """``alerts:`` inside a contract's ``floe`` custom property."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: tuple[str, ...] = Field(min_length=1)
+    min_severity: Severity = Severity.INFO
+
+
+def contract_override(overrides: Mapping[str, Any]) -> ContractAlerting | None:
+    """The contract's channel override, or None; raises ValueError with a readable message."""
+    raw = overrides.get("alerts")
+    if raw is None:
+        return None
+    try:
+        return ContractAlerting.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"floe.alerts: {problems}") from None
+
+
+def _matches(route: Route, alert: Alert) -> bool:
+    if alert.severity.rank < route.min_severity.rank:
+        return False
+    labels = alert.match_labels()
+    for key, want in route.match.items():
+        if key == "tags":
+            if want not in alert.tags:
+                return False
+        elif labels.get(key) != want:
+            return False
+    for key, pattern in route.match_re.items():
+        if key == "tags":
+            if not any(re.fullmatch(pattern, t) for t in alert.tags):
+                return False
+        elif re.fullmatch(pattern, labels.get(key, "")) is None:
+            return False
+    return True
+
+
+def route(alert: Alert, routes: Sequence[Route], override: ContractAlerting | None = None) -> tuple[str, ...]:
+    """Channels a firing alert goes to (ordered, unique)."""
+    if override is not None:
+        return override.channels if alert.severity.rank >= override.min_severity.rank else ()
+    out: list[str] = []
+    for r in routes:
+        if not _matches(r, alert):
+            continue
+        out.extend(t for t in r.targets() if t not in out)
+        if not r.continue_:
+            break
+    return tuple(out)
+
+
+def active_silence(alert: Alert, silences: Iterable[Silence], now: datetime) -> Silence | None:
+    for s in silences:
+        if s.active(now) and s.matches(alert):
+            return s
+    return None
+
+
+def decide(
+    alert: Alert,
+    *,
+    now: datetime,
+    policy: Policy,
+    channels: Sequence[str],
+    dedup: DedupEntry | None,
+    recent_notified: int,
+    silences: Iterable[Silence],
+    incident: Incident | None,
+    resolve_capable: frozenset[str],
+) -> Decision:
+    """Whether ``alert`` is notified, and to which channels. ``channels`` = :func:`route` of the alert;
+    ``recent_notified`` = firing alerts of its contract notified within the rate-limit window."""
+    if alert.status == "resolved":
+        if incident is None or incident.status != "open":
+            return Decision(event_id=alert.event_id, notify=False, reason="no_open_incident")
+        targets = tuple(c for c in incident.channels if c in resolve_capable)
+        if not targets:
+            return Decision(event_id=alert.event_id, notify=False, reason="no_resolve_channel")
+        return Decision(event_id=alert.event_id, notify=True, channels=targets, reason="resolved")
+
+    silence = active_silence(alert, silences, now)
+    if silence is not None:
+        return Decision(event_id=alert.event_id, notify=False, reason=f"silenced:{silence.silence_id}")
+    if not channels:
+        return Decision(event_id=alert.event_id, notify=False, reason="no_route")
+    escalates = dedup is not None and alert.severity.rank > dedup.severity.rank
+    if dedup is not None and not escalates:
+        age = (now - dedup.window_started_at).total_seconds()
+        if policy.group_wait_s < age < policy.dedup_window_s or (age < 0 < policy.dedup_window_s):
+            return Decision(event_id=alert.event_id, notify=False, reason="duplicate")
+    if recent_notified >= policy.rate_limit.max_alerts:
+        return Decision(event_id=alert.event_id, notify=False, reason="rate_limited")
+    replaces = None
+    if incident is not None and incident.status == "open" and alert.severity.rank > incident.severity.rank:
+        replaces = incident.severity
+    return Decision(
+        event_id=alert.event_id,
+        notify=True,
+        channels=tuple(channels),
+        reason="escalation" if replaces or escalates else "new",
+        replaces_severity=replaces,
+    )
+
+
+def next_dedup(alert: Alert, entry: DedupEntry | None, now: datetime, policy: Policy) -> DedupEntry:
+    """Dedup state after notifying ``alert`` (call only for notified firing alerts)."""
+    if entry is not None:
+        age = (now - entry.window_started_at).total_seconds()
+        same_window = 0 <= age < policy.dedup_window_s
+        if same_window and alert.severity.rank <= entry.severity.rank:
+            return entry  # a member of the window's first group
+    return DedupEntry(
+        asset=alert.asset,
+        violation_type=alert.violation_type.value,
+        window_started_at=now,
+        severity=alert.severity,
+    )
+
+
+def next_incident(alert: Alert, decision: Decision, incident: Incident | None) -> Incident | None:
+    """Incident state after a notified decision (None = unchanged)."""
+    if not decision.notify:
+        return None
+    if alert.status == "resolved":
+        assert incident is not None
+        return incident.model_copy(update={"status": "resolved"})
+    channels: tuple[str, ...] = decision.channels
+    severity = alert.severity
+    if incident is not None and incident.status == "open":
+        channels = tuple(dict.fromkeys([*incident.channels, *decision.channels]))
+        if incident.severity.rank > severity.rank:
+            severity = incident.severity
+    return Incident(
+        correlation_key=alert.correlation_key,
+        status="open",
+        severity=severity,
+        channels=channels,
+        violation_id=alert.event_id,
+    )
+
+
+def group_key(alert: Alert, group_by: str) -> str:
+    return alert.contract_id if group_by == "contract" else alert.asset
+
+
+def notifications(
+    decided: Sequence[tuple[Alert, Decision]],
+    *,
+    group_by: str,
+    grouping_channels: frozenset[str],
+) -> list[Notification]:
+    """One notification per (channel, status, group) for channels that group; one per alert otherwise.
+    Firing notifications come first: resolved ones must not overtake them."""
+    groups: dict[tuple[str, str, str], list[Alert]] = defaultdict(list)
+    for alert, d in decided:
+        if not d.notify:
+            continue
+        a = (
+            alert
+            if d.replaces_severity is None
+            else alert.model_copy(update={"replaces_severity": d.replaces_severity})
+        )
+        for ch in d.channels:
+            key = group_key(a, group_by) if ch in grouping_channels else a.event_id
+            groups[(ch, a.status, key)].append(a)
+    out = [
+        Notification(channel=ch, status=status, group_key=key, alerts=tuple(alerts))  # type: ignore[arg-type]
+        for (ch, status, key), alerts in groups.items()
+    ]
+    return sorted(out, key=lambda n: n.status != "firing")

@@ -1,0 +1,284 @@
+"""The alerts sink (``floe run sink alerts``): violation CloudEvents → routed, deduplicated, grouped
+notifications on every configured channel. Its own consumer group ``<group_prefix>-sink-alerts``.
+
+Per fetched batch: wait up to ``group_wait_s`` for more records (so an asset's violations go out as one
+notification) → decode (undecodable → ``dlq`` topic) → decide (PostgreSQL, per-contract lock) → deliver
+(ledger, concurrent channels, retries, ``alerts-dlq``) → commit. Offsets are committed only after the
+ledger records every outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+
+from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.processors.decode import DecodeError
+from floe_stream.runtime.database import create_pool, ping
+from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
+from floe_stream.runtime.service import Batch, ConsumerService
+from floe_stream.runtime.telemetry import instruments
+from floe_stream.settings import ConfigError, Settings
+from floe_stream.sinks.alerts import router
+from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_types
+from floe_stream.sinks.alerts.config import AlertsConfig, load_config
+from floe_stream.sinks.alerts.delivery import Dispatcher, StopDelivery
+from floe_stream.sinks.alerts.metrics import alert_instruments
+from floe_stream.sinks.alerts.model import Alert, DeadLetter, Notification
+from floe_stream.sinks.alerts.router import ContractAlerting
+from floe_stream.sinks.alerts.store import AlertStore
+from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.violation import decode_violation
+
+log = logging.getLogger(__name__)
+
+
+def build_channels(config: AlertsConfig, http: httpx.AsyncClient, public_url: str) -> dict[str, Channel]:
+    """Instantiate every configured channel; any problem is one :class:`ConfigError`."""
+    types = channel_types()
+    ctx = ChannelContext(http=http, public_url=public_url)
+    out: dict[str, Channel] = {}
+    problems: list[str] = []
+    for cfg in config.channels:
+        cls = types.get(cfg.type)
+        if cls is None:
+            problems.append(f"channel {cfg.name!r}: unknown type {cfg.type!r} (known: {sorted(types)})")
+            continue
+        try:
+            options = cls.Options.model_validate(cfg.options)
+        except Exception as exc:
+            errs = getattr(exc, "errors", None)
+            detail = (
+                "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errs())
+                if callable(errs) else str(exc)
+            )  # fmt: skip
+            problems.append(f"channel {cfg.name!r} ({cfg.type}) options: {detail}")
+            continue
+        ch = cls(cfg, options, ctx)
+        problem = ch.check()
+        if problem:
+            problems.append(problem)
+        out[cfg.name] = ch
+    if problems:
+        raise ConfigError("invalid alert channels: " + "; ".join(problems))
+    return out
+
+
+def contract_overrides(registry: ContractRegistry | None, channels: set[str]) -> dict[str, ContractAlerting]:
+    """asset id → the contract's ``floe.alerts`` channel override (validated against configured channels)."""
+    out: dict[str, ContractAlerting] = {}
+    if registry is None:
+        return out
+    problems = []
+    for asset in registry.assets():
+        try:
+            ov = router.contract_override(asset.overrides)
+        except ValueError as exc:
+            problems.append(f"contract {asset.contract_id} ({asset.asset_id}): {exc}")
+            continue
+        if ov is None:
+            continue
+        unknown = [c for c in ov.channels if c not in channels]
+        if unknown:
+            problems.append(
+                f"contract {asset.contract_id} ({asset.asset_id}): floe.alerts names unknown channel(s) {unknown}"
+            )
+        out[asset.asset_id] = ov
+    if problems:
+        raise ConfigError("invalid contract alert overrides: " + "; ".join(problems))
+    return out
+
+
+class AlertSink(ConsumerService):
+    name = "sink-alerts"
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: AlertsConfig | None = None,
+        *,
+        registry: ContractRegistry | None = None,
+        pool: asyncpg.Pool | None = None,
+        instance_id: str | None = None,
+    ) -> None:
+        k = settings.kafka
+        self.t_viol = topic_name(k.topic_prefix, TopicKey.VIOLATIONS)
+        self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
+        self.t_alerts_dlq = topic_name(k.topic_prefix, TopicKey.ALERTS_DLQ)
+        self.config = config if config is not None else load_config(settings.alerts.config_file)
+        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.channels = build_channels(self.config, self.http, settings.alerts.public_url)
+        self.overrides = contract_overrides(registry, set(self.channels))
+        super().__init__(settings, [self.t_viol], f"{k.group_prefix}-sink-alerts")
+        self.pool = pool
+        self._own_pool = pool is None
+        self.instance_id = instance_id
+        self.store: AlertStore | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.partitions: dict[str, int] = {}
+        self._resend_task: asyncio.Task[None] | None = None
+        self.delivered = 0
+        self.dead_lettered = 0
+
+    @property
+    def policy(self) -> Any:
+        return self.config.policy
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+    async def setup(self) -> None:
+        if self.pool is None:
+            self.pool = await create_pool(self.settings.database)
+        self.store = AlertStore(self.pool, self.instance_id)
+        self.partitions = await partition_counts(self.settings.kafka, [self.t_dlq, self.t_alerts_dlq])
+        self.dispatcher = Dispatcher(
+            self.channels, self.store, self.policy, self._dead_letter, stopping=self._stopping
+        )
+        if any(ch.resend_while_firing for ch in self.channels.values()):
+            self._resend_task = asyncio.create_task(self._resend_loop(), name="alerts-resend")
+
+    async def teardown(self) -> None:
+        if self._resend_task is not None:
+            self._resend_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._resend_task
+        await self.http.aclose()
+        for ch in self.channels.values():
+            await ch.aclose()
+        if self.pool is not None and self._own_pool:
+            await self.pool.close()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = await super().readiness()
+        checks["database"] = self.pool is not None and await ping(self.pool)
+        return checks
+
+    # --- the batch ------------------------------------------------------------------------------------------
+    async def process(self, batch: Batch) -> None:
+        """Collect for the group wait, then handle and commit (the commit follows every delivery)."""
+        wait = self.policy.group_wait_s
+        if wait > 0:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while not self._stopping.is_set() and (left := deadline - loop.time()) > 0:
+                more = await self.consumer.getmany(
+                    timeout_ms=max(1, int(left * 1000)), max_records=self.settings.kafka.max_batch_records
+                )
+                for tp, recs in more.items():
+                    batch.setdefault(tp, []).extend(recs)
+        try:
+            await super().process(batch)
+        except StopDelivery as exc:
+            log.info("%s: batch not committed, it will be replayed", exc)
+
+    def _route(self, alert: Alert) -> tuple[str, ...]:
+        return router.route(alert, self.config.routes, self.overrides.get(alert.asset))
+
+    async def handle(self, batch: Batch) -> None:
+        assert self.store is not None
+        assert self.dispatcher is not None
+        alerts: list[Alert] = []
+        dead: list[OutRecord] = []
+        for tp, recs in batch.items():
+            for rec in recs:
+                try:
+                    if not rec.value:
+                        raise DecodeError("empty message")
+                    alerts.append(
+                        Alert.from_event(decode_violation(dict(rec.headers or ()), rec.key, rec.value))
+                    )
+                except Exception as exc:
+                    reason = exc.reason if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
+                    dead.append(dead_letter(self.t_dlq, rec, reason[:500], self.partitions[self.t_dlq]))
+                    instruments().dead_lettered.add(1, {"topic": tp.topic, "reason": type(exc).__name__})
+                    log.warning(
+                        "dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, reason[:200]
+                    )
+        if dead:
+            await self.produce(dead)
+        if not alerts:
+            return
+        decisions, new = await self._with_db_retry(
+            lambda: self.store.decide(  # type: ignore[union-attr]
+                alerts, now=datetime.now(UTC), policy=self.policy, route=self._route,
+                resolve_capable=frozenset(n for n, c in self.channels.items() if c.supports_resolve and c.config.send_resolved),
+            )
+        )  # fmt: skip
+        inst = alert_instruments()
+        for a in alerts:
+            d = decisions[a.event_id]
+            if not d.notify and a.event_id in new:
+                reason = d.reason.split(":", 1)[0]
+                inst.suppressed.add(1, {"reason": reason})
+                log.info("suppressed %s alert %s (%s %s %s): %s", a.status, a.event_id[:12], a.contract_id,
+                         a.asset, a.violation_type.value, d.reason)  # fmt: skip
+        notes = router.notifications(
+            [(a, decisions[a.event_id]) for a in alerts],
+            group_by=self.policy.group_by,
+            grouping_channels=frozenset(n for n, c in self.channels.items() if c.groups),
+        )
+        outcomes = await self.dispatcher.deliver_all(notes)
+        self.delivered += sum(o.result == "delivered" for o in outcomes)
+        self.dead_lettered += sum(o.result == "dead_lettered" for o in outcomes)
+        instruments().sink_writes.add(len(alerts), {"sink": "alerts"})
+
+    async def _with_db_retry(self, fn: Any) -> Any:
+        delay = 0.2
+        while True:
+            try:
+                return await fn()
+            except (
+                OSError,
+                TimeoutError,
+                asyncpg.exceptions.ConnectionDoesNotExistError,
+                asyncpg.exceptions.CannotConnectNowError,
+                asyncpg.exceptions.InterfaceError,
+            ) as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("database unavailable, retrying in %.1fs (offsets not committed): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _dead_letter(self, n: Notification, reason: str, attempts: int) -> None:
+        record = DeadLetter(
+            channel=n.channel, reason=reason, attempts=attempts, failed_at=datetime.now(UTC), notification=n
+        )
+        key = n.channel.encode()
+        partition = zlib.crc32(key) % self.partitions.get(self.t_alerts_dlq, 1)
+        headers = [("floe-dlq-reason", reason[:1000].encode()), ("floe-dlq-channel", n.channel.encode())]
+        await self.produce(
+            [OutRecord(self.t_alerts_dlq, partition, key, record.model_dump_json().encode(), headers)]
+        )
+
+    # --- re-sends while firing (Alertmanager) -------------------------------------------------------------
+    async def _resend_loop(self) -> None:
+        interval = self.policy.resend_interval_s
+        names = [n for n, c in self.channels.items() if c.resend_while_firing]
+        while not self._stopping.is_set():
+            await asyncio.sleep(min(interval / 2, 10.0))
+            try:
+                assert self.store is not None
+                due = await self.store.due_for_resend(names, interval)
+                per_channel: dict[str, list[Alert]] = {}
+                for alert, chans in due:
+                    for c in chans:
+                        per_channel.setdefault(c, []).append(alert)
+                for c, items in per_channel.items():
+                    try:
+                        await asyncio.wait_for(
+                            self.channels[c].resend(items), self.channels[c].config.timeout_s + 1
+                        )
+                    except Exception as exc:
+                        alert_instruments().attempt_failures.add(1, {"channel": c})
+                        log.warning("re-send of %d firing alert(s) to %s failed: %s", len(items), c, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("re-send loop: %s", exc)
