@@ -18,6 +18,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.runtime.health import HealthServer
 from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer
+from floe_stream.runtime.telemetry import track_lag
 from floe_stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.svc.lock:  # wait for the in-flight batch to finish and commit
             self.svc.assigned.difference_update(revoked)
+            for tp in revoked:
+                self.svc.positions.pop(tp, None)
             await self.svc.on_revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -57,6 +60,11 @@ class ConsumerService:
         self.health: HealthServer | None = None
         self._stopping = asyncio.Event()
         self.batches = 0
+        self.records = 0
+        self.positions: dict[TopicPartition, int] = {}  # next offset to consume, after each commit
+        self.lag: dict[TopicPartition, int] = {}  # end offset - position, refreshed every lag_interval_s
+        self._lag_at = 0.0
+        track_lag(self)
 
     # --- hooks -----------------------------------------------------------------------------------
     async def setup(self) -> None:
@@ -82,6 +90,38 @@ class ConsumerService:
 
     async def liveness(self) -> dict[str, bool]:
         return {"loop": not self._stopping.is_set() or True}
+
+    # --- consumer lag (floe_consumer_lag, read at scrape time) ------------------------------------
+    def lag_observations(self) -> list[tuple[dict[str, str], float]]:
+        return [
+            ({"group": self.group_id, "topic": tp.topic, "partition": str(tp.partition)}, float(n))
+            for tp, n in self.lag.items()
+            if tp in self.assigned
+        ]
+
+    async def refresh_lag(self, force: bool = False) -> None:
+        """End offset (high watermark of the last fetch, else one ListOffsets) minus position."""
+        loop = asyncio.get_running_loop()
+        if not force and loop.time() - self._lag_at < self.settings.telemetry.lag_interval_s:
+            return
+        self._lag_at = loop.time()
+        tps = list(self.assigned)
+        try:
+            ends: dict[TopicPartition, int | None] = {tp: self.consumer.highwater(tp) for tp in tps}
+            missing = [tp for tp, hw in ends.items() if hw is None]
+            if missing:
+                ends.update(await asyncio.wait_for(self.consumer.end_offsets(missing), 5))
+            lag: dict[TopicPartition, int] = {}
+            for tp in tps:
+                end = ends.get(tp)
+                pos = self.positions.get(tp)
+                if pos is None:
+                    pos = await asyncio.wait_for(self.consumer.position(tp), 5)
+                if end is not None and pos is not None:
+                    lag[tp] = max(0, end - pos)
+            self.lag = lag
+        except (KafkaError, TimeoutError, IllegalStateError, AssertionError) as exc:
+            log.debug("consumer lag refresh failed: %s", exc)
 
     # --- plumbing --------------------------------------------------------------------------------
     def consumer_connected(self) -> bool:
@@ -125,8 +165,10 @@ class ConsumerService:
                 batch: Batch = fetch.result()
                 if not batch:
                     await self.idle()
+                    await self.refresh_lag()
                     continue
                 await self.process(batch)
+                await self.refresh_lag()
         finally:
             await self.stop()
 
@@ -137,12 +179,14 @@ class ConsumerService:
                 return
             await self.handle(owned)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in owned.items()}
+            self.positions.update(offsets)
             try:
                 await self.consumer.commit(offsets)
             except (CommitFailedError, IllegalStateError) as exc:
                 # The group rebalanced under us: the new owner replays this batch (idempotent effects).
                 log.warning("commit failed after rebalance, batch will be replayed by the new owner: %s", exc)
             self.batches += 1
+            self.records += sum(len(r) for r in owned.values())
 
     async def stop(self) -> None:
         with contextlib.suppress(KafkaError, RuntimeError):

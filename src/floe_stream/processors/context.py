@@ -1,0 +1,272 @@
+"""Impact and root-cause context for every violation (FR-040, FR-041, FR-047). Pure: no I/O.
+
+What a violation gets (``ViolationData.consumers`` and ``ViolationData.context``):
+
+* **consumers** — the contract's declared consumers (ODCS ``customProperties``), then the jobs that read the
+  asset and the datasets they write, learnt from OpenLineage run events seen on the materializations topic
+  (``inputs`` → job → ``outputs``);
+* **upstream** — the datasets written by jobs that read into this asset, and which of them currently have an
+  open violation episode (``upstream.violating``);
+* **recent materializations** of the asset (time, rows, run, job) and its **violation pattern**: how many
+  violations of each check type opened in the last 24 h, and whether this one is recurring.
+
+Scope (documented limitation): lineage edges, materializations and violation history are those seen by this
+processor instance since it started (partitions are owned by one instance; edges from OpenLineage events that
+landed on another instance's partition are not seen). Upstream health is known for the assets this
+instance owns. With one processor instance (or one partition) the picture is complete.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from floe_stream.topics.materialization import OLDataset, OpenLineageRunEvent
+from floe_stream.topics.violation import ViolationData
+
+MAX_CONSUMERS = 50
+MAX_VALUE = 500
+PATTERN_WINDOW = timedelta(hours=24)
+
+
+def dataset_id(ds: OLDataset) -> str:
+    return f"{ds.namespace}/{ds.name}"
+
+
+def identifiers(ds_id: str) -> list[str]:
+    """Identifiers a lineage dataset id may match an asset under (same rule as normalize.ol_identifiers)."""
+    ns, _, name = ds_id.rpartition("/")
+    return [ds_id, f"{ns}.{name}", name] if ns else [ds_id]
+
+
+@dataclass
+class LineageGraph:
+    """Jobs with their input and output datasets (ids ``namespace/name``), learnt from run events."""
+
+    job_inputs: dict[str, set[str]] = field(default_factory=dict)
+    job_outputs: dict[str, set[str]] = field(default_factory=dict)
+    readers: dict[str, set[str]] = field(default_factory=dict)
+    writers: dict[str, set[str]] = field(default_factory=dict)
+    _index: dict[str, set[str]] = field(default_factory=dict)
+
+    def _node(self, ds_id: str) -> None:
+        for ident in identifiers(ds_id):
+            self._index.setdefault(ident, set()).add(ds_id)
+
+    def observe(self, ev: OpenLineageRunEvent) -> bool:
+        """Record the job's inputs and outputs (any event type). Returns whether anything was new."""
+        job = f"{ev.job.namespace}/{ev.job.name}"
+        new = False
+        for ds in ev.inputs:
+            d = dataset_id(ds)
+            if d not in self.job_inputs.setdefault(job, set()):
+                self.job_inputs[job].add(d)
+                self.readers.setdefault(d, set()).add(job)
+                self._node(d)
+                new = True
+        for ds in ev.outputs:
+            d = dataset_id(ds)
+            if d not in self.job_outputs.setdefault(job, set()):
+                self.job_outputs[job].add(d)
+                self.writers.setdefault(d, set()).add(job)
+                self._node(d)
+                new = True
+        return new
+
+    def nodes_of(self, asset_identifiers: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        for ident in asset_identifiers:
+            out |= self._index.get(ident, set())
+        return out
+
+    def downstream(self, nodes: Iterable[str]) -> tuple[set[str], set[str]]:
+        """(jobs reading any of ``nodes``, datasets those jobs write) — one hop."""
+        jobs: set[str] = set()
+        for n in nodes:
+            jobs |= self.readers.get(n, set())
+        datasets: set[str] = set()
+        for j in jobs:
+            datasets |= self.job_outputs.get(j, set())
+        return jobs, datasets - set(nodes)
+
+    def upstream(self, nodes: Iterable[str]) -> set[str]:
+        """Datasets read by the jobs that write any of ``nodes`` — one hop."""
+        jobs: set[str] = set()
+        for n in nodes:
+            jobs |= self.writers.get(n, set())
+        out: set[str] = set()
+        for j in jobs:
+            out |= self.job_inputs.get(j, set())
+        return out - set(nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class Materialization:
+    at: datetime
+    event_id: str
+    rows: int | None = None
+    run_id: str | None = None
+    job: str | None = None
+
+    def render(self) -> str:
+        parts = [self.at.isoformat().replace("+00:00", "Z")]
+        if self.rows is not None:
+            parts.append(f"rows={self.rows}")
+        if self.job:
+            parts.append(f"job={self.job}")
+        if self.run_id:
+            parts.append(f"run={self.run_id}")
+        return " ".join(parts)
+
+
+@dataclass
+class AssetHistory:
+    materializations: deque[Materialization] = field(default_factory=lambda: deque(maxlen=3))
+    violations: deque[tuple[datetime, str]] = field(default_factory=lambda: deque(maxlen=200))
+
+
+@dataclass(frozen=True, slots=True)
+class OpenIssue:
+    """An open episode of an upstream asset (from the processor's state)."""
+
+    check_type: str
+    severity: str
+    since: datetime
+
+
+def _clip(s: str) -> str:
+    return s if len(s) <= MAX_VALUE else s[: MAX_VALUE - 1] + "…"
+
+
+def _join(items: Iterable[str], limit: int = 10) -> str:
+    items = list(items)
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return _clip(", ".join(items[:limit]) + more)
+
+
+def violation_pattern(history: AssetHistory, check_type: str, now: datetime) -> dict[str, str]:
+    since = now - PATTERN_WINDOW
+    recent = [(t, ct) for t, ct in history.violations if t >= since]
+    if not recent:
+        return {"pattern.violations_24h": "0", "pattern": "first violation of this asset in 24h"}
+    counts = Counter(ct for _, ct in recent)
+    same = counts.get(check_type, 0)
+    out = {
+        "pattern.violations_24h": str(len(recent)),
+        "pattern.by_type_24h": ", ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+        "pattern.last_violation_at": max(t for t, _ in recent).isoformat().replace("+00:00", "Z"),
+    }
+    if same:
+        out["pattern"] = f"recurring: {same} earlier {check_type} violation(s) in 24h"
+    else:
+        out["pattern"] = f"first {check_type} violation in 24h ({len(recent)} of other types)"
+    return out
+
+
+def enrich(
+    v: ViolationData,
+    *,
+    declared_consumers: Sequence[str],
+    asset_identifiers: Iterable[str],
+    lineage: LineageGraph,
+    history: AssetHistory | None,
+    upstream_health: Callable[[str], tuple[str, Sequence[OpenIssue]] | None],
+    now: datetime,
+) -> ViolationData:
+    """Return ``v`` with consumers and context filled in. ``upstream_health(dataset_id)`` gives the monitored
+    asset id behind a lineage dataset and its open issues, or None when it is not monitored / not known."""
+    nodes = lineage.nodes_of(asset_identifiers)
+    jobs, down_ds = lineage.downstream(nodes)
+    consumers: list[str] = []
+    for c in [*declared_consumers, *v.consumers, *sorted(jobs), *sorted(down_ds)]:
+        if c and c not in consumers:
+            consumers.append(c)
+    ctx: dict[str, str] = dict(v.context)
+    ctx["impact.consumers"] = str(len(consumers))
+    if declared_consumers:
+        ctx["impact.declared_consumers"] = _join(declared_consumers)
+    if jobs:
+        ctx["impact.downstream_jobs"] = _join(sorted(jobs))
+    if down_ds:
+        ctx["impact.downstream_datasets"] = _join(sorted(down_ds))
+    up = sorted(lineage.upstream(nodes))
+    if up:
+        ctx["upstream.datasets"] = _join(up)
+        violating: list[str] = []
+        for d in up:
+            hit = upstream_health(d)
+            if hit is None:
+                continue
+            aid, issues = hit
+            for i in issues:
+                since = i.since.isoformat().replace("+00:00", "Z")
+                violating.append(f"{aid}: {i.check_type} {i.severity} since {since}")
+        ctx["upstream.violating"] = _join(violating) if violating else "none"
+    if history is not None and history.materializations:
+        ctx["recent.materializations"] = _clip("; ".join(m.render() for m in reversed(history.materializations)))
+    elif history is not None:
+        ctx["recent.materializations"] = "none seen"
+    if history is not None:
+        ctx.update(violation_pattern(history, v.violation_type.value, now))
+    return v.model_copy(update={"consumers": consumers[:MAX_CONSUMERS], "context": ctx})
+
+
+class ImpactContext:
+    """The per-processor holder of lineage and per-asset history; call :meth:`enrich_violation` before
+    encoding a violation. Bounded memory: 3 materializations and 200 violation times per asset."""
+
+    def __init__(self) -> None:
+        self.lineage = LineageGraph()
+        self.history: dict[str, AssetHistory] = {}
+
+    def observe_openlineage(self, ev: OpenLineageRunEvent) -> bool:
+        return self.lineage.observe(ev)
+
+    def note_update(
+        self, asset_id: str, at: datetime, event_id: str, rows: int | None, run_id: str | None, job: str | None
+    ) -> None:
+        h = self.history.setdefault(asset_id, AssetHistory())
+        if h.materializations and h.materializations[-1].event_id == event_id:
+            return
+        h.materializations.append(Materialization(at, event_id, rows, run_id, job))
+
+    def forget(self, asset_ids: Iterable[str]) -> None:
+        for a in asset_ids:
+            self.history.pop(a, None)
+
+    def enrich_violation(
+        self,
+        v: ViolationData,
+        *,
+        declared_consumers: Sequence[str],
+        asset_identifiers: Iterable[str],
+        upstream_health: Callable[[str], tuple[str, Sequence[OpenIssue]] | None],
+        now: datetime,
+    ) -> ViolationData:
+        h = self.history.setdefault(v.asset, AssetHistory())
+        out = enrich(
+            v,
+            declared_consumers=declared_consumers,
+            asset_identifiers=asset_identifiers,
+            lineage=self.lineage,
+            history=h,
+            upstream_health=upstream_health,
+            now=now,
+        )
+        if v.detected_at == v.episode_started_at:  # a new episode (not an escalation) counts in the pattern
+            h.violations.append((v.detected_at, v.violation_type.value))
+        return out
+
+
+def open_issues(open_episodes: Mapping[str, object]) -> list[OpenIssue]:
+    """OpenIssue list from ``AssetState.open`` (duck-typed: check_type, severity, opened_at)."""
+    out = []
+    for ep in open_episodes.values():
+        ct = getattr(ep, "check_type", None)
+        sev = getattr(ep, "severity", None)
+        since = getattr(ep, "opened_at", None)
+        if ct is not None and sev is not None and isinstance(since, datetime):
+            out.append(OpenIssue(getattr(ct, "value", str(ct)), getattr(sev, "value", str(sev)), since))
+    return out

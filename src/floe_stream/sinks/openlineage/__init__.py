@@ -1,0 +1,1 @@
+"""OpenLineage sink: FAIL / OTHER / COMPLETE RunEvents per violation episode (HTTP, Kafka, file)."""

@@ -1,0 +1,183 @@
+"""`floe run sink openlineage`: violations topic → OpenLineage RunEvents (own consumer group).
+
+Per fetched batch: decode → build events (pure) → deliver them all through the transport → commit.
+A transient failure (Marquez down, broker hiccup) is retried with backoff while the batch's offsets stay
+uncommitted and /readyz reports ``transport: false``; a permanent rejection (HTTP 4xx) or an undecodable
+record goes to the dead-letter topic with the reason. Events are deterministic (run id = uuid5 of the
+episode), so a replay re-sends identical events. Each delivery continues the violation's trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+
+from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
+from floe_stream.runtime.service import Batch, ConsumerService
+from floe_stream.runtime.telemetry import instruments
+from floe_stream.settings import Settings
+from floe_stream.sinks.openlineage.events import lineage_events
+from floe_stream.sinks.openlineage.transport import Event, Transport, TransportError, make_transport
+from floe_stream.telemetry import tracing
+from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.violation import ViolationCloudEvent, ViolationData, decode_violation
+
+log = logging.getLogger(__name__)
+
+Item = tuple[ConsumerRecord[bytes, bytes], ViolationCloudEvent, list[Event]]
+
+
+class OpenLineageSink(ConsumerService):
+    name = "sink-openlineage"
+
+    def __init__(
+        self, settings: Settings, registry: ContractRegistry | None = None, transport: Transport | None = None
+    ) -> None:
+        k = settings.kafka
+        self.cfg = settings.openlineage
+        self.t_viol = topic_name(k.topic_prefix, TopicKey.VIOLATIONS)
+        self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
+        super().__init__(settings, [self.t_viol], f"{k.group_prefix}-sink-openlineage")
+        self.registry = registry
+        self.transport = transport or make_transport(self.cfg, self.producer)
+        self.dlq_partitions = 1
+        self.degraded = False
+        self.emitted = 0
+        self.dead = 0
+
+    def _lookup(self, asset_id: str) -> MonitoredAsset | None:
+        return self.registry.get(asset_id) if self.registry is not None else None
+
+    async def setup(self) -> None:
+        self.dlq_partitions = (await partition_counts(self.settings.kafka, [self.t_dlq]))[self.t_dlq]
+        if self.cfg.transport == "kafka":
+            await self._ensure_topic(self.cfg.topic)
+        await self.transport.start()
+        log.info("openlineage sink: transport %s, job namespace %s", self.transport.name, self.cfg.namespace)
+
+    async def _ensure_topic(self, name: str) -> None:
+        k = self.settings.kafka
+        admin = AIOKafkaAdminClient(**k.client_kwargs(), client_id=f"{k.client_id}-admin")
+        await admin.start()
+        try:
+            if name not in set(await admin.list_topics()):
+                try:
+                    await admin.create_topics([NewTopic(name, k.partitions, k.replication_factor)])
+                    log.info("created OpenLineage topic %s", name)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            await admin.close()
+
+    async def teardown(self) -> None:
+        await self.transport.close()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = await super().readiness()
+        checks["transport"] = not self.degraded
+        return checks
+
+    # --- the batch ---------------------------------------------------------------------------------------
+    async def handle(self, batch: Batch) -> None:
+        items: list[Item] = []
+        dead: list[OutRecord] = []
+        for tp, recs in batch.items():
+            for rec in recs:
+                try:
+                    ce = decode_violation(dict(rec.headers or ()), rec.key, rec.value or b"")
+                    items.append((rec, ce, lineage_events(ce, self.cfg, self._lookup)))
+                except Exception as exc:
+                    self._dead(dead, rec, f"undecodable violation event: {type(exc).__name__}: {exc}")
+                    instruments().dead_lettered.add(1, {"topic": tp.topic, "reason": type(exc).__name__})
+        spans = [self._span(rec, ce) for rec, ce, _ in items]
+        try:
+            failed = await self._deliver(items)
+        finally:
+            for span in spans:
+                span.end()
+        for rec, reason in failed:
+            self._dead(dead, rec, reason)
+            instruments().dead_lettered.add(1, {"topic": rec.topic, "reason": "openlineage rejected"})
+        if dead:
+            await self.produce(dead)
+        ok = len(items) - len(failed)
+        self.emitted += ok
+        m = instruments()
+        m.sink_writes.add(ok, {"sink": "openlineage"})
+        for _, _, evs in items:
+            for ev in evs:
+                m.lineage_events.add(1, {"transport": self.transport.name, "event_type": ev["eventType"]})
+
+    def _span(self, rec: ConsumerRecord[bytes, bytes], ce: ViolationCloudEvent) -> Any:
+        d = ce.data
+        tp = tracing.traceparent_from_headers(rec.headers) or ce.traceparent
+        return tracing.start_sink_span(
+            "floe.sink.openlineage",
+            tp,
+            {
+                "floe.contract.name": d.contract_name,
+                "floe.contract.version": d.contract_version,
+                "floe.asset": d.asset,
+                "floe.violation.type": d.violation_type.value,
+                "floe.violation.severity": d.severity.value,
+                "floe.violation.id": d.violation_id,
+                "floe.event.type": ce.type,
+                "floe.sink.transport": self.transport.name,
+                "floe.violation.open": isinstance(d, ViolationData),
+            },
+        )
+
+    def _dead(self, dead: list[OutRecord], rec: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        dead.append(dead_letter(self.t_dlq, rec, reason[:500], self.dlq_partitions))
+        self.dead += 1
+        log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason[:200])
+
+    async def _deliver(self, items: list[Item]) -> list[tuple[ConsumerRecord[bytes, bytes], str]]:
+        """Deliver everything; returns the records rejected permanently (to dead-letter)."""
+        events = [ev for _, _, evs in items for ev in evs]
+        if not events:
+            return []
+        try:
+            await self._with_retry(events)
+            return []
+        except TransportError as exc:
+            if not exc.permanent:
+                if self._stopping.is_set():
+                    raise  # stopping during an outage: nothing committed, the next owner replays the batch
+                return [(rec, str(exc)) for rec, _, _ in items]  # retries exhausted (max_retries)
+        # one event was rejected: find which, record by record, so the others still go out
+        failed: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
+        for rec, _, evs in items:
+            try:
+                await self._with_retry(evs)
+            except TransportError as exc:
+                failed.append((rec, str(exc)))
+        return failed
+
+    async def _with_retry(self, events: list[Event]) -> None:
+        delay = self.cfg.retry_backoff_s
+        attempt = 0
+        while True:
+            try:
+                await self.transport.emit(events)
+                self.degraded = False
+                return
+            except TransportError as exc:
+                if exc.permanent:
+                    raise
+                attempt += 1
+                self.degraded = True
+                if self._stopping.is_set():
+                    raise  # the batch is not committed: the next owner replays it
+                if self.cfg.max_retries is not None and attempt > self.cfg.max_retries:
+                    raise
+                log.warning("openlineage transport unavailable, retry %d in %.1fs (offsets held): %s", attempt, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,161 @@
+"""Where OpenLineage events go: HTTP (Marquez ``/api/v1/lineage``), a Kafka topic, a JSON-lines file, stdout.
+
+Every transport raises :class:`TransportError` with ``permanent=True`` for a rejection that a retry cannot fix
+(HTTP 4xx other than 408/429) and ``permanent=False`` for an outage (connection refused, 5xx, timeouts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from floe_stream.settings import OpenLineageSettings
+
+Event = dict[str, Any]
+
+
+class TransportError(Exception):
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Transport(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def emit(self, events: Sequence[Event]) -> None:
+        """Deliver every event, in order; raise TransportError otherwise."""
+        ...
+
+
+def encode(event: Event) -> bytes:
+    return orjson.dumps(event)
+
+
+class HttpTransport:
+    name = "http"
+
+    def __init__(self, cfg: OpenLineageSettings) -> None:
+        self.url = cfg.url.rstrip("/") + "/" + cfg.endpoint.lstrip("/")
+        headers = {"Content-Type": "application/json"}
+        if cfg.api_key is not None:
+            headers["Authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
+        self.headers = headers
+        self.timeout = cfg.timeout_s
+        self.client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self.client = httpx.AsyncClient(timeout=self.timeout, headers=self.headers)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def emit(self, events: Sequence[Event]) -> None:
+        assert self.client is not None
+        for ev in events:  # Marquez takes one event per POST; order within a run matters
+            try:
+                resp = await self.client.post(self.url, content=encode(ev))
+            except httpx.HTTPError as exc:
+                raise TransportError(f"POST {self.url}: {type(exc).__name__}: {exc}", permanent=False) from None
+            if resp.status_code >= 400:
+                permanent = resp.status_code < 500 and resp.status_code not in (408, 429)
+                raise TransportError(f"POST {self.url}: HTTP {resp.status_code} {resp.text[:200]}", permanent=permanent)
+
+
+class KafkaTransport:
+    """Produce to a topic (key ``run:<job namespace>/<job name>`` like openlineage-python's transport)."""
+
+    name = "kafka"
+
+    def __init__(self, cfg: OpenLineageSettings, producer: AIOKafkaProducer) -> None:
+        self.topic = cfg.topic
+        self.producer = producer
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def emit(self, events: Sequence[Event]) -> None:
+        try:
+            futures = [
+                await self.producer.send(
+                    self.topic, encode(ev), key=f"run:{ev['job']['namespace']}/{ev['job']['name']}".encode()
+                )
+                for ev in events
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise TransportError(f"produce to {self.topic}: {exc}", permanent=False) from None
+
+
+class FileTransport:
+    """Append JSON lines (flushed and fsync'ed per batch)."""
+
+    name = "file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        pass
+
+    def _write(self, data: bytes) -> None:
+        import os
+
+        with open(self.path, "ab") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    async def emit(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        data = b"".join(encode(ev) + b"\n" for ev in events)
+        try:
+            await asyncio.to_thread(self._write, data)
+        except OSError as exc:
+            raise TransportError(f"write {self.path}: {exc}", permanent=False) from None
+
+
+class ConsoleTransport:
+    name = "console"
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def emit(self, events: Sequence[Event]) -> None:
+        for ev in events:
+            sys.stdout.write(encode(ev).decode() + "\n")
+        sys.stdout.flush()
+
+
+def make_transport(cfg: OpenLineageSettings, producer: AIOKafkaProducer | None) -> Transport:
+    if cfg.transport == "http":
+        return HttpTransport(cfg)
+    if cfg.transport == "kafka":
+        assert producer is not None
+        return KafkaTransport(cfg, producer)
+    if cfg.transport == "file":
+        return FileTransport(cfg.file)
+    return ConsoleTransport()

@@ -1,0 +1,1 @@
+"""Observability beyond the basic process metrics: traces through Kafka, user-defined metrics."""
