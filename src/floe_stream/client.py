@@ -114,11 +114,15 @@ def commit_event(
     summary: Mapping[str, str] | None = None,
     catalog: str | None = None,
 ) -> CatalogCommitEvent:
-    """A validated :class:`CatalogCommitEvent` from a model, a JSON-like mapping, or keyword arguments."""
-    if isinstance(event, CatalogCommitEvent):
-        return event
+    """A validated :class:`CatalogCommitEvent` from a model, a JSON-like mapping, or keyword arguments.
+
+    ``event_id`` defaults to ``{table}:{snapshot_id}`` (the id the Iceberg watcher gives the same snapshot).
+    """
     if event is not None:
-        return CatalogCommitEvent.model_validate(dict(event))
+        ev = (
+            event if isinstance(event, CatalogCommitEvent) else CatalogCommitEvent.model_validate(dict(event))
+        )
+        return ev if ev.event_id else ev.model_copy(update={"event_id": f"{ev.table}:{ev.snapshot_id}"})
     if table is None or snapshot_id is None or schema is None:
         raise ValueError("publish_commit needs an event, or table, snapshot_id and schema")
     ev = CatalogCommitEvent(
