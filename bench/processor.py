@@ -1,0 +1,318 @@
+"""Processor benchmark on the embedded Tansu broker, next to raw aiokafka baselines in the same run.
+
+    .venv/bin/python -m bench.processor [--events 100000] [--rate 1000] [--seconds 10]
+
+Throughput: N pre-filled 300-byte materialization events (64 assets, 6 partitions) through
+  (a) a raw aiokafka at-least-once pass-through: getmany → model_validate_json → model_dump_json →
+      send_batch per partition → await → commit once per batch;
+  (b) floe's ProcessorService (decode, resolve asset, freshness evaluation, check result out, state
+      changelog + checkpoint, commit).
+Latency at a fixed open-loop rate:
+  (c) one hop, no processor: producer → topic → consumer (record CreateTime → receive);
+  (d) event → violation through `floe run processor` in its own process: every event flips its asset
+      between stale and fresh, so each one yields a violation or a resolved CloudEvent; latency =
+      receive time of the CloudEvent − CreateTime of the input record (the event's `time`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from bench.common import fill, pct, summary
+from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.embedded import EmbeddedKafka
+from floe_stream.runtime.kafka import ensure_topics, make_consumer, make_producer
+from floe_stream.runtime.partitioning import partition_for
+from floe_stream.runtime.processor import ProcessorService
+from floe_stream.settings import KafkaSettings, Settings
+from floe_stream.topics import MaterializationEvent, ObservedColumn, TopicKey, topic_name
+from floe_stream.topics.violation import decode_violation
+
+ASSETS = [f"bench.t{i:02d}" for i in range(64)]
+
+
+def contract_dir(root: Path, sla_s: int) -> Path:
+    tables = "\n".join(
+        f"  - name: t{i:02d}\n    customProperties: [{{property: floe, value: {{asset: bench.t{i:02d}}}}}]\n"
+        f"    properties: [{{name: id, logicalType: integer, required: true}}, {{name: updated_at, logicalType: timestamp}}]"
+        for i in range(len(ASSETS))
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "bench.odcs.yaml").write_text(
+        "apiVersion: v3.1.0\nkind: DataContract\nid: bench\nname: bench\nversion: 1.0.0\nstatus: active\n"
+        f"schema:\n{tables}\nslaProperties:\n  - property: latency\n    value: {sla_s}\n    unit: s\n"
+    )
+    return root
+
+
+COLUMNS = [
+    ObservedColumn(name="id", type="long", nullable=False),
+    ObservedColumn(name="updated_at", type="timestamptz"),
+]
+
+
+def event(i: int, asset: str, stale: bool = False, drift: bool | None = None) -> bytes:
+    """A ~300-byte materialization. ``drift=True`` adds the actual schema with a column new in this event
+    (so the previous event's extra column is gone): one drift opens and the previous one resolves."""
+    now = datetime.now(UTC)
+    ev = MaterializationEvent(
+        event_id=f"e{i}", asset=asset, materialized_at=now, run_id=f"run-{i:08d}", job="bench.job",
+        data_timestamp=now - timedelta(hours=2) if stale else now, row_count=1000 + i,
+        labels={"env": "bench", "team": "platform"},
+        columns=None if drift is None else ([*COLUMNS, ObservedColumn(name=f"extra_{i}", type="string")] if drift else COLUMNS),
+    )  # fmt: skip
+    return ev.model_dump_json().encode()
+
+
+async def raw_pass_through(k: KafkaSettings, n: int, partitions: int) -> float:
+    src, dst = f"{k.topic_prefix}raw-in", f"{k.topic_prefix}raw-out"
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
+    await admin.start()
+    await admin.create_topics([NewTopic(src, partitions, 1), NewTopic(dst, partitions, 1)])
+    await admin.close()
+    producer = make_producer(k)
+    await producer.start()
+    await fill(
+        producer,
+        src,
+        [
+            (partition_for(a, partitions), a.encode(), event(i, a))
+            for i, a in ((i, ASSETS[i % 64]) for i in range(n))
+        ],
+    )
+    consumer = make_consumer(k, src, group_id=f"{k.group_prefix}-raw")
+    await consumer.start()
+    done, t0 = 0, 0.0
+    while done < n:
+        batch = await consumer.getmany(timeout_ms=200, max_records=k.max_batch_records)
+        if not batch:
+            continue
+        t0 = t0 or time.perf_counter()
+        futures = []
+        for tp, recs in batch.items():
+            out = producer.create_batch()
+            for r in recs:
+                body = MaterializationEvent.model_validate_json(r.value).model_dump_json().encode()
+                if out.append(key=r.key, value=body, timestamp=None) is None:
+                    out.close()
+                    futures.append(await producer.send_batch(out, dst, partition=tp.partition))
+                    out = producer.create_batch()
+                    out.append(key=r.key, value=body, timestamp=None)
+            out.close()
+            futures.append(await producer.send_batch(out, dst, partition=tp.partition))
+            done += len(recs)
+        await asyncio.gather(*futures)
+        await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batch.items()})
+    elapsed = time.perf_counter() - t0
+    await consumer.stop()
+    await producer.stop()
+    return n / elapsed
+
+
+async def processor_throughput(s: Settings, n: int) -> float:
+    producer = make_producer(s.kafka)
+    await producer.start()
+    topic = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
+    p = s.kafka.partitions
+    await fill(
+        producer,
+        topic,
+        [(partition_for(a, p), a.encode(), event(i, a)) for i, a in ((i, ASSETS[i % 64]) for i in range(n))],
+    )
+    await producer.stop()
+    svc = ProcessorService(s, load_registry(s))
+    task = asyncio.create_task(svc.run())
+    while svc.records == 0:
+        await asyncio.sleep(0.001)
+    t0 = time.perf_counter()
+    first = svc.records
+    while svc.records < n:
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - t0
+    svc.request_stop()
+    await task
+    return (n - first) / elapsed
+
+
+async def open_loop(
+    k: KafkaSettings, topic: str, rate: float, seconds: float, make: object, partitions: int
+) -> int:
+    producer = make_producer(k, linger_ms=0)
+    await producer.start()
+    interval, sent = 1.0 / rate, 0
+    start = time.perf_counter()
+    try:
+        while (elapsed := time.perf_counter() - start) < seconds:
+            due = int(elapsed / interval) + 1
+            while sent < due:
+                asset = ASSETS[sent % 64]
+                await producer.send(
+                    topic, make(sent, asset), key=asset.encode(), partition=partition_for(asset, partitions)
+                )  # type: ignore[operator]
+                sent += 1
+            await asyncio.sleep(max(0.0, (sent * interval) - (time.perf_counter() - start)))
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def one_hop_latency(k: KafkaSettings, rate: float, seconds: float, partitions: int) -> list[float]:
+    topic = f"{k.topic_prefix}hop"
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, partitions, 1)])
+    await admin.close()
+    lat: list[float] = []
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=k.bootstrap_servers, fetch_max_wait_ms=k.fetch_max_wait_ms, enable_auto_commit=False
+    )
+    await consumer.start()
+    tps = [TopicPartition(topic, i) for i in range(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.time() * 1000
+            for recs in batch.values():
+                lat.extend(now - r.timestamp for r in recs)
+
+    task = asyncio.create_task(consume())
+    await open_loop(k, topic, rate, seconds, lambda i, a: event(i, a), partitions)
+    await asyncio.sleep(1)
+    stop.set()
+    await task
+    await consumer.stop()
+    return lat[int(rate) :]  # drop the first second (warm-up)
+
+
+async def processor_latency(s: Settings, rate: float, seconds: float, log: Path) -> list[float]:
+    env = {
+        **os.environ,
+        "FLOE_KAFKA__BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
+        "FLOE_KAFKA__TOPIC_PREFIX": s.kafka.topic_prefix,
+        "FLOE_KAFKA__GROUP_PREFIX": s.kafka.group_prefix + "-lat",
+        "FLOE_KAFKA__FETCH_MAX_WAIT_MS": str(s.kafka.fetch_max_wait_ms),
+        "FLOE_KAFKA__LINGER_MS": "0",
+        "FLOE_KAFKA__SESSION_TIMEOUT_MS": "6000",
+        "FLOE_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
+        "FLOE_CONTRACTS_DIR": str(s.contracts_dir),
+        "FLOE_CLOCK_SKEW_S": "0",
+        "FLOE_HEALTH_PORT": "-1",
+        "FLOE_LOG_LEVEL": "WARNING",
+    }
+    floe = Path(sys.executable).parent / "floe"
+    with open(log, "ab") as fh:
+        proc = await asyncio.create_subprocess_exec(
+            str(floe), "run", "processor", env=env, stdout=fh, stderr=fh
+        )
+    viol = topic_name(s.kafka.topic_prefix, TopicKey.VIOLATIONS)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=s.kafka.bootstrap_servers,
+        fetch_max_wait_ms=s.kafka.fetch_max_wait_ms,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    tps = [TopicPartition(viol, i) for i in range(s.kafka.partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    lat: list[float] = []
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for recs in batch.values():
+                for r in recs:
+                    ce = decode_violation(dict(r.headers), r.key, r.value)
+                    lat.append((now - ce.time.timestamp()) * 1000)
+
+    task = asyncio.create_task(consume())
+    # wait for the processor to join: publish drifted events until one yields a violation
+    deadline = time.monotonic() + 60
+    topic = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
+    while not lat and time.monotonic() < deadline:
+        await open_loop(
+            s.kafka, topic, 64, 1.0, lambda i, a: event(-i - 1, a, drift=True), s.kafka.partitions
+        )
+    lat.clear()
+    # every event changes its asset's extra column: a new drift opens and the previous one resolves
+    await open_loop(s.kafka, topic, rate, seconds, lambda i, a: event(i, a, drift=True), s.kafka.partitions)
+    await asyncio.sleep(1.5)
+    stop.set()
+    await task
+    await consumer.stop()
+    proc.terminate()
+    await proc.wait()
+    print(f"  ({len(lat)} violation events observed)", file=sys.stderr)
+    return lat[int(rate) :]
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--rate", type=float, default=1000)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--fetch-wait-ms", type=int, default=5)
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="floe-bench-"))
+    sample = event(0, ASSETS[0])
+    print(
+        f"event size {len(sample)} bytes; {a.events} events; {len(ASSETS)} assets; {a.partitions} partitions"
+    )
+    with EmbeddedKafka(log_file=tmp / "tansu.log") as broker:
+        k = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix="bench.", group_prefix="bench", partitions=a.partitions,
+                          fetch_max_wait_ms=a.fetch_wait_ms, session_timeout_ms=6000, heartbeat_interval_ms=1000, linger_ms=5)  # fmt: skip
+        s = Settings(
+            kafka=k, contracts_dir=contract_dir(tmp / "contracts", 3600), health_port=-1, clock_skew_s=0
+        )
+        await ensure_topics(k)
+        raw = await raw_pass_through(k, a.events, a.partitions)
+        print(f"throughput raw aiokafka pass-through (ALO, send_batch): {raw:,.0f} events/s")
+        proc = await processor_throughput(s, a.events)
+        print(
+            f"throughput floe processor:                            {proc:,.0f} events/s  ({proc / raw:.0%} of raw)"
+        )
+        k2 = k.model_copy(update={"topic_prefix": "lat.", "group_prefix": "lat"})
+        s2 = s.model_copy(update={"kafka": k2, "contracts_dir": contract_dir(tmp / "contracts-lat", 60)})
+        await ensure_topics(k2)
+        hop = await one_hop_latency(k2, a.rate, a.seconds, a.partitions)
+        print(f"latency one hop, no processor @ {a.rate:.0f}/s (ms):    {summary(hop)}")
+        viol = await processor_latency(s2, a.rate, a.seconds, tmp / "processor.log")
+        print(f"latency event→violation via processor @ {a.rate:.0f}/s (ms): {summary(viol)}")
+        added = pct(viol, 99) - pct(hop, 99)
+        print(
+            f"processor adds at p99: {added:.1f} ms over the one-hop baseline (p50: {pct(viol, 50) - pct(hop, 50):.1f} ms)"
+        )
+    result = {
+        "events": a.events, "raw_eps": raw, "processor_eps": proc, "ratio": proc / raw,
+        "hop_p50": pct(hop, 50), "hop_p99": pct(hop, 99), "viol_p50": pct(viol, 50), "viol_p99": pct(viol, 99),
+        "rate": a.rate, "fetch_wait_ms": a.fetch_wait_ms,
+    }  # fmt: skip
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
