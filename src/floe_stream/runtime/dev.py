@@ -67,7 +67,9 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
     setup_logging("WARNING", "text")
     setup_metrics("floe-dev")
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))
+    runtime_dir = data_dir.resolve() / "xdg"
+    runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
     contracts_dir = contracts_dir or _examples_dir()
     kafka = EmbeddedKafka(log_file=data_dir / "tansu.log")
     pg_dir = data_dir / "postgres"
