@@ -90,20 +90,31 @@ class IcebergSourceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    catalog_name: str = Field(default="default", description="pyiceberg catalog name; also the events' 'catalog'")
+    catalog_name: str = Field(
+        default="default", description="pyiceberg catalog name; also the events' 'catalog'"
+    )
     properties: dict[str, str] = Field(
         default_factory=dict, description="pyiceberg catalog properties, e.g. type=rest, uri=…, warehouse=…"
     )
     secret_properties: dict[str, SecretStr] = Field(
-        default_factory=dict, description="properties that are secrets (credential, token, a uri with a password)"
+        default_factory=dict,
+        description="properties that are secrets (credential, token, a uri with a password)",
     )
-    namespaces: list[str] = Field(default_factory=list, description="namespaces to watch (nested: 'a.b'); empty = all")
+    namespaces: list[str] = Field(
+        default_factory=list, description="namespaces to watch (nested: 'a.b'); empty = all"
+    )
     tables: list[str] = Field(default_factory=lambda: ["*"], description="globs on 'namespace.table'")
     exclude: list[str] = Field(default_factory=list, description="globs on 'namespace.table' to skip")
     poll_interval_s: float = Field(default=30.0, gt=0)
-    backfill: bool = Field(default=False, description="first sight of a table: publish its history, not only the newest")
-    max_snapshots_per_poll: int = Field(default=100, ge=1, description="per table and poll (backfill, bursts)")
-    schema_changes: bool = Field(default=True, description="also publish a schema change that made no snapshot")
+    backfill: bool = Field(
+        default=False, description="first sight of a table: publish its history, not only the newest"
+    )
+    max_snapshots_per_poll: int = Field(
+        default=100, ge=1, description="per table and poll (backfill, bursts)"
+    )
+    schema_changes: bool = Field(
+        default=True, description="also publish a schema change that made no snapshot"
+    )
     load_concurrency: int = Field(default=8, ge=1, description="tables loaded in parallel (metadata reads)")
 
 
@@ -123,9 +134,13 @@ class CustomMetric(BaseModel):
     description: str = ""
     unit: str = ""
     source: Literal["materialization", "check_result", "violation"] = "materialization"
-    field: str | None = Field(default=None, description="dotted path of the numeric value; counter without = +1")
+    field: str | None = Field(
+        default=None, description="dotted path of the numeric value; counter without = +1"
+    )
     labels: list[str] = Field(default_factory=list, description="dotted paths whose values become labels")
-    where: dict[str, str] = Field(default_factory=dict, description="only events whose field (dotted) equals this")
+    where: dict[str, str] = Field(
+        default_factory=dict, description="only events whose field (dotted) equals this"
+    )
 
 
 class TelemetrySettings(BaseModel):
@@ -134,14 +149,23 @@ class TelemetrySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     traces_exporter: Literal["auto", "none", "console", "file", "otlp"] = Field(
-        default="auto", description="auto = otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none (no spans)"
+        default="auto",
+        description="auto = otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none (no spans)",
     )
-    traces_file: Path | None = Field(default=None, description="JSON lines of finished spans (traces_exporter=file)")
-    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1, description="parent-based trace-id ratio sampler")
-    metrics_otlp: bool | None = Field(default=None, description="push metrics over OTLP too; None = when the env var is set")
+    traces_file: Path | None = Field(
+        default=None, description="JSON lines of finished spans (traces_exporter=file)"
+    )
+    trace_sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="parent-based trace-id ratio sampler"
+    )
+    metrics_otlp: bool | None = Field(
+        default=None, description="push metrics over OTLP too; None = when the env var is set"
+    )
     lag_interval_s: float = Field(default=5.0, gt=0, description="how often consumer lag is refreshed")
     histogram_samples_per_batch: int = Field(
-        default=256, ge=1, description="cap of histogram observations per batch and series (evenly spaced sample)"
+        default=256,
+        ge=1,
+        description="cap of histogram observations per batch and series (evenly spaced sample)",
     )
     custom_metrics: list[CustomMetric] = Field(default_factory=list)
 
@@ -160,11 +184,14 @@ class OpenLineageSettings(BaseModel):
     file: Path = Field(default=Path("openlineage.jsonl"), description="file: JSON lines, appended")
     namespace: str = Field(default="floe-stream", description="job namespace of the emitted runs")
     dataset_namespace: str | None = Field(
-        default=None, description="namespace of the affected dataset; default: the contract's first server, else 'floe'"
+        default=None,
+        description="namespace of the affected dataset; default: the contract's first server, else 'floe'",
     )
     producer: str = "https://github.com/floe-stream/floe-stream"
     max_retries: int | None = Field(
-        default=None, ge=0, description="transient failures retried this often, then dead-lettered; None = until it works"
+        default=None,
+        ge=0,
+        description="transient failures retried this often, then dead-lettered; None = until it works",
     )
     retry_backoff_s: float = Field(default=0.2, gt=0, description="first retry delay; doubles up to 5 s")
 
@@ -190,8 +217,12 @@ class HistorySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     retention_days: int = Field(default=90, ge=1, description="raw check results / violation events kept")
-    auto_prune: bool = Field(default=True, description="the PostgreSQL sink prunes once per UTC day (on ticks)")
-    register_contracts: bool = Field(default=True, description="the sink registers FLOE_CONTRACTS_DIR at start")
+    auto_prune: bool = Field(
+        default=True, description="the PostgreSQL sink prunes once per UTC day (on ticks)"
+    )
+    register_contracts: bool = Field(
+        default=True, description="the sink registers FLOE_CONTRACTS_DIR at start"
+    )
 
 
 class AlertsSettings(BaseModel):
@@ -222,10 +253,14 @@ class Settings(BaseSettings):
     sources: SourcesSettings = SourcesSettings()
     checks: ChecksSettings = ChecksSettings()
     contracts_dir: Path = Path("contracts")
-    tick_interval_s: float = Field(default=10.0, gt=0, description="ticker period; absence is detected within one")
+    tick_interval_s: float = Field(
+        default=10.0, gt=0, description="ticker period; absence is detected within one"
+    )
     clock_skew_s: float = Field(default=60.0, ge=0, description="tolerance added to every freshness SLA")
     health_host: str = "0.0.0.0"
-    health_port: int = Field(default=8080, ge=-1, le=65535, description="0 = any free port, -1 = no HTTP server")
+    health_port: int = Field(
+        default=8080, ge=-1, le=65535, description="0 = any free port, -1 = no HTTP server"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 

@@ -20,7 +20,11 @@ from floe_stream.topics.violation import ViolationCloudEvent, decode_violation
 
 
 async def publish(
-    settings: Settings, key: TopicKey, items: Sequence[tuple[str | None, BaseModel | bytes]], *, partition: int | None = None
+    settings: Settings,
+    key: TopicKey,
+    items: Sequence[tuple[str | None, BaseModel | bytes]],
+    *,
+    partition: int | None = None,
 ) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=0)
     await producer.start()
@@ -33,7 +37,9 @@ async def publish(
         await producer.stop()
 
 
-async def read_all(settings: Settings, key: TopicKey, *, settle_s: float = 0.3) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_all(
+    settings: Settings, key: TopicKey, *, settle_s: float = 0.3
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record currently in the topic (all partitions), in partition/offset order."""
     topic = topic_name(settings.kafka.topic_prefix, key)
     consumer = AIOKafkaConsumer(
@@ -60,7 +66,10 @@ async def read_all(settings: Settings, key: TopicKey, *, settle_s: float = 0.3) 
 
 
 async def violations(settings: Settings) -> list[ViolationCloudEvent]:
-    return [decode_violation(dict(r.headers), r.key, r.value) for r in await read_all(settings, TopicKey.VIOLATIONS)]
+    return [
+        decode_violation(dict(r.headers), r.key, r.value)
+        for r in await read_all(settings, TopicKey.VIOLATIONS)
+    ]
 
 
 class Running:
@@ -107,7 +116,7 @@ def floe_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 async def start_floe(args: Sequence[str], env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
     floe = Path(sys.executable).parent / "floe"
-    fh = open(log, "ab")  # noqa: SIM115, ASYNC230
+    fh = open(log, "ab")  # noqa: SIM115
     return await asyncio.create_subprocess_exec(str(floe), *args, env=env, stdout=fh, stderr=fh)
 
 

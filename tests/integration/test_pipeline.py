@@ -65,11 +65,19 @@ async def test_events_to_violations_to_postgres_to_report(pipeline_settings: Set
             ("test.fast", MaterializationEvent(event_id="m1", asset="test.fast", materialized_at=now, row_count=10)),
             ("test.slow", MaterializationEvent(event_id="m2", asset="test.slow", materialized_at=now)),
         ])  # fmt: skip
-        drifted = [*GOOD_FAST[:1], IcebergField(id=2, name="amount", type="string"), IcebergField(id=4, name="extra", type="int")]
+        drifted = [
+            *GOOD_FAST[:1],
+            IcebergField(id=2, name="amount", type="string"),
+            IcebergField(id=4, name="extra", type="int"),
+        ]
         await publish(s, TopicKey.CATALOG_COMMITS, [("test.fast", commit("test.fast", 1, drifted))])
 
         def kinds(evs: list) -> set:  # type: ignore[type-arg]
-            return {(e.data.violation_type.value, e.data.drift_kind, e.data.severity) for e in evs if isinstance(e.data, ViolationData)}
+            return {
+                (e.data.violation_type.value, e.data.drift_kind, e.data.severity)
+                for e in evs
+                if isinstance(e.data, ViolationData)
+            }
 
         # absence: test.fast (2 s SLA) gets no further event → a freshness ERROR within a tick interval
         evs = await wait_for(lambda: _has(s, {("freshness", None, Severity.ERROR)}, kinds), timeout=15)
@@ -78,15 +86,28 @@ async def test_events_to_violations_to_postgres_to_report(pipeline_settings: Set
         assert ("schema_drift", DriftKind.COLUMN_REMOVED, Severity.ERROR) in got  # updated_at missing
         assert ("schema_drift", DriftKind.COLUMN_ADDED, Severity.WARNING) in got
         assert all(e.data.asset == "test.fast" for e in evs)  # test.slow (1 h SLA) stays quiet
-        breach = next(e for e in evs if isinstance(e.data, ViolationData) and e.data.severity == Severity.ERROR and e.data.violation_type.value == "freshness")
+        breach = next(
+            e
+            for e in evs
+            if isinstance(e.data, ViolationData)
+            and e.data.severity == Severity.ERROR
+            and e.data.violation_type.value == "freshness"
+        )
         assert breach.subject == "test.fast" and breach.type == "floe.contract.violation"
         assert breach.data.owner == "alice" and breach.data.team == "data-platform"
 
         # recovery: a fresh materialization resolves the freshness episode with the same correlation key
-        await publish(s, TopicKey.MATERIALIZATIONS, [("test.fast", MaterializationEvent(event_id="m3", asset="test.fast", materialized_at=datetime.now(UTC)))])
-        resolved = await wait_for(
-            lambda: _resolved(s, breach.data.correlation_key), timeout=10
+        await publish(
+            s,
+            TopicKey.MATERIALIZATIONS,
+            [
+                (
+                    "test.fast",
+                    MaterializationEvent(event_id="m3", asset="test.fast", materialized_at=datetime.now(UTC)),
+                )
+            ],
         )
+        resolved = await wait_for(lambda: _resolved(s, breach.data.correlation_key), timeout=10)
         assert resolved[0].data.open_duration_s > 0
 
         # the sink wrote every check result and violation exactly once
@@ -96,7 +117,9 @@ async def test_events_to_violations_to_postgres_to_report(pipeline_settings: Set
         try:
             await wait_for(lambda: _count(conn, "violation_events", len({v.id for v in all_v})), timeout=10)
             await wait_for(lambda: _count(conn, "check_results", len(results)), timeout=10)
-            report = await compliance_report(conn, start=now - timedelta(minutes=5), end=datetime.now(UTC) + timedelta(seconds=1))
+            report = await compliance_report(
+                conn, start=now - timedelta(minutes=5), end=datetime.now(UTC) + timedelta(seconds=1)
+            )
         finally:
             await conn.close()
     rows = {(r.asset, r.check_type): r for r in report.rows}
@@ -114,7 +137,9 @@ async def _has(s: Settings, wanted: set, kinds):  # type: ignore[no-untyped-def]
 
 
 async def _resolved(s: Settings, corr: str):  # type: ignore[no-untyped-def]
-    evs = [e for e in await violations(s) if isinstance(e.data, ResolvedData) and e.data.correlation_key == corr]
+    evs = [
+        e for e in await violations(s) if isinstance(e.data, ResolvedData) and e.data.correlation_key == corr
+    ]
     return evs or None
 
 

@@ -69,7 +69,9 @@ class ServerRef(_Frozen):
 
 class MonitoredAsset(_Frozen):
     asset_id: str = Field(description="stable id; the Kafka key of events about this asset")
-    aliases: frozenset[str] = Field(default_factory=frozenset, description="other identifiers that resolve to it")
+    aliases: frozenset[str] = Field(
+        default_factory=frozenset, description="other identifiers that resolve to it"
+    )
     contract_id: str
     contract_name: str
     contract_version: str
@@ -86,7 +88,9 @@ class MonitoredAsset(_Frozen):
     tags: tuple[str, ...] = ()
     servers: tuple[ServerRef, ...] = ()
     consumers: tuple[str, ...] = ()
-    overrides: dict[str, Any] = Field(default_factory=dict, description="the contract's 'floe' customProperty")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="the contract's 'floe' customProperty"
+    )
 
     def labels(self) -> dict[str, str]:
         out = {"contract": self.contract_name, "asset": self.asset_id}

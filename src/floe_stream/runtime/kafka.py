@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -46,7 +47,9 @@ def make_producer(cfg: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**kw)
 
 
-def make_consumer(cfg: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+def make_consumer(
+    cfg: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
     kw: dict[str, Any] = {
         **cfg.client_kwargs(),
         "client_id": cfg.client_id,
@@ -80,10 +83,8 @@ async def ensure_topics(cfg: KafkaSettings, keys: Sequence[TopicKey] | None = No
             configs = {"cleanup.policy": "compact"} if CATALOGUE[key].compacted else {}
             new.append(NewTopic(name, cfg.partitions, cfg.replication_factor, topic_configs=configs))
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica/hook won the race
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
             created = [t.name for t in new]
     finally:
         await admin.close()
@@ -109,7 +110,9 @@ class BatchProducer:
         futures = await asyncio.gather(*(self._send_group(t, p, rs) for (t, p), rs in groups.items()))
         await asyncio.gather(*(f for fs in futures for f in fs))
 
-    async def _send_group(self, topic: str, partition: int, records: list[OutRecord]) -> list[asyncio.Future[Any]]:
+    async def _send_group(
+        self, topic: str, partition: int, records: list[OutRecord]
+    ) -> list[asyncio.Future[Any]]:
         futures: list[asyncio.Future[Any]] = []
         batch = self.producer.create_batch()
         for r in records:
@@ -121,7 +124,9 @@ class BatchProducer:
                 if batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers) is None:
                     # a single record larger than a batch: plain send
                     futures.append(
-                        await self.producer.send(topic, r.value, key=r.key, partition=partition, headers=r.headers)
+                        await self.producer.send(
+                            topic, r.value, key=r.key, partition=partition, headers=r.headers
+                        )
                     )
         if batch.record_count():
             batch.close()

@@ -47,7 +47,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 class ConsumerService:
     name = "service"
 
-    def __init__(self, settings: Settings, topics: Sequence[str], group_id: str, *, with_producer: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, topics: Sequence[str], group_id: str, *, with_producer: bool = True
+    ) -> None:
         self.settings = settings
         self.topics = list(topics)
         self.group_id = group_id
@@ -135,7 +137,10 @@ class ConsumerService:
     async def start(self) -> None:
         if self.settings.health_port >= 0 and self.health is None:
             self.health = HealthServer(
-                self.settings.health_host, self.settings.health_port, liveness=self.liveness, readiness=self.readiness
+                self.settings.health_host,
+                self.settings.health_port,
+                liveness=self.liveness,
+                readiness=self.readiness,
             )
             await self.health.start()
         if self.producer is not None:

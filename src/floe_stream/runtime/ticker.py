@@ -47,13 +47,20 @@ class Ticker:
         return {"ticking": self.last_tick is not None}
 
     async def _liveness(self) -> dict[str, bool]:
-        late = self.last_tick is not None and time.time() - self.last_tick.timestamp() > 5 * self.interval + 30
+        late = (
+            self.last_tick is not None and time.time() - self.last_tick.timestamp() > 5 * self.interval + 30
+        )
         return {"ticking": not late}
 
     async def run(self) -> None:
         health = None
         if self.settings.health_port >= 0:
-            health = HealthServer(self.settings.health_host, self.settings.health_port, liveness=self._liveness, readiness=self._readiness)
+            health = HealthServer(
+                self.settings.health_host,
+                self.settings.health_port,
+                liveness=self._liveness,
+                readiness=self._readiness,
+            )
             await health.start()
         partitions = (await partition_counts(self.settings.kafka, [self.topic]))[self.topic]
         producer = make_producer(self.settings.kafka, linger_ms=0)
@@ -62,7 +69,11 @@ class Ticker:
         try:
             while not self._stop.is_set():
                 t = aligned(time.time(), self.interval)
-                tick = Tick(tick_time=datetime.fromtimestamp(t, tz=UTC), interval_s=self.interval, ticker_id=self.ticker_id)
+                tick = Tick(
+                    tick_time=datetime.fromtimestamp(t, tz=UTC),
+                    interval_s=self.interval,
+                    ticker_id=self.ticker_id,
+                )
                 body = tick.model_dump_json().encode()
                 await sender.send_all([OutRecord(self.topic, p, None, body) for p in range(partitions)])
                 self.ticks_sent += 1

@@ -20,7 +20,9 @@ class CheckResult(WireModel):
     severity: Severity | None = None
     evaluated_at: AwareDatetime
     trigger: Literal["event", "tick", "replay"] = "event"
-    metric: float | None = Field(default=None, description="data age (s), quality score, availability ratio …")
+    metric: float | None = Field(
+        default=None, description="data age (s), quality score, availability ratio …"
+    )
     sla_consumed: float | None = Field(default=None, description="fraction of the SLA used, 1.0 = breached")
     expected: str | None = None
     actual: str | None = None

@@ -13,7 +13,9 @@ class IcebergField(ForeignModel):
     id: int
     name: str
     required: bool = False
-    type: str | dict[str, Any] = Field(description="primitive name ('long', 'decimal(10,2)') or nested type JSON")
+    type: str | dict[str, Any] = Field(
+        description="primitive name ('long', 'decimal(10,2)') or nested type JSON"
+    )
     doc: str | None = None
 
 

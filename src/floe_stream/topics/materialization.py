@@ -23,7 +23,9 @@ class QualityResult(WireModel):
     name: str = Field(min_length=1)
     column: str | None = None
     metric: str | None = Field(default=None, description="ODCS library metric, e.g. nullValues, rowCount")
-    passed: bool | None = Field(default=None, description="producer verdict; recomputed when a contract rule matches")
+    passed: bool | None = Field(
+        default=None, description="producer verdict; recomputed when a contract rule matches"
+    )
     observed_value: float | None = None
     unit: Literal["rows", "percent"] | None = Field(
         default=None, description="unit of observed_value; rows (counts) when unset"
@@ -37,7 +39,9 @@ class MaterializationEvent(WireModel):
     """floe's own materialization event. Key the Kafka record by ``asset``."""
 
     kind: Literal["floe.materialization"] = "floe.materialization"
-    event_id: str | None = Field(default=None, description="unique and stable per materialization (retries reuse it)")
+    event_id: str | None = Field(
+        default=None, description="unique and stable per materialization (retries reuse it)"
+    )
     asset: str = Field(min_length=1, description="monitored asset id (contract table id or alias)")
     materialized_at: AwareDatetime
     data_timestamp: AwareDatetime | None = Field(
@@ -47,7 +51,9 @@ class MaterializationEvent(WireModel):
     job: str | None = None
     producer: str | None = None
     row_count: int | None = Field(default=None, ge=0)
-    columns: list[ObservedColumn] | None = Field(default=None, description="actual schema, when the producer knows it")
+    columns: list[ObservedColumn] | None = Field(
+        default=None, description="actual schema, when the producer knows it"
+    )
     quality: list[QualityResult] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -15,7 +15,9 @@ def topic_schemas() -> dict[str, dict[str, Any]]:
     for spec in CATALOGUE.values():
         for model in spec.payloads:
             schema = model.model_json_schema(by_alias=True)
-            schema["$comment"] = f"topic '{{prefix}}{spec.key.value}', key: {spec.record_key}. {spec.description}"
+            schema["$comment"] = (
+                f"topic '{{prefix}}{spec.key.value}', key: {spec.record_key}. {spec.description}"
+            )
             out[f"{spec.key.value}.{model.__name__}.schema.json"] = schema
     return out
 

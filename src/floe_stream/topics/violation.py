@@ -20,7 +20,9 @@ CE_CONTENT_TYPE = "application/cloudevents+json"
 
 class ViolationData(WireModel):
     violation_id: str
-    correlation_key: str = Field(description="stable per episode: asset/check/element; resolved events reuse it")
+    correlation_key: str = Field(
+        description="stable per episode: asset/check/element; resolved events reuse it"
+    )
     contract_id: str
     contract_name: str
     contract_version: str
