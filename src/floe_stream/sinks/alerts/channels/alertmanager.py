@@ -55,7 +55,12 @@ def am_alert(alert: Alert, opts: AlertmanagerOptions, link: str, now: datetime) 
         ann["consumers"] = ", ".join(alert.consumers)
     if alert.owner:
         ann["owner"] = alert.owner
-    ends = alert.occurred_at if alert.status == "resolved" else now + timedelta(seconds=opts.firing_ttl_s)
+    # a resolve ends the alert at its resolution time, never in the future
+    ends = (
+        min(alert.occurred_at, now)
+        if alert.status == "resolved"
+        else now + timedelta(seconds=opts.firing_ttl_s)
+    )
     return {
         "labels": labels(alert, opts),
         "annotations": ann,
