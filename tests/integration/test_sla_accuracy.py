@@ -89,7 +89,11 @@ def generate(seed: int = 7) -> tuple[list[CheckResult], list[ViolationCloudEvent
                 elif status in ("skipped", "error"):
                     status = "pass"
                 gap = rnd.choice([rnd.randint(5, 300), rnd.randint(600, 7200), rnd.randint(3600, 30000)])
-                sev = None if status == "pass" else rnd.choice([None, Severity.WARNING, Severity.ERROR, Severity.CRITICAL])
+                sev = (
+                    None
+                    if status == "pass"
+                    else rnd.choice([None, Severity.WARNING, Severity.ERROR, Severity.CRITICAL])
+                )
                 metric = None if ct == CheckType.SCHEMA_DRIFT else round(rnd.uniform(0.5, 1.0), 4)
                 results.append(CheckResult(
                     result_id=f"{asset}/{ct}/{i:05d}", asset=asset, contract_id=f"acc-{ai}", contract_version="1.0.0",
@@ -102,7 +106,9 @@ def generate(seed: int = 7) -> tuple[list[CheckResult], list[ViolationCloudEvent
     return results, events
 
 
-def _episode(asset: str, contract: str, ct: CheckType, t: datetime, rnd: random.Random) -> list[ViolationCloudEvent]:
+def _episode(
+    asset: str, contract: str, ct: CheckType, t: datetime, rnd: random.Random
+) -> list[ViolationCloudEvent]:
     corr = f"{asset}/{ct}"
     common = {"correlation_key": corr, "contract_id": contract, "contract_name": contract, "contract_version": "1.0.0",
               "asset": asset, "violation_type": ct}  # fmt: skip
@@ -139,7 +145,9 @@ async def load_history(dsn: str, seed: int = 7) -> tuple[list[CheckResult], list
     batches.append(results[100:400])  # a replayed batch: nothing may count twice
     conn = await asyncpg.connect(dsn)
     try:
-        contracts = [load_contract_text(CONTRACT.format(i=i, asset=a), f"acc-{i}.yaml") for i, a in enumerate(ASSETS)]
+        contracts = [
+            load_contract_text(CONTRACT.format(i=i, asset=a), f"acc-{i}.yaml") for i, a in enumerate(ASSETS)
+        ]
         await store.register_contracts(conn, contracts)
         for k, b in enumerate(batches):
             async with conn.transaction():
@@ -214,7 +222,15 @@ async def raw_rows(conn: asyncpg.Connection) -> dict[tuple[str, str], list[Raw]]
     by_key: dict[tuple[str, str], list[Raw]] = defaultdict(list)
     for r in await conn.fetch("SELECT * FROM check_results"):
         by_key[(r["asset"], r["check_type"])].append(
-            Raw(r["asset"], r["check_type"], r["status"], r["evaluated_at"], r["result_id"], r["severity"], r["metric"])
+            Raw(
+                r["asset"],
+                r["check_type"],
+                r["status"],
+                r["evaluated_at"],
+                r["result_id"],
+                r["severity"],
+                r["metric"],
+            )
         )
     for rows in by_key.values():
         rows.sort(key=lambda x: (x.at, x.result_id))
@@ -225,7 +241,9 @@ def _midnight(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
-async def verify(conn: asyncpg.Connection, report: ComplianceReport, events: list[ViolationCloudEvent]) -> int:
+async def verify(
+    conn: asyncpg.Connection, report: ComplianceReport, events: list[ViolationCloudEvent]
+) -> int:
     """Every figure of ``report`` against the brute force; returns the number of figures compared."""
     by_key = await raw_rows(conn)
     lo, hi = report.window_start, report.window_end
@@ -276,7 +294,9 @@ async def test_report_matches_brute_force_on_30_days(pg_dsn: str) -> None:
         report = await build_report(conn, window="7d", as_of=AS_OF, asset="sales.orders")
         fresh = next(c for c in report.assets[0].checks if c.check_type == "freshness")
         assert fresh.expected_checks == pytest.approx(7 * 24 / 2)
-        assert fresh.coverage_pct == pytest.approx(min(100.0, 100 * fresh.checks_run / (7 * 24 / 2)), abs=0.01)
+        assert fresh.coverage_pct == pytest.approx(
+            min(100.0, 100 * fresh.checks_run / (7 * 24 / 2)), abs=0.01
+        )
         # owner/team filters come from the registered contracts
         by_owner = await build_report(conn, window="7d", as_of=AS_OF, owner="owner-1")
         assert [a.asset for a in by_owner.assets] == ["sales.customers"]

@@ -45,7 +45,9 @@ class Cells(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
-        if tag in ("script", "link", "img", "iframe") or any(v.startswith(("http:", "https:", "//")) for k, v in a.items() if k in ("src", "href")):
+        if tag in ("script", "link", "img", "iframe") or any(
+            v.startswith(("http:", "https:", "//")) for k, v in a.items() if k in ("src", "href")
+        ):
             self.external.append(tag)
         if tag == "svg":
             self.svgs += 1
@@ -55,7 +57,9 @@ class Cells(HTMLParser):
             if tag == "div":
                 self.kpis[a["data-field"]] = a["data-value"]
             elif "data-asset" in self.row:
-                self.values[(self.row["data-asset"], self.row["data-check"], a["data-field"])] = a["data-value"]
+                self.values[(self.row["data-asset"], self.row["data-check"], a["data-field"])] = a[
+                    "data-value"
+                ]
 
 
 async def test_every_format_over_the_same_history(pg_dsn: str, tmp_path: Path) -> None:
@@ -112,7 +116,9 @@ async def test_every_format_over_the_same_history(pg_dsn: str, tmp_path: Path) -
     assert lowest is not None
     rc, _, err = await floe(pg_dsn, *common, "--format", "json", "--fail-under", f"{lowest[2] + 0.01:.2f}")
     assert rc == 3 and "below target" in err and lowest[0] in err
-    rc, _, _ = await floe(pg_dsn, *common, "--format", "json", "--fail-under", f"{max(0.0, lowest[2] - 0.01):.2f}")
+    rc, _, _ = await floe(
+        pg_dsn, *common, "--format", "json", "--fail-under", f"{max(0.0, lowest[2] - 0.01):.2f}"
+    )
     assert rc == 0
 
     rc, _, err = await floe(pg_dsn, *common, "--contract", "nope")

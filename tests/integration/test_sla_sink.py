@@ -67,20 +67,40 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
         async with Running(sink):
             await wait_for(lambda: sink.ever_assigned, timeout=30)
             await publish(s, TopicKey.CHECK_RESULTS, [("sales.orders", r) for r in live[:3]])
-            await wait_for(lambda: _count(conn, "SELECT count(*) FROM check_results WHERE result_id = 'r4'", 1), timeout=30)
+            await wait_for(
+                lambda: _count(conn, "SELECT count(*) FROM check_results WHERE result_id = 'r4'", 1),
+                timeout=30,
+            )
             await publish(s, TopicKey.CHECK_RESULTS, [("sales.orders", r) for r in live[3:]])
             for v in evs:
                 key, value, _ = encode_violation(v)
                 await publish(s, TopicKey.VIOLATIONS, [(key.decode(), value)])
-            await wait_for(lambda: _count(conn, "SELECT count(*) FROM check_results WHERE asset = 'sales.orders'", 4 + 3), timeout=30)
-            await wait_for(lambda: _count(conn, "SELECT count(*) FROM violation_episodes WHERE resolved_at IS NOT NULL", 1), timeout=30)
+            await wait_for(
+                lambda: _count(
+                    conn, "SELECT count(*) FROM check_results WHERE asset = 'sales.orders'", 4 + 3
+                ),
+                timeout=30,
+            )
+            await wait_for(
+                lambda: _count(
+                    conn, "SELECT count(*) FROM violation_episodes WHERE resolved_at IS NOT NULL", 1
+                ),
+                timeout=30,
+            )
             # a tick drives the daily prune
-            await publish(s, TopicKey.TICKS, [(None, Tick(tick_time=now, interval_s=10, ticker_id="t"))], partition=0)
+            await publish(
+                s, TopicKey.TICKS, [(None, Tick(tick_time=now, interval_s=10, ticker_id="t"))], partition=0
+            )
             await wait_for(lambda: sink.last_prune is not None, timeout=30)
             # replaying everything changes nothing (a second copy of every record)
             await publish(s, TopicKey.CHECK_RESULTS, [("sales.orders", r) for r in live])
-            await publish(s, TopicKey.CHECK_RESULTS, [("sales.orders", result(5, midnight + timedelta(hours=1)))])
-            await wait_for(lambda: _count(conn, "SELECT count(*) FROM check_results WHERE result_id = 'r5'", 1), timeout=30)
+            await publish(
+                s, TopicKey.CHECK_RESULTS, [("sales.orders", result(5, midnight + timedelta(hours=1)))]
+            )
+            await wait_for(
+                lambda: _count(conn, "SELECT count(*) FROM check_results WHERE result_id = 'r5'", 1),
+                timeout=30,
+            )
 
         # the prune deleted raw rows older than 30 days except the newest one, kept every old aggregate
         assert sink.last_prune == {"check_results": 2, "violation_events": 0}
@@ -114,11 +134,25 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
         await store.rebuild_aggregates(conn)
         assert [r for r in await conn.fetch(AGG) if r["day"] >= horizon] == kept
 
-        status = await conn.fetchrow("SELECT * FROM sla_status WHERE asset = 'sales.orders' AND check_type = 'freshness'")
-        assert (status["last_result_id"], status["last_status"], status["consecutive_failures"]) == ("r5", "pass", 0)
+        status = await conn.fetchrow(
+            "SELECT * FROM sla_status WHERE asset = 'sales.orders' AND check_type = 'freshness'"
+        )
+        assert (status["last_result_id"], status["last_status"], status["consecutive_failures"]) == (
+            "r5",
+            "pass",
+            0,
+        )
         ep = await conn.fetchrow("SELECT * FROM violation_episodes")
-        assert (ep["first_severity"], ep["severity"], ep["escalations"], ep["duration_s"]) == ("error", "critical", 1, 5400)
-        registered = {(r["contract_id"], r["registered_by"]) for r in await conn.fetch("SELECT * FROM registered_contracts")}
+        assert (ep["first_severity"], ep["severity"], ep["escalations"], ep["duration_s"]) == (
+            "error",
+            "critical",
+            1,
+            5400,
+        )
+        registered = {
+            (r["contract_id"], r["registered_by"])
+            for r in await conn.fetch("SELECT * FROM registered_contracts")
+        }
         assert ("sales-orders", "sink") in registered and ("inventory-stock", "sink") in registered
         owner = await conn.fetchval("SELECT owner FROM contract_assets WHERE asset = 'sales.orders'")
         assert owner

@@ -33,7 +33,9 @@ from floe_stream.reporting.timeline import (
 T = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
 
 
-def p(rid: str, status: str, at: datetime, metric: float | None = None, severity: str | None = None) -> ResultPoint:
+def p(
+    rid: str, status: str, at: datetime, metric: float | None = None, severity: str | None = None
+) -> ResultPoint:
     return ResultPoint(result_id=rid, status=status, at=at, metric=metric, severity=severity, contract_id="c")
 
 
@@ -56,7 +58,9 @@ def test_a_new_result_closes_the_previous_interval_across_midnight() -> None:
 
 def test_older_results_are_flagged_for_recomputation_and_duplicates_ignored() -> None:
     state = apply_points(None, [p("a", "pass", T), p("b", "fail", T + timedelta(hours=1))]).last
-    again = apply_points(state, [p("b", "fail", T + timedelta(hours=1)), p("x", "fail", T + timedelta(minutes=5))])
+    again = apply_points(
+        state, [p("b", "fail", T + timedelta(hours=1)), p("x", "fail", T + timedelta(minutes=5))]
+    )
     assert [q.result_id for q in again.out_of_order] == ["x"]
     assert again.days == {} and again.last is state
 
@@ -133,7 +137,9 @@ class _Cells(HTMLParser):
         a = dict(attrs)
         if "data-field" in a:
             self.cells.append((a["data-field"] or "", a.get("data-value") or ""))
-        if tag in ("script", "link", "img") or any(v and v.startswith("http") for k, v in attrs if k in ("src", "href")):
+        if tag in ("script", "link", "img") or any(
+            v and v.startswith("http") for k, v in attrs if k in ("src", "href")
+        ):
             self.external.append(tag)
 
 

@@ -45,7 +45,9 @@ def _with_conn(settings: Settings, fn: Callable[[asyncpg.Connection], Awaitable[
     except DatabaseUnavailable as exc:
         raise click.ClickException(f"{exc} (FLOE_DATABASE__DSN)") from None
     except asyncpg.exceptions.UndefinedTableError:
-        raise click.ClickException("the database has no floe tables (or an old schema): run `floe db migrate`") from None
+        raise click.ClickException(
+            "the database has no floe tables (or an old schema): run `floe db migrate`"
+        ) from None
     except ReportError as exc:
         raise click.ClickException(str(exc)) from None
     except ConfigError as exc:
@@ -99,7 +101,14 @@ def sla_report(
     report = _with_conn(
         settings,
         lambda conn: build_report(
-            conn, window=window, by=by, as_of=end, contract=contract, asset=asset, owner=owner, team=team,  # type: ignore[arg-type]
+            conn,
+            window=window,
+            by=by,  # type: ignore[arg-type]
+            as_of=end,
+            contract=contract,
+            asset=asset,
+            owner=owner,
+            team=team,
         ),
     )
     if fmt == "table":
@@ -152,11 +161,15 @@ def db_rebuild_aggregates(since: datetime | None, assets: tuple[str, ...]) -> No
 
     settings = _settings()
     d: date | None = since.date() if since else None
-    out = _with_conn(settings, lambda conn: store.rebuild_aggregates(conn, since=d, assets=list(assets) or None))
+    out = _with_conn(
+        settings, lambda conn: store.rebuild_aggregates(conn, since=d, assets=list(assets) or None)
+    )
     if out["since"] is None:
         click.echo("no raw check results: nothing to rebuild")
     else:
-        click.echo(f"rebuilt {out['days']} daily aggregate row(s) for {out['keys']} asset/check pair(s) since {out['since']}")
+        click.echo(
+            f"rebuilt {out['days']} daily aggregate row(s) for {out['keys']} asset/check pair(s) since {out['since']}"
+        )
 
 
 # --- floe contracts register ---------------------------------------------------------------------------
@@ -184,14 +197,23 @@ def contracts_register(directory: Path | None) -> None:
 @click.command("replay")
 @click.option("--from", "from_", required=True,
               help="ISO 8601 time, a duration ago (7d, 12h), an offset (in every partition) or 'earliest'")  # fmt: skip
-@click.option("--to", "to", default=None, help="same forms as --from (default: the current end of the topics)")
+@click.option(
+    "--to", "to", default=None, help="same forms as --from (default: the current end of the topics)"
+)
 @click.option("--contracts", "contracts_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="contract files to evaluate with (default FLOE_CONTRACTS_DIR)")  # fmt: skip
-@click.option("--contract", "contract_ids", multiple=True, help="only the assets of these contract ids (repeatable)")
+@click.option(
+    "--contract", "contract_ids", multiple=True, help="only the assets of these contract ids (repeatable)"
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def replay_cmd(
-    from_: str, to: str | None, contracts_dir: Path | None, contract_ids: tuple[str, ...], progress: bool, fmt: str
+    from_: str,
+    to: str | None,
+    contracts_dir: Path | None,
+    contract_ids: tuple[str, ...],
+    progress: bool,
+    fmt: str,
 ) -> None:
     """Re-evaluate retained input events with new or changed contracts and rewrite the SLA history.
 

@@ -74,7 +74,9 @@ def parse_position(text: str, now: datetime | None = None) -> Position:
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is not a time (ISO 8601, or 7d/12h ago), an offset, 'earliest' or 'latest'") from None
+        raise ValueError(
+            f"{text!r} is not a time (ISO 8601, or 7d/12h ago), an offset, 'earliest' or 'latest'"
+        ) from None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
@@ -95,7 +97,12 @@ class ReplaySummary:
     write_s: float = 0.0
 
 
-_TOPIC_RANK = {TopicKey.CATALOG_COMMITS: 0, TopicKey.MATERIALIZATIONS: 1, TopicKey.PROBE_RESULTS: 2, TopicKey.TICKS: 3}
+_TOPIC_RANK = {
+    TopicKey.CATALOG_COMMITS: 0,
+    TopicKey.MATERIALIZATIONS: 1,
+    TopicKey.PROBE_RESULTS: 2,
+    TopicKey.TICKS: 3,
+}
 
 
 async def _read(
@@ -173,7 +180,9 @@ def evaluate(
     progress: Progress | None = None,
 ) -> Outputs:
     """Feed the records, in event-time order, to the engine. Pure apart from the progress callback."""
-    ordered = sorted(records, key=lambda kr: (kr[1].timestamp, _TOPIC_RANK[kr[0]], kr[1].partition, kr[1].offset))
+    ordered = sorted(
+        records, key=lambda kr: (kr[1].timestamp, _TOPIC_RANK[kr[0]], kr[1].partition, kr[1].offset)
+    )
     wanted = {a.asset_id for a in assets}
     out = Outputs()
     last_tick: datetime | None = None
@@ -259,14 +268,22 @@ async def write_replay(
             await conn.execute(store.INSERT_RESULTS, *store.result_columns(unique))
         if violations:
             unique_v = list({v.id: v for v in violations}.values())
-            inserted = {r["event_id"] for r in await conn.fetch(store.INSERT_VIOLATIONS, *store.violation_columns(unique_v))}
+            inserted = {
+                r["event_id"]
+                for r in await conn.fetch(store.INSERT_VIOLATIONS, *store.violation_columns(unique_v))
+            }
             await store.apply_episodes(conn, [v for v in unique_v if v.id in inserted])
-        keys = await conn.fetch("SELECT DISTINCT asset, check_type FROM check_results WHERE asset = ANY($1)", assets)
+        keys = await conn.fetch(
+            "SELECT DISTINCT asset, check_type FROM check_results WHERE asset = ANY($1)", assets
+        )
         d_from = day_of(start)
         await conn.execute("DELETE FROM daily_aggregates WHERE asset = ANY($1) AND day >= $2", assets, d_from)
         if keys:
             await conn.execute(
-                store.RECOMPUTE, [k["asset"] for k in keys], [k["check_type"] for k in keys], [d_from] * len(keys)
+                store.RECOMPUTE,
+                [k["asset"] for k in keys],
+                [k["check_type"] for k in keys],
+                [d_from] * len(keys),
             )
         await store.rebuild_status(conn, assets)
 

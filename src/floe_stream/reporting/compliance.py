@@ -44,7 +44,11 @@ from floe_stream.reporting.timeline import (
     trend,
 )
 
-WINDOWS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+WINDOWS: dict[str, timedelta] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
 
 
 class ReportError(Exception):
@@ -231,15 +235,23 @@ async def _resolve_assets(
             names = [r[0] for r in await conn.fetch(
                 "SELECT contract_id FROM registered_contracts UNION SELECT contract_id FROM sla_status "
                 "WHERE contract_id IS NOT NULL ORDER BY 1 LIMIT 20")]  # fmt: skip
-            raise ReportError(f"unknown contract {contract!r}" + (f" (known: {', '.join(names)})" if names else ""))
+            raise ReportError(
+                f"unknown contract {contract!r}" + (f" (known: {', '.join(names)})" if names else "")
+            )
         sets.append({r[0] for r in rows})
     for col, value in (("owner", owner), ("team", team)):
         if value:
-            rows = await conn.fetch(f"SELECT asset FROM contract_assets WHERE lower({col}) = lower($1)", value)
+            rows = await conn.fetch(
+                f"SELECT asset FROM contract_assets WHERE lower({col}) = lower($1)", value
+            )
             if not rows:
                 names = [r[0] for r in await conn.fetch(
                     f"SELECT DISTINCT {col} FROM contract_assets WHERE {col} IS NOT NULL ORDER BY 1 LIMIT 20")]  # fmt: skip
-                hint = f" (known: {', '.join(names)})" if names else " (no contracts registered: `floe contracts register DIR`)"
+                hint = (
+                    f" (known: {', '.join(names)})"
+                    if names
+                    else " (no contracts registered: `floe contracts register DIR`)"
+                )
                 raise ReportError(f"no asset with {col} {value!r}{hint}")
             sets.append({r[0] for r in rows})
     if asset:
@@ -249,7 +261,9 @@ async def _resolve_assets(
             asset,
         )
         if not found:
-            raise ReportError(f"unknown asset {asset!r}: no check results and no registered contract mention it")
+            raise ReportError(
+                f"unknown asset {asset!r}: no check results and no registered contract mention it"
+            )
         sets.append({asset})
     if not sets:
         return None
@@ -277,9 +291,13 @@ async def build_report(
         "SELECT EXISTS (SELECT 1 FROM check_results) OR EXISTS (SELECT 1 FROM daily_aggregates)"
     )
     if not has_data:
-        raise ReportError("the SLA history is empty: no check results recorded yet (is `floe run sink postgres` running?)")
+        raise ReportError(
+            "the SLA history is empty: no check results recorded yet (is `floe run sink postgres` running?)"
+        )
     assets = await _resolve_assets(conn, contract, asset, owner, team)
-    filters = {k: v for k, v in (("contract", contract), ("asset", asset), ("owner", owner), ("team", team)) if v}
+    filters = {
+        k: v for k, v in (("contract", contract), ("asset", asset), ("owner", owner), ("team", team)) if v
+    }
 
     meta = {
         r["asset"]: r
@@ -483,7 +501,9 @@ async def _series(
                 violations=x["violations"],
             ))  # fmt: skip
         direction, change = trend([p.compliance_pct for p in points])
-        out[key] = CheckSeries(check_type=key[1], basis=basis, points=points, trend=direction, trend_change_pp=change)
+        out[key] = CheckSeries(
+            check_type=key[1], basis=basis, points=points, trend=direction, trend_change_pp=change
+        )
     return out
 
 
@@ -517,7 +537,9 @@ def _totals(assets: list[AssetCompliance], by: Bucket) -> list[CheckSummary]:
             pts = [s.points[i] for s in series[ct] if i < len(s.points)]
             w = sum(p.minutes_within_sla for p in pts)
             o = sum(p.minutes_observed for p in pts)
-            pooled.append(compliance_pct(basis, w, o - w, sum(p.passed for p in pts), sum(p.failed for p in pts)))
+            pooled.append(
+                compliance_pct(basis, w, o - w, sum(p.passed for p in pts), sum(p.failed for p in pts))
+            )
         direction, change = trend(pooled)
         metrics = [c for c in cs if c.metric_avg is not None]
         runs = sum(c.checks_run for c in metrics)

@@ -176,12 +176,16 @@ def _line_chart(series: list[CheckSeries], width: int = 720, height: int = 220) 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="compliance over time">']  # fmt: skip
     for v in (lo, (lo + 100) / 2, 100.0):
-        parts.append(f'<line x1="{pad_l}" x2="{pad_l + iw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e7eb"/>')
+        parts.append(
+            f'<line x1="{pad_l}" x2="{pad_l + iw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e7eb"/>'
+        )
         parts.append(f'<text x="{pad_l - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}%</text>')
     labels = series[0].points
     step = max(1, n // 8)
     for i in range(0, n, step):
-        parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle">{_e(labels[i].label)}</text>')
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle">{_e(labels[i].label)}</text>'
+        )
     for k, s in enumerate(series):
         color = _COLORS.get(s.check_type, "#374151")
         pts = [(x(i), y(p.compliance_pct)) for i, p in enumerate(s.points) if p.compliance_pct is not None]
@@ -190,7 +194,9 @@ def _line_chart(series: list[CheckSeries], width: int = 720, height: int = 220) 
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
         for px, py in pts:
             parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{color}"/>')
-        parts.append(f'<rect x="{pad_l + iw + 12}" y="{pad_t + 16 * k}" width="10" height="10" fill="{color}"/>')
+        parts.append(
+            f'<rect x="{pad_l + iw + 12}" y="{pad_t + 16 * k}" width="10" height="10" fill="{color}"/>'
+        )
         parts.append(f'<text x="{pad_l + iw + 26}" y="{pad_t + 9 + 16 * k}">{_e(s.check_type)}</text>')
     parts.append("</svg>")
     return "".join(parts)

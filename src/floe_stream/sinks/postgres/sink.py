@@ -97,14 +97,18 @@ class PostgresSink(ConsumerService):
         checks["database"] = not self.degraded and self.pool is not None and await ping(self.pool)
         return checks
 
-    async def write(self, results: Sequence[CheckResult], violations: Sequence[ViolationCloudEvent]) -> tuple[int, int]:
+    async def write(
+        self, results: Sequence[CheckResult], violations: Sequence[ViolationCloudEvent]
+    ) -> tuple[int, int]:
         """Write in one transaction; while the database is down, retry with backoff (offsets stay put)."""
         assert self.pool is not None
         delay = 0.2
         while True:
             try:
                 async with self.pool.acquire(timeout=5) as conn, conn.transaction():
-                    counts = await store.write_history(conn, results, violations, seen_contracts=self.seen_contracts)
+                    counts = await store.write_history(
+                        conn, results, violations, seen_contracts=self.seen_contracts
+                    )
                 self.degraded = False
                 return counts
             except _TRANSIENT as exc:
@@ -150,12 +154,16 @@ class PostgresSink(ConsumerService):
                             raise DecodeError("empty message")
                         results.append(CheckResult.model_validate_json(rec.value))
                     else:
-                        violations.append(decode_violation(dict(rec.headers or ()), rec.key, rec.value or b""))
+                        violations.append(
+                            decode_violation(dict(rec.headers or ()), rec.key, rec.value or b"")
+                        )
                 except Exception as exc:
                     reason = exc.reason if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
                     dead.append(dead_letter(self.t_dlq, rec, reason[:500], self.dlq_partitions))
                     instruments().dead_lettered.add(1, {"topic": tp.topic, "reason": type(exc).__name__})
-                    log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, reason[:200])
+                    log.warning(
+                        "dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, reason[:200]
+                    )
         if results or violations:
             await self.write(results, violations)
         if dead:
@@ -164,4 +172,3 @@ class PostgresSink(ConsumerService):
             await self.maybe_prune(latest_tick)
         self.rows_written += len(results) + len(violations)
         instruments().sink_writes.add(len(results) + len(violations), {"sink": "postgres"})
-
