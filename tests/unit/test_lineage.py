@@ -10,7 +10,13 @@ import pytest
 
 from floe_stream.contracts.models import ColumnSpec, MonitoredAsset, QualityRule, ServerRef
 from floe_stream.settings import OpenLineageSettings
-from floe_stream.sinks.openlineage.events import FACET_ID, FACET_SCHEMA_URL, dataset_ref, lineage_events, run_id
+from floe_stream.sinks.openlineage.events import (
+    FACET_ID,
+    FACET_SCHEMA_URL,
+    dataset_ref,
+    lineage_events,
+    run_id,
+)
 from floe_stream.sinks.openlineage.validate import LineageSchemas
 from floe_stream.topics import DriftKind, ResolvedData, Severity, ViolationData
 from floe_stream.topics.enums import CheckType
@@ -39,7 +45,12 @@ def asset(**kw: object) -> MonitoredAsset:
     return MonitoredAsset.model_validate(base)
 
 
-def violation(check: CheckType = CheckType.FRESHNESS, detected: datetime = T0, sev: Severity = Severity.ERROR, **kw: object) -> ViolationData:
+def violation(
+    check: CheckType = CheckType.FRESHNESS,
+    detected: datetime = T0,
+    sev: Severity = Severity.ERROR,
+    **kw: object,
+) -> ViolationData:
     base: dict[str, object] = {
         "violation_id": f"v-{check}-{detected.isoformat()}", "correlation_key": f"sales.orders/{check}",
         "contract_id": "sales", "contract_name": "sales-orders", "contract_version": "2.1.0", "asset": "sales.orders",
@@ -75,13 +86,19 @@ def test_fail_escalation_and_complete_share_one_run_and_validate(schemas: Lineag
     other = one(violation(detected=T0 + timedelta(minutes=1), sev=Severity.CRITICAL))
     complete = one(resolved())
     assert [fail["eventType"], other["eventType"], complete["eventType"]] == ["FAIL", "OTHER", "COMPLETE"]
-    assert fail["run"]["runId"] == other["run"]["runId"] == complete["run"]["runId"] == run_id("sales.orders/freshness", T0)
+    assert (
+        fail["run"]["runId"]
+        == other["run"]["runId"]
+        == complete["run"]["runId"]
+        == run_id("sales.orders/freshness", T0)
+    )
     for ev in (fail, other, complete):
         assert schemas.errors(ev) == []
         assert ev["job"] == {"namespace": "floe-stream", "name": "sales.sales.orders.freshness", "facets": {}}
         assert ev["inputs"][0]["name"] == "sales.orders"
     facet = fail["run"]["facets"]["contractViolation"]
-    assert facet["_schemaURL"] == FACET_SCHEMA_URL and "/1-0-0/" in facet["_schemaURL"]
+    assert facet["_schemaURL"] == FACET_SCHEMA_URL
+    assert "/1-0-0/" in facet["_schemaURL"]
     assert facet["_producer"].startswith("https://")
     assert {k: facet[k] for k in ("contractName", "contractVersion", "violationType", "severity", "element", "expectedValue", "actualValue", "timestamp")} == {
         "contractName": "sales-orders", "contractVersion": "2.1.0", "violationType": "freshness", "severity": "error",
@@ -90,7 +107,8 @@ def test_fail_escalation_and_complete_share_one_run_and_validate(schemas: Lineag
     assert facet["message"] == "data is 7200 s old (SLA 3600 s)"
     assert other["run"]["facets"]["contractViolation"]["severity"] == "critical"
     assert "contractViolation" not in complete["run"]["facets"]
-    assert fail["eventTime"] == "2026-11-23T12:00:00Z" and complete["eventTime"] == "2026-11-23T12:05:00Z"
+    assert fail["eventTime"] == "2026-11-23T12:00:00Z"
+    assert complete["eventTime"] == "2026-11-23T12:05:00Z"
 
 
 def test_quality_failure_carries_data_quality_assertions(schemas: LineageSchemas) -> None:
@@ -101,11 +119,18 @@ def test_quality_failure_carries_data_quality_assertions(schemas: LineageSchemas
         {"assertion": "nullValues", "success": False, "severity": "error", "name": "amount_not_null",
          "column": "amount", "expected": "0", "actual": "12"}
     ]  # fmt: skip
-    assert dqa["_schemaURL"].startswith("https://openlineage.io/spec/facets/1-1-0/DataQualityAssertionsDatasetFacet.json#")
+    assert dqa["_schemaURL"].startswith(
+        "https://openlineage.io/spec/facets/1-1-0/DataQualityAssertionsDatasetFacet.json#"
+    )
 
 
 def test_drift_and_unknown_asset_still_validate(schemas: LineageSchemas) -> None:
-    ev = one(violation(CheckType.SCHEMA_DRIFT, drift_kind=DriftKind.COLUMN_REMOVED, element="amount", consumers=[]), lookup=lambda _a: None)
+    ev = one(
+        violation(
+            CheckType.SCHEMA_DRIFT, drift_kind=DriftKind.COLUMN_REMOVED, element="amount", consumers=[]
+        ),
+        lookup=lambda _a: None,
+    )
     assert schemas.errors(ev) == []
     assert ev["inputs"][0]["namespace"] == "floe"
     assert ev["run"]["facets"]["contractViolation"]["driftKind"] == "column_removed"
@@ -133,15 +158,31 @@ def test_events_are_deterministic_for_replays() -> None:
 
 
 def test_dataset_naming_follows_the_contract_server() -> None:
-    pg = asset(servers=(ServerRef(server="prod", type="postgres", host="db", port=5432, database="shop", schema_name="public"),))
+    pg = asset(
+        servers=(
+            ServerRef(
+                server="prod", type="postgres", host="db", port=5432, database="shop", schema_name="public"
+            ),
+        )
+    )
     assert dataset_ref("sales.orders", pg, CFG) == ("postgres://db:5432", "shop.public.orders")
     assert dataset_ref("sales.orders", None, CFG) == ("floe", "sales.orders")
-    assert dataset_ref("sales.orders", pg, OpenLineageSettings(dataset_namespace="kafka://x")) == ("kafka://x", "sales.orders")
+    assert dataset_ref("sales.orders", pg, OpenLineageSettings(dataset_namespace="kafka://x")) == (
+        "kafka://x",
+        "sales.orders",
+    )
 
 
 def test_facet_schema_file_is_the_one_the_events_point_to() -> None:
     doc = json.loads(FACET_FILE.read_text())
     assert doc["$id"] == FACET_ID
-    assert FACET_SCHEMA_URL == f"{doc['$id']}#/$defs/ContractViolationRunFacet"
+    assert f"{doc['$id']}#/$defs/ContractViolationRunFacet" == FACET_SCHEMA_URL
     required = set(doc["$defs"]["ContractViolationRunFacet"]["allOf"][1]["required"])
-    assert {"contractName", "contractVersion", "violationType", "severity", "message", "timestamp"} <= required
+    assert {
+        "contractName",
+        "contractVersion",
+        "violationType",
+        "severity",
+        "message",
+        "timestamp",
+    } <= required

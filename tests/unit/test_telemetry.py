@@ -84,12 +84,18 @@ def test_batch_metrics_reach_the_prometheus_exposition() -> None:
         acc.duration("unit-contract", "freshness", 0.0004)
     rec = SimpleNamespace(timestamp=int((datetime.now(UTC) - timedelta(seconds=2)).timestamp() * 1000))
     acc.flush({TopicPartition("unit.materializations", 0): [rec]})  # type: ignore[dict-item]
-    assert value("floe_contract_quality_score", asset="unit.q", contract="sales-orders") == pytest.approx(0.93)
+    assert value("floe_contract_quality_score", asset="unit.q", contract="sales-orders") == pytest.approx(
+        0.93
+    )
     assert value("floe_contract_availability_ratio", asset="unit.q") == pytest.approx(0.995)
-    assert value("floe_contract_check_duration_seconds_count", contract="unit-contract", check_type="freshness") == 3
+    assert (
+        value("floe_contract_check_duration_seconds_count", contract="unit-contract", check_type="freshness")
+        == 3
+    )
     assert value("floe_contract_check_duration_seconds_bucket", contract="unit-contract", le="0.0005") == 3
     lat = value("floe_verdict_latency_seconds_sum", topic="unit.materializations")
-    assert lat is not None and 1.5 < lat < 30
+    assert lat is not None
+    assert 1.5 < lat < 30
 
 
 def test_histograms_are_sampled_not_dropped_in_a_flood() -> None:
@@ -97,19 +103,44 @@ def test_histograms_are_sampled_not_dropped_in_a_flood() -> None:
     for _ in range(10_000):
         acc.duration("flood-contract", "freshness", 0.00001)
     acc.flush()
-    assert value("floe_contract_check_duration_seconds_count", contract="flood-contract") == TelemetrySettings().histogram_samples_per_batch
+    assert (
+        value("floe_contract_check_duration_seconds_count", contract="flood-contract")
+        == TelemetrySettings().histogram_samples_per_batch
+    )
 
 
 def test_custom_metrics_from_configuration() -> None:
     custom = CustomMetrics(
         [
-            CustomMetric(name="unit_rows_materialized", instrument="histogram", source="materialization", field="row_count", labels=["asset"]),
-            CustomMetric(name="unit_materializations", instrument="counter", source="materialization", labels=["labels.region"]),
-            CustomMetric(name="unit_eu_rows", instrument="gauge", source="materialization", field="row_count", where={"labels.region": "eu"}),
+            CustomMetric(
+                name="unit_rows_materialized",
+                instrument="histogram",
+                source="materialization",
+                field="row_count",
+                labels=["asset"],
+            ),
+            CustomMetric(
+                name="unit_materializations",
+                instrument="counter",
+                source="materialization",
+                labels=["labels.region"],
+            ),
+            CustomMetric(
+                name="unit_eu_rows",
+                instrument="gauge",
+                source="materialization",
+                field="row_count",
+                where={"labels.region": "eu"},
+            ),
         ]
     )
     for rows, region in ((10, "eu"), (30, "us"), (None, "eu")):
-        custom.observe("materialization", MaterializationEvent(asset="sales.orders", materialized_at=T0, row_count=rows, labels={"region": region}))
+        custom.observe(
+            "materialization",
+            MaterializationEvent(
+                asset="sales.orders", materialized_at=T0, row_count=rows, labels={"region": region}
+            ),
+        )
     assert value("unit_rows_materialized_count", asset="sales.orders") == 2
     assert value("unit_rows_materialized_sum", asset="sales.orders") == 40
     assert value("unit_materializations_total", labels_region="eu") == 2
@@ -129,18 +160,24 @@ def test_one_span_per_check_evaluation_continuing_the_inbound_trace(spans: InMem
     st = AssetState(asset_id=a.asset_id, watch_since=T0)
     ctx = EvalContext(now=T0 + timedelta(seconds=500), clock_skew_s=0)
     tracing.start_record("t.materializations", [("traceparent", inbound.encode())])
-    evs = check.on_update(a, st, AssetUpdate(asset_id=a.asset_id, source="materialization", event_id="e1", updated_at=T0), ctx)
+    evs = check.on_update(
+        a, st, AssetUpdate(asset_id=a.asset_id, source="materialization", event_id="e1", updated_at=T0), ctx
+    )
     verdict = tracing.verdict_traceparent("freshness")
     tracing.end_record()
     assert evs
     by_name = {s.name: s for s in spans.get_finished_spans()}
     check_span, record_span = by_name["floe.check freshness"], by_name["floe.process t.materializations"]
     assert f"{check_span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
-    assert check_span.parent is not None and check_span.parent.span_id == record_span.context.span_id
-    assert record_span.parent is not None and f"{record_span.parent.span_id:016x}" == "b7ad6b7169203331"
+    assert check_span.parent is not None
+    assert check_span.parent.span_id == record_span.context.span_id
+    assert record_span.parent is not None
+    assert f"{record_span.parent.span_id:016x}" == "b7ad6b7169203331"
     attrs = dict(check_span.attributes or {})
-    assert attrs["floe.contract.name"] == "sales-orders" and attrs["floe.contract.version"] == "1.0.0"
-    assert attrs["floe.check.type"] == "freshness" and attrs["floe.check.status"] == "fail"
+    assert attrs["floe.contract.name"] == "sales-orders"
+    assert attrs["floe.contract.version"] == "1.0.0"
+    assert attrs["floe.check.type"] == "freshness"
+    assert attrs["floe.check.status"] == "fail"
     assert attrs["floe.violation.severity"] == "error"
     assert verdict == f"00-{check_span.context.trace_id:032x}-{check_span.context.span_id:016x}-01"
     # the sink continues it
@@ -148,7 +185,8 @@ def test_one_span_per_check_evaluation_continuing_the_inbound_trace(spans: InMem
     sink.end()
     sink_span = next(s for s in spans.get_finished_spans() if s.name == "floe.sink.test")
     assert sink_span.context.trace_id == check_span.context.trace_id
-    assert sink_span.parent is not None and sink_span.parent.span_id == check_span.context.span_id
+    assert sink_span.parent is not None
+    assert sink_span.parent.span_id == check_span.context.span_id
 
 
 def test_tracing_off_costs_nothing_and_breaks_nothing() -> None:
@@ -198,7 +236,13 @@ def test_context_names_downstream_consumers_and_violating_upstreams() -> None:
         viol(), declared_consumers=["finance-dashboard"], asset_identifiers=["sales.orders"], lineage=g, history=None,
         upstream_health=health.get, now=T0,
     )  # fmt: skip
-    assert out.consumers == ["finance-dashboard", "dbt/churn_model", "dbt/revenue_report", "pg/marts.revenue", "pg/ml.churn"]
+    assert out.consumers == [
+        "finance-dashboard",
+        "dbt/churn_model",
+        "dbt/revenue_report",
+        "pg/marts.revenue",
+        "pg/ml.churn",
+    ]
     assert out.context["impact.consumers"] == "5"
     assert out.context["impact.downstream_jobs"] == "dbt/churn_model, dbt/revenue_report"
     assert out.context["upstream.datasets"] == "pg/raw.customers, pg/raw.orders"
@@ -209,12 +253,15 @@ def test_context_names_downstream_consumers_and_violating_upstreams() -> None:
 def test_context_reports_recent_materializations_and_the_pattern() -> None:
     impact = ImpactContext()
     for i in range(4):
-        impact.note_update("sales.orders", T0 + timedelta(minutes=i), f"e{i}", 100 + i, f"run{i}", "dbt/build_orders")
+        impact.note_update(
+            "sales.orders", T0 + timedelta(minutes=i), f"e{i}", 100 + i, f"run{i}", "dbt/build_orders"
+        )
     first = impact.enrich_violation(viol(T0 + timedelta(hours=1)), declared_consumers=[], asset_identifiers=["sales.orders"],
                                     upstream_health=lambda _d: None, now=T0)  # fmt: skip
     assert first.context["pattern"] == "first violation of this asset in 24h"
     mats = first.context["recent.materializations"].split("; ")
-    assert len(mats) == 3 and mats[0] == "2026-11-23T12:03:00Z rows=103 job=dbt/build_orders run=run3"
+    assert len(mats) == 3
+    assert mats[0] == "2026-11-23T12:03:00Z id=e3 rows=103 job=dbt/build_orders run=run3"
     second = impact.enrich_violation(viol(T0 + timedelta(hours=2)), declared_consumers=[], asset_identifiers=["sales.orders"],
                                      upstream_health=lambda _d: None, now=T0 + timedelta(hours=2))  # fmt: skip
     assert second.context["pattern"] == "recurring: 1 earlier freshness violation(s) in 24h"

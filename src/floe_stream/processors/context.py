@@ -111,7 +111,7 @@ class Materialization:
     job: str | None = None
 
     def render(self) -> str:
-        parts = [self.at.isoformat().replace("+00:00", "Z")]
+        parts = [self.at.isoformat().replace("+00:00", "Z"), f"id={self.event_id}"]
         if self.rows is not None:
             parts.append(f"rows={self.rows}")
         if self.job:
@@ -205,7 +205,9 @@ def enrich(
                 violating.append(f"{aid}: {i.check_type} {i.severity} since {since}")
         ctx["upstream.violating"] = _join(violating) if violating else "none"
     if history is not None and history.materializations:
-        ctx["recent.materializations"] = _clip("; ".join(m.render() for m in reversed(history.materializations)))
+        ctx["recent.materializations"] = _clip(
+            "; ".join(m.render() for m in reversed(history.materializations))
+        )
     elif history is not None:
         ctx["recent.materializations"] = "none seen"
     if history is not None:
@@ -225,7 +227,13 @@ class ImpactContext:
         return self.lineage.observe(ev)
 
     def note_update(
-        self, asset_id: str, at: datetime, event_id: str, rows: int | None, run_id: str | None, job: str | None
+        self,
+        asset_id: str,
+        at: datetime,
+        event_id: str,
+        rows: int | None,
+        run_id: str | None,
+        job: str | None,
     ) -> None:
         h = self.history.setdefault(asset_id, AssetHistory())
         if h.materializations and h.materializations[-1].event_id == event_id:

@@ -46,7 +46,21 @@ if TYPE_CHECKING:
 
 _configured = False
 
-DURATION_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0)
+DURATION_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.05,
+    0.25,
+    1.0,
+)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -61,8 +75,13 @@ def setup_metrics(service_name: str, cfg: TelemetrySettings | None = None) -> No
     from opentelemetry.sdk.resources import Resource
 
     readers: list[MetricReader] = [PrometheusMetricReader()]
-    otlp = cfg.metrics_otlp if cfg is not None and cfg.metrics_otlp is not None else bool(
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    otlp = (
+        cfg.metrics_otlp
+        if cfg is not None and cfg.metrics_otlp is not None
+        else bool(
+            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        )
     )
     if otlp:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -146,15 +165,19 @@ class Instruments:
             "floe_events_processed", description="input records handled, by topic"
         )
         self.dead_lettered = meter.create_counter(
-            "floe_events_dead_lettered", description="records sent to the dead-letter topic, by topic and reason"
+            "floe_events_dead_lettered",
+            description="records sent to the dead-letter topic, by topic and reason",
         )
         self.violations = meter.create_counter(
-            "floe_contract_violations", description="violation events emitted, by contract/asset/type/severity"
+            "floe_contract_violations",
+            description="violation events emitted, by contract/asset/type/severity",
         )
         self.checks = meter.create_counter(
             "floe_contract_checks", description="check evaluations by contract, type and status"
         )
-        self.sink_writes = meter.create_counter("floe_sink_records_written", description="records written by a sink")
+        self.sink_writes = meter.create_counter(
+            "floe_sink_records_written", description="records written by a sink"
+        )
         self.alert_delivery_failures = meter.create_counter(
             "floe_alert_delivery_failures", description="alert deliveries that failed, by channel"
         )
@@ -174,7 +197,9 @@ class Instruments:
             "floe_contract_quality_score", unit="1", description="last quality score (0..1) per asset"
         )
         self.availability_ratio = meter.create_gauge(
-            "floe_contract_availability_ratio", unit="1", description="last availability ratio (0..1) per asset"
+            "floe_contract_availability_ratio",
+            unit="1",
+            description="last availability ratio (0..1) per asset",
         )
         self.freshness = meter.create_observable_gauge(
             "floe_contract_freshness_seconds",
@@ -188,7 +213,8 @@ class Instruments:
             description="end offset minus position, per consumer group and assigned partition",
         )
         self.lineage_events = meter.create_counter(
-            "floe_lineage_events_emitted", description="OpenLineage events emitted, by transport and event type"
+            "floe_lineage_events_emitted",
+            description="OpenLineage events emitted, by transport and event type",
         )
 
 
@@ -292,7 +318,9 @@ class InstrumentedCheck:
 class InstrumentedProbeCheck(InstrumentedCheck):
     """Same, for checks that also judge availability probes (``on_probe``)."""
 
-    def on_probe(self, asset: MonitoredAsset, state: AssetState, result: Any, ctx: EvalContext) -> list[Evaluation]:
+    def on_probe(
+        self, asset: MonitoredAsset, state: AssetState, result: Any, ctx: EvalContext
+    ) -> list[Evaluation]:
         t0 = time.perf_counter_ns()
         evs: list[Evaluation] = self.inner.on_probe(asset, state, result, ctx)  # type: ignore[attr-defined]
         self._done(asset, evs, t0)
@@ -344,7 +372,11 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

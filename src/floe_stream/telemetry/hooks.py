@@ -71,7 +71,9 @@ class ProcessorObservability:
             self.custom.observe("materialization", ev)
 
     def note_update(self, asset: MonitoredAsset, update: AssetUpdate) -> None:
-        self.impact.note_update(asset.asset_id, update.updated_at, update.event_id, update.row_count, update.run_id, update.job)
+        self.impact.note_update(
+            asset.asset_id, update.updated_at, update.event_id, update.row_count, update.run_id, update.job
+        )
 
     # --- outputs ------------------------------------------------------------------------------------------
     def result(self, r: CheckResult) -> None:

@@ -102,7 +102,9 @@ def _exporter_for(cfg: TelemetrySettings) -> tuple[str, SpanExporter | None]:
         return mode, ConsoleSpanExporter()
     if mode == "file":
         if cfg.traces_file is None:
-            raise ConfigError("FLOE_TELEMETRY__TRACES_FILE is required when FLOE_TELEMETRY__TRACES_EXPORTER=file")
+            raise ConfigError(
+                "FLOE_TELEMETRY__TRACES_FILE is required when FLOE_TELEMETRY__TRACES_EXPORTER=file"
+            )
         return mode, FileSpanExporter(cfg.traces_file)
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -31,7 +31,9 @@ DQA_SCHEMA_URL = (
     "https://openlineage.io/spec/facets/1-1-0/DataQualityAssertionsDatasetFacet.json"
     "#/$defs/DataQualityAssertionsDatasetFacet"
 )
-ERROR_SCHEMA_URL = "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
+ERROR_SCHEMA_URL = (
+    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
+)
 RUN_NAMESPACE = uuid.UUID("6f1c2d0e-8a0b-5b7e-9d43-0f1e5a7c3b21")
 
 AssetLookup = Callable[[str], MonitoredAsset | None]
@@ -96,7 +98,11 @@ def _assertion(d: ViolationData, asset: MonitoredAsset | None) -> dict[str, Any]
     a: dict[str, Any] = {"assertion": d.element or "quality", "success": False, "severity": d.severity.value}
     if asset is not None and d.element:
         rule = next((r for r in asset.quality_rules if r.name == d.element), None)
-        col = rule.column if rule is not None else (d.element if any(c.name == d.element for c in asset.columns) else None)
+        col = (
+            rule.column
+            if rule is not None
+            else (d.element if any(c.name == d.element for c in asset.columns) else None)
+        )
         if rule is not None:
             a["assertion"] = rule.metric
             a["name"] = rule.name
@@ -127,13 +133,19 @@ def _base(
         "producer": cfg.producer,
         "schemaURL": OL_SCHEMA_URL,
         "run": {"runId": rid, "facets": {}},
-        "job": {"namespace": cfg.namespace, "name": job_name(contract_id, asset_id, check_type), "facets": {}},
+        "job": {
+            "namespace": cfg.namespace,
+            "name": job_name(contract_id, asset_id, check_type),
+            "facets": {},
+        },
         "inputs": [{"namespace": ns, "name": name, "facets": {}}],
         "outputs": [],
     }, asset
 
 
-def lineage_events(ce: ViolationCloudEvent, cfg: OpenLineageSettings, lookup: AssetLookup) -> list[dict[str, Any]]:
+def lineage_events(
+    ce: ViolationCloudEvent, cfg: OpenLineageSettings, lookup: AssetLookup
+) -> list[dict[str, Any]]:
     """The OpenLineage event(s) for one violation CloudEvent (always exactly one today)."""
     d = ce.data
     if isinstance(d, ResolvedData):
@@ -149,7 +161,9 @@ def lineage_events(ce: ViolationCloudEvent, cfg: OpenLineageSettings, lookup: As
     )  # fmt: skip
     ev["run"]["facets"]["contractViolation"] = violation_facet(d, cfg)
     ev["run"]["facets"]["errorMessage"] = _facet(
-        cfg, ERROR_SCHEMA_URL, {"message": f"[{d.severity.value}] {d.message}", "programmingLanguage": "python"}
+        cfg,
+        ERROR_SCHEMA_URL,
+        {"message": f"[{d.severity.value}] {d.message}", "programmingLanguage": "python"},
     )
     if d.violation_type.value == "quality":
         ev["inputs"][0]["inputFacets"] = {

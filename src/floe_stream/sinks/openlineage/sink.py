@@ -178,6 +178,11 @@ class OpenLineageSink(ConsumerService):
                     raise  # the batch is not committed: the next owner replays it
                 if self.cfg.max_retries is not None and attempt > self.cfg.max_retries:
                     raise
-                log.warning("openlineage transport unavailable, retry %d in %.1fs (offsets held): %s", attempt, delay, exc)
+                log.warning(
+                    "openlineage transport unavailable, retry %d in %.1fs (offsets held): %s",
+                    attempt,
+                    delay,
+                    exc,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

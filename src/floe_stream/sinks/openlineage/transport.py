@@ -69,10 +69,14 @@ class HttpTransport:
             try:
                 resp = await self.client.post(self.url, content=encode(ev))
             except httpx.HTTPError as exc:
-                raise TransportError(f"POST {self.url}: {type(exc).__name__}: {exc}", permanent=False) from None
+                raise TransportError(
+                    f"POST {self.url}: {type(exc).__name__}: {exc}", permanent=False
+                ) from None
             if resp.status_code >= 400:
                 permanent = resp.status_code < 500 and resp.status_code not in (408, 429)
-                raise TransportError(f"POST {self.url}: HTTP {resp.status_code} {resp.text[:200]}", permanent=permanent)
+                raise TransportError(
+                    f"POST {self.url}: HTTP {resp.status_code} {resp.text[:200]}", permanent=permanent
+                )
 
 
 class KafkaTransport:

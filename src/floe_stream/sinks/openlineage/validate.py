@@ -34,11 +34,16 @@ class LineageSchemas:
         return cls([p for d in dirs for p in sorted(d.rglob("*.json"))])
 
     def _validator(self, ref: str) -> Draft202012Validator:
-        return Draft202012Validator({"$ref": ref}, registry=self.registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        return Draft202012Validator(
+            {"$ref": ref}, registry=self.registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
 
     def errors(self, event: dict[str, Any]) -> list[str]:
         """Every problem: against the core RunEvent schema, then each facet against its own schema."""
-        out = [f"event: {e.json_path}: {e.message}" for e in self._validator(event.get("schemaURL", "")).iter_errors(event)]
+        out = [
+            f"event: {e.json_path}: {e.message}"
+            for e in self._validator(event.get("schemaURL", "")).iter_errors(event)
+        ]
         for where, name, facet in _facets(event):
             url = facet.get("_schemaURL") if isinstance(facet, dict) else None
             if not isinstance(url, str):
@@ -47,7 +52,9 @@ class LineageSchemas:
             if url.split("#", 1)[0] not in self.ids:
                 out.append(f"{where}.{name}: unknown schema {url}")
                 continue
-            out.extend(f"{where}.{name}: {e.json_path}: {e.message}" for e in self._validator(url).iter_errors(facet))
+            out.extend(
+                f"{where}.{name}: {e.json_path}: {e.message}" for e in self._validator(url).iter_errors(facet)
+            )
         return out
 
 

@@ -1,0 +1,363 @@
+"""Observability over the real parts: /metrics scraped by a real Prometheus, one trace from the producer's
+commit through the processor to a sink running as a separate `floe` process, health endpoints flipping when
+the database stops, impact context on the violation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
+
+from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.database import migrate
+from floe_stream.runtime.embedded import EmbeddedPostgres, free_port
+from floe_stream.runtime.kafka import make_producer
+from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.telemetry import setup_metrics
+from floe_stream.settings import DatabaseSettings, Settings, TelemetrySettings
+from floe_stream.sinks.openlineage.validate import LineageSchemas
+from floe_stream.sinks.postgres.sink import PostgresSink
+from floe_stream.telemetry import tracing
+from floe_stream.topics import (
+    CatalogCommitEvent,
+    IcebergField,
+    IcebergSchema,
+    MaterializationEvent,
+    Severity,
+    TopicKey,
+    ViolationData,
+)
+from floe_stream.topics.catalog import topic_name
+from floe_stream.topics.violation import encode_violation
+from tests.conftest import REPO, SHARED, wait_for
+from tests.integration.helpers import Running, floe_env, publish, start_floe, stop_process, violations
+
+pytestmark = [pytest.mark.kafka]
+
+FIXTURES = REPO / "tests" / "fixtures" / "contracts"
+GOOD = [
+    IcebergField(id=1, name="id", required=True, type="long"),
+    IcebergField(id=2, name="amount", type="double"),
+    IcebergField(id=3, name="updated_at", type="timestamptz"),
+]
+DRIFTED = [GOOD[0], IcebergField(id=2, name="amount", type="string"), GOOD[2]]
+
+
+def commit(seq: int, fields: list[IcebergField]) -> CatalogCommitEvent:
+    return CatalogCommitEvent(
+        table="test.fast", snapshot_id=1000 + seq, sequence_number=seq,
+        timestamp_ms=int(datetime.now(UTC).timestamp() * 1000), operation="append", table_schema=IcebergSchema(fields=fields),
+    )  # fmt: skip
+
+
+def ol_event(job: str, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> bytes:
+    return json.dumps({
+        "eventType": "START", "eventTime": datetime.now(UTC).isoformat(), "run": {"runId": "0190e4a4-1111-7000-8000-000000000001"},
+        "job": {"namespace": "dbt", "name": job}, "producer": "https://github.com/dbt-labs/dbt-core",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "inputs": [{"namespace": n, "name": x} for n, x in inputs], "outputs": [{"namespace": n, "name": x} for n, x in outputs],
+    }).encode()  # fmt: skip
+
+
+async def get(port: int, path: str) -> httpx.Response:
+    async with httpx.AsyncClient() as c:
+        return await c.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+
+
+async def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for fam in text_string_to_metric_families((await get(port, "/metrics")).text):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append((dict(s.labels), s.value))
+    return out
+
+
+def total(m: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str) -> float:
+    return sum(v for lab, v in m.get(name, []) if all(lab.get(k) == want for k, want in labels.items()))
+
+
+@contextlib.asynccontextmanager
+async def prometheus(tmp: Path, target_port: int):  # type: ignore[no-untyped-def]
+    port = free_port()
+    (tmp / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs: [{{job_name: floe, static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]}}]\n"
+    )
+    log = open(tmp / "prometheus.log", "wb")  # noqa: SIM115
+    proc = await asyncio.create_subprocess_exec(
+        "prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'prom-data'}",
+        f"--web.listen-address=127.0.0.1:{port}", stdout=subprocess.DEVNULL, stderr=log,
+    )  # fmt: skip
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+        log.close()
+
+
+async def prom_query(port: int, q: str) -> list[dict]:  # type: ignore[type-arg]
+    with contextlib.suppress(httpx.HTTPError):
+        r = await get(port, f"/api/v1/query?query={q}")
+        if r.status_code == 200:
+            return r.json()["data"]["result"]  # type: ignore[no-any-return]
+    return []
+
+
+async def test_metrics_health_and_impact_context_of_a_running_processor(
+    settings: Settings, tmp_path: Path
+) -> None:
+    setup_metrics("floe-test")
+    s = settings.model_copy(update={
+        "contracts_dir": FIXTURES, "health_port": 0, "health_host": "127.0.0.1",
+        "telemetry": TelemetrySettings(lag_interval_s=0.2),
+    })  # fmt: skip
+    processor = ProcessorService(s, load_registry(s))
+    t_mat = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
+    async with Running(processor):
+        await wait_for(lambda: processor.ever_assigned and processor.health is not None, timeout=30)
+        port = processor.health.port  # type: ignore[union-attr]
+        # lineage first: a dbt job reads test.fast and writes marts.revenue
+        await publish(
+            s,
+            TopicKey.MATERIALIZATIONS,
+            [(None, ol_event("revenue_report", [("test", "fast")], [("marts", "revenue")]))],
+        )
+        await wait_for(lambda: processor.obs.impact.lineage.readers, timeout=20)
+        now = datetime.now(UTC)
+        await publish(s, TopicKey.MATERIALIZATIONS, [
+            ("test.fast", MaterializationEvent(event_id="m1", asset="test.fast", materialized_at=now, row_count=42, job="dbt/build_fast")),
+            ("test.fast", b"{broken"),
+        ])  # fmt: skip
+        await wait_for(lambda: "test.fast" in processor.obs.impact.history, timeout=20)
+        await publish(s, TopicKey.CATALOG_COMMITS, [("test.fast", commit(1, DRIFTED))])
+        evs = await wait_for(lambda: _drift(s), timeout=30)
+
+        # impact and context ride on the violation event
+        d = evs[0].data
+        assert d.consumers[:3] == ["finance-dashboard", "dbt/revenue_report", "marts/revenue"]
+        assert d.context["impact.downstream_jobs"] == "dbt/revenue_report"
+        assert "id=m1 rows=42 job=dbt/build_fast" in d.context["recent.materializations"]
+        assert d.context["pattern"].startswith("first")
+
+        async def metrics_ready() -> dict | None:  # type: ignore[type-arg]
+            m = await scrape(port)
+            ok = total(m, "floe_consumer_lag", group=processor.group_id) >= 0 and m.get("floe_consumer_lag")
+            return m if ok and total(m, "floe_events_dead_lettered_total", topic=t_mat) >= 1 else None
+
+        m = await wait_for(metrics_ready, timeout=20)
+        assert total(m, "floe_events_processed_total", topic=t_mat) >= 3
+        assert (
+            total(
+                m, "floe_contract_violations_total", asset="test.fast", type="schema_drift", severity="error"
+            )
+            >= 1
+        )
+        assert total(m, "floe_contract_checks_total", check_type="schema_drift", status="fail") >= 1
+        assert total(m, "floe_verdict_latency_seconds_count", topic=t_mat) >= 2
+        assert (
+            total(
+                m,
+                "floe_contract_check_duration_seconds_count",
+                contract="test-pipeline",
+                check_type="schema_drift",
+            )
+            >= 1
+        )
+        age = [v for lab, v in m["floe_contract_freshness_seconds"] if lab.get("asset") == "test.fast"]
+        assert age
+        assert 0 <= age[0] < 120
+        assert any(lab.get("group") == processor.group_id for lab, _ in m["floe_consumer_lag"])
+
+        healthz, readyz = await get(port, "/healthz"), await get(port, "/readyz")
+        assert healthz.status_code == 200
+        assert readyz.status_code == 200
+        assert readyz.json()["checks"] == {"kafka": True, "assigned": True}
+
+        # a real Prometheus scrapes the endpoint
+        async with prometheus(tmp_path, port) as prom_port:
+            series = await wait_for(
+                lambda: prom_query(
+                    prom_port, 'floe_contract_violations_total{asset="test.fast",type="schema_drift"}'
+                ),
+                timeout=30,
+            )
+            assert float(series[0]["value"][1]) >= 1
+            up = await wait_for(lambda: prom_query(prom_port, "up"), timeout=10)
+            assert up[0]["value"][1] == "1"
+
+
+async def _drift(s: Settings) -> list:  # type: ignore[type-arg]
+    return [
+        e
+        for e in await violations(s)
+        if isinstance(e.data, ViolationData) and e.data.violation_type.value == "schema_drift"
+    ]
+
+
+async def test_one_trace_from_commit_through_processor_to_a_sink_process(
+    settings: Settings, tmp_path: Path
+) -> None:
+    s = settings.model_copy(update={"contracts_dir": FIXTURES})
+    spans = InMemorySpanExporter()
+    tracing.setup_tracing("floe-processor", TelemetrySettings(), exporter=spans)
+    ol_file, span_file = tmp_path / "lineage.jsonl", tmp_path / "sink-spans.jsonl"
+    env = floe_env(s, FLOE_OPENLINEAGE__TRANSPORT="file", FLOE_OPENLINEAGE__FILE=str(ol_file),
+                   FLOE_TELEMETRY__TRACES_EXPORTER="file", FLOE_TELEMETRY__TRACES_FILE=str(span_file))  # fmt: skip
+    sink = await start_floe(["run", "sink", "openlineage"], env, tmp_path / "sink.log")
+    try:
+        processor = ProcessorService(s, load_registry(s))
+        async with Running(processor):
+            await wait_for(lambda: processor.ever_assigned, timeout=30)
+            # the orchestrator commits under its own span and passes the W3C context in a Kafka header
+            with tracing.tracer().start_as_current_span("orchestrator.commit") as root:
+                traceparent = tracing.current_traceparent()
+            trace_id = f"{root.get_span_context().trace_id:032x}"
+            producer = make_producer(s.kafka, linger_ms=0)
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    topic_name(s.kafka.topic_prefix, TopicKey.CATALOG_COMMITS), commit(1, DRIFTED).model_dump_json().encode(),
+                    key=b"test.fast", headers=[("traceparent", traceparent.encode())],  # type: ignore[union-attr]
+                )  # fmt: skip
+            finally:
+                await producer.stop()
+            sink_spans = await wait_for(lambda: _spans(span_file, "floe.sink.openlineage"), timeout=40)
+
+        check = next(x for x in spans.get_finished_spans() if x.name == "floe.check schema_drift")
+        process = next(x for x in spans.get_finished_spans() if x.name.startswith("floe.process"))
+        assert f"{check.context.trace_id:032x}" == f"{process.context.trace_id:032x}" == trace_id
+        assert process.parent is not None
+        assert process.parent.span_id == root.get_span_context().span_id
+        assert check.parent is not None
+        assert check.parent.span_id == process.context.span_id
+        assert dict(check.attributes or {})["floe.violation.severity"] == Severity.ERROR.value
+        # the sink, another OS process, continued the same trace under the verdict span
+        assert {x["trace_id"] for x in sink_spans} == {trace_id}
+        assert sink_spans[0]["parent_id"] == f"{check.context.span_id:016x}"
+        assert sink_spans[0]["service"] == "floe-sink-openlineage"
+        # the violation carries the context both as a Kafka header and as the CloudEvents extension
+        ev = (await _drift(s))[0]
+        assert ev.traceparent is not None
+        assert ev.traceparent.split("-")[1] == trace_id
+        # what the sink wrote validates against the official OpenLineage schema and our facet
+        schemas = LineageSchemas(
+            [
+                *sorted((SHARED / "schemas" / "openlineage").rglob("*.json")),
+                REPO / "topics" / "ContractViolationRunFacet.json",
+            ]
+        )
+        lines = [json.loads(x) for x in ol_file.read_text().splitlines()]
+        assert lines
+        assert all(schemas.errors(x) == [] for x in lines)
+        assert lines[0]["eventType"] == "FAIL"
+    finally:
+        tracing.shutdown_tracing()
+        assert await stop_process(sink) == 0, (tmp_path / "sink.log").read_text()[-2000:]
+
+
+def _spans(path: Path, name: str) -> list[dict]:  # type: ignore[type-arg]
+    if not path.exists():
+        return []
+    return [x for x in map(json.loads, path.read_text().splitlines()) if x["name"] == name]
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A private PostgreSQL server this test may stop (not under tmp_path: pytest's base dir is 0700 and the
+    embedded server runs as its own user)."""
+    base = Path(tempfile.mkdtemp(prefix="floe-health-"))
+    base.chmod(0o755)
+    pg = EmbeddedPostgres(base / "pg").start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.postgres
+async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
+    settings: Settings, own_postgres: EmbeddedPostgres
+) -> None:
+    pg = own_postgres
+    conn = await asyncpg.connect(pg.dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    s = settings.model_copy(update={
+        "database": DatabaseSettings(dsn=pg.dsn, connect_timeout_s=1), "health_port": 0, "health_host": "127.0.0.1",  # type: ignore[arg-type]
+    })  # fmt: skip
+    sink = PostgresSink(s)
+    async with Running(sink):
+        await wait_for(lambda: sink.ever_assigned and sink.health is not None, timeout=30)
+        port = sink.health.port  # type: ignore[union-attr]
+
+        async def status() -> tuple[int, dict]:  # type: ignore[type-arg]
+            r = await get(port, "/readyz")
+            return r.status_code, r.json()
+
+        assert (await status())[0] == 200
+        await asyncio.to_thread(pg.stop)
+        code, body = await wait_for(lambda: _down(status), timeout=20)
+        assert code == 503
+        assert body["status"] == "degraded"
+        assert body["checks"]["database"] is False
+        assert (await get(port, "/healthz")).status_code == 200  # alive, just not ready
+
+        v = ViolationData(
+            violation_id="v-health", correlation_key="test.fast/freshness", contract_id="test-pipeline",
+            contract_name="test-pipeline", contract_version="1.2.0", asset="test.fast", violation_type="freshness",
+            severity=Severity.ERROR, message="late", detected_at=datetime.now(UTC), episode_started_at=datetime.now(UTC),
+        )  # type: ignore[arg-type]  # fmt: skip
+        producer = make_producer(s.kafka, linger_ms=0)
+        await producer.start()
+        key, value, headers = encode_violation(v)
+        await producer.send_and_wait(
+            topic_name(s.kafka.topic_prefix, TopicKey.VIOLATIONS), value, key=key, headers=headers
+        )
+        await producer.stop()
+        await wait_for(lambda: sink.degraded, timeout=20)
+        assert all(
+            [
+                await sink.consumer.committed(tp) is None
+                for tp in sink.assigned
+                if tp.topic.endswith("violations")
+            ]
+        )
+
+        await asyncio.to_thread(pg.start)
+        await wait_for(lambda: _up(status), timeout=30)
+        await wait_for(lambda: sink.rows_written >= 1, timeout=30)
+    conn = await asyncpg.connect(pg.dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM violation_events WHERE event_id = 'v-health'") == 1
+    finally:
+        await conn.close()
+
+
+async def _down(status):  # type: ignore[no-untyped-def]
+    with contextlib.suppress(httpx.HTTPError):
+        code, body = await status()
+        return (code, body) if code == 503 else None
+    return None
+
+
+async def _up(status):  # type: ignore[no-untyped-def]
+    with contextlib.suppress(httpx.HTTPError):
+        code, _ = await status()
+        return code == 200
+    return False
