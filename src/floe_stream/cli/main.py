@@ -326,6 +326,8 @@ def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bo
         tables = list_tables(open_catalog(cfg), cfg)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"Iceberg catalog {cfg.catalog_name!r} unreachable: {exc}") from None
     report = coverage(cfg.catalog_name, tables, ContractRegistry(loaded))
     if fmt == "json":
         click.echo(json.dumps({**report.model_dump(mode="json"), "ratio": report.ratio}, indent=2))

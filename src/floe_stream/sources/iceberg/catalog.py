@@ -22,16 +22,19 @@ MAX_NAMESPACE_DEPTH = 5
 
 
 def open_catalog(cfg: IcebergSourceSettings) -> Any:
-    """The pyiceberg catalog named ``cfg.catalog_name`` (properties from settings, else ~/.pyiceberg.yaml / env)."""
+    """The pyiceberg catalog named ``cfg.catalog_name`` (properties from settings, else ~/.pyiceberg.yaml / env).
+
+    Raises :class:`ConfigError` for a bad configuration and ``OSError`` when the catalog is unreachable.
+    """
     from pyiceberg.catalog import load_catalog
 
     props: dict[str, str] = dict(cfg.properties)
     props.update({k: v.get_secret_value() for k, v in cfg.secret_properties.items()})
     try:
         return load_catalog(cfg.catalog_name, **props)
-    except (
-        Exception
-    ) as exc:  # pyiceberg raises ValueError/NotInstalledError/… for bad or missing configuration
+    except OSError:  # unreachable (REST catalogs fetch /v1/config at once): the caller may retry
+        raise
+    except Exception as exc:  # ValueError, NotInstalledError …: a bad or missing configuration
         raise ConfigError(
             f"cannot open Iceberg catalog {cfg.catalog_name!r} (FLOE_SOURCES__ICEBERG__PROPERTIES): "
             f"{type(exc).__name__}: {exc}"

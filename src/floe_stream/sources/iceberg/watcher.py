@@ -210,9 +210,25 @@ class IcebergWatcher:
         return {"polling": not stale}
 
     async def start(self) -> Any:
-        """Open the catalog, start the producer and restore the marks (also used by the benchmark)."""
-        if self.catalog is None:
-            self.catalog = await asyncio.to_thread(open_catalog, self.cfg)
+        """Open the catalog, start the producer and restore the marks; return the producer (None: stopped first)."""
+        delay = 1.0
+        while self.catalog is None:
+            try:
+                self.catalog = await asyncio.to_thread(open_catalog, self.cfg)
+            except (
+                OSError
+            ) as exc:  # unreachable catalog: wait for it (a bad configuration raises ConfigError)
+                log.warning(
+                    "Iceberg catalog %r unreachable (retrying in %.0fs): %s",
+                    self.cfg.catalog_name,
+                    delay,
+                    exc,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                if self._stop.is_set():
+                    return None
+                delay = min(delay * 2, 60.0)
         self.partitions = (await partition_counts(self.settings.kafka, [self.topic]))[self.topic]
         producer = make_producer(self.settings.kafka)
         await producer.start()
@@ -239,7 +255,7 @@ class IcebergWatcher:
         producer = None
         try:
             producer = await self.start()
-            while not self._stop.is_set():
+            while producer is not None and not self._stop.is_set():
                 started = time.monotonic()
                 try:
                     await self.poll_once()
