@@ -26,6 +26,21 @@ class AlertInstruments:
             "floe_alert_delivery_latency",
             unit="s",
             description="time from the violation's detection to the receiver's acknowledgement, by channel",
+            explicit_bucket_boundaries_advisory=[
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1,
+                2.5,
+                5,
+                10,
+                30,
+                60,
+                300,
+            ],
         )
         self.suppressed = meter.create_counter(
             "floe_alerts_suppressed",

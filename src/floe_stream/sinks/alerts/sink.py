@@ -124,6 +124,7 @@ class AlertSink(ConsumerService):
         self.dispatcher: Dispatcher | None = None
         self.partitions: dict[str, int] = {}
         self._resend_task: asyncio.Task[None] | None = None
+        self.alerts_seen = 0
         self.delivered = 0
         self.dead_lettered = 0
 
@@ -202,6 +203,7 @@ class AlertSink(ConsumerService):
                     )
         if dead:
             await self.produce(dead)
+        self.alerts_seen += len(alerts)
         if not alerts:
             return
         decisions, new = await self._with_db_retry(
