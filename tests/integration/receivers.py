@@ -211,7 +211,7 @@ class Alertmanager:
             "receivers": [{"name": "hook", "webhook_configs": [{"url": self.webhook_url, "send_resolved": True}]}],
         }  # fmt: skip
         (self.folder / "am.yml").write_text(json.dumps(cfg))
-        log = open(self.folder / "am.log", "wb")  # noqa: SIM115, ASYNC230
+        log = open(self.folder / "am.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(  # noqa: ASYNC220
             [binary, f"--config.file={self.folder / 'am.yml'}", f"--storage.path={self.folder / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
