@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+from urllib.parse import urlsplit
 
 from floe_stream.probes.base import ProbeError, ProbeTarget
 
@@ -30,22 +32,53 @@ class TcpProbe:
 
 
 class HttpProbe:
-    """HTTP(S) GET; the status must be one of ``expected_status`` (default 200)."""
+    """HTTP(S) GET; the status must be one of ``expected_status`` (default 200).
+
+    A minimal HTTP/1.1 client on asyncio streams: a probe needs only the status line, and a full client
+    (httpx: ~2-3 ms of CPU per request) would let a thousand concurrent pings saturate the event loop, so
+    that fast targets time out behind slow ones. TLS certificates are verified."""
 
     name = "http"
 
     def __init__(self) -> None:
-        import httpx
-
-        self._client = httpx.AsyncClient(follow_redirects=False, timeout=None)
+        self._tls: ssl.SSLContext | None = None
 
     async def ping(self, target: ProbeTarget) -> None:
         url = target.url or (f"http://{target.host}:{target.port}/" if target.host else None)
         if not url:
             raise ProbeError("no url in the probe target")
-        resp = await self._client.get(url, headers={"user-agent": "floe-stream-probe"})
-        if resp.status_code not in target.expected_status:
-            raise ProbeError(f"status {resp.status_code}")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ProbeError(f"not an http(s) url: {target.display()}")
+        tls = parts.scheme == "https"
+        if tls and self._tls is None:
+            self._tls = ssl.create_default_context()
+        port = parts.port or (443 if tls else 80)
+        reader, writer = await asyncio.open_connection(
+            parts.hostname,
+            port,
+            ssl=self._tls if tls else None,
+            server_hostname=parts.hostname if tls else None,
+        )
+        try:
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            host = parts.hostname if not parts.port else f"{parts.hostname}:{parts.port}"
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: floe-stream-probe\r\n"
+                f"Accept: */*\r\nConnection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+            line = await reader.readline()
+            fields = line.decode("latin-1").split(" ", 2)
+            if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
+                raise ProbeError("not an HTTP response" if line else "connection closed without a response")
+            status = int(fields[1])
+            if status not in target.expected_status:
+                raise ProbeError(f"status {status}")
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
 
 
 class PostgresProbe:

@@ -4,6 +4,10 @@
 that the owner drains (the processor publishes them to ``probe-results``). A ping still in flight for an
 asset is not started again, so a slow target costs one slot, never a pile-up; a timeout is a failure with
 reason ``timeout``.
+
+Two lanes: an asset whose last ping timed out is *suspect* and waits for a slot of its own, smaller lane
+(``suspect_concurrency``, default a quarter of the bound), so a crowd of hanging targets can never take the
+slots of healthy ones; its first good answer moves it back.
 """
 
 from __future__ import annotations
@@ -35,9 +39,13 @@ def failure_reason(exc: BaseException) -> str:
 
 
 class ProbeRunner:
-    def __init__(self, probes: dict[str, Probe], *, concurrency: int = 200) -> None:
+    def __init__(
+        self, probes: dict[str, Probe], *, concurrency: int = 200, suspect_concurrency: int | None = None
+    ) -> None:
         self.probes = probes
         self.sem = asyncio.Semaphore(concurrency)
+        self.suspect_sem = asyncio.Semaphore(suspect_concurrency or max(1, concurrency // 4))
+        self.suspect: set[str] = set()
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.results: list[ProbeResult] = []
         self.ready = asyncio.Event()
@@ -49,7 +57,8 @@ class ProbeRunner:
     ) -> ProbeResult:
         """One ping (waits for a slot, then at most ``timeout_s``). Never raises for a failed ping."""
         probe = self.probes.get(target.type)
-        async with self.sem:
+        suspect = asset_id in self.suspect
+        async with self.suspect_sem if suspect else self.sem:
             started = datetime.now(UTC)
             t0 = time.perf_counter()
             ok, reason = True, None
@@ -63,6 +72,10 @@ class ProbeRunner:
                 except BaseException as exc:  # any failure of a plug-in is a failed ping
                     ok, reason = False, failure_reason(exc)
             duration_ms = (time.perf_counter() - t0) * 1000
+        if reason == "timeout":
+            self.suspect.add(asset_id)
+        elif suspect:
+            self.suspect.discard(asset_id)
         return ProbeResult(
             probe_id=stable_id("probe", asset_id, scheduled_at.isoformat()),
             asset=asset_id,

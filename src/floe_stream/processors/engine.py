@@ -147,8 +147,12 @@ class Engine:
     def apply_tick(self, assets: Iterable[MonitoredAsset], now: datetime) -> Outputs:
         source = f"tick:{now.isoformat()}"
         out = Outputs()
+        contexts: dict[int, EvalContext] = {}  # one context per distinct policy in this sweep
         for asset in assets:
-            ctx = self._ctx(now, "tick", asset)
+            policy = self.policy_for(asset)
+            ctx = contexts.get(id(policy))
+            if ctx is None:
+                ctx = contexts[id(policy)] = self._ctx(now, "tick", asset)
             before = self.states.get(asset.asset_id)
             state = self.state(asset.asset_id, now)
             for check in self.checks:

@@ -82,6 +82,13 @@ class FreshnessCheck:
         since = state.last_update_at or state.watch_since
         if since is None:
             return []
+        sla = asset.freshness
+        if sla is None:
+            return []
+        if KEY not in state.open and KEY not in state.tracks:
+            # fast path for the common quiet asset: nothing to report before the INFO level
+            if (ctx.now - since).total_seconds() < ctx.info_at * sla.threshold_s:
+                return []
         ev = evaluate_age(asset, since, ctx, absent=True)
         if ev is None:
             return []
