@@ -68,6 +68,18 @@ def test_first_sight_backfill_bursts_duplicates_and_stale_metadata(cat: SqlCatal
     assert kept.metadata_location == l2
 
 
+def test_a_dropped_and_recreated_table_starts_over(cat: SqlCatalog) -> None:
+    t = cat.create_table("shop.orders", schema=SCHEMA)
+    (_, _), (m2, l2) = history(t, 2)
+    _, mark = new_events("shop.orders", m2, l2, None)
+    cat.drop_table("shop.orders")
+    t = cat.create_table("shop.orders", schema=SCHEMA)
+    ((m1, l1),) = history(t, 1)
+    evs, again = new_events("shop.orders", m1, l1, mark)
+    assert [(e.sequence_number, e.snapshot_id) for e in evs] == [(1, m1.current_snapshot_id)]
+    assert again.table_uuid == str(m1.table_uuid) != mark.table_uuid
+
+
 def test_schema_only_change_and_empty_tables(cat: SqlCatalog) -> None:
     t = cat.create_table("shop.orders", schema=SCHEMA)
     empty, mark0 = new_events("shop.orders", t.metadata, t.metadata_location, None)

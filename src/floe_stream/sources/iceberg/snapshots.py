@@ -8,7 +8,8 @@ Rules (the watcher's idempotence rests on them):
   duplicates, a metadata file read out of order);
 * the new snapshots are the ancestors of the current snapshot of ``main`` newer than the mark, oldest first,
   at most ``max_snapshots`` (the newest ones); other branches are ignored;
-* the first time a table is seen only its current snapshot is published, unless ``backfill``;
+* the first time a table is seen only its current snapshot is published, unless ``backfill``; a table dropped
+  and re-created under the same name (new table UUID) is seen for the first time again;
 * a schema change without a new snapshot (``ALTER TABLE … ADD COLUMN``) is published as an event for the
   current snapshot with the new schema and a distinct id, when ``schema_changes`` is on;
 * event ids are deterministic (``{table}:{snapshot_id}``, ``{table}:{snapshot_id}:schema-{schema_id}``),
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from floe_stream.topics.commit import CatalogCommitEvent, IcebergSchema
 
@@ -36,6 +37,7 @@ class TableMark(BaseModel):
     sequence_number: int = -1
     timestamp_ms: int = -1
     schema_id: int | None = None
+    table_uuid: str | None = Field(default=None, description="a dropped and re-created table starts over")
 
     @property
     def order(self) -> tuple[int, int]:
@@ -75,11 +77,14 @@ def new_events(
     When nothing is new the returned mark keeps the published position and only records the metadata location,
     so the next poll can skip the table while its metadata pointer does not move.
     """
+    uuid = str(metadata.table_uuid)
+    if last is not None and last.table_uuid is not None and last.table_uuid != uuid:
+        last = None  # dropped and re-created under the same name: its sequence numbers start again
     current = metadata.current_snapshot()
     current_schema = metadata.schema()
     if current is None:  # a table without data yet: nothing to publish
         base = last or TableMark()
-        return [], base.model_copy(update={"metadata_location": metadata_location})
+        return [], base.model_copy(update={"metadata_location": metadata_location, "table_uuid": uuid})
     last_order = last.order if last is not None else None
 
     chain: list[Any] = []
@@ -142,8 +147,9 @@ def new_events(
             sequence_number=newest.sequence_number or 0,
             timestamp_ms=newest.timestamp_ms,
             schema_id=schema_id,
+            table_uuid=uuid,
         )
     else:
         base = last or TableMark()
-        mark = base.model_copy(update={"metadata_location": metadata_location})
+        mark = base.model_copy(update={"metadata_location": metadata_location, "table_uuid": uuid})
     return events, mark

@@ -116,7 +116,7 @@ class IcebergWatcher:
                             continue
                         table = rec.key.decode()
                         old = self.marks.get(table)
-                        if old is None or mark.order >= old.order:
+                        if old is None or mark.order >= old.order or mark.table_uuid != old.table_uuid:
                             self.marks[table] = mark
                 for tp in list(remaining):
                     if await reader.position(tp) >= end[tp]:
@@ -169,7 +169,7 @@ class IcebergWatcher:
             for i, ev in enumerate(events):
                 ev_mark = mark if i == len(events) - 1 else TableMark(
                     metadata_location=location, snapshot_id=ev.snapshot_id, sequence_number=ev.sequence_number,
-                    timestamp_ms=ev.timestamp_ms, schema_id=ev.table_schema.schema_id,
+                    timestamp_ms=ev.timestamp_ms, schema_id=ev.table_schema.schema_id, table_uuid=mark.table_uuid,
                 )  # fmt: skip
                 headers = [(SOURCE_HEADER, self.source_id), (MARK_HEADER, ev_mark.model_dump_json().encode())]
                 records.append(
