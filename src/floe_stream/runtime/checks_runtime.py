@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -176,9 +176,12 @@ class ChecksRuntime:
     def schedule_pings(self, assets: Iterable[MonitoredAsset], tick_time: datetime) -> int:
         """Start the pings that are due at ``tick_time`` in the background; returns how many started."""
         started = 0
+        lag = (datetime.now(UTC) - tick_time).total_seconds()
         for asset in assets:
             if asset.availability is None:
                 continue
+            if lag > 2 * self.engine.policy_for(asset).ping_interval_s + 30:
+                continue  # a backlog tick (catching up after downtime): a ping now would be stamped in the past
             due = self.next_ping.get(asset.asset_id)
             if due is not None and tick_time < due:
                 continue
