@@ -246,7 +246,7 @@ def test_demo_contracts_load_with_their_slas() -> None:
 
     payments = assets["sales.payments"]
     assert payments.freshness == FreshnessSla(threshold_s=15, element="paid_at")
-    assert payments.availability == AvailabilitySla(target_ratio=0.999)
+    assert payments.availability is None
 
     stock = assets["inventory.stock"]
     assert stock.freshness == FreshnessSla(threshold_s=3600, element="updated_at")

@@ -295,7 +295,7 @@ def contracts_lint(directory: Path) -> None:
     for e in report.errors:
         click.echo(f"error: {e}", err=True)
     click.echo(
-        f"{report.files_checked} file(s), {len(report.contracts)} contract(s), {report.assets} asset(s), "
+        f"{report.files_checked} file(s), {len(report.contracts)} contract(s), {len(report.assets)} asset(s), "
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
     )
     if report.errors:

@@ -13,6 +13,9 @@ from floe_stream.probes.base import ProbeError, ProbeTarget
 def _host_port(target: ProbeTarget, default_port: int) -> tuple[str, int]:
     if not target.host:
         raise ProbeError("no host in the probe target")
+    host, sep, port = target.host.rpartition(":")
+    if sep and port.isdigit() and "]" not in port:  # ODCS kafka servers write "host:port" in `host`
+        return host, target.port or int(port)
     return target.host, target.port or default_port
 
 

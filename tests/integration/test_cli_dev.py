@@ -1,0 +1,53 @@
+"""The README's first command: `floe dev --demo` on the embedded broker and database, and `floe contracts lint`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from floe_stream.cli.main import main
+from tests.conftest import REPO
+
+FLOE = str(Path(sys.executable).parent / "floe")
+
+
+@pytest.mark.slow
+def test_floe_dev_demo_shows_violations_and_the_report_then_leaves_nothing_running(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    res = subprocess.run(
+        [FLOE, "dev", "--demo", "--data-dir", str(tmp_path / "dev")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    # the three scripted assets behave as the README says
+    assert "changed type from int to string" in out  # inventory.stock drift
+    assert "bin_location" in out  # the added column
+    assert "no update for" in out and "sales.payments" in out  # absence → ERROR without any event
+    assert "of the 15s freshness SLA consumed" in out  # INFO / WARNING before the breach
+    assert "SLA compliance" in out  # the report from PostgreSQL
+    assert "embedded broker and database stopped" in out
+    # no orphan broker or postgres of this run
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert str(tmp_path) not in ps
+
+
+def test_contracts_lint_cli() -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["contracts", "lint", str(REPO / "examples" / "contracts")])
+    assert ok.exit_code == 0, ok.output
+    assert "3 contract(s), 3 asset(s), 0 error(s)" in ok.output
+
+
+def test_contracts_lint_cli_fails_on_a_bad_contract(tmp_path: Path) -> None:
+    (tmp_path / "bad.odcs.yaml").write_text(
+        "apiVersion: v3.1.0\nkind: DataContract\nid: x\nversion: 1.0.0\nstatus: active\nschema: [{name: t, properties: [{name: c, logicalType: decimal}]}]\n"
+    )
+    res = CliRunner().invoke(main, ["contracts", "lint", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "decimal" in res.output
