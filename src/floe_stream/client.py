@@ -30,23 +30,59 @@ import uuid
 from collections.abc import Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
+from typing_extensions import Unpack
 
 from floe_stream.settings import KafkaSettings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.commit import CatalogCommitEvent, IcebergSchema
 from floe_stream.topics.materialization import MaterializationEvent, ObservedColumn, QualityResult
 
-__all__ = ["FloeClient", "PublishError", "materialization_event"]
+__all__ = [
+    "CommitFields",
+    "FloeClient",
+    "MaterializationFields",
+    "PublishError",
+    "commit_event",
+    "materialization_event",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Operation = Literal["append", "replace", "overwrite", "delete"]
 RETRYABLE = (KafkaError, ConnectionError, OSError, asyncio.TimeoutError)
+
+
+class MaterializationFields(TypedDict, total=False):
+    """Keyword fields of :func:`materialization_event` (and so of ``publish_materialization``)."""
+
+    materialized_at: datetime | str | None
+    event_id: str | None
+    data_timestamp: datetime | str | None
+    run_id: str | None
+    job: str | None
+    producer: str | None
+    row_count: int | None
+    columns: Iterable[ObservedColumn | Mapping[str, Any]] | None
+    quality: Iterable[QualityResult | Mapping[str, Any]] | None
+    labels: Mapping[str, str] | None
+
+
+class CommitFields(TypedDict, total=False):
+    """Keyword fields of :func:`commit_event` (and so of ``publish_commit``)."""
+
+    table: str | None
+    snapshot_id: int | None
+    sequence_number: int | None
+    timestamp_ms: int | None
+    operation: Operation
+    schema: IcebergSchema | Mapping[str, Any] | None
+    summary: Mapping[str, str] | None
+    catalog: str | None
 
 
 class PublishError(Exception):
@@ -181,14 +217,16 @@ class FloeClient:
         return topic_name(self.kafka.topic_prefix, key)
 
     # --- async API -----------------------------------------------------------------------------------
-    async def apublish_materialization(self, asset: str, **fields: Any) -> MaterializationEvent:
+    async def apublish_materialization(
+        self, asset: str, **fields: Unpack[MaterializationFields]
+    ) -> MaterializationEvent:
         """Validate, then deliver a materialization event (see :func:`materialization_event` for the fields)."""
         ev = materialization_event(asset, **fields)
         await self._deliver(self.topic(TopicKey.MATERIALIZATIONS), ev.asset, ev)
         return ev
 
     async def apublish_commit(
-        self, event: CatalogCommitEvent | Mapping[str, Any] | None = None, **fields: Any
+        self, event: CatalogCommitEvent | Mapping[str, Any] | None = None, **fields: Unpack[CommitFields]
     ) -> CatalogCommitEvent:
         """Validate, then deliver a catalog commit event (a model, a mapping, or keyword fields)."""
         ev = commit_event(event, **fields)
@@ -212,14 +250,16 @@ class FloeClient:
         await self.aclose()
 
     # --- sync API ------------------------------------------------------------------------------------
-    def publish_materialization(self, asset: str, **fields: Any) -> MaterializationEvent:
+    def publish_materialization(
+        self, asset: str, **fields: Unpack[MaterializationFields]
+    ) -> MaterializationEvent:
         """Blocking :meth:`apublish_materialization` (safe to call from inside a running event loop's thread too)."""
         ev = materialization_event(asset, **fields)
         self._sync(self._deliver(self.topic(TopicKey.MATERIALIZATIONS), ev.asset, ev))
         return ev
 
     def publish_commit(
-        self, event: CatalogCommitEvent | Mapping[str, Any] | None = None, **fields: Any
+        self, event: CatalogCommitEvent | Mapping[str, Any] | None = None, **fields: Unpack[CommitFields]
     ) -> CatalogCommitEvent:
         ev = commit_event(event, **fields)
         self._sync(self._deliver(self.topic(TopicKey.CATALOG_COMMITS), ev.table, ev))
