@@ -167,8 +167,10 @@ class IcebergWatcher:
             new_marks[table] = mark
             part = partition_for(table, self.partitions)
             for i, ev in enumerate(events):
+                # an intermediate mark has no location: if only part of a burst was acknowledged before a
+                # crash, the restarted watcher reloads the table instead of trusting an unchanged pointer
                 ev_mark = mark if i == len(events) - 1 else TableMark(
-                    metadata_location=location, snapshot_id=ev.snapshot_id, sequence_number=ev.sequence_number,
+                    metadata_location=None, snapshot_id=ev.snapshot_id, sequence_number=ev.sequence_number,
                     timestamp_ms=ev.timestamp_ms, schema_id=ev.table_schema.schema_id, table_uuid=mark.table_uuid,
                 )  # fmt: skip
                 headers = [(SOURCE_HEADER, self.source_id), (MARK_HEADER, ev_mark.model_dump_json().encode())]
