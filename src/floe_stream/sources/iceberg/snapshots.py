@@ -11,7 +11,8 @@ Rules (the watcher's idempotence rests on them):
 * the first time a table is seen only its current snapshot is published, unless ``backfill``; a table dropped
   and re-created under the same name (new table UUID) is seen for the first time again;
 * a schema change without a new snapshot (``ALTER TABLE … ADD COLUMN``) is published as an event for the
-  current snapshot with the new schema and a distinct id, when ``schema_changes`` is on;
+  current snapshot (its timestamp too: an ALTER is no new data) with the new schema and a distinct id, when
+  ``schema_changes`` is on;
 * event ids are deterministic (``{table}:{snapshot_id}``, ``{table}:{snapshot_id}:schema-{schema_id}``),
   so a replay after a crash is recognisable downstream.
 """
@@ -133,7 +134,7 @@ def new_events(
                 table=table,
                 snapshot_id=current.snapshot_id,
                 sequence_number=current.sequence_number or 0,
-                timestamp_ms=max(int(metadata.last_updated_ms), current.timestamp_ms),
+                timestamp_ms=current.timestamp_ms,  # the data is as old as its snapshot: no false freshness
                 operation=_operation(current),  # type: ignore[arg-type]
                 table_schema=_schema(current_schema),
                 summary={**_summary(current), SCHEMA_TRIGGER: "schema-change"},
