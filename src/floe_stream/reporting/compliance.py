@@ -448,10 +448,7 @@ async def _series(
         })  # fmt: skip
 
     for r in await conn.fetch(_BUCKET_SQL, by, first, last_day, assets):
-        x = slot((r["asset"], r["check_type"]), r["b"])
-        for f in ("checks_run", "passed", "failed", "within_s", "breached_s", "metric_count", "metric_sum",
-                  "worst", "metric_min", "metric_max"):  # fmt: skip
-            x[f] = r[f]
+        slot((r["asset"], r["check_type"]), r["b"]).update(r.items())
     # the newest result's status still holds: from its time to `end`
     for key, st in status.items():
         t0 = max(st["last_evaluated_at"], midnight(first))
@@ -475,6 +472,8 @@ async def _series(
             slot(key, r["b"])["violations"] += r["n"]
 
     out: dict[tuple[str, str], CheckSeries] = {}
+    ends = {b: next_bucket(b, by) for b in starts}
+    labels = {b: bucket_label(b, by) for b in starts}
     for key, by_bucket in acc.items():
         basis = basis_of(key[1])
         points = []
@@ -482,7 +481,7 @@ async def _series(
             got = by_bucket.get(b)
             if got is None:
                 points.append(BucketPoint(
-                    start=b, end=next_bucket(b, by), label=bucket_label(b, by), compliance_pct=None, checks_run=0,
+                    start=b, end=ends[b], label=labels[b], compliance_pct=None, checks_run=0,
                     passed=0, failed=0, minutes_observed=0.0, minutes_within_sla=0.0, uptime_ratio=None,
                     metric_avg=None, metric_min=None, metric_max=None, worst_severity=None, violations=0,
                 ))  # fmt: skip
@@ -490,7 +489,7 @@ async def _series(
             x = got
             observed = x["within_s"] + x["breached_s"]
             points.append(BucketPoint(
-                start=b, end=next_bucket(b, by), label=bucket_label(b, by),
+                start=b, end=ends[b], label=labels[b],
                 compliance_pct=_r(compliance_pct(basis, x["within_s"], x["breached_s"], x["passed"], x["failed"])),
                 checks_run=x["checks_run"], passed=x["passed"], failed=x["failed"],
                 minutes_observed=round(observed / 60, 4), minutes_within_sla=round(x["within_s"] / 60, 4),
