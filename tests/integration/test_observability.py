@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import asyncpg
 import httpx
@@ -20,6 +21,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from floe_stream.processors.engine import Engine
 from floe_stream.runtime.app import load_registry
 from floe_stream.runtime.database import migrate
 from floe_stream.runtime.embedded import EmbeddedPostgres, free_port
@@ -30,6 +32,7 @@ from floe_stream.settings import DatabaseSettings, Settings, TelemetrySettings
 from floe_stream.sinks.openlineage.validate import LineageSchemas
 from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.telemetry import tracing
+from floe_stream.telemetry.hooks import ProcessorObservability
 from floe_stream.topics import (
     CatalogCommitEvent,
     IcebergField,
@@ -55,9 +58,9 @@ GOOD = [
 DRIFTED = [GOOD[0], IcebergField(id=2, name="amount", type="string"), GOOD[2]]
 
 
-def commit(seq: int, fields: list[IcebergField]) -> CatalogCommitEvent:
+def commit(seq: int, fields: list[IcebergField], table: str = "test.fast") -> CatalogCommitEvent:
     return CatalogCommitEvent(
-        table="test.fast", snapshot_id=1000 + seq, sequence_number=seq,
+        table=table, snapshot_id=1000 + seq, sequence_number=seq,
         timestamp_ms=int(datetime.now(UTC).timestamp() * 1000), operation="append", table_schema=IcebergSchema(fields=fields),
     )  # fmt: skip
 
@@ -199,12 +202,56 @@ async def test_metrics_health_and_impact_context_of_a_running_processor(
             assert up[0]["value"][1] == "1"
 
 
-async def _drift(s: Settings) -> list:  # type: ignore[type-arg]
+async def _drift(s: Settings, asset: str = "test.fast") -> list:  # type: ignore[type-arg]
     return [
-        e
-        for e in await violations(s)
-        if isinstance(e.data, ViolationData) and e.data.violation_type.value == "schema_drift"
-    ]
+        e for e in await violations(s)
+        if isinstance(e.data, ViolationData) and e.data.violation_type.value == "schema_drift" and e.data.asset == asset
+    ]  # fmt: skip
+
+
+async def test_upstream_violations_are_shared_through_the_lineage_topic(settings: Settings) -> None:
+    s = settings.model_copy(update={"contracts_dir": FIXTURES})
+    registry = load_registry(s)
+    processor = ProcessorService(s, registry)
+    async with Running(processor):
+        await wait_for(lambda: processor.ever_assigned, timeout=30)
+        # dbt/build_fast reads test.slow and writes test.fast
+        await publish(
+            s,
+            TopicKey.MATERIALIZATIONS,
+            [(None, ol_event("build_fast", [("test", "slow")], [("test", "fast")]))],
+        )
+        await wait_for(lambda: processor.obs.impact.lineage.writers, timeout=20)
+        slow_extra = [
+            IcebergField(id=1, name="id", required=True, type="long"),
+            IcebergField(id=9, name="x", type="int"),
+        ]
+        await publish(s, TopicKey.CATALOG_COMMITS, [("test.slow", commit(1, slow_extra, table="test.slow"))])
+        await wait_for(lambda: _drift(s, "test.slow"), timeout=30)
+        await publish(s, TopicKey.CATALOG_COMMITS, [("test.fast", commit(2, DRIFTED))])
+        fast = (await wait_for(lambda: _drift(s, "test.fast"), timeout=30))[0].data
+        assert fast.context["upstream.datasets"] == "test/slow"
+        assert fast.context["upstream.violating"].startswith("test.slow: schema_drift warning since ")
+
+        # another instance (here: a fresh view with no local state) learns edges and health from the topic
+        other = ProcessorObservability(registry, Engine())
+        stub = SimpleNamespace(settings=s, _stopping=asyncio.Event())
+        await other.start_shared_view(stub)  # type: ignore[arg-type]
+        try:
+            await wait_for(
+                lambda: other.impact.lineage.writers.get("test/fast") == {"dbt/build_fast"}, timeout=20
+            )
+            aid, issues = await wait_for(lambda: _remote(other, "test/slow"), timeout=20)
+            assert aid == "test.slow"
+            assert [(i.check_type, i.severity) for i in issues] == [("schema_drift", "warning")]
+        finally:
+            stub._stopping.set()
+            await asyncio.wait_for(other._reader, 10)  # type: ignore[arg-type]
+
+
+def _remote(view: ProcessorObservability, dataset: str):  # type: ignore[no-untyped-def]
+    hit = view._upstream_health(dataset)
+    return hit if hit is not None and hit[1] else None
 
 
 async def test_one_trace_from_commit_through_processor_to_a_sink_process(

@@ -186,3 +186,41 @@ def test_facet_schema_file_is_the_one_the_events_point_to() -> None:
         "message",
         "timestamp",
     } <= required
+
+
+class ScriptedTransport:
+    """Delivers events one by one; fails where told (transiently once, or permanently)."""
+
+    name = "scripted"
+
+    def __init__(self, reject: set[str], outage_at: str | None) -> None:
+        self.reject, self.outage_at, self.sent = reject, outage_at, []  # type: ignore[var-annotated]
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def emit(self, events) -> None:  # type: ignore[no-untyped-def]
+        from floe_stream.sinks.openlineage.transport import TransportError
+
+        for i, ev in enumerate(events):
+            if ev["id"] == self.outage_at:
+                self.outage_at = None
+                raise TransportError("down", permanent=False, delivered=i)
+            if ev["id"] in self.reject:
+                raise TransportError(f"rejected {ev['id']}", permanent=True, delivered=i)
+            self.sent.append(ev["id"])
+
+
+async def test_delivery_skips_only_rejected_records_and_never_resends() -> None:
+    from types import SimpleNamespace
+
+    from floe_stream.settings import Settings
+    from floe_stream.sinks.openlineage.sink import OpenLineageSink
+
+    t = ScriptedTransport(reject={"c", "f"}, outage_at="e")
+    sink = OpenLineageSink(Settings(openlineage=OpenLineageSettings(retry_backoff_s=0.01)), transport=t)  # type: ignore[arg-type]
+    items = [(SimpleNamespace(offset=i), None, [{"id": x}]) for i, x in enumerate("abcdefg")]
+    failed = await sink._deliver(items)  # type: ignore[arg-type]
+    assert t.sent == ["a", "b", "d", "e", "g"]  # in order, each once, across an outage and two rejections
+    assert [(rec.offset, reason) for rec, reason in failed] == [(2, "rejected c"), (5, "rejected f")]

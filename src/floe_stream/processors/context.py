@@ -10,10 +10,10 @@ What a violation gets (``ViolationData.consumers`` and ``ViolationData.context``
 * **recent materializations** of the asset (time, rows, run, job) and its **violation pattern**: how many
   violations of each check type opened in the last 24 h, and whether this one is recurring.
 
-Scope (documented limitation): lineage edges, materializations and violation history are those seen by this
-processor instance since it started (partitions are owned by one instance; edges from OpenLineage events that
-landed on another instance's partition are not seen). Upstream health is known for the assets this
-instance owns. With one processor instance (or one partition) the picture is complete.
+Scope: lineage edges and upstream health are shared by all processor instances through the compacted
+``lineage`` topic (runtime side: :mod:`floe_stream.telemetry.hooks`). Recent materializations and the
+violation pattern are kept in memory by the instance that owns the asset, since it started or was assigned
+the asset (documented limitation: after a restart or rebalance the pattern starts empty).
 """
 
 from __future__ import annotations
@@ -55,24 +55,30 @@ class LineageGraph:
         for ident in identifiers(ds_id):
             self._index.setdefault(ident, set()).add(ds_id)
 
-    def observe(self, ev: OpenLineageRunEvent) -> bool:
-        """Record the job's inputs and outputs (any event type). Returns whether anything was new."""
+    def add_edge(self, job: str, dataset: str, direction: str) -> bool:
+        """``direction`` "in": the job reads the dataset; "out": it writes it. Returns whether it was new."""
+        if direction == "in":
+            if dataset in self.job_inputs.setdefault(job, set()):
+                return False
+            self.job_inputs[job].add(dataset)
+            self.readers.setdefault(dataset, set()).add(job)
+        else:
+            if dataset in self.job_outputs.setdefault(job, set()):
+                return False
+            self.job_outputs[job].add(dataset)
+            self.writers.setdefault(dataset, set()).add(job)
+        self._node(dataset)
+        return True
+
+    def observe(self, ev: OpenLineageRunEvent) -> list[tuple[str, str, str]]:
+        """Record the job's inputs and outputs (any event type). Returns the new (job, dataset, direction)."""
         job = f"{ev.job.namespace}/{ev.job.name}"
-        new = False
-        for ds in ev.inputs:
-            d = dataset_id(ds)
-            if d not in self.job_inputs.setdefault(job, set()):
-                self.job_inputs[job].add(d)
-                self.readers.setdefault(d, set()).add(job)
-                self._node(d)
-                new = True
-        for ds in ev.outputs:
-            d = dataset_id(ds)
-            if d not in self.job_outputs.setdefault(job, set()):
-                self.job_outputs[job].add(d)
-                self.writers.setdefault(d, set()).add(job)
-                self._node(d)
-                new = True
+        new = []
+        for direction, datasets in (("in", ev.inputs), ("out", ev.outputs)):
+            for ds in datasets:
+                d = dataset_id(ds)
+                if self.add_edge(job, d, direction):
+                    new.append((job, d, direction))
         return new
 
     def nodes_of(self, asset_identifiers: Iterable[str]) -> set[str]:
@@ -223,7 +229,7 @@ class ImpactContext:
         self.lineage = LineageGraph()
         self.history: dict[str, AssetHistory] = {}
 
-    def observe_openlineage(self, ev: OpenLineageRunEvent) -> bool:
+    def observe_openlineage(self, ev: OpenLineageRunEvent) -> list[tuple[str, str, str]]:
         return self.lineage.observe(ev)
 
     def note_update(

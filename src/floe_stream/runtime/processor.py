@@ -88,6 +88,7 @@ class ProcessorService(ConsumerService):
                 + ", ".join(f"{t}={n}" for t, n in counts.items())
             )
         self.partitions = next(iter(counts.values()))
+        await self.obs.start_shared_view(self)  # impact context across instances (lineage topic)
         assert self.batch_producer is not None
         await self.checks_rt.start(self.batch_producer, self.partitions)
 
@@ -216,7 +217,7 @@ class ProcessorService(ConsumerService):
             metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
         self._check_counts.clear()
         await self.produce(out)
-        self.obs.flush(batch)
+        await self.produce(self.obs.flush(batch))  # metrics once per batch; shared lineage/health records
         state_out = [
             OutRecord(self.t_state, partition_for(st.asset_id, self.partitions), st.asset_id.encode(), st.model_dump_json().encode())
             for st in self.engine.take_dirty()

@@ -7,7 +7,7 @@ Metric names as Prometheus shows them (the OTel counter ``x`` is exposed as ``x_
   ``floe_contract_freshness_seconds{contract,asset}`` (data age, read at scrape time),
   ``floe_contract_quality_score``, ``floe_contract_availability_ratio`` (last check result),
   ``floe_contract_check_duration_seconds{contract,check_type}`` (histogram),
-  ``floe_alert_delivery_failures_total{channel}``;
+  ``floe_alert_delivery_failures_total{channel}`` (defined by the alerts sink, sinks/alerts/metrics.py);
 * pipeline: ``floe_events_processed_total{topic}``, ``floe_events_dead_lettered_total{topic,reason}``,
   ``floe_consumer_lag{group,topic,partition}``, ``floe_verdict_latency_seconds{topic}`` (histogram:
   record timestamp → its effects produced), ``floe_sink_records_written_total{sink}``.
@@ -177,9 +177,6 @@ class Instruments:
         )
         self.sink_writes = meter.create_counter(
             "floe_sink_records_written", description="records written by a sink"
-        )
-        self.alert_delivery_failures = meter.create_counter(
-            "floe_alert_delivery_failures", description="alert deliveries that failed, by channel"
         )
         self.check_duration = meter.create_histogram(
             "floe_contract_check_duration_seconds",

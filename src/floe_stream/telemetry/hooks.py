@@ -4,16 +4,27 @@
 * traces: checks wrapped by :class:`InstrumentedCheck`; violations carry the verdict span's ``traceparent``
   (CloudEvents distributed-tracing extension attribute *and* a Kafka header);
 * impact/context: :class:`~floe_stream.processors.context.ImpactContext` fills ``consumers``/``context``;
+  lineage edges and per-asset open episodes are shared through the compacted ``lineage`` topic, which every
+  processor instance reads in full (no group) and writes after each batch;
 * custom metrics (FR-046) fed by inputs, check results and violations.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from floe_stream.processors.context import ImpactContext, OpenIssue, open_issues
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+from pydantic import ValidationError
+
+from floe_stream.processors.context import ImpactContext, OpenIssue, identifiers, open_issues
+from floe_stream.runtime.kafka import OutRecord, make_consumer, partition_counts
+from floe_stream.runtime.partitioning import partition_for
 from floe_stream.runtime.telemetry import (
     BatchMetrics,
     InstrumentedCheck,
@@ -22,7 +33,10 @@ from floe_stream.runtime.telemetry import (
     instrument_checks,
     track_freshness,
 )
+from floe_stream.settings import ConfigError
 from floe_stream.telemetry import tracing
+from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.lineage import AssetHealth, LineageEdge, OpenEpisodeSummary
 from floe_stream.topics.materialization import OpenLineageRunEvent
 from floe_stream.topics.violation import ResolvedData, ViolationData, encode_violation
 
@@ -31,7 +45,10 @@ if TYPE_CHECKING:
     from floe_stream.contracts.registry import ContractRegistry
     from floe_stream.processors.engine import Engine
     from floe_stream.processors.model import AssetUpdate
+    from floe_stream.runtime.service import ConsumerService
     from floe_stream.topics.check_result import CheckResult
+
+log = logging.getLogger(__name__)
 
 _ENGINE_CHECK_TUPLES = ("checks", "_quality_checks", "_probe_checks")
 
@@ -48,6 +65,13 @@ class ProcessorObservability:
             if isinstance(checks, tuple):
                 setattr(engine, attr, instrument_checks(checks, self.acc))
         track_freshness(self)
+        # shared lineage / health (enabled by start_shared_view when the topic exists)
+        self.lineage_topic: str | None = None
+        self.lineage_partitions = 0
+        self.pending: list[LineageEdge | AssetHealth] = []
+        self.touched: set[str] = set()
+        self.remote_health: dict[str, list[OpenIssue]] = {}
+        self._reader: asyncio.Task[None] | None = None
 
     def _contract_of(self, asset_id: str) -> str:
         a = self.registry.get(asset_id)
@@ -66,7 +90,8 @@ class ProcessorObservability:
     # --- inputs -------------------------------------------------------------------------------------------
     def input_event(self, ev: Any) -> None:
         if isinstance(ev, OpenLineageRunEvent):
-            self.impact.observe_openlineage(ev)
+            for job, ds, direction in self.impact.observe_openlineage(ev):
+                self.pending.append(LineageEdge(job=job, dataset=ds, direction=direction))  # type: ignore[arg-type]
         if self.custom:
             self.custom.observe("materialization", ev)
 
@@ -82,17 +107,18 @@ class ProcessorObservability:
             self.custom.observe("check_result", r)
 
     def _upstream_health(self, dataset_id: str) -> tuple[str, Sequence[OpenIssue]] | None:
-        from floe_stream.processors.context import identifiers
-
         for ident in identifiers(dataset_id):
             asset = self.registry.resolve(ident)
             if asset is None:
                 continue
             st = self.engine.states.get(asset.asset_id)
-            return asset.asset_id, open_issues(st.open) if st is not None else []
+            if st is not None:  # owned here: the live state
+                return asset.asset_id, open_issues(st.open)
+            return asset.asset_id, self.remote_health.get(asset.asset_id, [])  # owned elsewhere: as published
         return None
 
     def enrich(self, v: ViolationData | ResolvedData) -> ViolationData | ResolvedData:
+        self.touched.add(v.asset)  # its open episodes changed: publish its health after the batch
         if not isinstance(v, ViolationData):
             return v
         asset = self.registry.get(v.asset)
@@ -120,9 +146,80 @@ class ProcessorObservability:
             headers = [*headers, (tracing.TRACEPARENT, tp.encode())]
         return key, value, headers
 
-    def flush(self, batch: Any) -> None:
+    def flush(self, batch: Any) -> list[OutRecord]:
+        """End of a batch: record metrics; return the lineage/health records to produce."""
         tracing.end_record()
         self.acc.flush(batch)
+        for aid in self.touched:
+            st = self.engine.states.get(aid)
+            issues = open_issues(st.open) if st is not None else []
+            self.pending.append(
+                AssetHealth(
+                    asset=aid,
+                    open=[
+                        OpenEpisodeSummary(check_type=i.check_type, severity=i.severity, since=i.since)
+                        for i in issues
+                    ],
+                )
+            )
+        self.touched.clear()
+        pending, self.pending = self.pending, []
+        if self.lineage_topic is None or not pending:
+            return []
+        n = self.lineage_partitions
+        return [
+            OutRecord(
+                self.lineage_topic, partition_for(r.key(), n), r.key().encode(), r.model_dump_json().encode()
+            )
+            for r in pending
+        ]
+
+    # --- the shared view ------------------------------------------------------------------------------------
+    async def start_shared_view(self, svc: ConsumerService) -> None:
+        """Read the lineage topic in full in the background (until the service stops) and publish to it.
+        Without the topic (an older deployment: run `floe topics create`), context stays instance-local."""
+        topic = topic_name(svc.settings.kafka.topic_prefix, TopicKey.LINEAGE)
+        try:
+            self.lineage_partitions = (await partition_counts(svc.settings.kafka, [topic]))[topic]
+        except ConfigError as exc:
+            log.warning("impact context limited to this instance: %s", exc)
+            return
+        self.lineage_topic = topic
+        self._reader = asyncio.create_task(self._read(svc, topic), name="lineage-view")
+
+    async def _read(self, svc: ConsumerService, topic: str) -> None:
+        reader = make_consumer(svc.settings.kafka, group_id=None)
+        await reader.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(self.lineage_partitions)]
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            while not svc._stopping.is_set():
+                try:
+                    batch = await reader.getmany(timeout_ms=500, max_records=5000)
+                except KafkaError as exc:
+                    log.warning("lineage view: fetch failed, retrying: %s", exc)
+                    await asyncio.sleep(1)
+                    continue
+                for recs in batch.values():
+                    for rec in recs:
+                        self._apply(rec.key, rec.value)
+        finally:
+            with contextlib.suppress(Exception):
+                await reader.stop()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if not key or not value:
+            return
+        try:
+            if key.startswith(b"edge:"):
+                e = LineageEdge.model_validate_json(value)
+                self.impact.lineage.add_edge(e.job, e.dataset, e.direction)
+            elif key.startswith(b"health:"):
+                h = AssetHealth.model_validate_json(value)
+                self.remote_health[h.asset] = [OpenIssue(o.check_type, o.severity, o.since) for o in h.open]
+        except ValidationError as exc:
+            log.debug("lineage view: skipping bad record %r: %s", key, exc)
 
 
 __all__ = ["InstrumentedCheck", "ProcessorObservability"]

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.commit import CatalogCommitEvent
+from floe_stream.topics.lineage import AssetHealth, LineageEdge
 from floe_stream.topics.materialization import MaterializationEvent, OpenLineageRunEvent
 from floe_stream.topics.probe import ProbeResult
 from floe_stream.topics.tick import Tick
@@ -30,6 +31,7 @@ class TopicKey(StrEnum):
     ALERTS_DLQ = "alerts-dlq"
     PROBE_RESULTS = "probe-results"
     CONTRACTS = "contracts"
+    LINEAGE = "lineage"
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,14 @@ CATALOGUE: dict[TopicKey, TopicSpec] = {
             "contract id; value = ODCS YAML text, tombstone (null) = retire",
             "Contract lifecycle: every processor reads it in full (no group) and applies changes live.",
             compacted=True,
+        ),
+        TopicSpec(
+            TopicKey.LINEAGE,
+            (LineageEdge, AssetHealth),
+            "'edge:<job>|<in|out>|<dataset>' or 'health:<asset>'",
+            "Internal: lineage edges and per-asset open episodes shared by all processors (read in full, no group).",
+            compacted=True,
+            internal=True,
         ),
     )
 }

@@ -140,36 +140,44 @@ class OpenLineageSink(ConsumerService):
         log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason[:200])
 
     async def _deliver(self, items: list[Item]) -> list[tuple[ConsumerRecord[bytes, bytes], str]]:
-        """Deliver everything; returns the records rejected permanently (to dead-letter)."""
-        events = [ev for _, _, evs in items for ev in evs]
-        if not events:
-            return []
-        try:
-            await self._with_retry(events)
-            return []
-        except TransportError as exc:
-            if not exc.permanent:
-                if self._stopping.is_set():
-                    raise  # stopping during an outage: nothing committed, the next owner replays the batch
-                return [(rec, str(exc)) for rec, _, _ in items]  # retries exhausted (max_retries)
-        # one event was rejected: find which, record by record, so the others still go out
+        """Deliver everything in order; returns the records rejected permanently (to dead-letter). A rejection
+        skips only its own record: delivery resumes after it, nothing delivered before is sent again."""
         failed: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
-        for rec, _, evs in items:
+        remaining = [it for it in items if it[2]]
+        while remaining:
             try:
-                await self._with_retry(evs)
+                await self._with_retry([ev for _, _, evs in remaining for ev in evs])
+                break
             except TransportError as exc:
-                failed.append((rec, str(exc)))
+                if not exc.permanent:
+                    if self._stopping.is_set():
+                        raise  # stopping during an outage: nothing committed, the next owner replays the batch
+                    failed.extend(
+                        (rec, str(exc)) for rec, _, _ in remaining
+                    )  # retries exhausted (max_retries)
+                    break
+                seen = 0
+                for j, (rec, _, evs) in enumerate(remaining):
+                    if seen + len(evs) > exc.delivered:
+                        failed.append((rec, str(exc)))
+                        remaining = remaining[j + 1 :]
+                        break
+                    seen += len(evs)
+                else:
+                    break
         return failed
 
     async def _with_retry(self, events: list[Event]) -> None:
         delay = self.cfg.retry_backoff_s
         attempt = 0
+        sent = 0  # events delivered by earlier attempts
         while True:
             try:
                 await self.transport.emit(events)
                 self.degraded = False
                 return
             except TransportError as exc:
+                exc.delivered += sent  # counted against the caller's list
                 if exc.permanent:
                     raise
                 attempt += 1
@@ -178,6 +186,8 @@ class OpenLineageSink(ConsumerService):
                     raise  # the batch is not committed: the next owner replays it
                 if self.cfg.max_retries is not None and attempt > self.cfg.max_retries:
                     raise
+                events = events[exc.delivered - sent :]  # what went out before the outage is not sent again
+                sent = exc.delivered
                 log.warning(
                     "openlineage transport unavailable, retry %d in %.1fs (offsets held): %s",
                     attempt,

@@ -23,9 +23,12 @@ Event = dict[str, Any]
 
 
 class TransportError(Exception):
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    """``delivered``: how many of the events passed to ``emit`` went out before the failure (in order)."""
+
+    def __init__(self, message: str, *, permanent: bool, delivered: int = 0) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.delivered = delivered
 
 
 class Transport(Protocol):
@@ -65,17 +68,19 @@ class HttpTransport:
 
     async def emit(self, events: Sequence[Event]) -> None:
         assert self.client is not None
-        for ev in events:  # Marquez takes one event per POST; order within a run matters
+        for i, ev in enumerate(events):  # Marquez takes one event per POST; order within a run matters
             try:
                 resp = await self.client.post(self.url, content=encode(ev))
             except httpx.HTTPError as exc:
                 raise TransportError(
-                    f"POST {self.url}: {type(exc).__name__}: {exc}", permanent=False
+                    f"POST {self.url}: {type(exc).__name__}: {exc}", permanent=False, delivered=i
                 ) from None
             if resp.status_code >= 400:
                 permanent = resp.status_code < 500 and resp.status_code not in (408, 429)
                 raise TransportError(
-                    f"POST {self.url}: HTTP {resp.status_code} {resp.text[:200]}", permanent=permanent
+                    f"POST {self.url}: HTTP {resp.status_code} {resp.text[:200]}",
+                    permanent=permanent,
+                    delivered=i,
                 )
 
 
