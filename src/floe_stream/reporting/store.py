@@ -109,10 +109,19 @@ ON CONFLICT (asset, check_type, day) DO UPDATE SET
 """
 
 UPDATE_STATUS = """
-UPDATE sla_status SET contract_id = $3, contract_version = $4, last_result_id = $5, last_status = $6,
-    last_severity = $7, last_metric = $8, last_evaluated_at = $9, consecutive_failures = $10,
-    last_pass_at = $11, last_fail_at = $12, updated_at = now()
-WHERE asset = $1 AND check_type = $2
+UPDATE sla_status AS s SET contract_id = u.ci, contract_version = u.cv, last_result_id = u.rid, last_status = u.st,
+    last_severity = u.sev, last_metric = u.m, last_evaluated_at = u.at, consecutive_failures = u.cf,
+    last_pass_at = u.lp, last_fail_at = u.lf, updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[],
+    $9::timestamptz[], $10::int[], $11::timestamptz[], $12::timestamptz[])
+    AS u(asset, check_type, ci, cv, rid, st, sev, m, at, cf, lp, lf)
+WHERE s.asset = u.asset AND s.check_type = u.check_type
+"""
+
+LOCK_STATUS = """
+SELECT s.* FROM sla_status s JOIN unnest($1::text[], $2::text[]) AS k(asset, check_type)
+    ON s.asset = k.asset AND s.check_type = k.check_type
+ORDER BY s.asset, s.check_type FOR UPDATE OF s
 """
 
 # Recompute the days >= d_from of the given keys from the raw table (also used by rebuild-aggregates).
@@ -298,16 +307,17 @@ async def apply_results(conn: asyncpg.Connection, fresh: Sequence[CheckResult]) 
         by_key[(r.asset, r.check_type.value)].append(_point(r))
     keys = sorted(by_key)
     assets, types = [k[0] for k in keys], [k[1] for k in keys]
-    await conn.execute(
-        "INSERT INTO sla_status (asset, check_type) SELECT * FROM unnest($1::text[], $2::text[]) "
-        "ON CONFLICT DO NOTHING",
-        assets, types,
-    )  # fmt: skip
-    rows = await conn.fetch(
-        "SELECT s.* FROM sla_status s JOIN unnest($1::text[], $2::text[]) AS k(asset, check_type) "
-        "ON s.asset = k.asset AND s.check_type = k.check_type ORDER BY s.asset, s.check_type FOR UPDATE OF s",
-        assets, types,
-    )  # fmt: skip
+    rows = await conn.fetch(LOCK_STATUS, assets, types)
+    if len(rows) < len(keys):  # first results of a key: create its row, then lock it like the others
+        have = {(r["asset"], r["check_type"]) for r in rows}
+        missing = [k for k in keys if k not in have]
+        await conn.execute(
+            "INSERT INTO sla_status (asset, check_type) SELECT * FROM unnest($1::text[], $2::text[]) "
+            "ON CONFLICT DO NOTHING",
+            [k[0] for k in missing],
+            [k[1] for k in missing],
+        )
+        rows = [*rows, *await conn.fetch(LOCK_STATUS, [k[0] for k in missing], [k[1] for k in missing])]
     current = {(r["asset"], r["check_type"]): _last(r) for r in rows}
     day_rows: list[tuple[str, str, date, DayDelta]] = []
     recompute: list[tuple[str, str, date]] = []
@@ -334,7 +344,7 @@ async def apply_results(conn: asyncpg.Connection, fresh: Sequence[CheckResult]) 
     if recompute:
         await recompute_days(conn, recompute)
     if status_rows:
-        await conn.executemany(UPDATE_STATUS, status_rows)
+        await conn.execute(UPDATE_STATUS, *(list(col) for col in zip(*status_rows, strict=True)))
     if recompute:  # an older result may change the failure streak / last pass: recompute those from raw
         await rebuild_status(conn, sorted({k[0] for k in recompute}))
 
