@@ -30,7 +30,7 @@ from floe_stream.probes.runner import ProbeRunner
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetUpdate
 
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)  # the ping pass runs at ~now
 RULES = (
     QualityRule(name="ids", column="id", metric="nullValues", operator="mustBe", threshold=0),
     QualityRule(name="dupes", column="id", metric="duplicateValues", operator="mustBe", threshold=0),
