@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 
 from rich.console import Console
 from rich.table import Table
@@ -102,7 +101,7 @@ def render_table(report: ComplianceReport, console: Console | None = None) -> No
 
 
 def render_json(report: ComplianceReport) -> str:
-    return json.dumps(report.model_dump(mode="json"), indent=2)
+    return report.model_dump_json(indent=2)
 
 
 CSV_COLUMNS = (
