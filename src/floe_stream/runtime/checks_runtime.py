@@ -150,6 +150,10 @@ class ChecksRuntime:
             except Exception:
                 log.exception("contracts directory scan failed")
 
+    @property
+    def has_gone(self) -> bool:
+        return bool(self._gone)
+
     def take_gone(self) -> list[MonitoredAsset]:
         out, self._gone = self._gone, []
         return out

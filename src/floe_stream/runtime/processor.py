@@ -97,7 +97,7 @@ class ProcessorService(ConsumerService):
 
     async def idle(self) -> None:
         """Between batches: retire the state of assets whose contract was retired while running."""
-        if not self.checks_rt._gone:
+        if not self.checks_rt.has_gone:
             return
         async with self.lock:
             out: list[OutRecord] = []
