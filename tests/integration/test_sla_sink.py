@@ -15,7 +15,7 @@ from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.enums import CheckType, Severity
 from floe_stream.topics.tick import Tick
 from floe_stream.topics.violation import ResolvedData, ViolationData, encode_violation
-from tests.conftest import wait_for
+from tests.conftest import REPO, wait_for
 from tests.integration.helpers import Running, publish
 from tests.integration.test_sla_accuracy import raw_rows, spans
 
@@ -87,6 +87,13 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
                 ),
                 timeout=30,
             )
+            # a contract published on the contracts topic is registered (owner/team for the report filters)
+            doc = (REPO / "tests" / "fixtures" / "contracts" / "pipeline.odcs.yaml").read_bytes()
+            await publish(s, TopicKey.CONTRACTS, [("test-pipeline", doc)])
+            await wait_for(
+                lambda: _count(conn, "SELECT count(*) FROM contract_assets WHERE team = 'data-platform'", 2),
+                timeout=30,
+            )
             # a tick drives the daily prune
             await publish(
                 s, TopicKey.TICKS, [(None, Tick(tick_time=now, interval_s=10, ticker_id="t"))], partition=0
@@ -154,6 +161,7 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
             for r in await conn.fetch("SELECT * FROM registered_contracts")
         }
         assert ("sales-orders", "sink") in registered and ("inventory-stock", "sink") in registered
+        assert ("test-pipeline", "topic") in registered
         owner = await conn.fetchval("SELECT owner FROM contract_assets WHERE asset = 'sales.orders'")
         assert owner
     finally:

@@ -51,10 +51,13 @@ class PostgresSink(ConsumerService):
         self.t_results = topic_name(k.topic_prefix, TopicKey.CHECK_RESULTS)
         self.t_viol = topic_name(k.topic_prefix, TopicKey.VIOLATIONS)
         self.t_tick = topic_name(k.topic_prefix, TopicKey.TICKS)
+        self.t_contracts = topic_name(k.topic_prefix, TopicKey.CONTRACTS)
         self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
         topics = [self.t_results, self.t_viol]
         if settings.history.auto_prune:
             topics.append(self.t_tick)
+        if settings.history.register_contracts:
+            topics.append(self.t_contracts)
         super().__init__(settings, topics, f"{k.group_prefix}-sink-postgres")
         self.pool = pool
         self._own_pool = pool is None
@@ -87,6 +90,32 @@ class PostgresSink(ConsumerService):
             async with self.pool.acquire(timeout=10) as conn:
                 n_c, n_a = await store.register_contracts(conn, contracts, by="sink")
             log.info("registered %d contract(s), %d asset(s) from %s", n_c, n_a, path)
+
+    async def _register_docs(self, docs: dict[str, bytes | None]) -> None:
+        """Contracts published on the contracts topic (``floe contracts publish``): record owner/team/versions.
+        Invalid documents are the processor's business (it reports them); here they are skipped."""
+        from floe_stream.contracts.loader import load_contract_text
+        from floe_stream.contracts.models import ContractError
+
+        loaded = []
+        retired = []
+        for cid, value in docs.items():
+            if not value:
+                retired.append(cid)
+                continue
+            try:
+                loaded.append(load_contract_text(value.decode(), f"topic:{cid}"))
+            except (ContractError, UnicodeDecodeError) as exc:
+                log.debug("contract %s from the topic not registered: %s", cid, exc)
+        assert self.pool is not None
+        async with self.pool.acquire(timeout=10) as conn:
+            if loaded:
+                await store.register_contracts(conn, loaded, by="topic")
+            if retired:
+                await conn.execute(
+                    "UPDATE registered_contracts SET status = 'retired', updated_at = now() WHERE contract_id = ANY($1)",
+                    retired,
+                )
 
     async def teardown(self) -> None:
         if self.pool is not None and self._own_pool:
@@ -139,8 +168,13 @@ class PostgresSink(ConsumerService):
         violations: list[ViolationCloudEvent] = []
         dead: list[OutRecord] = []
         latest_tick: datetime | None = None
+        contract_docs: dict[str, bytes | None] = {}
         for tp, recs in batch.items():
             for rec in recs:
+                if tp.topic == self.t_contracts:
+                    if rec.key:
+                        contract_docs[rec.key.decode(errors="replace")] = rec.value  # the newest per id wins
+                    continue
                 if tp.topic == self.t_tick:
                     try:
                         t = decode_tick(rec.value).tick_time
@@ -168,6 +202,8 @@ class PostgresSink(ConsumerService):
             await self.write(results, violations)
         if dead:
             await self.produce(dead)
+        if contract_docs:
+            await self._register_docs(contract_docs)
         if latest_tick is not None:
             await self.maybe_prune(latest_tick)
         self.rows_written += len(results) + len(violations)
