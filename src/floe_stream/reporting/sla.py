@@ -1,5 +1,9 @@
 """SLA compliance from the PostgreSQL history. Library API returning typed models; the CLI is a shell.
 
+The full engine is :func:`floe_stream.reporting.compliance.build_report` (rolling windows, calendar buckets,
+coverage, episodes, trends; docs/SLA.md), re-exported here. :func:`compliance_report` is the walking skeleton's
+quick per-asset summary over an arbitrary ``[start, end)`` straight from the raw rows (used by ``floe dev``).
+
 Freshness is time-weighted: each check result's status holds until the asset's next result, so
 compliance = time within SLA / time observed in the window. Schema drift counts evaluations.
 """
@@ -10,6 +14,10 @@ from datetime import datetime, timedelta
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict
+
+from floe_stream.reporting.compliance import ComplianceReport, ReportError, build_report
+
+__all__ = ["CheckCompliance", "ComplianceReport", "ReportError", "SlaReport", "build_report", "compliance_report"]
 
 TIME_WEIGHTED = ("freshness", "availability")
 
