@@ -163,7 +163,7 @@ class TelemetrySettings(BaseModel):
     )
     lag_interval_s: float = Field(default=5.0, gt=0, description="how often consumer lag is refreshed")
     histogram_samples_per_batch: int = Field(
-        default=256,
+        default=32,
         ge=1,
         description="cap of histogram observations per batch and series (evenly spaced sample)",
     )

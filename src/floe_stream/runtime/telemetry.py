@@ -284,6 +284,8 @@ class InstrumentedCheck:
         self.inner = inner
         self.check_type = inner.check_type
         self.acc = acc
+        self._ct = inner.check_type.value
+        self._durations = acc.durations
 
     def __getattr__(self, name: str) -> Any:  # anything else a check offers (config, helpers)
         return getattr(self.inner, name)
@@ -293,23 +295,23 @@ class InstrumentedCheck:
     ) -> list[Evaluation]:
         t0 = time.perf_counter_ns()
         evs = self.inner.on_update(asset, state, update, ctx)
-        self._done(asset, evs, t0)
+        if evs:  # [] = the check did not apply: no evaluation, nothing to measure
+            self._done(asset, evs, t0)
         return evs
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         t0 = time.perf_counter_ns()
         evs = self.inner.on_tick(asset, state, ctx)
-        self._done(asset, evs, t0)
+        if evs:  # [] = the check did not apply: no evaluation, nothing to measure
+            self._done(asset, evs, t0)
         return evs
 
     def _done(self, asset: MonitoredAsset, evs: list[Evaluation], t0: int) -> None:
-        if not evs:
-            return  # the check did not apply: no evaluation, nothing to measure
         t1 = time.perf_counter_ns()
-        self.acc.duration(asset.contract_name, self.check_type.value, (t1 - t0) / 1e9)
+        self._durations[(asset.contract_name, self._ct)].append((t1 - t0) / 1e9)
         if tracing.enabled():
             wall1 = time.time_ns()
-            tracing.record_check(self.check_type.value, asset, evs, wall1 - (t1 - t0), wall1)
+            tracing.record_check(self._ct, asset, evs, wall1 - (t1 - t0), wall1)
 
 
 class InstrumentedProbeCheck(InstrumentedCheck):
@@ -320,7 +322,8 @@ class InstrumentedProbeCheck(InstrumentedCheck):
     ) -> list[Evaluation]:
         t0 = time.perf_counter_ns()
         evs: list[Evaluation] = self.inner.on_probe(asset, state, result, ctx)  # type: ignore[attr-defined]
-        self._done(asset, evs, t0)
+        if evs:  # [] = the check did not apply: no evaluation, nothing to measure
+            self._done(asset, evs, t0)
         return evs
 
 

@@ -220,6 +220,9 @@ def record_check(
     docs/OBSERVABILITY.md; remembered as the verdict span for violations of this check type."""
     if _tracer is None or not evaluations:
         return
+    parent = trace.get_current_span().get_span_context()
+    if parent.is_valid and not parent.trace_flags.sampled:
+        return  # not sampled: no span to record (violations carry the record's context, unsampled)
     worst_status, worst_sev, worst_rank = None, None, -1
     order = {"pass": 0, "skipped": 1, "fail": 2, "error": 3}
     for ev in evaluations:
