@@ -233,3 +233,25 @@ def test_live_registry_watches_a_directory(tmp_path: Path) -> None:
     change = live.scan_directory(tmp_path)
     assert change.retired == ["test-pipeline"]
     assert {a.asset_id for a in change.gone_assets} == {"test.fast", "test.slow"}
+
+
+def test_freshness_resolve_after_m_fresh_arrivals_and_a_stale_tick_resets_the_count() -> None:
+    eng = Engine(clock_skew_s=0, policy=CheckPolicy(resolve_after=2))
+    a = asset(freshness=FreshnessSla(threshold_s=10))
+
+    def arrive(s: int) -> list[str]:
+        t = T0 + timedelta(seconds=s)
+        out = eng.apply_update(
+            a, AssetUpdate(asset_id=a.asset_id, source="materialization", event_id=f"e{s}", updated_at=t), t
+        )
+        return [type(v).__name__ for v in out.violations]
+
+    def tick(s: int) -> list[str]:
+        return [type(v).__name__ for v in eng.apply_tick([a], T0 + timedelta(seconds=s)).violations]
+
+    assert arrive(0) == []
+    assert tick(11) == ["ViolationData"]
+    assert arrive(12) == []  # 1 pass of 2
+    assert tick(30) == []  # stale again: no new event, the pass count starts over
+    assert arrive(31) == []
+    assert arrive(32) == ["ResolvedData"]

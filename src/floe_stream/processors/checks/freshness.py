@@ -85,10 +85,9 @@ class FreshnessCheck:
         sla = asset.freshness
         if sla is None:
             return []
-        if KEY not in state.open and KEY not in state.tracks:
-            # fast path for the common quiet asset: nothing to report before the INFO level
-            if (ctx.now - since).total_seconds() < ctx.info_at * sla.threshold_s:
-                return []
+        quiet = (ctx.now - since).total_seconds() < ctx.info_at * sla.threshold_s
+        if quiet and KEY not in state.open and KEY not in state.tracks:
+            return []  # fast path for the common quiet asset: nothing to report before the INFO level
         ev = evaluate_age(asset, since, ctx, absent=True)
         if ev is None:
             return []
@@ -96,6 +95,11 @@ class FreshnessCheck:
         already = state.open.get(KEY)
         if ev.severity is None and already is None:
             return []
-        if already is not None and ev.severity is not None and ev.severity.rank <= already.severity.rank:
+        if (
+            already is not None
+            and already.passes == 0  # a failure while passes are counting resets them (hysteresis M)
+            and ev.severity is not None
+            and ev.severity.rank <= already.severity.rank
+        ):
             return []
         return [ev]
