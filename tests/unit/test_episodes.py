@@ -255,3 +255,14 @@ def test_freshness_resolve_after_m_fresh_arrivals_and_a_stale_tick_resets_the_co
     assert tick(30) == []  # stale again: no new event, the pass count starts over
     assert arrive(31) == []
     assert arrive(32) == ["ResolvedData"]
+
+
+def test_lint_reports_bad_overrides_and_unpingable_availability() -> None:
+    from floe_stream.contracts.models import AvailabilitySla
+    from floe_stream.processors.policy import override_problems
+
+    bad = asset(availability=AvailabilitySla(target_ratio=0.99), overrides={"checks": {"resolve_after": 0}})
+    problems = override_problems(bad)
+    assert any("resolve_after" in p for p in problems)
+    assert any("no probe target" in p for p in problems)
+    assert override_problems(asset()) == []

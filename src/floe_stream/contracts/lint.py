@@ -43,8 +43,14 @@ def lint_directory(path: Path) -> LintReport:
         contracts=tuple(contracts),
         assets=tuple(asset for contract in contracts for asset in contract.assets),
         errors=tuple(errors),
-        warnings=tuple(f"{c.source}: {w}" for c in contracts for w in c.warnings),
+        warnings=tuple(f"{c.source}: {w}" for c in contracts for w in (*c.warnings, *_check_problems(c))),
     )
+
+
+def _check_problems(contract: LoadedContract) -> list[str]:
+    from floe_stream.processors.policy import override_problems
+
+    return [p for asset in contract.assets for p in override_problems(asset)]
 
 
 def _clashes(contracts: list[LoadedContract]) -> list[ContractError]:

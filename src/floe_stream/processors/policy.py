@@ -84,3 +84,20 @@ def resolve_policy(base: CheckPolicy, overrides: dict[str, Any]) -> tuple[CheckP
         where = ".".join(str(p) for p in err["loc"]) or "checks"
         return base, f"floe.checks.{where}: {err['msg']}"
     return policy, (f"floe.checks: unknown key(s) {', '.join(unknown)} ignored" if unknown else None)
+
+
+def override_problems(asset: Any) -> list[str]:
+    """Lint: what is wrong or missing in an asset's ``floe.checks`` / ``floe.probe`` (a MonitoredAsset)."""
+    from floe_stream.probes.targets import target_for
+
+    out: list[str] = []
+    _, problem = resolve_policy(DEFAULT_POLICY, asset.overrides)
+    if problem:
+        out.append(f"{asset.asset_id}: {problem}")
+    try:
+        target = target_for(asset) if asset.availability is not None else None
+        if asset.availability is not None and target is None:
+            out.append(f"{asset.asset_id}: availability SLA but no probe target (servers or floe.probe); not pinged")
+    except ValueError as exc:
+        out.append(f"{asset.asset_id}: {exc}")
+    return out
