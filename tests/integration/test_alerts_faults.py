@@ -147,10 +147,11 @@ async def test_two_replicas_over_the_same_violations_deliver_each_once(settings:
         items = [violation(f"asset.{i}", contract=f"c{i % 3}", at=now) for i in range(12)]
         async with Running(a, b):
             await wait_for(lambda: a.ever_assigned and b.ever_assigned, timeout=30)
-            await publish_violations(settings, items)
+            # every violation twice, as a processor replaying after a crash re-emits the same ids
+            await publish_violations(settings, items + items[::-1])
             await wait_for(lambda: len(hook.requests) >= 12, timeout=30)
-            # both replicas have handled all 12 (each saw every violation): only then count
-            await wait_for(lambda: a.alerts_seen >= 12 and b.alerts_seen >= 12, timeout=30)
+            # both replicas have handled all 24 records (each saw every violation): only then count
+            await wait_for(lambda: a.alerts_seen >= 24 and b.alerts_seen >= 24, timeout=30)
         ids = [r.json()["id"] for r in hook.requests]
         assert sorted(ids) == sorted(v.violation_id for v in items)
         assert a.delivered + b.delivered == 12

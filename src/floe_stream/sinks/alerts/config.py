@@ -78,6 +78,9 @@ class ChannelConfig(_Strict):
     backoff_max_s: float = Field(default=30.0, ge=0)
     max_retry_after_s: float = Field(default=60.0, ge=0, description="cap on a receiver's Retry-After")
     send_resolved: bool = True
+    max_in_flight: int = Field(
+        default=16, ge=1, description="concurrent sends; the timeout starts with the slot"
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="channel-type specific, validated by it"
     )

@@ -29,7 +29,7 @@ from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError
 from floe_stream.sinks.alerts.config import ChannelConfig, Policy
 from floe_stream.sinks.alerts.metrics import alert_instruments
 from floe_stream.sinks.alerts.model import Notification
-from floe_stream.sinks.alerts.store import AlertStore
+from floe_stream.sinks.alerts.store import AlertStore, Claim
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class Dispatcher:
         self.stopping = stopping or asyncio.Event()
         self.rng = rng or random.Random()
         self.circuits: dict[str, _Circuit] = {name: _Circuit() for name in channels}
+        self.slots = {name: asyncio.Semaphore(ch.config.max_in_flight) for name, ch in channels.items()}
 
     async def deliver_all(
         self, notes: Sequence[Notification], *, retry_failed: bool = False
@@ -88,25 +89,44 @@ class Dispatcher:
         out: list[Outcome] = []
         for status in ("firing", "resolved"):
             phase = [n for n in notes if n.status == status]
-            if phase:
-                results = await asyncio.gather(
-                    *(self.deliver(n, retry_failed=retry_failed) for n in phase), return_exceptions=True
-                )
-                for r in results:
-                    if isinstance(r, BaseException):
-                        raise r
-                    out.append(r)
+            if not phase:
+                continue
+            # one ledger claim per channel for the whole phase, then the deliveries run concurrently
+            claims: dict[str, Claim] = {}
+            for name in sorted({n.channel for n in phase if n.channel in self.channels}):
+                mine = [n for n in phase if n.channel == name]
+                claims[name] = await self.store.claim(
+                    [e for n in mine for e in n.event_ids], name, [n.notification_id for n in mine for _ in n.alerts],
+                    stale_s=self.channels[name].config.budget_s(), retry_failed=retry_failed,
+                )  # fmt: skip
+            results = await asyncio.gather(
+                *(self.deliver(n, retry_failed=retry_failed, claim=claims.get(n.channel)) for n in phase),
+                return_exceptions=True,
+            )
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+                out.append(r)
         return out
 
-    async def deliver(self, n: Notification, *, retry_failed: bool = False) -> Outcome:
+    async def deliver(
+        self, n: Notification, *, retry_failed: bool = False, claim: Claim | None = None
+    ) -> Outcome:
         ch = self.channels.get(n.channel)
         if ch is None:  # a dead letter of a channel that was removed from the configuration
             await self.dead_letter(n, f"channel {n.channel!r} is not configured", 0)
             return Outcome(n.notification_id, n.channel, "dead_lettered", reason="unknown channel")
-        mine = await self.store.claim_waiting(
-            n.event_ids, n.channel, n.notification_id, stale_s=ch.config.budget_s(),
-            retry_failed=retry_failed, stopping=self.stopping,
-        )  # fmt: skip
+        if claim is None:
+            todo = list(n.event_ids)
+            mine: list[str] = []
+        else:
+            mine = [e for e in n.event_ids if e in claim.claimed]
+            todo = [e for e in n.event_ids if e in claim.busy]
+        if todo:  # not pre-claimed, or another sink holds a fresh claim: wait for it
+            mine += await self.store.claim_waiting(
+                todo, n.channel, n.notification_id, stale_s=ch.config.budget_s(),
+                retry_failed=retry_failed, stopping=self.stopping,
+            )  # fmt: skip
         if not mine:
             return Outcome(n.notification_id, n.channel, "skipped")
         if len(mine) < len(n.alerts):
@@ -151,7 +171,8 @@ class Dispatcher:
         while True:
             attempt += 1
             try:
-                await asyncio.wait_for(ch.send(n), timeout=guard)
+                async with self.slots[ch.name]:  # bounded concurrency: queueing is not part of the timeout
+                    await asyncio.wait_for(ch.send(n), timeout=guard)
                 return attempt, None
             except DeliveryError as exc:
                 err = exc

@@ -204,6 +204,7 @@ class AlertSink(ConsumerService):
         if dead:
             await self.produce(dead)
         self.alerts_seen += len(alerts)
+        alerts = list({a.event_id: a for a in alerts}.values())  # a replaying processor re-emits ids
         if not alerts:
             return
         decisions, new = await self._with_db_retry(

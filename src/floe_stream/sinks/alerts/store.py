@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections import defaultdict
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,11 +28,17 @@ _LOCK_NS = 0x0F1EA7  # advisory-lock namespace of the alert router (second key: 
 _RESEND_LOCK = 0x0F1EA8
 
 
+def _lock_key(contract_id: str) -> int:
+    """A stable signed 32-bit advisory-lock key per contract."""
+    v = zlib.crc32(contract_id.encode())
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
 @dataclass
 class Claim:
-    claimed: list[str] = field(default_factory=list)  # ours to send now
-    done: list[str] = field(default_factory=list)  # delivered (or dead-lettered) already
-    busy: list[str] = field(default_factory=list)  # another sink is sending right now
+    claimed: set[str] = field(default_factory=set)  # ours to send now
+    done: set[str] = field(default_factory=set)  # delivered (or dead-lettered) already
+    busy: set[str] = field(default_factory=set)  # another sink is sending right now
 
 
 def _silence(r: asyncpg.Record) -> Silence:
@@ -46,6 +52,8 @@ class AlertStore:
     def __init__(self, pool: asyncpg.Pool, instance_id: str | None = None) -> None:
         self.pool = pool
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
+        self._marks: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     # --- decisions --------------------------------------------------------------------------------------
     async def decide(
@@ -57,37 +65,28 @@ class AlertStore:
         route: Callable[[Alert], tuple[str, ...]],
         resolve_capable: frozenset[str],
     ) -> tuple[dict[str, Decision], set[str]]:
-        """Decision per event id, and the ids decided now (not replayed); one transaction per contract,
-        serialised across replicas."""
-        by_contract: dict[str, list[Alert]] = defaultdict(list)
-        for a in alerts:
-            by_contract[a.contract_id].append(a)
-        out: dict[str, Decision] = {}
-        new: set[str] = set()
-        async with self.pool.acquire() as conn:
-            for contract_id, items in by_contract.items():
-                async with conn.transaction():
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_NS, contract_id
-                    )
-                    got, fresh = await self._decide_contract(
-                        conn, contract_id, items, now, policy, route, resolve_capable
-                    )
-                    out.update(got)
-                    new.update(fresh)
-        return out, new
+        """Decision per event id, and the ids decided now (not reused from an earlier run).
 
-    async def _decide_contract(
+        One transaction per batch: advisory locks on the batch's contracts (sorted: no deadlock between
+        replicas), one read per state table, the pure decisions in memory, one ``executemany`` per write."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = sorted({_lock_key(a.contract_id) for a in alerts})
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k",
+                _LOCK_NS,
+                keys,
+            )
+            return await self._decide_batch(conn, alerts, now, policy, route, resolve_capable)
+
+    async def _decide_batch(
         self,
         conn: asyncpg.Connection,
-        contract_id: str,
-        alerts: list[Alert],
+        alerts: Sequence[Alert],
         now: datetime,
         policy: Policy,
         route: Callable[[Alert], tuple[str, ...]],
         resolve_capable: frozenset[str],
     ) -> tuple[dict[str, Decision], set[str]]:
-        ids = [a.event_id for a in alerts]
         out: dict[str, Decision] = {
             r["event_id"]: Decision(
                 event_id=r["event_id"],
@@ -99,10 +98,11 @@ class AlertStore:
             for r in await conn.fetch(
                 "SELECT event_id, notify, channels, reason, replaces_severity FROM alert_decisions"
                 " WHERE event_id = ANY($1::text[])",
-                ids,
+                [a.event_id for a in alerts],
             )
         }
-        pending = [a for a in alerts if a.event_id not in out]
+        # unique, in order; an event decided before (a replay) keeps its first decision
+        pending = list({a.event_id: a for a in alerts if a.event_id not in out}.values())
         if not pending:
             return out, set()
         silences = [
@@ -112,36 +112,45 @@ class AlertStore:
                 now,
             )
         ]
-        recent = int(
-            await conn.fetchval(
-                "SELECT count(*) FROM alert_decisions WHERE contract_id = $1 AND notify AND status = 'firing'"
-                " AND decided_at > $2",
-                contract_id,
-                now - timedelta(seconds=policy.rate_limit.per_s),
-            )
-        )
-        dedup: dict[tuple[str, str], DedupEntry | None] = {}
-        incidents: dict[str, Incident | None] = {}
+        contracts = sorted({a.contract_id for a in pending})
+        recent: dict[str, int] = {c: 0 for c in contracts}
+        for r in await conn.fetch(
+            "SELECT contract_id, count(*) AS n FROM alert_decisions WHERE contract_id = ANY($1::text[])"
+            " AND notify AND status = 'firing' AND decided_at > $2 GROUP BY contract_id",
+            contracts,
+            now - timedelta(seconds=policy.rate_limit.per_s),
+        ):
+            recent[r["contract_id"]] = int(r["n"])
+        dedup: dict[tuple[str, str], DedupEntry | None] = {
+            (a.asset, a.violation_type.value): None for a in pending
+        }
+        for r in await conn.fetch(
+            "SELECT d.* FROM alert_dedup d JOIN unnest($1::text[], $2::text[]) AS k(asset, violation_type)"
+            " USING (asset, violation_type)",
+            [k[0] for k in dedup],
+            [k[1] for k in dedup],
+        ):
+            dedup[(r["asset"], r["violation_type"])] = DedupEntry(
+                asset=r["asset"], violation_type=r["violation_type"],
+                window_started_at=r["window_started_at"], severity=Severity(r["severity"]),
+            )  # fmt: skip
+        incidents: dict[str, Incident | None] = {a.correlation_key: None for a in pending}
+        for r in await conn.fetch(
+            "SELECT correlation_key, status, severity, channels, violation_id FROM alert_incidents"
+            " WHERE correlation_key = ANY($1::text[])",
+            list(incidents),
+        ):
+            incidents[r["correlation_key"]] = Incident(
+                correlation_key=r["correlation_key"], status=r["status"], severity=Severity(r["severity"]),
+                channels=tuple(r["channels"]), violation_id=r["violation_id"],
+            )  # fmt: skip
+
+        decision_rows: list[tuple[Any, ...]] = []
+        dedup_changed: dict[tuple[str, str], DedupEntry] = {}
+        opened: dict[str, tuple[Any, ...]] = {}
+        closed: dict[str, tuple[Any, ...]] = {}
         for a in pending:
             dkey = (a.asset, a.violation_type.value)
-            if dkey not in dedup:
-                r = await conn.fetchrow(
-                    "SELECT * FROM alert_dedup WHERE asset = $1 AND violation_type = $2", a.asset, dkey[1]
-                )
-                dedup[dkey] = (
-                    DedupEntry(asset=r["asset"], violation_type=r["violation_type"],
-                               window_started_at=r["window_started_at"], severity=Severity(r["severity"]))
-                    if r else None
-                )  # fmt: skip
-            if a.correlation_key not in incidents:
-                r = await conn.fetchrow(
-                    "SELECT * FROM alert_incidents WHERE correlation_key = $1", a.correlation_key
-                )
-                incidents[a.correlation_key] = (
-                    Incident(correlation_key=r["correlation_key"], status=r["status"], severity=Severity(r["severity"]),
-                             channels=tuple(r["channels"]), violation_id=r["violation_id"])
-                    if r else None
-                )  # fmt: skip
             incident = incidents[a.correlation_key]
             d = router.decide(
                 a,
@@ -149,56 +158,72 @@ class AlertStore:
                 policy=policy,
                 channels=route(a) if a.status == "firing" else (),
                 dedup=dedup[dkey],
-                recent_notified=recent,
+                recent_notified=recent[a.contract_id],
                 silences=silences,
                 incident=incident,
                 resolve_capable=resolve_capable,
             )
             out[a.event_id] = d
-            await conn.execute(
-                "INSERT INTO alert_decisions (event_id, status, correlation_key, contract_id, asset, violation_type,"
-                " severity, notify, reason, channels, replaces_severity, decided_at)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (event_id) DO NOTHING",
+            decision_rows.append((
                 a.event_id, a.status, a.correlation_key, a.contract_id, a.asset, a.violation_type.value,
                 a.severity.value, d.notify, d.reason, list(d.channels),
                 d.replaces_severity.value if d.replaces_severity else None, now,
-            )  # fmt: skip
+            ))  # fmt: skip
             if not d.notify:
                 continue
             if a.status == "firing":
-                recent += 1
+                recent[a.contract_id] += 1
                 entry = router.next_dedup(a, dedup[dkey], now, policy)
                 if entry is not dedup[dkey]:
-                    dedup[dkey] = entry
-                    await conn.execute(
-                        "INSERT INTO alert_dedup (asset, violation_type, window_started_at, severity)"
-                        " VALUES ($1,$2,$3,$4) ON CONFLICT (asset, violation_type) DO UPDATE SET"
-                        " window_started_at = EXCLUDED.window_started_at, severity = EXCLUDED.severity",
-                        entry.asset, entry.violation_type, entry.window_started_at, entry.severity.value,
-                    )  # fmt: skip
+                    dedup[dkey] = dedup_changed[dkey] = entry
             new_incident = router.next_incident(a, d, incident)
-            if new_incident is not None:
-                incidents[a.correlation_key] = new_incident
-                if a.status == "firing":
-                    await conn.execute(
-                        "INSERT INTO alert_incidents (correlation_key, status, severity, channels, violation_id,"
-                        " contract_id, asset, payload, opened_at, updated_at)"
-                        " VALUES ($1,'open',$2,$3,$4,$5,$6,$7::jsonb,$8,$8)"
-                        " ON CONFLICT (correlation_key) DO UPDATE SET status = 'open', severity = EXCLUDED.severity,"
-                        " channels = EXCLUDED.channels, violation_id = EXCLUDED.violation_id,"
-                        " payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at, resolved_at = NULL,"
-                        " opened_at = CASE WHEN alert_incidents.status = 'open' THEN alert_incidents.opened_at"
-                        " ELSE EXCLUDED.opened_at END",
-                        a.correlation_key, new_incident.severity.value, list(new_incident.channels), a.event_id,
-                        a.contract_id, a.asset, a.event.model_dump_json(), now,
-                    )  # fmt: skip
-                else:
-                    await conn.execute(
-                        "UPDATE alert_incidents SET status = 'resolved', resolved_at = $2, updated_at = $2"
-                        " WHERE correlation_key = $1",
-                        a.correlation_key,
-                        now,
-                    )
+            if new_incident is None:
+                continue
+            incidents[a.correlation_key] = new_incident
+            if a.status == "firing":
+                closed.pop(a.correlation_key, None)
+                opened[a.correlation_key] = (
+                    a.correlation_key, new_incident.severity.value, list(new_incident.channels), a.event_id,
+                    a.contract_id, a.asset, a.event.model_dump_json(), now,
+                )  # fmt: skip
+            else:
+                opened.pop(a.correlation_key, None)
+                closed[a.correlation_key] = (a.correlation_key, now)
+
+        await conn.executemany(
+            "INSERT INTO alert_decisions (event_id, status, correlation_key, contract_id, asset, violation_type,"
+            " severity, notify, reason, channels, replaces_severity, decided_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (event_id) DO NOTHING",
+            decision_rows,
+        )
+        if dedup_changed:
+            await conn.executemany(
+                "INSERT INTO alert_dedup (asset, violation_type, window_started_at, severity)"
+                " VALUES ($1,$2,$3,$4) ON CONFLICT (asset, violation_type) DO UPDATE SET"
+                " window_started_at = EXCLUDED.window_started_at, severity = EXCLUDED.severity",
+                [
+                    (e.asset, e.violation_type, e.window_started_at, e.severity.value)
+                    for e in dedup_changed.values()
+                ],
+            )
+        if opened:
+            await conn.executemany(
+                "INSERT INTO alert_incidents (correlation_key, status, severity, channels, violation_id,"
+                " contract_id, asset, payload, opened_at, updated_at)"
+                " VALUES ($1,'open',$2,$3,$4,$5,$6,$7::jsonb,$8,$8)"
+                " ON CONFLICT (correlation_key) DO UPDATE SET status = 'open', severity = EXCLUDED.severity,"
+                " channels = EXCLUDED.channels, violation_id = EXCLUDED.violation_id,"
+                " payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at, resolved_at = NULL,"
+                " opened_at = CASE WHEN alert_incidents.status = 'open' THEN alert_incidents.opened_at"
+                " ELSE EXCLUDED.opened_at END",
+                list(opened.values()),
+            )
+        if closed:
+            await conn.executemany(
+                "UPDATE alert_incidents SET status = 'resolved', resolved_at = $2, updated_at = $2"
+                " WHERE correlation_key = $1",
+                list(closed.values()),
+            )
         return out, {a.event_id for a in pending}
 
     # --- ledger -------------------------------------------------------------------------------------------
@@ -206,33 +231,55 @@ class AlertStore:
         self,
         event_ids: Sequence[str],
         channel: str,
-        notification_id: str,
+        notification_ids: Sequence[str] | str,
         *,
         stale_s: float,
         retry_failed: bool,
     ) -> Claim:
-        """Claim (event, channel) rows for sending. ``retry_failed``: a replay may re-send dead-lettered ones."""
+        """Claim (event, channel) rows for sending, in one statement. ``retry_failed``: a replay may re-send
+        dead-lettered ones; a 'sending' claim older than ``stale_s`` belongs to a dead sink and is taken over."""
+        nids = (
+            [notification_ids] * len(event_ids)
+            if isinstance(notification_ids, str)
+            else list(notification_ids)
+        )
+        # rows in a fixed order, so two replicas claiming overlapping sets lock them in the same order
+        pairs = sorted(zip(event_ids, nids, strict=True))
+        for attempt in range(5):
+            try:
+                return await self._claim(
+                    [e for e, _ in pairs], channel, [n for _, n in pairs], stale_s, retry_failed
+                )
+            except asyncpg.exceptions.DeadlockDetectedError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _claim(
+        self, event_ids: list[str], channel: str, nids: list[str], stale_s: float, retry_failed: bool
+    ) -> Claim:
         async with self.pool.acquire() as conn:
             got = await conn.fetch(
                 "INSERT INTO alert_deliveries (event_id, channel, status, notification_id, claimed_by, claimed_at)"
-                " SELECT e, $2, 'sending', $3, $4, now() FROM unnest($1::text[]) AS e"
+                " SELECT e, $2, 'sending', nid, $4, now() FROM unnest($1::text[], $3::text[]) AS t(e, nid)"
                 " ON CONFLICT (event_id, channel) DO UPDATE SET status = 'sending',"
                 " notification_id = EXCLUDED.notification_id, claimed_by = EXCLUDED.claimed_by, claimed_at = now()"
                 " WHERE (alert_deliveries.status = 'failed' AND $5)"
                 " OR (alert_deliveries.status = 'sending'"
                 "     AND alert_deliveries.claimed_at < now() - make_interval(secs => $6))"
                 " RETURNING event_id",
-                list(event_ids), channel, notification_id, self.instance_id, retry_failed, stale_s,
+                list(event_ids), channel, nids, self.instance_id, retry_failed, stale_s,
             )  # fmt: skip
-            claim = Claim(claimed=[r["event_id"] for r in got])
-            rest = [e for e in event_ids if e not in set(claim.claimed)]
+            claim = Claim(claimed={r["event_id"] for r in got})
+            rest = [e for e in event_ids if e not in claim.claimed]
             if rest:
                 for r in await conn.fetch(
                     "SELECT event_id, status FROM alert_deliveries WHERE channel = $1 AND event_id = ANY($2::text[])",
                     channel,
                     rest,
                 ):
-                    (claim.busy if r["status"] == "sending" else claim.done).append(r["event_id"])
+                    (claim.busy if r["status"] == "sending" else claim.done).add(r["event_id"])
         return claim
 
     async def claim_waiting(
@@ -252,8 +299,8 @@ class AlertStore:
         delay = 0.1
         while todo:
             c = await self.claim(todo, channel, notification_id, stale_s=stale_s, retry_failed=retry_failed)
-            mine.extend(c.claimed)
-            todo = c.busy
+            mine.extend(e for e in todo if e in c.claimed)
+            todo = [e for e in todo if e in c.busy]
             if todo:
                 if stopping is not None and stopping.is_set():
                     raise asyncio.CancelledError("stopping while another sink holds a delivery claim")
@@ -270,13 +317,37 @@ class AlertStore:
         attempts: int,
         error: str | None = None,
     ) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE alert_deliveries SET status = $3, attempts = attempts + $4, last_error = $5,"
-                " delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END"
-                " WHERE channel = $2 AND event_id = ANY($1::text[])",
-                list(event_ids), channel, "delivered" if delivered else "failed", attempts, error,
-            )  # fmt: skip
+        """Record a delivery outcome; returns once it is durable. Concurrent marks are coalesced into one
+        pipelined ``executemany`` (many deliveries finish at once; one round trip instead of one each)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        row = (list(event_ids), channel, "delivered" if delivered else "failed", attempts, error)
+        self._marks.append((row, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_marks())
+        await fut
+
+    async def _flush_marks(self) -> None:
+        while self._marks:
+            await asyncio.sleep(0)  # let the deliveries finishing in this loop turn join the batch
+            items, self._marks = self._marks, []
+            try:
+                async with self.pool.acquire() as conn:
+                    await conn.executemany(
+                        "UPDATE alert_deliveries SET status = $3, attempts = attempts + $4, last_error = $5,"
+                        " delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END"
+                        " WHERE channel = $2 AND event_id = ANY($1::text[])",
+                        [row for row, _ in items],
+                    )
+            except BaseException as exc:
+                for _, f in items:
+                    if not f.done():
+                        f.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for _, f in items:
+                if not f.done():
+                    f.set_result(None)
 
     async def release(self, event_ids: Sequence[str], channel: str) -> None:
         """Give a claim back (shutdown before the call was made): the next owner sends it."""
