@@ -260,6 +260,16 @@ async def verify(
                               f"{a.asset}/{s.check_type}/{p.label}")  # fmt: skip
                 n += 1
     assert seen == set(by_key), "every (asset, check type) with history is in the report"
+    # roll-ups by contract / owner / team: the mean of their members' (asset, check) figures
+    owners = {a.asset: (a.contract_id, a.owner, a.team) for a in report.assets}
+    for g in report.groups:
+        idx = {"contract": 0, "owner": 1, "team": 2}[g.kind]
+        members = [a for a, meta in owners.items() if meta[idx] == g.name]
+        pcts = [brute(rows, lo, hi, hi)["pct"] for (a, _), rows in by_key.items() if a in members]
+        vals = [float(p) for p in pcts if p is not None]
+        close(g.compliance_pct, sum(vals) / len(vals), f"group {g.kind} {g.name}")
+        n += 1
+    assert {g.kind for g in report.groups} == {"contract", "owner", "team"}
     # violations: episodes opened in the window, by type and highest severity; MTTR of episodes resolved in it
     opened: dict[tuple[str, str], str] = {}
     resolved: dict[tuple[str, str], float] = {}

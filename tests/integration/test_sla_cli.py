@@ -132,3 +132,52 @@ async def test_errors_for_empty_and_unreachable_databases(pg_dsn: str) -> None:
     assert rc == 1 and "SLA history is empty" in err and "Traceback" not in err + out
     rc, out, err = await floe("postgresql://postgres@127.0.0.1:1/none", "sla", "report")
     assert rc == 1 and "cannot connect to PostgreSQL" in err and "Traceback" not in err + out
+
+
+async def test_prune_rebuild_and_register_commands(pg_dsn: str) -> None:
+    await load_history(pg_dsn)
+    common = (
+        "sla",
+        "report",
+        "--window",
+        "30d",
+        "--by",
+        "week",
+        "--as-of",
+        AS_OF.isoformat(),
+        "--format",
+        "json",
+    )
+    rc, out, err = await floe(pg_dsn, *common)
+    assert rc == 0, err
+    before = ComplianceReport.model_validate_json(out)
+
+    rc, out, err = await floe(pg_dsn, "db", "rebuild-aggregates")
+    assert rc == 0 and "rebuilt" in out, err
+    rc, out, _ = await floe(pg_dsn, *common)
+    assert ComplianceReport.model_validate_json(out).model_dump(
+        exclude={"generated_at"}
+    ) == before.model_dump(exclude={"generated_at"})
+
+    # the generated history is months old: pruning at 10 days removes the raw rows, the weekly history stays
+    rc, out, err = await floe(pg_dsn, "db", "prune", "--older-than", "10d")
+    assert rc == 0 and "aggregates and episodes kept" in out, err
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        left = await conn.fetchval("SELECT count(*) FROM check_results")
+    finally:
+        await conn.close()
+    assert (
+        left == len(ASSETS) * 4
+    )  # the newest result per (asset, check type) is kept: its status still holds
+    rc, out, _ = await floe(pg_dsn, *common)
+    after = ComplianceReport.model_validate_json(out)
+    for a, b in zip(after.assets, before.assets, strict=True):
+        assert [s.model_dump() for s in a.series] == [s.model_dump() for s in b.series]
+
+    rc, out, err = await floe(
+        pg_dsn, "contracts", "register", str(Path(__file__).parents[1] / "fixtures" / "contracts")
+    )
+    assert rc == 0 and "registered 1 contract(s), 2 asset(s)" in out, err
+    rc, out, err = await floe(pg_dsn, "db", "prune", "--older-than", "ninety")
+    assert rc == 2 and "90d" in err

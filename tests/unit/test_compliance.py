@@ -123,6 +123,7 @@ def _report() -> ComplianceReport:
         generated_at=T, as_of=T, window="24h", window_start=T - timedelta(days=1), window_end=T, bucket="day",
         filters={}, compliance_pct=92.75, checks_run=6, coverage_pct=25.0, episodes_opened=2, episodes_resolved=1,
         mttr_s=600.0, totals=[c], violations=[ViolationCount(check_type="freshness", severity="error", episodes=2)],
+        groups=[],
         assets=[a],
     )  # fmt: skip
 

@@ -131,6 +131,19 @@ class ViolationCount(_M):
     episodes: int
 
 
+class GroupCompliance(_M):
+    """A roll-up of assets by contract, owner or team: the mean of their (asset, check) compliance figures."""
+
+    kind: Literal["contract", "owner", "team"]
+    name: str
+    assets: int
+    compliance_pct: float | None
+    checks_run: int
+    violations: int
+    lowest_asset: str | None
+    lowest_pct: float | None
+
+
 class ComplianceReport(_M):
     generated_at: datetime
     as_of: datetime
@@ -147,6 +160,7 @@ class ComplianceReport(_M):
     mttr_s: float | None
     totals: list[CheckSummary]
     violations: list[ViolationCount]
+    groups: list[GroupCompliance]
     assets: list[AssetCompliance]
 
     def lowest(self) -> tuple[str, str, float] | None:
@@ -416,8 +430,30 @@ async def build_report(
         checks_run=sum(c.checks_run for a in asset_rows for c in a.checks),
         coverage_pct=_r(min(100.0, 100.0 * run_total / expected_total), 2) if expected_total else None,
         episodes_opened=sum(v.episodes for v in violations), episodes_resolved=n_resolved,
-        mttr_s=_r(mttr_all, 3), totals=totals, violations=violations, assets=asset_rows,
+        mttr_s=_r(mttr_all, 3), totals=totals, violations=violations, groups=_groups(asset_rows),
+        assets=asset_rows,
     )  # fmt: skip
+
+
+def _groups(assets: list[AssetCompliance]) -> list[GroupCompliance]:
+    members: dict[tuple[str, str], list[AssetCompliance]] = defaultdict(list)
+    for a in assets:
+        for kind, name in (("contract", a.contract_id), ("owner", a.owner), ("team", a.team)):
+            if name:
+                members[(kind, name)].append(a)
+    out = []
+    for (kind, name), group in sorted(members.items()):
+        pcts = [c.compliance_pct for a in group for c in a.checks if c.compliance_pct is not None]
+        scored = [a for a in group if a.compliance_pct is not None]
+        low = min(scored, key=lambda a: a.compliance_pct or 0.0, default=None)
+        out.append(GroupCompliance(
+            kind=kind, name=name, assets=len(group),  # type: ignore[arg-type]
+            compliance_pct=_r(sum(pcts) / len(pcts)) if pcts else None,
+            checks_run=sum(c.checks_run for a in group for c in a.checks),
+            violations=sum(c.violations for a in group for c in a.checks),
+            lowest_asset=low.asset if low else None, lowest_pct=low.compliance_pct if low else None,
+        ))  # fmt: skip
+    return out
 
 
 def _sum_violations(opened: dict[tuple[str, str], dict[str, int]]) -> dict[tuple[str, str], int]:

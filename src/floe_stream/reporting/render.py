@@ -86,6 +86,19 @@ def render_table(report: ComplianceReport, console: Console | None = None) -> No
             str(c.episodes_resolved), _dur(c.mttr_s), _TREND_ARROW[c.trend],
         )  # fmt: skip
     console.print(totals)
+    for kind in ("contract", "team", "owner"):
+        groups = [g for g in report.groups if g.kind == kind]
+        if len(groups) < 2:
+            continue
+        g_table = Table(title=f"By {kind}")
+        for col in (kind, "assets", "compliance", "checks", "violations", "lowest asset"):
+            g_table.add_column(col, justify="left" if col in (kind, "lowest asset") else "right")
+        for g in groups:
+            low = f"{g.lowest_asset} ({_pct(g.lowest_pct)})" if g.lowest_asset else ""
+            g_table.add_row(
+                g.name, str(g.assets), _pct(g.compliance_pct), str(g.checks_run), str(g.violations), low
+            )
+        console.print(g_table)
     if report.violations:
         v = Table(title="Violation episodes opened, by type and severity")
         for col in ("type", "severity", "episodes"):
@@ -275,7 +288,19 @@ def render_html(report: ComplianceReport) -> str:
             + _td(c.coverage_pct, "coverage_pct") + _td(c.violations, "violations") + _td(c.mttr_s, "mttr_s")
             + _td(c.trend, "trend", "l") + "</tr>"
         )  # fmt: skip
-    out.append("</table><h2>Violations by type</h2>")
+    out.append("</table>")
+    groups = [g for g in report.groups if g.kind in ("contract", "team")]
+    if groups:
+        out.append('<h2>By contract and team</h2><table id="groups"><tr><th class="l">kind</th><th class="l">name</th>'
+                   "<th>assets</th><th>compliance</th><th>checks</th><th>violations</th><th class=\"l\">lowest asset</th></tr>")  # fmt: skip
+        for g in groups:
+            out.append(
+                f'<tr data-group="{_e(g.kind)}:{_e(g.name)}"><td class="l">{_e(g.kind)}</td><td class="l">{_e(g.name)}</td>'
+                + _td(g.assets, "assets") + _td(g.compliance_pct, "compliance_pct") + _td(g.checks_run, "checks_run")
+                + _td(g.violations, "violations") + f'<td class="l">{_e(g.lowest_asset or "")}</td></tr>'
+            )  # fmt: skip
+        out.append("</table>")
+    out.append("<h2>Violations by type</h2>")
     out.append(_bar_chart(report))
     out.append('<h2>Assets</h2><table id="assets"><tr><th class="l">asset</th><th class="l">owner</th>'
                '<th class="l">check</th><th>compliance</th><th>checks</th><th>passed</th><th>failed</th>'

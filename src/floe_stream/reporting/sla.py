@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict
 
 from floe_stream.reporting.compliance import ComplianceReport, ReportError, build_report
 
-__all__ = ["CheckCompliance", "ComplianceReport", "ReportError", "SlaReport", "build_report", "compliance_report"]
+__all__ = [
+    "CheckCompliance",
+    "ComplianceReport",
+    "ReportError",
+    "SlaReport",
+    "build_report",
+    "compliance_report",
+]
 
 TIME_WEIGHTED = ("freshness", "availability")
 
