@@ -28,7 +28,7 @@ from floe_stream.runtime.embedded import EmbeddedPostgres, free_port
 from floe_stream.runtime.kafka import make_producer
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.runtime.telemetry import setup_metrics
-from floe_stream.settings import DatabaseSettings, Settings, TelemetrySettings
+from floe_stream.settings import CustomMetric, DatabaseSettings, Settings, TelemetrySettings
 from floe_stream.sinks.openlineage.validate import LineageSchemas
 from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.telemetry import tracing
@@ -125,7 +125,9 @@ async def test_metrics_health_and_impact_context_of_a_running_processor(
     setup_metrics("floe-test")
     s = settings.model_copy(update={
         "contracts_dir": FIXTURES, "health_port": 0, "health_host": "127.0.0.1",
-        "telemetry": TelemetrySettings(lag_interval_s=0.2),
+        "telemetry": TelemetrySettings(lag_interval_s=0.2, custom_metrics=[
+            CustomMetric(name="floe_test_rows_materialized", instrument="histogram", field="row_count", labels=["asset"]),
+        ]),
     })  # fmt: skip
     processor = ProcessorService(s, load_registry(s))
     t_mat = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
@@ -183,6 +185,7 @@ async def test_metrics_health_and_impact_context_of_a_running_processor(
         assert age
         assert 0 <= age[0] < 120
         assert any(lab.get("group") == processor.group_id for lab, _ in m["floe_consumer_lag"])
+        assert total(m, "floe_test_rows_materialized_sum", asset="test.fast") >= 42  # custom metric (FR-046)
 
         healthz, readyz = await get(port, "/healthz"), await get(port, "/readyz")
         assert healthz.status_code == 200

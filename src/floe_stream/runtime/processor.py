@@ -70,7 +70,7 @@ class ProcessorService(ConsumerService):
         self.registry = registry
         self.engine = engine or Engine(clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy())
         self.checks_rt = ChecksRuntime(settings, registry, self.engine)  # contract lifecycle + availability pings
-        self.obs = ProcessorObservability(registry, self.engine)  # metrics, spans, impact context
+        self.obs = ProcessorObservability(registry, self.engine, settings.telemetry)  # metrics, spans, impact context
         self.checkpoints: dict[int, PartitionCheckpoint] = {}
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()  # metrics: one add per batch
         self.partitions = 0

@@ -33,8 +33,9 @@ from floe_stream.runtime.telemetry import (
     instrument_checks,
     track_freshness,
 )
-from floe_stream.settings import ConfigError
+from floe_stream.settings import ConfigError, TelemetrySettings
 from floe_stream.telemetry import tracing
+from floe_stream.telemetry.custom import CustomMetrics
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.lineage import AssetHealth, LineageEdge, OpenEpisodeSummary
 from floe_stream.topics.materialization import OpenLineageRunEvent
@@ -54,12 +55,15 @@ _ENGINE_CHECK_TUPLES = ("checks", "_quality_checks", "_probe_checks")
 
 
 class ProcessorObservability:
-    def __init__(self, registry: ContractRegistry, engine: Engine) -> None:
+    def __init__(
+        self, registry: ContractRegistry, engine: Engine, telemetry: TelemetrySettings | None = None
+    ) -> None:
         self.registry = registry
         self.engine = engine
         self.acc = BatchMetrics(self._contract_of)
         self.impact = ImpactContext()
-        self.custom = custom_metrics()
+        # the configured custom metrics (instruments are per process: building them again returns the same ones)
+        self.custom = CustomMetrics(telemetry.custom_metrics) if telemetry is not None else custom_metrics()
         for attr in _ENGINE_CHECK_TUPLES:  # instrument every check tuple the engine dispatches through
             checks = getattr(engine, attr, None)
             if isinstance(checks, tuple):
