@@ -344,6 +344,12 @@ async def test_incremental_aggregates_equal_a_rebuild_and_survive_prune(pg_dsn: 
         assert await conn.fetch(q) == incremental
         after = await build_report(conn, window="7d", by="day", as_of=AS_OF)
         assert after.model_dump(exclude={"generated_at"}) == before.model_dump(exclude={"generated_at"})
+        # a result older than the prune horizon arriving late cannot wipe the days whose raw rows are gone
+        late = CheckResult(result_id="late", asset=ASSETS[0], contract_id="acc-0", contract_version="1.0.0",
+                           check_type=CheckType.FRESHNESS, status="fail", evaluated_at=AS_OF - timedelta(days=20))  # type: ignore[arg-type]  # fmt: skip
+        async with conn.transaction():
+            assert await store.write_history(conn, [late]) == (1, 0)
+        assert await conn.fetch(q) == incremental
         # the daily prune runs once per UTC day, whoever asks
         assert await store.daily_prune(conn, AS_OF, 5) is not None
         assert await store.daily_prune(conn, AS_OF + timedelta(hours=1), 5) is None

@@ -276,15 +276,11 @@ async def write_replay(
         keys = await conn.fetch(
             "SELECT DISTINCT asset, check_type FROM check_results WHERE asset = ANY($1)", assets
         )
-        d_from = day_of(start)
+        floor = await store.pruned_before(conn)  # days before the prune horizon keep their aggregates
+        d_from = max(day_of(start), floor) if floor else day_of(start)
         await conn.execute("DELETE FROM daily_aggregates WHERE asset = ANY($1) AND day >= $2", assets, d_from)
         if keys:
-            await conn.execute(
-                store.RECOMPUTE,
-                [k["asset"] for k in keys],
-                [k["check_type"] for k in keys],
-                [d_from] * len(keys),
-            )
+            await store.recompute_days(conn, [(k["asset"], k["check_type"], d_from) for k in keys])
         await store.rebuild_status(conn, assets)
 
 

@@ -361,8 +361,21 @@ def _day_columns(rows: Sequence[tuple[str, str, date, DayDelta]]) -> list[list[A
     return cols
 
 
+async def pruned_before(conn: asyncpg.Connection) -> date | None:
+    """The first day whose raw rows are complete after a prune (None: never pruned)."""
+    horizon = await conn.fetchval("SELECT horizon FROM floe_maintenance WHERE job = 'prune'")
+    return day_of(horizon) if horizon is not None else None
+
+
 async def recompute_days(conn: asyncpg.Connection, keys: Sequence[tuple[str, str, date]]) -> None:
-    """Replace the aggregates of each (asset, check type) from ``d_from`` onwards with a recomputation from raw."""
+    """Replace the aggregates of each (asset, check type) from ``d_from`` onwards with a recomputation from raw.
+
+    Never before the prune horizon: those days' raw rows are gone, their aggregates are the record (a result
+    older than the retention arriving late does not change them).
+    """
+    floor = await pruned_before(conn)
+    if floor is not None:
+        keys = [(a, c, max(d, floor)) for a, c, d in keys]
     cols = [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]]
     await conn.execute(DELETE_DAYS, *cols)
     await conn.execute(RECOMPUTE, *cols)
