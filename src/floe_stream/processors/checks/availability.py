@@ -79,7 +79,8 @@ def evaluate_probe(
     expected = f"availability >= {_pct(sla.target_ratio)}"
     actual = f"{_pct(ratio)} of {pings} pings in {hours:g}h"
     fails = int(new["consecutive_failures"])
-    now = "up" if result.ok else f"down ({result.reason or 'failed'}, {fails} consecutive failures)"
+    plural = "failure" if fails == 1 else "failures"
+    now = "up" if result.ok else f"down ({result.reason or 'failed'}, {fails} consecutive {plural})"
     if breached:
         message = f"availability {_pct(ratio)} is below the {_pct(sla.target_ratio)} SLA; target is {now}"
     elif severity is not None:
