@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,9 @@ FLOE = str(Path(sys.executable).parent / "floe")
 
 
 @pytest.mark.slow
-def test_floe_dev_demo_shows_violations_and_the_report_then_leaves_nothing_running(tmp_path: Path) -> None:
+def test_floe_dev_demo_shows_violations_and_the_report_then_leaves_nothing_running() -> None:
+    # not pytest's tmp_path: the embedded server runs as another user and needs a world-readable parent
+    tmp_path = Path(tempfile.mkdtemp(prefix="floe-demo-test-"))
     env = {**os.environ, "COLUMNS": "200"}
     res = subprocess.run(
         [FLOE, "dev", "--demo", "--data-dir", str(tmp_path / "dev")],
@@ -35,6 +39,7 @@ def test_floe_dev_demo_shows_violations_and_the_report_then_leaves_nothing_runni
     # no orphan broker or postgres of this run
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert str(tmp_path) not in ps
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_contracts_lint_cli() -> None:

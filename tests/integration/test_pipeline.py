@@ -131,6 +131,14 @@ async def test_events_to_violations_to_postgres_to_report(pipeline_settings: Set
     assert rows[("test.slow", "freshness")].compliance_pct == 100.0
 
 
+def _kinds(evs: list) -> set:  # type: ignore[type-arg]
+    return {
+        (e.data.violation_type.value, e.data.drift_kind, e.data.severity)
+        for e in evs
+        if isinstance(e.data, ViolationData)
+    }
+
+
 async def _has(s: Settings, wanted: set, kinds):  # type: ignore[no-untyped-def]
     evs = await violations(s)
     return evs if wanted <= kinds(evs) else None
@@ -183,12 +191,15 @@ async def _at_least(s: Settings, key: TopicKey, n: int):  # type: ignore[no-unty
 async def test_two_tickers_do_not_double_any_effect(pipeline_settings: Settings) -> None:
     s = pipeline_settings
     processor = ProcessorService(s, load_registry(s))
-    async with Running(processor, Ticker(s, ticker_id="a"), Ticker(s, ticker_id="b")):
+    async with Running(processor):
         await wait_for(lambda: processor.ever_assigned)
         await publish(s, TopicKey.MATERIALIZATIONS, [
             ("test.fast", MaterializationEvent(event_id="m1", asset="test.fast", materialized_at=datetime.now(UTC)))
         ])  # fmt: skip
-        await asyncio.sleep(4)
+        await wait_for(lambda: _at_least(s, TopicKey.CHECK_RESULTS, 1))  # the update is in before time starts
+        async with Running(Ticker(s, ticker_id="a"), Ticker(s, ticker_id="b")):
+            await wait_for(lambda: _has(s, {("freshness", None, Severity.ERROR)}, _kinds), timeout=20)
+            await asyncio.sleep(1)  # more duplicate ticks after the breach
     evs = await violations(s)
     ticks = await read_all(s, TopicKey.TICKS)
     from floe_stream.topics import Tick
@@ -196,7 +207,14 @@ async def test_two_tickers_do_not_double_any_effect(pipeline_settings: Settings)
     tickers = {Tick.model_validate_json(r.value).ticker_id for r in ticks}
     assert tickers == {"a", "b"}  # both tickers really published every tick time
     per_level = [(e.data.correlation_key, e.data.severity) for e in evs if isinstance(e.data, ViolationData)]
-    assert len(per_level) == len(set(per_level))  # each escalation level once, though every tick came twice
+    detail = [
+        (e.id[:8], e.data.severity.value, e.data.detected_at.isoformat())
+        for e in evs
+        if isinstance(e.data, ViolationData)
+    ]
+    assert len(per_level) == len(set(per_level)), (
+        detail
+    )  # each escalation level once, though every tick came twice
     assert ("test.fast/freshness", Severity.ERROR) in per_level
     assert len({e.id for e in evs}) == len(evs)
 
