@@ -208,3 +208,22 @@ def test_openlineage_assertions_on_an_input_are_a_quality_report_not_a_materiali
     assert keys["sales.orders/quality/no_null_ids"].actual_value == "12"  # re-judged by the contract rule
     assert keys["sales.orders/quality/amount_positive"].severity == Severity.WARNING  # producer verdict
     assert eng.states["sales.orders"].last_update_at is None  # a test run is not a materialization
+
+
+def test_openlineage_output_facets_travel_with_the_materialization() -> None:
+    ev = {**OL, "inputs": [], "outputs": [{"namespace": "postgres://db:5432", "name": "sales.orders",
+          "facets": {"dataQualityAssertions": {"assertions": [{"assertion": "row_count", "success": True, "actual": "50"}]}},
+          "outputFacets": {"outputStatistics": {"rowCount": 50}},
+          "inputFacets": {"dataQualityMetrics": {"rowCount": 50, "columnMetrics": {"id": {"nullCount": 2}}}}}]}  # fmt: skip
+    [(_, update)] = from_openlineage(OpenLineageRunEvent.model_validate(ev))
+    assert not update.quality_only
+    assert update.row_count == 50
+    assert update.quality is not None
+    metrics = {(q.metric, q.column, q.observed_value) for q in update.quality}
+    assert {("rowCount", None, 50.0), ("nullValues", "id", 2.0)} <= metrics
+    eng = Engine(clock_skew_s=0)
+    out = eng.apply_update(asset(), update, T0)
+    keys = {v.correlation_key for v in out.violations if isinstance(v, ViolationData)}
+    assert "sales.orders/quality/no_null_ids" in keys  # nullCount 2 judged by the contract rule
+    assert "sales.orders/quality/volume" in keys  # 50 rows, rule wants 100..1000
+    assert eng.states["sales.orders"].last_update_at == T0  # and it is a materialization
