@@ -148,8 +148,8 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path]:
 class SmtpReceiver:
     """aiosmtpd with STARTTLS required and AUTH (login ``alerts`` / ``password``)."""
 
-    def __init__(self, folder: Path, password: str = "s3cret") -> None:
-        self.folder, self.password = folder, password
+    def __init__(self, folder: Path, password: str = "s3cret", *, implicit_tls: bool = False) -> None:
+        self.folder, self.password, self.implicit_tls = folder, password, implicit_tls
         self.messages: list[EmailMessage] = []
         self.port = free_port()
         self.controller: Any = None
@@ -179,9 +179,14 @@ class SmtpReceiver:
             )
             return AuthResult(success=ok, handled=False)  # handled=False: otherwise no reply on failure
 
+        # implicit TLS: the whole session is encrypted (aiosmtpd cannot tell, so AUTH is not gated on STARTTLS)
+        tls: dict[str, Any] = (
+            {"ssl_context": ctx, "auth_require_tls": False}
+            if self.implicit_tls
+            else {"tls_context": ctx, "require_starttls": True, "auth_require_tls": True}
+        )
         self.controller = Controller(
-            Handler(), hostname="127.0.0.1", port=self.port, tls_context=ctx, require_starttls=True,
-            authenticator=auth, auth_required=True, auth_require_tls=True,
+            Handler(), hostname="127.0.0.1", port=self.port, authenticator=auth, auth_required=True, **tls,
         )  # fmt: skip
         self.controller.start()
         return self

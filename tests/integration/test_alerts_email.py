@@ -21,11 +21,11 @@ from tests.unit.alert_factory import violation
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
-def email_channel(name: str, smtp: SmtpReceiver, secret_env: str) -> dict:  # type: ignore[type-arg]
+def email_channel(name: str, smtp: SmtpReceiver, secret_env: str, tls: str = "starttls") -> dict:  # type: ignore[type-arg]
     return {
         "name": name, "type": "email", "secret_env": secret_env, "timeout_s": 5, "max_attempts": 2,
         "backoff_initial_s": 0.1,
-        "options": {"host": "127.0.0.1", "port": smtp.port, "tls": "starttls", "username": "alerts",
+        "options": {"host": "127.0.0.1", "port": smtp.port, "tls": tls, "username": "alerts",
                     "from": "floe@example.test", "to": ["oncall@example.test"], "ca_file": str(smtp.cert)},
     }  # fmt: skip
 
@@ -65,3 +65,24 @@ async def test_email_over_starttls_with_auth(
         assert [d["channel"] for d in dead] == ["badmail"]
         assert "535" in dead[0]["reason"]
         assert dead[0]["attempts"] == 1  # authentication failure is permanent: not retried
+
+
+async def test_email_over_implicit_tls(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T_SMTP_GOOD", "s3cret")
+    with SmtpReceiver(tmp_path, implicit_tls=True) as smtp:
+        cfg = parse_config(
+            {
+                "policy": {"group_wait_s": 0},
+                "channels": [email_channel("mail", smtp, "T_SMTP_GOOD", tls="implicit")],
+                "routes": [{"channel": "mail"}],
+            }
+        )
+        sink = AlertSink(settings, cfg)
+        v = violation("orders.v1", at=datetime.now(UTC))
+        async with Running(sink):
+            await wait_for(lambda: sink.ever_assigned, timeout=30)
+            await publish_violations(settings, [v])
+            await wait_for(lambda: smtp.messages, timeout=30)
+        assert v.violation_id in smtp.messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
