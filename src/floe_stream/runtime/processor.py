@@ -10,6 +10,7 @@ checkpoint, so a crash between the state write and the commit replays nothing.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -55,6 +56,7 @@ def _ts(ms: int) -> datetime:
 
 class ProcessorService(ConsumerService):
     name = "processor"
+    record_spans = False  # traced per record and per check by telemetry/hooks.py
 
     def __init__(self, settings: Settings, registry: ContractRegistry, engine: Engine | None = None) -> None:
         k = settings.kafka
@@ -120,6 +122,8 @@ class ProcessorService(ConsumerService):
         new = sorted({tp.partition for tp in tps} - set(self.checkpoints))
         if new:
             await self._rebuild(new)
+            gc.collect()
+            gc.freeze()  # the rebuilt states are long-lived: keep them out of every later GC pass
         for tp in tps:
             cp = self.checkpoints.get(tp.partition)
             done = cp.offsets.get(tp.topic) if cp else None
