@@ -193,7 +193,7 @@ def _line_chart(series: list[CheckSeries], width: int = 720, height: int = 220) 
         )
         parts.append(f'<text x="{pad_l - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}%</text>')
     labels = series[0].points
-    step = max(1, n // 8)
+    step = max(1, -(-70 * (n - 1) // max(1, iw)))  # labels at least ~70 px apart
     for i in range(0, n, step):
         parts.append(
             f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle">{_e(labels[i].label)}</text>'
