@@ -168,6 +168,7 @@ class _Machine:
         flips = _within(track.flips, now, pol.flap_window_s) if track else []
         if failing != was_failing:
             flips.append(now)
+        flips = flips[-(pol.flap_threshold + 1) :]  # the newest K+1 decide "more than K in the window"
         flapping = len(flips) > pol.flap_threshold
         ep = self.open.get(key)
         fails = 0
