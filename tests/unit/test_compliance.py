@@ -158,3 +158,16 @@ def test_csv_has_window_and_bucket_rows() -> None:
     rows = list(csv.DictReader(io.StringIO(render_csv(_report()))))
     assert [r["period"] for r in rows] == ["window", "day", "day"]
     assert float(rows[0]["compliance_pct"]) == 92.75 and rows[2]["compliance_pct"] == "95.5"
+
+
+def test_replay_positions() -> None:
+    from floe_stream.replay import parse_position
+
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    assert parse_position("earliest") == "earliest"
+    assert parse_position("1200") == 1200
+    assert parse_position("7d", now) == now - timedelta(days=7)
+    assert parse_position("2026-03-01T12:00:00Z") == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert parse_position("2026-03-01") == datetime(2026, 3, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="not a time"):
+        parse_position("yesterday")
