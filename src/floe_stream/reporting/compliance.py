@@ -349,7 +349,14 @@ async def build_report(
 
     series = await _series(conn, start, end, by, assets, status)
 
-    keys = sorted(set(win) | set(series))
+    # registered assets whose checks never ran in the window still show up: coverage 0 %, compliance n/a
+    expected_keys = {
+        (a, ct)
+        for a, m in meta.items()
+        if m["expected_intervals"]
+        for ct in json.loads(m["expected_intervals"])
+    }
+    keys = sorted(set(win) | set(series) | expected_keys)
     window_s = (end - start).total_seconds()
     per_asset: dict[str, list[CheckSummary]] = defaultdict(list)
     contract_of: dict[str, str | None] = {}
