@@ -54,6 +54,11 @@ async def seed_inputs(s: Settings) -> None:
 
         await mat(1, "test.fast", BASE)
         await mat(2, "test.slow", BASE)
+        # the processor's re-routed copy of an input (it is in the topic already): replay skips it
+        copy = MaterializationEvent(event_id="m1", asset="test.fast", materialized_at=BASE)
+        await producer.send_and_wait(mats, copy.model_dump_json().encode(), key=b"test.fast",
+                                     headers=[("floe-rerouted", b"test.fast")],
+                                     timestamp_ms=int(BASE.timestamp() * 1000) + 5000)  # fmt: skip
         await producer.send_and_wait(
             mats, b"{broken", key=b"test.fast", timestamp_ms=int(BASE.timestamp() * 1000) + 1
         )

@@ -39,6 +39,7 @@ from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
 from floe_stream.runtime.database import connect
 from floe_stream.runtime.kafka import make_consumer
+from floe_stream.runtime.processor import REROUTED
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
@@ -205,6 +206,8 @@ def evaluate(
                 if asset is not None and asset.asset_id in wanted:
                     summary.probes += 1
                     out.extend(engine.apply_probe(asset, probe, now))
+            elif any(k == REROUTED for k, _ in rec.headers or ()):
+                continue  # the processor's re-routed copy of an input that is in the topic already
             else:
                 for asset, update in _updates(key, rec, registry):
                     if asset.asset_id in wanted:
