@@ -133,11 +133,11 @@ class PostgresSink(ConsumerService):
         assert self.pool is not None
         delay = 0.2
         while True:
+            seen = set(self.seen_contracts)  # adopted only once the transaction committed
             try:
                 async with self.pool.acquire(timeout=5) as conn, conn.transaction():
-                    counts = await store.write_history(
-                        conn, results, violations, seen_contracts=self.seen_contracts
-                    )
+                    counts = await store.write_history(conn, results, violations, seen_contracts=seen)
+                self.seen_contracts = seen
                 self.degraded = False
                 return counts
             except _TRANSIENT as exc:
