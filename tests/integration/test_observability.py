@@ -257,6 +257,7 @@ def _remote(view: ProcessorObservability, dataset: str):  # type: ignore[no-unty
     return hit if hit is not None and hit[1] else None
 
 
+@pytest.mark.postgres
 async def test_one_trace_from_commit_through_processor_to_a_sink_process(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -269,8 +270,9 @@ async def test_one_trace_from_commit_through_processor_to_a_sink_process(
     sink = await start_floe(["run", "sink", "openlineage"], env, tmp_path / "sink.log")
     try:
         processor = ProcessorService(s, load_registry(s))
-        async with Running(processor):
-            await wait_for(lambda: processor.ever_assigned, timeout=30)
+        pg_sink = PostgresSink(s)  # in this process: continues the trace through ConsumerService's record spans
+        async with Running(processor, pg_sink):
+            await wait_for(lambda: processor.ever_assigned and pg_sink.ever_assigned, timeout=30)
             # the orchestrator commits under its own span and passes the W3C context in a Kafka header
             with tracing.tracer().start_as_current_span("orchestrator.commit") as root:
                 traceparent = tracing.current_traceparent()
@@ -298,6 +300,9 @@ async def test_one_trace_from_commit_through_processor_to_a_sink_process(
         assert {x["trace_id"] for x in sink_spans} == {trace_id}
         assert sink_spans[0]["parent_id"] == f"{check.context.span_id:016x}"
         assert sink_spans[0]["service"] == "floe-sink-openlineage"
+        pg_spans = [x for x in spans.get_finished_spans() if x.name == "floe.sink.sink-postgres"]
+        assert any(x.parent is not None and x.parent.span_id == check.context.span_id for x in pg_spans)
+        assert {f"{x.context.trace_id:032x}" for x in pg_spans} == {trace_id}
         # the violation carries the context both as a Kafka header and as the CloudEvents extension
         ev = (await _drift(s))[0]
         assert ev.traceparent is not None

@@ -20,6 +20,7 @@ from floe_stream.runtime.health import HealthServer
 from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer
 from floe_stream.runtime.telemetry import track_lag
 from floe_stream.settings import Settings
+from floe_stream.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class ConsumerService:
     name = "service"
+    record_spans = True
+    """When tracing is on: one span per record carrying a ``traceparent`` header, around the batch's effects,
+    continuing the producer's trace (violations → every sink). Services that trace themselves turn it off."""
 
     def __init__(
         self, settings: Settings, topics: Sequence[str], group_id: str, *, with_producer: bool = True
@@ -182,7 +186,11 @@ class ConsumerService:
             owned = {tp: recs for tp, recs in batch.items() if tp in self.assigned and recs}
             if not owned:
                 return
-            await self.handle(owned)
+            spans = tracing.start_batch_spans(f"floe.sink.{self.name}", owned) if self.record_spans else []
+            try:
+                await self.handle(owned)
+            finally:
+                tracing.end_spans(spans)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in owned.items()}
             self.positions.update(offsets)
             try:

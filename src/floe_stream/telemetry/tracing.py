@@ -269,3 +269,31 @@ def start_sink_span(name: str, traceparent: str | None, attributes: dict[str, An
     if attributes:
         span.set_attributes({k: v for k, v in attributes.items() if v is not None})
     return span
+
+
+def start_batch_spans(name: str, batch: Any) -> list[Span]:
+    """One span per record of ``batch`` (``{tp: [records]}``) that carries a ``traceparent`` header, each a
+    child of it. [] (and one flag test) when tracing is off."""
+    if _tracer is None:
+        return []
+    spans: list[Span] = []
+    for tp, recs in batch.items():
+        for rec in recs:
+            parent = context_from_traceparent(traceparent_from_headers(rec.headers))
+            if parent is None:
+                continue
+            span = _tracer.start_span(name, context=parent, kind=SpanKind.CONSUMER)
+            span.set_attributes(
+                {
+                    "messaging.destination.name": tp.topic,
+                    "messaging.kafka.partition": tp.partition,
+                    "messaging.kafka.offset": rec.offset,
+                }
+            )
+            spans.append(span)
+    return spans
+
+
+def end_spans(spans: Sequence[Span]) -> None:
+    for span in spans:
+        span.end()

@@ -36,6 +36,7 @@ Item = tuple[ConsumerRecord[bytes, bytes], ViolationCloudEvent, list[Event]]
 
 class OpenLineageSink(ConsumerService):
     name = "sink-openlineage"
+    record_spans = False  # its own span per violation, with the violation's attributes
 
     def __init__(
         self, settings: Settings, registry: ContractRegistry | None = None, transport: Transport | None = None
