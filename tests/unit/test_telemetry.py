@@ -269,3 +269,14 @@ def test_context_reports_recent_materializations_and_the_pattern() -> None:
                                     asset_identifiers=["sales.orders"], upstream_health=lambda _d: None,
                                     now=T0 + timedelta(hours=30))  # fmt: skip
     assert third.context["pattern"] == "first violation of this asset in 24h"  # the window slid past both
+
+
+def test_alert_channels_get_display_lines_in_a_useful_order() -> None:
+    from floe_stream.processors.context import display_lines
+
+    ctx = {"pattern": "recurring: 2 earlier freshness violation(s) in 24h", "upstream.violating": "raw.orders: freshness error since x",
+           "impact.consumers": "3", "recent.materializations": ""}  # fmt: skip
+    assert display_lines(ctx) == [
+        ("Upstream violating", "raw.orders: freshness error since x"),
+        ("Pattern", "recurring: 2 earlier freshness violation(s) in 24h"),
+    ]

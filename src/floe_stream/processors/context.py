@@ -284,3 +284,18 @@ def open_issues(open_episodes: Mapping[str, object]) -> list[OpenIssue]:
         if ct is not None and sev is not None and isinstance(since, datetime):
             out.append(OpenIssue(getattr(ct, "value", str(ct)), getattr(sev, "value", str(sev)), since))
     return out
+
+
+DISPLAY = (
+    ("upstream.violating", "Upstream violating"),
+    ("pattern", "Pattern"),
+    ("impact.downstream_jobs", "Downstream jobs"),
+    ("impact.downstream_datasets", "Downstream datasets"),
+    ("recent.materializations", "Recent materializations"),
+)
+
+
+def display_lines(context: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(label, value) pairs for alert channels, most useful first; absent or empty facts are left out
+    (``upstream.violating`` = "none" is shown only when upstreams are known, as reassurance)."""
+    return [(label, context[key]) for key, label in DISPLAY if context.get(key)]
