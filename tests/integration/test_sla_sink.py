@@ -16,7 +16,7 @@ from floe_stream.topics.enums import CheckType, Severity
 from floe_stream.topics.tick import Tick
 from floe_stream.topics.violation import ResolvedData, ViolationData, encode_violation
 from tests.conftest import REPO, wait_for
-from tests.integration.helpers import Running, publish
+from tests.integration.helpers import Running, publish, read_all
 from tests.integration.test_sla_accuracy import raw_rows, spans
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -87,6 +87,19 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
                 ),
                 timeout=30,
             )
+            # a record the database refuses (NUL in text) is dead-lettered; the rest of its batch is written
+            bad = result(7, midnight + timedelta(minutes=40)).model_copy(update={"message": "bad\x00byte"})
+            await publish(
+                s,
+                TopicKey.CHECK_RESULTS,
+                [("sales.orders", bad), ("sales.orders", result(6, midnight + timedelta(minutes=35)))],
+            )
+            dlq = await wait_for(lambda: _dlq(s), timeout=30)
+            assert b"CharacterNotInRepertoire" in dict(dlq[0].headers)["floe-dlq-reason"]
+            await wait_for(
+                lambda: _count(conn, "SELECT count(*) FROM check_results WHERE result_id = 'r6'", 1),
+                timeout=30,
+            )
             # a contract published on the contracts topic is registered (owner/team for the report filters)
             doc = (REPO / "tests" / "fixtures" / "contracts" / "pipeline.odcs.yaml").read_bytes()
             await publish(s, TopicKey.CONTRACTS, [("test-pipeline", doc)])
@@ -112,7 +125,7 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
         # the prune deleted raw rows older than 30 days except the newest one, kept every old aggregate
         assert sink.last_prune == {"check_results": 2, "violation_events": 0}
         assert {r["result_id"] for r in await conn.fetch("SELECT result_id FROM check_results")} == {
-            "r902", "r1", "r2", "r3", "r4", "r5"
+            "r902", "r1", "r2", "r3", "r4", "r5", "r6"
         }  # fmt: skip
         agg = await conn.fetch(AGG)
         last_old = old_days[-1]["day"]
@@ -166,6 +179,10 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
         assert owner
     finally:
         await conn.close()
+
+
+async def _dlq(s: Settings) -> list:  # type: ignore[type-arg]
+    return await read_all(s, TopicKey.DLQ)
 
 
 async def _count(conn: asyncpg.Connection, sql: str, expected: int) -> bool:

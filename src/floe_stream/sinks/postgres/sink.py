@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 import asyncpg
+from aiokafka.structs import ConsumerRecord
 
 from floe_stream.processors.decode import DecodeError, decode_tick
 from floe_stream.reporting import store
@@ -163,12 +164,34 @@ class PostgresSink(ConsumerService):
         if counts is not None:
             self.last_prune = counts
 
+    def _dead(self, dead: list[OutRecord], rec: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
+        reason = exc.reason if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
+        dead.append(dead_letter(self.t_dlq, rec, reason[:500], self.dlq_partitions))
+        instruments().dead_lettered.add(1, {"topic": rec.topic, "reason": type(exc).__name__})
+        log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason[:200])
+
+    async def _write_one(
+        self,
+        results: list[CheckResult],
+        violations: list[ViolationCloudEvent],
+        rec: ConsumerRecord[bytes, bytes],
+        dead: list[OutRecord],
+    ) -> None:
+        try:
+            await self.write(results, violations)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, _TRANSIENT):
+                raise
+            self._dead(dead, rec, exc)
+
     async def handle(self, batch: Batch) -> None:
         results: list[CheckResult] = []
         violations: list[ViolationCloudEvent] = []
         dead: list[OutRecord] = []
         latest_tick: datetime | None = None
         contract_docs: dict[str, bytes | None] = {}
+        sources: list[ConsumerRecord[bytes, bytes]] = []
+        v_sources: list[ConsumerRecord[bytes, bytes]] = []
         for tp, recs in batch.items():
             for rec in recs:
                 if tp.topic == self.t_contracts:
@@ -187,19 +210,25 @@ class PostgresSink(ConsumerService):
                         if not rec.value:
                             raise DecodeError("empty message")
                         results.append(CheckResult.model_validate_json(rec.value))
+                        sources.append(rec)
                     else:
                         violations.append(
                             decode_violation(dict(rec.headers or ()), rec.key, rec.value or b"")
                         )
+                        v_sources.append(rec)
                 except Exception as exc:
-                    reason = exc.reason if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
-                    dead.append(dead_letter(self.t_dlq, rec, reason[:500], self.dlq_partitions))
-                    instruments().dead_lettered.add(1, {"topic": tp.topic, "reason": type(exc).__name__})
-                    log.warning(
-                        "dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, reason[:200]
-                    )
+                    self._dead(dead, rec, exc)
         if results or violations:
-            await self.write(results, violations)
+            try:
+                await self.write(results, violations)
+            except asyncpg.PostgresError as exc:  # not transient: one row the database refuses
+                if isinstance(exc, _TRANSIENT):
+                    raise  # stopping while the database is down: leave the offsets for the next owner
+                log.warning("batch refused by PostgreSQL (%s): writing record by record", exc)
+                for r, rec in zip(results, sources, strict=True):
+                    await self._write_one([r], [], rec, dead)
+                for v, rec in zip(violations, v_sources, strict=True):
+                    await self._write_one([], [v], rec, dead)
         if dead:
             await self.produce(dead)
         if contract_docs:
