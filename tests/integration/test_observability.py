@@ -270,7 +270,9 @@ async def test_one_trace_from_commit_through_processor_to_a_sink_process(
     sink = await start_floe(["run", "sink", "openlineage"], env, tmp_path / "sink.log")
     try:
         processor = ProcessorService(s, load_registry(s))
-        pg_sink = PostgresSink(s)  # in this process: continues the trace through ConsumerService's record spans
+        pg_sink = PostgresSink(
+            s
+        )  # in this process: continues the trace through ConsumerService's record spans
         async with Running(processor, pg_sink):
             await wait_for(lambda: processor.ever_assigned and pg_sink.ever_assigned, timeout=30)
             # the orchestrator commits under its own span and passes the W3C context in a Kafka header
@@ -416,3 +418,70 @@ async def _up(status):  # type: ignore[no-untyped-def]
         code, _ = await status()
         return code == 200
     return False
+
+
+class OtlpCollector:
+    """A loopback OTLP/HTTP receiver (protobuf): records metric names and span names it is sent."""
+
+    def __init__(self) -> None:
+        self.metrics: set[str] = set()
+        self.spans: set[str] = set()
+        self.port = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        try:
+            request = (await reader.readline()).decode()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value.strip())
+            body = await reader.readexactly(length)
+            if request.startswith("POST /v1/metrics"):
+                m = ExportMetricsServiceRequest.FromString(body)
+                for rm in m.resource_metrics:
+                    for sm in rm.scope_metrics:
+                        self.metrics.update(x.name for x in sm.metrics)
+            elif request.startswith("POST /v1/traces"):
+                t = ExportTraceServiceRequest.FromString(body)
+                for rs in t.resource_spans:
+                    for ss in rs.scope_spans:
+                        self.spans.update(x.name for x in ss.spans)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_otlp_export_when_the_standard_variable_is_set(settings: Settings, tmp_path: Path) -> None:
+    """`floe run processor` with OTEL_EXPORTER_OTLP_ENDPOINT pushes metrics and spans over OTLP/HTTP."""
+    collector = OtlpCollector()
+    server = await asyncio.start_server(collector.handle, "127.0.0.1", 0)
+    collector.port = server.sockets[0].getsockname()[1]
+    s = settings.model_copy(update={"contracts_dir": FIXTURES})
+    env = floe_env(s, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.port}", OTEL_METRIC_EXPORT_INTERVAL="500",
+                   OTEL_BSP_SCHEDULE_DELAY="200")  # fmt: skip
+    proc = await start_floe(["run", "processor"], env, tmp_path / "processor.log")
+    try:
+        await publish(s, TopicKey.CATALOG_COMMITS, [("test.fast", commit(1, DRIFTED))])
+        await wait_for(
+            lambda: {"floe_events_processed", "floe_contract_violations"} <= collector.metrics, timeout=40
+        )
+        await wait_for(
+            lambda: (
+                {
+                    "floe.process " + topic_name(s.kafka.topic_prefix, TopicKey.CATALOG_COMMITS),
+                    "floe.check schema_drift",
+                }
+                <= collector.spans
+            ),
+            timeout=20,
+        )
+    finally:
+        assert await stop_process(proc) == 0, (tmp_path / "processor.log").read_text()[-2000:]
+        server.close()
