@@ -97,7 +97,9 @@ def override_problems(asset: Any) -> list[str]:
     try:
         target = target_for(asset) if asset.availability is not None else None
         if asset.availability is not None and target is None:
-            out.append(f"{asset.asset_id}: availability SLA but no probe target (servers or floe.probe); not pinged")
+            out.append(
+                f"{asset.asset_id}: availability SLA but no probe target (servers or floe.probe); not pinged"
+            )
     except ValueError as exc:
         out.append(f"{asset.asset_id}: {exc}")
     return out
