@@ -192,25 +192,26 @@ class ProcessorObservability:
         self._reader = asyncio.create_task(self._read(svc, topic), name="lineage-view")
 
     async def _read(self, svc: ConsumerService, topic: str) -> None:
-        reader = make_consumer(svc.settings.kafka, group_id=None)
-        await reader.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in range(self.lineage_partitions)]
-            reader.assign(tps)
-            await reader.seek_to_beginning(*tps)
-            while not svc._stopping.is_set():
-                try:
+        """Tail the whole lineage topic until the service stops; a broker failure restarts the reader
+        (from the beginning: applying a record twice is harmless)."""
+        while not svc._stopping.is_set():
+            reader = make_consumer(svc.settings.kafka, group_id=None)
+            try:
+                await reader.start()
+                tps = [TopicPartition(topic, p) for p in range(self.lineage_partitions)]
+                reader.assign(tps)
+                await reader.seek_to_beginning(*tps)
+                while not svc._stopping.is_set():
                     batch = await reader.getmany(timeout_ms=500, max_records=5000)
-                except KafkaError as exc:
-                    log.warning("lineage view: fetch failed, retrying: %s", exc)
-                    await asyncio.sleep(1)
-                    continue
-                for recs in batch.values():
-                    for rec in recs:
-                        self._apply(rec.key, rec.value)
-        finally:
-            with contextlib.suppress(Exception):
-                await reader.stop()
+                    for recs in batch.values():
+                        for rec in recs:
+                            self._apply(rec.key, rec.value)
+            except (KafkaError, OSError) as exc:
+                log.warning("lineage view: reader failed, restarting in 1 s: %s", exc)
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await reader.stop()
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if not key or not value:
