@@ -208,13 +208,76 @@ SELECT asset, check_type,
        COALESCE(sum(secs) FILTER (WHERE secs > 0 AND status NOT IN ('pass', 'fail')), 0)::float8 AS unknown_s,
        max(CASE severity WHEN 'info' THEN 0 WHEN 'warning' THEN 1 WHEN 'error' THEN 2 WHEN 'critical' THEN 3 END)
            FILTER (WHERE inside) AS worst,
-       avg(metric) FILTER (WHERE inside) AS metric_avg,
+       (count(metric) FILTER (WHERE inside))::int AS metric_count,
+       COALESCE(sum(metric) FILTER (WHERE inside), 0)::float8 AS metric_sum,
        min(metric) FILTER (WHERE inside) AS metric_min,
        max(metric) FILTER (WHERE inside) AS metric_max
 FROM s
 GROUP BY asset, check_type
 HAVING count(*) FILTER (WHERE inside OR secs > 0) > 0
 """
+
+_DAYS_SQL = """
+SELECT asset, check_type, (array_agg(contract_id ORDER BY day DESC))[1] AS contract_id,
+       sum(checks_run)::int AS checks_run, sum(passed)::int AS passed, sum(failed)::int AS failed,
+       sum(skipped)::int AS skipped, sum(errored)::int AS errored, sum(within_s)::float8 AS within_s,
+       sum(breached_s)::float8 AS breached_s, sum(unknown_s)::float8 AS unknown_s, max(worst_severity_rank) AS worst,
+       sum(metric_count)::int AS metric_count, sum(metric_sum)::float8 AS metric_sum,
+       min(metric_min) AS metric_min, max(metric_max) AS metric_max
+FROM daily_aggregates
+WHERE day >= $1 AND day <= $2 AND ($3::text[] IS NULL OR asset = ANY($3))
+GROUP BY 1, 2
+"""
+
+_SUMS = ("checks_run", "passed", "failed", "skipped", "errored", "within_s", "breached_s", "unknown_s",
+         "metric_count", "metric_sum")  # fmt: skip
+
+
+async def _window(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    assets: list[str] | None,
+    status: dict[tuple[str, str], Any],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (asset, check type) figures over ``[start, end)``: the whole UTC days inside the window from the daily
+    aggregates, the partial first and last days from raw rows (exact to the second), plus the still-open interval
+    of keys whose newest result is older than the last day. Scales with days, not with results."""
+    d0, d1 = day_of(start), day_of(end - timedelta(microseconds=1))
+    if (d1 - d0).days < 2:
+        parts = [await conn.fetch(_WINDOW_SQL, start, end, assets)]
+    else:
+        inner_lo, inner_hi = midnight(d0 + timedelta(days=1)), midnight(d1)
+        parts = [
+            await conn.fetch(_WINDOW_SQL, start, inner_lo, assets),
+            await conn.fetch(_DAYS_SQL, d0 + timedelta(days=1), d1 - timedelta(days=1), assets),
+            await conn.fetch(_WINDOW_SQL, inner_hi, end, assets),
+        ]
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for rows in parts:  # later parts win for the contract id
+        for r in rows:
+            x = out.setdefault((r["asset"], r["check_type"]), {
+                **dict.fromkeys(_SUMS, 0), "worst": None, "metric_min": None, "metric_max": None, "contract_id": None,
+            })  # fmt: skip
+            for f in _SUMS:
+                x[f] += r[f] or 0
+            for f, pick in (("worst", max), ("metric_max", max), ("metric_min", min)):
+                if r[f] is not None:
+                    x[f] = r[f] if x[f] is None else pick(x[f], r[f])
+            x["contract_id"] = r["contract_id"] or x["contract_id"]
+    if (d1 - d0).days >= 2:
+        for key, st in status.items():
+            if st["last_evaluated_at"] >= inner_hi:
+                continue
+            x = out.setdefault(key, {**dict.fromkeys(_SUMS, 0), "worst": None, "metric_min": None,
+                                     "metric_max": None, "contract_id": st["contract_id"]})  # fmt: skip
+            secs = (inner_hi - max(st["last_evaluated_at"], inner_lo)).total_seconds()
+            field = {"pass": "within_s", "fail": "breached_s"}.get(st["last_status"], "unknown_s")
+            x[field] += max(0.0, secs)
+    for x in out.values():
+        x["metric_avg"] = x["metric_sum"] / x["metric_count"] if x["metric_count"] else None
+    return out
+
 
 _BUCKET_SQL = """
 SELECT asset, check_type, date_trunc($1, day::timestamp)::date AS b,
@@ -328,7 +391,7 @@ async def build_report(
             assets,
         )
     }
-    win = {(r["asset"], r["check_type"]): r for r in await conn.fetch(_WINDOW_SQL, start, end, assets)}
+    win = await _window(conn, start, end, assets, status)
 
     # episodes
     opened: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
