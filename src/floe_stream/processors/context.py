@@ -241,8 +241,10 @@ class ImpactContext:
         run_id: str | None,
         job: str | None,
     ) -> None:
-        h = self.history.setdefault(asset_id, AssetHistory())
-        if h.materializations and h.materializations[-1].event_id == event_id:
+        h = self.history.get(asset_id)
+        if h is None:
+            h = self.history[asset_id] = AssetHistory()
+        elif h.materializations and h.materializations[-1].event_id == event_id:
             return
         h.materializations.append(Materialization(at, event_id, rows, run_id, job))
 

@@ -244,13 +244,13 @@ class BatchMetrics:
         self.availability: dict[tuple[str, str], float] = {}
 
     def result(self, r: CheckResult) -> None:
-        contract = self.contract_of(r.asset)
+        if r.metric is None:
+            return
         ct = r.check_type.value
-        if r.metric is not None:
-            if ct == "quality":
-                self.quality[(contract, r.asset)] = r.metric
-            elif ct == "availability":
-                self.availability[(contract, r.asset)] = r.metric
+        if ct == "quality":
+            self.quality[(self.contract_of(r.asset), r.asset)] = r.metric
+        elif ct == "availability":
+            self.availability[(self.contract_of(r.asset), r.asset)] = r.metric
 
     def duration(self, contract: str, check_type: str, seconds: float) -> None:
         self.durations[(contract, check_type)].append(seconds)
