@@ -49,11 +49,13 @@ class Change:
 
 class LiveRegistry:
     def __init__(self, registry: ContractRegistry | None = None) -> None:
-        self.registry = registry or ContractRegistry()
+        self.registry = registry if registry is not None else ContractRegistry()  # an empty one is falsy
         self.from_dir: dict[str, LoadedContract] = {
             c.contract_id: c for c in self.registry.contracts.values()
         }
         self.from_topic: dict[str, LoadedContract | None] = {}
+        self.removed_assets: dict[str, MonitoredAsset] = {}
+        """Last known definition of assets that are no longer monitored (to resolve their episodes)."""
         self._files: dict[Path, tuple[float, int, str | None]] = {}
         """path → (mtime, size, contract id or None when the file is invalid)"""
 
@@ -77,6 +79,10 @@ class LiveRegistry:
             (change.updated if old else change.added).append(contract_id)
         keep = {a.asset_id for a in new.assets} if new else set()
         change.gone_assets = [a for aid, a in old_assets.items() if aid not in keep]
+        for a in change.gone_assets:
+            self.removed_assets[a.asset_id] = a
+        for aid in keep:
+            self.removed_assets.pop(aid, None)
         return change
 
     # --- the contracts topic ---------------------------------------------------------------------

@@ -150,6 +150,29 @@ class ChecksRuntime:
             except Exception:
                 log.exception("contracts directory scan failed")
 
+    def find_orphans(self, asset_ids: Iterable[str]) -> int:
+        """States (just rebuilt from the changelog) of assets no contract monitors any more — e.g. retired
+        while no processor owned them — are queued for retirement like a live retire. Returns how many."""
+        found = 0
+        queued = {a.asset_id for a in self._gone}
+        for aid in asset_ids:
+            if aid in queued or self.live.registry.get(aid) is not None:
+                continue
+            asset = self.live.removed_assets.get(aid) or MonitoredAsset(
+                asset_id=aid,
+                contract_id="(retired)",
+                contract_name="(retired)",
+                contract_version="",
+                table=aid,
+            )
+            self._gone.append(asset)
+            found += 1
+        if found:
+            log.info(
+                "%d asset state(s) without a contract: their open episodes are resolved, state deleted", found
+            )
+        return found
+
     @property
     def has_gone(self) -> bool:
         return bool(self._gone)

@@ -124,6 +124,7 @@ class ProcessorService(ConsumerService):
             await self._rebuild(new)
             gc.collect()
             gc.freeze()  # the rebuilt states are long-lived: keep them out of every later GC pass
+            self.checks_rt.find_orphans(list(self.engine.states))  # contracts retired while unowned
         for tp in tps:
             cp = self.checkpoints.get(tp.partition)
             done = cp.offsets.get(tp.topic) if cp else None
