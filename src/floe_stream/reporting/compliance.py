@@ -1,7 +1,7 @@
 """SLA compliance engine: library API returning typed models (the CLI and the renderers are shells over it).
 
-* **Window summary** (rolling 24 h / 7 d / 30 d ending at ``as_of``) — computed from the raw check results, exact
-  to the second (the raw tables keep 90 days, more than the longest window).
+* **Window summary** (rolling 24 h / 7 d / 30 d ending at ``as_of``) — the whole UTC days inside the window from
+  the daily aggregates, the partial first and last day from the raw check results; exact to the second.
 * **Bucket series** (calendar day / ISO week / month overlapping the window) — computed from the daily
   aggregates (kept forever) plus the still-open interval of each key's newest result (from ``sla_status``).
   Buckets are whole calendar buckets, so the first one may start before the window.
