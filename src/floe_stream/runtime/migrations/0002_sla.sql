@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS daily_aggregates (
     metric_sum          double precision NOT NULL DEFAULT 0,
     metric_min          double precision,
     metric_max          double precision,
+    -- derived, for SQL/BI readers (Grafana …): same definitions as the reports
+    minutes_within_sla  double precision GENERATED ALWAYS AS (within_s / 60.0) STORED,
+    uptime_ratio        double precision GENERATED ALWAYS AS (
+                            CASE WHEN within_s + breached_s > 0 THEN within_s / (within_s + breached_s) END) STORED,
+    metric_avg          double precision GENERATED ALWAYS AS (
+                            CASE WHEN metric_count > 0 THEN metric_sum / metric_count END) STORED,
     updated_at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (asset, check_type, day)
 );
