@@ -79,7 +79,7 @@ def parse_age(text: str) -> timedelta:
               show_default=True)  # fmt: skip
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write to FILE instead of stdout")  # fmt: skip
-@click.option("--fail-under", type=click.FloatRange(0, 100), default=None,
+@click.option("--fail-under", type=click.FloatRange(0, 100), default=None, metavar="PCT",
               help=f"exit {EXIT_BELOW_TARGET} when any asset/check compliance is below PCT")  # fmt: skip
 @click.option("--as-of", default=None, help="ISO 8601 end of the window (default: now)")
 def sla_report(

@@ -261,7 +261,7 @@ def render_html(report: ComplianceReport) -> str:
     """
     flt = ", ".join(f"{k}={v}" for k, v in report.filters.items()) or "all assets"
     out = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>SLA compliance — last {_e(report.window)}</title><style>{_CSS}</style></head><body>",
         f"<h1>SLA compliance — last {_e(report.window)} ({_e(flt)})</h1>",
         f'<p class="muted">{report.window_start:%Y-%m-%d %H:%M} → {report.window_end:%Y-%m-%d %H:%M} UTC · '
