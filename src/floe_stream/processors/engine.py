@@ -42,6 +42,7 @@ class Engine:
         """Asset ids whose state was removed (contract retired): the changelog gets a tombstone."""
         self._policies: dict[str, tuple[MonitoredAsset, CheckPolicy]] = {}
         self._warned: set[str] = set()
+        self._last_ctx: EvalContext | None = None
         self._quality_checks = tuple(c for c in self.checks if c.check_type == CheckType.QUALITY)
         self._probe_checks = tuple(c for c in self.checks if hasattr(c, "on_probe"))
 
@@ -67,7 +68,10 @@ class Engine:
 
     def _ctx(self, now: datetime, trigger: str, asset: MonitoredAsset | None = None) -> EvalContext:
         policy = self.policy_for(asset) if asset is not None else self.policy
-        return EvalContext(
+        last = self._last_ctx
+        if last is not None and last.now == now and last.policy is policy and last.trigger == trigger:
+            return last  # records of one batch often share a timestamp (ms) and a policy
+        self._last_ctx = ctx = EvalContext(
             now=now,
             clock_skew_s=self.clock_skew_s,
             info_at=policy.info_at,
@@ -75,6 +79,7 @@ class Engine:
             trigger=trigger,  # type: ignore[arg-type]
             policy=policy,
         )
+        return ctx
 
     def state(self, asset_id: str, now: datetime) -> AssetState:
         st = self.states.get(asset_id)

@@ -215,6 +215,19 @@ class _Machine:
             self.changed = True
 
 
+def _quiet(state: AssetState, ev: Evaluation) -> bool:
+    """True when the evaluation cannot change any episode: no finding fires and none of its keys (nor any
+    key of its scope) is open or tracked. The common case — a healthy asset — skips the state machine."""
+    for f in ev.findings:
+        if f.severity is not None or f.key in state.open or f.key in state.tracks:
+            return False
+    if ev.scope is not None:
+        scope = ev.scope
+        if any(k.startswith(scope) for k in state.open) or any(k.startswith(scope) for k in state.tracks):
+            return False
+    return True
+
+
 def apply_evaluation(
     asset: MonitoredAsset,
     state: AssetState,
@@ -226,6 +239,8 @@ def apply_evaluation(
     (after hysteresis); a resolved event when a firing finding clears (or disappears from the
     evaluation's scope) for long enough and is not flapping."""
     out = Outputs(check_results=[check_result(asset, ev, ctx, source_event_id)])
+    if ev.state_update is None and _quiet(state, ev):
+        return state, out  # nothing firing, nothing open or tracked for these keys: no state change
     m = _Machine(asset, state, ev, ctx, out)
     seen: set[str] = set()
     for f in ev.findings:
