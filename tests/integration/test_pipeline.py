@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from floe_stream.reporting.sla import compliance_report
+from floe_stream.reporting.compliance import build_report
 from floe_stream.runtime.app import load_registry
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.runtime.ticker import Ticker
@@ -117,17 +117,15 @@ async def test_events_to_violations_to_postgres_to_report(pipeline_settings: Set
         try:
             await wait_for(lambda: _count(conn, "violation_events", len({v.id for v in all_v})), timeout=10)
             await wait_for(lambda: _count(conn, "check_results", len(results)), timeout=10)
-            report = await compliance_report(
-                conn, start=now - timedelta(minutes=5), end=datetime.now(UTC) + timedelta(seconds=1)
-            )
+            report = await build_report(conn, window="24h", as_of=datetime.now(UTC) + timedelta(seconds=1))
         finally:
             await conn.close()
-    rows = {(r.asset, r.check_type): r for r in report.rows}
+    rows = {(a.asset, c.check_type): c for a in report.assets for c in a.checks}
     fresh = rows[("test.fast", "freshness")]
     assert fresh.basis == "time" and fresh.failed >= 1 and 0 < fresh.compliance_pct < 100  # type: ignore[operator]
     assert fresh.violations >= 1
     drift = rows[("test.fast", "schema_drift")]
-    assert (drift.evaluations, drift.failed, drift.compliance_pct) == (1, 1, 0.0)
+    assert (drift.checks_run, drift.failed, drift.compliance_pct) == (1, 1, 0.0)
     assert rows[("test.slow", "freshness")].compliance_pct == 100.0
 
 

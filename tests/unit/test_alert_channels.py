@@ -151,3 +151,29 @@ async def test_channel_config_problems_stop_start_up(monkeypatch: pytest.MonkeyP
     assert "NO_SUCH_SECRET" in msg
     assert "carrier-pigeon" in msg
     assert "to" in msg
+
+
+def test_impact_and_root_cause_context_is_shown_by_slack_email_and_alertmanager() -> None:
+    v = violation().model_copy(
+        update={
+            "context": {
+                "upstream.violating": "sales.payments (freshness)",
+                "impact.downstream_jobs": "finance/revenue_daily",
+                "recent.materializations": "12:00:00 run-7 (1200 rows)",
+                "internal.key": "not shown",
+            }
+        }
+    )
+    a = alert(v)
+    assert ("Upstream violating", "sales.payments (freshness)") in a.context
+    assert all(label != "internal.key" for label, _ in a.context)
+    slack = json.dumps(build_payload(note(a), link))
+    assert "Upstream violating" in slack and "sales.payments (freshness)" in slack
+    mail = build_message(
+        note(a), EmailOptions.model_validate({"host": "h", "from": "floe@x", "to": ["a@x"]}), link
+    )
+    html_part = mail.get_body(preferencelist=("html",))
+    assert html_part is not None and "finance/revenue_daily" in html_part.get_content()
+    ann = am_alert(a, AlertmanagerOptions(), link(a), datetime.now(UTC))["annotations"]
+    assert ann["upstream_violating"] == "sales.payments (freshness)"
+    assert ann["recent_materializations"] == "12:00:00 run-7 (1200 rows)"

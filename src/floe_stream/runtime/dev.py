@@ -8,7 +8,7 @@ import logging
 import os
 import shutil
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -57,8 +57,8 @@ class ViolationTable:
 
 
 async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None) -> None:
-    from floe_stream.reporting.render import render_report
-    from floe_stream.reporting.sla import compliance_report
+    from floe_stream.reporting.compliance import build_report
+    from floe_stream.reporting.render import render_table
     from floe_stream.runtime.app import load_registry, run_until_signalled
     from floe_stream.runtime.database import connect, migrate
     from floe_stream.runtime.kafka import ensure_topics
@@ -142,13 +142,12 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
         if demo:
             conn = await connect(settings.database)
             try:
-                end = datetime.now(UTC)
-                report = await compliance_report(conn, start=end - timedelta(hours=24), end=end)
+                report = await build_report(conn, window="24h", by="day")
             finally:
                 await conn.close()
             console.print()
             console.print("[bold]floe sla report --window 24h[/] (from the PostgreSQL history):")
-            render_report(report, console)
+            render_table(report, console)
     finally:
         t0 = time.monotonic()
         pg.stop()

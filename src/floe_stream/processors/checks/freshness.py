@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.checks.base import sla_severity
@@ -23,6 +24,11 @@ def _fmt(seconds: float) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
+@lru_cache(maxsize=4096)
+def _expected(threshold_s: float) -> str:
+    return f"age <= {_fmt(threshold_s)}"
+
+
 def evaluate_age(
     asset: MonitoredAsset, data_time: datetime, ctx: EvalContext, *, absent: bool
 ) -> Evaluation | None:
@@ -33,8 +39,9 @@ def evaluate_age(
     consumed = age / sla.threshold_s
     breached = age > sla.threshold_s + ctx.clock_skew_s
     severity = sla_severity(consumed, breached, ctx)
-    expected = f"age <= {_fmt(sla.threshold_s)}"
+    expected = _expected(sla.threshold_s)
     actual = f"age {_fmt(age)}"
+    consumed_r = round(consumed, 4)
     if breached and absent:
         message = f"no update for {_fmt(age)}; freshness SLA is {_fmt(sla.threshold_s)}"
     elif breached:
@@ -50,7 +57,7 @@ def evaluate_age(
         element=sla.element,
         expected=expected,
         actual=actual,
-        sla_consumed=round(consumed, 4),
+        sla_consumed=consumed_r,
     )
     return Evaluation(
         check_type=CheckType.FRESHNESS,
@@ -59,7 +66,7 @@ def evaluate_age(
         scope=KEY,
         severity=severity,
         metric=round(age, 3),
-        sla_consumed=round(consumed, 4),
+        sla_consumed=consumed_r,
         expected=expected,
         actual=actual,
         message=message,

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from floe_stream.processors.context import display_lines
 from floe_stream.processors.ids import stable_id
 from floe_stream.topics.enums import CheckType, Severity
 from floe_stream.topics.violation import ResolvedData, ViolationCloudEvent
@@ -44,6 +45,9 @@ class Alert(_Frozen):
     team: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     consumers: tuple[str, ...] = ()
+    context: tuple[tuple[str, str], ...] = Field(
+        default=(), description="impact and root-cause facts to show: (label, value), most useful first"
+    )
     replaces_severity: Severity | None = Field(
         default=None, description="set on an escalation of an open incident"
     )
@@ -85,6 +89,7 @@ class Alert(_Frozen):
             occurred_at=d.detected_at,
             opened_at=d.episode_started_at,
             consumers=tuple(d.consumers),
+            context=tuple(display_lines(d.context)),
         )
 
     def match_labels(self) -> dict[str, str]:

@@ -55,6 +55,8 @@ def am_alert(alert: Alert, opts: AlertmanagerOptions, link: str, now: datetime) 
         ann["consumers"] = ", ".join(alert.consumers)
     if alert.owner:
         ann["owner"] = alert.owner
+    for label, value in alert.context:  # impact and root-cause context, e.g. "Upstream violating"
+        ann[label.lower().replace(" ", "_")] = value
     # a resolve ends the alert at its resolution time, never in the future
     ends = (
         min(alert.occurred_at, now)

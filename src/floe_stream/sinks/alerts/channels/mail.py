@@ -53,6 +53,7 @@ def _rows(a: Alert) -> list[tuple[str, str]]:
             rows.append(("Consumers affected", ", ".join(a.consumers)))
         if a.owner:
             rows.append(("Owner", a.owner))
+        rows.extend(a.context)
         rows.append(("Detected at", a.occurred_at.isoformat()))
     else:
         rows += [("Resolved at", a.occurred_at.isoformat()), ("Open for", _duration(a.open_duration_s))]

@@ -73,6 +73,7 @@ def alert_fields(a: Alert) -> list[dict[str, str]]:
             fields.append(("Consumers affected", ", ".join(a.consumers)))
         if a.owner:
             fields.append(("Owner", a.owner))
+        fields.extend(a.context)
     else:
         fields.append(("Open for", _duration(a.open_duration_s)))
     return [{"type": "mrkdwn", "text": _cut(f"*{k}*\n{esc(v)}", 2000)} for k, v in fields[:10]]
