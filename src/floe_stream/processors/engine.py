@@ -45,6 +45,7 @@ class Engine:
         self._last_ctx: EvalContext | None = None
         self._quality_checks = tuple(c for c in self.checks if c.check_type == CheckType.QUALITY)
         self._probe_checks = tuple(c for c in self.checks if hasattr(c, "on_probe"))
+        self._update_checks = tuple(c for c in self.checks if getattr(c, "reacts_to_updates", True))
 
     @property
     def info_at(self) -> float:
@@ -114,7 +115,7 @@ class Engine:
         ctx = self._ctx(now, trigger, asset)
         state = self.state(asset.asset_id, now)
         out = Outputs()
-        checks = self._quality_checks if update.quality_only else self.checks
+        checks = self._quality_checks if update.quality_only else self._update_checks
         for check in checks:
             for ev in check.on_update(asset, state, update, ctx):
                 state, o = apply_evaluation(asset, state, ev, ctx, update.event_id)

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ENGINE_CHECK_TUPLES = ("checks", "_quality_checks", "_probe_checks")
+_ENGINE_CHECK_TUPLES = ("checks", "_quality_checks", "_probe_checks", "_update_checks")
 
 
 class ProcessorObservability:

@@ -118,6 +118,8 @@ def evaluate_probe(
 class AvailabilityCheck:
     check_type = CheckType.AVAILABILITY
 
+    reacts_to_updates = False  # judged from probe results only; the engine skips it for updates
+
     def on_update(
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext
     ) -> list[Evaluation]:

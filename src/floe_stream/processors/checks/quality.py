@@ -181,6 +181,8 @@ def score_of(exps: list[Expectation]) -> float:
 
 
 def evaluate_quality(asset: MonitoredAsset, update: AssetUpdate, ctx: EvalContext) -> Evaluation | None:
+    if not asset.quality_rules and not update.quality:
+        return None  # nothing declared, nothing reported: the check does not apply (the common fast path)
     exps, notes = collect(asset, update)
     threshold = ctx.policy.quality_threshold
     if not exps:
