@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 from datetime import UTC, datetime
@@ -29,7 +30,33 @@ DEPLOYABLES: dict[str, tuple[list[str], str | None, list[TopicKey]]] = {
     "processor": (["run", "processor"], "processor", [TopicKey.MATERIALIZATIONS]),
     "sink-postgres": (["run", "sink", "postgres"], "sink-postgres", [TopicKey.CHECK_RESULTS]),
     "ticker": (["run", "ticker"], None, []),
+    "sink-alerts": (["run", "sink", "alerts"], "sink-alerts", [TopicKey.VIOLATIONS]),
+    "sink-openlineage": (["run", "sink", "openlineage"], "sink-openlineage", [TopicKey.VIOLATIONS]),
+    "source-iceberg": (["run", "source", "iceberg"], None, []),
 }
+
+
+def _extra_env(name: str, tmp_path: Path) -> dict[str, str]:
+    if name == "sink-alerts":  # one webhook channel to a port nobody listens on: deliveries fail fast
+        cfg = tmp_path / "alerts.yaml"
+        cfg.write_text(
+            "channels:\n  - {name: hook, type: webhook, url: 'http://127.0.0.1:9/hook', timeout_s: 1, max_attempts: 1}\n"
+            "routes:\n  - {channels: [hook]}\n"
+        )
+        return {"FLOE_ALERTS__CONFIG_FILE": str(cfg)}
+    if name == "sink-openlineage":
+        return {"FLOE_OPENLINEAGE__TRANSPORT": "file", "FLOE_OPENLINEAGE__FILE": str(tmp_path / "ol.jsonl")}
+    if name == "source-iceberg":
+        props = {
+            "type": "sql",
+            "uri": f"sqlite:///{tmp_path / 'catalog.db'}",
+            "warehouse": f"file://{tmp_path}",
+        }
+        return {
+            "FLOE_SOURCES__ICEBERG__PROPERTIES": json.dumps(props),
+            "FLOE_SOURCES__ICEBERG__POLL_INTERVAL_S": "0.5",
+        }
+    return {}
 
 
 async def _ready(port: int) -> bool:
@@ -60,7 +87,8 @@ async def test_sigterm_exits_cleanly_with_offsets_committed(
     args, group, inputs = DEPLOYABLES[name]
     s = settings.model_copy(update={"contracts_dir": REPO / "tests" / "fixtures" / "contracts"})
     port = free_port()
-    proc = await start_floe(args, floe_env(s, FLOE_HEALTH_PORT=str(port)), tmp_path / f"{name}.log")
+    env = floe_env(s, FLOE_HEALTH_PORT=str(port), **_extra_env(name, tmp_path))
+    proc = await start_floe(args, env, tmp_path / f"{name}.log")
     try:
         await wait_for(lambda: _ready(port), timeout=40)
         if name == "processor":
@@ -77,7 +105,13 @@ async def test_sigterm_exits_cleanly_with_offsets_committed(
                                           check_type=CheckType.FRESHNESS, status=CheckStatus.PASS, evaluated_at=datetime.now(UTC)))
                 for i in range(20)
             ])  # fmt: skip
-        else:
+        elif name in ("sink-alerts", "sink-openlineage"):
+            from floe_stream.topics.violation import encode_violation
+            from tests.unit.alert_factory import violation
+
+            key, value, headers = encode_violation(violation(asset="test.fast"))
+            await publish_raw(s, TopicKey.VIOLATIONS, key, value, headers)
+        elif name == "ticker":
             await wait_for(lambda: _n(s, TopicKey.TICKS, 1), timeout=20)
         if group is not None:
             topics = [topic_name(s.kafka.topic_prefix, k) for k in inputs]
@@ -105,6 +139,19 @@ async def test_sigterm_exits_cleanly_with_offsets_committed(
 
 async def _wait(proc: asyncio.subprocess.Process, grace_s: float) -> int:
     return await asyncio.wait_for(proc.wait(), grace_s)
+
+
+async def publish_raw(
+    s: Settings, key: TopicKey, k: bytes, value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic_name(s.kafka.topic_prefix, key), value, key=k, headers=headers)
+    finally:
+        await producer.stop()
 
 
 async def _n(s: Settings, key: TopicKey, n: int) -> bool:
