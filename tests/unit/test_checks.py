@@ -35,7 +35,9 @@ def asset(**kw: object) -> MonitoredAsset:
 
 
 def upd(at: datetime, event_id: str = "e1", **kw: object) -> AssetUpdate:
-    return AssetUpdate(asset_id="sales.orders", source="materialization", event_id=event_id, updated_at=at, **kw)  # type: ignore[arg-type]
+    return AssetUpdate(
+        asset_id="sales.orders", source="materialization", event_id=event_id, updated_at=at, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_fresh_arrival_passes_without_violation() -> None:
@@ -51,12 +53,16 @@ def test_fresh_arrival_passes_without_violation() -> None:
     [(79, None, CheckStatus.PASS), (80, Severity.INFO, CheckStatus.PASS), (90, Severity.WARNING, CheckStatus.PASS),
      (100, Severity.WARNING, CheckStatus.PASS), (101, Severity.ERROR, CheckStatus.FAIL)],
 )  # fmt: skip
-def test_arrival_severity_follows_sla_consumed(age: int, severity: Severity | None, status: CheckStatus) -> None:
+def test_arrival_severity_follows_sla_consumed(
+    age: int, severity: Severity | None, status: CheckStatus
+) -> None:
     eng = Engine(clock_skew_s=0)
     out = eng.apply_update(asset(), upd(T0), T0 + timedelta(seconds=age))
     assert out.check_results[0].status == status
     assert out.check_results[0].severity == severity
-    assert [v.severity for v in out.violations if isinstance(v, ViolationData)] == ([severity] if severity else [])
+    assert [v.severity for v in out.violations if isinstance(v, ViolationData)] == (
+        [severity] if severity else []
+    )
 
 
 def test_clock_skew_tolerance_delays_the_breach() -> None:
@@ -74,7 +80,9 @@ def test_future_timestamp_from_skewed_clock_is_age_zero() -> None:
 
 
 def test_data_timestamp_of_the_sla_column_wins_over_materialized_at() -> None:
-    out = Engine(clock_skew_s=0).apply_update(asset(), upd(T0, data_timestamp=T0 - timedelta(seconds=500)), T0)
+    out = Engine(clock_skew_s=0).apply_update(
+        asset(), upd(T0, data_timestamp=T0 - timedelta(seconds=500)), T0
+    )
     assert out.check_results[0].status == CheckStatus.FAIL
     assert out.check_results[0].metric == pytest.approx(500)
 
@@ -153,8 +161,18 @@ def test_diff_schema_reports_each_drift_with_expected_and_actual() -> None:
 
 
 def test_matching_schema_is_no_drift_even_with_vendor_spellings() -> None:
-    a = asset(columns=(ColumnSpec(name="id", physical_type="BIGINT"), ColumnSpec(name="s", physical_type="VARCHAR(3)")))
-    assert diff_schema(a.columns, (ObservedColumn(name="id", type="long"), ObservedColumn(name="s", type="string"))) == []
+    a = asset(
+        columns=(
+            ColumnSpec(name="id", physical_type="BIGINT"),
+            ColumnSpec(name="s", physical_type="VARCHAR(3)"),
+        )
+    )
+    assert (
+        diff_schema(
+            a.columns, (ObservedColumn(name="id", type="long"), ObservedColumn(name="s", type="string"))
+        )
+        == []
+    )
 
 
 def test_drift_opens_one_violation_per_drift_and_resolves_when_fixed() -> None:

@@ -150,7 +150,12 @@ def test_full_example_columns_quality_team_and_servers() -> None:
     assert (tbl.asset_id, tbl.table, tbl.physical_name) == ("tbl_1", "tbl", "tbl_1")
     assert tbl.aliases == {"tbl", f"{contract.name}.tbl"}
     assert tbl.columns == (
-        ColumnSpec(name="transaction_reference_date", physical_name="txn_ref_dt", logical_type="date", physical_type="date"),
+        ColumnSpec(
+            name="transaction_reference_date",
+            physical_name="txn_ref_dt",
+            logical_type="date",
+            physical_type="date",
+        ),
         ColumnSpec(name="rcvr_id", logical_type="string", physical_type="varchar(18)", primary_key=True),
         ColumnSpec(name="rcvr_cntry_code", logical_type="string", physical_type="varchar(2)"),
     )

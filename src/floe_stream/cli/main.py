@@ -146,7 +146,9 @@ def publish_materialization(
         key = (dbt_model or asset).lower()
         found = next((q for m, q in by_model.items() if m.lower() == key), None)
         if found is None:
-            raise click.ClickException(f"no dbt test results for model {key!r} (have: {', '.join(sorted(by_model)) or 'none'})")
+            raise click.ClickException(
+                f"no dbt test results for model {key!r} (have: {', '.join(sorted(by_model)) or 'none'})"
+            )
         quality = [*(quality or []), *found]
     label_map = {}
     for item in labels:
@@ -170,7 +172,9 @@ def publish_materialization(
 
 
 @publish.command("commit")
-@click.option("--file", "file", type=click.File("r"), required=True, help="CatalogCommitEvent JSON ('-' = stdin)")
+@click.option(
+    "--file", "file", type=click.File("r"), required=True, help="CatalogCommitEvent JSON ('-' = stdin)"
+)
 def publish_commit(file: Any) -> None:
     """Publish an Iceberg catalog commit event (topics/catalog-commits.CatalogCommitEvent.schema.json)."""
     from floe_stream.client import FloeClient, PublishError
@@ -242,7 +246,9 @@ def topics_schemas(out: Path) -> None:
 
 
 @topics.command("asyncapi")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("topics/asyncapi.yaml"), show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("topics/asyncapi.yaml"), show_default=True
+)
 def topics_asyncapi(out: Path) -> None:
     """Write the AsyncAPI 3.0 document of every topic (channels, messages, keys, headers)."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -306,7 +312,9 @@ def contracts_lint(directory: Path) -> None:
 @click.option("--contracts", "contracts_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="default: FLOE_CONTRACTS_DIR")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--fail-on-missing", is_flag=True, help="exit 1 when a contract points at a table that does not exist")
+@click.option(
+    "--fail-on-missing", is_flag=True, help="exit 1 when a contract points at a table that does not exist"
+)
 def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bool) -> None:
     """Catalog tables covered by a contract, and contracts whose table is not in the catalog (FLOE_SOURCES__ICEBERG__*)."""
     from floe_stream.contracts.loader import load_directory
@@ -332,7 +340,9 @@ def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bo
     if fmt == "json":
         click.echo(json.dumps({**report.model_dump(mode="json"), "ratio": report.ratio}, indent=2))
     else:
-        click.echo(f"catalog {report.catalog!r}: {report.tables} table(s), {len(report.covered)} covered ({report.ratio:.0%})")
+        click.echo(
+            f"catalog {report.catalog!r}: {report.tables} table(s), {len(report.covered)} covered ({report.ratio:.0%})"
+        )
         for c in report.covered:
             click.echo(f"  covered    {c.table}  ->  {c.asset} ({c.contract_id})")
         for t in report.uncovered:
@@ -370,7 +380,9 @@ main.add_command(replay_cmd)
 @click.option("--demo", is_flag=True, help="publish a scripted scenario, print violations and the SLA report")
 @click.option("--contracts", "contracts_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".floe-dev"), show_default=True)
-@click.option("--duration", type=float, default=None, help="seconds to run (demo default: the scenario length)")
+@click.option(
+    "--duration", type=float, default=None, help="seconds to run (demo default: the scenario length)"
+)
 def dev(demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None) -> None:
     """Everything on one machine: embedded Kafka (Tansu) + PostgreSQL, ticker, processor, sink."""
     from floe_stream.runtime.dev import run_dev

@@ -101,7 +101,9 @@ class KeyTrack(WireModel):
     failing: bool = False
     fails: int = Field(default=0, description="consecutive failing evaluations not yet opened (hysteresis N)")
     failing_since: AwareDatetime | None = None
-    flips: list[AwareDatetime] = Field(default_factory=list, description="pass↔fail transitions in the flap window")
+    flips: list[AwareDatetime] = Field(
+        default_factory=list, description="pass↔fail transitions in the flap window"
+    )
 
 
 class AssetState(WireModel):
@@ -113,7 +115,9 @@ class AssetState(WireModel):
     last_event_id: str | None = None
     last_sequence: int | None = None
     open: dict[str, OpenEpisode] = Field(default_factory=dict)
-    tracks: dict[str, KeyTrack] = Field(default_factory=dict, description="per finding key: hysteresis, flips")
+    tracks: dict[str, KeyTrack] = Field(
+        default_factory=dict, description="per finding key: hysteresis, flips"
+    )
     breaches: dict[str, list[AwareDatetime]] = Field(
         default_factory=dict, description="per check type: times episodes reached ERROR (CRITICAL escalation)"
     )

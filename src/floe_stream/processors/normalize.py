@@ -68,7 +68,13 @@ ASSERTION_METRICS = {
     "rowcount": "rowCount",
     **{m.lower(): m for m in ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")},
 }
-_SEVERITY_NAMES = {"warn": "warning", "warning": "warning", "error": "error", "info": "info", "critical": "critical"}
+_SEVERITY_NAMES = {
+    "warn": "warning",
+    "warning": "warning",
+    "error": "error",
+    "info": "info",
+    "critical": "critical",
+}
 
 
 def _float(value: Any) -> float | None:
@@ -95,7 +101,11 @@ def ol_assertion(a: dict[str, Any]) -> QualityResult | None:
     observed = _float(a.get("actual")) if metric == "rowCount" else _float(a.get("failures"))
     if observed is None and metric not in (None, "rowCount"):
         observed = _float(a.get("actual"))
-    name = a.get("name") if isinstance(a.get("name"), str) and a.get("name") else (f"{kind}({column})" if column else kind)
+    name = (
+        a.get("name")
+        if isinstance(a.get("name"), str) and a.get("name")
+        else (f"{kind}({column})" if column else kind)
+    )
     return QualityResult(
         name=str(name),
         column=column,
@@ -114,17 +124,23 @@ def _ol_quality(facet_maps: list[dict[str, Any]]) -> tuple[QualityResult, ...] |
         dqa = facets.get("dataQualityAssertions")
         if isinstance(dqa, dict) and isinstance(dqa.get("assertions"), list):
             found = True
-            out.extend(r for a in dqa["assertions"] if isinstance(a, dict) and (r := ol_assertion(a)) is not None)
+            out.extend(
+                r for a in dqa["assertions"] if isinstance(a, dict) and (r := ol_assertion(a)) is not None
+            )
         dqm = facets.get("dataQualityMetrics")
         if isinstance(dqm, dict):
             if (rows := _float(dqm.get("rowCount"))) is not None:
                 found = True
                 out.append(QualityResult(name="rowCount", metric="rowCount", observed_value=rows))
             cols = dqm.get("columnMetrics")
-            for col, m in (cols.items() if isinstance(cols, dict) else ()):
+            for col, m in cols.items() if isinstance(cols, dict) else ():
                 if isinstance(m, dict) and (nulls := _float(m.get("nullCount"))) is not None:
                     found = True
-                    out.append(QualityResult(name=f"nullValues({col})", column=col, metric="nullValues", observed_value=nulls))
+                    out.append(
+                        QualityResult(
+                            name=f"nullValues({col})", column=col, metric="nullValues", observed_value=nulls
+                        )
+                    )
     return tuple(out) if found else None
 
 

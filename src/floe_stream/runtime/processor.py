@@ -68,11 +68,17 @@ class ProcessorService(ConsumerService):
         self.t_state = topic_name(k.topic_prefix, TopicKey.PROCESSOR_STATE)
         self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
         self.t_probe = topic_name(k.topic_prefix, TopicKey.PROBE_RESULTS)
-        super().__init__(settings, [self.t_mat, self.t_commit, self.t_tick, self.t_probe], f"{k.group_prefix}-processor")
+        super().__init__(
+            settings, [self.t_mat, self.t_commit, self.t_tick, self.t_probe], f"{k.group_prefix}-processor"
+        )
         self.registry = registry
         self.engine = engine or Engine(clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy())
-        self.checks_rt = ChecksRuntime(settings, registry, self.engine)  # contract lifecycle + availability pings
-        self.obs = ProcessorObservability(registry, self.engine, settings.telemetry)  # metrics, spans, impact context
+        self.checks_rt = ChecksRuntime(
+            settings, registry, self.engine
+        )  # contract lifecycle + availability pings
+        self.obs = ProcessorObservability(
+            registry, self.engine, settings.telemetry
+        )  # metrics, spans, impact context
         self.checkpoints: dict[int, PartitionCheckpoint] = {}
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()  # metrics: one add per batch
         self.partitions = 0
@@ -81,7 +87,9 @@ class ProcessorService(ConsumerService):
 
     async def setup(self) -> None:
         inputs = (self.t_mat, self.t_commit, self.t_tick, self.t_probe, self.t_state)
-        all_counts = await partition_counts(self.settings.kafka, [*inputs, self.t_results, self.t_viol, self.t_dlq])
+        all_counts = await partition_counts(
+            self.settings.kafka, [*inputs, self.t_results, self.t_viol, self.t_dlq]
+        )
         counts = {t: all_counts[t] for t in inputs}
         self.out_partitions = {t: all_counts[t] for t in (self.t_results, self.t_viol, self.t_dlq)}
         if len(set(counts.values())) != 1:
@@ -106,7 +114,10 @@ class ProcessorService(ConsumerService):
             self._retire_gone(out)
             await self.produce(out)
             await self.produce(
-                [OutRecord(self.t_state, partition_for(a, self.partitions), a.encode(), b"") for a in self.engine.take_retired()]
+                [
+                    OutRecord(self.t_state, partition_for(a, self.partitions), a.encode(), b"")
+                    for a in self.engine.take_retired()
+                ]
             )
 
     def _retire_gone(self, out: list[OutRecord]) -> None:
@@ -133,7 +144,11 @@ class ProcessorService(ConsumerService):
             committed = await self.consumer.committed(tp)
             if committed is None or committed <= done:
                 self.consumer.seek(tp, done + 1)
-        log.info("assigned partitions %s (%d assets in state)", sorted({tp.partition for tp in tps}), len(self.engine.states))
+        log.info(
+            "assigned partitions %s (%d assets in state)",
+            sorted({tp.partition for tp in tps}),
+            len(self.engine.states),
+        )
 
     async def on_revoked(self, tps: list[TopicPartition]) -> None:
         still = {tp.partition for tp in self.assigned}
@@ -163,7 +178,9 @@ class ProcessorService(ConsumerService):
                     for rec in recs:
                         if rec.key == CHECKPOINT_KEY:
                             if rec.value:
-                                self.checkpoints[tp.partition] = PartitionCheckpoint.model_validate_json(rec.value)
+                                self.checkpoints[tp.partition] = PartitionCheckpoint.model_validate_json(
+                                    rec.value
+                                )
                         elif rec.key is not None:
                             if rec.value:
                                 states[rec.key.decode()] = AssetState.model_validate_json(rec.value)
@@ -224,14 +241,21 @@ class ProcessorService(ConsumerService):
         await self.produce(out)
         await self.produce(self.obs.flush(batch))  # metrics once per batch; shared lineage/health records
         state_out = [
-            OutRecord(self.t_state, partition_for(st.asset_id, self.partitions), st.asset_id.encode(), st.model_dump_json().encode())
+            OutRecord(
+                self.t_state,
+                partition_for(st.asset_id, self.partitions),
+                st.asset_id.encode(),
+                st.model_dump_json().encode(),
+            )
             for st in self.engine.take_dirty()
         ]
         state_out.extend(
-            OutRecord(self.t_state, partition_for(aid, self.partitions), aid.encode(), b"") for aid in self.engine.take_retired()
+            OutRecord(self.t_state, partition_for(aid, self.partitions), aid.encode(), b"")
+            for aid in self.engine.take_retired()
         )
         state_out.extend(
-            OutRecord(self.t_state, p, CHECKPOINT_KEY, self.checkpoints[p].model_dump_json().encode()) for p in touched
+            OutRecord(self.t_state, p, CHECKPOINT_KEY, self.checkpoints[p].model_dump_json().encode())
+            for p in touched
         )
         await self.produce(state_out)
 
@@ -277,7 +301,14 @@ class ProcessorService(ConsumerService):
         n_res = self.out_partitions[self.t_results]
         counts = self._check_counts
         for r in outputs.check_results:
-            out.append(OutRecord(self.t_results, partition_for(r.asset, n_res), r.asset.encode(), r.model_dump_json().encode()))
+            out.append(
+                OutRecord(
+                    self.t_results,
+                    partition_for(r.asset, n_res),
+                    r.asset.encode(),
+                    r.model_dump_json().encode(),
+                )
+            )
             self.obs.result(r)
             counts[(r.check_type, r.status)] += 1
         n_v = self.out_partitions[self.t_viol]
@@ -287,8 +318,13 @@ class ProcessorService(ConsumerService):
             out.append(OutRecord(self.t_viol, partition_for(v.asset, n_v), key, value, headers))
             if isinstance(v, ViolationData):
                 metrics.violations.add(
-                    1, {"contract": v.contract_name, "asset": v.asset, "type": v.violation_type.value, "severity": v.severity.value}
+                    1,
+                    {
+                        "contract": v.contract_name,
+                        "asset": v.asset,
+                        "type": v.violation_type.value,
+                        "severity": v.severity.value,
+                    },
                 )
             for cb in self.on_violation:
                 cb(v)
-

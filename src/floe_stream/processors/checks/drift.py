@@ -36,7 +36,13 @@ _LOGICAL = {
     "timestamptz_ns": "timestamp", "struct": "object", "map": "object", "list": "array",
 }  # fmt: skip
 
-_LOGICAL_ALIASES = {"int": "integer", "long": "integer", "float": "number", "double": "number", "decimal": "number"}
+_LOGICAL_ALIASES = {
+    "int": "integer",
+    "long": "integer",
+    "float": "number",
+    "double": "number",
+    "decimal": "number",
+}
 
 _DECIMAL = re.compile(r"^(?:decimal|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 _PARAM = re.compile(r"^([a-z_ ]+?)\s*\(.*\)$")
@@ -153,7 +159,11 @@ class SchemaDriftCheck:
     ) -> list[Evaluation]:
         if update.columns is None or not asset.columns:
             return []
-        if update.sequence is not None and state.last_sequence is not None and update.sequence < state.last_sequence:
+        if (
+            update.sequence is not None
+            and state.last_sequence is not None
+            and update.sequence < state.last_sequence
+        ):
             return []  # an older snapshot arriving late must not reopen or resolve anything
         findings = diff_schema(asset.columns, update.columns)
         worst = max((f.severity for f in findings if f.severity), key=lambda s: s.rank, default=None)
