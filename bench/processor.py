@@ -225,9 +225,10 @@ async def processor_latency(
     }
     floe = Path(sys.executable).parent / "floe"
     with open(log, "ab") as fh:
-        proc = await asyncio.create_subprocess_exec(
-            str(floe), "run", "processor", env=env, stdout=fh, stderr=fh
-        )
+        cmd = [str(floe), "run", "processor"]
+        if os.environ.get("FLOE_BENCH_PROFILE"):  # cProfile the processor process (written on SIGTERM)
+            cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["FLOE_BENCH_PROFILE"], *cmd]
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=fh, stderr=fh)
     viol = topic_name(s.kafka.topic_prefix, TopicKey.VIOLATIONS)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=s.kafka.bootstrap_servers,
@@ -270,7 +271,13 @@ async def processor_latency(
     await consumer.stop()
     proc.terminate()
     await proc.wait()
-    print(f"  ({len(lat)} violation events observed)", file=sys.stderr)
+    import resource
+
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(
+        f"  ({len(lat)} violation events observed; processor process CPU {cpu.ru_utime + cpu.ru_stime:.1f} s in total)",
+        file=sys.stderr,
+    )
     return lat[int(2 * rate / every) :]  # drop the first second (warm-up): 2 CloudEvents per drift event
 
 

@@ -160,7 +160,13 @@ async def test_metrics_health_and_impact_context_of_a_running_processor(
         async def metrics_ready() -> dict | None:  # type: ignore[type-arg]
             m = await scrape(port)
             ok = total(m, "floe_consumer_lag", group=processor.group_id) >= 0 and m.get("floe_consumer_lag")
-            return m if ok and total(m, "floe_events_dead_lettered_total", topic=t_mat) >= 1 else None
+            # histograms and gauges are recorded at most once a second, and when the consumer is idle
+            latency = total(m, "floe_verdict_latency_seconds_count", topic=t_mat) >= 2
+            return (
+                m
+                if ok and latency and total(m, "floe_events_dead_lettered_total", topic=t_mat) >= 1
+                else None
+            )
 
         m = await wait_for(metrics_ready, timeout=20)
         assert total(m, "floe_events_processed_total", topic=t_mat) >= 3

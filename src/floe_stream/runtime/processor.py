@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
@@ -80,6 +80,7 @@ class ProcessorService(ConsumerService):
             registry, self.engine, settings.telemetry
         )  # metrics, spans, impact context
         self.checkpoints: dict[int, PartitionCheckpoint] = {}
+        self._tail: Awaitable[None] | None = None
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()  # metrics: one add per batch
         self.partitions = 0
         self.out_partitions: dict[str, int] = {}
@@ -106,7 +107,8 @@ class ProcessorService(ConsumerService):
         await self.checks_rt.stop()
 
     async def idle(self) -> None:
-        """Between batches: retire the state of assets whose contract was retired while running."""
+        """Between batches: record pending metrics; retire the state of assets whose contract was retired."""
+        self.obs.acc.flush(None, force=True)
         if not self.checks_rt.has_gone:
             return
         async with self.lock:
@@ -238,8 +240,8 @@ class ProcessorService(ConsumerService):
         for (check_type, status), n in self._check_counts.items():
             metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
         self._check_counts.clear()
-        await self.produce(out)
-        await self.produce(self.obs.flush(batch))  # metrics once per batch; shared lineage/health records
+        out.extend(self.obs.flush(batch))  # metrics once per batch; shared lineage/health records
+        await self.produce(out)  # outputs, dead letters, re-routes, lineage: one round trip
         state_out = [
             OutRecord(
                 self.t_state,
@@ -257,7 +259,12 @@ class ProcessorService(ConsumerService):
             OutRecord(self.t_state, p, CHECKPOINT_KEY, self.checkpoints[p].model_dump_json().encode())
             for p in touched
         )
-        await self.produce(state_out)
+        # written behind the next batch, before this batch's commit (ConsumerService.take_tail)
+        self._tail = self.produce(state_out)
+
+    def take_tail(self) -> Awaitable[None] | None:
+        tail, self._tail = self._tail, None
+        return tail
 
     def _handle_update(self, rec: ConsumerRecord[bytes, bytes], p: int, out: list[OutRecord]) -> None:
         fallback = f"{rec.topic}:{rec.partition}:{rec.offset}"

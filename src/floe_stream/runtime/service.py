@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -47,6 +47,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.svc.lock:  # wait for the in-flight batch to finish and commit
+            await self.svc.drain()
             self.svc.assigned.difference_update(revoked)
             for tp in revoked:
                 self.svc.positions.pop(tp, None)
@@ -80,6 +81,7 @@ class ConsumerService:
         self.health: HealthServer | None = None
         self._stopping = asyncio.Event()
         self.batches = 0
+        self._finishing: asyncio.Future[None] | None = None
         self.records = 0
         self.positions: dict[TopicPartition, int] = {}  # next offset to consume, after each commit
         self.lag: dict[TopicPartition, int] = {}  # end offset - position, refreshed every lag_interval_s
@@ -208,15 +210,45 @@ class ConsumerService:
                 tracing.end_spans(spans)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in owned.items()}
             self.positions.update(offsets)
-            try:
-                await self.consumer.commit(offsets)
-            except (CommitFailedError, IllegalStateError) as exc:
-                # The group rebalanced under us: the new owner replays this batch (idempotent effects).
-                log.warning("commit failed after rebalance, batch will be replayed by the new owner: %s", exc)
+            # The batch's last effects (``take_tail``: e.g. the processor's state changelog write) and its
+            # commit run behind the next batch, strictly in batch order: the commit of batch N is sent
+            # only after N's tail and the commit of N-1 completed. A failure surfaces at the next batch.
+            prev, tail = self._finishing, self.take_tail()
+            self._finishing = asyncio.ensure_future(self._finish(prev, tail, offsets))
             self.batches += 1
             self.records += sum(len(r) for r in owned.values())
 
+    def take_tail(self) -> Awaitable[None] | None:
+        """Effects of the batch just handled that may complete while the next batch runs (before its commit)."""
+        return None
+
+    async def _finish(
+        self,
+        prev: asyncio.Future[None] | None,
+        tail: Awaitable[None] | None,
+        offsets: dict[TopicPartition, int],
+    ) -> None:
+        if prev is not None:
+            await prev
+        if tail is not None:
+            await tail
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced under us: the new owner replays this batch (idempotent effects).
+            log.warning("commit failed after rebalance, batch will be replayed by the new owner: %s", exc)
+
+    async def drain(self) -> None:
+        """Wait until every handled batch is completely written and committed (revocation, shutdown)."""
+        pending, self._finishing = self._finishing, None
+        if pending is not None:
+            await pending
+
     async def stop(self) -> None:
+        try:
+            await self.drain()  # the last batch's tail and commit, before leaving the group
+        except (KafkaError, RuntimeError) as exc:
+            log.warning("last batch not committed (it will be replayed): %s", exc)
         with contextlib.suppress(KafkaError, RuntimeError):
             await self.consumer.stop()  # leaves the group
         await self.teardown()

@@ -74,6 +74,7 @@ class ProcessorObservability:
         self.lineage_partitions = 0
         self.pending: list[LineageEdge | AssetHealth] = []
         self.touched: set[str] = set()
+        self._published_health: dict[str, list[OpenEpisodeSummary]] = {}
         self.remote_health: dict[str, list[OpenIssue]] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -157,15 +158,14 @@ class ProcessorObservability:
         for aid in self.touched:
             st = self.engine.states.get(aid)
             issues = open_issues(st.open) if st is not None else []
-            self.pending.append(
-                AssetHealth(
-                    asset=aid,
-                    open=[
-                        OpenEpisodeSummary(check_type=i.check_type, severity=i.severity, since=i.since)
-                        for i in issues
-                    ],
-                )
-            )
+            summary = [
+                OpenEpisodeSummary(check_type=i.check_type, severity=i.severity, since=i.since)
+                for i in issues
+            ]
+            if self._published_health.get(aid) == summary:
+                continue  # unchanged: nothing to tell the other instances
+            self._published_health[aid] = summary
+            self.pending.append(AssetHealth(asset=aid, open=summary))
         self.touched.clear()
         pending, self.pending = self.pending, []
         if self.lineage_topic is None or not pending:
