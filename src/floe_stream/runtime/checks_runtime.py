@@ -101,7 +101,8 @@ class ChecksRuntime:
 
     async def _open_contracts_topic(self) -> None:
         """Read the contracts topic to its end before the processor joins its group."""
-        reader = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=100)
+        # tailed for the whole run: contract changes are rare, a long poll keeps the idle reader cheap
+        reader = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=500)
         await reader.start()
         parts = reader.partitions_for_topic(self.t_contracts)
         if not parts:

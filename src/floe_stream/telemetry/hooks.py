@@ -195,7 +195,8 @@ class ProcessorObservability:
         """Tail the whole lineage topic until the service stops; a broker failure restarts the reader
         (from the beginning: applying a record twice is harmless)."""
         while not svc._stopping.is_set():
-            reader = make_consumer(svc.settings.kafka, group_id=None)
+            # background context, not latency-critical: a long poll keeps an idle reader cheap
+            reader = make_consumer(svc.settings.kafka, group_id=None, fetch_max_wait_ms=500)
             try:
                 await reader.start()
                 tps = [TopicPartition(topic, p) for p in range(self.lineage_partitions)]
