@@ -188,6 +188,7 @@ class ConsumerService:
                         await fetch
                     break
                 stop.cancel()
+                self._raise_finish_error()  # a failed state write or commit stops the service before more work
                 batch: Batch = fetch.result()
                 if not batch:
                     await self.idle()
@@ -237,6 +238,13 @@ class ConsumerService:
         except (CommitFailedError, IllegalStateError) as exc:
             # The group rebalanced under us: the new owner replays this batch (idempotent effects).
             log.warning("commit failed after rebalance, batch will be replayed by the new owner: %s", exc)
+
+    def _raise_finish_error(self) -> None:
+        """Surface the failure of a pipelined tail/commit (the supervisor restarts us; the batch replays)."""
+        pending = self._finishing
+        if pending is not None and pending.done():
+            self._finishing = None
+            pending.result()
 
     async def drain(self) -> None:
         """Wait until every handled batch is completely written and committed (revocation, shutdown)."""
