@@ -112,6 +112,7 @@ class ProcessorService(ConsumerService):
         if not self.checks_rt.has_gone:
             return
         async with self.lock:
+            await self.drain()  # the previous batch's state write lands before these tombstones
             out: list[OutRecord] = []
             self._retire_gone(out)
             await self.produce(out)
