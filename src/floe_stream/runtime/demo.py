@@ -45,19 +45,24 @@ def stock_commit(snapshot: int) -> CatalogCommitEvent:
     )
 
 
+async def order_service_health() -> asyncio.Server | None:
+    """The order service's health port that sales.orders' availability probe pings (see its contract).
+    Started before the processor, so the first ping already finds it."""
+
+    async def _accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    try:
+        return await asyncio.start_server(_accept, "127.0.0.1", DEMO_HEALTH_PORT)
+    except OSError:
+        return None  # the port is taken: whatever listens there answers the probe
+
+
 async def run_scenario(settings: Settings, ready: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 60
     while not ready() and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a plain predicate
         await asyncio.sleep(0.1)
 
-    # the order service's health port that sales.orders' availability probe pings (see its contract)
-    async def _accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    try:
-        health = await asyncio.start_server(_accept, "127.0.0.1", DEMO_HEALTH_PORT)
-    except OSError:
-        health = None  # the port is taken: whatever listens there answers the probe
     producer = make_producer(settings.kafka, linger_ms=0)
     await producer.start()
     t_mat = topic_name(settings.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
@@ -86,5 +91,3 @@ async def run_scenario(settings: Settings, ready: Callable[[], bool]) -> None:
             await asyncio.sleep(3)
     finally:
         await producer.stop()
-        if health is not None:
-            health.close()

@@ -113,6 +113,9 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
         table = ViolationTable()
         processor.on_violation.append(table.add)
         services = (processor, sink, ticker)
+        from floe_stream.runtime.demo import order_service_health
+
+        health = await order_service_health() if demo else None
         runner = asyncio.create_task(run_until_signalled(*services))
         with Live(table.render(), console=console, refresh_per_second=4) as live:
 
@@ -137,6 +140,8 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
                 live.update(table.render())
         for s in services:
             s.request_stop()
+        if health is not None:
+            health.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runner, 30)
         if demo:
@@ -147,7 +152,8 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
                 await conn.close()
             console.print()
             console.print("[bold]floe sla report --window 24h[/] (from the PostgreSQL history):")
-            render_table(report, console)
+            # the report has many columns: never narrower than 150 (a narrow terminal wraps instead of eliding)
+            render_table(report, Console(width=max(console.width, 150)))
     finally:
         t0 = time.monotonic()
         pg.stop()
