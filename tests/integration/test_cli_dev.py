@@ -34,6 +34,7 @@ def test_floe_dev_demo_shows_violations_and_the_report_then_leaves_nothing_runni
     assert "bin_location" in out  # the added column
     assert "no update for" in out and "sales.payments" in out  # absence → ERROR without any event
     assert "of the 15s freshness SLA consumed" in out  # INFO / WARNING before the breach
+    assert "target is down" not in out  # sales.orders' service answers its availability pings
     assert "SLA compliance" in out  # the report from PostgreSQL
     assert "embedded broker and database stopped" in out
     # no orphan broker or postgres of this run
