@@ -3,7 +3,8 @@
 Topology (all co-partitioned, same partition count):
   materializations, catalog-commits, ticks  ──► engine ──► check-results, violations (keyed by asset)
                                                   └──────► processor-state (changelog, partition = input partition)
-Per batch: produce outputs and dead letters → await → produce state + checkpoint → await → commit.
+Per batch: produce outputs and dead letters → await; then produce state + checkpoint → await → commit,
+pipelined behind the next batch in strict batch order (ConsumerService.take_tail / drain).
 On assignment the state of the new partitions is rebuilt from the changelog; inputs are sought past the
 checkpoint, so a crash between the state write and the commit replays nothing.
 """
