@@ -240,6 +240,7 @@ async def processor_latency(
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
     lat: list[float] = []
+    split: list[tuple[float, float]] = []  # (input → processor's output record appended, that → received)
     stop = asyncio.Event()
 
     async def consume() -> None:
@@ -249,7 +250,9 @@ async def processor_latency(
             for recs in batch.values():
                 for r in recs:
                     ce = decode_violation(dict(r.headers), r.key, r.value)
-                    lat.append((now - ce.time.timestamp()) * 1000)
+                    t_in = ce.time.timestamp() * 1000
+                    lat.append(now * 1000 - t_in)
+                    split.append((r.timestamp - t_in, now * 1000 - r.timestamp))
 
     task = asyncio.create_task(consume())
     # wait for the processor to join: publish drifted events until one yields a violation
@@ -260,6 +263,7 @@ async def processor_latency(
             s.kafka, topic, 64, 1.0, lambda i, a: event(-i - 1, a, drift=True), s.kafka.partitions
         )
     lat.clear()
+    split.clear()
     # every event changes its asset's extra column: a new drift opens and the previous one resolves
     await open_loop(
         s.kafka, topic, rate, seconds,
@@ -278,7 +282,11 @@ async def processor_latency(
         f"  ({len(lat)} violation events observed; processor process CPU {cpu.ru_utime + cpu.ru_stime:.1f} s in total)",
         file=sys.stderr,
     )
-    return lat[int(2 * rate / every) :]  # drop the first second (warm-up): 2 CloudEvents per drift event
+    warm = int(2 * rate / every)  # drop the first second (warm-up): 2 CloudEvents per drift event
+    first, second = [a for a, _ in split[warm:]], [b for _, b in split[warm:]]
+    print(f"  input → processor's output record (ms): {summary(first)}", file=sys.stderr)
+    print(f"  output record → received (ms):          {summary(second)}", file=sys.stderr)
+    return lat[warm:]
 
 
 async def main() -> None:
@@ -293,6 +301,7 @@ async def main() -> None:
         "--violation-every", type=int, default=10,
         help="1 in N events changes its asset's schema (2 CloudEvents: a drift opens, the previous resolves)",
     )  # fmt: skip
+    ap.add_argument("--only", choices=("throughput", "latency"), default=None, help="run one half")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="floe-bench-"))
     sample = event(0, ASSETS[0])
@@ -306,12 +315,16 @@ async def main() -> None:
             kafka=k, contracts_dir=contract_dir(tmp / "contracts", 3600), health_port=-1, clock_skew_s=0
         )
         await ensure_topics(k)
-        raw = await raw_pass_through(k, a.events, a.partitions)
-        print(f"throughput raw aiokafka pass-through (ALO, send_batch): {raw:,.0f} events/s")
-        proc = await processor_throughput(s, a.events)
-        print(
-            f"throughput floe processor:                            {proc:,.0f} events/s  ({proc / raw:.0%} of raw)"
-        )
+        raw = proc = float("nan")
+        if a.only != "latency":
+            raw = await raw_pass_through(k, a.events, a.partitions)
+            print(f"throughput raw aiokafka pass-through (ALO, send_batch): {raw:,.0f} events/s")
+            proc = await processor_throughput(s, a.events)
+            print(
+                f"throughput floe processor:                            {proc:,.0f} events/s  ({proc / raw:.0%} of raw)"
+            )
+        if a.only == "throughput":
+            return
         k2 = k.model_copy(update={"topic_prefix": "lat.", "group_prefix": "lat"})
         s2 = s.model_copy(update={"kafka": k2, "contracts_dir": contract_dir(tmp / "contracts-lat", 60)})
         await ensure_topics(k2)

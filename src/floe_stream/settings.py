@@ -45,6 +45,13 @@ class KafkaSettings(BaseModel):
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     max_batch_records: int = Field(default=1_000, ge=1)
+    commit_interval_ms: int = Field(
+        default=100,
+        ge=0,
+        description="offsets (and the processor's state checkpoint) are committed at most this often, always "
+        "after the effects of every batch they cover; 0 = after every batch. A crash replays at most this "
+        "much (effects are idempotent)",
+    )
     linger_ms: int = Field(default=5, ge=0)
     max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
 

@@ -22,6 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from floe_stream.topics.materialization import OLDataset, OpenLineageRunEvent
 from floe_stream.topics.violation import ViolationData
@@ -108,8 +109,7 @@ class LineageGraph:
         return out - set(nodes)
 
 
-@dataclass(frozen=True, slots=True)
-class Materialization:
+class Materialization(NamedTuple):
     at: datetime
     event_id: str
     rows: int | None = None

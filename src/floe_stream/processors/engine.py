@@ -8,7 +8,7 @@ from datetime import datetime
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.checks.base import Check
-from floe_stream.processors.episodes import apply_evaluation, resolved_event
+from floe_stream.processors.episodes import apply_evaluation, record_evaluation, resolved_event
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Outputs
 from floe_stream.processors.policy import CheckPolicy, resolve_policy
 from floe_stream.processors.registry import CHECKS
@@ -112,28 +112,35 @@ class Engine:
     def apply_update(
         self, asset: MonitoredAsset, update: AssetUpdate, now: datetime, trigger: str = "event"
     ) -> Outputs:
-        ctx = self._ctx(now, trigger, asset)
-        state = self.state(asset.asset_id, now)
         out = Outputs()
-        checks = self._quality_checks if update.quality_only else self._update_checks
-        for check in checks:
-            for ev in check.on_update(asset, state, update, ctx):
-                state, o = apply_evaluation(asset, state, ev, ctx, update.event_id)
-                out.extend(o)
-        changes: dict[str, object] = {}
-        if not update.quality_only:
-            if state.last_update_at is None or update.data_time > state.last_update_at:
-                changes["last_update_at"] = update.data_time
-                changes["last_event_id"] = update.event_id
-            if update.sequence is not None and (
-                state.last_sequence is None or update.sequence > state.last_sequence
-            ):
-                changes["last_sequence"] = update.sequence
-        if changes:
-            state = state.model_copy(update=changes)
-        self.states[asset.asset_id] = state
-        self.dirty.add(asset.asset_id)
+        self.update_into(asset, update, now, out, trigger)
         return out
+
+    def update_into(
+        self, asset: MonitoredAsset, update: AssetUpdate, now: datetime, out: Outputs, trigger: str = "event"
+    ) -> None:
+        """:meth:`apply_update` appending to ``out`` (the processor's per-event path)."""
+        ctx = self._ctx(now, trigger, asset)
+        aid = asset.asset_id
+        state = self.states.get(aid) or self.state(aid, now)
+        source = update.event_id
+        for check in self._quality_checks if update.quality_only else self._update_checks:
+            for ev in check.on_update(asset, state, update, ctx):
+                state = record_evaluation(asset, state, ev, ctx, source, out)
+        if not update.quality_only:
+            data_time = update.data_time
+            last = state.last_update_at
+            seq = update.sequence
+            newer_seq = seq is not None and (state.last_sequence is None or seq > state.last_sequence)
+            if last is None or data_time > last:
+                if newer_seq:
+                    state = state.evolve(last_update_at=data_time, last_event_id=source, last_sequence=seq)
+                else:
+                    state = state.evolve(last_update_at=data_time, last_event_id=source)
+            elif newer_seq:
+                state = state.evolve(last_sequence=seq)
+        self.states[aid] = state
+        self.dirty.add(aid)
 
     def apply_probe(self, asset: MonitoredAsset, result: ProbeResult, now: datetime) -> Outputs:
         """Judge one availability ping outcome (pure: the ping itself happened elsewhere)."""

@@ -17,6 +17,7 @@ Per finding key (``asset/check-key`` is the correlation key) the state machine i
 from __future__ import annotations
 
 from datetime import datetime
+from hashlib import blake2b
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.ids import stable_id
@@ -33,26 +34,37 @@ from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.enums import Severity
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
+_RESULT_FIELDS = frozenset(CheckResult.model_fields)
+
 
 def check_result(
     asset: MonitoredAsset, ev: Evaluation, ctx: EvalContext, source_event_id: str
 ) -> CheckResult:
-    return CheckResult(
-        result_id=stable_id("result", asset.asset_id, ev.check_type, source_event_id),
-        asset=asset.asset_id,
-        contract_id=asset.contract_id,
-        contract_version=asset.contract_version,
-        check_type=ev.check_type,
-        status=ev.status,
-        severity=ev.severity,
-        evaluated_at=ctx.now,
-        trigger=ctx.trigger,
-        metric=ev.metric,
-        sla_consumed=ev.sla_consumed,
-        expected=ev.expected,
-        actual=ev.actual,
-        message=ev.message,
-        source_event_id=source_event_id,
+    # one per evaluation (the hot path): built without validation from values typed by construction
+    # (tests/unit/test_checks.py holds it equal to the validated model); the id is
+    # stable_id("result", asset, check type, source event), spelled out
+    aid = asset.asset_id
+    return CheckResult.from_fields(
+        {
+            "result_id": blake2b(
+                f"result\x1f{aid}\x1f{ev.check_type}\x1f{source_event_id}".encode(), digest_size=16
+            ).hexdigest(),
+            "asset": aid,
+            "contract_id": asset.contract_id,
+            "contract_version": asset.contract_version,
+            "check_type": ev.check_type,
+            "status": ev.status,
+            "severity": ev.severity,
+            "evaluated_at": ctx.now,
+            "trigger": ctx.trigger,
+            "metric": ev.metric,
+            "sla_consumed": ev.sla_consumed,
+            "expected": ev.expected,
+            "actual": ev.actual,
+            "message": ev.message,
+            "source_event_id": source_event_id,
+        },
+        set(_RESULT_FIELDS),
     )
 
 
@@ -215,17 +227,27 @@ class _Machine:
             self.changed = True
 
 
+def _settled(track: KeyTrack | None, now: datetime, window_s: float) -> bool:
+    """A key that is absent from an evaluation, not open, not failing, and whose flips are all still in the
+    flap window: a pass step would leave its track exactly as it is."""
+    if track is None or track.failing or track.fails:
+        return False
+    return not track.flips or (now - min(track.flips)).total_seconds() < window_s
+
+
 def _quiet(state: AssetState, ev: Evaluation) -> bool:
     """True when the evaluation cannot change any episode: no finding fires and none of its keys (nor any
     key of its scope) is open or tracked. The common case — a healthy asset — skips the state machine."""
+    open_, tracks = state.open, state.tracks
     for f in ev.findings:
-        if f.severity is not None or f.key in state.open or f.key in state.tracks:
+        if f.severity is not None or f.key in open_ or f.key in tracks:
             return False
-    if ev.scope is not None:
-        scope = ev.scope
-        if any(k.startswith(scope) for k in state.open) or any(k.startswith(scope) for k in state.tracks):
-            return False
-    return True
+    scope = ev.scope
+    return (
+        scope is None
+        or not (open_ or tracks)
+        or not (any(k.startswith(scope) for k in open_) or any(k.startswith(scope) for k in tracks))
+    )
 
 
 def apply_evaluation(
@@ -238,9 +260,22 @@ def apply_evaluation(
     """Record ``ev``: a check result always; a violation when a finding opens or escalates an episode
     (after hysteresis); a resolved event when a firing finding clears (or disappears from the
     evaluation's scope) for long enough and is not flapping."""
-    out = Outputs(check_results=[check_result(asset, ev, ctx, source_event_id)])
+    out = Outputs()
+    return record_evaluation(asset, state, ev, ctx, source_event_id, out), out
+
+
+def record_evaluation(
+    asset: MonitoredAsset,
+    state: AssetState,
+    ev: Evaluation,
+    ctx: EvalContext,
+    source_event_id: str,
+    out: Outputs,
+) -> AssetState:
+    """:func:`apply_evaluation` appending to ``out``; returns the new state."""
+    out.check_results.append(check_result(asset, ev, ctx, source_event_id))
     if ev.state_update is None and _quiet(state, ev):
-        return state, out  # nothing firing, nothing open or tracked for these keys: no state change
+        return state  # nothing firing, nothing open or tracked for these keys: no state change
     m = _Machine(asset, state, ev, ctx, out)
     seen: set[str] = set()
     for f in ev.findings:
@@ -248,13 +283,14 @@ def apply_evaluation(
         m.step(f.key, f)
     if ev.scope is not None:
         stale = {k for k in (*m.open, *m.tracks) if k.startswith(ev.scope) and k not in seen}
+        window = ctx.policy.flap_window_s
         for key in sorted(stale):
+            if key not in m.open and _settled(m.tracks.get(key), ctx.now, window):
+                continue  # stepping it would change nothing (the common case: O(open keys), not O(tracked))
             m.step(key, None)
     checks = state.checks
     if ev.state_update is not None:
         checks = {**checks, ev.check_type.value: ev.state_update}
     if m.open != state.open or m.changed or m.breaches != state.breaches or checks is not state.checks:
-        state = state.model_copy(
-            update={"open": m.open, "tracks": m.tracks, "breaches": m.breaches, "checks": checks}
-        )
-    return state, out
+        state = state.evolve(open=m.open, tracks=m.tracks, breaches=m.breaches, checks=checks)
+    return state

@@ -1,10 +1,15 @@
-"""Typed inputs and outputs of the pure evaluation core (no Kafka, no I/O)."""
+"""Typed inputs and outputs of the pure evaluation core (no Kafka, no I/O).
+
+The per-event values (:class:`AssetUpdate`, :class:`Finding`, :class:`Evaluation`) are NamedTuples:
+immutable like frozen dataclasses, and built ~2.5× faster (a frozen dataclass sets each field through
+``object.__setattr__``), which is measurable at tens of thousands of events per second per core.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, Field
 
@@ -16,8 +21,7 @@ from floe_stream.topics.materialization import ObservedColumn, QualityResult
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
 
-@dataclass(frozen=True, slots=True)
-class AssetUpdate:
+class AssetUpdate(NamedTuple):
     """A normalized "this asset changed" fact, from any input format."""
 
     asset_id: str
@@ -50,8 +54,7 @@ class EvalContext:
     policy: CheckPolicy = DEFAULT_POLICY
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One condition an evaluation found firing (severity set) or clear (severity None)."""
 
     key: str
@@ -65,8 +68,7 @@ class Finding:
     context: dict[str, str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
+class Evaluation(NamedTuple):
     """What one check concluded about one asset at one moment."""
 
     check_type: CheckType

@@ -17,7 +17,12 @@ from floe_stream.topics.materialization import (
 
 
 def from_materialization(ev: MaterializationEvent, fallback_id: str) -> list[tuple[str, AssetUpdate]]:
-    update = AssetUpdate(
+    return [(ev.asset, update_of_materialization(ev, fallback_id))]
+
+
+def update_of_materialization(ev: MaterializationEvent, fallback_id: str) -> AssetUpdate:
+    """The one update of floe's own event (it names exactly one asset)."""
+    return AssetUpdate(
         asset_id=ev.asset,
         source="materialization",
         event_id=ev.event_id or fallback_id,
@@ -29,7 +34,6 @@ def from_materialization(ev: MaterializationEvent, fallback_id: str) -> list[tup
         run_id=ev.run_id,
         job=ev.job,
     )
-    return [(ev.asset, update)]
 
 
 def ol_identifiers(ds: OLDataset) -> list[str]:

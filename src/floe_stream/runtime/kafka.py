@@ -102,13 +102,25 @@ class BatchProducer:
         self.producer = producer
 
     async def send_all(self, records: Sequence[OutRecord]) -> None:
+        """Produce and wait for every acknowledgement."""
+        futures = await self.enqueue(records)
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def enqueue(self, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
+        """Hand the records to the producer (sent at once with ``linger_ms=0``); return the futures of
+        their acknowledgements without waiting for them. Waits only while a partition's previous batch
+        has not left the accumulator (aiokafka's back-pressure)."""
         if not records:
-            return
+            return []
         groups: dict[tuple[str, int], list[OutRecord]] = defaultdict(list)
         for r in records:
             groups[(r.topic, r.partition)].append(r)
+        if len(groups) == 1:
+            (((t, p), rs),) = groups.items()
+            return await self._send_group(t, p, rs)
         futures = await asyncio.gather(*(self._send_group(t, p, rs) for (t, p), rs in groups.items()))
-        await asyncio.gather(*(f for fs in futures for f in fs))
+        return [f for fs in futures for f in fs]
 
     async def _send_group(
         self, topic: str, partition: int, records: list[OutRecord]

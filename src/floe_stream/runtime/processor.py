@@ -3,19 +3,25 @@
 Topology (all co-partitioned, same partition count):
   materializations, catalog-commits, ticks  ──► engine ──► check-results, violations (keyed by asset)
                                                   └──────► processor-state (changelog, partition = input partition)
-Per batch: produce outputs and dead letters → await; then produce state + checkpoint → await → commit,
-pipelined behind the next batch in strict batch order (ConsumerService.take_tail / drain).
-On assignment the state of the new partitions is rebuilt from the changelog; inputs are sought past the
-checkpoint, so a crash between the state write and the commit replays nothing.
+Per batch: evaluate, hand outputs and dead letters to the producer (sent at once, acknowledgements not
+awaited: the next batch is handled meanwhile). At each commit (``kafka.commit_interval_ms``, idle,
+revocation, shutdown; ConsumerService.flush): await those acknowledgements → write the dirty states +
+per-partition checkpoints on a second producer (so the changelog never queues in front of a violation)
+→ await → commit, behind the next batches in strict order. On assignment the state of the new partitions
+is rebuilt from the changelog; inputs are sought past the checkpoint, so a crash between the state write
+and the commit replays nothing, and a crash before it replays the batches since the last checkpoint
+with the state they were evaluated against (the same deterministic outputs again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -31,9 +37,16 @@ from floe_stream.processors.decode import (
 )
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
-from floe_stream.processors.normalize import from_commit, from_materialization, from_openlineage
+from floe_stream.processors.normalize import from_commit, from_openlineage, update_of_materialization
 from floe_stream.runtime.checks_runtime import ChecksRuntime
-from floe_stream.runtime.kafka import OutRecord, dead_letter, make_consumer, partition_counts
+from floe_stream.runtime.kafka import (
+    BatchProducer,
+    OutRecord,
+    dead_letter,
+    make_consumer,
+    make_producer,
+    partition_counts,
+)
 from floe_stream.runtime.partitioning import partition_for
 from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.runtime.telemetry import instruments
@@ -81,7 +94,12 @@ class ProcessorService(ConsumerService):
             registry, self.engine, settings.telemetry
         )  # metrics, spans, impact context
         self.checkpoints: dict[int, PartitionCheckpoint] = {}
-        self._tail: Awaitable[None] | None = None
+        # the changelog has its own producer (its own in-flight request): it never delays a violation
+        self.state_producer = make_producer(k)
+        self.state_batches = BatchProducer(self.state_producer)
+        self._acks: list[asyncio.Future[Any]] = []  # outputs handed to the producer since the last commit
+        self._touched: set[int] = set()  # partitions whose checkpoint moved since the last commit
+        self._ts_ms, self._ts_dt = -1, datetime.now(UTC)  # the last record timestamp, converted
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()  # metrics: one add per batch
         self.partitions = 0
         self.out_partitions: dict[str, int] = {}
@@ -100,12 +118,14 @@ class ProcessorService(ConsumerService):
                 + ", ".join(f"{t}={n}" for t, n in counts.items())
             )
         self.partitions = next(iter(counts.values()))
+        await self.state_producer.start()
         await self.obs.start_shared_view(self)  # impact context across instances (lineage topic)
         assert self.batch_producer is not None
         await self.checks_rt.start(self.batch_producer, self.partitions)
 
     async def teardown(self) -> None:
         await self.checks_rt.stop()
+        await self.state_producer.stop()
 
     async def idle(self) -> None:
         """Between batches: record pending metrics; retire the state of assets whose contract was retired."""
@@ -113,11 +133,11 @@ class ProcessorService(ConsumerService):
         if not self.checks_rt.has_gone:
             return
         async with self.lock:
-            await self.drain()  # the previous batch's state write lands before these tombstones
+            await self.drain()  # the previous batches' state writes land before these tombstones
             out: list[OutRecord] = []
             self._retire_gone(out)
             await self.produce(out)
-            await self.produce(
+            await self.state_batches.send_all(
                 [
                     OutRecord(self.t_state, partition_for(a, self.partitions), a.encode(), b"")
                     for a in self.engine.take_retired()
@@ -208,8 +228,10 @@ class ProcessorService(ConsumerService):
             cp = self.checkpoints.setdefault(p, PartitionCheckpoint(partition=p))
             offsets = dict(cp.offsets)
             last_tick = cp.last_tick
+            traced = tracing.enabled()
             for rec in recs:
-                tracing.start_record(tp.topic, rec.headers)  # no-op unless tracing is on
+                if traced:
+                    tracing.start_record(tp.topic, rec.headers)
                 try:
                     if tp.topic == self.t_tick:
                         tick = decode_tick(rec.value)
@@ -236,15 +258,24 @@ class ProcessorService(ConsumerService):
                     metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": "internal error"})
                     log.exception("dead-lettered %s[%d]@%d after an internal error", tp.topic, p, rec.offset)
             offsets[tp.topic] = recs[-1].offset
-            self.checkpoints[p] = cp.model_copy(update={"offsets": offsets, "last_tick": last_tick})
+            self.checkpoints[p] = cp.evolve(offsets=offsets, last_tick=last_tick)
             touched.add(p)
             metrics.events_processed.add(len(recs), {"topic": tp.topic})
         for (check_type, status), n in self._check_counts.items():
             metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
         self._check_counts.clear()
         out.extend(self.obs.flush(batch))  # metrics once per batch; shared lineage/health records
-        await self.produce(out)  # outputs, dead letters, re-routes, lineage: one round trip
-        state_out = [
+        self._touched |= touched
+        assert self.batch_producer is not None
+        # outputs, dead letters, re-routes, lineage: sent now, acknowledged before the next state write
+        self._acks.extend(await self.batch_producer.enqueue(out))
+
+    def take_tail(self) -> Awaitable[None] | None:
+        """What the commit of the batches handled so far waits for: their outputs' acknowledgements, then
+        the changelog records of the states they changed and the checkpoints they moved (captured now:
+        states and checkpoints are immutable, later batches replace them)."""
+        acks, self._acks = self._acks, []
+        records = [
             OutRecord(
                 self.t_state,
                 partition_for(st.asset_id, self.partitions),
@@ -253,47 +284,55 @@ class ProcessorService(ConsumerService):
             )
             for st in self.engine.take_dirty()
         ]
-        state_out.extend(
+        records.extend(
             OutRecord(self.t_state, partition_for(aid, self.partitions), aid.encode(), b"")
             for aid in self.engine.take_retired()
         )
-        state_out.extend(
+        records.extend(
             OutRecord(self.t_state, p, CHECKPOINT_KEY, self.checkpoints[p].model_dump_json().encode())
-            for p in touched
+            for p in sorted(self._touched)
+            if p in self.checkpoints
         )
-        # written behind the next batch, before this batch's commit (ConsumerService.take_tail)
-        self._tail = self.produce(state_out)
+        self._touched.clear()
+        if not acks and not records:
+            return None
+        return self._write_state(acks, records)
 
-    def take_tail(self) -> Awaitable[None] | None:
-        tail, self._tail = self._tail, None
-        return tail
+    async def _write_state(self, acks: list[asyncio.Future[Any]], records: list[OutRecord]) -> None:
+        if acks:
+            await asyncio.gather(*acks)  # a state never claims an effect that is not durable
+        await self.state_batches.send_all(records)
 
     def _handle_update(self, rec: ConsumerRecord[bytes, bytes], p: int, out: list[OutRecord]) -> None:
-        fallback = f"{rec.topic}:{rec.partition}:{rec.offset}"
         pairs: list[tuple[list[str], AssetUpdate]]
         if rec.topic == self.t_mat:
             ev = decode_materialization(rec.value)
             self.obs.input_event(ev)
-            if isinstance(ev, MaterializationEvent):
-                pairs = [([ident], u) for ident, u in from_materialization(ev, fallback)]
+            if isinstance(ev, MaterializationEvent):  # floe's own event: one asset
+                fallback = ev.event_id or f"{rec.topic}:{rec.partition}:{rec.offset}"
+                pairs = [([ev.asset], update_of_materialization(ev, fallback))]
             else:
                 pairs = from_openlineage(ev)
         else:
+            fallback = f"{rec.topic}:{rec.partition}:{rec.offset}"
             pairs = [([ident], u) for ident, u in from_commit(decode_commit(rec.value), fallback)]
-        rerouted = any(k == REROUTED for k, _ in rec.headers or ())
         forward: dict[int, str] = {}
-        now = _ts(rec.timestamp)
+        if rec.timestamp != self._ts_ms:  # records of a batch often share their millisecond
+            self._ts_ms, self._ts_dt = rec.timestamp, _ts(rec.timestamp)
+        now = self._ts_dt
         for idents, update in pairs:
             asset = self._resolve(idents)
             if asset is None:
                 continue  # not monitored by any contract
             q = partition_for(asset.asset_id, self.partitions)
             if q != p:
-                if not rerouted:
+                if not any(k == REROUTED for k, _ in rec.headers or ()):
                     forward.setdefault(q, asset.asset_id)
                 continue
             self.obs.note_update(asset, update)
-            self._emit(self.engine.apply_update(asset, update, now), out)
+            o = Outputs()
+            self.engine.update_into(asset, update, now, o)
+            self._emit(o, out)
         for q, aid in forward.items():
             headers = [*(rec.headers or ()), (REROUTED, aid.encode())]
             out.append(OutRecord(rec.topic, q, aid.encode(), rec.value or b"", headers))
@@ -306,20 +345,18 @@ class ProcessorService(ConsumerService):
         return None
 
     def _emit(self, outputs: Outputs, out: list[OutRecord]) -> None:
-        metrics = instruments()
         n_res = self.out_partitions[self.t_results]
         counts = self._check_counts
+        t_results = self.t_results
+        note, noted = self.obs.result, self.obs.result_types
         for r in outputs.check_results:
-            out.append(
-                OutRecord(
-                    self.t_results,
-                    partition_for(r.asset, n_res),
-                    r.asset.encode(),
-                    r.model_dump_json().encode(),
-                )
-            )
-            self.obs.result(r)
+            out.append(OutRecord(t_results, partition_for(r.asset, n_res), r.asset.encode(), r.to_json()))
+            if r.check_type in noted:
+                note(r)
             counts[(r.check_type, r.status)] += 1
+        if not outputs.violations:
+            return
+        metrics = instruments()
         n_v = self.out_partitions[self.t_viol]
         for v in outputs.violations:
             v = self.obs.enrich(v)  # consumers + impact/root-cause context

@@ -1,8 +1,11 @@
 """A consumer-group member: fetch a batch → complete its effects → commit its offsets. Never the reverse.
 
-Subclasses implement :meth:`handle`; it returns only when every effect of the batch is durable
-(produced and acknowledged, or written to the database). The loop then commits. A crash anywhere
-replays the batch; effects are idempotent by id, so nothing is lost and nothing is doubled.
+Subclasses implement :meth:`handle`. Its effects are either complete when it returns (a sink's database
+write) or complete in :meth:`take_tail` (the processor: produce acknowledgements, then its state
+changelog). Offsets are committed at most every ``kafka.commit_interval_ms`` (and when idle, on
+revocation and on shutdown), always after the tail of every batch they cover, strictly in order. A crash
+anywhere replays from the last commit; effects are idempotent by id, so nothing is lost and nothing is
+doubled.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ class ConsumerService:
         self._stopping = asyncio.Event()
         self.batches = 0
         self._finishing: asyncio.Future[None] | None = None
+        self._uncommitted: dict[TopicPartition, int] = {}  # handled, not yet in a commit
+        self._flush_at = 0.0  # loop time of the next due commit
         self.records = 0
         self.positions: dict[TopicPartition, int] = {}  # next offset to consume, after each commit
         self.lag: dict[TopicPartition, int] = {}  # end offset - position, refreshed every lag_interval_s
@@ -176,27 +181,30 @@ class ConsumerService:
     async def run(self) -> None:
         """Run until :meth:`request_stop`; then finish the batch in hand, commit, leave the group."""
         await self.start()
+        stop = asyncio.ensure_future(self._stopping.wait())
         try:
             max_records = self.settings.kafka.max_batch_records
             while not self._stopping.is_set():
                 fetch = asyncio.ensure_future(self.consumer.getmany(timeout_ms=200, max_records=max_records))
-                stop = asyncio.ensure_future(self._stopping.wait())
                 done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if fetch not in done:
                     fetch.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await fetch
                     break
-                stop.cancel()
                 self._raise_finish_error()  # a failed state write or commit stops the service before more work
                 batch: Batch = fetch.result()
                 if not batch:
+                    if self._uncommitted:
+                        async with self.lock:
+                            await self.flush()  # idle: commit what is handled now, not at the next batch
                     await self.idle()
                     await self.refresh_lag()
                     continue
                 await self.process(batch)
                 await self.refresh_lag()
         finally:
+            stop.cancel()
             await self.stop()
 
     async def process(self, batch: Batch) -> None:
@@ -211,16 +219,34 @@ class ConsumerService:
                 tracing.end_spans(spans)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in owned.items()}
             self.positions.update(offsets)
-            # The batch's last effects (``take_tail``: e.g. the processor's state changelog write) and its
-            # commit run behind the next batch, strictly in batch order: the commit of batch N is sent
-            # only after N's tail and the commit of N-1 completed. A failure surfaces at the next batch.
-            prev, tail = self._finishing, self.take_tail()
-            self._finishing = asyncio.ensure_future(self._finish(prev, tail, offsets))
+            self._uncommitted.update(offsets)
             self.batches += 1
             self.records += sum(len(r) for r in owned.values())
+            if asyncio.get_running_loop().time() >= self._flush_at:
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Start the commit of every batch handled so far, behind the previous commit (strict order).
+
+        The batches' last effects (``take_tail``: the processor's produce acknowledgements and state
+        changelog write) and then their commit run behind the next batches; the commit is sent only after
+        that tail and the previous commit completed. A failure surfaces before the next batch. At most one
+        commit is in flight: when the previous one is still running, this waits for it (back-pressure).
+        Call with :attr:`lock` held."""
+        if not self._uncommitted:
+            return
+        loop = asyncio.get_running_loop()
+        prev = self._finishing
+        if prev is not None and not prev.done():
+            await asyncio.shield(prev)
+        offsets, self._uncommitted = self._uncommitted, {}
+        tail = self.take_tail()
+        self._finishing = asyncio.ensure_future(self._finish(prev, tail, offsets))
+        self._flush_at = loop.time() + self.settings.kafka.commit_interval_ms / 1000
 
     def take_tail(self) -> Awaitable[None] | None:
-        """Effects of the batch just handled that may complete while the next batch runs (before its commit)."""
+        """Effects of the batches handled since the last commit that may complete while the next batches
+        run (before their commit)."""
         return None
 
     async def _finish(
@@ -247,7 +273,9 @@ class ConsumerService:
             pending.result()
 
     async def drain(self) -> None:
-        """Wait until every handled batch is completely written and committed (revocation, shutdown)."""
+        """Wait until every handled batch is completely written and committed (revocation, shutdown).
+        Call with :attr:`lock` held."""
+        await self.flush()
         pending, self._finishing = self._finishing, None
         if pending is not None:
             await pending

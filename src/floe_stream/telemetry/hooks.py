@@ -37,6 +37,7 @@ from floe_stream.settings import ConfigError, TelemetrySettings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.custom import CustomMetrics
 from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.enums import CheckType
 from floe_stream.topics.lineage import AssetHealth, LineageEdge, OpenEpisodeSummary
 from floe_stream.topics.materialization import OpenLineageRunEvent
 from floe_stream.topics.violation import ResolvedData, ViolationData, encode_violation
@@ -64,6 +65,10 @@ class ProcessorObservability:
         self.impact = ImpactContext()
         # the configured custom metrics (instruments are per process: building them again returns the same ones)
         self.custom = CustomMetrics(telemetry.custom_metrics) if telemetry is not None else custom_metrics()
+        self.result_types: frozenset[CheckType] = (
+            frozenset(CheckType) if self.custom else frozenset({CheckType.QUALITY, CheckType.AVAILABILITY})
+        )
+        """Check types whose results :meth:`result` wants to see (the gauges; custom metrics see all)."""
         for attr in _ENGINE_CHECK_TUPLES:  # instrument every check tuple the engine dispatches through
             checks = getattr(engine, attr, None)
             if isinstance(checks, tuple):

@@ -2,13 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar, Self
+
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticUndefined
+
+_set = object.__setattr__  # frozen models: the fast constructors below bypass the frozen __setattr__
 
 
 class WireModel(BaseModel):
     """A wire format we own: frozen, unknown fields rejected."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    _trusted_defaults: ClassVar[dict[str, Any] | None] = None
+
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """Build an instance from values our own code produced with the right types, without validation
+        (the processor's hot path: ~0.6 µs instead of ~2 µs). Every required field must be given; fields
+        left out take their plain default. Unit tests check that such instances equal validated ones."""
+        defaults = cls.__dict__.get("_trusted_defaults")
+        if defaults is None:
+            defaults = {}
+            for name, f in cls.model_fields.items():
+                if f.default_factory is not None:
+                    raise TypeError(f"{cls.__name__}.{name} has a default factory: not for trusted()")
+                defaults[name] = None if f.default is PydanticUndefined else f.default
+            cls._trusted_defaults = defaults
+        d = dict(defaults)
+        d.update(values)
+        return cls.from_fields(d, set(values))
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any], fields_set: set[str] | None = None) -> Self:
+        """:meth:`trusted` for a dict that already holds every field, in declaration order (~0.5 µs)."""
+        obj = cls.__new__(cls)
+        _set(obj, "__dict__", fields)
+        _set(obj, "__pydantic_fields_set__", set(fields) if fields_set is None else fields_set)
+        _set(obj, "__pydantic_extra__", None)
+        _set(obj, "__pydantic_private__", None)
+        return obj
+
+    def evolve(self, **changes: Any) -> Self:
+        """``model_copy(update=changes)`` (no validation either), without its generic copying: ~0.6 µs
+        instead of ~1.5 µs. For values of the right type only (the processor's per-event state update)."""
+        obj = self.__class__.__new__(self.__class__)
+        d = self.__dict__.copy()
+        d.update(changes)
+        _set(obj, "__dict__", d)
+        _set(obj, "__pydantic_fields_set__", self.__pydantic_fields_set__ | changes.keys())
+        _set(obj, "__pydantic_extra__", None)
+        _set(obj, "__pydantic_private__", None)
+        return obj
 
 
 class ForeignModel(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import orjson
 from pydantic import AwareDatetime, Field
 
 from floe_stream.topics.base import WireModel
@@ -28,3 +29,8 @@ class CheckResult(WireModel):
     actual: str | None = None
     message: str = ""
     source_event_id: str | None = None
+
+    def to_json(self) -> bytes:
+        """The same bytes as ``model_dump_json()`` (a unit test holds them equal), ~4× faster: every field is
+        a str, number, None, StrEnum or datetime, which orjson writes exactly as pydantic does."""
+        return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z)
