@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+import orjson
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent
 from pydantic import AwareDatetime, Field
@@ -97,7 +98,31 @@ def violation_event(data: ViolationData | ResolvedData, *, traceparent: str | No
 def encode_violation(
     data: ViolationData | ResolvedData, *, traceparent: str | None = None
 ) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """(key, value, headers) of the structured Kafka message."""
+    """(key, value, headers) of the structured Kafka message: what the CloudEvents SDK's Kafka binding
+    writes for :func:`violation_event` (``to_structured_event``; a unit test parses both back to the same
+    event), built directly with orjson — ~5× cheaper than the SDK's attribute checks + stdlib json."""
+    is_resolved = isinstance(data, ResolvedData)
+    envelope: dict[str, object] = {
+        "id": data.violation_id,
+        "source": SOURCE,
+        "type": RESOLVED_TYPE if is_resolved else VIOLATION_TYPE,
+        "subject": data.asset,
+        "time": data.resolved_at if isinstance(data, ResolvedData) else data.detected_at,
+        "datacontenttype": "application/json",
+        "partitionkey": data.asset,
+    }
+    if traceparent:
+        envelope["traceparent"] = traceparent
+    envelope["specversion"] = "1.0"
+    envelope["data"] = orjson.Fragment(data.model_dump_json())
+    value = orjson.dumps(envelope, option=orjson.OPT_UTC_Z)
+    return data.asset.encode(), value, [("content-type", CE_CONTENT_TYPE.encode())]
+
+
+def encode_violation_sdk(
+    data: ViolationData | ResolvedData, *, traceparent: str | None = None
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """The same message through the CloudEvents SDK (the reference :func:`encode_violation` is held to)."""
     msg = ce_kafka.to_structured_event(violation_event(data, traceparent=traceparent))
     key = msg.key.encode() if isinstance(msg.key, str) else (msg.key or data.asset.encode())
     return key, msg.value, list(msg.headers.items())

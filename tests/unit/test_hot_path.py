@@ -1,0 +1,206 @@
+"""The processor's fast paths are exact: each shortcut gives what the general code gives. No broker.
+
+* a check result built without validation equals the validated model, and its orjson bytes are the
+  bytes of ``model_dump_json``;
+* ``evolve`` equals ``model_copy(update=…)``;
+* the violation CloudEvent built with orjson parses (with the CloudEvents SDK) to the event the SDK's
+  own Kafka binding writes;
+* skipping "settled" keys in the episode machine changes no output and no state, over random histories.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from floe_stream.contracts.models import FreshnessSla, MonitoredAsset
+from floe_stream.processors import episodes
+from floe_stream.processors.engine import Engine
+from floe_stream.processors.episodes import apply_evaluation, check_result
+from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
+from floe_stream.processors.policy import CheckPolicy
+from floe_stream.topics import CheckResult, CheckStatus, CheckType, ResolvedData, Severity, ViolationData
+from floe_stream.topics.violation import decode_violation, encode_violation, encode_violation_sdk
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def asset() -> MonitoredAsset:
+    return MonitoredAsset.model_validate(
+        {
+            "asset_id": "sales.orders",
+            "contract_id": "c1",
+            "contract_name": "sales-orders",
+            "contract_version": "1.0.0",
+            "table": "orders",
+            "freshness": FreshnessSla(threshold_s=3600),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "severity", "metric", "now", "trigger"),
+    [
+        (CheckStatus.PASS, None, 12.5, T0, "event"),
+        (CheckStatus.FAIL, Severity.ERROR, 7200.0, T0.replace(microsecond=123456), "tick"),
+        (CheckStatus.SKIPPED, None, None, T0 + timedelta(microseconds=1), "replay"),
+        (CheckStatus.FAIL, Severity.CRITICAL, 0.0, datetime(2026, 1, 1, 3, tzinfo=UTC), "event"),
+    ],
+)
+def test_unvalidated_check_result_equals_the_validated_one(
+    status: CheckStatus, severity: Severity | None, metric: float | None, now: datetime, trigger: str
+) -> None:
+    ev = Evaluation(
+        check_type=CheckType.FRESHNESS,
+        status=status,
+        severity=severity,
+        metric=metric,
+        sla_consumed=None if metric is None else round(metric / 3600, 4),
+        expected="age <= 1h00m",
+        actual="age 12s",
+        message='with "quotes", ünïcode and \\ backslashes',
+    )
+    ctx = EvalContext(now=now, trigger=trigger)  # type: ignore[arg-type]
+    fast = check_result(asset(), ev, ctx, "evt-1")
+    slow = CheckResult.model_validate(fast.model_dump())
+    assert fast == slow
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.to_json() == slow.model_dump_json().encode()
+    assert CheckResult.model_validate_json(fast.to_json()) == slow
+    assert CheckResult.trusted(**slow.model_dump()) == slow
+
+
+def test_result_id_is_the_stable_id_of_asset_check_and_source_event() -> None:
+    from floe_stream.processors.ids import stable_id
+
+    ev = Evaluation(check_type=CheckType.SCHEMA_DRIFT, status=CheckStatus.PASS)
+    r = check_result(asset(), ev, EvalContext(now=T0), "evt-9")
+    assert r.result_id == stable_id("result", "sales.orders", CheckType.SCHEMA_DRIFT, "evt-9")
+
+
+def test_evolve_equals_model_copy() -> None:
+    st = AssetState(asset_id="a", watch_since=T0, last_event_id="e0")
+    changes = {"last_update_at": T0 + timedelta(seconds=5), "last_event_id": "e1", "last_sequence": 3}
+    fast, slow = st.evolve(**changes), st.model_copy(update=changes)
+    assert fast == slow
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set
+    assert st.last_event_id == "e0"  # the original is untouched
+
+
+def _violation() -> ViolationData:
+    return ViolationData(
+        violation_id="v1",
+        correlation_key="sales.orders/schema_drift/column/extra",
+        contract_id="c1",
+        contract_name="sales-orders",
+        contract_version="1.0.0",
+        asset="sales.orders",
+        violation_type=CheckType.SCHEMA_DRIFT,
+        severity=Severity.WARNING,
+        message='column "extra" added — ünïcode',
+        expected_value="id, updated_at",
+        actual_value="id, updated_at, extra",
+        detected_at=T0.replace(microsecond=5),
+        episode_started_at=T0,
+        labels={"team": "sales"},
+        consumers=["dash"],
+        context={"impact.consumers": "1"},
+    )
+
+
+def _resolved() -> ResolvedData:
+    return ResolvedData(
+        violation_id="r1",
+        correlation_key="sales.orders/freshness",
+        contract_id="c1",
+        contract_name="sales-orders",
+        contract_version="1.0.0",
+        asset="sales.orders",
+        violation_type=CheckType.FRESHNESS,
+        severity=Severity.ERROR,
+        message="resolved",
+        opened_at=T0,
+        resolved_at=T0 + timedelta(minutes=3),
+        open_duration_s=180.0,
+    )
+
+
+@pytest.mark.parametrize("data", [_violation(), _resolved()], ids=["violation", "resolved"])
+@pytest.mark.parametrize("traceparent", [None, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"])
+def test_orjson_cloudevent_is_the_sdk_cloudevent(
+    data: ViolationData | ResolvedData, traceparent: str | None
+) -> None:
+    key, value, headers = encode_violation(data, traceparent=traceparent)
+    sdk_key, sdk_value, sdk_headers = encode_violation_sdk(data, traceparent=traceparent)
+    assert (key, headers) == (sdk_key, sdk_headers)
+    ours = decode_violation(dict(headers), key, value)
+    theirs = decode_violation(dict(sdk_headers), sdk_key, sdk_value)
+    assert ours == theirs
+    assert ours.data == data
+    assert ours.traceparent == traceparent
+
+
+def _random_history(seed: int) -> list[Evaluation]:
+    """A drift-like scope with many keys that open, resolve, flap and vanish."""
+    rng = random.Random(seed)
+    keys = [f"schema_drift/column/c{i}" for i in range(12)]
+    out = []
+    for _ in range(300):
+        present = rng.sample(keys, rng.randint(0, 4))
+        findings = tuple(
+            Finding(key=k, severity=rng.choice([None, Severity.WARNING, Severity.ERROR]), message=k)
+            for k in present
+        )
+        failing = any(f.severity for f in findings)
+        out.append(
+            Evaluation(
+                check_type=CheckType.SCHEMA_DRIFT,
+                status=CheckStatus.FAIL if failing else CheckStatus.PASS,
+                findings=findings,
+                scope="schema_drift/",
+            )
+        )
+    return out
+
+
+def _run(history: list[Evaluation], seed: int) -> tuple[AssetState, list[object]]:
+    rng = random.Random(seed + 1)
+    policy = CheckPolicy(fail_after=2, resolve_after=2, flap_threshold=3, flap_window_s=900)
+    state, t, emitted = AssetState(asset_id="sales.orders"), T0, []
+    for i, ev in enumerate(history):
+        t += timedelta(seconds=rng.choice([5, 30, 120, 600]))
+        state, out = apply_evaluation(asset(), state, ev, EvalContext(now=t, policy=policy), f"e{i}")
+        emitted.extend(out.check_results)
+        emitted.extend(out.violations)
+    return state, emitted
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_skipping_settled_keys_changes_nothing(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    history = _random_history(seed)
+    fast = _run(history, seed)
+    monkeypatch.setattr(episodes, "_settled", lambda *a: False)  # the reference: step every key
+    slow = _run(history, seed)
+    assert fast == slow
+    assert any(isinstance(v, ResolvedData) for v in fast[1])  # the history did open and resolve episodes
+
+
+def test_engine_update_path_keeps_the_newest_update_and_sequence() -> None:
+    e = Engine(clock_skew_s=0)
+    a = asset()
+
+    def upd(eid: str, at: datetime, seq: int | None) -> AssetUpdate:
+        return AssetUpdate(
+            asset_id=a.asset_id, source="catalog_commit", event_id=eid, updated_at=at, sequence=seq
+        )
+
+    e.apply_update(a, upd("e1", T0, 5), T0)
+    e.apply_update(a, upd("e0", T0 - timedelta(hours=1), 7), T0)  # late data, newer sequence
+    st = e.states[a.asset_id]
+    assert (st.last_update_at, st.last_event_id, st.last_sequence) == (T0, "e1", 7)
+    e.apply_update(a, upd("e2", T0 + timedelta(minutes=1), 6), T0)  # newer data, older sequence
+    st = e.states[a.asset_id]
+    assert (st.last_update_at, st.last_event_id, st.last_sequence) == (T0 + timedelta(minutes=1), "e2", 7)
