@@ -66,12 +66,19 @@ async def _ready(port: int) -> bool:
     return False
 
 
+@pytest.mark.parametrize(
+    "commit_interval_ms", ["0", "60000"], ids=["commit-every-batch", "commit-when-idle-only"]
+)
 async def test_processor_killed_mid_stream_loses_and_repeats_nothing(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, commit_interval_ms: str
 ) -> None:
     s = settings.model_copy(update={"contracts_dir": many_tables_contract(tmp_path / "contracts")})
     port_a, port_b = free_port(), free_port()
-    a = await start_floe(["run", "processor"], floe_env(s, FLOE_HEALTH_PORT=str(port_a)), tmp_path / "a.log")
+
+    def env(port: int) -> dict[str, str]:
+        return floe_env(s, FLOE_HEALTH_PORT=str(port), FLOE_KAFKA__COMMIT_INTERVAL_MS=commit_interval_ms)
+
+    a = await start_floe(["run", "processor"], env(port_a), tmp_path / "a.log")
     b = None
     try:
         await wait_for(lambda: _ready(port_a), timeout=30)
@@ -83,9 +90,7 @@ async def test_processor_killed_mid_stream_loses_and_repeats_nothing(
                     await wait_for(lambda: _count(s, ViolationData, 5), timeout=30)
                     a.send_signal(signal.SIGKILL)  # no commit, no goodbye
                     await a.wait()
-                    b = await start_floe(
-                        ["run", "processor"], floe_env(s, FLOE_HEALTH_PORT=str(port_b)), tmp_path / "b.log"
-                    )
+                    b = await start_floe(["run", "processor"], env(port_b), tmp_path / "b.log")
             await wait_for(lambda: _count(s, ViolationData, N), timeout=60)
             # round 2 on the survivor: the column is dropped again → every episode resolves
             await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 2, extra=False) for i in range(N)])

@@ -221,3 +221,33 @@ def test_example_contracts_resolve_their_assets() -> None:
     reg = load_registry(Settings(contracts_dir=Path(FIXTURES)))
     assert reg.resolve("TEST.FAST") is not None
     assert reg.resolve("fast") is not None
+
+
+async def test_a_long_commit_interval_still_commits_when_the_stream_goes_quiet(
+    pipeline_settings: Settings,
+) -> None:
+    """Offsets and the state checkpoint are written at most every ``commit_interval_ms``, and as soon as a
+    fetch comes back empty: a quiet processor never sits on handled-but-uncommitted work."""
+    k = pipeline_settings.kafka.model_copy(update={"commit_interval_ms": 600_000})
+    s = pipeline_settings.model_copy(update={"kafka": k})
+    processor = ProcessorService(s, load_registry(s))
+    now = datetime.now(UTC)
+    events = [
+        ("test.fast", MaterializationEvent(event_id=f"q{i}", asset="test.fast", materialized_at=now))
+        for i in range(20)
+    ]
+    async with Running(processor):
+        await wait_for(lambda: processor.ever_assigned)
+        await publish(s, TopicKey.MATERIALIZATIONS, events)
+        results = await wait_for(lambda: _at_least(s, TopicKey.CHECK_RESULTS, 20))
+
+        async def committed() -> bool:
+            tps = [tp for tp in processor.assigned if tp.topic.endswith("materializations")]
+            ends = await processor.consumer.end_offsets(tps)
+            done = [(await processor.consumer.committed(tp) or 0) == ends[tp] for tp in tps]
+            return bool(tps) and all(done)
+
+        await wait_for(committed, timeout=10)  # long before the 10-minute interval
+        changelog = await read_all(s, TopicKey.PROCESSOR_STATE)
+    assert {r.key for r in changelog} >= {b"test.fast", b"__checkpoint__"}
+    assert len({r.key for r in results}) == 1 and len(results) == 20  # one freshness result per event
