@@ -50,6 +50,9 @@ class ContractRegistry:
 
     def resolve(self, identifier: str) -> MonitoredAsset | None:
         """Find the asset for an identifier (asset id, alias, physical name), case-insensitively."""
+        exact = self._assets.get(identifier)  # the common case: an event names the asset id itself
+        if exact is not None:
+            return exact
         aid = self._alias.get(identifier.lower())
         return self._assets.get(aid) if aid else None
 

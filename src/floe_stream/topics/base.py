@@ -51,7 +51,10 @@ class WireModel(BaseModel):
         d = self.__dict__.copy()
         d.update(changes)
         _set(obj, "__dict__", d)
-        _set(obj, "__pydantic_fields_set__", self.__pydantic_fields_set__ | changes.keys())
+        fields_set = self.__pydantic_fields_set__  # shared when unchanged: frozen, never mutated in place
+        if not changes.keys() <= fields_set:
+            fields_set = fields_set | changes.keys()
+        _set(obj, "__pydantic_fields_set__", fields_set)
         _set(obj, "__pydantic_extra__", None)
         _set(obj, "__pydantic_private__", None)
         return obj

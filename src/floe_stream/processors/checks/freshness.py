@@ -35,41 +35,35 @@ def evaluate_age(
     sla = asset.freshness
     if sla is None:
         return None
+    threshold = sla.threshold_s
     age = max(0.0, (ctx.now - data_time).total_seconds())
-    consumed = age / sla.threshold_s
-    breached = age > sla.threshold_s + ctx.clock_skew_s
+    consumed = age / threshold
+    breached = age > threshold + ctx.clock_skew_s
     severity = sla_severity(consumed, breached, ctx)
-    expected = _expected(sla.threshold_s)
+    expected = _expected(threshold)
     actual = f"age {_fmt(age)}"
     consumed_r = round(consumed, 4)
-    if breached and absent:
-        message = f"no update for {_fmt(age)}; freshness SLA is {_fmt(sla.threshold_s)}"
+    if severity is None:
+        message = "within freshness SLA"  # the common case first
+    elif breached and absent:
+        message = f"no update for {_fmt(age)}; freshness SLA is {_fmt(threshold)}"
     elif breached:
-        message = f"data is {_fmt(age)} old on arrival; freshness SLA is {_fmt(sla.threshold_s)}"
-    elif severity is not None:
-        message = f"{consumed:.0%} of the {_fmt(sla.threshold_s)} freshness SLA consumed"
+        message = f"data is {_fmt(age)} old on arrival; freshness SLA is {_fmt(threshold)}"
     else:
-        message = "within freshness SLA"
-    finding = Finding(
-        key=KEY,
-        severity=severity,
-        message=message,
-        element=sla.element,
-        expected=expected,
-        actual=actual,
-        sla_consumed=consumed_r,
-    )
+        message = f"{consumed:.0%} of the {_fmt(threshold)} freshness SLA consumed"
+    # positional (field order of Finding / Evaluation): the per-event path
+    finding = Finding(KEY, severity, message, sla.element, expected, actual, None, consumed_r)
     return Evaluation(
-        check_type=CheckType.FRESHNESS,
-        status=CheckStatus.FAIL if breached else CheckStatus.PASS,
-        findings=(finding,),
-        scope=KEY,
-        severity=severity,
-        metric=round(age, 3),
-        sla_consumed=consumed_r,
-        expected=expected,
-        actual=actual,
-        message=message,
+        CheckType.FRESHNESS,
+        CheckStatus.FAIL if breached else CheckStatus.PASS,
+        (finding,),
+        KEY,
+        severity,
+        round(age, 3),
+        consumed_r,
+        expected,
+        actual,
+        message,
     )
 
 
