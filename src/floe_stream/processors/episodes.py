@@ -34,7 +34,8 @@ from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.enums import Severity
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
-_RESULT_FIELDS = frozenset(CheckResult.model_fields)
+_RESULT_FIELDS = set(CheckResult.model_fields)
+"""Shared by every result built here: pydantic copies a fields set before it changes one (model_copy)."""
 
 
 def check_result(
@@ -64,7 +65,7 @@ def check_result(
             "message": ev.message,
             "source_event_id": source_event_id,
         },
-        set(_RESULT_FIELDS),
+        _RESULT_FIELDS,
     )
 
 

@@ -22,17 +22,19 @@ def from_materialization(ev: MaterializationEvent, fallback_id: str) -> list[tup
 
 def update_of_materialization(ev: MaterializationEvent, fallback_id: str) -> AssetUpdate:
     """The one update of floe's own event (it names exactly one asset)."""
-    return AssetUpdate(
-        asset_id=ev.asset,
-        source="materialization",
-        event_id=ev.event_id or fallback_id,
-        updated_at=ev.materialized_at,
-        data_timestamp=ev.data_timestamp,
-        columns=tuple(ev.columns) if ev.columns is not None else None,
-        row_count=ev.row_count,
-        quality=tuple(ev.quality) if ev.quality is not None else None,
-        run_id=ev.run_id,
-        job=ev.job,
+    columns, quality = ev.columns, ev.quality
+    return AssetUpdate(  # positional (field order): once per event
+        ev.asset,
+        "materialization",
+        ev.event_id or fallback_id,
+        ev.materialized_at,
+        ev.data_timestamp,
+        None if columns is None else tuple(columns),
+        ev.row_count,
+        None if quality is None else tuple(quality),
+        None,
+        ev.run_id,
+        ev.job,
     )
 
 

@@ -22,6 +22,11 @@ from floe_stream.topics.catalog import CATALOGUE, TopicKey, topic_name
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+LaneRecord = tuple[bytes | None, bytes, Headers]
+NO_HEADERS: Headers = []
+"""Shared by headerless lane records (aiokafka's batch builder wants a list and only reads it)."""
+Lanes = dict[tuple[str, int], list[LaneRecord]]
+"""Records already grouped by (topic, partition), for :meth:`BatchProducer.enqueue`."""
 
 
 @dataclass(slots=True)
@@ -101,43 +106,45 @@ class BatchProducer:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
 
-    async def send_all(self, records: Sequence[OutRecord]) -> None:
+    async def send_all(self, records: Sequence[OutRecord], lanes: Lanes | None = None) -> None:
         """Produce and wait for every acknowledgement."""
-        futures = await self.enqueue(records)
+        futures = await self.enqueue(records, lanes)
         if futures:
             await asyncio.gather(*futures)
 
-    async def enqueue(self, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
+    async def enqueue(
+        self, records: Sequence[OutRecord], lanes: Lanes | None = None
+    ) -> list[asyncio.Future[Any]]:
         """Hand the records to the producer (sent at once with ``linger_ms=0``); return the futures of
         their acknowledgements without waiting for them. Waits only while a partition's previous batch
-        has not left the accumulator (aiokafka's back-pressure)."""
-        if not records:
-            return []
-        groups: dict[tuple[str, int], list[OutRecord]] = defaultdict(list)
+        has not left the accumulator (aiokafka's back-pressure). ``lanes`` are records already grouped by
+        (topic, partition) as (key, value, headers) — the processor's check results, one per event."""
+        groups: Lanes = defaultdict(list)
+        if lanes:
+            groups.update(lanes)
         for r in records:
-            groups[(r.topic, r.partition)].append(r)
-        if len(groups) == 1:
-            (((t, p), rs),) = groups.items()
-            return await self._send_group(t, p, rs)
-        futures = await asyncio.gather(*(self._send_group(t, p, rs) for (t, p), rs in groups.items()))
-        return [f for fs in futures for f in fs]
+            groups[(r.topic, r.partition)].append((r.key, r.value, r.headers))
+        futures: list[asyncio.Future[Any]] = []
+        for (t, p), rs in groups.items():  # in turn, no task per group: send_batch returns at once unless
+            futures.extend(await self._send_group(t, p, rs))  # that partition's last batch is still queued
+        return futures
 
     async def _send_group(
-        self, topic: str, partition: int, records: list[OutRecord]
+        self, topic: str, partition: int, records: list[LaneRecord]
     ) -> list[asyncio.Future[Any]]:
         futures: list[asyncio.Future[Any]] = []
         batch = self.producer.create_batch()
-        for r in records:
-            meta = batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers)
+        for key, value, headers in records:
+            meta = batch.append(key=key, value=value, timestamp=None, headers=headers)
             if meta is None:  # batch full: ship it and start another
                 batch.close()
                 futures.append(await self.producer.send_batch(batch, topic, partition=partition))
                 batch = self.producer.create_batch()
-                if batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers) is None:
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                     # a single record larger than a batch: plain send
                     futures.append(
                         await self.producer.send(
-                            topic, r.value, key=r.key, partition=partition, headers=r.headers
+                            topic, value, key=key, partition=partition, headers=list(headers)
                         )
                     )
         if batch.record_count():

@@ -40,7 +40,9 @@ from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, Parti
 from floe_stream.processors.normalize import from_commit, from_openlineage, update_of_materialization
 from floe_stream.runtime.checks_runtime import ChecksRuntime
 from floe_stream.runtime.kafka import (
+    NO_HEADERS,
     BatchProducer,
+    Lanes,
     OutRecord,
     dead_letter,
     make_consumer,
@@ -100,6 +102,7 @@ class ProcessorService(ConsumerService):
         self._acks: list[asyncio.Future[Any]] = []  # outputs handed to the producer since the last commit
         self._touched: set[int] = set()  # partitions whose checkpoint moved since the last commit
         self._ts_ms, self._ts_dt = -1, datetime.now(UTC)  # the last record timestamp, converted
+        self._lanes: Lanes = {}  # check results of the batch, grouped by (topic, partition) as they are made
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()  # metrics: one add per batch
         self.partitions = 0
         self.out_partitions: dict[str, int] = {}
@@ -136,7 +139,8 @@ class ProcessorService(ConsumerService):
             await self.drain()  # the previous batches' state writes land before these tombstones
             out: list[OutRecord] = []
             self._retire_gone(out)
-            await self.produce(out)
+            assert self.batch_producer is not None
+            await self.batch_producer.send_all(out, self._take_lanes())
             await self.state_batches.send_all(
                 [
                     OutRecord(self.t_state, partition_for(a, self.partitions), a.encode(), b"")
@@ -268,7 +272,11 @@ class ProcessorService(ConsumerService):
         self._touched |= touched
         assert self.batch_producer is not None
         # outputs, dead letters, re-routes, lineage: sent now, acknowledged before the next state write
-        self._acks.extend(await self.batch_producer.enqueue(out))
+        self._acks.extend(await self.batch_producer.enqueue(out, self._take_lanes()))
+
+    def _take_lanes(self) -> Lanes:
+        lanes, self._lanes = self._lanes, {}
+        return lanes
 
     def take_tail(self) -> Awaitable[None] | None:
         """What the commit of the batches handled so far waits for: their outputs' acknowledgements, then
@@ -305,21 +313,29 @@ class ProcessorService(ConsumerService):
 
     def _handle_update(self, rec: ConsumerRecord[bytes, bytes], p: int, out: list[OutRecord]) -> None:
         pairs: list[tuple[list[str], AssetUpdate]]
+        if rec.timestamp != self._ts_ms:  # records of a batch often share their millisecond
+            self._ts_ms, self._ts_dt = rec.timestamp, _ts(rec.timestamp)
         if rec.topic == self.t_mat:
             ev = decode_materialization(rec.value)
+            if isinstance(ev, MaterializationEvent):  # floe's own event names one asset: the common path
+                if self.obs.custom:
+                    self.obs.input_event(ev)
+                asset = self.registry.resolve(ev.asset)
+                if asset is None:
+                    return  # not monitored by any contract
+                update = update_of_materialization(ev, ev.event_id or f"{rec.topic}:{p}:{rec.offset}")
+                q = partition_for(asset.asset_id, self.partitions)
+                if q == p:
+                    self._apply(asset, update, out)
+                elif not any(k == REROUTED for k, _ in rec.headers or ()):
+                    self._forward(rec, {q: asset.asset_id}, out)
+                return
             self.obs.input_event(ev)
-            if isinstance(ev, MaterializationEvent):  # floe's own event: one asset
-                fallback = ev.event_id or f"{rec.topic}:{rec.partition}:{rec.offset}"
-                pairs = [([ev.asset], update_of_materialization(ev, fallback))]
-            else:
-                pairs = from_openlineage(ev)
+            pairs = from_openlineage(ev)
         else:
             fallback = f"{rec.topic}:{rec.partition}:{rec.offset}"
             pairs = [([ident], u) for ident, u in from_commit(decode_commit(rec.value), fallback)]
         forward: dict[int, str] = {}
-        if rec.timestamp != self._ts_ms:  # records of a batch often share their millisecond
-            self._ts_ms, self._ts_dt = rec.timestamp, _ts(rec.timestamp)
-        now = self._ts_dt
         for idents, update in pairs:
             asset = self._resolve(idents)
             if asset is None:
@@ -329,11 +345,20 @@ class ProcessorService(ConsumerService):
                 if not any(k == REROUTED for k, _ in rec.headers or ()):
                     forward.setdefault(q, asset.asset_id)
                 continue
-            self.obs.note_update(asset, update)
-            o = Outputs()
-            self.engine.update_into(asset, update, now, o)
-            self._emit(o, out)
-        for q, aid in forward.items():
+            self._apply(asset, update, out)
+        if forward:
+            self._forward(rec, forward, out)
+
+    def _apply(self, asset: MonitoredAsset, update: AssetUpdate, out: list[OutRecord]) -> None:
+        self.obs.note_update(asset, update)
+        o = Outputs()
+        self.engine.update_into(asset, update, self._ts_dt, o)
+        self._emit(o, out)
+
+    @staticmethod
+    def _forward(rec: ConsumerRecord[bytes, bytes], to: dict[int, str], out: list[OutRecord]) -> None:
+        """An event that arrived on another asset's partition goes, once, to its owner's partition."""
+        for q, aid in to.items():
             headers = [*(rec.headers or ()), (REROUTED, aid.encode())]
             out.append(OutRecord(rec.topic, q, aid.encode(), rec.value or b"", headers))
 
@@ -347,10 +372,15 @@ class ProcessorService(ConsumerService):
     def _emit(self, outputs: Outputs, out: list[OutRecord]) -> None:
         n_res = self.out_partitions[self.t_results]
         counts = self._check_counts
-        t_results = self.t_results
+        t_results, lanes = self.t_results, self._lanes
         note, noted = self.obs.result, self.obs.result_types
         for r in outputs.check_results:
-            out.append(OutRecord(t_results, partition_for(r.asset, n_res), r.asset.encode(), r.to_json()))
+            lane = (t_results, partition_for(r.asset, n_res))
+            rec = (r.asset.encode(), r.to_json(), NO_HEADERS)
+            if lane in lanes:
+                lanes[lane].append(rec)
+            else:
+                lanes[lane] = [rec]
             if r.check_type in noted:
                 note(r)
             counts[(r.check_type, r.status)] += 1
