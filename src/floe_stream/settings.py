@@ -46,7 +46,7 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     max_batch_records: int = Field(default=1_000, ge=1)
     commit_interval_ms: int = Field(
-        default=100,
+        default=1_000,
         ge=0,
         description="offsets (and the processor's state checkpoint) are committed at most this often, always "
         "after the effects of every batch they cover; 0 = after every batch. A crash replays at most this "

@@ -63,6 +63,7 @@ from floe_stream.topics.violation import ResolvedData, ViolationData
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = b"__checkpoint__"
+STATE_CHUNK = 32  # states serialized between two yields to the event loop
 REROUTED = "floe-rerouted"
 
 
@@ -281,35 +282,40 @@ class ProcessorService(ConsumerService):
     def take_tail(self) -> Awaitable[None] | None:
         """What the commit of the batches handled so far waits for: their outputs' acknowledgements, then
         the changelog records of the states they changed and the checkpoints they moved (captured now:
-        states and checkpoints are immutable, later batches replace them)."""
+        states and checkpoints are immutable, later batches replace them; serialized in the tail)."""
         acks, self._acks = self._acks, []
-        records = [
-            OutRecord(
-                self.t_state,
-                partition_for(st.asset_id, self.partitions),
-                st.asset_id.encode(),
-                st.model_dump_json().encode(),
-            )
-            for st in self.engine.take_dirty()
-        ]
-        records.extend(
-            OutRecord(self.t_state, partition_for(aid, self.partitions), aid.encode(), b"")
-            for aid in self.engine.take_retired()
-        )
-        records.extend(
-            OutRecord(self.t_state, p, CHECKPOINT_KEY, self.checkpoints[p].model_dump_json().encode())
-            for p in sorted(self._touched)
-            if p in self.checkpoints
-        )
+        states = self.engine.take_dirty()
+        retired = self.engine.take_retired()
+        checkpoints = [self.checkpoints[p] for p in sorted(self._touched) if p in self.checkpoints]
         self._touched.clear()
-        if not acks and not records:
+        if not acks and not states and not retired and not checkpoints:
             return None
-        return self._write_state(acks, records)
+        return self._write_state(acks, states, retired, checkpoints)
 
-    async def _write_state(self, acks: list[asyncio.Future[Any]], records: list[OutRecord]) -> None:
+    async def _write_state(
+        self,
+        acks: list[asyncio.Future[Any]],
+        states: list[AssetState],
+        retired: list[str],
+        checkpoints: list[PartitionCheckpoint],
+    ) -> None:
         if acks:
             await asyncio.gather(*acks)  # a state never claims an effect that is not durable
-        await self.state_batches.send_all(records)
+        n = self.partitions
+        records: list[OutRecord] = []
+        for i, st in enumerate(states):
+            if i and i % STATE_CHUNK == 0:
+                await asyncio.sleep(0)  # large states serialize in slices: the next batches are not held up
+            aid = st.asset_id
+            records.append(
+                OutRecord(self.t_state, partition_for(aid, n), aid.encode(), st.model_dump_json().encode())
+            )
+        records.extend(OutRecord(self.t_state, partition_for(a, n), a.encode(), b"") for a in retired)
+        records.extend(
+            OutRecord(self.t_state, cp.partition, CHECKPOINT_KEY, cp.model_dump_json().encode())
+            for cp in checkpoints
+        )
+        await self.state_batches.send_all(records)  # checkpoints after the states of their partition
 
     def _handle_update(self, rec: ConsumerRecord[bytes, bytes], p: int, out: list[OutRecord]) -> None:
         pairs: list[tuple[list[str], AssetUpdate]]
