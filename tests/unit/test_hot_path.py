@@ -204,3 +204,16 @@ def test_engine_update_path_keeps_the_newest_update_and_sequence() -> None:
     e.apply_update(a, upd("e2", T0 + timedelta(minutes=1), 6), T0)  # newer data, older sequence
     st = e.states[a.asset_id]
     assert (st.last_update_at, st.last_event_id, st.last_sequence) == (T0 + timedelta(minutes=1), "e2", 7)
+
+
+def test_fast_rounding_of_age_and_sla_consumed_is_round_but_for_near_ties() -> None:
+    from floe_stream.processors.checks.freshness import round_nonneg
+
+    rng = random.Random(7)
+    ms_ages = [i / 1000 for i in range(0, 200_000, 7)]  # ages from millisecond timestamps: always exact
+    assert all(round_nonneg(a, 1e3) == round(a, 3) for a in ms_ages)
+    values = [rng.uniform(0, 5) for _ in range(100_000)] + [rng.uniform(0, 1e7) for _ in range(10_000)]
+    for scale, digits in ((1e4, 4), (1e3, 3)):
+        off = [x for x in values if round_nonneg(x, scale) != round(x, digits)]
+        assert len(off) < len(values) / 1000  # only near-ties
+        assert all(abs(round_nonneg(x, scale) - round(x, digits)) <= 1.0001 / scale for x in off)

@@ -269,7 +269,7 @@ class BatchMetrics:
         at small batches (1,000 events/s arrive as ~100 batches/s), and a scrape reads at most every few s."""
         cap = _settings.histogram_samples_per_batch
         for t in self.timers:
-            t._budget = cap
+            t.renew(cap)
         if batch:
             now_ms = time.time() * 1000
             for tp, recs in batch.items():  # evenly spaced samples: at most ``cap`` are recorded anyway
@@ -322,13 +322,16 @@ class InstrumentedCheck:
     def on_update(
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext
     ) -> list[Evaluation]:
-        if self._budget <= 0 and tracing._tracer is None:  # (tracing.enabled(), without the call)
-            return self.inner.on_update(asset, state, update, ctx)  # enough samples in this batch
         t0 = time.perf_counter_ns()
         evs = self.inner.on_update(asset, state, update, ctx)
         if evs:  # [] = the check did not apply: no evaluation, nothing to measure
             self._done(asset, evs, t0)
         return evs
+
+    def renew(self, budget: int) -> None:
+        """A new batch: time the next ``budget`` evaluations again."""
+        self._budget = budget
+        self.__dict__.pop("on_update", None)
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         t0 = time.perf_counter_ns()
@@ -340,6 +343,9 @@ class InstrumentedCheck:
     def _done(self, asset: MonitoredAsset, evs: list[Evaluation], t0: int) -> None:
         t1 = time.perf_counter_ns()
         self._budget -= 1
+        if self._budget <= 0 and not tracing.enabled():
+            # enough samples in this batch: the engine calls the check itself until renew()
+            self.__dict__["on_update"] = self.inner.on_update
         self._durations[(asset.contract_name, self._ct)].append((t1 - t0) / 1e9)
         if tracing.enabled():
             wall1 = time.time_ns()

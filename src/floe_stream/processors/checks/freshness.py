@@ -24,6 +24,13 @@ def _fmt(seconds: float) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
+def round_nonneg(x: float, scale: float) -> float:
+    """``round(x, n)`` for ``x >= 0`` and ``scale = 10**n`` at a quarter of its cost (it runs twice per event).
+    It differs from ``round`` only when ``x * scale`` lies within a float ulp of a tie, and then by one unit
+    of the last kept digit (tests/unit/test_hot_path.py)."""
+    return int(x * scale + 0.5) / scale
+
+
 @lru_cache(maxsize=4096)
 def _expected(threshold_s: float) -> str:
     return f"age <= {_fmt(threshold_s)}"
@@ -42,7 +49,7 @@ def evaluate_age(
     severity = sla_severity(consumed, breached, ctx)
     expected = _expected(threshold)
     actual = f"age {_fmt(age)}"
-    consumed_r = round(consumed, 4)
+    consumed_r = round_nonneg(consumed, 1e4)
     if severity is None:
         message = "within freshness SLA"  # the common case first
     elif breached and absent:
@@ -59,7 +66,7 @@ def evaluate_age(
         (finding,),
         KEY,
         severity,
-        round(age, 3),
+        round_nonneg(age, 1e3),
         consumed_r,
         expected,
         actual,
