@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -388,6 +389,8 @@ async def main() -> None:
                 f"throughput floe processor:                            {proc:,.0f} events/s  ({proc / raw:.0%} of raw)"
             )
     if a.only != "throughput":
+        gc.collect()  # the throughput half's garbage: no collector pauses inside the latency measurements
+        gc.freeze()
         # each latency run on a fresh broker: Tansu's cost per request grows with what it holds (its CPU
         # at 1,000 msg/s roughly doubles within 10 s), so a shared broker would favour whoever runs first
         with EmbeddedKafka(log_file=tmp / "tansu-hop.log") as broker:
