@@ -27,11 +27,12 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.common import fill, pct, summary
 from floe_stream.runtime.app import load_registry
@@ -81,12 +82,7 @@ def event(i: int, asset: str, stale: bool = False, drift: bool | None = None) ->
 
 async def raw_pass_through(k: KafkaSettings, n: int, partitions: int) -> float:
     src, dst = f"{k.topic_prefix}raw-in", f"{k.topic_prefix}raw-out"
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
-    await admin.start()
-    await admin.create_topics([NewTopic(src, partitions, 1), NewTopic(dst, partitions, 1)])
-    await admin.close()
+    await create_topics(k, [src, dst], partitions)
     producer = make_producer(k)
     await producer.start()
     await fill(
@@ -174,37 +170,69 @@ async def open_loop(
     return sent
 
 
-async def one_hop_latency(k: KafkaSettings, rate: float, seconds: float, partitions: int) -> list[float]:
-    topic = f"{k.topic_prefix}hop"
+class Tail:
+    """Read ``topic`` from its end in the background; ``seen(record, now_ms)`` for every record fetched."""
+
+    def __init__(
+        self,
+        k: KafkaSettings,
+        topic: str,
+        partitions: int,
+        seen: Callable[[ConsumerRecord[bytes, bytes], float], None],
+    ) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=k.bootstrap_servers,
+            fetch_max_wait_ms=k.fetch_max_wait_ms,
+            enable_auto_commit=False,
+        )
+        self.tps = [TopicPartition(topic, i) for i in range(partitions)]
+        self.seen = seen
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _consume(self) -> None:
+        while not self.stop.is_set():
+            batch = await self.consumer.getmany(timeout_ms=100)
+            now = time.time() * 1000
+            for recs in batch.values():
+                for r in recs:
+                    self.seen(r, now)
+
+    async def __aenter__(self) -> Tail:
+        await self.consumer.start()
+        self.consumer.assign(self.tps)
+        await self.consumer.seek_to_end(*self.tps)
+        self.task = asyncio.create_task(self._consume())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.task is not None:
+            await self.task
+        await self.consumer.stop()
+
+
+async def create_topics(k: KafkaSettings, names: list[str], partitions: int) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
     await admin.start()
-    await admin.create_topics([NewTopic(topic, partitions, 1)])
+    await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
     await admin.close()
+
+
+def print_split(split: list[tuple[float, float]], warm: int, first: str, second: str) -> None:
+    print(f"  {first:<39} {summary([a for a, _ in split[warm:]])}", file=sys.stderr)
+    print(f"  {second:<39} {summary([b for _, b in split[warm:]])}", file=sys.stderr)
+
+
+async def one_hop_latency(k: KafkaSettings, rate: float, seconds: float, partitions: int) -> list[float]:
+    topic = f"{k.topic_prefix}hop"
+    await create_topics(k, [topic], partitions)
     lat: list[float] = []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=k.bootstrap_servers, fetch_max_wait_ms=k.fetch_max_wait_ms, enable_auto_commit=False
-    )
-    await consumer.start()
-    tps = [TopicPartition(topic, i) for i in range(partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    stop = asyncio.Event()
-
-    async def consume() -> None:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=100)
-            now = time.time() * 1000
-            for recs in batch.values():
-                lat.extend(now - r.timestamp for r in recs)
-
-    task = asyncio.create_task(consume())
-    await open_loop(k, topic, rate, seconds, lambda i, a: event(i, a), partitions)
-    await asyncio.sleep(1)
-    stop.set()
-    await task
-    await consumer.stop()
+    async with Tail(k, topic, partitions, lambda r, now: lat.append(now - r.timestamp)):
+        await open_loop(k, topic, rate, seconds, lambda i, a: event(i, a), partitions)
+        await asyncio.sleep(1)
     return lat[int(rate) :]  # drop the first second (warm-up)
 
 
@@ -212,55 +240,31 @@ async def passthrough_latency(k: KafkaSettings, rate: float, seconds: float, par
     """(e) the same open-loop rate through bench/passthrough.py (a raw aiokafka forwarder in its own
     process): input CreateTime → the forwarded record received, i.e. two hops and the least work."""
     src, dst = f"{k.topic_prefix}pt-in", f"{k.topic_prefix}pt-out"
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
-    await admin.start()
-    await admin.create_topics([NewTopic(src, partitions, 1), NewTopic(dst, partitions, 1)])
-    await admin.close()
+    await create_topics(k, [src, dst], partitions)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.passthrough", k.bootstrap_servers, src, dst, f"{k.group_prefix}-pt",
         str(k.fetch_max_wait_ms),
     )  # fmt: skip
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=k.bootstrap_servers, fetch_max_wait_ms=k.fetch_max_wait_ms, enable_auto_commit=False
-    )
-    await consumer.start()
-    tps = [TopicPartition(dst, i) for i in range(partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
     lat: list[float] = []
     split: list[tuple[float, float]] = []
-    stop = asyncio.Event()
 
-    async def consume() -> None:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=100)
-            now = time.time() * 1000
-            for recs in batch.values():
-                for r in recs:
-                    t_in = float(dict(r.headers)["in-ts"])
-                    lat.append(now - t_in)
-                    split.append((r.timestamp - t_in, now - r.timestamp))
+    def seen(r: ConsumerRecord[bytes, bytes], now: float) -> None:
+        t_in = float(dict(r.headers)["in-ts"])
+        lat.append(now - t_in)
+        split.append((r.timestamp - t_in, now - r.timestamp))
 
-    task = asyncio.create_task(consume())
-    deadline = time.monotonic() + 60
-    while not lat and time.monotonic() < deadline:  # until the forwarder has joined its group
-        await open_loop(k, src, 64, 1.0, lambda i, a: event(i, a), partitions)
-    lat.clear()
-    split.clear()
-    await open_loop(k, src, rate, seconds, lambda i, a: event(i, a), partitions)
-    await asyncio.sleep(1.5)
-    stop.set()
-    await task
-    await consumer.stop()
+    async with Tail(k, dst, partitions, seen):
+        deadline = time.monotonic() + 60
+        while not lat and time.monotonic() < deadline:  # until the forwarder has joined its group
+            await open_loop(k, src, 64, 1.0, lambda i, a: event(i, a), partitions)
+        lat.clear()
+        split.clear()
+        await open_loop(k, src, rate, seconds, lambda i, a: event(i, a), partitions)
+        await asyncio.sleep(1.5)
     proc.terminate()
     await proc.wait()
-    warm = int(rate)
-    first, second = [a for a, _ in split[warm:]], [b for _, b in split[warm:]]
-    print(f"  input → forwarded record (ms):          {summary(first)}", file=sys.stderr)
-    print(f"  forwarded record → received (ms):       {summary(second)}", file=sys.stderr)
-    return lat[warm:]
+    print_split(split, int(rate), "input → forwarded record (ms):", "forwarded record → received (ms):")
+    return lat[int(rate) :]
 
 
 async def processor_latency(
@@ -289,49 +293,30 @@ async def processor_latency(
             cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["FLOE_BENCH_PROFILE"], *cmd]
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=fh, stderr=fh)
     viol = topic_name(s.kafka.topic_prefix, TopicKey.VIOLATIONS)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=s.kafka.bootstrap_servers,
-        fetch_max_wait_ms=s.kafka.fetch_max_wait_ms,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    tps = [TopicPartition(viol, i) for i in range(s.kafka.partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
     lat: list[float] = []
     split: list[tuple[float, float]] = []  # (input → processor's output record appended, that → received)
-    stop = asyncio.Event()
 
-    async def consume() -> None:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=100)
-            now = time.time()
-            for recs in batch.values():
-                for r in recs:
-                    ce = decode_violation(dict(r.headers), r.key, r.value)
-                    t_in = ce.time.timestamp() * 1000
-                    lat.append(now * 1000 - t_in)
-                    split.append((r.timestamp - t_in, now * 1000 - r.timestamp))
+    def seen(r: ConsumerRecord[bytes, bytes], now: float) -> None:
+        t_in = decode_violation(dict(r.headers), r.key, r.value).time.timestamp() * 1000
+        lat.append(now - t_in)
+        split.append((r.timestamp - t_in, now - r.timestamp))
 
-    task = asyncio.create_task(consume())
-    # wait for the processor to join: publish drifted events until one yields a violation
-    deadline = time.monotonic() + 60
-    topic = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
-    while not lat and time.monotonic() < deadline:
+    async with Tail(s.kafka, viol, s.kafka.partitions, seen):
+        # wait for the processor to join: publish drifted events until one yields a violation
+        deadline = time.monotonic() + 60
+        topic = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
+        while not lat and time.monotonic() < deadline:
+            await open_loop(
+                s.kafka, topic, 64, 1.0, lambda i, a: event(-i - 1, a, drift=True), s.kafka.partitions
+            )
+        lat.clear()
+        split.clear()
+        # every event changes its asset's extra column: a new drift opens and the previous one resolves
         await open_loop(
-            s.kafka, topic, 64, 1.0, lambda i, a: event(-i - 1, a, drift=True), s.kafka.partitions
-        )
-    lat.clear()
-    split.clear()
-    # every event changes its asset's extra column: a new drift opens and the previous one resolves
-    await open_loop(
-        s.kafka, topic, rate, seconds,
-        lambda i, a: event(i, a, drift=True if (i // 64) % every == 0 else None), s.kafka.partitions,
-    )  # fmt: skip
-    await asyncio.sleep(1.5)
-    stop.set()
-    await task
-    await consumer.stop()
+            s.kafka, topic, rate, seconds,
+            lambda i, a: event(i, a, drift=True if (i // 64) % every == 0 else None), s.kafka.partitions,
+        )  # fmt: skip
+        await asyncio.sleep(1.5)
     proc.terminate()
     await proc.wait()
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -341,9 +326,7 @@ async def processor_latency(
         file=sys.stderr,
     )
     warm = int(2 * rate / every)  # drop the first second (warm-up): 2 CloudEvents per drift event
-    first, second = [a for a, _ in split[warm:]], [b for _, b in split[warm:]]
-    print(f"  input → processor's output record (ms): {summary(first)}", file=sys.stderr)
-    print(f"  output record → received (ms):          {summary(second)}", file=sys.stderr)
+    print_split(split, warm, "input → processor's output record (ms):", "output record → received (ms):")
     return lat[warm:]
 
 
