@@ -143,9 +143,7 @@ class BatchProducer:
                 if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                     # a single record larger than a batch: plain send
                     futures.append(
-                        await self.producer.send(
-                            topic, value, key=key, partition=partition, headers=list(headers)
-                        )
+                        await self.producer.send(topic, value, key=key, partition=partition, headers=headers)
                     )
         if batch.record_count():
             batch.close()

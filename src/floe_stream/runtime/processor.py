@@ -147,12 +147,7 @@ class ProcessorService(ConsumerService):
             self._retire_gone(out)
             assert self.batch_producer is not None
             await self.batch_producer.send_all(out, self._take_lanes())
-            await self.state_batches.send_all(
-                [
-                    OutRecord(self.t_state, partition_for(a, self.partitions), a.encode(), b"")
-                    for a in self.engine.take_retired()
-                ]
-            )
+            await self._write_state([], [], self.engine.take_retired(), [])  # the tombstones
 
     def _retire_gone(self, out: list[OutRecord]) -> None:
         """Assets whose contract was retired (or that an update dropped): resolve open episodes, drop state."""
