@@ -40,12 +40,15 @@ async def test_sync_and_async_client_events_reach_the_processor(s: Settings) -> 
             again = await asyncio.to_thread(client.publish_materialization, "test.slow", row_count=3)
         finally:
             await asyncio.to_thread(client.close)
+        # Kafka orders nothing across topics: were the commit (a newer update of test.fast) evaluated before
+        # this materialization, the materialization would be late data and yield no freshness result
+        await wait_for(lambda: _results(s, 2), timeout=30)
         async with FloeClient(kafka=s.kafka) as aclient:
             commit = await aclient.apublish_commit(
                 table="test.fast", snapshot_id=7, sequence_number=1,
                 schema={"type": "struct", "fields": [{"id": 1, "name": "id", "required": True, "type": "long"}]},
             )  # fmt: skip
-        results = await wait_for(lambda: _results(s, 3), timeout=30)
+        results = await wait_for(lambda: _results(s, 4), timeout=30)
     by = {(r.asset, r.check_type.value, r.source_event_id) for r in results}
     assert ("test.fast", "freshness", "test.fast:r1") in by
     assert ("test.slow", "freshness", again.event_id) in by
