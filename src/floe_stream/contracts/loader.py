@@ -46,6 +46,7 @@ from open_data_contract_standard.model import (
 )
 from pydantic import ValidationError
 
+from floe_stream.contracts.extension import FloeExtension, extension_problem, unknown_keys
 from floe_stream.contracts.models import (
     AvailabilitySla,
     ColumnSpec,
@@ -63,6 +64,7 @@ __all__ = [
     "availability_ratio",
     "contract_files",
     "duration_seconds",
+    "interval_seconds",
     "load_contract",
     "load_contract_text",
     "load_directory",
@@ -206,6 +208,21 @@ def duration_seconds(value: object, unit: str | None = None) -> float:
     return seconds
 
 
+_NUMBER_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+
+
+def interval_seconds(value: object) -> float:
+    """Seconds in a ``floe`` duration setting: a number of seconds, ``"6h"``, ``"30 min"`` or ``"PT6H"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return duration_seconds(value, "s")
+    if isinstance(value, str):
+        m = _NUMBER_UNIT.match(value)
+        if m:
+            return duration_seconds(m.group(1), m.group(2))
+        return duration_seconds(value)
+    raise ValueError(f"value {value!r} is not a duration (e.g. 3600, '6h', 'PT6H')")
+
+
 def availability_ratio(value: object, unit: str | None = None) -> float:
     """Availability as a ratio: ``"99.9%"``, ``99.9`` (above 1 means percent) and ``0.999`` give 0.999."""
     percent = bool(unit) and str(unit).strip().lower() in ("%", "percent")
@@ -327,7 +344,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
 
     freshness, availability = _slas(doc, objects, warnings)
     team, owner = _team_and_owner(doc.team, doc.customProperties)
-    contract_floe = _floe(doc.customProperties, "customProperties")
+    contract_floe, _ = _floe(doc.customProperties, "customProperties", warnings)
     shared: dict[str, Any] = {
         "contract_id": contract_id,
         "contract_name": name,
@@ -345,9 +362,11 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
     first_use: dict[str, int] = {}
     for i, (obj, table) in enumerate(zip(objects, tables, strict=True)):
         where = f"schema[{i}] ({table})"
-        table_floe = _floe(obj.customProperties, f"schema[{i}].customProperties")
+        table_floe, _ = _floe(obj.customProperties, f"schema[{i}].customProperties", warnings)
         floe = {**contract_floe, **table_floe}
-        asset_id: str = floe.get("asset") or obj.physicalName or table
+        consumers = _unique([*contract_floe.get("consumers", []), *table_floe.get("consumers", [])])
+        typed = _typed_floe({**floe, "consumers": list(consumers)}, f"schema[{i}] floe")
+        asset_id: str = typed.asset or obj.physicalName or table
         if asset_id.lower() in first_use:
             other = first_use[asset_id.lower()]
             raise _Invalid(
@@ -355,7 +374,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 "set a distinct 'asset' in its floe customProperty"
             )
         first_use[asset_id.lower()] = i
-        aliases = {table, f"{name}.{table}", *floe.get("aliases", [])}
+        aliases = {table, f"{name}.{table}", *typed.aliases}
         if obj.physicalName:
             aliases.add(obj.physicalName)
         aliases.discard(asset_id)
@@ -372,8 +391,9 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 availability=availability.get(i),
                 quality_rules=rules,
                 tags=_unique([*(doc.tags or []), *(obj.tags or [])]),
-                consumers=_unique([*contract_floe.get("consumers", []), *table_floe.get("consumers", [])]),
+                consumers=consumers,
                 overrides=floe,
+                floe=typed,
             )
         )
     return LoadedContract(
@@ -441,7 +461,7 @@ def _quality_rules(
     rules: list[QualityRule] = []
     for k, item in enumerate(items or []):
         where = f"{path}.quality[{k}] ({label})"
-        floe = _floe(item.customProperties, f"{path}.quality[{k}].customProperties")
+        _, floe = _floe(item.customProperties, f"{path}.quality[{k}].customProperties", warnings)
         kind = (item.type or "library").lower()
         if kind in _NOT_EVALUATED_QUALITY_TYPES:
             warnings.append(f"{where}: '{kind}' quality checks are not evaluated by floe; skipped")
@@ -482,7 +502,7 @@ def _quality_rules(
                 threshold=_threshold(operator, getattr(item, operator), where),
                 unit=unit,
                 severity=item.severity,
-                weight=float(floe.get("weight", 1.0)),
+                weight=float(floe.weight),
                 dimension=item.dimension,
             )
         )
@@ -648,34 +668,32 @@ def _server(server: Server, where: str, warnings: list[str]) -> ServerRef:
     )
 
 
-def _floe(props: list[CustomProperty] | None, where: str) -> dict[str, Any]:
-    """The mapping under the ``floe`` custom property, with the keys floe reads checked."""
+def _floe(
+    props: list[CustomProperty] | None, where: str, warnings: list[str] | None = None
+) -> tuple[dict[str, Any], FloeExtension]:
+    """The raw mapping under the ``floe`` custom property and its typed, validated form."""
     found = [(j, p.value) for j, p in enumerate(props or []) if p.property == "floe"]
     if not found:
-        return {}
+        return {}, FloeExtension()
     if len(found) > 1:
         raise _Invalid(f"{where}: the 'floe' custom property appears {len(found)} times; merge them into one")
     j, value = found[0]
     at = f"{where}[{j}] floe"
     if value is None:
-        return {}
+        return {}, FloeExtension()
     if not isinstance(value, dict):
         raise _Invalid(f"{at}: value must be a mapping of floe settings, got {_kind(value)}")
-    asset = value.get("asset")
-    if "asset" in value and not (isinstance(asset, str) and asset.strip()):
-        raise _Invalid(f"{at}.asset: must be a non-empty string, got {asset!r}")
-    for key in ("aliases", "consumers"):
-        items = value.get(key, [])
-        if not (isinstance(items, list) and all(isinstance(x, str) and x.strip() for x in items)):
-            raise _Invalid(f"{at}.{key}: must be a list of non-empty strings, got {items!r}")
-    weight = value.get("weight", 1.0)
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, int | float)
-        or not (math.isfinite(weight) and weight >= 0)
-    ):
-        raise _Invalid(f"{at}.weight: must be a number >= 0, got {weight!r}")
-    return dict(value)
+    if warnings is not None:
+        warnings.extend(f"{at}: {w}" for w in unknown_keys(value))
+    return dict(value), _typed_floe(value, at)
+
+
+def _typed_floe(value: dict[str, Any], at: str) -> FloeExtension:
+    try:
+        return FloeExtension.model_validate(value)
+    except ValidationError as exc:
+        key, problem = extension_problem(exc)
+        raise _Invalid(f"{at}.{key}: {problem}") from None
 
 
 def _required(value: str | None, where: str, key: str) -> str:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from floe_stream.contracts.extension import FloeExtension
 
 QualityOperator = Literal[
     "mustBe",
@@ -89,8 +91,23 @@ class MonitoredAsset(_Frozen):
     servers: tuple[ServerRef, ...] = ()
     consumers: tuple[str, ...] = ()
     overrides: dict[str, Any] = Field(
-        default_factory=dict, description="the contract's 'floe' customProperty"
+        default_factory=dict, description="the raw merged 'floe' customProperty (read `floe` instead)"
     )
+    floe: FloeExtension = Field(
+        default_factory=FloeExtension, description="the typed 'floe' customProperty (contracts/extension.py)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_floe(cls, data: Any) -> Any:
+        # built by hand (tests, tools) with only the raw mapping: type it the way the loader does; an invalid
+        # mapping keeps the defaults (the loader rejects it; lint reports it from ``overrides``)
+        if isinstance(data, dict) and "floe" not in data and data.get("overrides"):
+            try:
+                return {**data, "floe": FloeExtension.model_validate(data["overrides"])}
+            except ValidationError:
+                return data
+        return data
 
     def labels(self) -> dict[str, str]:
         out = {"contract": self.contract_name, "asset": self.asset_id}

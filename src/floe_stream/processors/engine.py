@@ -60,7 +60,7 @@ class Engine:
         hit = self._policies.get(asset.asset_id)
         if hit is not None and hit[0] is asset:
             return hit[1]
-        policy, problem = resolve_policy(self.policy, asset.overrides)
+        policy, problem = resolve_policy(self.policy, asset.floe)
         if problem and asset.asset_id not in self._warned:
             self._warned.add(asset.asset_id)
             log.warning("contract %s, asset %s: %s", asset.contract_id, asset.asset_id, problem)
