@@ -9,7 +9,14 @@ from datetime import datetime
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.checks.base import Check
 from floe_stream.processors.episodes import apply_evaluation, record_evaluation, resolved_event
-from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Outputs
+from floe_stream.processors.model import (
+    AssetState,
+    AssetUpdate,
+    EvalContext,
+    Evaluation,
+    Outputs,
+    error_evaluation,
+)
 from floe_stream.processors.policy import CheckPolicy, resolve_policy
 from floe_stream.processors.registry import CHECKS
 from floe_stream.topics.enums import CheckType
@@ -42,6 +49,7 @@ class Engine:
         """Asset ids whose state was removed (contract retired): the changelog gets a tombstone."""
         self._policies: dict[str, tuple[MonitoredAsset, CheckPolicy]] = {}
         self._warned: set[str] = set()
+        self._errors_logged: set[tuple[str, str]] = set()
         self._last_ctx: EvalContext | None = None
         self._quality_checks = tuple(c for c in self.checks if c.check_type == CheckType.QUALITY)
         self._probe_checks = tuple(c for c in self.checks if hasattr(c, "on_probe"))
@@ -66,6 +74,19 @@ class Engine:
             log.warning("contract %s, asset %s: %s", asset.contract_id, asset.asset_id, problem)
         self._policies[asset.asset_id] = (asset, policy)
         return policy
+
+    def _error(self, asset: MonitoredAsset, check: Check, exc: Exception, what: str) -> Evaluation:
+        """A check that raised: an ``error`` result for that check only (no verdict, no episode change); the
+        other checks of the input still run. Logged once per (asset, check type) with the traceback."""
+        reason = f"check raised {type(exc).__name__}: {exc}"
+        key = (asset.asset_id, str(check.check_type))
+        if key not in self._errors_logged:
+            self._errors_logged.add(key)
+            log.error(
+                "check %s raised on %s of asset %s (contract %s); recorded as an error result",
+                check.check_type, what, asset.asset_id, asset.contract_id, exc_info=exc,
+            )  # fmt: skip
+        return error_evaluation(check.check_type, reason)
 
     def _ctx(self, now: datetime, trigger: str, asset: MonitoredAsset | None = None) -> EvalContext:
         policy = self.policy_for(asset) if asset is not None else self.policy
@@ -125,7 +146,12 @@ class Engine:
         state = self.states.get(aid) or self.state(aid, now)
         source = update.event_id
         for check in self._quality_checks if update.quality_only else self._update_checks:
-            for ev in check.on_update(asset, state, update, ctx):
+            # try costs nothing until a check raises (3.11 zero-cost exceptions; bench/processor.py)
+            try:
+                evs = check.on_update(asset, state, update, ctx)
+            except Exception as exc:
+                evs = [self._error(asset, check, exc, "update")]
+            for ev in evs:
                 state = record_evaluation(asset, state, ev, ctx, source, out)
         if not update.quality_only:
             data_time = update.data_time
@@ -149,7 +175,11 @@ class Engine:
         state = self.state(asset.asset_id, now)
         out = Outputs()
         for check in self._probe_checks:
-            for ev in check.on_probe(asset, state, result, ctx):  # type: ignore[attr-defined]
+            try:
+                evs = check.on_probe(asset, state, result, ctx)  # type: ignore[attr-defined]
+            except Exception as exc:
+                evs = [self._error(asset, check, exc, "probe")]
+            for ev in evs:
                 state, o = apply_evaluation(asset, state, ev, ctx, result.probe_id)
                 out.extend(o)
         if state is not before:
@@ -169,7 +199,11 @@ class Engine:
             before = self.states.get(asset.asset_id)
             state = self.state(asset.asset_id, now)
             for check in self.checks:
-                for ev in check.on_tick(asset, state, ctx):
+                try:
+                    evs = check.on_tick(asset, state, ctx)
+                except Exception as exc:
+                    evs = [self._error(asset, check, exc, "tick")]
+                for ev in evs:
                     state, o = apply_evaluation(asset, state, ev, ctx, source)
                     out.extend(o)
             if state is not before:

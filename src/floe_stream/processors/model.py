@@ -85,6 +85,12 @@ class Evaluation(NamedTuple):
     state_update: dict[str, Any] | None = None
 
 
+def error_evaluation(check_type: CheckType, reason: str) -> Evaluation:
+    """The result of a check that could not reach a verdict: status ``error`` with the reason. It has no
+    findings and no scope, so it opens, escalates and resolves nothing ("no verdict" is not a breach)."""
+    return Evaluation(check_type=check_type, status=CheckStatus.ERROR, message=reason[:500])
+
+
 class OpenEpisode(WireModel):
     key: str
     check_type: CheckType
