@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
@@ -46,7 +47,7 @@ from open_data_contract_standard.model import (
 )
 from pydantic import ValidationError
 
-from floe_stream.contracts.extension import FloeExtension, extension_problem, unknown_keys
+from floe_stream.contracts.extension import FloeExtension, did_you_mean, extension_problem, unknown_keys
 from floe_stream.contracts.models import (
     AvailabilitySla,
     ColumnSpec,
@@ -57,6 +58,16 @@ from floe_stream.contracts.models import (
     QualityOperator,
     QualityRule,
     ServerRef,
+)
+from floe_stream.contracts.sla import (
+    SLA_PROPERTIES,
+    FrequencySla,
+    LifecycleSla,
+    ResponseSla,
+    SlaNote,
+    TimeOfAvailabilitySla,
+    canonical_property,
+    parse_datetime,
 )
 
 __all__ = [
@@ -343,6 +354,8 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
             )
 
     freshness, availability = _slas(doc, objects, warnings)
+    notes: list[str] = []
+    sla_targets = _all_sla_targets(doc, objects, warnings, notes)
     team, owner = _team_and_owner(doc.team, doc.customProperties)
     contract_floe, _ = _floe(doc.customProperties, "customProperties", warnings)
     shared: dict[str, Any] = {
@@ -379,6 +392,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
             aliases.add(obj.physicalName)
         aliases.discard(asset_id)
         columns, rules = _columns_and_rules(obj, f"schema[{i}]", table, warnings)
+        more = _more_slas(doc, sla_targets, i, typed, freshness.get(i), availability.get(i), warnings)
         assets.append(
             MonitoredAsset(
                 **shared,
@@ -389,6 +403,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 columns=columns,
                 freshness=freshness.get(i),
                 availability=availability.get(i),
+                **more,
                 quality_rules=rules,
                 tags=_unique([*(doc.tags or []), *(obj.tags or [])]),
                 consumers=consumers,
@@ -404,6 +419,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
         source=source,
         assets=tuple(assets),
         warnings=tuple(warnings),
+        notes=tuple(notes),
     )
 
 
@@ -554,6 +570,151 @@ def _slas(
         _strictest(freshness, lambda f: f.threshold_s, "freshness", objects, warnings),
         _strictest(availability, lambda a: -a.target_ratio, "availability", objects, warnings),
     )
+
+
+def _all_sla_targets(
+    doc: OpenDataContractStandard, objects: list[SchemaObject], warnings: list[str], notes: list[str]
+) -> dict[int, dict[int, str | None]]:
+    """SLA item index → {table index: column} for the properties beyond freshness/availability; unknown
+    property names are warned about here (with a "did you mean")."""
+    out: dict[int, dict[int, str | None]] = {}
+    for n, sla in enumerate(doc.slaProperties or []):
+        prop = (sla.property or "").strip()
+        known = canonical_property(prop)
+        if known is None:
+            names = [p.name for p in SLA_PROPERTIES]
+            warnings.append(
+                f"slaProperties[{n}]: unknown SLA property {prop!r}{did_you_mean(prop, names)} "
+                "(not an ODCS SLA property; not evaluated)"
+            )
+            continue
+        # freshness/availability already warned about an element naming no table; the others say it to lint
+        targets = _sla_targets(
+            sla.element or doc.slaDefaultElement,
+            objects,
+            f"slaProperties[{n}] {prop}",
+            [] if known.name in ("latency", "freshness", "availability") else notes,
+        )
+        out[n] = dict(targets)
+    return out
+
+
+def _more_slas(
+    doc: OpenDataContractStandard,
+    targets: dict[int, dict[int, str | None]],
+    index: int,
+    floe: FloeExtension,
+    freshness: FreshnessSla | None,
+    availability: AvailabilitySla | None,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """frequency, timeOfAvailability, lifecycle dates, response targets and the per-property notes of one table."""
+    items = doc.slaProperties or []
+    notes: list[SlaNote] = []
+    frequency: FrequencySla | None = None
+    toa: list[TimeOfAvailabilitySla] = []
+    life: dict[str, datetime] = {}
+    response: dict[str, float] = {}
+    for n, column_of in targets.items():
+        if index not in column_of:
+            continue
+        sla = items[n]
+        known = canonical_property(sla.property or "")
+        assert known is not None
+        where = f"slaProperties[{n}] {sla.property}"
+        shown = f"{sla.value}{' ' + sla.unit if sla.unit else ''}"
+        evaluated_by, detail = known.evaluated_by, known.reason
+        try:
+            if known.name in ("latency", "freshness"):
+                if freshness is None or freshness.source_property != sla.property:
+                    detail = (
+                        f"{detail} (another {known.name} SLA for this table is stricter or more specific)"
+                    )
+            elif known.name == "availability":
+                pass
+            elif known.name == "frequency":
+                frequency = _frequency(sla, column_of[index], floe)
+                detail = (
+                    f"a cron run ({frequency.cron}, {frequency.timezone}) without an update within 10 % of the period"
+                    if frequency.cron
+                    else f"no update for more than 110 % of {_fmt_s(frequency.interval_s or 0)}"
+                )
+            elif known.name == "timeOfAvailability":
+                one = _time_of_availability(sla, column_of[index], floe)
+                toa.append(one)
+                detail = f"an update between the previous deadline and {one.deadline.isoformat('minutes')} ({one.timezone}) each day"
+            elif known.name in ("generalAvailability", "endOfSupport", "endOfLife"):
+                life[_LIFECYCLE_FIELDS[known.name]] = parse_datetime(sla.value)
+            elif known.name in ("timeToDetect", "timeToNotify", "timeToRepair"):
+                response[_RESPONSE_FIELDS[known.name]] = duration_seconds(sla.value, sla.unit)
+        except ValueError as exc:
+            warnings.append(f"{where}: {exc}; not evaluated")
+            evaluated_by, detail = None, f"not evaluated: {exc}"
+        notes.append(
+            SlaNote(
+                index=n, property=str(sla.property), value=shown, evaluated_by=evaluated_by, detail=detail
+            )
+        )
+    del availability
+    return {
+        "frequency": frequency,
+        "time_of_availability": tuple(toa),
+        "lifecycle": LifecycleSla(**life, notice_days=floe.lifecycle.notice_days) if life else None,
+        "response": ResponseSla(**response) if response else None,
+        "sla_notes": tuple(notes),
+    }
+
+
+_LIFECYCLE_FIELDS = {
+    "generalAvailability": "general_availability",
+    "endOfSupport": "end_of_support",
+    "endOfLife": "end_of_life",
+}
+_RESPONSE_FIELDS = {
+    "timeToDetect": "time_to_detect_s",
+    "timeToNotify": "time_to_notify_s",
+    "timeToRepair": "time_to_repair_s",
+}
+
+
+def _frequency(sla: Any, column: str | None, floe: FloeExtension) -> FrequencySla:
+    zone = floe.timezone or "UTC"
+    if (sla.scheduler or "").strip().lower() == "cron" or sla.schedule:
+        expr = str(sla.schedule or sla.value or "").strip()
+        from croniter import croniter
+
+        if not croniter.is_valid(expr):
+            raise ValueError(f"schedule {expr!r} is not a cron expression (e.g. '0 6 * * *')")
+        return FrequencySla(cron=expr, timezone=zone, element=column)
+    return FrequencySla(interval_s=duration_seconds(sla.value, sla.unit), timezone=zone, element=column)
+
+
+_TIME_WITH_OFFSET = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _time_of_availability(sla: Any, column: str | None, floe: FloeExtension) -> TimeOfAvailabilitySla:
+    text = str(sla.value).strip()
+    m = _TIME_WITH_OFFSET.match(text)
+    if not m:
+        raise ValueError(f"value {text!r} is not a time of day such as '09:00', '09:00-08:00' or '09:00Z'")
+    hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"value {text!r} is not a time of day")
+    offset = m.group(4)
+    if offset:  # a fixed offset in the value wins (no DST)
+        zone = "UTC" if offset == "Z" else (offset if ":" in offset else f"{offset[:3]}:{offset[3:]}")
+    elif isinstance(sla.valueExt, str) and sla.valueExt.strip():
+        zone = FloeExtension.model_validate({"timezone": sla.valueExt}).timezone or "UTC"
+    else:
+        zone = floe.timezone or "UTC"
+    return TimeOfAvailabilitySla(deadline=time(hour, minute, second), timezone=zone, element=column)
+
+
+def _fmt_s(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _strictest(

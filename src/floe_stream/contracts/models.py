@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from floe_stream.contracts.extension import FloeExtension
+from floe_stream.contracts.sla import FrequencySla, LifecycleSla, ResponseSla, SlaNote, TimeOfAvailabilitySla
 
 QualityOperator = Literal[
     "mustBe",
@@ -84,6 +85,14 @@ class MonitoredAsset(_Frozen):
     freshness: FreshnessSla | None = None
     availability: AvailabilitySla | None = None
     quality_rules: tuple[QualityRule, ...] = ()
+    frequency: FrequencySla | None = None
+    time_of_availability: tuple[TimeOfAvailabilitySla, ...] = ()
+    lifecycle: LifecycleSla | None = None
+    response: ResponseSla | None = None
+    sla_notes: tuple[SlaNote, ...] = Field(
+        default=(),
+        description="every SLA property applying to this table: the check evaluating it, or why not",
+    )
     owner: str | None = None
     team: str | None = None
     domain: str | None = None
@@ -130,6 +139,10 @@ class LoadedContract(_Frozen):
     source: str
     assets: tuple[MonitoredAsset, ...]
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = Field(
+        default=(),
+        description="for lint: SLA properties beyond freshness/availability that attach to no table",
+    )
 
 
 class ContractError(Exception):

@@ -10,6 +10,9 @@ class CheckType(StrEnum):
     SCHEMA_DRIFT = "schema_drift"
     QUALITY = "quality"
     AVAILABILITY = "availability"
+    FREQUENCY = "frequency"
+    TIME_OF_AVAILABILITY = "time_of_availability"
+    LIFECYCLE = "lifecycle"
 
 
 class CheckStatus(StrEnum):
