@@ -290,12 +290,18 @@ def contracts_retire(contract_ids: tuple[str, ...]) -> None:
 
 
 @contracts.command("lint")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def contracts_lint(directory: Path) -> None:
-    """Validate every contract in DIRECTORY; exit 1 on any error."""
-    from floe_stream.contracts.lint import lint_directory
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def contracts_lint(paths: tuple[Path, ...]) -> None:
+    """Validate the contracts in PATHS (folders, searched recursively, or files; default: the current
+    folder); exit 1 on any error, including when no contract file is found.
 
-    report = lint_directory(directory)
+    \b
+    Example:
+      floe contracts lint contracts/ extra/orders.odcs.yaml
+    """
+    from floe_stream.contracts.lint import lint_paths
+
+    report = lint_paths(list(paths) or [Path(".")])
     for w in report.warnings:
         click.echo(f"warning: {w}")
     for e in report.errors:

@@ -160,11 +160,14 @@ def load_contract(path: Path) -> LoadedContract:
 
 
 def contract_files(path: Path) -> list[Path]:
-    """The ``*.yaml``/``*.yml`` files directly in ``path``, sorted; hidden files are left out."""
+    """The ``*.yaml``/``*.yml`` files in ``path`` and its sub-folders, sorted; hidden files and folders are
+    left out."""
     return sorted(
         p
-        for p in path.iterdir()
-        if p.suffix.lower() in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+        for p in path.rglob("*")
+        if p.suffix.lower() in (".yaml", ".yml")
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        and p.is_file()
     )
 
 
