@@ -64,7 +64,7 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
         elif path.is_file():
             files.append(path)
         else:
-            errors.append(ContractError(str(path), "no such file or folder"))
+            errors.append(ContractError(str(path), "not a directory"))  # nor a file: it does not exist
     if not files and not errors:
         where = ", ".join(str(p) for p in paths) or "."
         errors.append(ContractError(where, "no contract files (*.yaml, *.yml) found"))
