@@ -813,9 +813,7 @@ def test_lint_demo_contracts_is_clean() -> None:
     assert report.errors == ()
     # the one SLA property of the demo contracts floe cannot evaluate is said, with the reason (issue 15.2)
     (warning,) = report.warnings
-    assert warning.endswith(
-        "sales-orders.odcs.yaml: slaProperties[2] retention: " + warning.split("retention: ")[1]
-    )
+    assert "sales-orders.odcs.yaml: slaProperties[2] retention: not evaluated" in warning
     assert (
         "retention: not evaluated: no input floe receives carries the oldest retained row's time" in warning
     )
