@@ -314,6 +314,32 @@ def contracts_lint(paths: tuple[Path, ...]) -> None:
         sys.exit(1)
 
 
+@contracts.command("explain")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
+    """For each asset of the contracts in PATHS: every check floe runs with its resolved thresholds,
+    severities and overrides, and for every SLA property and quality rule the check that evaluates it or
+    why it cannot be evaluated.
+
+    \b
+    Example:
+      floe contracts explain contracts/sales-orders.odcs.yaml
+    """
+    import json
+
+    from floe_stream.contracts.lint import lint_paths
+    from floe_stream.processors.explain import explain_contract, render_text
+
+    report = lint_paths(list(paths))
+    for e in report.errors:
+        click.echo(f"error: {e}", err=True)
+    explained = [explain_contract(c, _settings().checks.policy()) for c in report.contracts]
+    click.echo(json.dumps(explained, indent=2, default=str) if fmt == "json" else render_text(explained))
+    if report.errors:
+        sys.exit(1)
+
+
 @contracts.command("coverage")
 @click.option("--contracts", "contracts_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="default: FLOE_CONTRACTS_DIR")  # fmt: skip
