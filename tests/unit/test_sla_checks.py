@@ -226,3 +226,15 @@ def test_lifecycle_notices_go_to_consumers_once_per_change() -> None:
     assert isinstance(w, ViolationData)
     assert w.severity == Severity.WARNING
     assert past.check_results[0].status == CheckStatus.FAIL
+
+
+def test_cron_grace_is_measured_in_real_time_on_the_short_dst_day() -> None:
+    # Saturday 06:00 EST (11:00 UTC) to Sunday 06:00 EDT (10:00 UTC) is 23 h: grace 2h18m, not 2h24m
+    a = asset(frequency=FrequencySla(cron="0 6 * * *", timezone="America/New_York"))
+    eng = Engine(checks=(FrequencyCheck(),), clock_skew_s=0)
+    friday = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)
+    eng.apply_update(a, upd(friday, "fri"), friday)
+    assert eng.apply_tick([a], datetime(2026, 3, 7, 13, 17, tzinfo=UTC)).violations == []
+    (v,) = eng.apply_tick([a], datetime(2026, 3, 7, 13, 19, tzinfo=UTC)).violations
+    assert isinstance(v, ViolationData)
+    assert v.context["breached_at"] == "2026-03-07T13:18:00+00:00"

@@ -14,7 +14,7 @@ A missed run is an ERROR even while the data is still within its latency SLA. Ar
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
@@ -38,31 +38,32 @@ def due_run(sla: FrequencySla, now: datetime) -> tuple[datetime, float] | None:
     if sla.cron is None:
         return None
     local = now.astimezone(zone_of(sla.timezone))
-    it = croniter(sla.cron, local)
-    run = it.get_prev(datetime)
+    run = croniter(sla.cron, local).get_prev(datetime)
     before = croniter(sla.cron, run).get_prev(datetime)
     after = croniter(sla.cron, run).get_next(datetime)
-    period = (after - run).total_seconds()
-    if (
-        local - run
-    ).total_seconds() < GRACE * period:  # this run is still within its grace: judge the one before
-        period = (run - before).total_seconds()
+    # elapsed time in UTC: aware datetimes sharing a ZoneInfo subtract as wall clock (a DST day is 24 h there)
+    period = (after.astimezone(UTC) - run.astimezone(UTC)).total_seconds()
+    if (now - run.astimezone(UTC)).total_seconds() < GRACE * period:  # within its grace: judge the one before
+        period = (run.astimezone(UTC) - before.astimezone(UTC)).total_seconds()
         run = before
     return run, period
 
 
-def missed(sla: FrequencySla, since: datetime, now: datetime) -> tuple[bool, str, str]:
-    """(missed, expected, actual) given the last arrival (or the start of watching) ``since``."""
+def missed(sla: FrequencySla, since: datetime, now: datetime) -> tuple[bool, str, str, datetime]:
+    """(missed, expected, actual, moment the run counted as missed) given the last arrival (or the start of
+    watching) ``since``."""
     quiet = (now - since).total_seconds()
     if sla.cron is None:
         assert sla.interval_s is not None
         limit = sla.interval_s * (1 + GRACE)
-        return quiet > limit, f"an update every {_fmt(sla.interval_s)}", f"none for {_fmt(quiet)}"
+        at = since + timedelta(seconds=limit)
+        return quiet > limit, f"an update every {_fmt(sla.interval_s)}", f"none for {_fmt(quiet)}", at
     due = due_run(sla, now)
     assert due is not None
-    run, _ = due
+    run, period = due
     expected = f"an update after each run of '{sla.cron}' ({sla.timezone})"
-    return since < run, expected, f"last update {_fmt(quiet)} ago; run due {run.isoformat()}"
+    at = run.astimezone(UTC) + timedelta(seconds=GRACE * period)
+    return since < run, expected, f"last update {_fmt(quiet)} ago; run due {run.isoformat()}", at
 
 
 def _fmt(seconds: float) -> str:
@@ -106,12 +107,15 @@ class FrequencyCheck:
         since = last_arrival(state, KEY) or state.watch_since
         if since is None:
             return []
-        is_missed, expected, actual = missed(sla, since, ctx.now)
+        is_missed, expected, actual, breached_at = missed(sla, since, ctx.now)
         already = state.open.get(KEY)
         if not is_missed or already is not None:
             return []  # only news: a newly missed run (an arriving update resolves it)
         message = f"missed run: {actual}; expected {expected}"
-        finding = Finding(KEY, Severity.ERROR, message, sla.element, expected, actual)
+        finding = Finding(
+            KEY, Severity.ERROR, message, sla.element, expected, actual,
+            context={"breached_at": breached_at.isoformat()},
+        )  # fmt: skip
         return [
             Evaluation(
                 check_type=CheckType.FREQUENCY,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from floe_stream.contracts.models import MonitoredAsset
@@ -60,6 +60,9 @@ def evaluate_age(
         message = f"{consumed:.0%} of the {_fmt(threshold)} freshness SLA consumed"
     # positional (field order of Finding / Evaluation): the per-event path
     finding = Finding(KEY, severity, message, sla.element, expected, actual, None, consumed_r)
+    if breached:  # the moment the SLA was breached: timeToDetect is measured from it (rare path)
+        at = data_time + timedelta(seconds=threshold + ctx.clock_skew_s)
+        finding = finding._replace(context={"breached_at": at.isoformat()})
     return Evaluation(
         CheckType.FRESHNESS,
         CheckStatus.FAIL if breached else CheckStatus.PASS,

@@ -76,7 +76,10 @@ class TimeOfAvailabilityCheck:
             expected = f"an update by {sla.deadline.isoformat('minutes')} {sla.timezone} daily"
             actual = f"none since {previous.isoformat()}"
             message = f"deadline {latest.isoformat()} missed: no update since the previous deadline"
-            findings.append(Finding(_key(i), Severity.ERROR, message, sla.element, expected, actual))
+            context = {"breached_at": latest.isoformat()}
+            findings.append(
+                Finding(_key(i), Severity.ERROR, message, sla.element, expected, actual, context=context)
+            )
         if not findings:
             return []
         first = findings[0]
