@@ -77,6 +77,9 @@ class ChecksOverride(_Strict):
     flap_window_s: float | None = Field(default=None, gt=0)
     quality_threshold: float | None = Field(default=None, ge=0, le=1)
     availability_window_s: float | None = Field(default=None, gt=0)
+    availability_min_samples: int | None = Field(default=None, ge=1)
+    availability_down_after: int | None = Field(default=None, ge=1)
+    availability_recovery_pings: int | None = Field(default=None, ge=1)
     ping_interval_s: float | None = Field(default=None, gt=0)
     ping_timeout_s: float | None = Field(default=None, gt=0)
 
