@@ -15,6 +15,7 @@ from floe_stream.processors.model import (
     EvalContext,
     Evaluation,
     Outputs,
+    counts_as_new_data,
     error_evaluation,
 )
 from floe_stream.processors.policy import CheckPolicy, resolve_policy
@@ -54,6 +55,13 @@ class Engine:
         self._quality_checks = tuple(c for c in self.checks if c.check_type == CheckType.QUALITY)
         self._probe_checks = tuple(c for c in self.checks if hasattr(c, "on_probe"))
         self._update_checks = tuple(c for c in self.checks if getattr(c, "reacts_to_updates", True))
+        self._structure_checks = tuple(
+            c for c in self._update_checks if not getattr(c, "judges_new_data", False)
+        )
+        """Checks for an update that is not new data (a compaction, a zero-row append): drift, quality."""
+        self.counters: dict[str, int] = {}
+        """``late_data`` (an update older than the newest seen: freshness unchanged) and ``not_new_data``
+        (an update that does not count as new data, see :func:`counts_as_new_data`); for telemetry."""
 
     @property
     def info_at(self) -> float:
@@ -145,7 +153,17 @@ class Engine:
         aid = asset.asset_id
         state = self.states.get(aid) or self.state(aid, now)
         source = update.event_id
-        for check in self._quality_checks if update.quality_only else self._update_checks:
+        new_data = True
+        if update.operation is not None or update.row_count == 0:  # rare: is it new data? (commit-aware)
+            u = asset.floe.updates
+            new_data = counts_as_new_data(update, u.replace, u.delete_only, u.zero_rows)
+            if not new_data:
+                self.counters["not_new_data"] = self.counters.get("not_new_data", 0) + 1
+        if update.quality_only:
+            checks = self._quality_checks
+        else:
+            checks = self._update_checks if new_data else self._structure_checks
+        for check in checks:
             # try costs nothing until a check raises (3.11 zero-cost exceptions; bench/processor.py)
             try:
                 evs = check.on_update(asset, state, update, ctx)
@@ -153,9 +171,11 @@ class Engine:
                 evs = [self._error(asset, check, exc, "update")]
             for ev in evs:
                 state = record_evaluation(asset, state, ev, ctx, source, out)
-        if not update.quality_only:
+        if not update.quality_only and new_data:
             data_time = update.data_time
             last = state.last_update_at
+            if last is not None and data_time < last:
+                self.counters["late_data"] = self.counters.get("late_data", 0) + 1
             seq = update.sequence
             newer_seq = seq is not None and (state.last_sequence is None or seq > state.last_sequence)
             if last is None or data_time > last:

@@ -204,6 +204,7 @@ def iceberg_columns(fields: list[IcebergField]) -> tuple[ObservedColumn, ...]:
 def from_commit(ev: CatalogCommitEvent, fallback_id: str) -> list[tuple[str, AssetUpdate]]:
     summary = ev.summary
     rows = summary.get("total-records")
+    added = summary.get("added-records")
     update = AssetUpdate(
         asset_id=ev.table,
         source="catalog_commit",
@@ -212,5 +213,7 @@ def from_commit(ev: CatalogCommitEvent, fallback_id: str) -> list[tuple[str, Ass
         columns=iceberg_columns(ev.table_schema.fields),
         row_count=int(rows) if rows and rows.isdigit() else None,
         sequence=ev.sequence_number,
+        operation=ev.operation,
+        added_rows=int(added) if added and added.isdigit() else None,
     )
     return [(ev.table, update)]

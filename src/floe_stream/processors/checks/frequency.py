@@ -79,6 +79,7 @@ def _fmt(seconds: float) -> str:
 
 class FrequencyCheck:
     check_type = CheckType.FREQUENCY
+    judges_new_data = True  # the engine skips it for updates that are not new data
 
     def on_update(
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext

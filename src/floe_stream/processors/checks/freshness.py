@@ -79,6 +79,7 @@ def evaluate_age(
 
 class FreshnessCheck:
     check_type = CheckType.FRESHNESS
+    judges_new_data = True  # the engine skips it for updates that are not new data
 
     def on_update(
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext

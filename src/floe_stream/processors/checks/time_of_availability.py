@@ -41,6 +41,7 @@ def last_arrival(state: AssetState) -> datetime | None:
 
 class TimeOfAvailabilityCheck:
     check_type = CheckType.TIME_OF_AVAILABILITY
+    judges_new_data = True  # the engine skips it for updates that are not new data
 
     def on_update(
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext
