@@ -340,6 +340,29 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
         sys.exit(1)
 
 
+def _coverage_seen(settings: Settings, registry: Any, window: str, fmt: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from floe_stream.contracts.loader import interval_seconds
+    from floe_stream.runtime.seen import seen_assets
+
+    try:
+        since = datetime.now(UTC) - timedelta(seconds=interval_seconds(window))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--seen") from None
+    gap = _run(seen_assets(settings, registry, since))
+    if fmt == "json":
+        rows = [{"asset": g.identifier, "topic": g.topic, "events": g.events, "last_seen": g.last_seen.isoformat()}
+                for g in gap]  # fmt: skip
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{len(gap)} asset(s) seen in the last {window} without a contract")
+    for g in gap:
+        click.echo(
+            f"  uncovered  {g.identifier}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"
+        )
+
+
 @contracts.command("coverage")
 @click.option("--contracts", "contracts_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="default: FLOE_CONTRACTS_DIR")  # fmt: skip
@@ -347,8 +370,16 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
 @click.option(
     "--fail-on-missing", is_flag=True, help="exit 1 when a contract points at a table that does not exist"
 )
-def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bool) -> None:
-    """Catalog tables covered by a contract, and contracts whose table is not in the catalog (FLOE_SOURCES__ICEBERG__*)."""
+@click.option("--seen", "seen", default=None, metavar="WINDOW",
+              help="instead of the catalog: assets the input topics talked about in the last WINDOW (e.g. 1h, "
+                   "7d) that no contract covers")  # fmt: skip
+def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bool, seen: str | None) -> None:
+    """Catalog tables covered by a contract, and contracts whose table is not in the catalog (FLOE_SOURCES__ICEBERG__*).
+
+    \b
+    Example:
+      floe contracts coverage --seen 24h     # assets with traffic but no contract
+    """
     from floe_stream.contracts.loader import load_directory
     from floe_stream.contracts.registry import ContractRegistry
     from floe_stream.sources.iceberg.catalog import list_tables, open_catalog
@@ -361,6 +392,9 @@ def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bo
     loaded, errors = load_directory(directory)
     for e in errors:
         click.echo(f"error: {e}", err=True)
+    if seen is not None:
+        _coverage_seen(settings, ContractRegistry(loaded), seen, fmt)
+        return
     cfg = settings.sources.iceberg
     try:
         tables = list_tables(open_catalog(cfg), cfg)

@@ -107,6 +107,7 @@ class ProcessorService(ConsumerService):
         self._lanes: Lanes = {}  # check results of the batch, grouped by (topic, partition) as they are made
         # counters summed per record, handed to the instruments at most once a second and when idle
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()
+        self._unmonitored: Counter[str] = Counter()  # by topic: floe_events_unmonitored_total
         self._processed: Counter[str] = Counter()
         self._counted_at = 0.0
         self.partitions = 0
@@ -285,8 +286,11 @@ class ProcessorService(ConsumerService):
             metrics.events_processed.add(n, {"topic": topic})
         for (check_type, status), n in self._check_counts.items():
             metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
+        for topic, n in self._unmonitored.items():
+            metrics.events_unmonitored.add(n, {"topic": topic})
         self._processed.clear()
         self._check_counts.clear()
+        self._unmonitored.clear()
 
     def _take_lanes(self) -> Lanes:
         lanes, self._lanes = self._lanes, {}
@@ -341,7 +345,8 @@ class ProcessorService(ConsumerService):
                     self.obs.input_event(ev)
                 asset = self.registry.resolve(ev.asset)
                 if asset is None:
-                    return  # not monitored by any contract
+                    self._unmonitored[rec.topic] += 1  # not monitored by any contract: counted
+                    return
                 update = update_of_materialization(ev, ev.event_id or f"{rec.topic}:{p}:{rec.offset}")
                 q = partition_for(asset.asset_id, self.partitions)
                 if q == p:
@@ -358,7 +363,8 @@ class ProcessorService(ConsumerService):
         for idents, update in pairs:
             asset = self._resolve(idents)
             if asset is None:
-                continue  # not monitored by any contract
+                self._unmonitored[rec.topic] += 1  # not monitored by any contract: counted
+                continue
             q = partition_for(asset.asset_id, self.partitions)
             if q != p:
                 if not any(k == REROUTED for k, _ in rec.headers or ()):

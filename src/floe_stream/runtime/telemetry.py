@@ -164,6 +164,10 @@ class Instruments:
         self.events_processed = meter.create_counter(
             "floe_events_processed", description="input records handled, by topic"
         )
+        self.events_unmonitored = meter.create_counter(
+            "floe_events_unmonitored",
+            description="input records (or datasets in them) about an asset no contract covers, by topic",
+        )
         self.dead_lettered = meter.create_counter(
             "floe_events_dead_lettered",
             description="records sent to the dead-letter topic, by topic and reason",
