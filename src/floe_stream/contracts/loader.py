@@ -394,7 +394,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
         if obj.physicalName:
             aliases.add(obj.physicalName)
         aliases.discard(asset_id)
-        columns, rules = _columns_and_rules(obj, f"schema[{i}]", table, warnings)
+        columns, rules, nested = _columns_and_rules(obj, f"schema[{i}]", table, warnings)
         more = _more_slas(doc, sla_targets, i, typed, freshness.get(i), availability.get(i), warnings)
         assets.append(
             MonitoredAsset(
@@ -404,6 +404,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 table=table,
                 physical_name=obj.physicalName,
                 columns=columns,
+                nested=nested,
                 freshness=freshness.get(i),
                 availability=availability.get(i),
                 **more,
@@ -428,8 +429,9 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
 
 def _columns_and_rules(
     obj: SchemaObject, path: str, table: str, warnings: list[str]
-) -> tuple[tuple[ColumnSpec, ...], tuple[QualityRule, ...]]:
+) -> tuple[tuple[ColumnSpec, ...], tuple[QualityRule, ...], dict[str, tuple[ColumnSpec, ...]]]:
     columns: list[ColumnSpec] = []
+    nested: dict[str, tuple[ColumnSpec, ...]] = {}
     rules = _quality_rules(obj.quality, path, table, None, warnings)
     declared: dict[str, int] = {}
     for j, prop in enumerate(obj.properties or []):
@@ -441,6 +443,7 @@ def _columns_and_rules(
             )
         declared[column.name] = j
         columns.append(column)
+        _nested(prop, column.name, where, table, nested)
         rules += _quality_rules(prop.quality, where, f"{table}.{column.name}", column.name, warnings)
     seen: dict[str, int] = {}
     named: list[QualityRule] = []
@@ -451,7 +454,7 @@ def _columns_and_rules(
             if seen[rule.name] == 1
             else rule.model_copy(update={"name": f"{rule.name}#{seen[rule.name]}"})
         )
-    return tuple(columns), tuple(named)
+    return tuple(columns), tuple(named), nested
 
 
 def _column(prop: SchemaProperty, where: str, table: str) -> ColumnSpec:
@@ -472,6 +475,27 @@ def _column(prop: SchemaProperty, where: str, table: str) -> ColumnSpec:
         unique=bool(prop.unique),
         primary_key=bool(prop.primaryKey),
     )
+
+
+def _nested(
+    prop: SchemaProperty, path: str, where: str, table: str, out: dict[str, tuple[ColumnSpec, ...]]
+) -> None:
+    """Nested properties of ``prop`` (object properties; an array's items as 'element'), by column path."""
+    children: list[tuple[SchemaProperty, str]] = [
+        (child, f"{where}.properties[{k}]") for k, child in enumerate(prop.properties or [])
+    ]
+    if prop.items is not None:
+        children.append(
+            (prop.items.model_copy(update={"name": prop.items.name or "element"}), f"{where}.items")
+        )
+    if not children:
+        return
+    specs = []
+    for child, at in children:
+        spec = _column(child, at, f"{table}.{path}")
+        specs.append(spec)
+        _nested(child, f"{path}.{spec.name}", at, table, out)
+    out[path] = tuple(specs)
 
 
 def _quality_rules(

@@ -82,6 +82,10 @@ class MonitoredAsset(_Frozen):
     table: str
     physical_name: str | None = None
     columns: tuple[ColumnSpec, ...] = ()
+    nested: dict[str, tuple[ColumnSpec, ...]] = Field(
+        default_factory=dict,
+        description="column path ('address', 'tags.element') → its nested properties (an array's items: 'element')",
+    )
     freshness: FreshnessSla | None = None
     availability: AvailabilitySla | None = None
     quality_rules: tuple[QualityRule, ...] = ()

@@ -41,3 +41,4 @@ class DriftKind(StrEnum):
     COLUMN_REMOVED = "column_removed"
     TYPE_CHANGED = "type_changed"
     NULLABILITY_CHANGED = "nullability_changed"
+    CONSTRAINT_CHANGED = "constraint_changed"
