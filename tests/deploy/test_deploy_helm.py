@@ -274,16 +274,28 @@ def test_graceful_shutdown(rendered) -> None:
 def test_rendered_settings_load_into_settings(
     rendered, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The plain FLOE_* values the chart renders are accepted by floe_stream.settings (types, ranges)."""
+    """The plain FLOE_* values the chart renders, and the floe.yaml it mounts, are accepted by
+    floe_stream.settings (types, ranges, structure)."""
     from floe_stream.settings import load_settings
+    from floe_stream.sinks.alerts.config import resolve_config
 
     monkeypatch.chdir(tmp_path)  # no stray .env
-    sink = rendered("everything-on.yaml").get("Deployment", full("sink-postgres"))
+    manifests = rendered("everything-on.yaml")
+    sink = manifests.get("Deployment", full("sink-postgres"))
     (container,) = pod_spec(sink)["containers"]
     for name, entry in env_of(container).items():
         if name.startswith("FLOE_") and "value" in entry:
             monkeypatch.setenv(name, entry["value"])
+    floe_yaml = tmp_path / "floe.yaml"
+    floe_yaml.write_text(manifests.get("ConfigMap", full("config"))["data"]["floe.yaml"])
+    monkeypatch.setenv("FLOE_CONFIG_FILE", str(floe_yaml))
     settings = load_settings()
+    assert settings.openlineage.transport == "http"  # from floe.yaml
+    assert settings.sources.iceberg.properties["type"] == "rest"
+    assert [r.targets() for r in resolve_config(settings.alerts, settings.config_file).routes] == [
+        ("slack",),
+        ("alertmanager",),
+    ]
     assert settings.kafka.bootstrap_servers == "kafka-0.kafka:9092,kafka-1.kafka:9092,kafka-2.kafka:9092"
     assert settings.kafka.partitions == 12
     assert settings.kafka.replication_factor == 3
@@ -496,7 +508,7 @@ def test_config_changes_roll_the_pods(helm: Helm) -> None:
     assert len(base) == 1
     assert checksums(set_=["contracts.files.a\\.yaml=x: 1"]) == base
     assert checksums(set_=["contracts.files.a\\.yaml=x: 2"]) != base
-    assert checksums(set_=["contracts.files.a\\.yaml=x: 1", "config.floe.alerting.enabled=true"]) != base
+    assert checksums(set_=["contracts.files.a\\.yaml=x: 1", "config.floe.clock_skew_s=5"]) != base
 
 
 # --- availability and scheduling -----------------------------------------------------------------------
@@ -847,3 +859,67 @@ def test_chart_metadata(repo: Path) -> None:
     version = re.search(r'^version = "([^"]+)"', project, re.M)
     assert version
     assert chart["appVersion"] == version.group(1), "appVersion follows the package version"
+
+
+# --- floe.yaml (config.floe) and what an enabled deployable needs ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"set_": ["sourceIceberg.enabled=true"]}, "at '/config/floe': missing property 'sources'"),
+        (
+            {"set_": ["sourceIceberg.enabled=true", "config.floe.sources.iceberg.poll_interval_s=5"]},
+            "at '/config/floe/sources/iceberg': missing property 'properties'",
+        ),
+        ({"set_": ["config.floe.alerting.enabled=true"]}, "additional properties 'alerting' not allowed"),
+        (
+            {"set_": ["config.floe.database.dsn=postgresql://u:hunter2@db/floe"]},
+            "a secret is not read from floe.yaml: use database.dsn.existingSecret",
+        ),
+        (
+            {"set_": ["config.floe.openlineage.api_key=hunter2"]},
+            "set FLOE_OPENLINEAGE__API_KEY with secretEnv",
+        ),
+        (
+            {"set_json": ['config.floe.alerts.channels=[{"name":"h","type":"webhook","secret":"hunter2"}]']},
+            "name an env var with secret_env",
+        ),
+    ],
+    ids=[
+        "iceberg-no-catalog",
+        "iceberg-no-properties",
+        "unknown-key",
+        "dsn-inline",
+        "api-key-inline",
+        "channel-secret-inline",
+    ],
+)
+def test_schema_refuses_what_would_not_start(helm: Helm, kw: dict[str, list[str]], message: str) -> None:
+    error = helm.render_error(**kw)
+    assert SCHEMA_REFUSED in error and message in error, error
+
+
+def test_iceberg_source_with_a_catalog_renders(helm: Helm) -> None:
+    manifests = helm.render(
+        set_=[
+            "sourceIceberg.enabled=true",
+            "config.floe.sources.iceberg.properties.type=rest",
+            "config.floe.sources.iceberg.properties.uri=http://rest:8181",
+        ]
+    )
+    assert full("source-iceberg") in manifests.names("Deployment")
+    # ... or with the catalog in an existing ConfigMap (its content is the operator's)
+    manifests = helm.render(set_=["sourceIceberg.enabled=true", "config.existingConfigMap=team-config"])
+    assert full("source-iceberg") in manifests.names("Deployment")
+
+
+def test_config_schema_knows_every_settings_section(repo: Path) -> None:
+    """values.schema.json's floe.yaml keys are exactly the settings' top-level fields (no drift)."""
+    import json
+
+    from floe_stream.settings import Settings
+
+    schema = json.loads((repo / "helm" / "floe-stream" / "values.schema.json").read_text())
+    keys = set(schema["definitions"]["floeConfig"]["properties"])
+    assert keys == set(Settings.model_fields) - {"config_file"}
