@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -115,6 +116,10 @@ class ConsumerService:
     async def readiness(self) -> dict[str, bool]:
         return {"kafka": self.consumer_connected(), "assigned": self.ever_assigned}
 
+    def health_details(self) -> dict[str, Any]:
+        """Informational fields of /readyz (``details``) that do not decide readiness."""
+        return {}
+
     async def liveness(self) -> dict[str, bool]:
         return {"loop": not self._stopping.is_set() or True}
 
@@ -166,6 +171,7 @@ class ConsumerService:
                 self.settings.health_port,
                 liveness=self.liveness,
                 readiness=self.readiness,
+                details=self.health_details,
             )
             await self.health.start()
         if self.producer is not None:
