@@ -390,7 +390,7 @@ EXPECTED = {
     "defaults.yaml": {"postgres"},  # no routes (the sink says so), no OpenLineage sink
     "external-secrets.yaml": {"postgres"},
     "autoscaling.yaml": {"postgres", "openlineage-console"},
-    "everything-on.yaml": {"postgres", "alertmanager", "openlineage-http", "source-iceberg"},
+    "everything-on.yaml": {"postgres", "alertmanager", "slack", "openlineage-http", "source-iceberg"},
 }
 
 
@@ -445,6 +445,11 @@ async def test_rendered_chart_runs(
                 await until(lambda: re.search(r'"eventType": ?"FAIL"', sink.log.read_text()), 60,
                             "a FAIL RunEvent on sink-openlineage's console", deployments)  # fmt: skip
                 checked.add("openlineage-console")
+        if any(r.get("channel") == "slack" for r in routes or ()):
+            # the Slack channel's webhook URL came from a (test) Secret through secretEnv + url_env
+            await until(lambda: any(r.path == "/slack" for r in services.slack.requests), 60,
+                        "the Slack notification", deployments)  # fmt: skip
+            checked.add("slack")
         if "source-iceberg" in procs:
             checked.add("source-iceberg")  # ready = its first poll of the catalog succeeded
         # what each values file must reach (a rendering that silently lost a destination fails here)
