@@ -96,6 +96,13 @@ def test_floe_dev_takes_the_environment_over_its_dev_defaults(
     assert s.database.dsn.get_secret_value() == "postgresql://x@h/d" and s.health_port == -1
     assert s.contracts_dir == contracts  # --contracts is a flag
 
+    monkeypatch.setenv("FLOE_KAFKA__LINGER_MS", "7")
+    facts = {"linger_ms": 3}  # a fact of the broker it started (e.g. whether it supports idempotence)
+    s = dev_settings(
+        bootstrap="b:1", dsn="postgresql://x@h/d", demo=False, contracts_dir=contracts, broker_facts=facts
+    )
+    assert s.kafka.linger_ms == 3 and s.kafka.fetch_max_wait_ms == 33
+
     monkeypatch.setenv("FLOE_CONTRACTS_DIR", str(tmp_path))
     s = dev_settings(bootstrap="127.0.0.1:1", dsn="postgresql://x@h/d", demo=False, contracts_dir=None)
     assert s.contracts_dir == tmp_path  # environment > the example contracts

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,11 +36,19 @@ def _examples_dir() -> Path:
     raise FileNotFoundError("examples/contracts not found; pass --contracts DIR")
 
 
-def dev_settings(*, bootstrap: str, dsn: str, demo: bool, contracts_dir: Path | None) -> Settings:
+def dev_settings(
+    *,
+    bootstrap: str,
+    dsn: str,
+    demo: bool,
+    contracts_dir: Path | None,
+    broker_facts: Mapping[str, object] | None = None,
+) -> Settings:
     """The settings of `floe dev`: explicit flags (and the embedded broker/database it started) >
     environment/.env > FLOE_CONFIG_FILE > its dev defaults (fast consumer timings, a 5 s tick, the example
     contracts) > the settings' defaults. ``--demo`` is a flag: its scripted timings (1 s tick, 1 s skew) are
-    explicit, since the scenario is written against them."""
+    explicit, since the scenario is written against them. ``broker_facts``: KafkaSettings fields that follow
+    from the broker it started (explicit too)."""
     defaults: dict[str, object] = {
         "kafka": {
             "fetch_max_wait_ms": 20,
@@ -53,7 +62,7 @@ def dev_settings(*, bootstrap: str, dsn: str, demo: bool, contracts_dir: Path | 
     with contextlib.suppress(FileNotFoundError):
         defaults["contracts_dir"] = _examples_dir()
     explicit: dict[str, object] = {
-        "kafka": {"bootstrap_servers": bootstrap},
+        "kafka": {"bootstrap_servers": bootstrap, **(broker_facts or {})},
         "database": {"dsn": dsn},
         "health_port": -1,  # one process runs every deployable: no health server
     }
