@@ -425,15 +425,21 @@ def test_migration_hook_job(rendered, values_file: str) -> None:
     # In order: the schema first, then the topics.
     assert [c["args"] for c in spec["initContainers"]] == [["db", "migrate"]]
     assert [c["args"] for c in spec["containers"]] == [["topics", "create"]]
-    # At pre-install nothing of the release exists yet: no ConfigMaps, and a ServiceAccount that is a hook too.
-    assert not [v for v in spec["volumes"] if "configMap" in v]
+    # At pre-install nothing of the release exists yet: the ServiceAccount and the floe.yaml ConfigMap the Job
+    # uses are hooks too, created before it, with the same floe.yaml as the Deployments'.
     account = manifests.get("ServiceAccount", spec["serviceAccountName"])
-    account_hook = account["metadata"]["annotations"]
-    assert account_hook["helm.sh/hook"] == annotations["helm.sh/hook"]
-    assert int(account_hook["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+    (config_volume,) = [v for v in spec["volumes"] if "configMap" in v]
+    config = manifests.get("ConfigMap", config_volume["configMap"]["name"])
+    for hook in (account, config):
+        hook_annotations = hook["metadata"]["annotations"]
+        assert hook_annotations["helm.sh/hook"] == annotations["helm.sh/hook"]
+        assert int(hook_annotations["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+    assert config["data"] == manifests.get("ConfigMap", full("config"))["data"]
     for container in containers(job):
         names = set(env_of(container))
         assert "FLOE_CONTRACTS_DIR" not in names, "the hook mounts no contracts"
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert Path(env_of(container)["FLOE_CONFIG_FILE"]["value"]).parent == Path(mounts["config"])
         assert not {n for n in names if n.startswith("EXAMPLE_")}, (
             "channel secrets (secretEnv) stay out of the hook"
         )
@@ -494,6 +500,8 @@ def test_existing_configmaps_are_used_as_given(helm: Helm) -> None:
     volumes = {v["name"]: v for v in pod_spec(manifests.get("Deployment", full("processor")))["volumes"]}
     assert volumes["contracts"]["configMap"]["name"] == "team-contracts"
     assert volumes["config"]["configMap"]["name"] == "team-config"
+    job_volumes = {v["name"]: v for v in pod_spec(manifests.get("Job", full("migrate")))["volumes"]}
+    assert job_volumes["config"]["configMap"]["name"] == "team-config"
 
 
 def test_config_changes_roll_the_pods(helm: Helm) -> None:
