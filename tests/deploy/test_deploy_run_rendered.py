@@ -6,8 +6,9 @@ OpenLineage HTTP receiver (and, where a values file enables the Iceberg source, 
 
 What the test changes, and why (nothing else is touched):
 
-* mount paths: a volume mounted at /etc/floe/config is written to <run dir>/etc/floe/config, and every env
-  value or arg under a mount path is rewritten the same way (the process runs on this machine's root);
+* mount paths: each pod (compose service) gets its own folder; a volume it mounts at /etc/floe/config is
+  written to <its folder>/etc/floe/config, and every env value or arg under one of ITS mount paths is
+  rewritten the same way (the process runs on this machine's root, and sees only its own pod's files);
 * service hostnames (in env values and in mounted files): the Kafka bootstrap list → the test broker, the
   PostgreSQL DSN (a Secret in the chart, a literal in compose) → the test database, alertmanager /
   marquez / iceberg-rest hosts → the local Alertmanager / OpenLineage receiver / REST catalog;
@@ -147,14 +148,15 @@ class Proc:
     argv: list[str]
     env: dict[str, str]
     log: Path
+    cwd: Path
     health_port: int | None = None
     process: asyncio.subprocess.Process | None = None
     _fh: Any = field(default=None, repr=False)
 
-    async def start(self, cwd: Path) -> None:
+    async def start(self) -> None:
         self._fh = open(self.log, "ab")  # noqa: SIM115
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv, env=self.env, cwd=cwd, stdout=self._fh, stderr=self._fh
+            *self.argv, env=self.env, cwd=self.cwd, stdout=self._fh, stderr=self._fh
         )
 
     async def wait(self, timeout: float) -> int:
@@ -181,26 +183,49 @@ class Proc:
 
 
 @dataclass
-class Run:
-    """One rendering run locally: its root (mount paths below it), its prefix, its test secrets."""
+class PodFs:
+    """One pod's (compose service's) filesystem: its mounts only, below its own root — a process sees the
+    files its own pod mounts, never another's."""
 
     root: Path
-    services: Services
-    dsn: str
-    prefix: str = field(default_factory=lambda: f"r{uuid.uuid4().hex[:8]}.")
-    secrets: dict[tuple[str, str], str] = field(default_factory=dict)
     mounts: list[str] = field(default_factory=list)
 
-    def map_hosts(self, text: str) -> str:
-        for host, local in sorted(self.services.hosts().items(), key=lambda kv: -len(kv[0])):
-            text = text.replace(host, local)
-        return text
+    def mount(self, path: str) -> Path:
+        self.mounts.append(path)
+        target = self.root / path.lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        return target
 
     def map_paths(self, value: str) -> str:
         for mount in sorted(self.mounts, key=len, reverse=True):
             if value == mount or value.startswith(mount.rstrip("/") + "/"):
                 return str(self.root) + value
         return value
+
+    def base_env(self) -> dict[str, str]:
+        home = self.root / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        return {"PATH": f"{FLOE_BIN.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(home),
+                "LANG": "C.UTF-8"}  # fmt: skip
+
+
+@dataclass
+class Run:
+    """One rendering run locally: its root (a folder per pod below it), its prefix, its test secrets."""
+
+    root: Path
+    services: Services
+    dsn: str
+    prefix: str = field(default_factory=lambda: f"r{uuid.uuid4().hex[:8]}.")
+    secrets: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def pod(self, name: str) -> PodFs:
+        return PodFs(self.root / "pods" / name.replace("/", "-"))
+
+    def map_hosts(self, text: str) -> str:
+        for host, local in sorted(self.services.hosts().items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(host, local)
+        return text
 
     def secret(self, name: str, key: str) -> str:
         return self.secrets.get((name, key), f"test-secret-{name}-{key}")
@@ -217,21 +242,13 @@ class Run:
         )
         return env
 
-    def base_env(self) -> dict[str, str]:
-        home = self.root / "home"
-        home.mkdir(exist_ok=True)
-        return {"PATH": f"{FLOE_BIN.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(home),
-                "LANG": "C.UTF-8"}  # fmt: skip
 
-
-def write_volumes(run: Run, workload: dict[str, Any], manifests: Manifests) -> None:
+def write_volumes(run: Run, fs: PodFs, workload: dict[str, Any], manifests: Manifests) -> None:
     spec = pod_spec(workload)
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     for c in containers(workload):
         for m in c.get("volumeMounts", []):
-            run.mounts.append(m["mountPath"])
-            target = run.root / m["mountPath"].lstrip("/")
-            target.mkdir(parents=True, exist_ok=True)
+            target = fs.mount(m["mountPath"])
             vol = volumes[m["name"]]
             if "configMap" in vol:
                 cm_name = vol["configMap"]["name"]
@@ -248,11 +265,11 @@ def write_volumes(run: Run, workload: dict[str, Any], manifests: Manifests) -> N
                         (target / key).write_text(value)
 
 
-def container_env(run: Run, container: dict[str, Any], manifests: Manifests) -> dict[str, str]:
+def container_env(run: Run, fs: PodFs, container: dict[str, Any], manifests: Manifests) -> dict[str, str]:
     env: dict[str, str] = {}
     for e in container.get("env", []):
         if "value" in e:
-            env[e["name"]] = run.map_paths(run.map_hosts(str(e["value"])))
+            env[e["name"]] = fs.map_paths(run.map_hosts(str(e["value"])))
             continue
         ref = e["valueFrom"]
         if "secretKeyRef" in ref:
@@ -268,29 +285,31 @@ def container_env(run: Run, container: dict[str, Any], manifests: Manifests) -> 
 
 
 def processes_of(run: Run, manifests: Manifests) -> tuple[list[Proc], list[Proc]]:
-    """(the hook Job's containers in order, one process per Deployment)."""
-    for w in [*manifests.kind("Job"), *manifests.kind("Deployment")]:
-        write_volumes(run, w, manifests)
+    """(the hook Job's containers in order, one process per Deployment), each pod with its own files."""
     job: list[Proc] = []
     for w in manifests.kind("Job"):
+        fs = run.pod(w["metadata"]["name"])
+        write_volumes(run, fs, w, manifests)
         for c in containers(w):  # init containers first, then the container
             assert "command" not in c, "the image entrypoint (floe) is the command"
-            env = {**run.base_env(), **run.overrides(container_env(run, c, manifests))}
-            argv = [str(FLOE_BIN), *[run.map_paths(a) for a in c["args"]]]
-            job.append(Proc(f"job/{c['name']}", argv, env, run.root / f"job-{c['name']}.log"))
+            env = {**fs.base_env(), **run.overrides(container_env(run, fs, c, manifests))}
+            argv = [str(FLOE_BIN), *[fs.map_paths(a) for a in c["args"]]]
+            job.append(Proc(f"job/{c['name']}", argv, env, run.root / f"job-{c['name']}.log", fs.root))
     deployments: list[Proc] = []
     for w in manifests.kind("Deployment"):
+        name = w["metadata"]["name"]
+        fs = run.pod(name)
+        write_volumes(run, fs, w, manifests)
         (c,) = pod_spec(w)["containers"]
         assert "command" not in c
         port = free_port()
         env = {
-            **run.base_env(),
-            **run.overrides(container_env(run, c, manifests)),
+            **fs.base_env(),
+            **run.overrides(container_env(run, fs, c, manifests)),
             "FLOE_HEALTH_PORT": str(port),
         }
-        argv = [str(FLOE_BIN), *[run.map_paths(a) for a in c["args"]]]
-        name = w["metadata"]["name"]
-        deployments.append(Proc(name, argv, env, run.root / f"{name}.log", port))
+        argv = [str(FLOE_BIN), *[fs.map_paths(a) for a in c["args"]]]
+        deployments.append(Proc(name, argv, env, run.root / f"{name}.log", fs.root, port))
     return job, deployments
 
 
@@ -320,9 +339,9 @@ async def until(predicate: Any, timeout: float, what: str, procs: list[Proc]) ->
         await asyncio.sleep(0.25)
 
 
-async def run_job(job: list[Proc], root: Path) -> None:
+async def run_job(job: list[Proc]) -> None:
     for step in job:  # in order, like init containers
-        await step.start(root)
+        await step.start()
         rc = await step.wait(120)
         step._fh.close()
         assert rc == 0, f"{step.name} exited {rc}:\n{step.tail()}"
@@ -373,8 +392,8 @@ def fail_at_receiver(services: Services) -> bool:
 
 
 async def run_all(run: Run, job: list[Proc], deployments: list[Proc]) -> dict[str, Proc]:
-    await run_job(job, run.root)
-    await asyncio.gather(*(p.start(run.root) for p in deployments))
+    await run_job(job)
+    await asyncio.gather(*(p.start() for p in deployments))
     for p in deployments:
         await until(lambda p=p: readyz(p), READY_TIMEOUT_S, f"{p.name} /readyz 200", deployments)
     return {p.name.removeprefix("floe-stream-"): p for p in deployments}
@@ -419,7 +438,9 @@ async def test_rendered_chart_runs(
     try:
         procs = await run_all(run, job, deployments)
         assert {"processor", "ticker", "sink-postgres", "sink-alerts"} <= set(procs)
-        floe_yaml = yaml.safe_load((run.root / "etc/floe/config/floe.yaml").read_text()) or {}
+        alerts_env = procs["sink-alerts"].env
+        with open(alerts_env["FLOE_CONFIG_FILE"]) as fh:
+            floe_yaml = yaml.safe_load(fh) or {}
         routes = (floe_yaml.get("alerts") or {}).get("routes")
         alerts_ready = await readyz(procs["sink-alerts"])
         assert alerts_ready is not None
@@ -468,35 +489,40 @@ def compose_processes(run: Run) -> tuple[list[Proc], list[Proc]]:
     )
     job: list[Proc] = []
     deployments: list[Proc] = []
-    for svc in floe.values():
+    for name, svc in floe.items():
+        fs = run.pod(name)
         for vol in svc.get("volumes", []):
             source, target, *_ = vol.split(":")
-            run.mounts.append(target)
-            dest = run.root / target.lstrip("/")
             src = REPO / source
             if src.is_dir():
-                shutil.copytree(src, dest, dirs_exist_ok=True)
+                shutil.copytree(src, fs.mount(target), dirs_exist_ok=True)
             else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest = fs.mount(target)
+                dest.rmdir()
                 dest.write_text(run.map_hosts(src.read_text()))
         for tmpfs in svc.get("tmpfs", []):
-            run.mounts.append(tmpfs)
-            (run.root / tmpfs.lstrip("/")).mkdir(parents=True, exist_ok=True)
-    for name, svc in floe.items():
-        env = {k: run.map_paths(run.map_hosts(str(v))) for k, v in (svc.get("environment") or {}).items()}
+            fs.mount(tmpfs)
+        env = {k: fs.map_paths(run.map_hosts(str(v))) for k, v in (svc.get("environment") or {}).items()}
         env = {
-            **run.base_env(),
+            **fs.base_env(),
             **run.overrides(env),
             "FLOE_DATABASE__DSN": run.dsn,
         }  # postgres:5432 → test DB
         entrypoint = svc.get("entrypoint") or [str(FLOE_BIN)]
         argv = [*entrypoint, *svc.get("command", [])]
         if name == "floe-init":
-            job.append(Proc(name, argv, env, run.root / f"{name}.log"))
+            job.append(Proc(name, argv, env, run.root / f"{name}.log", fs.root))
         else:
             port = free_port()
             deployments.append(
-                Proc(name, argv, {**env, "FLOE_HEALTH_PORT": str(port)}, run.root / f"{name}.log", port)
+                Proc(
+                    name,
+                    argv,
+                    {**env, "FLOE_HEALTH_PORT": str(port)},
+                    run.root / f"{name}.log",
+                    fs.root,
+                    port,
+                )
             )
     return job, deployments
 
