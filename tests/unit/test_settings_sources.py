@@ -111,27 +111,6 @@ def test_floe_dev_takes_the_environment_over_its_dev_defaults(
     assert s.clock_skew_s == 1.0 and s.tick_interval_s == 1.0  # --demo's scripted timings are explicit
 
 
-def test_floe_dev_cli_reads_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`FLOE_CLOCK_SKEW_S=5 floe dev`: the command hands the environment's value to the services."""
-    from click.testing import CliRunner
-
-    import floe_stream.runtime.dev as dev_mod
-    from floe_stream.cli.main import main
-
-    seen: list[Settings] = []
-
-    async def fake_run_dev(**kw: object) -> None:  # the command's settings, without starting the stack
-        seen.append(dev_settings(bootstrap="127.0.0.1:1", dsn="postgresql://x@h/d", demo=bool(kw["demo"]),
-                                 contracts_dir=kw["contracts_dir"]))  # type: ignore[arg-type]  # fmt: skip
-
-    monkeypatch.setattr(dev_mod, "run_dev", fake_run_dev)
-    contracts = tmp_path / "c"
-    contracts.mkdir()
-    result = CliRunner().invoke(main, ["dev", "--contracts", str(contracts)], env={"FLOE_CLOCK_SKEW_S": "5"})
-    assert result.exit_code == 0, result.output
-    assert seen[0].clock_skew_s == 5.0
-
-
 @pytest.mark.parametrize(
     ("doc", "needle"),
     [

@@ -134,6 +134,10 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
             f"[bold]floe dev[/]: Kafka at {kafka.bootstrap}, PostgreSQL at {pg.dsn}, "
             f"{len(registry.contracts)} contract(s), {len(registry)} asset(s) from {settings.contracts_dir}"
         )
+        console.print(
+            f"tick {settings.tick_interval_s:g}s, clock skew {settings.clock_skew_s:g}s "
+            "(flags > environment/.env > FLOE_CONFIG_FILE > dev defaults)"
+        )
         processor = ProcessorService(settings, registry)
         sink = PostgresSink(settings)
         ticker = Ticker(settings, ticker_id="dev")
