@@ -113,12 +113,12 @@ class ConsumerService:
     async def idle(self) -> None:
         """Called when a fetch returned nothing."""
 
-    async def readiness(self) -> dict[str, bool]:
-        return {"kafka": self.consumer_connected(), "assigned": self.ever_assigned}
-
     def health_details(self) -> dict[str, Any]:
         """Informational fields of /readyz (``details``) that do not decide readiness."""
         return {}
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"kafka": self.consumer_connected(), "assigned": self.ever_assigned}
 
     async def liveness(self) -> dict[str, bool]:
         return {"loop": not self._stopping.is_set() or True}
