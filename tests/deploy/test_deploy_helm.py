@@ -875,10 +875,13 @@ def test_chart_metadata(repo: Path) -> None:
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"set_": ["sourceIceberg.enabled=true"]}, "at '/config/floe': missing property 'sources'"),
+        (
+            {"set_": ["sourceIceberg.enabled=true"]},
+            "at '/sourceIceberg/enabled': value must be 'sourceIceberg.enabled needs the catalog to watch",
+        ),
         (
             {"set_": ["sourceIceberg.enabled=true", "config.floe.sources.iceberg.poll_interval_s=5"]},
-            "at '/config/floe/sources/iceberg': missing property 'properties'",
+            "sourceIceberg.enabled needs the catalog to watch: set config.floe.sources.iceberg.properties",
         ),
         ({"set_": ["config.floe.alerting.enabled=true"]}, "additional properties 'alerting' not allowed"),
         (
