@@ -294,8 +294,10 @@ def contracts_retire(contract_ids: tuple[str, ...]) -> None:
 def contracts_lint(directory: Path) -> None:
     """Validate every contract in DIRECTORY; exit 1 on any error."""
     from floe_stream.contracts.lint import lint_directory
+    from floe_stream.probes.targets import probe_problems
+    from floe_stream.processors.policy import override_problems
 
-    report = lint_directory(directory)
+    report = lint_directory(directory, (override_problems, probe_problems))
     for w in report.warnings:
         click.echo(f"warning: {w}")
     for e in report.errors:

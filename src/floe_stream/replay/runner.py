@@ -31,18 +31,18 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.decode import DecodeError, decode_commit, decode_materialization, decode_tick
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetUpdate, Outputs
 from floe_stream.processors.normalize import from_commit, from_materialization, from_openlineage
 from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
 from floe_stream.runtime.database import connect
-from floe_stream.runtime.kafka import make_consumer
+from floe_stream.runtime.kafka import existing_partition_counts, make_consumer
 from floe_stream.runtime.processor import REROUTED
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
+from floe_stream.topics.decode import DecodeError, decode_commit, decode_materialization, decode_tick
 from floe_stream.topics.materialization import MaterializationEvent
 from floe_stream.topics.violation import (
     RESOLVED_TYPE,
@@ -114,13 +114,8 @@ async def _read(
     consumer = make_consumer(k, group_id=None, fetch_max_wait_ms=20)
     await consumer.start()
     try:
-        tps: list[TopicPartition] = []
-        for name in names:
-            parts = consumer.partitions_for_topic(name)
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(name) or set()
-            tps.extend(TopicPartition(name, p) for p in sorted(parts))
+        counts = await existing_partition_counts(k, list(names))
+        tps = [TopicPartition(name, p) for name in names for p in range(counts.get(name, 0))]
         if not tps:
             return []
         consumer.assign(tps)
@@ -199,7 +194,7 @@ def evaluate(
                 summary.ticks += 1
                 out.extend(engine.apply_tick(assets, tick.tick_time))
             elif key == TopicKey.PROBE_RESULTS:
-                from floe_stream.processors.decode import decode_probe
+                from floe_stream.topics.decode import decode_probe
 
                 probe = decode_probe(rec.value)
                 asset = registry.get(probe.asset)

@@ -61,7 +61,7 @@ def build(kind: str, settings: Settings) -> Runnable:
         # contracts are optional here: with them, datasets get their server's OpenLineage namespace
         return OpenLineageSink(settings, load_registry(settings) if settings.contracts_dir.is_dir() else None)
     if kind == "source-iceberg":
-        from floe_stream.sources.iceberg.watcher import IcebergWatcher
+        from floe_stream.runtime.iceberg_watcher import IcebergWatcher
 
         return IcebergWatcher(settings)
     raise ConfigError(f"unknown deployable {kind!r}")

@@ -29,13 +29,6 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.decode import (
-    DecodeError,
-    decode_commit,
-    decode_materialization,
-    decode_probe,
-    decode_tick,
-)
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
 from floe_stream.processors.normalize import from_commit, from_openlineage, update_of_materialization
@@ -50,15 +43,22 @@ from floe_stream.runtime.kafka import (
     make_producer,
     partition_counts,
 )
-from floe_stream.runtime.partitioning import partition_for
 from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.runtime.telemetry import instruments
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.hooks import ProcessorObservability
 from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.decode import (
+    DecodeError,
+    decode_commit,
+    decode_materialization,
+    decode_probe,
+    decode_tick,
+)
 from floe_stream.topics.enums import CheckStatus, CheckType
 from floe_stream.topics.materialization import MaterializationEvent
+from floe_stream.topics.partitioning import partition_for
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
 log = logging.getLogger(__name__)

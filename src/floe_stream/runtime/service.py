@@ -91,6 +91,7 @@ class ConsumerService:
         self.positions: dict[TopicPartition, int] = {}  # next offset to consume, after each commit
         self.lag: dict[TopicPartition, int] = {}  # end offset - position, refreshed every lag_interval_s
         self._lag_at = 0.0
+        self._kafka_ok = False  # set once the consumer has started (readiness)
         track_lag(self)
 
     # --- hooks -----------------------------------------------------------------------------------
@@ -152,8 +153,9 @@ class ConsumerService:
 
     # --- plumbing --------------------------------------------------------------------------------
     def consumer_connected(self) -> bool:
-        client = getattr(self.consumer, "_client", None)
-        return bool(client is not None and client.cluster.brokers())
+        """The consumer started, i.e. bootstrapped against the cluster (what the cached broker list of aiokafka's
+        private client told before: it never empties). Our own bookkeeping, not aiokafka's internals."""
+        return self._kafka_ok
 
     async def produce(self, records: Sequence[OutRecord]) -> None:
         assert self.batch_producer is not None
@@ -174,6 +176,7 @@ class ConsumerService:
         tune_gc()
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.consumer.start()
+        self._kafka_ok = True
 
     def request_stop(self) -> None:
         self._stopping.set()

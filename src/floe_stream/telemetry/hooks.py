@@ -24,7 +24,6 @@ from pydantic import ValidationError
 
 from floe_stream.processors.context import ImpactContext, OpenIssue, identifiers, open_issues
 from floe_stream.runtime.kafka import OutRecord, make_consumer, partition_counts
-from floe_stream.runtime.partitioning import partition_for
 from floe_stream.runtime.telemetry import (
     BatchMetrics,
     InstrumentedCheck,
@@ -40,6 +39,7 @@ from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.lineage import AssetHealth, LineageEdge, OpenEpisodeSummary
 from floe_stream.topics.materialization import OpenLineageRunEvent
+from floe_stream.topics.partitioning import partition_for
 from floe_stream.topics.violation import ResolvedData, ViolationData, encode_violation
 
 if TYPE_CHECKING:
