@@ -31,7 +31,7 @@ from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
-from floe_stream.processors.normalize import from_commit, from_openlineage, update_of_materialization
+from floe_stream.processors.router import REROUTED, is_rerouted, route_probe, route_update, tick_is_new
 from floe_stream.runtime.checks_runtime import ChecksRuntime
 from floe_stream.runtime.kafka import (
     NO_HEADERS,
@@ -49,15 +49,9 @@ from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.hooks import ProcessorObservability
 from floe_stream.topics.catalog import TopicKey, topic_name
-from floe_stream.topics.decode import (
-    DecodeError,
-    decode_commit,
-    decode_materialization,
-    decode_probe,
-    decode_tick,
-)
+from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.enums import CheckStatus, CheckType
-from floe_stream.topics.materialization import MaterializationEvent
+from floe_stream.topics.materialization import OpenLineageRunEvent
 from floe_stream.topics.partitioning import partition_for
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
@@ -65,7 +59,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = b"__checkpoint__"
 STATE_CHUNK = 32  # states serialized between two yields to the event loop
-REROUTED = "floe-rerouted"
 
 
 def _ts(ms: int) -> datetime:
@@ -240,16 +233,15 @@ class ProcessorService(ConsumerService):
                 try:
                     if tp.topic == self.t_tick:
                         tick = decode_tick(rec.value)
-                        if last_tick is not None and tick.tick_time <= last_tick:
+                        if not tick_is_new(last_tick, tick.tick_time):
                             continue  # a duplicate tick (second ticker, replay): no effect twice
                         last_tick = tick.tick_time
                         owned = self.registry.assets_in_partition(p, self.partitions)
                         self._emit(self.engine.apply_tick(owned, tick.tick_time), out)
                         self.checks_rt.schedule_pings(owned, tick.tick_time)  # background, never awaited here
                     elif tp.topic == self.t_probe:
-                        probe = decode_probe(rec.value)
-                        asset = self.registry.get(probe.asset)
-                        if asset is not None and partition_for(asset.asset_id, self.partitions) == p:
+                        probe, asset = route_probe(rec.value, self.registry.get, p, self.partitions)
+                        if asset is not None:
                             self._emit(self.engine.apply_probe(asset, probe, _ts(rec.timestamp)), out)
                     else:
                         self._handle_update(rec, p, out)
@@ -331,40 +323,20 @@ class ProcessorService(ConsumerService):
         await self.state_batches.send_all(records)  # checkpoints after the states of their partition
 
     def _handle_update(self, rec: ConsumerRecord[bytes, bytes], p: int, out: list[OutRecord]) -> None:
-        pairs: list[tuple[list[str], AssetUpdate]]
         if rec.timestamp != self._ts_ms:  # records of a batch often share their millisecond
             self._ts_ms, self._ts_dt = rec.timestamp, _ts(rec.timestamp)
-        if rec.topic == self.t_mat:
-            ev = decode_materialization(rec.value)
-            if isinstance(ev, MaterializationEvent):  # floe's own event names one asset: the common path
-                if self.obs.custom:
-                    self.obs.input_event(ev)
-                asset = self.registry.resolve(ev.asset)
-                if asset is None:
-                    return  # not monitored by any contract
-                update = update_of_materialization(ev, ev.event_id or f"{rec.topic}:{p}:{rec.offset}")
-                q = partition_for(asset.asset_id, self.partitions)
-                if q == p:
-                    self._apply(asset, update, out)
-                elif not any(k == REROUTED for k, _ in rec.headers or ()):
-                    self._forward(rec, {q: asset.asset_id}, out)
-                return
-            self.obs.input_event(ev)
-            pairs = from_openlineage(ev)
-        else:
-            fallback = f"{rec.topic}:{rec.partition}:{rec.offset}"
-            pairs = [([ident], u) for ident, u in from_commit(decode_commit(rec.value), fallback)]
+        kind = TopicKey.MATERIALIZATIONS if rec.topic == self.t_mat else TopicKey.CATALOG_COMMITS
+        ev, routed = route_update(kind, rec.value, rec.topic, p, rec.offset, self.registry.resolve)
+        if isinstance(ev, OpenLineageRunEvent) or (self.obs.custom and kind == TopicKey.MATERIALIZATIONS):
+            self.obs.input_event(ev)  # lineage edges; custom metrics fed by materializations
         forward: dict[int, str] = {}
-        for idents, update in pairs:
-            asset = self._resolve(idents)
-            if asset is None:
-                continue  # not monitored by any contract
-            q = partition_for(asset.asset_id, self.partitions)
-            if q != p:
-                if not any(k == REROUTED for k, _ in rec.headers or ()):
-                    forward.setdefault(q, asset.asset_id)
-                continue
-            self._apply(asset, update, out)
+        n = self.partitions
+        for asset, update in routed:
+            q = partition_for(asset.asset_id, n)
+            if q == p:
+                self._apply(asset, update, out)
+            elif not is_rerouted(rec.headers):
+                forward.setdefault(q, asset.asset_id)
         if forward:
             self._forward(rec, forward, out)
 
@@ -380,13 +352,6 @@ class ProcessorService(ConsumerService):
         for q, aid in to.items():
             headers = [*(rec.headers or ()), (REROUTED, aid.encode())]
             out.append(OutRecord(rec.topic, q, aid.encode(), rec.value or b"", headers))
-
-    def _resolve(self, idents: list[str]) -> MonitoredAsset | None:
-        for ident in idents:
-            asset = self.registry.resolve(ident)
-            if asset is not None:
-                return asset
-        return None
 
     def _emit(self, outputs: Outputs, out: list[OutRecord]) -> None:
         n_res = self.out_partitions[self.t_results]
