@@ -31,6 +31,7 @@ from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
+from floe_stream.processors.registry import CHECKS
 from floe_stream.processors.router import REROUTED, is_rerouted, route_probe, route_update, tick_is_new
 from floe_stream.runtime.checks_runtime import ChecksRuntime
 from floe_stream.runtime.kafka import (
@@ -83,13 +84,15 @@ class ProcessorService(ConsumerService):
             settings, [self.t_mat, self.t_commit, self.t_tick, self.t_probe], f"{k.group_prefix}-processor"
         )
         self.registry = registry
-        self.engine = engine or Engine(clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy())
+        # metrics, spans, impact context; the engine is composed here with the checks measured by it
+        self.obs = ProcessorObservability(registry, telemetry=settings.telemetry)
+        self.engine = engine or Engine(
+            self.obs.instrument(CHECKS), clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy()
+        )
+        self.obs.watch(self.engine)  # the data-age gauge and the health it publishes read the engine's states
         self.checks_rt = ChecksRuntime(
             settings, registry, self.engine
         )  # contract lifecycle + availability pings
-        self.obs = ProcessorObservability(
-            registry, self.engine, settings.telemetry
-        )  # metrics, spans, impact context
         self.checkpoints: dict[int, PartitionCheckpoint] = {}
         # the changelog has its own producer (its own in-flight request): it never delays a violation
         self.state_producer = make_producer(k)

@@ -314,6 +314,8 @@ class InstrumentedCheck:
         self._ct = inner.check_type.value
         self._durations = acc.durations
         self._budget = _settings.histogram_samples_per_batch
+        self._timing = True
+        self._inner_update = inner.on_update
         acc.timers.append(self)
 
     def __getattr__(self, name: str) -> Any:  # anything else a check offers (config, helpers)
@@ -322,8 +324,10 @@ class InstrumentedCheck:
     def on_update(
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext
     ) -> list[Evaluation]:
+        if not self._timing:  # this batch's samples are taken: just the check
+            return self._inner_update(asset, state, update, ctx)
         t0 = time.perf_counter_ns()
-        evs = self.inner.on_update(asset, state, update, ctx)
+        evs = self._inner_update(asset, state, update, ctx)
         if evs:  # [] = the check did not apply: no evaluation, nothing to measure
             self._done(asset, evs, t0)
         return evs
@@ -331,7 +335,7 @@ class InstrumentedCheck:
     def renew(self, budget: int) -> None:
         """A new batch: time the next ``budget`` evaluations again."""
         self._budget = budget
-        self.__dict__.pop("on_update", None)
+        self._timing = True
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         t0 = time.perf_counter_ns()
@@ -344,8 +348,8 @@ class InstrumentedCheck:
         t1 = time.perf_counter_ns()
         self._budget -= 1
         if self._budget <= 0 and not tracing.enabled():
-            # enough samples in this batch: the engine calls the check itself until renew()
-            self.__dict__["on_update"] = self.inner.on_update
+            # enough samples in this batch: per-event calls go straight to the check until renew()
+            self._timing = False
         self._durations[(asset.contract_name, self._ct)].append((t1 - t0) / 1e9)
         if tracing.enabled():
             wall1 = time.time_ns()

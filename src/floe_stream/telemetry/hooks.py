@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,22 +45,27 @@ from floe_stream.topics.violation import ResolvedData, ViolationData, encode_vio
 if TYPE_CHECKING:
     from floe_stream.contracts.models import MonitoredAsset
     from floe_stream.contracts.registry import ContractRegistry
+    from floe_stream.processors.checks.base import Check
     from floe_stream.processors.engine import Engine
-    from floe_stream.processors.model import AssetUpdate
+    from floe_stream.processors.model import AssetState, AssetUpdate
     from floe_stream.runtime.service import ConsumerService
     from floe_stream.topics.check_result import CheckResult
 
 log = logging.getLogger(__name__)
 
-_ENGINE_CHECK_TUPLES = ("checks", "_quality_checks", "_probe_checks", "_update_checks")
-
 
 class ProcessorObservability:
     def __init__(
-        self, registry: ContractRegistry, engine: Engine, telemetry: TelemetrySettings | None = None
+        self,
+        registry: ContractRegistry,
+        engine: Engine | None = None,
+        telemetry: TelemetrySettings | None = None,
     ) -> None:
         self.registry = registry
-        self.engine = engine
+        self.states: Mapping[str, AssetState] = {}
+        """The per-asset states of the engine this processor runs (see :meth:`watch`)."""
+        if engine is not None:
+            self.watch(engine)
         self.acc = BatchMetrics(self._contract_of)
         self.impact = ImpactContext()
         # the configured custom metrics (instruments are per process: building them again returns the same ones)
@@ -69,10 +74,6 @@ class ProcessorObservability:
             frozenset(CheckType) if self.custom else frozenset({CheckType.QUALITY, CheckType.AVAILABILITY})
         )
         """Check types whose results :meth:`result` wants to see (the gauges; custom metrics see all)."""
-        for attr in _ENGINE_CHECK_TUPLES:  # instrument every check tuple the engine dispatches through
-            checks = getattr(engine, attr, None)
-            if isinstance(checks, tuple):
-                setattr(engine, attr, instrument_checks(checks, self.acc))
         track_freshness(self)
         # shared lineage / health (enabled by start_shared_view when the topic exists)
         self.lineage_topic: str | None = None
@@ -83,6 +84,15 @@ class ProcessorObservability:
         self.remote_health: dict[str, list[OpenIssue]] = {}
         self._reader: asyncio.Task[None] | None = None
 
+    def watch(self, engine: Engine) -> None:
+        """Read ``engine``'s states (data-age gauge, published health, upstream context); never change them."""
+        self.states = engine.states
+
+    def instrument(self, checks: Sequence[Check]) -> tuple[Check, ...]:
+        """The checks wrapped to be measured (and traced) into this batch accumulator: the composition root
+        builds the engine with these (runtime/processor.py); nothing is patched into an engine afterwards."""
+        return instrument_checks(checks, self.acc)
+
     def _contract_of(self, asset_id: str) -> str:
         a = self.registry.get(asset_id)
         return a.contract_name if a is not None else ""
@@ -91,7 +101,7 @@ class ProcessorObservability:
     def freshness_observations(self) -> list[tuple[dict[str, str], float]]:
         now = datetime.now(UTC)
         out = []
-        for aid, st in list(self.engine.states.items()):
+        for aid, st in list(self.states.items()):
             age = data_age_s(st.last_update_at, now)
             if age is not None:
                 out.append(({"contract": self._contract_of(aid), "asset": aid}, age))
@@ -121,7 +131,7 @@ class ProcessorObservability:
             asset = self.registry.resolve(ident)
             if asset is None:
                 continue
-            st = self.engine.states.get(asset.asset_id)
+            st = self.states.get(asset.asset_id)
             if st is not None:  # owned here: the live state
                 return asset.asset_id, open_issues(st.open)
             return asset.asset_id, self.remote_health.get(asset.asset_id, [])  # owned elsewhere: as published
@@ -161,7 +171,7 @@ class ProcessorObservability:
         tracing.end_record()
         self.acc.flush(batch)
         for aid in self.touched:
-            st = self.engine.states.get(aid)
+            st = self.states.get(aid)
             issues = open_issues(st.open) if st is not None else []
             summary = [
                 OpenEpisodeSummary(check_type=i.check_type, severity=i.severity, since=i.since)
