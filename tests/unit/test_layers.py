@@ -21,6 +21,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "contracts": frozenset({*UPPER, "processors", "settings"}),
     "processors": frozenset({*UPPER, "settings"}),
     "settings": frozenset({*UPPER, "processors"}),
+    "telemetry": frozenset({"runtime", "sinks", "cli"}),  # runtime and sinks use it, never the reverse
 }
 
 

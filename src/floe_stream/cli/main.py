@@ -41,7 +41,7 @@ def run() -> None:
 
 def _run_deployable(kind: str) -> None:
     from floe_stream.runtime.app import build, run_until_signalled
-    from floe_stream.runtime.telemetry import setup_logging, setup_telemetry
+    from floe_stream.telemetry.metrics import setup_logging, setup_telemetry
     from floe_stream.telemetry.tracing import shutdown_tracing
 
     settings = _settings()

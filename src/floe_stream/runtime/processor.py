@@ -30,6 +30,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.engine import Engine
+from floe_stream.processors.enrich import ViolationEnricher
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
 from floe_stream.processors.registry import CHECKS
 from floe_stream.processors.router import REROUTED, is_rerouted, route_probe, route_update, tick_is_new
@@ -44,11 +45,12 @@ from floe_stream.runtime.kafka import (
     make_producer,
     partition_counts,
 )
+from floe_stream.runtime.lineage_view import LineageView
 from floe_stream.runtime.service import Batch, ConsumerService
-from floe_stream.runtime.telemetry import instruments
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.hooks import ProcessorObservability
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.enums import CheckStatus, CheckType
@@ -89,7 +91,10 @@ class ProcessorService(ConsumerService):
         self.engine = engine or Engine(
             self.obs.instrument(CHECKS), clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy()
         )
-        self.obs.watch(self.engine)  # the data-age gauge and the health it publishes read the engine's states
+        self.obs.watch(self.engine)  # the data-age gauge reads the engine's states
+        # the pure enrichment step (consumers, impact, root cause), shared across instances by the lineage view
+        self.context = ViolationEnricher(registry, self.engine.states)
+        self.lineage = LineageView(self.context)
         self.checks_rt = ChecksRuntime(
             settings, registry, self.engine
         )  # contract lifecycle + availability pings
@@ -123,7 +128,7 @@ class ProcessorService(ConsumerService):
             )
         self.partitions = next(iter(counts.values()))
         await self.state_producer.start()
-        await self.obs.start_shared_view(self)  # impact context across instances (lineage topic)
+        await self.lineage.start(self)  # impact context across instances (lineage topic)
         assert self.batch_producer is not None
         await self.checks_rt.start(self.batch_producer, self.partitions)
 
@@ -262,7 +267,8 @@ class ProcessorService(ConsumerService):
             touched.add(p)
             self._processed[tp.topic] += len(recs)
         self._record_counts()
-        out.extend(self.obs.flush(batch))  # metrics once per batch; shared lineage/health records
+        self.obs.flush(batch)  # metrics once per batch
+        out.extend(self.lineage.records(self.context.take_shared()))  # lineage edges, changed health
         self._touched |= touched
         assert self.batch_producer is not None
         # outputs, dead letters, re-routes, lineage: sent now, acknowledged before the next state write
@@ -330,8 +336,10 @@ class ProcessorService(ConsumerService):
             self._ts_ms, self._ts_dt = rec.timestamp, _ts(rec.timestamp)
         kind = TopicKey.MATERIALIZATIONS if rec.topic == self.t_mat else TopicKey.CATALOG_COMMITS
         ev, routed = route_update(kind, rec.value, rec.topic, p, rec.offset, self.registry.resolve)
-        if isinstance(ev, OpenLineageRunEvent) or (self.obs.custom and kind == TopicKey.MATERIALIZATIONS):
-            self.obs.input_event(ev)  # lineage edges; custom metrics fed by materializations
+        if isinstance(ev, OpenLineageRunEvent):
+            self.context.observe_openlineage(ev)  # lineage edges
+        if self.obs.custom and kind == TopicKey.MATERIALIZATIONS:
+            self.obs.input_event(ev)  # custom metrics fed by materializations
         forward: dict[int, str] = {}
         n = self.partitions
         for asset, update in routed:
@@ -344,7 +352,7 @@ class ProcessorService(ConsumerService):
             self._forward(rec, forward, out)
 
     def _apply(self, asset: MonitoredAsset, update: AssetUpdate, out: list[OutRecord]) -> None:
-        self.obs.note_update(asset, update)
+        self.context.note_update(asset, update)
         o = Outputs()
         self.engine.update_into(asset, update, self._ts_dt, o)
         self._emit(o, out)
@@ -376,7 +384,8 @@ class ProcessorService(ConsumerService):
         metrics = instruments()
         n_v = self.out_partitions[self.t_viol]
         for v in outputs.violations:
-            v = self.obs.enrich(v)  # consumers + impact/root-cause context
+            v = self.context.enrich(v)  # consumers + impact/root-cause context
+            self.obs.violation(v)
             key, value, headers = self.obs.encode(v)  # + traceparent of the verdict span
             out.append(OutRecord(self.t_viol, partition_for(v.asset, n_v), key, value, headers))
             if isinstance(v, ViolationData):

@@ -22,9 +22,9 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.runtime.health import HealthServer
 from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer
-from floe_stream.runtime.telemetry import track_lag
 from floe_stream.settings import Settings
 from floe_stream.telemetry import tracing
+from floe_stream.telemetry.metrics import track_lag
 
 log = logging.getLogger(__name__)
 
