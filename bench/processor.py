@@ -134,6 +134,9 @@ async def processor_throughput(s: Settings, n: int) -> float:
     )
     await producer.stop()
     svc = ProcessorService(s, load_registry(s))
+    from floe_stream.runtime.app import tune_gc  # as the composition root does before running
+
+    tune_gc()
     task = asyncio.create_task(svc.run())
     while svc.records == 0:
         await asyncio.sleep(0.001)

@@ -70,6 +70,9 @@ async def end_to_end(s: Settings, rs: list[CheckResult], partitions: int) -> flo
     finally:
         await producer.stop()
     sink = PostgresSink(s)
+    from floe_stream.runtime.app import tune_gc  # as the composition root does before running
+
+    tune_gc()
     task = asyncio.create_task(sink.run())
     t0 = None
     while sink.rows_written < len(rs):

@@ -50,7 +50,7 @@ from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.hooks import ProcessorObservability
-from floe_stream.telemetry.metrics import instruments
+from floe_stream.telemetry.metrics import Instruments, instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.enums import CheckStatus, CheckType
@@ -72,7 +72,13 @@ class ProcessorService(ConsumerService):
     name = "processor"
     record_spans = False  # traced per record and per check by telemetry/hooks.py
 
-    def __init__(self, settings: Settings, registry: ContractRegistry, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ContractRegistry,
+        engine: Engine | None = None,
+        metrics: Instruments | None = None,
+    ) -> None:
         k = settings.kafka
         self.t_mat = topic_name(k.topic_prefix, TopicKey.MATERIALIZATIONS)
         self.t_commit = topic_name(k.topic_prefix, TopicKey.CATALOG_COMMITS)
@@ -86,6 +92,7 @@ class ProcessorService(ConsumerService):
             settings, [self.t_mat, self.t_commit, self.t_tick, self.t_probe], f"{k.group_prefix}-processor"
         )
         self.registry = registry
+        self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
         # metrics, spans, impact context; the engine is composed here with the checks measured by it
         self.obs = ProcessorObservability(registry, telemetry=settings.telemetry)
         self.engine = engine or Engine(
@@ -228,7 +235,7 @@ class ProcessorService(ConsumerService):
         out: list[OutRecord] = []
         self._retire_gone(out)
         touched: set[int] = set()
-        metrics = instruments()
+        metrics = self.metrics
         for tp, recs in batch.items():
             p = tp.partition
             cp = self.checkpoints.setdefault(p, PartitionCheckpoint(partition=p))
@@ -281,7 +288,7 @@ class ProcessorService(ConsumerService):
         if not force and now - self._counted_at < 1.0:
             return
         self._counted_at = now
-        metrics = instruments()
+        metrics = self.metrics
         for topic, n in self._processed.items():
             metrics.events_processed.add(n, {"topic": topic})
         for (check_type, status), n in self._check_counts.items():
@@ -381,7 +388,7 @@ class ProcessorService(ConsumerService):
             counts[(r.check_type, r.status)] += 1
         if not outputs.violations:
             return
-        metrics = instruments()
+        metrics = self.metrics
         n_v = self.out_partitions[self.t_viol]
         for v in outputs.violations:
             v = self.context.enrich(v)  # consumers + impact/root-cause context

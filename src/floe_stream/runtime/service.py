@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Awaitable, Sequence
 
@@ -29,19 +28,6 @@ from floe_stream.telemetry.metrics import track_lag
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-
-GC_GEN0_THRESHOLD = 50_000
-
-
-def tune_gc() -> None:
-    """Long-lived start-up objects (contracts, registry, clients) leave the collector's view, and young
-    collections run every 50,000 allocations instead of 700. A batch allocates a few objects per record,
-    almost none in cycles; with the default the collector re-scanned the whole heap so often that it took
-    more CPU than the checks (bench/processor.py: ~2× throughput). Idempotent."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -173,7 +159,6 @@ class ConsumerService:
         if self.producer is not None:
             await self.producer.start()
         await self.setup()
-        tune_gc()
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.consumer.start()
         self._kafka_ok = True
