@@ -39,7 +39,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from floe_stream.processors.policy import CheckPolicy
+from floe_stream.contracts.policy import CheckPolicy
 
 
 class ConfigError(Exception):
