@@ -41,7 +41,7 @@ def run() -> None:
 
 def _run_deployable(kind: str) -> None:
     from floe_stream.runtime.app import build, run_until_signalled
-    from floe_stream.runtime.telemetry import setup_logging, setup_telemetry
+    from floe_stream.telemetry.metrics import setup_logging, setup_telemetry
     from floe_stream.telemetry.tracing import shutdown_tracing
 
     settings = _settings()
@@ -85,7 +85,7 @@ def run_sink_postgres() -> None:
 
 @run_sink.command("alerts")
 def run_sink_alerts() -> None:
-    """Deliver violation alerts to the configured channels (FLOE_ALERTS__CONFIG_FILE)."""
+    """Deliver violation alerts to the configured channels (alerts: in FLOE_CONFIG_FILE, or FLOE_ALERTS__CONFIG_FILE)."""
     _run_deployable("sink-alerts")
 
 
@@ -300,8 +300,10 @@ def contracts_lint(paths: tuple[Path, ...]) -> None:
       floe contracts lint contracts/ extra/orders.odcs.yaml
     """
     from floe_stream.contracts.lint import lint_paths
+    from floe_stream.probes.targets import probe_problems
+    from floe_stream.processors.policy import override_problems
 
-    report = lint_paths(list(paths) or [Path(".")])
+    report = lint_paths(list(paths) or [Path(".")], (override_problems, probe_problems))
     for w in report.warnings:
         click.echo(f"warning: {w}")
     for e in report.errors:
@@ -334,7 +336,18 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
     report = lint_paths(list(paths))
     for e in report.errors:
         click.echo(f"error: {e}", err=True)
-    explained = [explain_contract(c, _settings().checks.policy()) for c in report.contracts]
+
+    def probe_of(asset: Any) -> str:
+        from floe_stream.probes.targets import target_for
+
+        try:
+            target = target_for(asset)
+        except ValueError as exc:
+            return f"invalid probe: {exc}"
+        return target.display() if target else "no probe target: not pinged"
+
+    policy = _settings().checks.policy()
+    explained = [explain_contract(c, policy, probe_of) for c in report.contracts]
     click.echo(json.dumps(explained, indent=2, default=str) if fmt == "json" else render_text(explained))
     if report.errors:
         sys.exit(1)

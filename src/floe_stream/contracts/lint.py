@@ -13,7 +13,7 @@ rejects, lint warns about
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from floe_stream.contracts.extension import did_you_mean
 from floe_stream.contracts.loader import contract_files, load_contract
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
 
-__all__ = ["LintReport", "lint_directory", "lint_paths", "unknown_odcs_keys"]
+__all__ = ["AssetProblems", "LintReport", "lint_directory", "lint_paths", "unknown_odcs_keys"]
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,18 @@ class LintReport:
         return not self.errors
 
 
-def lint_directory(path: Path) -> LintReport:
+AssetProblems = Callable[[MonitoredAsset], list[str]]
+"""One more lint rule over an asset, given by the caller (the policy and probe rules live above contracts/:
+``floe contracts lint`` passes :func:`~floe_stream.processors.policy.override_problems` and
+:func:`~floe_stream.probes.targets.probe_problems`)."""
+
+
+def lint_directory(path: Path, asset_problems: Sequence[AssetProblems] = ()) -> LintReport:
     """:func:`lint_paths` of one folder or file."""
-    return lint_paths([path])
+    return lint_paths([path], asset_problems)
 
 
-def lint_paths(paths: Sequence[Path]) -> LintReport:
+def lint_paths(paths: Sequence[Path], asset_problems: Sequence[AssetProblems] = ()) -> LintReport:
     """Load every contract under ``paths`` (folders recursively, or single files) and report file errors,
     warnings, typos and identifier clashes. No contract file at all is an error.
 
@@ -80,7 +86,7 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
             errors.append(ContractError(str(file), f"unexpected {type(exc).__name__} while loading: {exc}"))
             continue
         contracts.append(contract)
-        warnings += [f"{contract.source}: {w}" for w in _contract_warnings(file, contract)]
+        warnings += [f"{contract.source}: {w}" for w in _contract_warnings(file, contract, asset_problems)]
     errors += _clashes(contracts)
     return LintReport(
         path=paths[0] if len(paths) == 1 else Path("."),
@@ -92,9 +98,7 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
     )
 
 
-def _contract_warnings(file: Path, contract: LoadedContract) -> list[str]:
-    from floe_stream.processors.policy import override_problems
-
+def _contract_warnings(file: Path, contract: LoadedContract, rules: Sequence[AssetProblems]) -> list[str]:
     out = [*contract.warnings]
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
@@ -109,7 +113,7 @@ def _contract_warnings(file: Path, contract: LoadedContract) -> list[str]:
             if note.evaluated_by is None and (note.index, note.detail) not in seen:
                 seen.add((note.index, note.detail))
                 out.append(f"slaProperties[{note.index}] {note.property}: {note.detail}")
-        out += override_problems(asset)
+        out += [p for rule in rules for p in rule(asset)]
     return out
 
 

@@ -4,6 +4,7 @@ evaluates it or why it cannot be evaluated. Pure: contracts in, plain data out (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from floe_stream.contracts.models import LoadedContract, MonitoredAsset
@@ -19,9 +20,13 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def explain_asset(asset: MonitoredAsset, base: CheckPolicy, warnings: tuple[str, ...] = ()) -> dict[str, Any]:
-    from floe_stream.probes.targets import target_for
+ProbeOf = Callable[[MonitoredAsset], str]
+"""Where an asset is pinged, as shown (the caller passes it: probes/ is a layer above processors/)."""
 
+
+def explain_asset(
+    asset: MonitoredAsset, base: CheckPolicy, warnings: tuple[str, ...] = (), probe_of: ProbeOf | None = None
+) -> dict[str, Any]:
     policy, problem = resolve_policy(base, asset.floe)
     overrides = asset.floe.checks.values() if asset.floe.checks else {}
     severities = (
@@ -56,11 +61,7 @@ def explain_asset(asset: MonitoredAsset, base: CheckPolicy, warnings: tuple[str,
             "severity": f"score below {policy.quality_threshold:.0%} ERROR; each failed rule its own episode",
         })  # fmt: skip
     if asset.availability is not None:
-        try:
-            target = target_for(asset)
-            where = target.display() if target else "no probe target: not pinged"
-        except ValueError as exc:
-            where = f"invalid probe: {exc}"
+        where = probe_of(asset) if probe_of is not None else "the probe target"
         checks.append({
             "check": "availability",
             "evaluates": f"availability {asset.availability.target_ratio:.3%}",
@@ -131,11 +132,13 @@ def explain_asset(asset: MonitoredAsset, base: CheckPolicy, warnings: tuple[str,
     }
 
 
-def explain_contract(contract: LoadedContract, base: CheckPolicy) -> dict[str, Any]:
+def explain_contract(
+    contract: LoadedContract, base: CheckPolicy, probe_of: ProbeOf | None = None
+) -> dict[str, Any]:
     return {
         "contract": contract.contract_id,
         "source": contract.source,
-        "assets": [explain_asset(a, base, contract.warnings) for a in contract.assets],
+        "assets": [explain_asset(a, base, contract.warnings, probe_of) for a in contract.assets],
         "notes": [*contract.notes, *(w for w in contract.warnings if "slaProperties" in w)],
     }
 
