@@ -15,8 +15,8 @@ import pytest
 from floe_stream.runtime.app import load_registry
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.runtime.seen import identifiers_of
-from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.settings import Settings
+from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics import MaterializationEvent, TopicKey
 from floe_stream.topics.catalog import topic_name
 from tests.conftest import REPO, wait_for
