@@ -81,6 +81,10 @@ class FrequencyCheck:
     check_type = CheckType.FREQUENCY
     judges_new_data = True  # the engine skips it for updates that are not new data
 
+    def applies(self, asset: MonitoredAsset) -> bool:
+        """Only assets with this SLA: the engine does not call it for the others (hot path)."""
+        return asset.frequency is not None
+
     def on_update(
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext
     ) -> list[Evaluation]:

@@ -43,6 +43,10 @@ class TimeOfAvailabilityCheck:
     check_type = CheckType.TIME_OF_AVAILABILITY
     judges_new_data = True  # the engine skips it for updates that are not new data
 
+    def applies(self, asset: MonitoredAsset) -> bool:
+        """Only assets with this SLA: the engine does not call it for the others (hot path)."""
+        return bool(asset.time_of_availability)
+
     def on_update(
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext
     ) -> list[Evaluation]:
