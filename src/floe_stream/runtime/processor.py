@@ -303,6 +303,9 @@ class ProcessorService(ConsumerService):
             metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
         for topic, n in self._unmonitored.items():
             metrics.events_unmonitored.add(n, {"topic": topic})
+        for reason, n in self.engine.counters.items():  # the pure engine counts; reported here
+            metrics.updates_not_counted.add(n, {"reason": reason})
+        self.engine.counters.clear()
         self._processed.clear()
         self._check_counts.clear()
         self._unmonitored.clear()
