@@ -816,12 +816,7 @@ def test_lint_demo_contracts_is_clean() -> None:
     report = lint_directory(DEMO_CONTRACTS, LINT_RULES)
     assert (report.files_checked, len(report.contracts), len(report.assets)) == (3, 3, 3)
     assert report.errors == ()
-    # the one SLA property of the demo contracts floe cannot evaluate is said, with the reason (issue 15.2)
-    (warning,) = report.warnings
-    assert "sales-orders.odcs.yaml: slaProperties[2] retention: not evaluated" in warning
-    assert (
-        "retention: not evaluated: no input floe receives carries the oldest retained row's time" in warning
-    )
+    assert report.warnings == ()
     assert report.ok
 
 

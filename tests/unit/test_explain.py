@@ -67,6 +67,7 @@ def test_every_property_is_mapped_or_explained(tmp_path: Path) -> None:
         "frequency",
         "time_of_availability",
         "lifecycle",
+        "retention",
     }
     assert checks["freshness"]["evaluates"] == "latency 6h"
     assert "WARNING at 95%" in checks["freshness"]["severity"]
@@ -76,11 +77,8 @@ def test_every_property_is_mapped_or_explained(tmp_path: Path) -> None:
     props = {p["property"]: p for p in asset["sla_properties"]}
     assert len(props) == 13
     assert all(p["evaluated_by"] or p["detail"].startswith("not evaluated") for p in props.values())
-    assert {k for k, p in props.items() if p["evaluated_by"] is None} == {
-        "retention",
-        "throughput",
-        "errorRate",
-    }
+    assert {k for k, p in props.items() if p["evaluated_by"] is None} == {"throughput", "errorRate"}
+    assert props["retention"]["evaluated_by"] == "retention"
     assert props["timeToRepair"]["evaluated_by"] == "floe sla report --response"
     assert any("'sql' quality checks are not evaluated" in w for w in asset["not_evaluated"])
 
@@ -90,7 +88,10 @@ def test_cli_text_and_json(tmp_path: Path) -> None:
     path.write_text(CONTRACT)
     text = CliRunner().invoke(main, ["contracts", "explain", str(path)])
     assert text.exit_code == 0, text.output
-    assert "sla retention = 3 y → not evaluated: no input floe receives" in text.output
+    assert (
+        "sla throughput = 100 → not evaluated: floe sees updates, not the serving system's request rate"
+        in text.output
+    )
     assert (
         "check lifecycle: generalAvailability 2020-01-01, endOfSupport 2030-01-01, endOfLife 2031-01-01"
         in text.output

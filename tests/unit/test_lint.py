@@ -45,9 +45,8 @@ slaProperties:
     unit: h
   - property: availabilty
     value: 99.9%
-  - property: retention
+  - property: throughput
     value: 3
-    unit: y
     elemnt: orders
 """
 
@@ -67,7 +66,7 @@ def test_typos_are_warnings_with_did_you_mean(tmp_path: Path) -> None:
     assert "schema[0].physicalNmae: unknown key; did you mean 'physicalName'?" in text
     assert "schema[0].properties[0].requird: unknown key; did you mean 'required'?" in text
     assert "slaProperties[2].elemnt: unknown key; did you mean 'element'?" in text
-    assert "slaProperties[2] retention: not evaluated" in text
+    assert "slaProperties[2] throughput: not evaluated" in text
     (asset,) = report.assets
     assert asset.freshness is None and asset.availability is None  # what the typos cost
 

@@ -77,8 +77,8 @@ def test_every_sla_property_is_parsed_or_explained() -> None:
     )
     by = {n.property: n for n in a.sla_notes}
     assert len(a.sla_notes) == 10
-    assert by["retention"].evaluated_by is None
-    assert "not evaluated" in by["retention"].detail
+    assert by["retention"].evaluated_by == "retention"
+    assert a.retention is not None and a.retention.period_s == 3 * 365 * 86_400
     assert by["throughput"].evaluated_by is None
     assert by["frequency"].evaluated_by == "frequency"
     assert by["timeToDetect"].evaluated_by == "floe sla report --response"
@@ -238,3 +238,40 @@ def test_cron_grace_is_measured_in_real_time_on_the_short_dst_day() -> None:
     (v,) = eng.apply_tick([a], datetime(2026, 3, 7, 13, 19, tzinfo=UTC)).violations
     assert isinstance(v, ViolationData)
     assert v.context["breached_at"] == "2026-03-07T13:18:00+00:00"
+
+
+# --- retention ------------------------------------------------------------------------------------------
+
+
+def test_retention_rows_deleted_before_the_period_ends() -> None:
+    from floe_stream.contracts.sla import RetentionSla
+    from floe_stream.processors.checks.retention import RetentionCheck
+
+    a = asset(retention=RetentionSla(period_s=30 * 86_400))
+    eng = Engine(checks=(RetentionCheck(),), clock_skew_s=0)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def report(eid: str, oldest: datetime | None, at: datetime) -> list[CheckStatus]:
+        u = AssetUpdate("a", "materialization", eid, at, oldest_data_time=oldest)
+        return [r.status for r in eng.apply_update(a, u, at).check_results]
+
+    assert report("none", None, now) == []  # no oldest row reported: no verdict
+    assert report("e1", now - timedelta(days=5), now) == [CheckStatus.PASS]  # young table: all rows kept
+    # a day later rows from day 5 → day 3 are gone although the period is 30 days
+    later = now + timedelta(days=1)
+    out = eng.apply_update(
+        a, AssetUpdate("a", "materialization", "e2", later, oldest_data_time=now - timedelta(days=2)), later
+    )
+    (v,) = out.violations
+    assert isinstance(v, ViolationData)
+    assert (v.violation_type, v.severity) == (CheckType.RETENTION, Severity.ERROR)
+    # old rows beyond the period may go: oldest 31 days → 29.5 days after 40 days
+    eng2 = Engine(checks=(RetentionCheck(),), clock_skew_s=0)
+    eng2.apply_update(
+        a, AssetUpdate("a", "materialization", "x1", now, oldest_data_time=now - timedelta(days=31)), now
+    )
+    t = now + timedelta(days=10)
+    ok = eng2.apply_update(
+        a, AssetUpdate("a", "materialization", "x2", t, oldest_data_time=t - timedelta(days=29.9)), t
+    )
+    assert [r.status for r in ok.check_results] == [CheckStatus.PASS]

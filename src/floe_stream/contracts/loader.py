@@ -64,6 +64,7 @@ from floe_stream.contracts.sla import (
     FrequencySla,
     LifecycleSla,
     ResponseSla,
+    RetentionSla,
     SlaNote,
     TimeOfAvailabilitySla,
     canonical_property,
@@ -642,6 +643,7 @@ def _more_slas(
     toa: list[TimeOfAvailabilitySla] = []
     life: dict[str, datetime] = {}
     response: dict[str, float] = {}
+    retention: RetentionSla | None = None
     for n, column_of in targets.items():
         if index not in column_of:
             continue
@@ -672,6 +674,10 @@ def _more_slas(
                 detail = f"an update between the previous deadline and {one.deadline.isoformat('minutes')} ({one.timezone}) each day"
             elif known.name in ("generalAvailability", "endOfSupport", "endOfLife"):
                 life[_LIFECYCLE_FIELDS[known.name]] = parse_datetime(sla.value)
+            elif known.name == "retention":
+                retention = RetentionSla(
+                    period_s=duration_seconds(sla.value, sla.unit), element=column_of[index]
+                )
             elif known.name in ("timeToDetect", "timeToNotify", "timeToRepair"):
                 response[_RESPONSE_FIELDS[known.name]] = duration_seconds(sla.value, sla.unit)
         except ValueError as exc:
@@ -688,6 +694,7 @@ def _more_slas(
         "time_of_availability": tuple(toa),
         "lifecycle": LifecycleSla(**life, notice_days=floe.lifecycle.notice_days) if life else None,
         "response": ResponseSla(**response) if response else None,
+        "retention": retention,
         "sla_notes": tuple(notes),
     }
 

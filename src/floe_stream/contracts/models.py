@@ -10,7 +10,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from floe_stream.contracts.extension import FloeExtension
-from floe_stream.contracts.sla import FrequencySla, LifecycleSla, ResponseSla, SlaNote, TimeOfAvailabilitySla
+from floe_stream.contracts.sla import (
+    FrequencySla,
+    LifecycleSla,
+    ResponseSla,
+    RetentionSla,
+    SlaNote,
+    TimeOfAvailabilitySla,
+)
 
 QualityOperator = Literal[
     "mustBe",
@@ -92,6 +99,7 @@ class MonitoredAsset(_Frozen):
     frequency: FrequencySla | None = None
     time_of_availability: tuple[TimeOfAvailabilitySla, ...] = ()
     lifecycle: LifecycleSla | None = None
+    retention: RetentionSla | None = None
     response: ResponseSla | None = None
     sla_notes: tuple[SlaNote, ...] = Field(
         default=(),

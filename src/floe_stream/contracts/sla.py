@@ -21,6 +21,7 @@ __all__ = [
     "FrequencySla",
     "LifecycleSla",
     "ResponseSla",
+    "RetentionSla",
     "SlaNote",
     "SlaProperty",
     "TimeOfAvailabilitySla",
@@ -76,9 +77,9 @@ SLA_PROPERTIES: tuple[SlaProperty, ...] = (
     SlaProperty(
         "retention",
         ("rt", "re"),
-        None,
-        "not evaluated: no input floe receives carries the oldest retained row's time "
-        "(materializations, OpenLineage and Iceberg commit summaries report additions, not the oldest row)",
+        "retention",
+        "rows younger than the retention period must still be there: judged on updates whose producer reports "
+        "the oldest row (materialization oldest_data_timestamp); Iceberg commits and OpenLineage do not carry it",
     ),
     SlaProperty(
         "throughput",
@@ -132,6 +133,13 @@ class TimeOfAvailabilitySla(_Strict):
 
     deadline: time
     timezone: str = "UTC"
+    element: str | None = None
+
+
+class RetentionSla(_Strict):
+    """``retention``: data younger than ``period_s`` stays available."""
+
+    period_s: float = Field(gt=0)
     element: str | None = None
 
 

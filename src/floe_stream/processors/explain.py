@@ -86,6 +86,14 @@ def explain_asset(
             "measured": "an update between the previous deadline and this one (wall clock, DST-aware)",
             "severity": "missed deadline ERROR",
         })  # fmt: skip
+    if asset.retention is not None:
+        checks.append({
+            "check": "retention",
+            "evaluates": f"retention {_fmt_s(asset.retention.period_s)}",
+            "measured": "the oldest row a producer reports (oldest_data_timestamp): rows younger than the period "
+            "must still be there; no result for inputs that do not report it",
+            "severity": "rows gone early ERROR",
+        })  # fmt: skip
     if asset.lifecycle is not None:
         life = asset.lifecycle
         checks.append({

@@ -41,6 +41,8 @@ class AssetUpdate(NamedTuple):
     """Iceberg snapshot operation (append, overwrite, replace, delete); None for other inputs."""
     added_rows: int | None = None
     """Rows the update added (Iceberg ``added-records``), when the input says."""
+    oldest_data_time: datetime | None = None
+    """The oldest value of the SLA element still in the table (a producer's report; retention)."""
 
     @property
     def data_time(self) -> datetime:

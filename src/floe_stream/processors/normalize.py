@@ -37,6 +37,10 @@ def update_of_materialization(ev: MaterializationEvent, fallback_id: str) -> Ass
         None,
         ev.run_id,
         ev.job,
+        False,
+        None,
+        None,
+        ev.oldest_data_timestamp,
     )
 
 

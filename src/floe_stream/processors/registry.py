@@ -9,6 +9,7 @@ from floe_stream.processors.checks.frequency import FrequencyCheck
 from floe_stream.processors.checks.freshness import FreshnessCheck
 from floe_stream.processors.checks.lifecycle import LifecycleCheck
 from floe_stream.processors.checks.quality import QualityCheck
+from floe_stream.processors.checks.retention import RetentionCheck
 from floe_stream.processors.checks.time_of_availability import TimeOfAvailabilityCheck
 
 CHECKS: tuple[Check, ...] = (
@@ -19,4 +20,5 @@ CHECKS: tuple[Check, ...] = (
     FrequencyCheck(),
     TimeOfAvailabilityCheck(),
     LifecycleCheck(),
+    RetentionCheck(),
 )

@@ -13,6 +13,7 @@ class CheckType(StrEnum):
     FREQUENCY = "frequency"
     TIME_OF_AVAILABILITY = "time_of_availability"
     LIFECYCLE = "lifecycle"
+    RETENTION = "retention"
 
 
 class CheckStatus(StrEnum):

@@ -57,6 +57,10 @@ class MaterializationEvent(WireModel):
     job: str | None = None
     producer: str | None = None
     row_count: int | None = Field(default=None, ge=0)
+    oldest_data_timestamp: AwareDatetime | None = Field(
+        default=None,
+        description="oldest value of the contract's timestamp column still in the table (retention SLA), if known",
+    )
     columns: list[ObservedColumn] | None = Field(
         default=None, description="actual schema, when the producer knows it"
     )
