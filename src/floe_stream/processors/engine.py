@@ -134,6 +134,7 @@ class Engine:
         for aid in asset_ids:
             self.states.pop(aid, None)
             self.dirty.discard(aid)
+            self._checks_of.pop(aid, None)
 
     def take_dirty(self) -> list[AssetState]:
         out = [self.states[a] for a in self.dirty if a in self.states]
