@@ -305,9 +305,10 @@ class ApacheKafka(Broker):
         return self
 
     def _format(self, conf: Path) -> None:
+        # 16 random bytes, url-safe base64 without padding (Kafka's Uuid); it may begin with "-", hence "--x=y"
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
         fmt = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(conf)),
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(conf)),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             check=False,
