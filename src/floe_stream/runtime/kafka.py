@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
 from floe_stream.settings import KafkaSettings
@@ -51,6 +51,24 @@ def make_producer(cfg: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     }
     kw.update(overrides)
     return AIOKafkaProducer(**kw)
+
+
+async def start_producer(producer: AIOKafkaProducer, cfg: KafkaSettings) -> None:
+    """Start a producer; an idempotent one the broker cannot serve (Tansu 0.6 answers InitProducerId with
+    UnknownError) is a configuration error with one clear message, not a traceback."""
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        if not cfg.enable_idempotence:
+            raise
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        from floe_stream.settings import ConfigError
+
+        raise ConfigError(
+            f"kafka.enable_idempotence is on but the broker at {cfg.bootstrap_servers} refused an idempotent "
+            f"producer ({type(exc).__name__}); Tansu has none: set FLOE_KAFKA__ENABLE_IDEMPOTENCE=false"
+        ) from None
 
 
 def make_consumer(

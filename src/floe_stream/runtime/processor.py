@@ -49,6 +49,7 @@ from floe_stream.runtime.kafka import (
     make_consumer,
     make_producer,
     partition_counts,
+    start_producer,
 )
 from floe_stream.runtime.partitioning import partition_for
 from floe_stream.runtime.service import Batch, ConsumerService
@@ -126,7 +127,7 @@ class ProcessorService(ConsumerService):
                 + ", ".join(f"{t}={n}" for t, n in counts.items())
             )
         self.partitions = next(iter(counts.values()))
-        await self.state_producer.start()
+        await start_producer(self.state_producer, self.settings.kafka)
         await self.obs.start_shared_view(self)  # impact context across instances (lineage topic)
         assert self.batch_producer is not None
         await self.checks_rt.start(self.batch_producer, self.partitions)

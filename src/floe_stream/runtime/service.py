@@ -21,7 +21,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.runtime.health import HealthServer
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer, partition_counts
+from floe_stream.runtime.kafka import (
+    BatchProducer,
+    OutRecord,
+    make_consumer,
+    make_producer,
+    partition_counts,
+    start_producer,
+)
 from floe_stream.runtime.telemetry import track_lag
 from floe_stream.settings import Settings
 from floe_stream.telemetry import tracing
@@ -172,7 +179,7 @@ class ConsumerService:
             )
             await self.health.start()
         if self.producer is not None:
-            await self.producer.start()
+            await start_producer(self.producer, self.settings.kafka)
         await self.setup()
         tune_gc()
         self.consumer.subscribe(self.topics, listener=_Listener(self))
