@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from floe_stream.processors.policy import CheckPolicy
+from floe_stream.contracts.policy import CheckPolicy
 
 
 class ConfigError(Exception):

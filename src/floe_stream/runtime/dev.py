@@ -70,9 +70,9 @@ async def run_dev(
     from floe_stream.runtime.database import connect, migrate
     from floe_stream.runtime.kafka import ensure_topics
     from floe_stream.runtime.processor import ProcessorService
-    from floe_stream.runtime.telemetry import setup_logging, setup_metrics
     from floe_stream.runtime.ticker import Ticker
     from floe_stream.sinks.postgres.sink import PostgresSink
+    from floe_stream.telemetry.metrics import setup_logging, setup_metrics
 
     setup_logging("WARNING", "text")
     setup_metrics("floe-dev")
