@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, Literal, TypedDict, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
@@ -332,6 +332,11 @@ class FloeClient:
                     producer.send_and_wait(topic, value, key=key.encode() if key else None), self.timeout_s
                 )
                 return
+            except MessageSizeTooLargeError as exc:  # the same bytes would fail again: no retry
+                raise PublishError(
+                    f"could not publish to {topic} at {self.kafka.bootstrap_servers}: the record ({len(value)} bytes) "
+                    f"is larger than the broker or kafka.max_request_size accepts ({type(exc).__name__})"
+                ) from exc
             except RETRYABLE as exc:
                 await self._discard_producer()
                 if attempt >= self.retries:

@@ -124,3 +124,16 @@ async def test_co_partitioned_inputs_with_different_counts_refuse_to_start(
     assert lines[-1].startswith("Error: input topics must be co-partitioned (same partition count): "), out
     assert f"{mat}=2" in lines[-1] and f"{topic_name(s.kafka.topic_prefix, TopicKey.TICKS)}=3" in lines[-1]
     assert "Traceback" not in out and " ERROR " not in out  # no unclosed client either
+
+
+async def test_the_client_does_not_retry_a_record_the_broker_will_never_take(
+    kafka_settings: Settings,
+) -> None:
+    """Kafka refuses a 2 MB record (message.max.bytes); retrying the same bytes is pointless: one clear error."""
+    k = kafka_settings.kafka
+    async with FloeClient(kafka=k, retries=5, backoff_s=2.0) as client:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(PublishError, match=r"the record \(2000000 bytes\) is larger than the broker"):
+            await client.apublish_raw(TopicKey.MATERIALIZATIONS, "test.fast", b"x" * 2_000_000)
+        assert loop.time() - t0 < 2.0  # no backoff: not retried
