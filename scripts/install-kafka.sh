@@ -28,7 +28,7 @@ echo "install-kafka: resolving org.apache.kafka:kafka_2.13:${VERSION} from Maven
 mkdir -p "$(dirname "${DEST}")"
 WORK="$(mktemp -d "$(dirname "${DEST}")/kafka-install.XXXXXX")"
 trap 'rm -rf "${WORK}"' EXIT
-mvn -q -B -f "${POM}" -Dkafka.version="${VERSION}" dependency:copy-dependencies \
+mvn -q -B -Dstyle.color=never -f "${POM}" -Dkafka.version="${VERSION}" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="${WORK}/lib"
 cp "${ROOT}/scripts/kafka/log4j2.properties" "${WORK}/log4j2.properties"
 echo "${VERSION}" > "${WORK}/VERSION"
