@@ -87,7 +87,7 @@ def run_sink_postgres() -> None:
 
 @run_sink.command("alerts")
 def run_sink_alerts() -> None:
-    """Deliver violation alerts to the configured channels (FLOE_ALERTS__CONFIG_FILE)."""
+    """Deliver violation alerts to the configured channels (alerts: in FLOE_CONFIG_FILE, or FLOE_ALERTS__CONFIG_FILE)."""
     _run_deployable("sink-alerts")
 
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -106,6 +107,10 @@ class ConsumerService:
     async def idle(self) -> None:
         """Called when a fetch returned nothing."""
 
+    def health_details(self) -> dict[str, Any]:
+        """Informational fields of /readyz (``details``) that do not decide readiness."""
+        return {}
+
     async def readiness(self) -> dict[str, bool]:
         return {"kafka": self.consumer_connected(), "assigned": self.ever_assigned}
 
@@ -164,6 +169,7 @@ class ConsumerService:
                 self.settings.health_port,
                 liveness=self.liveness,
                 readiness=self.readiness,
+                details=self.health_details,
             )
             await self.health.start()
         if self.producer is not None:
