@@ -5,90 +5,212 @@ from __future__ import annotations
 import csv
 import html
 import io
+import textwrap
+from dataclasses import dataclass
+from datetime import datetime
 
+import click
 from rich.console import Console
-from rich.table import Table
 
+from floe_stream.durations import human_duration
 from floe_stream.reporting.compliance import CheckSeries, ComplianceReport
 
 
 # --- the compliance report (floe sla report) ------------------------------------------------------------
 def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}%"
+    """Human percentages: ``98.7 %``; two decimals only where one would read as 100 %."""
+    if x is None:
+        return "n/a"
+    if x < 100 and round(x, 1) >= 100:
+        return f"{x:.2f} %"
+    return f"{x:.1f} %"
 
 
 def _dur(seconds: float | None) -> str:
-    if seconds is None:
+    return human_duration(seconds)
+
+
+def _budget(x: float | None) -> str:
+    if x is None:
         return "—"
-    s = round(seconds)
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m"
-    if s < 172_800:
-        return f"{s / 3600:.1f}h"
-    return f"{s / 86400:.1f}d"
+    return "spent" if x <= -999 else f"{x:.0f} %"
+
+
+def _since(t: datetime | None) -> str:
+    return "" if t is None else f"{t:%Y-%m-%d}"
 
 
 _TREND_ARROW = {"improving": "↑ improving", "degrading": "↓ degrading", "stable": "→ stable"}
+_STATUS = {"breaching": "BREACH", "at_risk": "at risk", "ok": "ok", "no_data": "no data"}
+_STATUS_STYLE = {"breaching": ("red", True), "at_risk": ("yellow", True), "ok": ("green", False)}
 
 
-def render_table(report: ComplianceReport, console: Console | None = None) -> None:
-    """Rich tables: per asset and check type, then totals and violations."""
-    console = console or Console()
+@dataclass(frozen=True, slots=True)
+class _Col:
+    name: str
+    priority: int  # 0 = never dropped; higher numbers are dropped first when the width is short
+    right: bool = False
+    wrap: int = 0  # > 0: may wrap down to this width instead of being dropped
+
+
+def _layout(cols: list[_Col], rows: list[list[str]], width: int | None, styles: list[dict[int, str]] | None = None
+            ) -> tuple[list[str], list[str]]:  # fmt: skip
+    """Plain-text table fitted to ``width`` (None = natural width): columns are dropped by priority (or wrapped),
+    never truncated. Returns (lines, names of the columns dropped)."""
+    gap = 2
+    nat = [max([len(c.name), *(len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
+    widths = dict(enumerate(nat))
+    keep: set[int] = set()
+    used = 0
+    for i in sorted(range(len(cols)), key=lambda i: (cols[i].priority, i)):
+        need = nat[i] + (gap if keep else 0)
+        if width is None or cols[i].priority == 0 or used + need <= width:
+            keep.add(i)
+            used += need
+        elif cols[i].wrap and width - used - gap >= cols[i].wrap:
+            widths[i] = width - used - gap
+            keep.add(i)
+            used = width
+    order = sorted(keep)
+    dropped = [c.name for i, c in enumerate(cols) if i not in keep]
+
+    def cell(i: int, text: str) -> str:
+        return text.rjust(widths[i]) if cols[i].right else text.ljust(widths[i])
+
+    lines = ["  ".join(cell(i, cols[i].name) for i in order).rstrip()]
+    lines.append("  ".join("─" * widths[i] for i in order))
+    for n, r in enumerate(rows):
+        wrapped = {i: (textwrap.wrap(r[i], widths[i], break_long_words=False) or [""]) for i in order}
+        for k in range(max(len(w) for w in wrapped.values())):
+            parts = []
+            for i in order:
+                text = cell(i, wrapped[i][k] if k < len(wrapped[i]) else "")
+                style = (styles[n].get(i) if styles else None) if k == 0 else None
+                parts.append(f"\x00{style}\x01{text}\x02" if style and text.strip() else text)
+            lines.append("  ".join(parts).rstrip())
+    return lines, dropped
+
+
+def _paint(line: str, color: bool) -> str:
+    """Apply the style markers of :func:`_layout` (ANSI on a terminal, nothing in pipes and files)."""
+    while "\x00" in line:
+        a, rest = line.split("\x00", 1)
+        style, rest = rest.split("\x01", 1)
+        text, rest = rest.split("\x02", 1)
+        fg, bold = style.split(":")
+        line = a + (click.style(text, fg=fg, bold=bold == "1") if color else text) + rest
+    return line
+
+
+def _wrap(text: str, width: int | None, indent: str = "") -> list[str]:
+    if width is None:
+        return [indent + text]
+    return textwrap.wrap(text, max(20, width), initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_long_words=False, break_on_hyphens=False) or [indent]  # fmt: skip
+
+
+def table_text(report: ComplianceReport, width: int | None = None, color: bool = False, attention_max: int = 15
+               ) -> str:  # fmt: skip
+    """The text report, fitted to ``width`` columns (None: as wide as the content; pipes and files get the same
+    layout as a terminal of that width): a headline, "needs attention", one row per (asset, check) worst first,
+    totals per check type. Asset ids are never truncated."""
+    out: list[str] = []
     flt = ", ".join(f"{k}={v}" for k, v in report.filters.items())
-    title = (
+    every = {x.asset for x in report.attention if x.status == "breaching"}
+    out += _wrap(
         f"SLA compliance, last {report.window} ({report.window_start:%Y-%m-%d %H:%M} → "
-        f"{report.window_end:%Y-%m-%d %H:%M} UTC){' — ' + flt if flt else ''}"
-    )
-    table = Table(title=title)
-    for col, just in (("asset", "left"), ("owner", "left"), ("check", "left"), ("compliance", "right"),
-                      ("basis", "left"), ("checks", "right"), ("coverage", "right"), ("violations", "right"),
-                      ("MTTR", "right"), ("now", "left"), (f"trend by {report.bucket}", "left")):  # fmt: skip
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+        f"{report.window_end:%Y-%m-%d %H:%M} UTC){' — ' + flt if flt else ''}", width)  # fmt: skip
+    out += _wrap(
+        f"{len(every)} of {report.assets_total} asset(s) breaching their target, "
+        f"{len({x.asset for x in report.attention}) - len(every)} at risk · overall {_pct(report.compliance_pct)} · "
+        f"{report.checks_run} checks · {report.episodes_opened} episodes opened · MTTR {_dur(report.mttr_s)}", width)  # fmt: skip
+    if report.attention:
+        out += ["", "Needs attention"]
+        for x in report.attention[:attention_max]:
+            tag = _STATUS[x.status]
+            st = _STATUS_STYLE[x.status]
+            head = f"{tag:<7} {x.asset}  {x.check_type}"
+            extra = f"  owner {x.owner}" if x.owner else ""
+            if width is None or len(head) + len(extra) <= width:
+                head += extra
+                extra = ""
+            out.append(_paint(f"\x00{st[0]}:{int(st[1])}\x01{tag:<7}\x02" + head[7:], color))
+            why = (
+                x.reason
+                + (f", since {_since(x.since)}" if x.since else "")
+                + (f"; owner {x.owner}" if extra else "")
+            )
+            out += _wrap(why, None if width is None else width - 8, " " * 8)
+            out += _wrap(x.command, None if width is None else width - 8, " " * 8 + "→ ")
+        if len(report.attention) > attention_max:
+            out.append(
+                f"        … and {len(report.attention) - attention_max} more (--only-failing, --top N, --format json)"
+            )
+    cols = [
+        _Col("status", 1), _Col("asset", 0), _Col("check", 2), _Col("compliance", 3, right=True),
+        _Col("target", 4, right=True), _Col("budget left", 6, right=True), _Col("since", 8), _Col("owner", 7),
+        _Col("violations", 10, right=True), _Col("MTTR", 11, right=True), _Col(f"trend by {report.bucket}", 9),
+        _Col("checks", 12, right=True), _Col("why", 5, wrap=24),
+    ]  # fmt: skip
+    rows: list[list[str]] = []
+    styles: list[dict[int, str]] = []
+    not_run: list[str] = []
     for a in report.assets:
-        for i, c in enumerate(a.checks):
-            style = "" if c.compliance_pct is None or c.compliance_pct >= 99 else "red"
-            pct = _pct(c.compliance_pct)
-            table.add_row(
-                a.asset if i == 0 else "", (a.owner or a.team or "") if i == 0 else "", c.check_type,
-                f"[{style}]{pct}[/]" if style else pct, c.basis, str(c.checks_run), _pct(c.coverage_pct),
-                str(c.violations), _dur(c.mttr_s), c.current_status or "", _TREND_ARROW[c.trend],
-            )  # fmt: skip
-    console.print(table)
-    totals = Table(title="All assets")
-    for col in ("check", "compliance", "checks", "coverage", "violations", "resolved", "MTTR", "trend"):
-        totals.add_column(col, justify="left" if col in ("check", "trend") else "right")
-    for c in report.totals:
-        totals.add_row(
-            c.check_type, _pct(c.compliance_pct), str(c.checks_run), _pct(c.coverage_pct), str(c.violations),
-            str(c.episodes_resolved), _dur(c.mttr_s), _TREND_ARROW[c.trend],
-        )  # fmt: skip
-    console.print(totals)
+        first = True
+        for c in a.checks:
+            if c.status == "no_data":
+                not_run.append(f"{a.asset} ({c.check_type})")
+                continue
+            rows.append([
+                _STATUS[c.status], a.asset if first else "", c.check_type, _pct(c.compliance_pct), _pct(c.target_pct),
+                _budget(c.error_budget_left_pct), _since(c.since), (a.owner or a.team or "") if first else "",
+                str(c.violations), _dur(c.mttr_s), _TREND_ARROW[c.trend], str(c.checks_run),
+                c.reason if c.status != "ok" else "",
+            ])  # fmt: skip
+            sty = _STATUS_STYLE.get(c.status)
+            styles.append({0: f"{sty[0]}:{int(sty[1])}"} if sty else {})
+            first = False
+    out += ["", "Assets, worst first" + (f" ({len(report.assets)} of {report.assets_total} shown)"
+                                         if len(report.assets) < report.assets_total else "")]  # fmt: skip
+    if rows:
+        lines, dropped = _layout(cols, rows, width, styles)
+        out += [_paint(line, color) for line in lines]
+        if dropped:
+            out += _wrap(f"(not shown at {width} columns: {', '.join(dropped)} — widen the terminal, set COLUMNS, "
+                         "or use --format json/csv/html)", width)  # fmt: skip
+    else:
+        out.append("no check results in this window")
+    if not_run:
+        out += [
+            "",
+            *_wrap(f"expected but no result in the window ({len(not_run)}): " + ", ".join(not_run), width),
+        ]
+    if report.totals:
+        t_cols = [_Col("check", 0), _Col("compliance", 1, right=True), _Col("checks", 4, right=True),
+                  _Col("coverage", 5, right=True), _Col("violations", 2, right=True), _Col("resolved", 6, right=True),
+                  _Col("MTTR", 3, right=True), _Col("trend", 7)]  # fmt: skip
+        t_rows = [[c.check_type, _pct(c.compliance_pct), str(c.checks_run), _pct(c.coverage_pct), str(c.violations),
+                   str(c.episodes_resolved), _dur(c.mttr_s), _TREND_ARROW[c.trend]] for c in report.totals]  # fmt: skip
+        out += ["", "All assets, by check type"] + _layout(t_cols, t_rows, width)[0]
     for kind in ("contract", "team", "owner"):
         groups = [g for g in report.groups if g.kind == kind]
         if len(groups) < 2:
             continue
-        g_table = Table(title=f"By {kind}")
-        for col in (kind, "assets", "compliance", "checks", "violations", "lowest asset"):
-            g_table.add_column(col, justify="left" if col in (kind, "lowest asset") else "right")
-        for g in groups:
-            low = f"{g.lowest_asset} ({_pct(g.lowest_pct)})" if g.lowest_asset else ""
-            g_table.add_row(
-                g.name, str(g.assets), _pct(g.compliance_pct), str(g.checks_run), str(g.violations), low
-            )
-        console.print(g_table)
-    if report.violations:
-        v = Table(title="Violation episodes opened, by type and severity")
-        for col in ("type", "severity", "episodes"):
-            v.add_column(col, justify="right" if col == "episodes" else "left")
-        for row in report.violations:
-            v.add_row(row.check_type, row.severity, str(row.episodes))
-        console.print(v)
-    console.print(
-        f"overall compliance {_pct(report.compliance_pct)} · {report.checks_run} checks · coverage "
-        f"{_pct(report.coverage_pct)} · {report.episodes_opened} episodes opened, {report.episodes_resolved} "
-        f"resolved, MTTR {_dur(report.mttr_s)}"
+        g_cols = [_Col(kind, 0), _Col("assets", 2, right=True), _Col("compliance", 1, right=True),
+                  _Col("violations", 3, right=True), _Col("lowest asset", 4, wrap=20)]  # fmt: skip
+        g_rows = [[g.name, str(g.assets), _pct(g.compliance_pct), str(g.violations),
+                   f"{g.lowest_asset} ({_pct(g.lowest_pct)})" if g.lowest_asset else ""]
+                  for g in sorted(groups, key=lambda g: (g.compliance_pct is None, g.compliance_pct or 0.0))]  # fmt: skip
+        out += ["", f"By {kind}, lowest first"] + _layout(g_cols, g_rows, width)[0]
+    return "\n".join(out) + "\n"
+
+
+def render_table(report: ComplianceReport, console: Console | None = None, width: int | None = None) -> None:
+    """Print :func:`table_text` to ``console`` (default: stdout), fitted to its width."""
+    console = console or Console()
+    w = width or console.width
+    console.out(
+        table_text(report, w, color=console.is_terminal and not console.no_color), highlight=False, end=""
     )
 
 

@@ -543,6 +543,35 @@ def expected_intervals(asset: MonitoredAsset) -> dict[str, float]:
     return out
 
 
+def sla_targets(asset: MonitoredAsset) -> dict[str, dict[str, Any]]:
+    """Compliance targets (%) the contract itself states, per check type: the availability SLA
+    (``availability: 99.5%``) and the SLO objectives of the ``floe`` property (``slo: {freshness: 99, quality:
+    "95%"}``). Check types without one are judged against the configured default (FLOE_HISTORY__DEFAULT_TARGETS)."""
+    out: dict[str, dict[str, Any]] = {}
+    if asset.availability is not None:
+        out["availability"] = {"pct": round(asset.availability.target_ratio * 100, 6), "source": "contract"}
+    slo = asset.overrides.get("slo")
+    if isinstance(slo, dict):
+        for k, v in slo.items():
+            pct = _pct_value(v)
+            if pct is not None:
+                out[str(k)] = {"pct": pct, "source": "slo"}
+    return out
+
+
+def _pct_value(value: object) -> float | None:
+    if isinstance(value, str):
+        value = value.strip().removesuffix("%").strip()
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    pct = float(value) * 100 if 0 < value <= 1 else float(value)
+    return pct if 0 < pct <= 100 else None
+
+
 async def register_contracts(
     conn: asyncpg.Connection, contracts: Iterable[LoadedContract], *, by: str = "cli"
 ) -> tuple[int, int]:
@@ -559,16 +588,16 @@ async def register_contracts(
             n_c += 1
             rows = [
                 (a.asset_id, a.contract_id, a.contract_version, a.contract_name, a.owner, a.team, a.domain,
-                 json.dumps(expected_intervals(a)))
+                 json.dumps(expected_intervals(a)), json.dumps(sla_targets(a)))
                 for a in c.assets
             ]  # fmt: skip
             await conn.executemany(
                 "INSERT INTO contract_assets (asset, contract_id, contract_version, contract_name, owner, team, "
-                "domain, expected_intervals) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) "
+                "domain, expected_intervals, targets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb) "
                 "ON CONFLICT (asset) DO UPDATE SET contract_id = EXCLUDED.contract_id, "
                 "contract_version = EXCLUDED.contract_version, contract_name = EXCLUDED.contract_name, "
                 "owner = EXCLUDED.owner, team = EXCLUDED.team, domain = EXCLUDED.domain, "
-                "expected_intervals = EXCLUDED.expected_intervals, updated_at = now()",
+                "expected_intervals = EXCLUDED.expected_intervals, targets = EXCLUDED.targets, updated_at = now()",
                 rows,
             )
             n_a += len(rows)
