@@ -33,7 +33,7 @@ def _dur(seconds: float | None) -> str:
 def _budget(x: float | None) -> str:
     if x is None:
         return "—"
-    return "spent" if x <= -999 else f"{x:.0f} %"
+    return "spent" if x <= 0 else f"{x:.0f} %"
 
 
 def _since(t: datetime | None) -> str:
@@ -102,10 +102,11 @@ def _paint(line: str, color: bool) -> str:
     return line
 
 
-def _wrap(text: str, width: int | None, indent: str = "") -> list[str]:
+def _wrap(text: str, width: int | None, indent: str = "", first: str = "") -> list[str]:
     if width is None:
-        return [indent + text]
-    return textwrap.wrap(text, max(20, width), initial_indent=indent, subsequent_indent=indent + "  ",
+        return [indent + first + text]
+    return textwrap.wrap(text, max(20, width), initial_indent=indent + first,
+                         subsequent_indent=indent + " " * (len(first) + 2),
                          break_long_words=False, break_on_hyphens=False) or [indent]  # fmt: skip
 
 
@@ -123,7 +124,7 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
     out += _wrap(
         f"{len(every)} of {report.assets_total} asset(s) breaching their target, "
         f"{len({x.asset for x in report.attention}) - len(every)} at risk · overall {_pct(report.compliance_pct)} · "
-        f"{report.checks_run} checks · {report.episodes_opened} episodes opened · MTTR {_dur(report.mttr_s)}", width)  # fmt: skip
+        f"{report.checks_run:,} checks · {report.episodes_opened} episodes opened · MTTR {_dur(report.mttr_s)}", width)  # fmt: skip
     if report.attention:
         out += ["", "Needs attention"]
         for x in report.attention[:attention_max]:
@@ -140,8 +141,8 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
                 + (f", since {_since(x.since)}" if x.since else "")
                 + (f"; owner {x.owner}" if extra else "")
             )
-            out += _wrap(why, None if width is None else width - 8, " " * 8)
-            out += _wrap(x.command, None if width is None else width - 8, " " * 8 + "→ ")
+            out += _wrap(why, width, " " * 8)
+            out += _wrap(x.command, width, " " * 8, "→ ")
         if len(report.attention) > attention_max:
             out.append(
                 f"        … and {len(report.attention) - attention_max} more (--only-failing, --top N, --format json)"
@@ -157,6 +158,19 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
     not_run: list[str] = []
     for a in report.assets:
         first = True
+        ran = [c for c in a.checks if c.status != "no_data"]
+        if a.status == "ok" and len(ran) > 1:  # a healthy asset reads as one row: its lowest check
+            low = min(ran, key=lambda c: c.compliance_pct or 0.0)
+            rows.append([
+                "ok", a.asset, f"{len(ran)} checks", _pct(low.compliance_pct), _pct(low.target_pct),
+                _budget(low.error_budget_left_pct), "", a.owner or a.team or "",
+                str(sum(c.violations for c in ran)), _dur(low.mttr_s), _TREND_ARROW[low.trend],
+                str(sum(c.checks_run for c in ran)),
+                f"lowest: {low.check_type}" if (low.compliance_pct or 0) < 100 else "",
+            ])  # fmt: skip
+            styles.append({0: "green:0"})
+            not_run += [f"{a.asset} ({c.check_type})" for c in a.checks if c.status == "no_data"]
+            continue
         for c in a.checks:
             if c.status == "no_data":
                 not_run.append(f"{a.asset} ({c.check_type})")
@@ -212,6 +226,53 @@ def render_table(report: ComplianceReport, console: Console | None = None, width
     console.out(
         table_text(report, w, color=console.is_terminal and not console.no_color), highlight=False, end=""
     )
+
+
+def render_junit(report: ComplianceReport) -> str:
+    """JUnit XML for CI: one test case per (asset, check); breaching = failure, no data = skipped."""
+    from xml.sax.saxutils import quoteattr
+
+    cases = [(a, c) for a in report.assets for c in a.checks]
+    failures = sum(1 for _, c in cases if c.status == "breaching")
+    skipped = sum(1 for _, c in cases if c.status == "no_data")
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           f'<testsuites name="floe sla report" tests="{len(cases)}" failures="{failures}" skipped="{skipped}">',
+           f'<testsuite name={quoteattr(f"SLA compliance, last {report.window}")} tests="{len(cases)}" '
+           f'failures="{failures}" skipped="{skipped}" timestamp="{report.window_end.isoformat()}">']  # fmt: skip
+    for a, c in cases:
+        head = f"<testcase classname={quoteattr(a.asset)} name={quoteattr(c.check_type)}"
+        detail = (f"{a.asset} {c.check_type}: {c.reason}" + (f", since {_since(c.since)}" if c.since else "")
+                  + f" (owner {a.owner or a.team or '-'}, contract {a.contract_id or '-'}); look closer: "
+                  f"floe sla report --asset {a.asset} --window {report.window} --by day")  # fmt: skip
+        if c.status == "breaching":
+            out.append(f'{head}><failure message={quoteattr(detail)} type="below-target"/></testcase>')
+        elif c.status == "no_data":
+            out.append(f"{head}><skipped message={quoteattr(c.reason)}/></testcase>")
+        elif c.status == "at_risk":
+            out.append(f"{head}><system-out>{html.escape('at risk: ' + detail)}</system-out></testcase>")
+        else:
+            out.append(f"{head}/>")
+    out += ["</testsuite>", "</testsuites>"]
+    return "\n".join(out) + "\n"
+
+
+def render_github(report: ComplianceReport) -> str:
+    """GitHub Actions workflow commands: an error annotation per breaching pair, a warning per pair at risk."""
+    out = []
+
+    def esc(x: str) -> str:
+        return x.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    for x in report.attention:
+        level = "error" if x.status == "breaching" else "warning"
+        title = f"SLA {'breach' if level == 'error' else 'at risk'}: {x.asset} {x.check_type}"
+        msg = (f"{x.reason}" + (f", since {_since(x.since)}" if x.since else "")
+               + (f" (owner {x.owner})" if x.owner else "") + f" — look closer: {x.command}")  # fmt: skip
+        out.append(f"::{level} title={esc(title).replace(',', '%2C').replace(':', '%3A')}::{esc(msg)}")
+    n = sum(1 for x in report.attention if x.status == "breaching")
+    out.append(f"{n} (asset, check) pair(s) below target, {len(report.attention) - n} at risk, "
+               f"overall {_pct(report.compliance_pct)} over the last {report.window}")  # fmt: skip
+    return "\n".join(out) + "\n"
 
 
 def render_json(report: ComplianceReport) -> str:
