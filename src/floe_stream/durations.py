@@ -55,9 +55,9 @@ def human_duration(seconds: float | None) -> str:
 
 
 def window_label(td: timedelta) -> str:
-    """The shortest compact label of a window: 7d, 2w, 36h, 90m."""
+    """A compact label of a window: 7d, 14d (for 2w), 36h, 90m."""
     s = int(td.total_seconds())
-    for unit in ("w", "d", "h", "m"):
+    for unit in ("d", "h", "m"):
         if s % _UNIT_S[unit] == 0:
             return f"{s // _UNIT_S[unit]}{unit}"
     return f"{s}s"

@@ -23,7 +23,11 @@ from floe_stream.topics.check_result import CheckResult
 
 AS_OF = datetime(2026, 5, 20, 9, 30, tzinfo=UTC)
 DAYS = 30
-BREACHING = ("finance.revenue_daily_snapshot", "ops.payment_events_stream", "marketing.campaign_attribution")
+BREACHING = (
+    "marketing.campaign_attribution",
+    "finance.revenue_daily_snapshot",
+    "ops.payment_events_stream",
+)  # worst first
 AT_RISK = "sales.orders_enriched"
 HEALTHY = tuple(f"warehouse.dim_table_{i:02d}" for i in range(9))
 ASSETS = (*BREACHING, AT_RISK, *HEALTHY)
