@@ -285,7 +285,13 @@ def replay_cmd(
         settings = settings.model_copy(update={"contracts_dir": contracts_dir})
     try:
         start = parse_position(from_)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from") from None
+    try:
         end = parse_position(to) if to else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    try:
         registry = load_registry(settings)
     except (ValueError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -302,7 +308,7 @@ def replay_cmd(
         return await replay(settings, registry, start=start, end=end, contract_ids=wanted, progress=cb)
 
     try:
-        if progress:
+        if progress and sys.stderr.isatty():  # a bar in a CI log is noise
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from floe_stream.cli.errors import FloeGroup
 from floe_stream.settings import ConfigError, Settings, load_settings
 
 
@@ -27,10 +28,17 @@ def _run(coro: Any) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+@click.group(cls=FloeGroup)
 @click.version_option(package_name="floe-stream")
 def main() -> None:
-    """floe-stream: real-time data-contract monitor."""
+    """floe-stream: real-time data-contract monitor.
+
+    \b
+    Examples:
+      floe dev --demo
+      floe contracts lint contracts/
+      floe sla report --window 7d --fail-under target
+    """
 
 
 # --- run --------------------------------------------------------------------------------------------
@@ -165,7 +173,7 @@ def publish_materialization(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except PublishError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc} (FLOE_KAFKA__BOOTSTRAP_SERVERS)") from None
     finally:
         client.close()
     click.echo(ev.model_dump_json(exclude_none=True))
@@ -185,7 +193,7 @@ def publish_commit(file: Any) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except PublishError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc} (FLOE_KAFKA__BOOTSTRAP_SERVERS)") from None
     finally:
         client.close()
     click.echo(ev.model_dump_json(by_alias=True, exclude_none=True))
