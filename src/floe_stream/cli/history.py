@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -61,17 +60,6 @@ def _with_conn(
         raise click.ClickException(str(exc)) from None
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w)\s*$", re.IGNORECASE)
-
-
-def parse_age(text: str) -> timedelta:
-    m = _DURATION.match(text)
-    if not m:
-        raise click.BadParameter(f"{text!r}: use a number of hours, days or weeks, e.g. 90d, 36h, 12w")
-    n, unit = int(m.group(1)), m.group(2).lower()
-    return timedelta(hours=n) if unit == "h" else timedelta(days=n * (7 if unit == "w" else 1))
 
 
 # --- floe sla report -----------------------------------------------------------------------------------
@@ -191,14 +179,20 @@ def sla_report(
 
 # --- floe db prune / rebuild-aggregates ---------------------------------------------------------------
 @click.command("prune")
-@click.option("--older-than", "older_than", default=None,
-              help="age of raw rows to delete, e.g. 90d (default: FLOE_HISTORY__RETENTION_DAYS)")  # fmt: skip
-def db_prune(older_than: str | None) -> None:
-    """Delete raw check results and violation events older than the retention (aggregates are kept)."""
+@click.option("--older-than", "older_than", type=DURATION, default=None,
+              help="age of raw rows to delete, any duration: 90d, 12w, PT36H (default: FLOE_HISTORY__RETENTION_DAYS)")  # fmt: skip
+def db_prune(older_than: timedelta | None) -> None:
+    """Delete raw check results and violation events older than the retention (aggregates are kept).
+
+    \b
+    Examples:
+      floe db prune --older-than 90d
+      floe db prune
+    """
     from floe_stream.reporting import store
 
     settings = _settings()
-    age = parse_age(older_than) if older_than else timedelta(days=settings.history.retention_days)
+    age = older_than or timedelta(days=settings.history.retention_days)
     cutoff = datetime.now(UTC) - age
     counts = _with_conn(settings, lambda conn: store.prune(conn, cutoff))
     click.echo(

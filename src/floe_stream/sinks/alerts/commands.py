@@ -173,7 +173,7 @@ def silence_expire(silence_id: str) -> None:
     """End a silence now."""
     ok = _with_store(_settings(), lambda st: st.expire_silence(silence_id))
     if not ok:
-        raise click.ClickException(f"no active silence {silence_id}")
+        raise click.ClickException(f"no active silence {silence_id!r} (ids: `floe silence list`)")
     click.echo(f"expired {silence_id}")
 
 
