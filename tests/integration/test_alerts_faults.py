@@ -12,11 +12,11 @@ import asyncpg
 import pytest
 from prometheus_client import generate_latest
 
-from floe_stream.runtime.telemetry import setup_metrics
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.sinks.alerts.replay import replay_dead_letters
 from floe_stream.sinks.alerts.sink import AlertSink
+from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics.catalog import TopicKey
 from tests.conftest import wait_for
 from tests.integration.helpers import Running, read_all

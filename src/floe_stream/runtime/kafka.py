@@ -190,14 +190,24 @@ async def partition_counts(cfg: KafkaSettings, topics: Sequence[str]) -> dict[st
     """Partition count of each topic; a missing topic is a configuration error (never auto-created)."""
     from floe_stream.settings import ConfigError
 
+    counts = await existing_partition_counts(cfg, topics)
+    missing = [t for t in topics if t not in counts]
+    if missing:
+        raise ConfigError(f"topic(s) {', '.join(missing)} do not exist: run `floe topics create`")
+    return counts
+
+
+async def existing_partition_counts(cfg: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
+    """Partition count of each of ``topics`` that exists (a missing one is left out), from the cluster's
+    metadata through the admin client (never a consumer's private client)."""
     admin = AIOKafkaAdminClient(**cfg.client_kwargs(), client_id=f"{cfg.client_id}-admin")
     await start_client(admin)
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            raise ConfigError(f"topic(s) {', '.join(missing)} do not exist: run `floe topics create`")
-        described = await admin.describe_topics(list(topics))
+        present = [t for t in topics if t in existing]
+        if not present:
+            return {}
+        described = await admin.describe_topics(present)
     finally:
         await admin.close()
     return {d["topic"]: len(d["partitions"]) for d in described}
