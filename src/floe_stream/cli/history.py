@@ -96,14 +96,7 @@ def sla_report(
     """SLA compliance per asset and check type, judged against each target, worst first.
 
     Targets: the contract's own (availability %, `slo` in the floe property), else FLOE_HISTORY__DEFAULT_TARGETS;
-    --fail-under PCT replaces them.
-
-    \b
-    Examples:
-      floe sla report --window 7d
-      floe sla report --asset sales.orders --asset sales.customers --by week
-      floe sla report --window 30d --format html -o sla.html
-      floe sla report --window 7d --fail-under target --format junit -o sla.xml
+    --fail-under PCT replaces them. Exit 3 when the gate fails.
     """
     from floe_stream.reporting.compliance import ReportError, arrange, build_report
     from floe_stream.reporting.render import (
@@ -182,13 +175,7 @@ def sla_report(
 @click.option("--older-than", "older_than", type=DURATION, default=None,
               help="age of raw rows to delete, any duration: 90d, 12w, PT36H (default: FLOE_HISTORY__RETENTION_DAYS)")  # fmt: skip
 def db_prune(older_than: timedelta | None) -> None:
-    """Delete raw check results and violation events older than the retention (aggregates are kept).
-
-    \b
-    Examples:
-      floe db prune --older-than 90d
-      floe db prune
-    """
+    """Delete raw check results and violation events older than the retention (aggregates are kept)."""
     from floe_stream.reporting import store
 
     settings = _settings()

@@ -31,14 +31,7 @@ def _run(coro: Any) -> Any:
 @click.group(cls=FloeGroup)
 @click.version_option(package_name="floe-stream")
 def main() -> None:
-    """floe-stream: real-time data-contract monitor.
-
-    \b
-    Examples:
-      floe dev --demo
-      floe contracts lint contracts/
-      floe sla report --window 7d --fail-under target
-    """
+    """floe-stream: real-time data-contract monitor."""
 
 
 # --- run --------------------------------------------------------------------------------------------
@@ -242,7 +235,8 @@ def topics_create() -> None:
 
 
 @topics.command("schemas")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("topics"), show_default=True)
+@click.option("--output", "-o", "--out", "out", type=click.Path(path_type=Path), default=Path("topics"),
+              show_default=True, help="folder (--out: the old name)")  # fmt: skip
 def topics_schemas(out: Path) -> None:
     """Write the JSON Schema of every topic's payload (for publishers and subscribers) and asyncapi.yaml."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -254,9 +248,8 @@ def topics_schemas(out: Path) -> None:
 
 
 @topics.command("asyncapi")
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("topics/asyncapi.yaml"), show_default=True
-)
+@click.option("--output", "-o", "--out", "out", type=click.Path(path_type=Path),
+              default=Path("topics/asyncapi.yaml"), show_default=True, help="file (--out: the old name)")  # fmt: skip
 def topics_asyncapi(out: Path) -> None:
     """Write the AsyncAPI 3.0 document of every topic (channels, messages, keys, headers)."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -408,6 +401,15 @@ def _register_alert_commands() -> None:
 
 
 _register_alert_commands()
+
+
+def _attach_examples() -> None:
+    from floe_stream.cli.examples import attach_examples
+
+    attach_examples(main)  # every --help ends with examples (cli/examples.py)
+
+
+_attach_examples()
 
 if __name__ == "__main__":
     main()

@@ -73,18 +73,15 @@ def silence() -> None:
 @click.option("--asset", default=None, help="asset id")
 @click.option("--until", "until", required=True, help="duration (2h, 30m, 1d) or ISO 8601 time")
 @click.option("--comment", default="", help="why")
-@click.option("--by", "created_by", default=None, help="who (default: the current user)")
+@click.option("--created-by", "created_by", default=None, help="who (default: the current user)")
+@click.option("--by", "old_by", default=None, hidden=True, help="the old name of --created-by")
 @click.option("--force", is_flag=True, help="add it even when no registered contract has this contract/asset")
 def silence_add(
-    contract: str | None, asset: str | None, until: str, comment: str, created_by: str | None, force: bool
-) -> None:
+    contract: str | None, asset: str | None, until: str, comment: str, created_by: str | None,
+    old_by: str | None, force: bool,
+) -> None:  # fmt: skip
     """Add a silence; prints its id. The contract (id or name) and asset must belong to a registered contract
-    (`floe contracts register`), so a typo cannot silently mute nothing.
-
-    \b
-    Examples:
-      floe silence add --asset sales.orders --until 2h --comment "backfill running"
-      floe silence add --contract orders-contract --until 2026-06-01T08:00:00Z
+    (`floe contracts register`), so a typo cannot silently mute nothing (--force skips the check).
     """
     if not contract and not asset:
         raise click.UsageError("give --contract and/or --asset")
@@ -92,7 +89,7 @@ def silence_add(
     ends = parse_until(until, now)
     if ends <= now:
         raise click.BadParameter(f"{until!r} is in the past", param_hint="--until")
-    by = created_by or getpass.getuser()
+    by = created_by or old_by or getpass.getuser()
 
     async def add(st: Any) -> Any:
         if not force:
