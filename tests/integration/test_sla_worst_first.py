@@ -216,3 +216,15 @@ async def test_html_page_in_a_real_browser(pg_dsn: str, tmp_path: Path) -> None:
                                 cwd=tmp_path)  # fmt: skip
         assert _png_size(shot) == (width, 3000)
         assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+async def test_coverage_counts_from_the_first_result(pg_dsn: str) -> None:
+    """30 days of hourly freshness results in a 60-day window: 100 % covered since they started, not 50 %."""
+    await load_trouble(pg_dsn)
+    rc, out, err = await floe(pg_dsn, "sla", "report", "--window", "60d", "--as-of", AS_OF.isoformat(),
+                              "--format", "json", "--asset", ASSETS[5])  # fmt: skip
+    assert rc == 0, err
+    fresh = next(c for c in json.loads(out)["assets"][0]["checks"] if c["check_type"] == "freshness")
+    assert fresh["checks_run"] == 720
+    assert fresh["coverage_pct"] == 100.0
+    assert fresh["coverage_from"].startswith("2026-04-20T09:33")

@@ -135,6 +135,9 @@ class CheckSummary(_M):
         default=None, description="breaching or failing since (bucket start or last pass)"
     )
     reason: str = ""
+    coverage_from: datetime | None = Field(
+        default=None, description="first result, when after the window start: coverage counts from there"
+    )
 
 
 class AssetCompliance(_M):
@@ -408,6 +411,29 @@ async def _resolve_assets(
     return sorted(out)
 
 
+async def _first_seen(
+    conn: asyncpg.Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], datetime]:
+    """The first result of each key (raw rows, else the first aggregated day once raw rows are pruned)."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT k.asset, k.check_type, "
+        "(SELECT min(c.evaluated_at) FROM check_results c WHERE c.asset = k.asset AND c.check_type = k.check_type) "
+        "AS first_at, (SELECT min(d.day) FROM daily_aggregates d WHERE d.asset = k.asset AND "
+        "d.check_type = k.check_type) AS first_day FROM unnest($1::text[], $2::text[]) AS k(asset, check_type)",
+        [k[0] for k in keys], [k[1] for k in keys],
+    )  # fmt: skip
+    out: dict[tuple[str, str], datetime] = {}
+    for r in rows:
+        first_at, first_day = r["first_at"], r["first_day"]
+        if first_at is not None and (first_day is None or day_of(first_at) <= first_day):
+            out[(r["asset"], r["check_type"])] = first_at
+        elif first_day is not None:  # raw rows of the first days pruned: the first aggregated day
+            out[(r["asset"], r["check_type"])] = midnight(first_day)
+    return out
+
+
 async def _near_assets(conn: asyncpg.Connection, name: str) -> list[str]:
     import difflib
 
@@ -508,7 +534,7 @@ async def build_report(
         for ct in json.loads(m["expected_intervals"])
     }
     keys = sorted(set(win) | set(series) | expected_keys)
-    window_s = (end - start).total_seconds()
+    first_seen = await _first_seen(conn, [k for k in keys if k in win or k in status])
     per_asset: dict[str, list[CheckSummary]] = defaultdict(list)
     contract_of: dict[str, str | None] = {}
     for key in keys:
@@ -525,7 +551,10 @@ async def build_report(
         m = meta.get(a)
         intervals = json.loads(m["expected_intervals"]) if m and m["expected_intervals"] else {}
         interval = intervals.get(ct)
-        expected = window_s / float(interval) if interval else None
+        # expected checks over the time the key existed in the window: 3 days of data in a 7-day window is not
+        # 43 % coverage; a key that never ran is expected over the whole window
+        since = max(start, first_seen[key]) if key in first_seen else start
+        expected = (end - since).total_seconds() / float(interval) if interval and since < end else None
         coverage = min(100.0, 100.0 * checks_run / expected) if expected else None
         by_sev = dict(sorted(opened.get(key, {}).items(), key=lambda kv: SEVERITY_RANK.get(kv[0], 9)))
         n_res, mttr = resolved.get(key, (0, None))
@@ -543,6 +572,7 @@ async def build_report(
                 minutes_breached=round(breached / 60, 4), minutes_unknown=round(unknown / 60, 4),
                 uptime_ratio=_r(within / observed, 6) if observed > 0 else None,
                 expected_checks=_r(expected, 2), coverage_pct=_r(coverage, 2),
+                coverage_from=since if since > start else None,
                 worst_severity=RANK_SEVERITY.get(w["worst"]) if w and w["worst"] is not None else None,
                 metric_avg=_r(w["metric_avg"], 6) if w else None,
                 metric_min=_r(w["metric_min"], 6) if w else None,
