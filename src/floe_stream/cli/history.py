@@ -289,7 +289,7 @@ def replay_cmd(
         return await replay(settings, registry, start=start, end=end, contract_ids=wanted, progress=cb)
 
     try:
-        if progress and sys.stderr.isatty():  # a bar in a CI log is noise
+        if progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
