@@ -122,7 +122,7 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
         f"SLA compliance, last {report.window} ({report.window_start:%Y-%m-%d %H:%M} → "
         f"{report.window_end:%Y-%m-%d %H:%M} UTC){' — ' + flt if flt else ''}", width)  # fmt: skip
     out += _wrap(
-        f"{len(every)} of {report.assets_total} asset(s) breaching their target, "
+        f"{len(every)} of {max(report.assets_total, len(report.assets))} asset(s) breaching their target, "
         f"{len({x.asset for x in report.attention}) - len(every)} at risk · overall {_pct(report.compliance_pct)} · "
         f"{report.checks_run:,} checks · {report.episodes_opened} episodes opened · MTTR {_dur(report.mttr_s)}", width)  # fmt: skip
     if report.attention:
@@ -184,8 +184,8 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
             sty = _STATUS_STYLE.get(c.status)
             styles.append({0: f"{sty[0]}:{int(sty[1])}"} if sty else {})
             first = False
-    out += ["", "Assets, worst first" + (f" ({len(report.assets)} of {report.assets_total} shown)"
-                                         if len(report.assets) < report.assets_total else "")]  # fmt: skip
+    out += ["", "Assets, worst first" + (f" ({len(report.assets)} of {max(report.assets_total, len(report.assets))} shown)"
+                                         if len(report.assets) < max(report.assets_total, len(report.assets)) else "")]  # fmt: skip
     if rows:
         lines, dropped = _layout(cols, rows, width, styles)
         out += [_paint(line, color) for line in lines]
@@ -530,7 +530,7 @@ def render_html(report: ComplianceReport) -> str:
         f"<h1>SLA compliance — last {_e(report.window)} ({_e(flt)})</h1>",
         f'<p class="muted">{report.window_start:%Y-%m-%d %H:%M} → {report.window_end:%Y-%m-%d %H:%M} UTC · '
         f"generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC by floe-stream · "
-        f"{len(report.assets)} of {report.assets_total} asset(s) shown</p>",
+        f"{len(report.assets)} of {max(report.assets_total, len(report.assets))} asset(s) shown</p>",
         '<section id="summary"><div id="kpis">',
     ]  # fmt: skip
     for label, key in (("breaching", "breaching"), ("at risk", "at_risk"), ("ok", "ok")):
