@@ -44,6 +44,7 @@ from floe_stream.runtime.kafka import (
     make_consumer,
     make_producer,
     partition_counts,
+    start_producer,
 )
 from floe_stream.runtime.lineage_view import LineageView
 from floe_stream.runtime.service import Batch, ConsumerService
@@ -134,7 +135,7 @@ class ProcessorService(ConsumerService):
                 + ", ".join(f"{t}={n}" for t, n in counts.items())
             )
         self.partitions = next(iter(counts.values()))
-        await self.state_producer.start()
+        await start_producer(self.state_producer, self.settings.kafka)
         await self.lineage.start(self)  # impact context across instances (lineage topic)
         assert self.batch_producer is not None
         await self.checks_rt.start(self.batch_producer, self.partitions)
@@ -242,9 +243,13 @@ class ProcessorService(ConsumerService):
             offsets = dict(cp.offsets)
             last_tick = cp.last_tick
             traced = tracing.enabled()
+            max_bytes = self.settings.kafka.max_record_bytes
             for rec in recs:
                 if traced:
                     tracing.start_record(tp.topic, rec.headers)
+                if rec.value is not None and len(rec.value) > max_bytes:
+                    self._too_large(rec, max_bytes, out)  # never decoded, forwarded or copied whole
+                    continue
                 try:
                     if tp.topic == self.t_tick:
                         tick = decode_tick(rec.value)
@@ -261,12 +266,16 @@ class ProcessorService(ConsumerService):
                     else:
                         self._handle_update(rec, p, out)
                 except DecodeError as exc:
-                    out.append(dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq]))
+                    out.append(
+                        dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq], max_bytes)
+                    )
                     metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": exc.reason.split(":", 1)[0]})
                     log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, p, rec.offset, exc.reason)
                 except Exception as exc:  # a bug on one record must not stop the stream
                     reason = f"internal error: {type(exc).__name__}: {exc}"
-                    out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq]))
+                    out.append(
+                        dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes)
+                    )
                     metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": "internal error"})
                     log.exception("dead-lettered %s[%d]@%d after an internal error", tp.topic, p, rec.offset)
             offsets[tp.topic] = recs[-1].offset
@@ -280,6 +289,13 @@ class ProcessorService(ConsumerService):
         assert self.batch_producer is not None
         # outputs, dead letters, re-routes, lineage: sent now, acknowledged before the next state write
         self._acks.extend(await self.batch_producer.enqueue(out, self._take_lanes()))
+
+    def _too_large(self, rec: ConsumerRecord[bytes, bytes], max_bytes: int, out: list[OutRecord]) -> None:
+        size = len(rec.value or b"")
+        reason = f"record too large: {size} bytes > kafka.max_record_bytes={max_bytes}"
+        out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes))
+        self.metrics.dead_lettered.add(1, {"topic": rec.topic, "reason": "record too large"})
+        log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
 
     def _record_counts(self, force: bool = False) -> None:
         """``floe_events_processed_total`` and ``floe_contract_checks_total``: an OTel add costs ~5–10 µs, so
