@@ -228,3 +228,22 @@ async def test_coverage_counts_from_the_first_result(pg_dsn: str) -> None:
     assert fresh["checks_run"] == 720
     assert fresh["coverage_pct"] == 100.0
     assert fresh["coverage_from"].startswith("2026-04-20T09:33")
+
+
+async def test_default_targets_are_configurable(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    await load_trouble(pg_dsn)
+    monkeypatch.setenv(
+        "FLOE_HISTORY__DEFAULT_TARGETS", '{"freshness": 99.8, "schema_drift": 99, "quality": 95}'
+    )
+    rc, out, err = await floe(pg_dsn, *COMMON, "--format", "json", "--only-failing")
+    assert rc == 0, err
+    failing = {a["asset"]: a for a in json.loads(out)["assets"]}
+    # dim_table_03 (99.7 % fresh) and sales.orders_enriched now breach the stricter default; the contract's
+    # own availability target (99.9 %) still decides for the payments stream
+    assert set(failing) == {*BREACHING, AT_RISK, "warehouse.dim_table_03"}
+    fresh = next(c for c in failing["warehouse.dim_table_03"]["checks"] if c["check_type"] == "freshness")
+    assert fresh["target_pct"] == 99.8 and fresh["target_source"] == "default"
+    avail = next(
+        c for c in failing["ops.payment_events_stream"]["checks"] if c["check_type"] == "availability"
+    )
+    assert avail["target_pct"] == 99.9 and avail["target_source"] == "contract"
