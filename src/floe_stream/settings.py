@@ -68,6 +68,11 @@ class KafkaSettings(BaseModel):
     )
     linger_ms: int = Field(default=5, ge=0)
     max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
+    enable_idempotence: bool = Field(
+        default=False,
+        description="idempotent producers (no duplicate on a producer retry); turn on for Apache Kafka and "
+        "other brokers with InitProducerId — Tansu 0.6 fails it, and floe's effects are idempotent by id anyway",
+    )
 
     @property
     def exactly_once(self) -> bool:

@@ -21,9 +21,11 @@ def _settings() -> Settings:
 
 
 def _run(coro: Any) -> Any:
+    from floe_stream.runtime.embedded import BrokerNotInstalled
+
     try:
         return asyncio.run(coro)
-    except ConfigError as exc:
+    except (ConfigError, BrokerNotInstalled) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -383,11 +385,20 @@ main.add_command(replay_cmd)
 @click.option(
     "--duration", type=float, default=None, help="seconds to run (demo default: the scenario length)"
 )
-def dev(demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None) -> None:
-    """Everything on one machine: embedded Kafka (Tansu) + PostgreSQL, ticker, processor, sink."""
+@click.option(
+    "--broker",
+    type=click.Choice(["tansu", "kafka"]),
+    default="tansu",
+    show_default=True,
+    help="tansu: the embedded Tansu binary (no Java); kafka: Apache Kafka (KRaft) installed by `make tools`",
+)
+def dev(demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None, broker: str) -> None:
+    """Everything on one machine: an embedded broker (Tansu or Apache Kafka) + PostgreSQL, ticker, processor, sink."""
     from floe_stream.runtime.dev import run_dev
+    from floe_stream.runtime.embedded import BrokerKind
 
-    _run(run_dev(demo=demo, contracts_dir=contracts_dir, data_dir=data_dir, duration=duration))
+    kind: BrokerKind = "kafka" if broker == "kafka" else "tansu"
+    _run(run_dev(demo=demo, contracts_dir=contracts_dir, data_dir=data_dir, duration=duration, broker=kind))
 
 
 def _register_alert_commands() -> None:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from floe_stream.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
+from floe_stream.runtime.embedded import BrokerKind, EmbeddedPostgres, make_broker
 from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
@@ -56,7 +56,14 @@ class ViolationTable:
         return t
 
 
-async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None) -> None:
+async def run_dev(
+    *,
+    demo: bool,
+    contracts_dir: Path | None,
+    data_dir: Path,
+    duration: float | None,
+    broker: BrokerKind = "tansu",
+) -> None:
     from floe_stream.reporting.compliance import build_report
     from floe_stream.reporting.render import render_table
     from floe_stream.runtime.app import load_registry, run_until_signalled
@@ -73,14 +80,24 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
     runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
     contracts_dir = contracts_dir or _examples_dir()
-    kafka = EmbeddedKafka(log_file=data_dir / "tansu.log")
+    # BrokerNotInstalled is one line, before anything starts. Apache Kafka's log dir lives in DATA_DIR/kafka and,
+    # like Tansu's memory, starts empty each time (its ports, hence its quorum address, are new every run).
+    kafka_dir = data_dir / "kafka"
+    shutil.rmtree(kafka_dir, ignore_errors=True)
+    extra = {"data_dir": kafka_dir} if broker == "kafka" else {}
+    kafka = make_broker(broker, log_file=data_dir / f"{broker}.log", **extra)
     pg_dir = data_dir / "postgres"
     if demo:
         shutil.rmtree(pg_dir, ignore_errors=True)  # the demo starts from an empty history
     pg = EmbeddedPostgres(pg_dir)
-    with console.status("starting embedded Kafka (Tansu) and PostgreSQL…"):
-        kafka.start()
-        pg.start()
+    name = "Tansu" if broker == "tansu" else "Apache Kafka"
+    with console.status(f"starting embedded Kafka ({name}) and PostgreSQL…"):
+        try:
+            kafka.start()
+            pg.start()
+        except BaseException:
+            kafka.stop()
+            raise
     try:
         settings = Settings(
             kafka=KafkaSettings(
@@ -89,6 +106,7 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
                 session_timeout_ms=6000,
                 heartbeat_interval_ms=1000,
                 linger_ms=0,
+                enable_idempotence=kafka.supports_idempotence,
             ),
             database=DatabaseSettings(dsn=pg.dsn),  # type: ignore[arg-type]
             contracts_dir=contracts_dir,
@@ -104,7 +122,7 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
             await conn.close()
         registry = load_registry(settings)
         console.print(
-            f"[bold]floe dev[/]: Kafka at {kafka.bootstrap}, PostgreSQL at {pg.dsn}, "
+            f"[bold]floe dev[/]: Kafka ({name}) at {kafka.bootstrap}, PostgreSQL at {pg.dsn}, "
             f"{len(registry.contracts)} contract(s), {len(registry)} asset(s) from {contracts_dir}"
         )
         processor = ProcessorService(settings, registry)

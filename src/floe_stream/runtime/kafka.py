@@ -46,7 +46,8 @@ def make_producer(cfg: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
         "acks": "all",
         "max_request_size": cfg.max_request_size,
         "max_batch_size": 1024 * 1024,
-        "enable_idempotence": False,  # Tansu has no InitProducerId; effects are idempotent by id instead
+        # off by default: Tansu has no InitProducerId (effects are idempotent by id regardless); on for Apache Kafka
+        "enable_idempotence": cfg.enable_idempotence,
     }
     kw.update(overrides)
     return AIOKafkaProducer(**kw)
