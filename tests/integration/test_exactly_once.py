@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.runtime.embedded import EmbeddedKafka
+from floe_stream.runtime.embedded import ApacheKafka, EmbeddedKafka
 from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import ConfigError, Settings
@@ -30,17 +30,10 @@ N = 40
 
 
 @pytest.fixture
-async def apache_kafka_settings(tmp_path: Path) -> Settings:  # TEMPORARY until w13's fixture lands
-    import os
-
+async def apache_kafka_settings(apache_kafka: ApacheKafka, tmp_path: Path) -> Settings:
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    s = Settings(
-        kafka=fast_kafka(os.environ["FLOE_TEST_APACHE_KAFKA"], prefix),
-        contracts_dir=tmp_path,
-        health_port=-1,
-        clock_skew_s=0.0,
-        tick_interval_s=0.5,
-    )
+    k = fast_kafka(apache_kafka.bootstrap, prefix, broker=apache_kafka)
+    s = Settings(kafka=k, contracts_dir=tmp_path, health_port=-1, clock_skew_s=0.0, tick_interval_s=0.5)
     await ensure_topics(s.kafka)
     return s
 
