@@ -197,8 +197,9 @@ class ProcessorService(ConsumerService):
         if self.txn is not None:
             # fence the previous owner and settle its open transaction BEFORE reading its state/offsets
             await self.txn.acquire(sorted({tp.partition for tp in tps}))
+        t0, read = time.perf_counter(), 0
         if new:
-            await self._rebuild(new)
+            read = await self._rebuild(new)
             gc.collect()
             gc.freeze()  # the rebuilt states are long-lived: keep them out of every later GC pass
             self.checks_rt.find_orphans(list(self.engine.states))  # contracts retired while unowned
@@ -215,9 +216,11 @@ class ProcessorService(ConsumerService):
                 # fetched its own before the previous owner's last transaction settled)
                 self.consumer.seek(tp, committed)
         log.info(
-            "assigned partitions %s (%d assets in state)",
+            "assigned partitions %s (%d assets in state; %d changelog records read in %.2f s)",
             sorted({tp.partition for tp in tps}),
             len(self.engine.states),
+            read,
+            time.perf_counter() - t0,
         )
 
     async def on_revoked(self, tps: list[TopicPartition]) -> None:
@@ -232,7 +235,8 @@ class ProcessorService(ConsumerService):
             self.engine.drop(drop)
             log.info("revoked partitions %s (dropped %d assets)", sorted(gone), len(drop))
 
-    async def _rebuild(self, partitions: list[int]) -> None:
+    async def _rebuild(self, partitions: list[int]) -> int:
+        """The state of ``partitions`` from the changelog; returns the number of records read."""
         reader: AIOKafkaConsumer = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=10)
         await reader.start()
         try:
@@ -244,9 +248,11 @@ class ProcessorService(ConsumerService):
             for p in partitions:
                 self.checkpoints[p] = PartitionCheckpoint(partition=p)
             remaining = {tp for tp in tps if end[tp] > 0}
+            read = 0
             while remaining:
                 batch = await reader.getmany(timeout_ms=200, max_records=5000)
                 for tp, recs in batch.items():
+                    read += len(recs)
                     for rec in recs:
                         if rec.key == CHECKPOINT_KEY:
                             if rec.value:
@@ -262,6 +268,7 @@ class ProcessorService(ConsumerService):
                     if await reader.position(tp) >= end[tp]:
                         remaining.discard(tp)
             self.engine.load(states.values())
+            return read
         finally:
             await reader.stop()
 
