@@ -141,7 +141,8 @@ async def main(kind: BrokerKind, single: int, burst: int, partitions: int, event
         await rx.start()
         cfg = parse_config(
             {
-                "policy": {"group_wait_s": 0, "rate_limit": {"max_alerts": 1_000_000}},
+                "policy": {"group_wait_s": 0, "rate_limit": {"max_alerts": 1_000_000},
+                           "dedup_window_s": 0},  # (c) drifts the same 64 assets again and again
                 "channels": [{"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{rx.port}/e",
                               "secret": "bench-secret"}],
                 "routes": [{"channel": "hook"}],
@@ -202,7 +203,7 @@ async def main(kind: BrokerKind, single: int, burst: int, partitions: int, event
                 await producer.send_and_wait(mat, event(i, asset, drift=True), key=asset.encode())
                 while len(rx.violations.get(asset, [])) <= seen:
                     rx.event.clear()
-                    await rx.event.wait()
+                    await asyncio.wait_for(rx.event.wait(), 60)
                 elat.append((rx.violations[asset][seen] - t0) * 1000)
             print(f"(c) event → processor → alerts sink → webhook received (ms): {summary(elat[5:])}")
             proc.request_stop()
