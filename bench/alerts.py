@@ -149,6 +149,9 @@ async def main(kind: BrokerKind, single: int, burst: int, partitions: int, event
             }
         )  # fmt: skip
         sink = AlertSink(settings, cfg)
+        from floe_stream.runtime.app import tune_gc  # as the composition root does before running
+
+        tune_gc()
         task = asyncio.create_task(sink.run())
         while not sink.ever_assigned:
             await asyncio.sleep(0.05)

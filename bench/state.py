@@ -35,9 +35,9 @@ from aiokafka.structs import TopicPartition
 from bench.common import fill
 from floe_stream.runtime.embedded import BROKER_KINDS, make_broker
 from floe_stream.runtime.kafka import ensure_topics, make_producer
-from floe_stream.runtime.partitioning import partition_for
 from floe_stream.settings import KafkaSettings
 from floe_stream.topics import MaterializationEvent, TopicKey, topic_name
+from floe_stream.topics.partitioning import partition_for
 
 
 def asset_id(i: int, per: int) -> str:

@@ -6,11 +6,12 @@
 # `java -cp '.tools/kafka/lib/*' kafka.tools.StorageTool format …` then `kafka.Kafka server.properties`.
 #
 # Idempotent: does nothing when .tools/kafka/INSTALLED matches the requested version and the pom.
-# KAFKA_VERSION overrides the pom's version (docs/DEVELOPMENT.md lists what was verified).
+# KAFKA_VERSION overrides the pom's version (docs/DEVELOPMENT.md lists what was verified); FLOE_KAFKA_HOME
+# installs elsewhere (the Python side reads the same variable), e.g. to try another version beside the default.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEST="${ROOT}/.tools/kafka"
+DEST="${FLOE_KAFKA_HOME:-${ROOT}/.tools/kafka}"
 POM="${ROOT}/scripts/kafka/pom.xml"
 VERSION="${KAFKA_VERSION:-$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "${POM}")}"
 STAMP="${VERSION} $(cat "${POM}" "${ROOT}/scripts/kafka/log4j2.properties" | sha256sum | cut -c1-16)"
@@ -24,10 +25,10 @@ for tool in java mvn; do
 done
 
 echo "install-kafka: resolving org.apache.kafka:kafka_2.13:${VERSION} from Maven Central…"
-mkdir -p "${ROOT}/.tools"
-WORK="$(mktemp -d "${ROOT}/.tools/kafka-install.XXXXXX")"
+mkdir -p "$(dirname "${DEST}")"
+WORK="$(mktemp -d "$(dirname "${DEST}")/kafka-install.XXXXXX")"
 trap 'rm -rf "${WORK}"' EXIT
-mvn -q -B -f "${POM}" -Dkafka.version="${VERSION}" dependency:copy-dependencies \
+mvn -q -B -Dstyle.color=never -f "${POM}" -Dkafka.version="${VERSION}" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="${WORK}/lib"
 cp "${ROOT}/scripts/kafka/log4j2.properties" "${WORK}/log4j2.properties"
 echo "${VERSION}" > "${WORK}/VERSION"

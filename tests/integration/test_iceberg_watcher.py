@@ -18,9 +18,9 @@ from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, IntegerType, LongType, NestedField, StringType
 
 from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.iceberg_watcher import IcebergWatcher
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import IcebergSourceSettings, Settings, SourcesSettings
-from floe_stream.sources.iceberg.watcher import IcebergWatcher
 from floe_stream.topics import CatalogCommitEvent, DriftKind, Severity, TopicKey, ViolationData
 from tests.conftest import wait_for
 from tests.integration.helpers import Running, floe_env, read_all, start_floe, stop_process, violations

@@ -43,7 +43,7 @@ def run() -> None:
 
 def _run_deployable(kind: str) -> None:
     from floe_stream.runtime.app import build, run_until_signalled
-    from floe_stream.runtime.telemetry import setup_logging, setup_telemetry
+    from floe_stream.telemetry.metrics import setup_logging, setup_telemetry
     from floe_stream.telemetry.tracing import shutdown_tracing
 
     settings = _settings()
@@ -87,7 +87,7 @@ def run_sink_postgres() -> None:
 
 @run_sink.command("alerts")
 def run_sink_alerts() -> None:
-    """Deliver violation alerts to the configured channels (FLOE_ALERTS__CONFIG_FILE)."""
+    """Deliver violation alerts to the configured channels (alerts: in FLOE_CONFIG_FILE, or FLOE_ALERTS__CONFIG_FILE)."""
     _run_deployable("sink-alerts")
 
 
@@ -296,8 +296,10 @@ def contracts_retire(contract_ids: tuple[str, ...]) -> None:
 def contracts_lint(directory: Path) -> None:
     """Validate every contract in DIRECTORY; exit 1 on any error."""
     from floe_stream.contracts.lint import lint_directory
+    from floe_stream.probes.targets import probe_problems
+    from floe_stream.processors.policy import override_problems
 
-    report = lint_directory(directory)
+    report = lint_directory(directory, (override_problems, probe_problems))
     for w in report.warnings:
         click.echo(f"warning: {w}")
     for e in report.errors:

@@ -5,6 +5,7 @@ Pure: it reads the files and returns a :class:`LintReport`; printing is the CLI'
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,13 @@ class LintReport:
         return not self.errors
 
 
-def lint_directory(path: Path) -> LintReport:
+AssetProblems = Callable[[MonitoredAsset], list[str]]
+"""One more lint rule over an asset, given by the caller (the policy and probe rules live above contracts/:
+``floe contracts lint`` passes :func:`~floe_stream.processors.policy.override_problems` and
+:func:`~floe_stream.probes.targets.probe_problems`)."""
+
+
+def lint_directory(path: Path, asset_problems: Sequence[AssetProblems] = ()) -> LintReport:
     """Load every contract in ``path`` and report file errors, warnings and identifier clashes.
 
     Clashes are errors: two files with the same contract id (only one would be monitored), and an
@@ -43,14 +50,14 @@ def lint_directory(path: Path) -> LintReport:
         contracts=tuple(contracts),
         assets=tuple(asset for contract in contracts for asset in contract.assets),
         errors=tuple(errors),
-        warnings=tuple(f"{c.source}: {w}" for c in contracts for w in (*c.warnings, *_check_problems(c))),
+        warnings=tuple(
+            f"{c.source}: {w}" for c in contracts for w in (*c.warnings, *_check_problems(c, asset_problems))
+        ),
     )
 
 
-def _check_problems(contract: LoadedContract) -> list[str]:
-    from floe_stream.processors.policy import override_problems
-
-    return [p for asset in contract.assets for p in override_problems(asset)]
+def _check_problems(contract: LoadedContract, rules: Sequence[AssetProblems]) -> list[str]:
+    return [p for asset in contract.assets for rule in rules for p in rule(asset)]
 
 
 def _clashes(contracts: list[LoadedContract]) -> list[ContractError]:

@@ -80,3 +80,16 @@ def target_for(asset: MonitoredAsset) -> ProbeTarget | None:
         expected_status=_statuses(override.get("expected_status")),
         options=options,
     )
+
+
+def probe_problems(asset: MonitoredAsset) -> list[str]:
+    """Lint: an availability SLA without a usable probe target (``servers`` or ``floe.probe``)."""
+    try:
+        target = target_for(asset) if asset.availability is not None else None
+        if asset.availability is not None and target is None:
+            return [
+                f"{asset.asset_id}: availability SLA but no probe target (servers or floe.probe); not pinged"
+            ]
+    except ValueError as exc:
+        return [f"{asset.asset_id}: {exc}"]
+    return []

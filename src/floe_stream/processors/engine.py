@@ -71,7 +71,7 @@ class Engine:
         policy = self.policy_for(asset) if asset is not None else self.policy
         last = self._last_ctx
         if last is not None and last.now == now and last.policy is policy and last.trigger == trigger:
-            return last  # records of one batch often share a timestamp (ms) and a policy
+            return last  # records of one batch often share a timestamp (ms) and a policy (bench/processor_cpu.py)
         self._last_ctx = ctx = EvalContext(
             now=now,
             clock_skew_s=self.clock_skew_s,

@@ -23,7 +23,9 @@ def from_materialization(ev: MaterializationEvent, fallback_id: str) -> list[tup
 def update_of_materialization(ev: MaterializationEvent, fallback_id: str) -> AssetUpdate:
     """The one update of floe's own event (it names exactly one asset)."""
     columns, quality = ev.columns, ev.quality
-    return AssetUpdate(  # positional (field order): once per event
+    # once per event: positional (bench/processor_cpu.py; field order pinned by
+    # tests/unit/test_hot_path.py::test_field_order_of_the_positionally_built_tuples)
+    return AssetUpdate(
         ev.asset,
         "materialization",
         ev.event_id or fallback_id,
