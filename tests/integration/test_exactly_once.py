@@ -180,3 +180,46 @@ async def test_floe_run_processor_refuses_exactly_once_on_tansu(kafka: EmbeddedK
     assert rc != 0, text
     errors = [line for line in text.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "exactly_once needs a broker with Kafka transactions" in errors[0], text
+
+
+async def test_scale_out_and_back_hands_partitions_over_without_a_duplicate(
+    apache_kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """1 → 2 → 1 exactly_once processors: each handover commits the leaver's transactions (revocation) and
+    the joiner fences and restores; a read_committed reader sees every record once."""
+    s = apache_kafka_settings.model_copy(
+        update={"contracts_dir": many_tables_contract(tmp_path / "contracts")}
+    )
+    env = floe_env(s, FLOE_KAFKA__COMMIT_INTERVAL_MS="500", FLOE_KAFKA__PROCESSING_GUARANTEE="exactly_once")
+    a = await start_floe(["run", "processor"], env, tmp_path / "a.log")
+    b = None
+    try:
+        for i in range(N // 2):
+            await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 1, extra=True)])
+        await wait_for(lambda: _at_least(s, ViolationData, 1), timeout=60)
+        b = await start_floe(["run", "processor"], env, tmp_path / "b.log")  # 1 → 2: a rebalance
+        await wait_for(
+            lambda: _assignments(tmp_path / "a.log") >= 2 and _assignments(tmp_path / "b.log") >= 1, 60
+        )
+        for i in range(N // 2, N):
+            await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 1, extra=True)])
+        await wait_for(lambda: _at_least(s, ViolationData, N), timeout=90)
+        await stop_process(a)  # 2 → 1: SIGTERM, A commits and leaves; B owns everything
+        a = None
+        await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 2, extra=False) for i in range(N)])
+        await wait_for(lambda: _at_least(s, ResolvedData, N), timeout=90)
+    finally:
+        for p in (a, b):
+            if p is not None:
+                await stop_process(p)
+    committed = await read_violations(s, "read_committed")
+    events = decoded(committed)
+    assert len(committed) == 2 * N
+    assert len({e.id for e in events}) == 2 * N
+    assert sorted(e.data.asset for e in events if isinstance(e.data, ResolvedData)) == sorted(
+        f"test.t{i:02d}" for i in range(N)
+    )
+
+
+def _assignments(log: Path) -> int:
+    return log.read_text().count("assigned partitions") if log.exists() else 0
