@@ -7,24 +7,29 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.processors.ids import stable_id
 from floe_stream.runtime.embedded import ApacheKafka, EmbeddedKafka
 from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import ConfigError, Settings
+from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData, topic_name
-from floe_stream.topics.violation import ViolationCloudEvent, decode_violation
+from floe_stream.topics.enums import CheckType, Severity
+from floe_stream.topics.violation import ViolationCloudEvent, decode_violation, encode_violation
 from tests.conftest import fast_kafka, wait_for
-from tests.integration.helpers import floe_env, publish, start_floe, stop_process
+from tests.integration.helpers import Running, floe_env, publish, start_floe, stop_process
 from tests.integration.test_failover import commit, many_tables_contract
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
 N = 40
 
@@ -223,3 +228,47 @@ async def test_scale_out_and_back_hands_partitions_over_without_a_duplicate(
 
 def _assignments(log: Path) -> int:
     return log.read_text().count("assigned partitions") if log.exists() else 0
+
+
+async def test_sinks_never_store_a_violation_of_an_aborted_transaction(kafka_settings: Settings) -> None:
+    """exactly_once makes every floe consumer read read_committed: the PostgreSQL sink skips the record of an
+    aborted transaction (a killed processor's) and stores the committed one after it."""
+    s = kafka_settings.model_copy(
+        update={"kafka": kafka_settings.kafka.model_copy(update={"processing_guarantee": "exactly_once"})}
+    )
+    topic = topic_name(s.kafka.topic_prefix, TopicKey.VIOLATIONS)
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, transactional_id=f"{topic}-t")
+    await producer.start()
+    try:
+        for asset, commit_it in (("test.aborted", False), ("test.committed", True)):
+            await producer.begin_transaction()
+            key, value, headers = encode_violation(_violation(asset))
+            await producer.send_and_wait(topic, value, key=key, headers=headers, partition=0)
+            if commit_it:
+                await producer.commit_transaction()
+            else:
+                await producer.abort_transaction()
+    finally:
+        await producer.stop()
+    conn = await asyncpg.connect(s.database.dsn.get_secret_value())
+    try:
+        async with Running(PostgresSink(s)):
+            # same partition, later offset: once the committed one is stored, the aborted one was passed
+            await wait_for(lambda: _stored(conn, "test.committed"), timeout=30)
+        assert not await _stored(conn, "test.aborted")
+    finally:
+        await conn.close()
+
+
+def _violation(asset: str) -> ViolationData:
+    now = datetime.now(UTC)
+    return ViolationData(
+        violation_id=stable_id("violation", asset, now.isoformat()), correlation_key=f"{asset}/freshness",
+        contract_id="c", contract_name="c", contract_version="1.0.0", asset=asset,
+        violation_type=CheckType.FRESHNESS, severity=Severity.ERROR, message="stale", detected_at=now,
+        episode_started_at=now,
+    )  # fmt: skip
+
+
+async def _stored(conn: asyncpg.Connection, asset: str) -> bool:
+    return bool(await conn.fetchval("SELECT count(*) FROM violation_events WHERE asset = $1", asset))
