@@ -39,7 +39,14 @@ from floe_stream.processors.engine import Engine
 from floe_stream.processors.enrich import ViolationEnricher
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
 from floe_stream.processors.registry import CHECKS
-from floe_stream.processors.router import REROUTED, is_rerouted, route_probe, route_update, tick_is_new
+from floe_stream.processors.router import (
+    REROUTED,
+    is_rerouted,
+    route_probe,
+    route_update,
+    tick_is_new,
+    unmonitored,
+)
 from floe_stream.runtime.checks_runtime import ChecksRuntime
 from floe_stream.runtime.kafka import (
     NO_HEADERS,
@@ -125,6 +132,7 @@ class ProcessorService(ConsumerService):
         self._lanes: Lanes = {}  # check results of the batch, grouped by (topic, partition) as they are made
         # counters summed per record, handed to the instruments at most once a second and when idle
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()
+        self._unmonitored: Counter[str] = Counter()  # by topic: floe_events_unmonitored_total
         self._processed: Counter[str] = Counter()
         self._counted_at = 0.0
         self.partitions = 0
@@ -383,8 +391,14 @@ class ProcessorService(ConsumerService):
             metrics.events_processed.add(n, {"topic": topic})
         for (check_type, status), n in self._check_counts.items():
             metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
+        for topic, n in self._unmonitored.items():
+            metrics.events_unmonitored.add(n, {"topic": topic})
+        for reason, n in self.engine.counters.items():  # the pure engine counts; reported here
+            metrics.updates_not_counted.add(n, {"reason": reason})
+        self.engine.counters.clear()
         self._processed.clear()
         self._check_counts.clear()
+        self._unmonitored.clear()
 
     def _take_lanes(self) -> Lanes:
         lanes, self._lanes = self._lanes, {}
@@ -475,6 +489,10 @@ class ProcessorService(ConsumerService):
             self.context.observe_openlineage(ev)  # lineage edges
         if self.obs.custom and kind == TopicKey.MATERIALIZATIONS:
             self.obs.input_event(ev)  # custom metrics fed by materializations
+        if not routed or isinstance(ev, OpenLineageRunEvent):  # assets it names that no contract covers
+            missing = unmonitored(ev, len(routed))
+            if missing:
+                self._unmonitored[rec.topic] += missing  # floe_events_unmonitored_total
         forward: dict[int, str] = {}
         n = self.partitions
         for asset, update in routed:
