@@ -1,13 +1,16 @@
 """Alerts benchmark: violation on the topic → webhook received (no grouping wait), p50/p99.
 
-    .venv/bin/python -m bench.alerts [--single 200] [--burst 1000] [--partitions 3]
+    .venv/bin/python -m bench.alerts [--broker kafka|tansu] [--single 200] [--burst 1000] [--events 200]
 
-Embedded Tansu broker + the machine's PostgreSQL (FLOE_BENCH_PG_DSN, default
+Apache Kafka (default, from `make tools`) or embedded Tansu + the machine's PostgreSQL (FLOE_BENCH_PG_DSN, default
 postgresql://postgres@127.0.0.1:5432/postgres; a scratch database is created and dropped), the alerts
 sink in-process with one webhook channel (CloudEvents structured + HMAC) to a loopback HTTP server.
 (a) one violation at a time: publish, wait until the receiver has it — end-to-end latency per alert;
 (b) a burst of N violations (distinct assets) published at once — latency from publish to receipt and
-throughput. Every delivery goes through the PostgreSQL decision + ledger path (claim, mark).
+throughput. Every delivery goes through the PostgreSQL decision + ledger path (claim, mark);
+(c) event → webhook: one materialization at a time whose schema drifts, through floe's processor (in the
+same process) and the alerts sink: publish → the violation's webhook received;
+(0) the baseline of the same run: one record at a time, produce → a plain consumer receives it (one hop).
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
 from bench.common import summary
+from bench.processor import ASSETS, contract_dir, create_topics, event
 from floe_stream.processors.ids import stable_id
+from floe_stream.runtime.app import load_registry
 from floe_stream.runtime.database import migrate
-from floe_stream.runtime.embedded import EmbeddedKafka
+from floe_stream.runtime.embedded import BROKER_KINDS, BrokerKind, make_broker
 from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.sinks.alerts.sink import AlertSink
@@ -44,6 +51,7 @@ ADMIN_DSN = os.environ.get("FLOE_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1
 class Receiver:
     def __init__(self) -> None:
         self.arrived: dict[str, float] = {}
+        self.violations: dict[str, list[float]] = {}  # asset → arrival times of its violation notifications
         self.event = asyncio.Event()
         self.port = 0
 
@@ -63,7 +71,10 @@ class Receiver:
                     if h.lower().startswith(b"content-length:"):
                         length = int(h.split(b":")[1])
                 body = await reader.readexactly(length)
-                self.arrived[json.loads(body)["id"]] = time.perf_counter()
+                ce = json.loads(body)
+                self.arrived[ce["id"]] = now = time.perf_counter()
+                if ce.get("type") == "floe.contract.violation":
+                    self.violations.setdefault(ce["data"]["asset"], []).append(now)
                 self.event.set()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # keep-alive
                 await writer.drain()
@@ -82,7 +93,32 @@ def violation(i: int, run: str) -> ViolationData:
     )  # fmt: skip
 
 
-async def main(single: int, burst: int, partitions: int) -> None:
+async def one_hop(k: KafkaSettings, n: int) -> list[float]:
+    """(0) produce one record, wait until a plain consumer has it; n times."""
+    topic = f"{k.topic_prefix}hop"
+    await create_topics(k, [topic], 1)
+    producer = AIOKafkaProducer(bootstrap_servers=k.bootstrap_servers, linger_ms=0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=k.bootstrap_servers, fetch_max_wait_ms=k.fetch_max_wait_ms)
+    await producer.start()
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_end(tp)
+        lat: list[float] = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            await producer.send_and_wait(topic, str(i).encode(), partition=0)
+            while not await consumer.getmany(tp, timeout_ms=1000):
+                pass
+            lat.append((time.perf_counter() - t0) * 1000)
+        return lat
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def main(kind: BrokerKind, single: int, burst: int, partitions: int, events: int) -> None:
     db = f"floe_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{db}"')
@@ -91,17 +127,22 @@ async def main(single: int, burst: int, partitions: int) -> None:
     conn = await asyncpg.connect(dsn)
     await migrate(conn)
     await conn.close()
-    broker = EmbeddedKafka(log_file=Path(tempfile.mkdtemp()) / "tansu.log").start()
+    tmp = Path(tempfile.mkdtemp())
+    broker = make_broker(kind, log_file=tmp / "broker.log").start()
     try:
         k = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix="bench.", group_prefix="bench",
                           partitions=partitions, fetch_max_wait_ms=5, linger_ms=0)  # fmt: skip
-        settings = Settings(kafka=k, database=DatabaseSettings(dsn=dsn), health_port=-1)  # type: ignore[arg-type]
+        settings = Settings(kafka=k, database=DatabaseSettings(dsn=dsn), health_port=-1,  # type: ignore[arg-type]
+                            contracts_dir=contract_dir(tmp / "contracts", 3600), clock_skew_s=0)  # fmt: skip
         await ensure_topics(k)
+        hop = await one_hop(k, single)
+        print(f"(0) baseline, one record at a time, produce → consumer received (ms): {summary(hop[5:])}")
         rx = Receiver()
         await rx.start()
         cfg = parse_config(
             {
-                "policy": {"group_wait_s": 0, "rate_limit": {"max_alerts": 1_000_000}},
+                "policy": {"group_wait_s": 0, "rate_limit": {"max_alerts": 1_000_000},
+                           "dedup_window_s": 0},  # (c) drifts the same 64 assets again and again
                 "channels": [{"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{rx.port}/e",
                               "secret": "bench-secret"}],
                 "routes": [{"channel": "hook"}],
@@ -149,6 +190,27 @@ async def main(single: int, burst: int, partitions: int) -> None:
         print(
             f"    {burst / (t_end - t_start):.0f} alerts/s end to end ({t_end - t_start:.2f} s for {burst})"
         )
+
+        # (c) event → processor → violation → alerts sink → webhook
+        if events:
+            proc = ProcessorService(settings, load_registry(settings))
+            ptask = asyncio.create_task(proc.run())
+            while not proc.ever_assigned:
+                await asyncio.sleep(0.05)
+            mat = topic_name(k.topic_prefix, TopicKey.MATERIALIZATIONS)
+            elat: list[float] = []
+            for i in range(events + 5):
+                asset = ASSETS[i % len(ASSETS)]
+                seen = len(rx.violations.get(asset, []))
+                t0 = time.perf_counter()
+                await producer.send_and_wait(mat, event(i, asset, drift=True), key=asset.encode())
+                while len(rx.violations.get(asset, [])) <= seen:
+                    rx.event.clear()
+                    await asyncio.wait_for(rx.event.wait(), 60)
+                elat.append((rx.violations[asset][seen] - t0) * 1000)
+            print(f"(c) event → processor → alerts sink → webhook received (ms): {summary(elat[5:])}")
+            proc.request_stop()
+            await ptask
         await producer.stop()
         sink.request_stop()
         await task
@@ -162,8 +224,10 @@ async def main(single: int, burst: int, partitions: int) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
+    ap.add_argument("--broker", choices=BROKER_KINDS, default="kafka")
+    ap.add_argument("--events", type=int, default=200, help="(c) materializations through the processor")
     ap.add_argument("--single", type=int, default=200)
     ap.add_argument("--burst", type=int, default=1000)
     ap.add_argument("--partitions", type=int, default=3)
     a = ap.parse_args()
-    asyncio.run(main(a.single, a.burst, a.partitions))
+    asyncio.run(main(a.broker, a.single, a.burst, a.partitions, a.events))

@@ -1,6 +1,14 @@
-"""Processor benchmark on the embedded Tansu broker, next to raw aiokafka baselines in the same run.
+"""Processor benchmark on Apache Kafka or Tansu, next to raw aiokafka baselines in the same run.
 
-    .venv/bin/python -m bench.processor [--events 100000] [--rate 1000] [--seconds 10]
+    .venv/bin/python -m bench.processor [--broker kafka|tansu] [--events 100000] [--rate 1000] [--seconds 10]
+                                        [--eos] [--eos-commit-ms 100]
+
+``--broker kafka`` (default) is a KRaft Apache Kafka from `make tools`, one broker for every row (new topics
+per row); ``--broker tansu`` starts a fresh Tansu per latency row (its cost per request grows with what it
+holds). ``--eos`` adds the processor with ``processing_guarantee=exactly_once`` (Apache Kafka only) to the
+throughput and latency halves: (b') in-process, default commit interval; (d') `floe run processor` with
+``commit_interval_ms=--eos-commit-ms``, the violations read with ``isolation_level=read_committed`` (what
+an exactly-once reader sees, i.e. at the transaction's commit).
 
 Throughput: N pre-filled 300-byte materialization events (64 assets, 6 partitions) through
   (a) a raw aiokafka at-least-once pass-through: getmany → model_validate_json → model_dump_json →
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -27,7 +36,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +45,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.common import fill, pct, summary
 from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.embedded import EmbeddedKafka
+from floe_stream.runtime.embedded import BROKER_KINDS, Broker, BrokerKind, make_broker
 from floe_stream.runtime.kafka import ensure_topics, make_consumer, make_producer
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import KafkaSettings, Settings
@@ -123,6 +132,7 @@ async def raw_pass_through(k: KafkaSettings, n: int, partitions: int) -> float:
 
 
 async def processor_throughput(s: Settings, n: int) -> float:
+    await ensure_topics(s.kafka)
     producer = make_producer(s.kafka)
     await producer.start()
     topic = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
@@ -187,6 +197,7 @@ class Tail:
             bootstrap_servers=k.bootstrap_servers,
             fetch_max_wait_ms=k.fetch_max_wait_ms,
             enable_auto_commit=False,
+            isolation_level="read_committed" if k.exactly_once else "read_uncommitted",
         )
         self.tps = [TopicPartition(topic, i) for i in range(partitions)]
         self.seen = seen
@@ -284,6 +295,8 @@ async def processor_latency(
         "FLOE_KAFKA__LINGER_MS": "0",
         "FLOE_KAFKA__SESSION_TIMEOUT_MS": "6000",
         "FLOE_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
+        "FLOE_KAFKA__PROCESSING_GUARANTEE": s.kafka.processing_guarantee,
+        "FLOE_KAFKA__COMMIT_INTERVAL_MS": str(s.kafka.commit_interval_ms),
         "FLOE_CONTRACTS_DIR": str(s.contracts_dir),
         "FLOE_CLOCK_SKEW_S": "0",
         "FLOE_HEALTH_PORT": "-1",
@@ -333,8 +346,43 @@ async def processor_latency(
     return lat[warm:]
 
 
+class Brokers:
+    """Kafka: one broker for every row (fresh topics per row). Tansu: a fresh broker per latency row."""
+
+    def __init__(self, kind: BrokerKind, tmp: Path) -> None:
+        self.kind, self.tmp = kind, tmp
+        self.shared: Broker | None = None
+        self.rows = 0
+
+    def __enter__(self) -> Brokers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.shared is not None:
+            self.shared.stop()
+
+    @contextlib.contextmanager
+    def row(self, name: str) -> Iterator[tuple[Broker, str]]:
+        self.rows += 1
+        prefix = f"{name}{self.rows}"
+        if self.kind == "kafka":
+            if self.shared is None:
+                self.shared = make_broker("kafka", log_file=self.tmp / "kafka.log").start()
+            yield self.shared, prefix
+            return
+        with make_broker("tansu", log_file=self.tmp / f"tansu-{prefix}.log") as broker:
+            yield broker, prefix
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--broker", choices=BROKER_KINDS, default="kafka")
+    ap.add_argument(
+        "--eos", action="store_true", help="add processing_guarantee=exactly_once rows (kafka only)"
+    )
+    ap.add_argument(
+        "--eos-commit-ms", type=int, default=100, help="commit interval of the exactly-once latency run"
+    )
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--seconds", type=float, default=10)
@@ -350,68 +398,84 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="floe-bench-"))
     sample = event(0, ASSETS[0])
     print(
-        f"event size {len(sample)} bytes; {a.events} events; {len(ASSETS)} assets; {a.partitions} partitions"
+        f"broker {a.broker}; event size {len(sample)} bytes; {a.events} events; {len(ASSETS)} assets; "
+        f"{a.partitions} partitions"
     )
 
-    def kafka_on(bootstrap: str, prefix: str) -> KafkaSettings:
+    def kafka_on(bootstrap: str, prefix: str, **kw: object) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"{prefix}.", group_prefix=prefix, partitions=a.partitions,
-                             fetch_max_wait_ms=a.fetch_wait_ms, session_timeout_ms=6000, heartbeat_interval_ms=1000, linger_ms=5)  # fmt: skip
+                             fetch_max_wait_ms=a.fetch_wait_ms, session_timeout_ms=6000, heartbeat_interval_ms=1000, linger_ms=5,
+                             **kw)  # type: ignore[arg-type]  # fmt: skip
 
-    raw = proc = float("nan")
+    eos = {"processing_guarantee": "exactly_once"}
+    raw = proc = proc_eos = float("nan")
     hop: list[float] = []
     two: list[float] = []
     viol: list[float] = []
-    if a.only != "latency":
-        with EmbeddedKafka(log_file=tmp / "tansu.log") as broker:
-            k = kafka_on(broker.bootstrap, "bench")
-            s = Settings(
-                kafka=k, contracts_dir=contract_dir(tmp / "contracts", 3600), health_port=-1, clock_skew_s=0
-            )
-            await ensure_topics(k)
-            raw = await raw_pass_through(k, a.events, a.partitions)
-            print(f"throughput raw aiokafka pass-through (ALO, send_batch): {raw:,.0f} events/s")
-            proc = await processor_throughput(s, a.events)
+    viol_eos: list[float] = []
+    with Brokers(a.broker, tmp) as brokers:
+        if a.only != "latency":
+            with brokers.row("bench") as (broker, prefix):
+                k = kafka_on(broker.bootstrap, prefix)
+                contracts = contract_dir(tmp / "contracts", 3600)
+                s = Settings(kafka=k, contracts_dir=contracts, health_port=-1, clock_skew_s=0)
+                raw = await raw_pass_through(k, a.events, a.partitions)
+                print(f"throughput raw aiokafka pass-through (ALO, send_batch): {raw:,.0f} events/s")
+                proc = await processor_throughput(s, a.events)
+                print(
+                    f"throughput floe processor:                            {proc:,.0f} events/s  ({proc / raw:.0%} of raw)"
+                )
+            if a.eos:
+                with brokers.row("beos") as (broker, prefix):
+                    s = Settings(kafka=kafka_on(broker.bootstrap, prefix, **eos), contracts_dir=contracts,
+                                 health_port=-1, clock_skew_s=0)  # fmt: skip
+                    proc_eos = await processor_throughput(s, a.events)
+                print(
+                    f"throughput floe processor, exactly_once:              {proc_eos:,.0f} events/s  "
+                    f"({proc_eos / raw:.0%} of raw, {proc_eos / proc:.0%} of at_least_once)"
+                )
+        if a.only != "throughput":
+            gc.collect()  # the throughput half's garbage: no collector pauses inside the latency measurements
+            gc.freeze()
+            with brokers.row("hop") as (broker, prefix):
+                k2 = kafka_on(broker.bootstrap, prefix)
+                await ensure_topics(k2)
+                hop = await one_hop_latency(k2, a.rate, a.seconds, a.partitions)
+            print(f"latency one hop, no processor @ {a.rate:.0f}/s (ms):    {summary(hop)}")
+            with brokers.row("fwd") as (broker, prefix):
+                k2 = kafka_on(broker.bootstrap, prefix)
+                await ensure_topics(k2)
+                two = await passthrough_latency(k2, a.rate, a.seconds, a.partitions)
+            print(f"latency two hops via a raw aiokafka forwarder @ {a.rate:.0f}/s (ms): {summary(two)}")
+            runs: list[tuple[str, dict[str, object], list[float]]] = [("", {}, viol)]
+            if a.eos:
+                runs.append((", exactly_once", {**eos, "commit_interval_ms": a.eos_commit_ms}, viol_eos))
+            for label, extra, into in runs:
+                with brokers.row("lat") as (broker, prefix):
+                    k2 = kafka_on(broker.bootstrap, prefix, **extra)
+                    await ensure_topics(k2)
+                    s2 = Settings(kafka=k2, contracts_dir=contract_dir(tmp / f"contracts-{prefix}", 60),
+                                  health_port=-1, clock_skew_s=0)  # fmt: skip
+                    into.extend(
+                        await processor_latency(
+                            s2, a.rate, a.seconds, tmp / f"processor-{prefix}.log", a.violation_every
+                        )
+                    )
+                print(f"latency event→violation via processor{label} @ {a.rate:.0f}/s (ms): {summary(into)}")
+                added = pct(into, 99) - pct(hop, 99)
+                print(
+                    f"processor{label} adds at p99: {added:.1f} ms over the one-hop baseline (p50: {pct(into, 50) - pct(hop, 50):.1f} ms)"
+                )
             print(
-                f"throughput floe processor:                            {proc:,.0f} events/s  ({proc / raw:.0%} of raw)"
+                f"raw forwarder adds at p99: {pct(two, 99) - pct(hop, 99):.1f} ms over one hop "
+                f"(p50: {pct(two, 50) - pct(hop, 50):.1f} ms); processor over the raw forwarder at p99: "
+                f"{pct(viol, 99) - pct(two, 99):.1f} ms (p50: {pct(viol, 50) - pct(two, 50):.1f} ms)"
             )
-    if a.only != "throughput":
-        gc.collect()  # the throughput half's garbage: no collector pauses inside the latency measurements
-        gc.freeze()
-        # each latency run on a fresh broker: Tansu's cost per request grows with what it holds (its CPU
-        # at 1,000 msg/s roughly doubles within 10 s), so a shared broker would favour whoever runs first
-        with EmbeddedKafka(log_file=tmp / "tansu-hop.log") as broker:
-            k2 = kafka_on(broker.bootstrap, "lat")
-            await ensure_topics(k2)
-            hop = await one_hop_latency(k2, a.rate, a.seconds, a.partitions)
-        print(f"latency one hop, no processor @ {a.rate:.0f}/s (ms):    {summary(hop)}")
-        with EmbeddedKafka(log_file=tmp / "tansu-forwarder.log") as broker:
-            k2 = kafka_on(broker.bootstrap, "lat")
-            await ensure_topics(k2)
-            two = await passthrough_latency(k2, a.rate, a.seconds, a.partitions)
-        print(f"latency two hops via a raw aiokafka forwarder @ {a.rate:.0f}/s (ms): {summary(two)}")
-        with EmbeddedKafka(log_file=tmp / "tansu-processor.log") as broker:
-            k2 = kafka_on(broker.bootstrap, "lat")
-            await ensure_topics(k2)
-            s2 = Settings(
-                kafka=k2,
-                contracts_dir=contract_dir(tmp / "contracts-lat", 60),
-                health_port=-1,
-                clock_skew_s=0,
-            )
-            viol = await processor_latency(s2, a.rate, a.seconds, tmp / "processor.log", a.violation_every)
-        print(f"latency event→violation via processor @ {a.rate:.0f}/s (ms): {summary(viol)}")
-        added = pct(viol, 99) - pct(hop, 99)
-        print(
-            f"processor adds at p99: {added:.1f} ms over the one-hop baseline (p50: {pct(viol, 50) - pct(hop, 50):.1f} ms)"
-        )
-        print(
-            f"raw forwarder adds at p99: {pct(two, 99) - pct(hop, 99):.1f} ms over one hop "
-            f"(p50: {pct(two, 50) - pct(hop, 50):.1f} ms); processor over the raw forwarder at p99: "
-            f"{pct(viol, 99) - pct(two, 99):.1f} ms (p50: {pct(viol, 50) - pct(two, 50):.1f} ms)"
-        )
     result = {
-        "events": a.events, "raw_eps": raw, "processor_eps": proc, "ratio": proc / raw,
+        "broker": a.broker, "events": a.events, "raw_eps": raw, "processor_eps": proc, "ratio": proc / raw,
+        "processor_eos_eps": proc_eos,
         "hop_p50": pct(hop, 50), "hop_p99": pct(hop, 99), "viol_p50": pct(viol, 50), "viol_p99": pct(viol, 99),
+        "viol_eos_p50": pct(viol_eos, 50), "viol_eos_p99": pct(viol_eos, 99),
         "two_hop_p50": pct(two, 50), "two_hop_p99": pct(two, 99),
         "rate": a.rate, "fetch_wait_ms": a.fetch_wait_ms,
     }  # fmt: skip

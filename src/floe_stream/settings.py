@@ -73,6 +73,20 @@ class KafkaSettings(BaseModel):
         "after the effects of every batch they cover; 0 = after every batch. A crash replays at most this "
         "much (effects are idempotent)",
     )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="at_least_once: effects idempotent by id, a crash may re-send records the readers "
+        "dedupe. exactly_once (Apache Kafka only, refused on brokers without transactions): the processor "
+        "commits its outputs, state changelog and consumed offsets in one transaction per partition and "
+        "commit interval, and every floe consumer reads with isolation_level=read_committed — set it on "
+        "the processor AND the sinks. Outputs become visible at each commit (kafka.commit_interval_ms)",
+    )
+    transaction_timeout_ms: int = Field(
+        default=60_000,
+        ge=1_000,
+        description="exactly_once: the broker aborts a transaction left open this long by a dead processor "
+        "that nobody took over (a successor aborts it at once)",
+    )
     linger_ms: int = Field(default=5, ge=0)
     max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_record_bytes: int = Field(
@@ -87,6 +101,10 @@ class KafkaSettings(BaseModel):
         description="idempotent producers (no duplicate on a producer retry); turn on for Apache Kafka and "
         "other brokers with InitProducerId — Tansu 0.6 fails it, and floe's effects are idempotent by id anyway",
     )
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
 
     def client_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments shared by aiokafka producers, consumers and admin clients."""

@@ -87,6 +87,9 @@ def make_consumer(
         "fetch_max_bytes": max(cfg.max_request_size * 4, 50 * 1024 * 1024),
         # Co-partitioning: the same partition number of every input topic goes to the same member.
         "partition_assignment_strategy": (RangePartitionAssignor,),
+        # exactly_once: records of open or aborted processor transactions are never seen (the state
+        # restore included); at_least_once keeps the default (Tansu has no transactions)
+        "isolation_level": "read_committed" if cfg.exactly_once else "read_uncommitted",
     }
     kw.update(overrides)
     return AIOKafkaConsumer(*topics, **kw)

@@ -11,6 +11,12 @@ per-partition checkpoints on a second producer (so the changelog never queues in
 is rebuilt from the changelog; inputs are sought past the checkpoint, so a crash between the state write
 and the commit replays nothing, and a crash before it replays the batches since the last checkpoint
 with the state they were evaluated against (the same deterministic outputs again).
+
+With ``kafka.processing_guarantee = exactly_once`` (runtime/transactions.py) there is no second producer
+and no pipelining: the records handled from input partition p go into p's open transaction, and each
+commit adds p's changelog records, checkpoint and consumed offsets to it and commits it (every partition
+in parallel, synchronously, before the next batch). Readers with ``read_committed`` see a batch's outputs
+at that commit, once; a crash aborts the open transactions and the successor replays exactly them.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from floe_stream.runtime.kafka import (
 )
 from floe_stream.runtime.lineage_view import LineageView
 from floe_stream.runtime.service import Batch, ConsumerService
+from floe_stream.runtime.transactions import PartitionTransactions
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.hooks import ProcessorObservability
@@ -114,9 +121,11 @@ class ProcessorService(ConsumerService):
             settings, registry, self.engine
         )  # contract lifecycle + availability pings
         self.checkpoints: dict[int, PartitionCheckpoint] = {}
-        # the changelog has its own producer (its own in-flight request): it never delays a violation
-        self.state_producer = make_producer(k)
-        self.state_batches = BatchProducer(self.state_producer)
+        # at_least_once: the changelog has its own producer (its own in-flight request), it never delays
+        # a violation. exactly_once: one transactional producer per owned partition instead.
+        self.txn = PartitionTransactions(k, self.group_id) if k.exactly_once else None
+        self.state_producer = make_producer(k) if self.txn is None else None
+        self.state_batches = BatchProducer(self.state_producer) if self.state_producer else None
         self._acks: list[asyncio.Future[Any]] = []  # outputs handed to the producer since the last commit
         self._touched: set[int] = set()  # partitions whose checkpoint moved since the last commit
         self._ts_ms, self._ts_dt = -1, datetime.now(UTC)  # the last record timestamp, converted
@@ -143,14 +152,20 @@ class ProcessorService(ConsumerService):
                 + ", ".join(f"{t}={n}" for t, n in counts.items())
             )
         self.partitions = next(iter(counts.values()))
-        await start_producer(self.state_producer, self.settings.kafka)
+        if self.txn is not None:
+            await self.txn.check_broker()  # refuses a broker without transactions, one clear message
+        if self.state_producer is not None:
+            await start_producer(self.state_producer, self.settings.kafka)
         await self.lineage.start(self)  # impact context across instances (lineage topic)
         assert self.batch_producer is not None
         await self.checks_rt.start(self.batch_producer, self.partitions)
 
     async def teardown(self) -> None:
         await self.checks_rt.stop()
-        await self.state_producer.stop()
+        if self.txn is not None:
+            await self.txn.close()
+        if self.state_producer is not None:
+            await self.state_producer.stop()
 
     async def idle(self) -> None:
         """Between batches: record pending metrics; retire the state of assets whose contract was retired."""
@@ -159,6 +174,10 @@ class ProcessorService(ConsumerService):
         if not self.checks_rt.has_gone:
             return
         async with self.lock:
+            if self.txn is not None:
+                await self._retire_gone_eos()
+                await self.flush(force=True)  # the retire outputs and tombstones, committed now
+                return
             await self.drain()  # the previous batches' state writes land before these tombstones
             out: list[OutRecord] = []
             self._retire_gone(out)
@@ -174,26 +193,51 @@ class ProcessorService(ConsumerService):
                 self._emit(self.engine.retire(asset, now), out)
                 self.checks_rt.forget([asset.asset_id])
 
+    async def _retire_gone_eos(self) -> None:
+        """exactly_once: each retired asset's outputs in the transaction of its partition."""
+        now = datetime.now(UTC)
+        assert self.txn is not None and self.batch_producer is not None
+        for asset in self.checks_rt.take_gone():
+            if self.registry.get(asset.asset_id) is None:
+                out: list[OutRecord] = []
+                self._emit(self.engine.retire(asset, now), out)
+                self.checks_rt.forget([asset.asset_id])
+                p = partition_for(asset.asset_id, self.partitions)
+                if p in self.txn.producers:
+                    await self.txn.send(p, out, self._take_lanes())
+                else:  # not ours (a contract retired while its partition is elsewhere): plain records
+                    await self.batch_producer.send_all(out, self._take_lanes())
+
     # --- state rebuild ---------------------------------------------------------------------------
     async def on_assigned(self, tps: list[TopicPartition]) -> None:
         new = sorted({tp.partition for tp in tps} - set(self.checkpoints))
+        if self.txn is not None:
+            # fence the previous owner and settle its open transaction BEFORE reading its state/offsets
+            await self.txn.acquire(sorted({tp.partition for tp in tps}))
+        t0, read = time.perf_counter(), 0
         if new:
-            await self._rebuild(new)
+            read = await self._rebuild(new)
             gc.collect()
             gc.freeze()  # the rebuilt states are long-lived: keep them out of every later GC pass
             self.checks_rt.find_orphans(list(self.engine.states))  # contracts retired while unowned
         for tp in tps:
             cp = self.checkpoints.get(tp.partition)
             done = cp.offsets.get(tp.topic) if cp else None
-            if done is None:
+            if done is None and self.txn is None:
                 continue
             committed = await self.consumer.committed(tp)
-            if committed is None or committed <= done:
+            if done is not None and (committed is None or committed <= done):
                 self.consumer.seek(tp, done + 1)
+            elif committed is not None and self.txn is not None:
+                # exactly_once: the committed offset as read after the fencing above (aiokafka may have
+                # fetched its own before the previous owner's last transaction settled)
+                self.consumer.seek(tp, committed)
         log.info(
-            "assigned partitions %s (%d assets in state)",
+            "assigned partitions %s (%d assets in state; %d changelog records read in %.2f s)",
             sorted({tp.partition for tp in tps}),
             len(self.engine.states),
+            read,
+            time.perf_counter() - t0,
         )
 
     async def on_revoked(self, tps: list[TopicPartition]) -> None:
@@ -201,12 +245,15 @@ class ProcessorService(ConsumerService):
         gone = {tp.partition for tp in tps} - still
         for p in gone:
             self.checkpoints.pop(p, None)
+        if self.txn is not None:
+            await self.txn.release(sorted(gone))  # their transactions were committed by the drain
         if gone:
             drop = [a for a, _ in self.engine.states.items() if partition_for(a, self.partitions) in gone]
             self.engine.drop(drop)
             log.info("revoked partitions %s (dropped %d assets)", sorted(gone), len(drop))
 
-    async def _rebuild(self, partitions: list[int]) -> None:
+    async def _rebuild(self, partitions: list[int]) -> int:
+        """The state of ``partitions`` from the changelog; returns the number of records read."""
         reader: AIOKafkaConsumer = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=10)
         await reader.start()
         try:
@@ -218,9 +265,11 @@ class ProcessorService(ConsumerService):
             for p in partitions:
                 self.checkpoints[p] = PartitionCheckpoint(partition=p)
             remaining = {tp for tp in tps if end[tp] > 0}
+            read = 0
             while remaining:
                 batch = await reader.getmany(timeout_ms=200, max_records=5000)
                 for tp, recs in batch.items():
+                    read += len(recs)
                     for rec in recs:
                         if rec.key == CHECKPOINT_KEY:
                             if rec.value:
@@ -236,67 +285,92 @@ class ProcessorService(ConsumerService):
                     if await reader.position(tp) >= end[tp]:
                         remaining.discard(tp)
             self.engine.load(states.values())
+            return read
         finally:
             await reader.stop()
 
     # --- the batch -------------------------------------------------------------------------------
     async def handle(self, batch: Batch) -> None:
+        if self.txn is not None:
+            await self._handle_eos(batch)
+            return
         out: list[OutRecord] = []
         self._retire_gone(out)
-        touched: set[int] = set()
-        metrics = self.metrics
         for tp, recs in batch.items():
-            p = tp.partition
-            cp = self.checkpoints.setdefault(p, PartitionCheckpoint(partition=p))
-            offsets = dict(cp.offsets)
-            last_tick = cp.last_tick
-            traced = tracing.enabled()
-            max_bytes = self.settings.kafka.max_record_bytes
-            for rec in recs:
-                if traced:
-                    tracing.start_record(tp.topic, rec.headers)
-                if rec.value is not None and len(rec.value) > max_bytes:
-                    self._too_large(rec, max_bytes, out)  # never decoded, forwarded or copied whole
-                    continue
-                try:
-                    if tp.topic == self.t_tick:
-                        tick = decode_tick(rec.value)
-                        if not tick_is_new(last_tick, tick.tick_time):
-                            continue  # a duplicate tick (second ticker, replay): no effect twice
-                        last_tick = tick.tick_time
-                        owned = self.registry.assets_in_partition(p, self.partitions)
-                        self._emit(self.engine.apply_tick(owned, tick.tick_time), out)
-                        self.checks_rt.schedule_pings(owned, tick.tick_time)  # background, never awaited here
-                    elif tp.topic == self.t_probe:
-                        probe, asset = route_probe(rec.value, self.registry.get, p, self.partitions)
-                        if asset is not None:
-                            self._emit(self.engine.apply_probe(asset, probe, _ts(rec.timestamp)), out)
-                    else:
-                        self._handle_update(rec, p, out)
-                except DecodeError as exc:
-                    out.append(
-                        dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq], max_bytes)
-                    )
-                    metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": exc.reason.split(":", 1)[0]})
-                    log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, p, rec.offset, exc.reason)
-                except Exception as exc:  # a bug on one record must not stop the stream
-                    reason = f"internal error: {type(exc).__name__}: {exc}"
-                    out.append(
-                        dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes)
-                    )
-                    metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": "internal error"})
-                    log.exception("dead-lettered %s[%d]@%d after an internal error", tp.topic, p, rec.offset)
-            offsets[tp.topic] = recs[-1].offset
-            self.checkpoints[p] = cp.evolve(offsets=offsets, last_tick=last_tick)
-            touched.add(p)
-            self._processed[tp.topic] += len(recs)
+            self._handle_records(tp, recs, out)
         self._record_counts()
         self.obs.flush(batch)  # metrics once per batch
         out.extend(self.lineage.records(self.context.take_shared()))  # lineage edges, changed health
-        self._touched |= touched
         assert self.batch_producer is not None
         # outputs, dead letters, re-routes, lineage: sent now, acknowledged before the next state write
         self._acks.extend(await self.batch_producer.enqueue(out, self._take_lanes()))
+
+    async def _handle_eos(self, batch: Batch) -> None:
+        """exactly_once: what the records of input partition p produce goes into p's transaction."""
+        assert self.txn is not None and self.batch_producer is not None
+        await self._retire_gone_eos()
+        by_partition: dict[int, list[TopicPartition]] = {}
+        for tp in batch:
+            by_partition.setdefault(tp.partition, []).append(tp)
+        for p, tps in by_partition.items():
+            if p not in self.txn.producers:
+                raise RuntimeError(f"no transactional producer for partition {p} (see the assignment log)")
+            out: list[OutRecord] = []
+            for tp in tps:
+                self._handle_records(tp, batch[tp], out)
+            await self.txn.send(p, out, self._take_lanes())
+        self._record_counts()
+        self.obs.flush(batch)  # metrics once per batch
+        # shared lineage/health records are no effect of the batch: outside the transactions
+        shared = self.lineage.records(self.context.take_shared())
+        self._acks.extend(await self.batch_producer.enqueue(shared))
+
+    def _handle_records(
+        self, tp: TopicPartition, recs: list[ConsumerRecord[bytes, bytes]], out: list[OutRecord]
+    ) -> None:
+        p = tp.partition
+        metrics = self.metrics
+        cp = self.checkpoints.setdefault(p, PartitionCheckpoint(partition=p))
+        offsets = dict(cp.offsets)
+        last_tick = cp.last_tick
+        traced = tracing.enabled()
+        max_bytes = self.settings.kafka.max_record_bytes
+        for rec in recs:
+            if traced:
+                tracing.start_record(tp.topic, rec.headers)
+            if rec.value is not None and len(rec.value) > max_bytes:
+                self._too_large(rec, max_bytes, out)  # never decoded, forwarded or copied whole
+                continue
+            try:
+                if tp.topic == self.t_tick:
+                    tick = decode_tick(rec.value)
+                    if not tick_is_new(last_tick, tick.tick_time):
+                        continue  # a duplicate tick (second ticker, replay): no effect twice
+                    last_tick = tick.tick_time
+                    owned = self.registry.assets_in_partition(p, self.partitions)
+                    self._emit(self.engine.apply_tick(owned, tick.tick_time), out)
+                    self.checks_rt.schedule_pings(owned, tick.tick_time)  # background, never awaited here
+                elif tp.topic == self.t_probe:
+                    probe, asset = route_probe(rec.value, self.registry.get, p, self.partitions)
+                    if asset is not None:
+                        self._emit(self.engine.apply_probe(asset, probe, _ts(rec.timestamp)), out)
+                else:
+                    self._handle_update(rec, p, out)
+            except DecodeError as exc:
+                out.append(
+                    dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq], max_bytes)
+                )
+                metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": exc.reason.split(":", 1)[0]})
+                log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, p, rec.offset, exc.reason)
+            except Exception as exc:  # a bug on one record must not stop the stream
+                reason = f"internal error: {type(exc).__name__}: {exc}"
+                out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes))
+                metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": "internal error"})
+                log.exception("dead-lettered %s[%d]@%d after an internal error", tp.topic, p, rec.offset)
+        offsets[tp.topic] = recs[-1].offset
+        self.checkpoints[p] = cp.evolve(offsets=offsets, last_tick=last_tick)
+        self._touched.add(p)
+        self._processed[tp.topic] += len(recs)
 
     def _too_large(self, rec: ConsumerRecord[bytes, bytes], max_bytes: int, out: list[OutRecord]) -> None:
         size = len(rec.value or b"")
@@ -352,6 +426,13 @@ class ProcessorService(ConsumerService):
     ) -> None:
         if acks:
             await asyncio.gather(*acks)  # a state never claims an effect that is not durable
+        records = await self._state_records(states, retired, checkpoints)
+        assert self.state_batches is not None  # at_least_once only
+        await self.state_batches.send_all(records)  # checkpoints after the states of their partition
+
+    async def _state_records(
+        self, states: list[AssetState], retired: list[str], checkpoints: list[PartitionCheckpoint]
+    ) -> list[OutRecord]:
         n = self.partitions
         records: list[OutRecord] = []
         for i, st in enumerate(states):
@@ -366,7 +447,38 @@ class ProcessorService(ConsumerService):
             OutRecord(self.t_state, cp.partition, CHECKPOINT_KEY, cp.model_dump_json().encode())
             for cp in checkpoints
         )
-        await self.state_batches.send_all(records)  # checkpoints after the states of their partition
+        return records
+
+    async def flush(self, force: bool = False) -> None:
+        """at_least_once: ConsumerService.flush (the pipelined tail, then the commit). exactly_once: commit
+        now, before the next batch — per owned partition, its open transaction gets the changelog records
+        and checkpoint of its assets and its consumed offsets, and is committed (partitions in parallel).
+        Call with :attr:`lock` held."""
+        if self.txn is None:
+            await super().flush()
+            return
+        offsets, self._uncommitted = self._uncommitted, {}
+        if not (offsets or force or self.txn.open):
+            return
+        acks, self._acks = self._acks, []
+        states = self.engine.take_dirty()
+        retired = self.engine.take_retired()
+        checkpoints = [self.checkpoints[p] for p in sorted(self._touched) if p in self.checkpoints]
+        self._touched.clear()
+        by_partition: dict[int, list[OutRecord]] = {}
+        for r in await self._state_records(states, retired, checkpoints):
+            by_partition.setdefault(r.partition, []).append(r)  # changelog partition = input partition
+        foreign = [r for p, rs in by_partition.items() if p not in self.txn.producers for r in rs]
+        part_offsets: dict[int, dict[TopicPartition, int]] = {}
+        for tp, off in offsets.items():
+            part_offsets.setdefault(tp.partition, {})[tp] = off
+        await self.txn.commit(part_offsets, by_partition)
+        if foreign:  # tombstones of assets retired while their partition is elsewhere
+            assert self.batch_producer is not None
+            await self.batch_producer.send_all(foreign)
+        if acks:
+            await asyncio.gather(*acks)  # the non-transactional lineage/health records
+        self._flush_at = asyncio.get_running_loop().time() + self.settings.kafka.commit_interval_ms / 1000
 
     def _handle_update(self, rec: ConsumerRecord[bytes, bytes], p: int, out: list[OutRecord]) -> None:
         if rec.timestamp != self._ts_ms:  # records of a batch often share their millisecond

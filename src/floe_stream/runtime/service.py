@@ -174,10 +174,26 @@ class ConsumerService:
             await self.health.start()
         if self.producer is not None:
             await start_producer(self.producer, self.settings.kafka)
-        await self.setup()
+        try:
+            await self.setup()
+        except BaseException:  # a refused start-up (ConfigError) leaves no client open behind its message
+            await self._close_clients()
+            raise
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.consumer.start()
         self._kafka_ok = True
+
+    async def _close_clients(self) -> None:
+        with contextlib.suppress(KafkaError, RuntimeError):
+            await self.consumer.stop()
+        with contextlib.suppress(Exception):
+            await self.teardown()
+        if self.producer is not None:
+            with contextlib.suppress(KafkaError, RuntimeError):
+                await self.producer.stop()
+        if self.health is not None:
+            await self.health.stop()
+            self.health = None
 
     def request_stop(self) -> None:
         self._stopping.set()
