@@ -9,6 +9,11 @@ One OpenLineage *run* per violation episode:
   one terminal state; OTHER carries extra metadata);
 * it recovers (``floe.contract.violation.resolved``) → ``COMPLETE``.
 
+Every one of these events also carries the official ``test`` run facet (OpenLineage ``TestRunFacet`` 1-0-1, built
+with openlineage-python's generated model): one test execution per check outcome — ``fail`` while the episode is
+open, ``pass`` once it resolved — with OpenLineage's severity (``error`` for floe's error/critical, ``warn`` for
+warning/info; floe's own severity in ``params.floeSeverity``), the check type, expected and actual values.
+
 ``runId`` = uuid5(correlation key, episode start), so FAIL/OTHER/COMPLETE share it and replays rebuild the
 same events byte for byte. Job: namespace from settings, name ``<contract id>.<asset>.<check type>``.
 """
@@ -19,6 +24,9 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+from openlineage.client.generated.test_run import TestExecution, TestRunFacet
+from openlineage.client.serde import Serde
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.settings import OpenLineageSettings
@@ -34,6 +42,8 @@ DQA_SCHEMA_URL = (
 ERROR_SCHEMA_URL = (
     "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
 )
+OL_TEST_SEVERITY = {"critical": "error", "error": "error", "warning": "warn", "info": "warn"}
+"""floe severity → OpenLineage's configured consequence of a failed test ('error' blocks, 'warn' does not)."""
 RUN_NAMESPACE = uuid.UUID("6f1c2d0e-8a0b-5b7e-9d43-0f1e5a7c3b21")
 
 AssetLookup = Callable[[str], MonitoredAsset | None]
@@ -115,6 +125,34 @@ def _assertion(d: ViolationData, asset: MonitoredAsset | None) -> dict[str, Any]
     return a
 
 
+def test_facet(d: ViolationData | ResolvedData, cfg: OpenLineageSettings) -> dict[str, Any]:
+    """The official ``test`` run facet (TestRunFacet) for one check outcome of this episode."""
+    resolved = isinstance(d, ResolvedData)
+    check = d.violation_type.value
+    element = d.element if isinstance(d, ViolationData) else None
+    params: dict[str, Any] = {
+        "floeSeverity": d.severity.value,
+        "contractId": d.contract_id,
+        "contractVersion": d.contract_version,
+        "asset": d.asset,
+        "correlationKey": d.correlation_key,
+    }
+    if isinstance(d, ViolationData) and d.drift_kind is not None:
+        params["driftKind"] = d.drift_kind.value
+    test = TestExecution(
+        name=f"{d.asset}.{check}" + (f".{element}" if element else ""),
+        status="pass" if resolved else "fail",
+        severity=OL_TEST_SEVERITY[d.severity.value],
+        type=check,
+        description=d.message,
+        expected=None if isinstance(d, ResolvedData) else d.expected_value,
+        actual=None if isinstance(d, ResolvedData) else d.actual_value,
+        params=params,
+    )
+    facet: dict[str, Any] = Serde.to_dict(TestRunFacet(tests=[test], producer=cfg.producer))
+    return facet
+
+
 def _base(
     event_type: str,
     when: datetime,
@@ -153,6 +191,7 @@ def lineage_events(
             "COMPLETE", d.resolved_at, run_id(d.correlation_key, d.opened_at),
             d.contract_id, d.asset, d.violation_type.value, cfg, lookup,
         )  # fmt: skip
+        ev["run"]["facets"]["test"] = test_facet(d, cfg)
         return [ev]
     opening = d.detected_at == d.episode_started_at
     ev, asset = _base(
@@ -165,6 +204,7 @@ def lineage_events(
         ERROR_SCHEMA_URL,
         {"message": f"[{d.severity.value}] {d.message}", "programmingLanguage": "python"},
     )
+    ev["run"]["facets"]["test"] = test_facet(d, cfg)
     if d.violation_type.value == "quality":
         ev["inputs"][0]["inputFacets"] = {
             "dataQualityAssertions": _facet(cfg, DQA_SCHEMA_URL, {"assertions": [_assertion(d, asset)]})
