@@ -108,6 +108,9 @@ async def main(single: int, burst: int, partitions: int) -> None:
             }
         )  # fmt: skip
         sink = AlertSink(settings, cfg)
+        from floe_stream.runtime.app import tune_gc  # as the composition root does before running
+
+        tune_gc()
         task = asyncio.create_task(sink.run())
         while not sink.ever_assigned:
             await asyncio.sleep(0.05)

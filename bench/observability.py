@@ -27,11 +27,11 @@ from floe_stream.contracts.models import ColumnSpec, FreshnessSla, MonitoredAsse
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetUpdate
 from floe_stream.processors.registry import CHECKS
-from floe_stream.runtime.telemetry import BatchMetrics, instrument_checks, setup_metrics, track_freshness
 from floe_stream.settings import OpenLineageSettings, TelemetrySettings
 from floe_stream.sinks.openlineage.events import lineage_events
 from floe_stream.sinks.openlineage.transport import encode
 from floe_stream.telemetry import tracing
+from floe_stream.telemetry.metrics import BatchMetrics, instrument_checks, setup_metrics, track_freshness
 from floe_stream.topics import QualityResult, Severity, ViolationData
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import decode_violation, encode_violation

@@ -38,10 +38,10 @@ from bench.common import fill, pct, summary
 from floe_stream.runtime.app import load_registry
 from floe_stream.runtime.embedded import EmbeddedKafka
 from floe_stream.runtime.kafka import ensure_topics, make_consumer, make_producer
-from floe_stream.runtime.partitioning import partition_for
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.topics import MaterializationEvent, ObservedColumn, TopicKey, topic_name
+from floe_stream.topics.partitioning import partition_for
 from floe_stream.topics.violation import decode_violation
 
 ASSETS = [f"bench.t{i:02d}" for i in range(64)]
@@ -134,6 +134,9 @@ async def processor_throughput(s: Settings, n: int) -> float:
     )
     await producer.stop()
     svc = ProcessorService(s, load_registry(s))
+    from floe_stream.runtime.app import tune_gc  # as the composition root does before running
+
+    tune_gc()
     task = asyncio.create_task(svc.run())
     while svc.records == 0:
         await asyncio.sleep(0.001)

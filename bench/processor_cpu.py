@@ -21,11 +21,10 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.processor import ASSETS, contract_dir, event
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.partitioning import partition_for
+from floe_stream.runtime.app import load_registry, tune_gc
 from floe_stream.runtime.processor import ProcessorService
-from floe_stream.runtime.service import tune_gc
 from floe_stream.settings import KafkaSettings, Settings
+from floe_stream.topics.partitioning import partition_for
 
 
 class _NoBroker:

@@ -30,11 +30,11 @@ from floe_stream.reporting import store
 from floe_stream.runtime.database import migrate
 from floe_stream.runtime.embedded import EmbeddedKafka
 from floe_stream.runtime.kafka import ensure_topics, make_producer
-from floe_stream.runtime.partitioning import partition_for
 from floe_stream.settings import DatabaseSettings, HistorySettings, KafkaSettings, Settings
 from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.topics import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
+from floe_stream.topics.partitioning import partition_for
 
 
 def results(n: int, assets: int, start: datetime, tag: str = "") -> list[CheckResult]:
@@ -70,6 +70,9 @@ async def end_to_end(s: Settings, rs: list[CheckResult], partitions: int) -> flo
     finally:
         await producer.stop()
     sink = PostgresSink(s)
+    from floe_stream.runtime.app import tune_gc  # as the composition root does before running
+
+    tune_gc()
     task = asyncio.create_task(sink.run())
     t0 = None
     while sink.rows_written < len(rs):

@@ -30,9 +30,9 @@ from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
 from floe_stream.runtime.embedded import EmbeddedKafka
+from floe_stream.runtime.iceberg_watcher import IcebergWatcher
 from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.settings import IcebergSourceSettings, KafkaSettings, Settings, SourcesSettings
-from floe_stream.sources.iceberg.watcher import IcebergWatcher
 
 SCHEMA = Schema(
     NestedField(1, "id", LongType(), required=True),

@@ -1,6 +1,16 @@
-"""Process configuration: environment variables (prefix ``FLOE_``, nested with ``__``) or a ``.env`` file.
+"""Process configuration. Sources, strongest first:
 
-Secrets are :class:`pydantic.SecretStr` and are never rendered by :meth:`Settings.safe_dict`.
+1. keyword arguments (``Settings(...)``, ``load_settings(...)``; ``floe dev``'s explicit flags);
+2. environment variables (prefix ``FLOE_``, nested with ``__``) and a ``.env`` file;
+3. the configuration file named by ``FLOE_CONFIG_FILE``: YAML with the structure of :class:`Settings`
+   (``kafka: {bootstrap_servers: ...}``, ``alerts: {channels: [...], routes: [...]}``...), nested sections
+   merged key by key with the sources above;
+4. the defaults below (``floe dev`` puts its own dev defaults here).
+
+Secrets (every :class:`pydantic.SecretStr` field, and an alert channel's ``secret``) come only from the
+environment (a Kubernetes Secret, ``.env``) or, for alert channels, the variable a ``secret_env``/``url_env``
+names: written inline in the configuration file they stop start-up with one message naming the variable
+to use instead. They are never rendered by :meth:`Settings.safe_dict`.
 Examples::
 
     FLOE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092
@@ -12,13 +22,24 @@ Examples::
 
 from __future__ import annotations
 
+import os
+import types
+import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-from floe_stream.processors.policy import CheckPolicy
+from floe_stream.contracts.policy import CheckPolicy
 
 
 class ConfigError(Exception):
@@ -54,6 +75,18 @@ class KafkaSettings(BaseModel):
     )
     linger_ms: int = Field(default=5, ge=0)
     max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_record_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        description="the largest input value the processor evaluates: a bigger one is dead-lettered (reason "
+        "'record too large', its first 64 KiB kept, the original size in the floe-dlq-truncated header) so that "
+        "the DLQ copy fits Apache Kafka's default message.max.bytes (1,048,588)",
+    )
+    enable_idempotence: bool = Field(
+        default=False,
+        description="idempotent producers (no duplicate on a producer retry); turn on for Apache Kafka and "
+        "other brokers with InitProducerId — Tansu 0.6 fails it, and floe's effects are idempotent by id anyway",
+    )
 
     def client_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments shared by aiokafka producers, consumers and admin clients."""
@@ -233,12 +266,136 @@ class HistorySettings(BaseModel):
 
 
 class AlertsSettings(BaseModel):
-    """The alerts sink: channels and routes live in a YAML file (see floe_stream.sinks.alerts.config)."""
+    """The alerts sink's routing: inline here (``policy``/``channels``/``routes``, e.g. the ``alerts:`` section
+    of FLOE_CONFIG_FILE) or in a separate YAML file (``config_file``), not both; validated by
+    floe_stream.sinks.alerts.config. Neither: the sink runs with no routes and delivers nothing (it says so)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    config_file: Path | None = Field(default=None, description="alerts YAML: channels, routes, policy")
+    config_file: Path | None = Field(
+        default=None, description="separate alerts YAML (channels, routes, policy)"
+    )
     public_url: str = Field(default="http://localhost:8080", description="base of links in notifications")
+    policy: dict[str, Any] | None = Field(default=None, description="dedup, rate limit, grouping, circuit")
+    channels: list[dict[str, Any]] | None = Field(
+        default=None, description="[{name, type, url|url_env, secret_env, options...}]"
+    )
+    routes: list[dict[str, Any]] | None = Field(
+        default=None, description="[{channel|channels, min_severity, match, match_re, continue}]"
+    )
+
+    def inline_routing(self) -> dict[str, Any]:
+        """The routing given here (not in config_file): the keys that are set."""
+        return {k: v for k in ("policy", "channels", "routes") if (v := getattr(self, k)) is not None}
+
+
+CONFIG_FILE_ENV = "FLOE_CONFIG_FILE"
+
+
+def _is_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        return any(_is_secret(a) for a in typing.get_args(annotation))
+    return False
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    elif isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for a in typing.get_args(annotation):
+            yield from _models_in(a)
+
+
+def secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Dotted paths of every SecretStr field (also dict[str, SecretStr]) of ``model``, nested models included."""
+    out: list[tuple[str, ...]] = []
+    for name, info in model.model_fields.items():
+        path = (*prefix, name)
+        if _is_secret(info.annotation):
+            out.append(path)
+        for sub in _models_in(info.annotation):
+            out.extend(secret_paths(sub, path))
+    return out
+
+
+def env_name(path: tuple[str, ...]) -> str:
+    return "FLOE_" + "__".join(p.upper() for p in path)
+
+
+def read_config_file(
+    path: Path, fields: Mapping[str, FieldInfo], secrets: list[tuple[str, ...]]
+) -> dict[str, Any]:
+    """Parse FLOE_CONFIG_FILE; every problem is one :class:`ConfigError` naming the file."""
+    where = f"{CONFIG_FILE_ENV}={path}"
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {where}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{where} must be a YAML mapping (the structure of the settings), not {type(raw).__name__}"
+        )
+    unknown = sorted(str(k) for k in raw if k not in fields or k == "config_file")
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown}; known: {sorted(k for k in fields if k != 'config_file')}"
+        )
+    for secret in secrets:
+        node: Any = raw
+        for part in secret:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and node != {}:
+            raise ConfigError(
+                f"{where}: {'.'.join(secret)} is a secret and is not read from the file: "
+                f"set {env_name(secret)}{'__<KEY>' if isinstance(node, dict) else ''} in the environment instead"
+            )
+    alerts = raw.get("alerts")
+    for i, ch in enumerate((alerts or {}).get("channels") or () if isinstance(alerts, dict) else ()):
+        if isinstance(ch, dict) and ch.get("secret") is not None:
+            raise ConfigError(
+                f"{where}: alerts.channels[{i}].secret is a secret and is not read from the file: "
+                "name an environment variable with secret_env instead"
+            )
+    return raw
+
+
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """The YAML file named by FLOE_CONFIG_FILE (init ``config_file`` > environment > ``.env``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+        self.data = (
+            read_config_file(path, settings_cls.model_fields, secret_paths(settings_cls))
+            if path is not None
+            else {}
+        )
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+class DefaultsSource(PydanticBaseSettingsSource):
+    """Defaults of one program (``floe dev``): below every other source, above the field defaults."""
+
+    def __init__(self, settings_cls: type[BaseSettings], defaults: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.defaults = dict(defaults)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.defaults.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.defaults)
 
 
 class Settings(BaseSettings):
@@ -248,6 +405,11 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+    )
+
+    config_file: Path | None = Field(
+        default=None,
+        description="YAML with the structure of these settings; environment and .env override it",
     )
 
     kafka: KafkaSettings = KafkaSettings()
@@ -271,17 +433,56 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path: Any = None
+        if isinstance(init_settings, InitSettingsSource):
+            path = init_settings.init_kwargs.get("config_file")
+        if path is None:
+            path = env_settings().get("config_file") or dotenv_settings().get("config_file")
+        sources: tuple[PydanticBaseSettingsSource, ...] = (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            ConfigFileSource(settings_cls, Path(path) if path else None),
+        )
+        defaults = _program_defaults.get(settings_cls)
+        if defaults:
+            sources += (DefaultsSource(settings_cls, defaults),)
+        return (*sources, file_secret_settings)
+
     def safe_dict(self) -> dict[str, Any]:
         """A dict safe to log: secrets masked by SecretStr's repr."""
         return self.model_dump(mode="python")
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Load settings from the environment; raise :class:`ConfigError` with one readable message."""
+_program_defaults: dict[type[BaseSettings], Mapping[str, Any]] = {}
+
+
+def load_settings(*, defaults: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
+    """Load settings (keyword arguments > environment/.env > FLOE_CONFIG_FILE > ``defaults`` > field
+    defaults); raise :class:`ConfigError` with one readable message. ``defaults`` are a program's own
+    defaults (``floe dev``): the environment and the configuration file override them, nested sections
+    key by key."""
+    cls: type[Settings] = Settings
+    if defaults:
+        cls = type("ProgramSettings", (Settings,), {"__module__": __name__})
+        _program_defaults[cls] = defaults
     try:
-        return Settings(**overrides)
+        return cls(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"FLOE_{'__'.join(str(p).upper() for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        raise ConfigError(f"invalid configuration: {problems}") from None
+        where = overrides.get("config_file") or os.environ.get(CONFIG_FILE_ENV)
+        suffix = f" (environment, .env or {CONFIG_FILE_ENV}={where})" if where else ""
+        raise ConfigError(f"invalid configuration{suffix}: {problems}") from None
+    finally:
+        _program_defaults.pop(cls, None)

@@ -31,11 +31,7 @@ SECRETISH = re.compile(
 
 # FLOE_* names used by the deployables that are not (yet) fields of floe_stream.settings.Settings.
 # Keep this minimal: every entry is a setting another part of the code reads outside Settings.
-ENV_ALLOW_LIST = {
-    # Monitoring / alert-routing YAML file (mounted at /etc/floe/config/floe.yaml); its loader is being
-    # written alongside the alert channels and is not a Settings field yet.
-    "FLOE_CONFIG_FILE",
-}
+ENV_ALLOW_LIST: set[str] = set()
 
 
 @dataclass(frozen=True)

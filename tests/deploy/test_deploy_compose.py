@@ -52,6 +52,20 @@ def depends_on(service: dict[str, Any]) -> dict[str, str]:
     return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
 
 
+def service_settings(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """The settings the service loads: its FLOE_* environment, FLOE_CONFIG_FILE read from the bind-mounted
+    repository file."""
+    from floe_stream.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    env = environment(service)
+    for key, value in env.items():
+        if key.startswith("FLOE_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FLOE_CONFIG_FILE", str(REPO / bind_mounts(service)[env["FLOE_CONFIG_FILE"]]))
+    return load_settings()
+
+
 def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
     """target -> host source of the service's bind mounts (short syntax, host paths start with . or /)."""
     mounts = {}
@@ -159,13 +173,8 @@ def test_floe_env_names_are_settings(services: dict[str, dict[str, Any]]) -> Non
 def test_floe_env_loads_into_settings(
     services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from floe_stream.settings import load_settings
 
-    monkeypatch.chdir(tmp_path)
-    for key, value in environment(services["sink-postgres"]).items():
-        if key.startswith("FLOE_"):
-            monkeypatch.setenv(key, value)
-    settings = load_settings()
+    settings = service_settings(services["sink-postgres"], monkeypatch, tmp_path)
     dsn = urlsplit(settings.database.dsn.get_secret_value())
     postgres = environment(services["postgres"])
     assert dsn.hostname in services
@@ -220,8 +229,12 @@ def test_alertmanager_mails_to_mailpit(services: dict[str, dict[str, Any]]) -> N
     assert config["route"]["receiver"] in receivers
 
 
-def test_marquez_receives_openlineage(services: dict[str, dict[str, Any]]) -> None:
-    url = urlsplit(environment(services["sink-openlineage"])["OPENLINEAGE_URL"])
+def test_marquez_receives_openlineage(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = service_settings(services["sink-openlineage"], monkeypatch, tmp_path)
+    assert settings.openlineage.transport == "http"
+    url = urlsplit(settings.openlineage.url)
     marquez = environment(services["marquez"])
     assert url.hostname == "marquez"
     assert url.port == int(marquez["MARQUEZ_PORT"])

@@ -274,16 +274,28 @@ def test_graceful_shutdown(rendered) -> None:
 def test_rendered_settings_load_into_settings(
     rendered, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The plain FLOE_* values the chart renders are accepted by floe_stream.settings (types, ranges)."""
+    """The plain FLOE_* values the chart renders, and the floe.yaml it mounts, are accepted by
+    floe_stream.settings (types, ranges, structure)."""
     from floe_stream.settings import load_settings
+    from floe_stream.sinks.alerts.config import resolve_config
 
     monkeypatch.chdir(tmp_path)  # no stray .env
-    sink = rendered("everything-on.yaml").get("Deployment", full("sink-postgres"))
+    manifests = rendered("everything-on.yaml")
+    sink = manifests.get("Deployment", full("sink-postgres"))
     (container,) = pod_spec(sink)["containers"]
     for name, entry in env_of(container).items():
         if name.startswith("FLOE_") and "value" in entry:
             monkeypatch.setenv(name, entry["value"])
+    floe_yaml = tmp_path / "floe.yaml"
+    floe_yaml.write_text(manifests.get("ConfigMap", full("config"))["data"]["floe.yaml"])
+    monkeypatch.setenv("FLOE_CONFIG_FILE", str(floe_yaml))
     settings = load_settings()
+    assert settings.openlineage.transport == "http"  # from floe.yaml
+    assert settings.sources.iceberg.properties["type"] == "rest"
+    assert [r.targets() for r in resolve_config(settings.alerts, settings.config_file).routes] == [
+        ("slack",),
+        ("alertmanager",),
+    ]
     assert settings.kafka.bootstrap_servers == "kafka-0.kafka:9092,kafka-1.kafka:9092,kafka-2.kafka:9092"
     assert settings.kafka.partitions == 12
     assert settings.kafka.replication_factor == 3
@@ -413,15 +425,21 @@ def test_migration_hook_job(rendered, values_file: str) -> None:
     # In order: the schema first, then the topics.
     assert [c["args"] for c in spec["initContainers"]] == [["db", "migrate"]]
     assert [c["args"] for c in spec["containers"]] == [["topics", "create"]]
-    # At pre-install nothing of the release exists yet: no ConfigMaps, and a ServiceAccount that is a hook too.
-    assert not [v for v in spec["volumes"] if "configMap" in v]
+    # At pre-install nothing of the release exists yet: the ServiceAccount and the floe.yaml ConfigMap the Job
+    # uses are hooks too, created before it, with the same floe.yaml as the Deployments'.
     account = manifests.get("ServiceAccount", spec["serviceAccountName"])
-    account_hook = account["metadata"]["annotations"]
-    assert account_hook["helm.sh/hook"] == annotations["helm.sh/hook"]
-    assert int(account_hook["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+    (config_volume,) = [v for v in spec["volumes"] if "configMap" in v]
+    config = manifests.get("ConfigMap", config_volume["configMap"]["name"])
+    for hook in (account, config):
+        hook_annotations = hook["metadata"]["annotations"]
+        assert hook_annotations["helm.sh/hook"] == annotations["helm.sh/hook"]
+        assert int(hook_annotations["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+    assert config["data"] == manifests.get("ConfigMap", full("config"))["data"]
     for container in containers(job):
         names = set(env_of(container))
         assert "FLOE_CONTRACTS_DIR" not in names, "the hook mounts no contracts"
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert Path(env_of(container)["FLOE_CONFIG_FILE"]["value"]).parent == Path(mounts["config"])
         assert not {n for n in names if n.startswith("EXAMPLE_")}, (
             "channel secrets (secretEnv) stay out of the hook"
         )
@@ -482,6 +500,8 @@ def test_existing_configmaps_are_used_as_given(helm: Helm) -> None:
     volumes = {v["name"]: v for v in pod_spec(manifests.get("Deployment", full("processor")))["volumes"]}
     assert volumes["contracts"]["configMap"]["name"] == "team-contracts"
     assert volumes["config"]["configMap"]["name"] == "team-config"
+    job_volumes = {v["name"]: v for v in pod_spec(manifests.get("Job", full("migrate")))["volumes"]}
+    assert job_volumes["config"]["configMap"]["name"] == "team-config"
 
 
 def test_config_changes_roll_the_pods(helm: Helm) -> None:
@@ -496,7 +516,7 @@ def test_config_changes_roll_the_pods(helm: Helm) -> None:
     assert len(base) == 1
     assert checksums(set_=["contracts.files.a\\.yaml=x: 1"]) == base
     assert checksums(set_=["contracts.files.a\\.yaml=x: 2"]) != base
-    assert checksums(set_=["contracts.files.a\\.yaml=x: 1", "config.floe.alerting.enabled=true"]) != base
+    assert checksums(set_=["contracts.files.a\\.yaml=x: 1", "config.floe.clock_skew_s=5"]) != base
 
 
 # --- availability and scheduling -----------------------------------------------------------------------
@@ -847,3 +867,70 @@ def test_chart_metadata(repo: Path) -> None:
     version = re.search(r'^version = "([^"]+)"', project, re.M)
     assert version
     assert chart["appVersion"] == version.group(1), "appVersion follows the package version"
+
+
+# --- floe.yaml (config.floe) and what an enabled deployable needs ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (
+            {"set_": ["sourceIceberg.enabled=true"]},
+            "at '/sourceIceberg/enabled': value must be 'sourceIceberg.enabled needs the catalog to watch",
+        ),
+        (
+            {"set_": ["sourceIceberg.enabled=true", "config.floe.sources.iceberg.poll_interval_s=5"]},
+            "sourceIceberg.enabled needs the catalog to watch: set config.floe.sources.iceberg.properties",
+        ),
+        ({"set_": ["config.floe.alerting.enabled=true"]}, "additional properties 'alerting' not allowed"),
+        (
+            {"set_": ["config.floe.database.dsn=postgresql://u:hunter2@db/floe"]},
+            "a secret is not read from floe.yaml: use database.dsn.existingSecret",
+        ),
+        (
+            {"set_": ["config.floe.openlineage.api_key=hunter2"]},
+            "set FLOE_OPENLINEAGE__API_KEY with secretEnv",
+        ),
+        (
+            {"set_json": ['config.floe.alerts.channels=[{"name":"h","type":"webhook","secret":"hunter2"}]']},
+            "name an env var with secret_env",
+        ),
+    ],
+    ids=[
+        "iceberg-no-catalog",
+        "iceberg-no-properties",
+        "unknown-key",
+        "dsn-inline",
+        "api-key-inline",
+        "channel-secret-inline",
+    ],
+)
+def test_schema_refuses_what_would_not_start(helm: Helm, kw: dict[str, list[str]], message: str) -> None:
+    error = helm.render_error(**kw)
+    assert SCHEMA_REFUSED in error and message in error, error
+
+
+def test_iceberg_source_with_a_catalog_renders(helm: Helm) -> None:
+    manifests = helm.render(
+        set_=[
+            "sourceIceberg.enabled=true",
+            "config.floe.sources.iceberg.properties.type=rest",
+            "config.floe.sources.iceberg.properties.uri=http://rest:8181",
+        ]
+    )
+    assert full("source-iceberg") in manifests.names("Deployment")
+    # ... or with the catalog in an existing ConfigMap (its content is the operator's)
+    manifests = helm.render(set_=["sourceIceberg.enabled=true", "config.existingConfigMap=team-config"])
+    assert full("source-iceberg") in manifests.names("Deployment")
+
+
+def test_config_schema_knows_every_settings_section(repo: Path) -> None:
+    """values.schema.json's floe.yaml keys are exactly the settings' top-level fields (no drift)."""
+    import json
+
+    from floe_stream.settings import Settings
+
+    schema = json.loads((repo / "helm" / "floe-stream" / "values.schema.json").read_text())
+    keys = set(schema["definitions"]["floeConfig"]["properties"])
+    assert keys == set(Settings.model_fields) - {"config_file"}

@@ -11,10 +11,10 @@ import pytest
 
 from floe_stream.client import FloeClient
 from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.partitioning import partition_for
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import Settings
 from floe_stream.topics import CatalogCommitEvent, CheckResult, MaterializationEvent, TopicKey
+from floe_stream.topics.partitioning import partition_for
 from tests.conftest import REPO, wait_for
 from tests.integration.helpers import Running, floe_env, read_all
 
@@ -24,8 +24,9 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture
-def s(settings: Settings) -> Settings:
-    return settings.model_copy(update={"contracts_dir": FIXTURES / "contracts"})
+def s(broker_settings: Settings) -> Settings:
+    """On each broker (ids tansu/kafka)."""
+    return broker_settings.model_copy(update={"contracts_dir": FIXTURES / "contracts"})
 
 
 async def test_sync_and_async_client_events_reach_the_processor(s: Settings) -> None:

@@ -21,8 +21,8 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.types import StringType
 
+from floe_stream.runtime.iceberg_watcher import IcebergWatcher
 from floe_stream.settings import IcebergSourceSettings, Settings, SourcesSettings
-from floe_stream.sources.iceberg.watcher import IcebergWatcher
 from floe_stream.topics import CatalogCommitEvent, TopicKey
 from tests.conftest import wait_for
 from tests.integration.helpers import Running, read_all

@@ -22,17 +22,18 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from floe_stream.processors.engine import Engine
+from floe_stream.processors.enrich import ViolationEnricher
 from floe_stream.runtime.app import load_registry
 from floe_stream.runtime.database import migrate
 from floe_stream.runtime.embedded import EmbeddedPostgres, free_port
 from floe_stream.runtime.kafka import make_producer
+from floe_stream.runtime.lineage_view import LineageView
 from floe_stream.runtime.processor import ProcessorService
-from floe_stream.runtime.telemetry import setup_metrics
 from floe_stream.settings import CustomMetric, DatabaseSettings, Settings, TelemetrySettings
 from floe_stream.sinks.openlineage.validate import LineageSchemas
 from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.telemetry import tracing
-from floe_stream.telemetry.hooks import ProcessorObservability
+from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics import (
     CatalogCommitEvent,
     IcebergField,
@@ -140,13 +141,13 @@ async def test_metrics_health_and_impact_context_of_a_running_processor(
             TopicKey.MATERIALIZATIONS,
             [(None, ol_event("revenue_report", [("test", "fast")], [("marts", "revenue")]))],
         )
-        await wait_for(lambda: processor.obs.impact.lineage.readers, timeout=20)
+        await wait_for(lambda: processor.context.impact.lineage.readers, timeout=20)
         now = datetime.now(UTC)
         await publish(s, TopicKey.MATERIALIZATIONS, [
             ("test.fast", MaterializationEvent(event_id="m1", asset="test.fast", materialized_at=now, row_count=42, job="dbt/build_fast")),
             ("test.fast", b"{broken"),
         ])  # fmt: skip
-        await wait_for(lambda: "test.fast" in processor.obs.impact.history, timeout=20)
+        await wait_for(lambda: "test.fast" in processor.context.impact.history, timeout=20)
         await publish(s, TopicKey.CATALOG_COMMITS, [("test.fast", commit(1, DRIFTED))])
         evs = await wait_for(lambda: _drift(s), timeout=30)
 
@@ -230,7 +231,7 @@ async def test_upstream_violations_are_shared_through_the_lineage_topic(settings
             TopicKey.MATERIALIZATIONS,
             [(None, ol_event("build_fast", [("test", "slow")], [("test", "fast")]))],
         )
-        await wait_for(lambda: processor.obs.impact.lineage.writers, timeout=20)
+        await wait_for(lambda: processor.context.impact.lineage.writers, timeout=20)
         slow_extra = [
             IcebergField(id=1, name="id", required=True, type="long"),
             IcebergField(id=9, name="x", type="int"),
@@ -243,9 +244,10 @@ async def test_upstream_violations_are_shared_through_the_lineage_topic(settings
         assert fast.context["upstream.violating"].startswith("test.slow: schema_drift warning since ")
 
         # another instance (here: a fresh view with no local state) learns edges and health from the topic
-        other = ProcessorObservability(registry, Engine())
+        other = ViolationEnricher(registry, Engine().states)
+        view = LineageView(other)
         stub = SimpleNamespace(settings=s, _stopping=asyncio.Event())
-        await other.start_shared_view(stub)  # type: ignore[arg-type]
+        await view.start(stub)  # type: ignore[arg-type]
         try:
             await wait_for(
                 lambda: other.impact.lineage.writers.get("test/fast") == {"dbt/build_fast"}, timeout=20
@@ -255,11 +257,11 @@ async def test_upstream_violations_are_shared_through_the_lineage_topic(settings
             assert [(i.check_type, i.severity) for i in issues] == [("schema_drift", "warning")]
         finally:
             stub._stopping.set()
-            await asyncio.wait_for(other._reader, 10)  # type: ignore[arg-type]
+            await asyncio.wait_for(view._reader, 10)  # type: ignore[arg-type]
 
 
-def _remote(view: ProcessorObservability, dataset: str):  # type: ignore[no-untyped-def]
-    hit = view._upstream_health(dataset)
+def _remote(view: ViolationEnricher, dataset: str):  # type: ignore[no-untyped-def]
+    hit = view.upstream_health(dataset)
     return hit if hit is not None and hit[1] else None
 
 

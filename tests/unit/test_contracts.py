@@ -27,6 +27,8 @@ from floe_stream.contracts.models import (
     QualityRule,
     ServerRef,
 )
+from floe_stream.probes.targets import probe_problems
+from floe_stream.processors.policy import override_problems
 
 ODCS_EXAMPLES = Path(__file__).parents[3] / "shared" / "odcs-examples"
 ODCS_JSON_SCHEMA = Path(__file__).parents[3] / "shared" / "schemas" / "odcs" / "odcs-json-schema-v3.1.0.json"
@@ -807,8 +809,11 @@ def test_load_directory_of_a_missing_folder(tmp_path: Path) -> None:
     assert [e.problem for e in errors] == ["not a directory"]
 
 
+LINT_RULES = (override_problems, probe_problems)  # as `floe contracts lint` runs them
+
+
 def test_lint_demo_contracts_is_clean() -> None:
-    report = lint_directory(DEMO_CONTRACTS)
+    report = lint_directory(DEMO_CONTRACTS, LINT_RULES)
     assert (report.files_checked, len(report.contracts), len(report.assets)) == (3, 3, 3)
     assert report.errors == ()
     assert report.warnings == ()
@@ -841,7 +846,7 @@ def test_lint_reports_file_errors_warnings_and_clashes_across_contracts(tmp_path
     write(tmp_path, "5-empty.yaml", id="empty", name="empty")
     (tmp_path / "6-broken.yaml").write_text("apiVersion: v2.2.0\n")
 
-    report = lint_directory(tmp_path)
+    report = lint_directory(tmp_path, LINT_RULES)
     assert report.files_checked == 6
     assert [c.contract_id for c in report.contracts] == ["orders", "orders", "legacy", "returns", "empty"]
     assert len(report.assets) == 4
@@ -870,6 +875,6 @@ def test_lint_reports_file_errors_warnings_and_clashes_across_contracts(tmp_path
 
 
 def test_lint_of_a_missing_folder(tmp_path: Path) -> None:
-    report = lint_directory(tmp_path / "nope")
+    report = lint_directory(tmp_path / "nope", LINT_RULES)
     assert (report.files_checked, report.contracts, report.ok) == (0, (), False)
     assert [e.problem for e in report.errors] == ["not a directory"]

@@ -259,7 +259,13 @@ def test_freshness_resolve_after_m_fresh_arrivals_and_a_stale_tick_resets_the_co
 
 def test_lint_reports_bad_overrides_and_unpingable_availability() -> None:
     from floe_stream.contracts.models import AvailabilitySla
-    from floe_stream.processors.policy import override_problems
+    from floe_stream.probes.targets import probe_problems
+    from floe_stream.processors.policy import override_problems as policy_problems
+
+    def override_problems(
+        a: MonitoredAsset,
+    ) -> list[str]:  # the two rules `floe contracts lint` runs per asset
+        return [*policy_problems(a), *probe_problems(a)]
 
     bad = asset(availability=AvailabilitySla(target_ratio=0.99), overrides={"checks": {"resolve_after": 0}})
     problems = override_problems(bad)

@@ -216,3 +216,52 @@ def test_fast_rounding_of_age_and_sla_consumed_is_round_but_for_near_ties() -> N
         off = [x for x in values if round_nonneg(x, scale) != round(x, digits)]
         assert len(off) < len(values) / 1000  # only near-ties
         assert all(abs(round_nonneg(x, scale) - round(x, digits)) <= 1.0001 / scale for x in off)
+
+
+def test_field_order_of_the_positionally_built_tuples() -> None:
+    """processors/checks/freshness.py builds Finding (8 args) and Evaluation (10 args) and normalize.py builds
+    AssetUpdate (11 args) positionally on the per-event path (bench/processor_cpu.py): a reordered field
+    would silently swap values, so the order is pinned here."""
+    assert Finding._fields == (
+        "key", "severity", "message", "element", "expected", "actual", "drift_kind", "sla_consumed", "context",
+    )  # fmt: skip
+    assert Evaluation._fields == (
+        "check_type", "status", "findings", "scope", "severity", "metric", "sla_consumed", "expected", "actual",
+        "message", "state_update",
+    )  # fmt: skip
+    assert AssetUpdate._fields == (
+        "asset_id", "source", "event_id", "updated_at", "data_timestamp", "columns", "row_count", "quality",
+        "sequence", "run_id", "job", "quality_only", "operation", "added_rows", "oldest_data_time",
+    )  # fmt: skip
+
+
+def test_the_positional_freshness_evaluation_reads_right_by_name() -> None:
+    from floe_stream.processors.checks.freshness import KEY, evaluate_age
+    from floe_stream.processors.normalize import update_of_materialization
+    from floe_stream.topics.materialization import MaterializationEvent
+
+    a = MonitoredAsset(
+        asset_id="sales.orders", contract_id="c", contract_name="orders", contract_version="1.0.0", table="orders",
+        freshness=FreshnessSla(threshold_s=40, element="orders.updated_at"),
+    )  # fmt: skip
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    ev = evaluate_age(a, t0, EvalContext(now=t0 + timedelta(seconds=50), clock_skew_s=0), absent=True)
+    assert ev is not None
+    assert (ev.check_type, ev.status, ev.scope, ev.severity) == (
+        CheckType.FRESHNESS, CheckStatus.FAIL, KEY, Severity.ERROR,
+    )  # fmt: skip
+    assert (ev.metric, ev.sla_consumed, ev.expected, ev.actual) == (50.0, 1.25, "age <= 40s", "age 50s")
+    assert ev.message == "no update for 50s; freshness SLA is 40s" and ev.state_update is None
+    [f] = ev.findings
+    assert (f.key, f.severity, f.element, f.expected, f.actual, f.drift_kind, f.sla_consumed, f.context) == (
+        KEY, Severity.ERROR, "orders.updated_at", "age <= 40s", "age 50s", None, 1.25,
+        {"breached_at": "2026-01-01T00:00:40+00:00"},  # data time + SLA: timeToDetect is measured from it
+    )  # fmt: skip
+    assert f.message == ev.message
+
+    u = update_of_materialization(
+        MaterializationEvent(asset="sales.orders", materialized_at=t0, row_count=7, run_id="r", job="j"), "fb"
+    )
+    assert (u.asset_id, u.source, u.event_id, u.updated_at, u.row_count, u.run_id, u.job, u.sequence) == (
+        "sales.orders", "materialization", "fb", t0, 7, "r", "j", None,
+    )  # fmt: skip

@@ -18,10 +18,10 @@ from floe_stream.contracts.models import FreshnessSla, MonitoredAsset
 from floe_stream.processors.checks.freshness import FreshnessCheck
 from floe_stream.processors.context import ImpactContext, LineageGraph, OpenIssue, enrich
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext
-from floe_stream.runtime.telemetry import BatchMetrics, InstrumentedCheck, JsonFormatter, setup_metrics
 from floe_stream.settings import ConfigError, CustomMetric, TelemetrySettings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.custom import CustomMetrics, lookup
+from floe_stream.telemetry.metrics import BatchMetrics, InstrumentedCheck, JsonFormatter, setup_metrics
 from floe_stream.topics import CheckResult, MaterializationEvent, Severity, ViolationData
 from floe_stream.topics.enums import CheckStatus, CheckType
 from floe_stream.topics.materialization import OpenLineageRunEvent

@@ -86,6 +86,10 @@ app.kubernetes.io/part-of: floe-stream
 {{- .Values.config.existingConfigMap | default (printf "%s-config" (include "floe.fullname" . | trunc 56 | trimSuffix "-")) }}
 {{- end }}
 
+{{- define "floe.hookConfigMapName" -}}
+{{- printf "%s-config-hook" (include "floe.fullname" . | trunc 51 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "floe.kafkaAuthName" -}}
 {{- printf "%s-kafka" (include "floe.fullname" . | trunc 57 | trimSuffix "-") }}
 {{- end }}
@@ -173,8 +177,8 @@ Autoscaling of a deployable: "keda", "hpa" or "". Call with (dict "meta" $meta "
 Environment of one container, as a YAML list; later entries with the same name win over earlier ones
 (so a user's env can override a chart default without a duplicate name, which server-side apply rejects).
 Call with (dict "root" $ "name" "processor" "meta" $meta "c" $c). The hook Job passes meta.hook=true (no
-contracts/config, which are not mounted there, and no secretEnv: channel secrets are not its business) and
-c = (dict).
+contracts, which are not mounted there — floe.yaml is, from its hook copy — and no secretEnv: channel secrets
+are not its business) and c = (dict).
 */}}
 {{- define "floe.envRaw" -}}
 {{- $v := .root.Values -}}
@@ -227,9 +231,9 @@ c = (dict).
 {{- if not .meta.hook }}
 - name: FLOE_CONTRACTS_DIR
   value: /etc/floe/contracts
+{{- end }}
 - name: FLOE_CONFIG_FILE
   value: /etc/floe/config/floe.yaml
-{{- end }}
 - name: FLOE_HEALTH_PORT
   value: {{ $v.settings.healthPort | int64 | quote }}
 - name: FLOE_LOG_LEVEL

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from floe_stream.contracts.models import LoadedContract, MonitoredAsset
-from floe_stream.runtime.partitioning import partition_for
+from floe_stream.topics.partitioning import partition_for
 
 
 class ContractRegistry:

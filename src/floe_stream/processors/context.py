@@ -11,8 +11,8 @@ What a violation gets (``ViolationData.consumers`` and ``ViolationData.context``
   violations of each check type opened in the last 24 h, and whether this one is recurring.
 
 Scope: lineage edges and upstream health are shared by all processor instances through the compacted
-``lineage`` topic (runtime side: :mod:`floe_stream.telemetry.hooks`). Recent materializations and the
-violation pattern are kept in memory by the instance that owns the asset, since it started or was assigned
+``lineage`` topic (:mod:`floe_stream.processors.enrich`; the topic's I/O: :mod:`floe_stream.runtime.lineage_view`).
+Recent materializations and the violation pattern are kept in memory by the instance that owns the asset, since it started or was assigned
 the asset (documented limitation: after a restart or rebalance the pattern starts empty).
 """
 

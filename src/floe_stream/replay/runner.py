@@ -5,8 +5,9 @@
    partition; ``earliest``).
 2. Sort all records by event time (the record timestamp the processor uses as "now"), then topic, partition,
    offset — a total, deterministic order.
-3. Run a FRESH engine (empty state at ``--from``, like a new deployment) with the given contracts. Ticks are
-   applied once per tick time to every selected asset.
+3. Run a FRESH engine (empty state at ``--from``, like a new deployment) with the given contracts, routed
+   exactly as the processor routes them (processors/router.py): a tick is applied once per (partition, tick
+   time) to the selected assets that partition owns; the processor's re-routed copies are skipped.
 4. In ONE transaction: delete the replayed range (``evaluated_at``/``occurred_at``/``opened_at`` in
    [from, to)) of the selected assets from check_results, violation_events and violation_episodes; insert the
    new results (trigger ``replay``) and violation events; recompute those assets' daily aggregates from the
@@ -31,19 +32,17 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.decode import DecodeError, decode_commit, decode_materialization, decode_tick
 from floe_stream.processors.engine import Engine
-from floe_stream.processors.model import AssetUpdate, Outputs
-from floe_stream.processors.normalize import from_commit, from_materialization, from_openlineage
+from floe_stream.processors.model import Outputs
+from floe_stream.processors.router import is_rerouted, route_probe, route_update, tick_is_new
 from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
 from floe_stream.runtime.database import connect
-from floe_stream.runtime.kafka import make_consumer
-from floe_stream.runtime.processor import REROUTED
+from floe_stream.runtime.kafka import existing_partition_counts, make_consumer
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
-from floe_stream.topics.materialization import MaterializationEvent
+from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.violation import (
     RESOLVED_TYPE,
     SOURCE,
@@ -108,21 +107,18 @@ _TOPIC_RANK = {
 
 async def _read(
     settings: Settings, start: Position, end: Position | None, progress: Progress | None
-) -> list[tuple[TopicKey, ConsumerRecord[bytes, bytes]]]:
+) -> tuple[list[tuple[TopicKey, ConsumerRecord[bytes, bytes]]], int]:
+    """The records in range, and the inputs' partition count (they are co-partitioned)."""
     k = settings.kafka
     names = {topic_name(k.topic_prefix, key): key for key in _TOPIC_RANK}
     consumer = make_consumer(k, group_id=None, fetch_max_wait_ms=20)
     await consumer.start()
     try:
-        tps: list[TopicPartition] = []
-        for name in names:
-            parts = consumer.partitions_for_topic(name)
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(name) or set()
-            tps.extend(TopicPartition(name, p) for p in sorted(parts))
+        counts = await existing_partition_counts(k, list(names))
+        tps = [TopicPartition(name, p) for name in names for p in range(counts.get(name, 0))]
+        partitions = max(counts.values(), default=0)
         if not tps:
-            return []
+            return [], partitions
         consumer.assign(tps)
         begin = await consumer.beginning_offsets(tps)
         latest = await consumer.end_offsets(tps)
@@ -158,7 +154,7 @@ async def _read(
                     pending.discard(tp)
             if progress:
                 progress("read", done, total)
-        return out
+        return out, partitions
     finally:
         await consumer.stop()
 
@@ -179,37 +175,42 @@ def evaluate(
     engine: Engine,
     summary: ReplaySummary,
     progress: Progress | None = None,
+    *,
+    partitions: int,
 ) -> Outputs:
-    """Feed the records, in event-time order, to the engine. Pure apart from the progress callback."""
+    """Feed the records, in event-time order, to the engine, routed as the processor routes them
+    (:mod:`floe_stream.processors.router`; ``partitions`` = the inputs' partition count). Pure apart from the
+    progress callback."""
     ordered = sorted(
         records, key=lambda kr: (kr[1].timestamp, _TOPIC_RANK[kr[0]], kr[1].partition, kr[1].offset)
     )
     wanted = {a.asset_id for a in assets}
     out = Outputs()
-    last_tick: datetime | None = None
+    last_tick: dict[int, datetime] = {}  # per partition, like the processor's checkpoint
+    tick_times: set[datetime] = set()
     total = len(ordered)
     for i, (key, rec) in enumerate(ordered):
         now = datetime.fromtimestamp(rec.timestamp / 1000, tz=UTC)
+        p = rec.partition
         try:
             if key == TopicKey.TICKS:
                 tick = decode_tick(rec.value)
-                if last_tick is not None and tick.tick_time <= last_tick:
-                    continue  # one tick per partition per interval: apply each tick time once
-                last_tick = tick.tick_time
-                summary.ticks += 1
-                out.extend(engine.apply_tick(assets, tick.tick_time))
+                if not tick_is_new(last_tick.get(p), tick.tick_time):
+                    continue  # a duplicate in this partition: apply each tick time once per partition
+                last_tick[p] = tick.tick_time
+                tick_times.add(tick.tick_time)
+                owned = [a for a in registry.assets_in_partition(p, partitions) if a.asset_id in wanted]
+                out.extend(engine.apply_tick(owned, tick.tick_time))
             elif key == TopicKey.PROBE_RESULTS:
-                from floe_stream.processors.decode import decode_probe
-
-                probe = decode_probe(rec.value)
-                asset = registry.get(probe.asset)
+                probe, asset = route_probe(rec.value, registry.get, p, partitions)
                 if asset is not None and asset.asset_id in wanted:
                     summary.probes += 1
                     out.extend(engine.apply_probe(asset, probe, now))
-            elif any(k == REROUTED for k, _ in rec.headers or ()):
+            elif is_rerouted(rec.headers):
                 continue  # the processor's re-routed copy of an input that is in the topic already
             else:
-                for asset, update in _updates(key, rec, registry):
+                _, routed = route_update(key, rec.value, rec.topic, p, rec.offset, registry.resolve)
+                for asset, update in routed:
                     if asset.asset_id in wanted:
                         summary.updates += 1
                         out.extend(engine.apply_update(asset, update, now, "replay"))
@@ -217,29 +218,7 @@ def evaluate(
             summary.skipped += 1
         if progress and (i % 2000 == 0 or i == total - 1):
             progress("evaluate", i + 1, total)
-    return out
-
-
-def _updates(
-    key: TopicKey, rec: ConsumerRecord[bytes, bytes], registry: ContractRegistry
-) -> list[tuple[MonitoredAsset, AssetUpdate]]:
-    fallback = f"{rec.topic}:{rec.partition}:{rec.offset}"
-    pairs: list[tuple[list[str], AssetUpdate]]
-    if key == TopicKey.MATERIALIZATIONS:
-        ev = decode_materialization(rec.value)
-        if isinstance(ev, MaterializationEvent):
-            pairs = [([ident], u) for ident, u in from_materialization(ev, fallback)]
-        else:
-            pairs = from_openlineage(ev)
-    else:
-        pairs = [([ident], u) for ident, u in from_commit(decode_commit(rec.value), fallback)]
-    out = []
-    for idents, update in pairs:
-        for ident in idents:
-            asset = registry.resolve(ident)
-            if asset is not None:
-                out.append((asset, update))
-                break
+    summary.ticks = len(tick_times)  # distinct tick times applied
     return out
 
 
@@ -305,7 +284,7 @@ async def replay(
     if not assets:
         return summary
     t0 = time.perf_counter()
-    records = await _read(settings, start, end, progress)
+    records, partitions = await _read(settings, start, end, progress)
     summary.records = len(records)
     summary.read_s = time.perf_counter() - t0
     if not records:
@@ -315,7 +294,7 @@ async def replay(
     summary.to_time = end if isinstance(end, datetime) else None
     t1 = time.perf_counter()
     engine = Engine(clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy())
-    out = evaluate(records, registry, assets, engine, summary, progress)
+    out = evaluate(records, registry, assets, engine, summary, progress, partitions=partitions)
     results = [r.model_copy(update={"trigger": "replay"}) for r in out.check_results]
     events = [_violation_event(v) for v in out.violations]
     summary.results, summary.violations = len(results), len(events)

@@ -32,10 +32,16 @@ from floe_stream.probes.registry import load_probes
 from floe_stream.probes.runner import ProbeRunner
 from floe_stream.probes.targets import target_for
 from floe_stream.processors.engine import Engine
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer
-from floe_stream.runtime.partitioning import partition_for
+from floe_stream.runtime.kafka import (
+    BatchProducer,
+    OutRecord,
+    existing_partition_counts,
+    make_consumer,
+    make_producer,
+)
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +111,11 @@ class ChecksRuntime:
         reader = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=500)
         await reader.start()
         parts = reader.partitions_for_topic(self.t_contracts)
-        if not parts:
-            await reader._client.force_metadata_update()
-            parts = reader.partitions_for_topic(self.t_contracts)
+        if not parts:  # not in the consumer's metadata yet: ask the cluster
+            n = (await existing_partition_counts(self.settings.kafka, [self.t_contracts])).get(
+                self.t_contracts, 0
+            )
+            parts = set(range(n))
         if not parts:
             log.warning("topic %s not found: contracts come from the directory only", self.t_contracts)
             await reader.stop()

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from floe_stream.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
-from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
+from floe_stream.runtime.embedded import BrokerKind, EmbeddedPostgres, make_broker
+from floe_stream.settings import ConfigError, Settings, load_settings
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,46 @@ def _examples_dir() -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("examples/contracts not found; pass --contracts DIR")
+
+
+def dev_settings(
+    *,
+    bootstrap: str,
+    dsn: str,
+    demo: bool,
+    contracts_dir: Path | None,
+    broker_facts: Mapping[str, object] | None = None,
+) -> Settings:
+    """The settings of `floe dev`: explicit flags (and the embedded broker/database it started) >
+    environment/.env > FLOE_CONFIG_FILE > its dev defaults (fast consumer timings, a 5 s tick, the example
+    contracts) > the settings' defaults. ``--demo`` is a flag: its scripted timings (1 s tick, 1 s skew) are
+    explicit, since the scenario is written against them. ``broker_facts``: KafkaSettings fields that follow
+    from the broker it started (explicit too)."""
+    defaults: dict[str, object] = {
+        "kafka": {
+            "fetch_max_wait_ms": 20,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+            "linger_ms": 0,
+        },
+        "tick_interval_s": 5.0,
+        "clock_skew_s": 60.0,
+    }
+    with contextlib.suppress(FileNotFoundError):
+        defaults["contracts_dir"] = _examples_dir()
+    explicit: dict[str, object] = {
+        "kafka": {"bootstrap_servers": bootstrap, **(broker_facts or {})},
+        "database": {"dsn": dsn},
+        "health_port": -1,  # one process runs every deployable: no health server
+    }
+    if demo:
+        explicit.update(tick_interval_s=1.0, clock_skew_s=1.0)
+    if contracts_dir is not None:
+        explicit["contracts_dir"] = contracts_dir
+    settings = load_settings(defaults=defaults, **explicit)
+    if not settings.contracts_dir.is_dir():
+        raise ConfigError(f"contracts directory {settings.contracts_dir} not found; pass --contracts DIR")
+    return settings
 
 
 class ViolationTable:
@@ -56,45 +97,54 @@ class ViolationTable:
         return t
 
 
-async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None) -> None:
+async def run_dev(
+    *,
+    demo: bool,
+    contracts_dir: Path | None,
+    data_dir: Path,
+    duration: float | None,
+    broker: BrokerKind = "tansu",
+) -> None:
     from floe_stream.reporting.compliance import build_report
     from floe_stream.reporting.render import render_table
     from floe_stream.runtime.app import load_registry, run_until_signalled
     from floe_stream.runtime.database import connect, migrate
     from floe_stream.runtime.kafka import ensure_topics
     from floe_stream.runtime.processor import ProcessorService
-    from floe_stream.runtime.telemetry import setup_logging, setup_metrics
     from floe_stream.runtime.ticker import Ticker
     from floe_stream.sinks.postgres.sink import PostgresSink
+    from floe_stream.telemetry.metrics import setup_logging, setup_metrics
 
     setup_logging("WARNING", "text")
     setup_metrics("floe-dev")
     runtime_dir = data_dir.resolve() / "xdg"  # noqa: ASYNC240 - start-up, before any I/O loop runs
     runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
-    contracts_dir = contracts_dir or _examples_dir()
-    kafka = EmbeddedKafka(log_file=data_dir / "tansu.log")
+    # BrokerNotInstalled is one line, before anything starts. Apache Kafka's log dir lives in DATA_DIR/kafka and,
+    # like Tansu's memory, starts empty each time (its ports, hence its quorum address, are new every run).
+    kafka_dir = data_dir / "kafka"
+    shutil.rmtree(kafka_dir, ignore_errors=True)
+    extra = {"data_dir": kafka_dir} if broker == "kafka" else {}
+    kafka = make_broker(broker, log_file=data_dir / f"{broker}.log", **extra)
     pg_dir = data_dir / "postgres"
     if demo:
         shutil.rmtree(pg_dir, ignore_errors=True)  # the demo starts from an empty history
     pg = EmbeddedPostgres(pg_dir)
-    with console.status("starting embedded Kafka (Tansu) and PostgreSQL…"):
-        kafka.start()
-        pg.start()
+    name = "Tansu" if broker == "tansu" else "Apache Kafka"
+    with console.status(f"starting embedded Kafka ({name}) and PostgreSQL…"):
+        try:
+            kafka.start()
+            pg.start()
+        except BaseException:
+            kafka.stop()
+            raise
     try:
-        settings = Settings(
-            kafka=KafkaSettings(
-                bootstrap_servers=kafka.bootstrap,
-                fetch_max_wait_ms=20,
-                session_timeout_ms=6000,
-                heartbeat_interval_ms=1000,
-                linger_ms=0,
-            ),
-            database=DatabaseSettings(dsn=pg.dsn),  # type: ignore[arg-type]
+        settings = dev_settings(
+            bootstrap=kafka.bootstrap,
+            dsn=pg.dsn,
+            demo=demo,
             contracts_dir=contracts_dir,
-            tick_interval_s=1.0 if demo else 5.0,
-            clock_skew_s=1.0 if demo else 60.0,
-            health_port=-1,
+            broker_facts={"enable_idempotence": kafka.supports_idempotence},  # Apache Kafka has it, Tansu not
         )
         await ensure_topics(settings.kafka)
         conn = await connect(settings.database)
@@ -104,8 +154,12 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
             await conn.close()
         registry = load_registry(settings)
         console.print(
-            f"[bold]floe dev[/]: Kafka at {kafka.bootstrap}, PostgreSQL at {pg.dsn}, "
-            f"{len(registry.contracts)} contract(s), {len(registry)} asset(s) from {contracts_dir}"
+            f"[bold]floe dev[/]: Kafka ({name}) at {kafka.bootstrap}, PostgreSQL at {pg.dsn}, "
+            f"{len(registry.contracts)} contract(s), {len(registry)} asset(s) from {settings.contracts_dir}"
+        )
+        console.print(
+            f"tick {settings.tick_interval_s:g}s, clock skew {settings.clock_skew_s:g}s "
+            "(flags > environment/.env > FLOE_CONFIG_FILE > dev defaults)"
         )
         processor = ProcessorService(settings, registry)
         sink = PostgresSink(settings)

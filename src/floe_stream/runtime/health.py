@@ -7,16 +7,21 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[dict[str, bool]]]
+Details = Callable[[], dict[str, Any]]
 
 
 class HealthServer:
-    def __init__(self, host: str, port: int, *, liveness: Probe, readiness: Probe) -> None:
+    def __init__(
+        self, host: str, port: int, *, liveness: Probe, readiness: Probe, details: Details | None = None
+    ) -> None:
         self.host, self.port = host, port
         self.liveness, self.readiness = liveness, readiness
+        self.details = details  # informational fields of /readyz that do not decide its status
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -45,7 +50,10 @@ class HealthServer:
             elif path in ("/healthz", "/readyz"):
                 checks = await (self.liveness if path == "/healthz" else self.readiness)()
                 ok = all(checks.values())
-                body = json.dumps({"status": "ok" if ok else "degraded", "checks": checks}).encode()
+                doc: dict[str, Any] = {"status": "ok" if ok else "degraded", "checks": checks}
+                if path == "/readyz" and self.details is not None and (info := self.details()):
+                    doc["details"] = info
+                body = json.dumps(doc).encode()
                 await self._reply(writer, 200 if ok else 503, body, "application/json")
             else:
                 await self._reply(writer, 404, b"not found\n", "text/plain")

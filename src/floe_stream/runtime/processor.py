@@ -29,16 +29,18 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.decode import (
-    DecodeError,
-    decode_commit,
-    decode_materialization,
-    decode_probe,
-    decode_tick,
-)
 from floe_stream.processors.engine import Engine
+from floe_stream.processors.enrich import ViolationEnricher
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
-from floe_stream.processors.normalize import from_commit, from_openlineage, update_of_materialization
+from floe_stream.processors.registry import CHECKS
+from floe_stream.processors.router import (
+    REROUTED,
+    is_rerouted,
+    route_probe,
+    route_update,
+    tick_is_new,
+    unmonitored,
+)
 from floe_stream.runtime.checks_runtime import ChecksRuntime
 from floe_stream.runtime.kafka import (
     NO_HEADERS,
@@ -49,23 +51,25 @@ from floe_stream.runtime.kafka import (
     make_consumer,
     make_producer,
     partition_counts,
+    start_producer,
 )
-from floe_stream.runtime.partitioning import partition_for
+from floe_stream.runtime.lineage_view import LineageView
 from floe_stream.runtime.service import Batch, ConsumerService
-from floe_stream.runtime.telemetry import instruments
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.hooks import ProcessorObservability
+from floe_stream.telemetry.metrics import Instruments, instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.enums import CheckStatus, CheckType
-from floe_stream.topics.materialization import MaterializationEvent
+from floe_stream.topics.materialization import OpenLineageRunEvent
+from floe_stream.topics.partitioning import partition_for
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = b"__checkpoint__"
 STATE_CHUNK = 32  # states serialized between two yields to the event loop
-REROUTED = "floe-rerouted"
 
 
 def _ts(ms: int) -> datetime:
@@ -76,7 +80,13 @@ class ProcessorService(ConsumerService):
     name = "processor"
     record_spans = False  # traced per record and per check by telemetry/hooks.py
 
-    def __init__(self, settings: Settings, registry: ContractRegistry, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ContractRegistry,
+        engine: Engine | None = None,
+        metrics: Instruments | None = None,
+    ) -> None:
         k = settings.kafka
         self.t_mat = topic_name(k.topic_prefix, TopicKey.MATERIALIZATIONS)
         self.t_commit = topic_name(k.topic_prefix, TopicKey.CATALOG_COMMITS)
@@ -90,13 +100,19 @@ class ProcessorService(ConsumerService):
             settings, [self.t_mat, self.t_commit, self.t_tick, self.t_probe], f"{k.group_prefix}-processor"
         )
         self.registry = registry
-        self.engine = engine or Engine(clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy())
+        self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
+        # metrics, spans, impact context; the engine is composed here with the checks measured by it
+        self.obs = ProcessorObservability(registry, telemetry=settings.telemetry)
+        self.engine = engine or Engine(
+            self.obs.instrument(CHECKS), clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy()
+        )
+        self.obs.watch(self.engine)  # the data-age gauge reads the engine's states
+        # the pure enrichment step (consumers, impact, root cause), shared across instances by the lineage view
+        self.context = ViolationEnricher(registry, self.engine.states)
+        self.lineage = LineageView(self.context)
         self.checks_rt = ChecksRuntime(
             settings, registry, self.engine
         )  # contract lifecycle + availability pings
-        self.obs = ProcessorObservability(
-            registry, self.engine, settings.telemetry
-        )  # metrics, spans, impact context
         self.checkpoints: dict[int, PartitionCheckpoint] = {}
         # the changelog has its own producer (its own in-flight request): it never delays a violation
         self.state_producer = make_producer(k)
@@ -107,6 +123,7 @@ class ProcessorService(ConsumerService):
         self._lanes: Lanes = {}  # check results of the batch, grouped by (topic, partition) as they are made
         # counters summed per record, handed to the instruments at most once a second and when idle
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()
+        self._unmonitored: Counter[str] = Counter()  # by topic: floe_events_unmonitored_total
         self._processed: Counter[str] = Counter()
         self._counted_at = 0.0
         self.partitions = 0
@@ -126,8 +143,8 @@ class ProcessorService(ConsumerService):
                 + ", ".join(f"{t}={n}" for t, n in counts.items())
             )
         self.partitions = next(iter(counts.values()))
-        await self.state_producer.start()
-        await self.obs.start_shared_view(self)  # impact context across instances (lineage topic)
+        await start_producer(self.state_producer, self.settings.kafka)
+        await self.lineage.start(self)  # impact context across instances (lineage topic)
         assert self.batch_producer is not None
         await self.checks_rt.start(self.batch_producer, self.partitions)
 
@@ -227,39 +244,46 @@ class ProcessorService(ConsumerService):
         out: list[OutRecord] = []
         self._retire_gone(out)
         touched: set[int] = set()
-        metrics = instruments()
+        metrics = self.metrics
         for tp, recs in batch.items():
             p = tp.partition
             cp = self.checkpoints.setdefault(p, PartitionCheckpoint(partition=p))
             offsets = dict(cp.offsets)
             last_tick = cp.last_tick
             traced = tracing.enabled()
+            max_bytes = self.settings.kafka.max_record_bytes
             for rec in recs:
                 if traced:
                     tracing.start_record(tp.topic, rec.headers)
+                if rec.value is not None and len(rec.value) > max_bytes:
+                    self._too_large(rec, max_bytes, out)  # never decoded, forwarded or copied whole
+                    continue
                 try:
                     if tp.topic == self.t_tick:
                         tick = decode_tick(rec.value)
-                        if last_tick is not None and tick.tick_time <= last_tick:
+                        if not tick_is_new(last_tick, tick.tick_time):
                             continue  # a duplicate tick (second ticker, replay): no effect twice
                         last_tick = tick.tick_time
                         owned = self.registry.assets_in_partition(p, self.partitions)
                         self._emit(self.engine.apply_tick(owned, tick.tick_time), out)
                         self.checks_rt.schedule_pings(owned, tick.tick_time)  # background, never awaited here
                     elif tp.topic == self.t_probe:
-                        probe = decode_probe(rec.value)
-                        asset = self.registry.get(probe.asset)
-                        if asset is not None and partition_for(asset.asset_id, self.partitions) == p:
+                        probe, asset = route_probe(rec.value, self.registry.get, p, self.partitions)
+                        if asset is not None:
                             self._emit(self.engine.apply_probe(asset, probe, _ts(rec.timestamp)), out)
                     else:
                         self._handle_update(rec, p, out)
                 except DecodeError as exc:
-                    out.append(dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq]))
+                    out.append(
+                        dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq], max_bytes)
+                    )
                     metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": exc.reason.split(":", 1)[0]})
                     log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, p, rec.offset, exc.reason)
                 except Exception as exc:  # a bug on one record must not stop the stream
                     reason = f"internal error: {type(exc).__name__}: {exc}"
-                    out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq]))
+                    out.append(
+                        dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes)
+                    )
                     metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": "internal error"})
                     log.exception("dead-lettered %s[%d]@%d after an internal error", tp.topic, p, rec.offset)
             offsets[tp.topic] = recs[-1].offset
@@ -267,11 +291,19 @@ class ProcessorService(ConsumerService):
             touched.add(p)
             self._processed[tp.topic] += len(recs)
         self._record_counts()
-        out.extend(self.obs.flush(batch))  # metrics once per batch; shared lineage/health records
+        self.obs.flush(batch)  # metrics once per batch
+        out.extend(self.lineage.records(self.context.take_shared()))  # lineage edges, changed health
         self._touched |= touched
         assert self.batch_producer is not None
         # outputs, dead letters, re-routes, lineage: sent now, acknowledged before the next state write
         self._acks.extend(await self.batch_producer.enqueue(out, self._take_lanes()))
+
+    def _too_large(self, rec: ConsumerRecord[bytes, bytes], max_bytes: int, out: list[OutRecord]) -> None:
+        size = len(rec.value or b"")
+        reason = f"record too large: {size} bytes > kafka.max_record_bytes={max_bytes}"
+        out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes))
+        self.metrics.dead_lettered.add(1, {"topic": rec.topic, "reason": "record too large"})
+        log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
 
     def _record_counts(self, force: bool = False) -> None:
         """``floe_events_processed_total`` and ``floe_contract_checks_total``: an OTel add costs ~5–10 µs, so
@@ -280,13 +312,19 @@ class ProcessorService(ConsumerService):
         if not force and now - self._counted_at < 1.0:
             return
         self._counted_at = now
-        metrics = instruments()
+        metrics = self.metrics
         for topic, n in self._processed.items():
             metrics.events_processed.add(n, {"topic": topic})
         for (check_type, status), n in self._check_counts.items():
             metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
+        for topic, n in self._unmonitored.items():
+            metrics.events_unmonitored.add(n, {"topic": topic})
+        for reason, n in self.engine.counters.items():  # the pure engine counts; reported here
+            metrics.updates_not_counted.add(n, {"reason": reason})
+        self.engine.counters.clear()
         self._processed.clear()
         self._check_counts.clear()
+        self._unmonitored.clear()
 
     def _take_lanes(self) -> Lanes:
         lanes, self._lanes = self._lanes, {}
@@ -331,45 +369,31 @@ class ProcessorService(ConsumerService):
         await self.state_batches.send_all(records)  # checkpoints after the states of their partition
 
     def _handle_update(self, rec: ConsumerRecord[bytes, bytes], p: int, out: list[OutRecord]) -> None:
-        pairs: list[tuple[list[str], AssetUpdate]]
         if rec.timestamp != self._ts_ms:  # records of a batch often share their millisecond
             self._ts_ms, self._ts_dt = rec.timestamp, _ts(rec.timestamp)
-        if rec.topic == self.t_mat:
-            ev = decode_materialization(rec.value)
-            if isinstance(ev, MaterializationEvent):  # floe's own event names one asset: the common path
-                if self.obs.custom:
-                    self.obs.input_event(ev)
-                asset = self.registry.resolve(ev.asset)
-                if asset is None:
-                    return  # not monitored by any contract
-                update = update_of_materialization(ev, ev.event_id or f"{rec.topic}:{p}:{rec.offset}")
-                q = partition_for(asset.asset_id, self.partitions)
-                if q == p:
-                    self._apply(asset, update, out)
-                elif not any(k == REROUTED for k, _ in rec.headers or ()):
-                    self._forward(rec, {q: asset.asset_id}, out)
-                return
-            self.obs.input_event(ev)
-            pairs = from_openlineage(ev)
-        else:
-            fallback = f"{rec.topic}:{rec.partition}:{rec.offset}"
-            pairs = [([ident], u) for ident, u in from_commit(decode_commit(rec.value), fallback)]
+        kind = TopicKey.MATERIALIZATIONS if rec.topic == self.t_mat else TopicKey.CATALOG_COMMITS
+        ev, routed = route_update(kind, rec.value, rec.topic, p, rec.offset, self.registry.resolve)
+        if isinstance(ev, OpenLineageRunEvent):
+            self.context.observe_openlineage(ev)  # lineage edges
+        if self.obs.custom and kind == TopicKey.MATERIALIZATIONS:
+            self.obs.input_event(ev)  # custom metrics fed by materializations
+        if not routed or isinstance(ev, OpenLineageRunEvent):  # assets it names that no contract covers
+            missing = unmonitored(ev, len(routed))
+            if missing:
+                self._unmonitored[rec.topic] += missing  # floe_events_unmonitored_total
         forward: dict[int, str] = {}
-        for idents, update in pairs:
-            asset = self._resolve(idents)
-            if asset is None:
-                continue  # not monitored by any contract
-            q = partition_for(asset.asset_id, self.partitions)
-            if q != p:
-                if not any(k == REROUTED for k, _ in rec.headers or ()):
-                    forward.setdefault(q, asset.asset_id)
-                continue
-            self._apply(asset, update, out)
+        n = self.partitions
+        for asset, update in routed:
+            q = partition_for(asset.asset_id, n)
+            if q == p:
+                self._apply(asset, update, out)
+            elif not is_rerouted(rec.headers):
+                forward.setdefault(q, asset.asset_id)
         if forward:
             self._forward(rec, forward, out)
 
     def _apply(self, asset: MonitoredAsset, update: AssetUpdate, out: list[OutRecord]) -> None:
-        self.obs.note_update(asset, update)
+        self.context.note_update(asset, update)
         o = Outputs()
         self.engine.update_into(asset, update, self._ts_dt, o)
         self._emit(o, out)
@@ -381,14 +405,9 @@ class ProcessorService(ConsumerService):
             headers = [*(rec.headers or ()), (REROUTED, aid.encode())]
             out.append(OutRecord(rec.topic, q, aid.encode(), rec.value or b"", headers))
 
-    def _resolve(self, idents: list[str]) -> MonitoredAsset | None:
-        for ident in idents:
-            asset = self.registry.resolve(ident)
-            if asset is not None:
-                return asset
-        return None
-
     def _emit(self, outputs: Outputs, out: list[OutRecord]) -> None:
+        # Hand-inlined per-result loop (locals for attributes, lanes grouped here instead of a helper per
+        # result): once per check result, measured by bench/processor_cpu.py and bench/processor.py.
         n_res = self.out_partitions[self.t_results]
         counts = self._check_counts
         t_results, lanes = self.t_results, self._lanes
@@ -405,10 +424,11 @@ class ProcessorService(ConsumerService):
             counts[(r.check_type, r.status)] += 1
         if not outputs.violations:
             return
-        metrics = instruments()
+        metrics = self.metrics
         n_v = self.out_partitions[self.t_viol]
         for v in outputs.violations:
-            v = self.obs.enrich(v)  # consumers + impact/root-cause context
+            v = self.context.enrich(v)  # consumers + impact/root-cause context
+            self.obs.violation(v)
             key, value, headers = self.obs.encode(v)  # + traceparent of the verdict span
             out.append(OutRecord(self.t_viol, partition_for(v.asset, n_v), key, value, headers))
             if isinstance(v, ViolationData):

@@ -12,36 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.runtime.health import HealthServer
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer
-from floe_stream.runtime.telemetry import track_lag
+from floe_stream.runtime.kafka import (
+    BatchProducer,
+    OutRecord,
+    make_consumer,
+    make_producer,
+    partition_counts,
+    start_producer,
+)
 from floe_stream.settings import Settings
 from floe_stream.telemetry import tracing
+from floe_stream.telemetry.metrics import track_lag
 
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-
-GC_GEN0_THRESHOLD = 50_000
-
-
-def tune_gc() -> None:
-    """Long-lived start-up objects (contracts, registry, clients) leave the collector's view, and young
-    collections run every 50,000 allocations instead of 700. A batch allocates a few objects per record,
-    almost none in cycles; with the default the collector re-scanned the whole heap so often that it took
-    more CPU than the checks (bench/processor.py: ~2× throughput). Idempotent."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -91,6 +85,7 @@ class ConsumerService:
         self.positions: dict[TopicPartition, int] = {}  # next offset to consume, after each commit
         self.lag: dict[TopicPartition, int] = {}  # end offset - position, refreshed every lag_interval_s
         self._lag_at = 0.0
+        self._kafka_ok = False  # set once the consumer has started (readiness)
         track_lag(self)
 
     # --- hooks -----------------------------------------------------------------------------------
@@ -111,6 +106,10 @@ class ConsumerService:
 
     async def idle(self) -> None:
         """Called when a fetch returned nothing."""
+
+    def health_details(self) -> dict[str, Any]:
+        """Informational fields of /readyz (``details``) that do not decide readiness."""
+        return {}
 
     async def readiness(self) -> dict[str, bool]:
         return {"kafka": self.consumer_connected(), "assigned": self.ever_assigned}
@@ -152,35 +151,45 @@ class ConsumerService:
 
     # --- plumbing --------------------------------------------------------------------------------
     def consumer_connected(self) -> bool:
-        client = getattr(self.consumer, "_client", None)
-        return bool(client is not None and client.cluster.brokers())
+        """The consumer started, i.e. bootstrapped against the cluster (what the cached broker list of aiokafka's
+        private client told before: it never empties). Our own bookkeeping, not aiokafka's internals."""
+        return self._kafka_ok
 
     async def produce(self, records: Sequence[OutRecord]) -> None:
         assert self.batch_producer is not None
         await self.batch_producer.send_all(records)
 
     async def start(self) -> None:
+        # before any client asks for them: a consumer's metadata request for a missing topic would let a broker
+        # with auto.create.topics.enable (Apache Kafka's default) create it with the wrong partition count
+        await partition_counts(self.settings.kafka, self.topics)  # ConfigError: "... do not exist: run ..."
         if self.settings.health_port >= 0 and self.health is None:
             self.health = HealthServer(
                 self.settings.health_host,
                 self.settings.health_port,
                 liveness=self.liveness,
                 readiness=self.readiness,
+                details=self.health_details,
             )
             await self.health.start()
         if self.producer is not None:
-            await self.producer.start()
+            await start_producer(self.producer, self.settings.kafka)
         await self.setup()
-        tune_gc()
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.consumer.start()
+        self._kafka_ok = True
 
     def request_stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
         """Run until :meth:`request_stop`; then finish the batch in hand, commit, leave the group."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:  # a refused start-up (ConfigError) closes its clients: its one line stays alone
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
         stop = asyncio.ensure_future(self._stopping.wait())
         try:
             max_records = self.settings.kafka.max_batch_records

@@ -1,6 +1,8 @@
-"""The alerts configuration file (YAML, path in ``FLOE_ALERTS__CONFIG_FILE``): channels, routes, policy.
+"""The alerts routing: channels, routes, policy. Given either inline in the settings (the ``alerts:`` section of
+``FLOE_CONFIG_FILE``, or ``FLOE_ALERTS__ROUTES`` etc.) or as a separate YAML file (``alerts.config_file``,
+``FLOE_ALERTS__CONFIG_FILE``) — not both. Neither: no routes, the sink delivers nothing and says so.
 
-Example::
+Example (the separate file, or the same keys under ``alerts:`` in FLOE_CONFIG_FILE)::
 
     policy: {dedup_window_s: 1800, rate_limit: {max_alerts: 10, per_s: 3600}, group_wait_s: 2, group_by: asset}
     channels:
@@ -32,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from floe_stream.settings import ConfigError
+from floe_stream.settings import CONFIG_FILE_ENV, AlertsSettings, ConfigError
 from floe_stream.topics.enums import Severity
 
 MATCH_KEYS = frozenset(
@@ -179,9 +181,28 @@ def parse_config(raw: Any, source: str = "alerts config") -> AlertsConfig:
         raise ConfigError(f"invalid alerts configuration {source}: {problems}") from None
 
 
+def resolve_config(alerts: AlertsSettings, config_file: Path | None = None) -> AlertsConfig:
+    """The routing of the settings: the separate file (``alerts.config_file``) or the inline keys; an empty
+    :class:`AlertsConfig` (no channels, no routes) when neither is given."""
+    inline = alerts.inline_routing()
+    if alerts.config_file is not None:
+        if inline:
+            raise ConfigError(
+                f"alerts routing is given twice: alerts.config_file ({alerts.config_file}) and "
+                f"alerts.{'/'.join(inline)}; keep one"
+            )
+        return load_config(alerts.config_file)
+    where = (
+        f"(alerts section of {CONFIG_FILE_ENV}={config_file} or FLOE_ALERTS__*)"
+        if config_file
+        else ("(FLOE_ALERTS__*)")
+    )
+    return parse_config(inline, where)
+
+
 def load_config(path: Path | None) -> AlertsConfig:
     if path is None:
-        raise ConfigError("the alerts sink needs a configuration file: set FLOE_ALERTS__CONFIG_FILE")
+        raise ConfigError("no alerts configuration file given: set FLOE_ALERTS__CONFIG_FILE")
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except OSError as exc:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from floe_stream.runtime.database import create_pool
 from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer, partition_counts
 from floe_stream.settings import Settings
-from floe_stream.sinks.alerts.config import AlertsConfig, load_config
+from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
 from floe_stream.sinks.alerts.delivery import Dispatcher
 from floe_stream.sinks.alerts.model import DeadLetter, Notification
 from floe_stream.sinks.alerts.sink import build_channels
@@ -40,7 +40,7 @@ class ReplayReport:
 
 
 async def replay_dead_letters(settings: Settings, config: AlertsConfig | None = None) -> ReplayReport:
-    config = config if config is not None else load_config(settings.alerts.config_file)
+    config = config if config is not None else resolve_config(settings.alerts, settings.config_file)
     k = settings.kafka
     topic = topic_name(k.topic_prefix, TopicKey.ALERTS_DLQ)
     partitions = (await partition_counts(k, [topic]))[topic]

@@ -28,7 +28,7 @@ from floe_stream.runtime.telemetry import instruments
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.sinks.alerts import router
 from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_types
-from floe_stream.sinks.alerts.config import AlertsConfig, load_config
+from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
 from floe_stream.sinks.alerts.delivery import Dispatcher, StopDelivery
 from floe_stream.sinks.alerts.metrics import alert_instruments
 from floe_stream.sinks.alerts.model import Alert, DeadLetter, Notification
@@ -38,6 +38,11 @@ from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.violation import decode_violation
 
 log = logging.getLogger(__name__)
+
+NO_ROUTES = (
+    "no alert routes configured: violations are consumed but nothing will be delivered "
+    "(set alerts.channels and alerts.routes in FLOE_CONFIG_FILE, or FLOE_ALERTS__CONFIG_FILE)"
+)
 
 
 def build_channels(config: AlertsConfig, http: httpx.AsyncClient, public_url: str) -> dict[str, Channel]:
@@ -78,11 +83,7 @@ def contract_overrides(registry: ContractRegistry | None, channels: set[str]) ->
         return out
     problems = []
     for asset in registry.assets():
-        try:
-            ov = router.contract_override(asset.overrides)
-        except ValueError as exc:
-            problems.append(f"contract {asset.contract_id} ({asset.asset_id}): {exc}")
-            continue
+        ov = asset.floe.alerts  # typed and validated when the contract loaded
         if ov is None:
             continue
         unknown = [c for c in ov.channels if c not in channels]
@@ -112,10 +113,12 @@ class AlertSink(ConsumerService):
         self.t_viol = topic_name(k.topic_prefix, TopicKey.VIOLATIONS)
         self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
         self.t_alerts_dlq = topic_name(k.topic_prefix, TopicKey.ALERTS_DLQ)
-        self.config = config if config is not None else load_config(settings.alerts.config_file)
+        self.config = config if config is not None else resolve_config(settings.alerts, settings.config_file)
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.channels = build_channels(self.config, self.http, settings.alerts.public_url)
         self.overrides = contract_overrides(registry, set(self.channels))
+        if not self.delivering:
+            log.warning("sink-alerts: %s", NO_ROUTES)
         super().__init__(settings, [self.t_viol], f"{k.group_prefix}-sink-alerts")
         self.pool = pool
         self._own_pool = pool is None
@@ -127,6 +130,21 @@ class AlertSink(ConsumerService):
         self.alerts_seen = 0
         self.delivered = 0
         self.dead_lettered = 0
+
+    @property
+    def delivering(self) -> bool:
+        """Whether any violation can reach a channel (a route, or a contract's floe.alerts override)."""
+        return bool(self.config.routes) or any(ov.channels for ov in self.overrides.values())
+
+    def health_details(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "routes": len(self.config.routes),
+            "channels": sorted(self.channels),
+            "delivering": self.delivering,
+        }
+        if not self.delivering:
+            info["reason"] = NO_ROUTES
+        return {"alerts": info}
 
     @property
     def policy(self) -> Any:

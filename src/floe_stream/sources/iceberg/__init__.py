@@ -1,7 +1,7 @@
-"""Iceberg catalog watcher: one catalog-commit event per new snapshot of every watched table."""
+"""Iceberg catalog adapters: read table metadata, turn new snapshots into catalog-commit events. The
+deployable that polls and produces them is :mod:`floe_stream.runtime.iceberg_watcher`."""
 
 from floe_stream.sources.iceberg.coverage import CoverageReport, coverage
 from floe_stream.sources.iceberg.snapshots import TableMark, new_events
-from floe_stream.sources.iceberg.watcher import IcebergWatcher, PollStats
 
-__all__ = ["CoverageReport", "IcebergWatcher", "PollStats", "TableMark", "coverage", "new_events"]
+__all__ = ["CoverageReport", "TableMark", "coverage", "new_events"]

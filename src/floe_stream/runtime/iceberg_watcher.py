@@ -24,11 +24,11 @@ from aiokafka.structs import TopicPartition
 
 from floe_stream.runtime.health import HealthServer
 from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer, partition_counts
-from floe_stream.runtime.partitioning import partition_for
 from floe_stream.settings import Settings
 from floe_stream.sources.iceberg.catalog import list_tables, load_metadata, open_catalog
 from floe_stream.sources.iceberg.snapshots import TableMark, new_events
 from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
 

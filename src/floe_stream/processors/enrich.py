@@ -1,0 +1,115 @@
+"""Violation enrichment, a pure step between the engine and the output: declared and lineage consumers,
+impact, upstream root-cause context and the asset's recent history (:mod:`floe_stream.processors.context`),
+looked up through the contract registry and the engine's states.
+
+It also keeps what this instance shares with the others through the compacted ``lineage`` topic — the
+lineage edges it learnt and the open episodes of the assets it owns — and applies what they share
+(:meth:`ViolationEnricher.apply_shared`); the topic itself is read and written by
+:mod:`floe_stream.runtime.lineage_view`. No I/O here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from pydantic import ValidationError
+
+from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.processors.context import ImpactContext, OpenIssue, identifiers, open_issues
+from floe_stream.processors.model import AssetState, AssetUpdate
+from floe_stream.topics.lineage import AssetHealth, LineageEdge, OpenEpisodeSummary
+from floe_stream.topics.materialization import OpenLineageRunEvent
+from floe_stream.topics.violation import ResolvedData, ViolationData
+
+log = logging.getLogger(__name__)
+
+Shared = LineageEdge | AssetHealth
+
+
+class ViolationEnricher:
+    def __init__(self, registry: ContractRegistry, states: Mapping[str, AssetState] | None = None) -> None:
+        self.registry = registry
+        self.states: Mapping[str, AssetState] = states if states is not None else {}
+        """The per-asset states of the engine this processor runs (read, never changed)."""
+        self.impact = ImpactContext()
+        self.remote_health: dict[str, list[OpenIssue]] = {}
+        """Open issues of assets owned by other instances, as they published them."""
+        self.touched: set[str] = set()
+        self._pending: list[Shared] = []
+        self._published_health: dict[str, list[OpenEpisodeSummary]] = {}
+
+    # --- inputs -------------------------------------------------------------------------------------------
+    def observe_openlineage(self, ev: OpenLineageRunEvent) -> None:
+        """Learn the run's lineage edges (shared after the batch)."""
+        for job, ds, direction in self.impact.observe_openlineage(ev):
+            self._pending.append(LineageEdge(job=job, dataset=ds, direction=direction))  # type: ignore[arg-type]
+
+    def note_update(self, asset: MonitoredAsset, update: AssetUpdate) -> None:
+        self.impact.note_update(
+            asset.asset_id, update.updated_at, update.event_id, update.row_count, update.run_id, update.job
+        )
+
+    # --- the step -------------------------------------------------------------------------------------------
+    def upstream_health(self, dataset_id: str) -> tuple[str, Sequence[OpenIssue]] | None:
+        for ident in identifiers(dataset_id):
+            asset = self.registry.resolve(ident)
+            if asset is None:
+                continue
+            st = self.states.get(asset.asset_id)
+            if st is not None:  # owned here: the live state
+                return asset.asset_id, open_issues(st.open)
+            return asset.asset_id, self.remote_health.get(asset.asset_id, [])  # owned elsewhere: as published
+        return None
+
+    def enrich(self, v: ViolationData | ResolvedData) -> ViolationData | ResolvedData:
+        """``v`` with consumers and impact / root-cause context (a resolve passes unchanged)."""
+        self.touched.add(v.asset)  # its open episodes changed: publish its health after the batch
+        if not isinstance(v, ViolationData):
+            return v
+        asset = self.registry.get(v.asset)
+        idents = [v.asset]
+        declared: Sequence[str] = ()
+        if asset is not None:
+            idents.extend(asset.aliases)
+            declared = asset.consumers
+        return self.impact.enrich_violation(
+            v,
+            declared_consumers=declared,
+            asset_identifiers=idents,
+            upstream_health=self.upstream_health,
+            now=v.detected_at,
+        )
+
+    # --- shared with the other instances ----------------------------------------------------------------
+    def take_shared(self) -> list[Shared]:
+        """End of a batch: the edges learnt and the health of every touched asset that changed."""
+        for aid in self.touched:
+            st = self.states.get(aid)
+            issues = open_issues(st.open) if st is not None else []
+            summary = [
+                OpenEpisodeSummary(check_type=i.check_type, severity=i.severity, since=i.since)
+                for i in issues
+            ]
+            if self._published_health.get(aid) == summary:
+                continue  # unchanged: nothing to tell the other instances
+            self._published_health[aid] = summary
+            self._pending.append(AssetHealth(asset=aid, open=summary))
+        self.touched.clear()
+        pending, self._pending = self._pending, []
+        return pending
+
+    def apply_shared(self, key: bytes | None, value: bytes | None) -> None:
+        """One record of the lineage topic (another instance's edge or health)."""
+        if not key or not value:
+            return
+        try:
+            if key.startswith(b"edge:"):
+                e = LineageEdge.model_validate_json(value)
+                self.impact.lineage.add_edge(e.job, e.dataset, e.direction)
+            elif key.startswith(b"health:"):
+                h = AssetHealth.model_validate_json(value)
+                self.remote_health[h.asset] = [OpenIssue(o.check_type, o.severity, o.since) for o in h.open]
+        except ValidationError as exc:
+            log.debug("lineage view: skipping bad record %r: %s", key, exc)
