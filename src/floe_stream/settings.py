@@ -233,7 +233,12 @@ class OpenLineageSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transport: Literal["http", "kafka", "file", "console"] = "console"
+    transport: Literal["http", "kafka", "file", "console", "openlineage"] = Field(
+        default="console",
+        description="openlineage: openlineage-python's own transports, configured as every OpenLineage client is "
+        "(openlineage.yml / OPENLINEAGE_CONFIG, OPENLINEAGE_URL, OPENLINEAGE__TRANSPORT__*: http, async http, "
+        "kafka, file, console, composite and the cloud ones)",
+    )
     url: str = Field(default="http://127.0.0.1:5000", description="http: Marquez base URL")
     endpoint: str = Field(default="api/v1/lineage", description="http: path below url")
     api_key: SecretStr | None = Field(default=None, description="http: sent as 'Authorization: Bearer …'")
