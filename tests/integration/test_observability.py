@@ -45,7 +45,7 @@ from floe_stream.topics import (
 )
 from floe_stream.topics.catalog import topic_name
 from floe_stream.topics.violation import encode_violation
-from tests.conftest import REPO, SHARED, wait_for
+from tests.conftest import OPENLINEAGE_SCHEMAS, REPO, wait_for
 from tests.integration.helpers import Running, floe_env, publish, start_floe, stop_process, violations
 
 pytestmark = [pytest.mark.kafka]
@@ -320,7 +320,7 @@ async def test_one_trace_from_commit_through_processor_to_a_sink_process(
         # what the sink wrote validates against the official OpenLineage schema and our facet
         schemas = LineageSchemas(
             [
-                *sorted((SHARED / "schemas" / "openlineage").rglob("*.json")),
+                *sorted(OPENLINEAGE_SCHEMAS.rglob("*.json")),
                 REPO / "topics" / "ContractViolationRunFacet.json",
             ]
         )

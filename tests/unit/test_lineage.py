@@ -23,7 +23,7 @@ from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import decode_violation, encode_violation
 
 REPO = Path(__file__).resolve().parents[2]
-OL_SCHEMAS = REPO.parent / "shared" / "schemas" / "openlineage"
+OL_SCHEMAS = REPO / "tests" / "fixtures" / "schemas" / "openlineage"
 FACET_FILE = REPO / "topics" / "ContractViolationRunFacet.json"
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CFG = OpenLineageSettings()
