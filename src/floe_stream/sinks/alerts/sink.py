@@ -140,6 +140,9 @@ class AlertSink(ConsumerService):
         """Whether any violation can reach a channel (a route, or a contract's floe.alerts override)."""
         return bool(self.config.routes) or any(ov.channels for ov in self.overrides.values())
 
+    def stall_allowance_s(self) -> float:
+        return float(self.policy.group_wait_s)  # one turn collects for the group wait before handling
+
     def health_details(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "routes": len(self.config.routes),
