@@ -120,8 +120,15 @@ class ConsumerService:
         fetch = (FETCH_TIMEOUT_MS + self.settings.kafka.fetch_max_wait_ms) / 1000
         return fetch + self.settings.health_stall_s + self.stall_allowance_s()
 
+    def still_working(self) -> None:
+        """A handler that deliberately waits (retrying a write while its database or transport is down, offsets
+        held) calls this on every attempt: it is not stuck, and restarting it would not help. /readyz says it is
+        degraded; /healthz stays 200."""
+        with contextlib.suppress(RuntimeError):
+            self._fetched_at = asyncio.get_running_loop().time()
+
     def fetch_age_s(self) -> float:
-        """Seconds since the consume loop last completed a fetch (or since start-up)."""
+        """Seconds since the consume loop last completed a fetch (or since start-up, or :meth:`still_working`)."""
         if self._fetched_at is None:
             return 0.0
         return asyncio.get_running_loop().time() - self._fetched_at
