@@ -398,7 +398,9 @@ async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
         await producer.stop()
         await wait_for(lambda: sink.degraded, timeout=20)
         await asyncio.sleep(sink.stall_bound_s() + 0.5)  # its handler is retrying the write, beyond the bound
-        assert (await get(port, "/healthz")).status_code == 200  # alive (still_working), a restart would not help
+        assert (
+            await get(port, "/healthz")
+        ).status_code == 200  # alive (still_working), a restart would not help
         assert all(
             [
                 await sink.consumer.committed(tp) is None
