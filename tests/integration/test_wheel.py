@@ -1,7 +1,7 @@
 """Built, not editable: the wheel, installed into a fresh venv outside the repository, runs against the test broker
 and database — so a file missing from the package (migrations, schemas, ...) fails here, not in a deployment.
 
-The venv is created without pip and the wheel installed with the repository venv's pip (``--python``), its
+The wheel is built from a copy of the repository's files as a clone has them. The venv is created without pip and the wheel installed with the repository venv's pip (``--python``), its
 dependencies resolved from the index through the pip cache (``--no-compile`` to keep it short). Every command runs
 with its working directory outside the repository.
 """
@@ -46,7 +46,16 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert REPO not in base.parents
     started = time.monotonic()
     pip = [sys.executable, "-m", "pip"]
-    run([*pip, "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(REPO)], cwd=base)
+    # Built from the repository's files as a clone has them (tracked or not ignored): no stale build/ or
+    # *.egg-info/ of the editable install, whose SOURCES.txt would slip files into the wheel that a clean
+    # build leaves out.
+    tree = base / "tree"
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO)
+    for rel in filter(None, listed.split("\0")):
+        if (REPO / rel).is_file():
+            (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, tree / rel)
+    run([*pip, "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(tree)], cwd=base)
     (wheel,) = (base / "dist").glob("floe_stream-*.whl")
     built = time.monotonic()
     venv = base / "venv"
