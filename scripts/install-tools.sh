@@ -10,3 +10,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 if [ -f scripts/install-helm.sh ]; then bash scripts/install-helm.sh; fi
+bash scripts/install-kafka.sh  # Apache Kafka (KRaft) from Maven Central into .tools/kafka

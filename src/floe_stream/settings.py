@@ -75,6 +75,18 @@ class KafkaSettings(BaseModel):
     )
     linger_ms: int = Field(default=5, ge=0)
     max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_record_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        description="the largest input value the processor evaluates: a bigger one is dead-lettered (reason "
+        "'record too large', its first 64 KiB kept, the original size in the floe-dlq-truncated header) so that "
+        "the DLQ copy fits Apache Kafka's default message.max.bytes (1,048,588)",
+    )
+    enable_idempotence: bool = Field(
+        default=False,
+        description="idempotent producers (no duplicate on a producer retry); turn on for Apache Kafka and "
+        "other brokers with InitProducerId — Tansu 0.6 fails it, and floe's effects are idempotent by id anyway",
+    )
 
     def client_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments shared by aiokafka producers, consumers and admin clients."""

@@ -82,9 +82,12 @@ def parse_age(text: str) -> timedelta:
 @click.option("--fail-under", type=click.FloatRange(0, 100), default=None, metavar="PCT",
               help=f"exit {EXIT_BELOW_TARGET} when any asset/check compliance is below PCT")  # fmt: skip
 @click.option("--as-of", default=None, help="ISO 8601 end of the window (default: now)")
+@click.option("--response", is_flag=True,
+              help="only floe's response: timeToDetect / timeToNotify / timeToRepair per asset vs the contracts' "
+                   "targets (FLOE_CONTRACTS_DIR)")  # fmt: skip
 def sla_report(
     contract: str | None, asset: str | None, owner: str | None, team: str | None, window: str, by: str,
-    fmt: str, output: Path | None, fail_under: float | None, as_of: str | None,
+    fmt: str, output: Path | None, fail_under: float | None, as_of: str | None, response: bool,
 ) -> None:  # fmt: skip
     """SLA compliance per asset and check type, with trends, from the PostgreSQL history."""
     from floe_stream.reporting.compliance import build_report
@@ -98,6 +101,9 @@ def sla_report(
             raise click.BadParameter(f"{as_of!r} is not an ISO 8601 time", param_hint="--as-of") from None
         end = end if end.tzinfo else end.replace(tzinfo=UTC)
     settings = _settings()
+    if response:
+        _response_report(settings, window, end, asset, fmt, output)
+        return
     report = _with_conn(
         settings,
         lambda conn: build_report(
@@ -131,6 +137,37 @@ def sla_report(
         if low is not None and low[2] < fail_under:
             click.echo(f"below target: {low[0]} {low[1]} at {low[2]:.2f}% < {fail_under:.2f}%", err=True)
             sys.exit(EXIT_BELOW_TARGET)
+
+
+def _response_report(
+    settings: Settings, window: str, end: datetime | None, asset: str | None, fmt: str, output: Path | None
+) -> None:
+    """``floe sla report --response`` (issue 15.1): a separate section, computed by reporting/response.py."""
+    import dataclasses
+    import json
+
+    from floe_stream.contracts.loader import load_directory
+    from floe_stream.reporting.response import fetch_response_rows, render_response, summarize_response
+
+    stop = end or datetime.now(UTC)
+    start = stop - parse_age(window)
+    contracts, _ = load_directory(settings.contracts_dir) if settings.contracts_dir.is_dir() else ([], [])
+    targets = {a.asset_id: a.response for c in contracts for a in c.assets if a.response is not None}
+    rows = _with_conn(
+        settings, lambda conn: fetch_response_rows(conn, start, stop, [asset] if asset else None)
+    )
+    stats = summarize_response(rows, targets)
+    if fmt == "json":
+        text = json.dumps(
+            [{**dataclasses.asdict(x), "compliance_pct": x.compliance_pct} for x in stats], indent=2
+        )
+    else:
+        text = render_response(stats)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
 
 
 # --- floe db prune / rebuild-aggregates ---------------------------------------------------------------

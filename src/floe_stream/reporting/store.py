@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -503,26 +502,6 @@ async def daily_prune(conn: asyncpg.Connection, now: datetime, retention_days: i
 
 
 # --- contracts ------------------------------------------------------------------------------------------
-_SIMPLE_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def _interval(value: object) -> float | None:
-    if isinstance(value, int | float) and value > 0:
-        return float(value)
-    if isinstance(value, str):
-        m = _SIMPLE_DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNIT_S[m.group(2).lower()]
-        from floe_stream.contracts.loader import duration_seconds
-
-        try:
-            return duration_seconds(value)
-        except ValueError:
-            return None
-    return None
-
-
 def expected_intervals(asset: MonitoredAsset) -> dict[str, float]:
     """Seconds between expected checks per check type the asset has (coverage = executed / expected)."""
     out: dict[str, float] = {}
@@ -534,12 +513,7 @@ def expected_intervals(asset: MonitoredAsset) -> dict[str, float]:
         out["quality"] = DEFAULT_INTERVALS_S["quality"]
     if asset.availability is not None:
         out["availability"] = DEFAULT_INTERVALS_S["availability"]
-    overrides = asset.overrides.get("intervals")
-    if isinstance(overrides, dict):
-        for k, v in overrides.items():
-            secs = _interval(v)
-            if secs:
-                out[str(k)] = secs
+    out.update(asset.floe.intervals)  # typed and validated (seconds) when the contract loaded
     return out
 
 
