@@ -251,6 +251,9 @@ class ChecksSettings(CheckPolicy):
         return CheckPolicy.model_validate({k: getattr(self, k) for k in CheckPolicy.model_fields})
 
 
+DEFAULT_TARGETS = {"freshness": 99.0, "availability": 99.5, "schema_drift": 99.0, "quality": 95.0}
+
+
 class HistorySettings(BaseModel):
     """SLA history in PostgreSQL: raw retention (aggregates and episodes are kept forever)."""
 
@@ -262,6 +265,13 @@ class HistorySettings(BaseModel):
     )
     register_contracts: bool = Field(
         default=True, description="the sink registers FLOE_CONTRACTS_DIR at start"
+    )
+    default_targets: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TARGETS),
+        description="compliance target (%) per check type when the contract states none (floe sla report)",
+    )
+    at_risk_budget_pct: float = Field(
+        default=25.0, ge=0, le=100, description="error budget left (%) under which a pair is 'at risk'"
     )
 
 

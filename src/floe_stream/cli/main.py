@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from floe_stream.cli.errors import FloeGroup
 from floe_stream.settings import ConfigError, Settings, load_settings
 
 
@@ -29,7 +30,7 @@ def _run(coro: Any) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+@click.group(cls=FloeGroup)
 @click.version_option(package_name="floe-stream")
 def main() -> None:
     """floe-stream: real-time data-contract monitor."""
@@ -167,7 +168,7 @@ def publish_materialization(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except PublishError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc} (FLOE_KAFKA__BOOTSTRAP_SERVERS)") from None
     finally:
         client.close()
     click.echo(ev.model_dump_json(exclude_none=True))
@@ -187,7 +188,7 @@ def publish_commit(file: Any) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except PublishError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc} (FLOE_KAFKA__BOOTSTRAP_SERVERS)") from None
     finally:
         client.close()
     click.echo(ev.model_dump_json(by_alias=True, exclude_none=True))
@@ -236,7 +237,8 @@ def topics_create() -> None:
 
 
 @topics.command("schemas")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("topics"), show_default=True)
+@click.option("--output", "-o", "--out", "out", type=click.Path(path_type=Path), default=Path("topics"),
+              show_default=True, help="folder (--out: the old name)")  # fmt: skip
 def topics_schemas(out: Path) -> None:
     """Write the JSON Schema of every topic's payload (for publishers and subscribers) and asyncapi.yaml."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -248,9 +250,8 @@ def topics_schemas(out: Path) -> None:
 
 
 @topics.command("asyncapi")
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("topics/asyncapi.yaml"), show_default=True
-)
+@click.option("--output", "-o", "--out", "out", type=click.Path(path_type=Path),
+              default=Path("topics/asyncapi.yaml"), show_default=True, help="file (--out: the old name)")  # fmt: skip
 def topics_asyncapi(out: Path) -> None:
     """Write the AsyncAPI 3.0 document of every topic (channels, messages, keys, headers)."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -296,10 +297,6 @@ def contracts_retire(contract_ids: tuple[str, ...]) -> None:
 def contracts_lint(paths: tuple[Path, ...]) -> None:
     """Validate the contracts in PATHS (folders, searched recursively, or files; default: the current
     folder); exit 1 on any error, including when no contract file is found.
-
-    \b
-    Example:
-      floe contracts lint contracts/ extra/orders.odcs.yaml
     """
     from floe_stream.contracts.lint import lint_paths
     from floe_stream.probes.targets import probe_problems
@@ -325,10 +322,6 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
     """For each asset of the contracts in PATHS: every check floe runs with its resolved thresholds,
     severities and overrides, and for every SLA property and quality rule the check that evaluates it or
     why it cannot be evaluated.
-
-    \b
-    Example:
-      floe contracts explain contracts/sales-orders.odcs.yaml
     """
     import json
 
@@ -389,12 +382,8 @@ def _coverage_seen(settings: Settings, registry: Any, window: str, fmt: str) -> 
               help="instead of the catalog: assets the input topics talked about in the last WINDOW (e.g. 1h, "
                    "7d) that no contract covers")  # fmt: skip
 def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bool, seen: str | None) -> None:
-    """Catalog tables covered by a contract, and contracts whose table is not in the catalog (FLOE_SOURCES__ICEBERG__*).
-
-    \b
-    Example:
-      floe contracts coverage --seen 24h     # assets with traffic but no contract
-    """
+    """Catalog tables covered by a contract, and contracts whose table is not in the catalog (FLOE_SOURCES__ICEBERG__*);
+    with --seen, the assets with traffic but no contract."""
     from floe_stream.contracts.loader import load_directory
     from floe_stream.contracts.registry import ContractRegistry
     from floe_stream.sources.iceberg.catalog import list_tables, open_catalog
@@ -488,6 +477,15 @@ def _register_alert_commands() -> None:
 
 
 _register_alert_commands()
+
+
+def _attach_examples() -> None:
+    from floe_stream.cli.examples import attach_examples
+
+    attach_examples(main)  # every --help ends with examples (cli/examples.py)
+
+
+_attach_examples()
 
 if __name__ == "__main__":
     main()

@@ -162,6 +162,27 @@ class FloeExtension(BaseModel):
     timezone: str | None = Field(default=None, description="IANA zone of schedules; None = UTC")
     updates: UpdateSettings = UpdateSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    slo: dict[str, float] = Field(default_factory=dict, description="compliance target % per check type")
+
+    @field_validator("slo", mode="before")
+    @classmethod
+    def _slo(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"must be a mapping of check type to a percentage, got {value!r}")
+        out: dict[str, float] = {}
+        for key, raw in value.items():
+            pct = raw.strip().removesuffix("%").strip() if isinstance(raw, str) else raw
+            try:
+                number = float(pct)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key}: must be a percentage like 99 or '99.5%', got {raw!r}") from None
+            number = number * 100 if 0 < number <= 1 else number  # 0.995 reads as a ratio: 99.5 %
+            if isinstance(raw, bool) or not (0 < number <= 100):
+                raise ValueError(f"{key}: must be a percentage in (0, 100], got {raw!r}")
+            out[str(key)] = number
+        return out
 
     @field_validator("asset", mode="before")
     @classmethod

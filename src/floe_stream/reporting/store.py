@@ -517,6 +517,18 @@ def expected_intervals(asset: MonitoredAsset) -> dict[str, float]:
     return out
 
 
+def sla_targets(asset: MonitoredAsset) -> dict[str, dict[str, Any]]:
+    """Compliance targets (%) the contract itself states, per check type: the availability SLA
+    (``availability: 99.5%``) and the SLO objectives of the ``floe`` property (``slo: {freshness: 99, quality:
+    "95%"}``). Check types without one are judged against the configured default (FLOE_HISTORY__DEFAULT_TARGETS)."""
+    out: dict[str, dict[str, Any]] = {}
+    if asset.availability is not None:
+        out["availability"] = {"pct": round(asset.availability.target_ratio * 100, 6), "source": "contract"}
+    for k, pct in asset.floe.slo.items():  # typed and validated (0–100) when the contract loaded
+        out[k] = {"pct": pct, "source": "slo"}
+    return out
+
+
 async def register_contracts(
     conn: asyncpg.Connection, contracts: Iterable[LoadedContract], *, by: str = "cli"
 ) -> tuple[int, int]:
@@ -533,16 +545,16 @@ async def register_contracts(
             n_c += 1
             rows = [
                 (a.asset_id, a.contract_id, a.contract_version, a.contract_name, a.owner, a.team, a.domain,
-                 json.dumps(expected_intervals(a)))
+                 json.dumps(expected_intervals(a)), json.dumps(sla_targets(a)))
                 for a in c.assets
             ]  # fmt: skip
             await conn.executemany(
                 "INSERT INTO contract_assets (asset, contract_id, contract_version, contract_name, owner, team, "
-                "domain, expected_intervals) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) "
+                "domain, expected_intervals, targets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb) "
                 "ON CONFLICT (asset) DO UPDATE SET contract_id = EXCLUDED.contract_id, "
                 "contract_version = EXCLUDED.contract_version, contract_name = EXCLUDED.contract_name, "
                 "owner = EXCLUDED.owner, team = EXCLUDED.team, domain = EXCLUDED.domain, "
-                "expected_intervals = EXCLUDED.expected_intervals, updated_at = now()",
+                "expected_intervals = EXCLUDED.expected_intervals, targets = EXCLUDED.targets, updated_at = now()",
                 rows,
             )
             n_a += len(rows)

@@ -92,10 +92,33 @@ def make_consumer(
     return AIOKafkaConsumer(*topics, **kw)
 
 
+async def start_client(client: Any) -> None:
+    """``client.start()``; when the broker is unreachable, close the client before raising (no "Unclosed
+    AIOKafka…" noise after the one-line error) and raise :class:`KafkaUnavailable` naming the setting."""
+    try:
+        await client.start()
+    except BaseException as exc:
+        closer = getattr(client, "stop", None) or client.close
+        with contextlib.suppress(Exception):
+            await closer()
+        if isinstance(exc, KafkaError | OSError):
+            inner = getattr(client, "_client", None) or getattr(client, "client", None)
+            hosts = getattr(inner, "hosts", None) or []
+            where = ",".join(f"{h[0]}:{h[1]}" for h in hosts) or "the bootstrap servers"
+            raise KafkaUnavailable(
+                f"cannot reach Kafka at {where} (FLOE_KAFKA__BOOTSTRAP_SERVERS): {type(exc).__name__}"
+            ) from None
+        raise
+
+
+class KafkaUnavailable(Exception):
+    """The broker cannot be reached; the message names the bootstrap servers and the setting."""
+
+
 async def ensure_topics(cfg: KafkaSettings, keys: Sequence[TopicKey] | None = None) -> list[str]:
     """Create floe's topics (idempotent). Returns the names created."""
     admin = AIOKafkaAdminClient(**cfg.client_kwargs(), client_id=f"{cfg.client_id}-admin")
-    await admin.start()
+    await start_client(admin)
     created: list[str] = []
     try:
         existing = set(await admin.list_topics())
@@ -236,7 +259,7 @@ async def existing_partition_counts(cfg: KafkaSettings, topics: Sequence[str]) -
     """Partition count of each of ``topics`` that exists (a missing one is left out), from the cluster's
     metadata through the admin client (never a consumer's private client)."""
     admin = AIOKafkaAdminClient(**cfg.client_kwargs(), client_id=f"{cfg.client_id}-admin")
-    await admin.start()
+    await start_client(admin)
     try:
         existing = set(await admin.list_topics())
         present = [t for t in topics if t in existing]
