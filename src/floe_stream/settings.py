@@ -463,6 +463,17 @@ class Settings(BaseSettings):
     health_port: int = Field(
         default=8080, ge=-1, le=65535, description="0 = any free port, -1 = no HTTP server"
     )
+    health_stall_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="/healthz turns 503 when the consume loop has not completed a fetch for this long, beyond the "
+        "fetch's own wait (docs/OBSERVABILITY.md)",
+    )
+    health_loop_lag_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="/healthz turns 503 when the event loop is blocked for longer than this",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 

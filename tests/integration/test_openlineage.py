@@ -24,7 +24,7 @@ from floe_stream.topics import ResolvedData, Severity, TopicKey, ViolationData
 from floe_stream.topics.catalog import topic_name
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import encode_violation
-from tests.conftest import REPO, SHARED, wait_for
+from tests.conftest import OPENLINEAGE_SCHEMAS, REPO, wait_for
 from tests.integration.helpers import Running, read_all
 
 pytestmark = [pytest.mark.kafka]
@@ -37,8 +37,7 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 def schemas() -> LineageSchemas:
     return LineageSchemas(
         [
-            *sorted((SHARED / "schemas" / "openlineage").rglob("*.json")),
-            *sorted((REPO / "tests" / "fixtures" / "schemas" / "openlineage").rglob("*.json")),
+            *sorted(OPENLINEAGE_SCHEMAS.rglob("*.json")),
             REPO / "topics" / "ContractViolationRunFacet.json",
         ]
     )

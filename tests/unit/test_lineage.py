@@ -23,18 +23,15 @@ from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import decode_violation, encode_violation
 
 REPO = Path(__file__).resolve().parents[2]
-OL_SCHEMAS = REPO.parent / "shared" / "schemas" / "openlineage"
+OL_SCHEMAS = REPO / "tests" / "fixtures" / "schemas" / "openlineage"
 FACET_FILE = REPO / "topics" / "ContractViolationRunFacet.json"
-FIXTURE_SCHEMAS = REPO / "tests" / "fixtures" / "schemas" / "openlineage"  # TestRunFacet (not in ../shared)
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CFG = OpenLineageSettings()
 
 
 @pytest.fixture(scope="module")
 def schemas() -> LineageSchemas:
-    return LineageSchemas(
-        [*sorted(OL_SCHEMAS.rglob("*.json")), *sorted(FIXTURE_SCHEMAS.rglob("*.json")), FACET_FILE]
-    )
+    return LineageSchemas([*sorted(OL_SCHEMAS.rglob("*.json")), FACET_FILE])
 
 
 def asset(**kw: object) -> MonitoredAsset:

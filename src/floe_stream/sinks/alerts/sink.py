@@ -136,6 +136,11 @@ class AlertSink(ConsumerService):
         """Whether any violation can reach a channel (a route, or a contract's floe.alerts override)."""
         return bool(self.config.routes) or any(ov.channels for ov in self.overrides.values())
 
+    def stall_allowance_s(self) -> float:
+        # one turn collects for the group wait, then delivers within the slowest channel's retry budget
+        budgets = [ch.config.budget_s() for ch in self.channels.values()]
+        return float(self.policy.group_wait_s) + max(budgets, default=0.0)
+
     def health_details(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "routes": len(self.config.routes),

@@ -195,5 +195,6 @@ class OpenLineageSink(ConsumerService):
                     delay,
                     exc,
                 )
+                self.still_working()  # alive (/healthz 200), not ready: a restart would not bring the transport back
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -146,6 +146,7 @@ class PostgresSink(ConsumerService):
                 if self._stopping.is_set():
                     raise
                 log.warning("database unavailable, retrying in %.1fs (offsets not committed): %s", delay, exc)
+                self.still_working()  # alive (/healthz 200), not ready: a restart would not bring the database back
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
