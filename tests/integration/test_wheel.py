@@ -94,6 +94,17 @@ async def test_the_installed_wheel_migrates_and_runs_the_processor(
     assert f"version {version('floe-stream')}" in run(
         [floe, "--version"], cwd=work, env=venv_env(wheel_venv, dict(os.environ))
     )
+    # `floe dev` outside a clone falls back to the example contracts shipped inside the wheel
+    code = "from floe_stream.runtime.dev import _examples_dir as d; print(d().resolve())"
+    shipped = Path(
+        run(
+            [str(wheel_venv / "bin" / "python"), "-c", code],
+            cwd=work,
+            env=venv_env(wheel_venv, dict(os.environ)),
+        ).strip()
+    )
+    assert shipped.is_relative_to(venv_root), shipped
+    assert sorted(os.listdir(shipped)) == sorted(os.listdir(REPO / "examples" / "contracts"))
 
     name = f"floe_wheel_{uuid.uuid4().hex[:12]}"  # an empty database: migrate must create everything
     admin = await asyncpg.connect(ADMIN_DSN)
