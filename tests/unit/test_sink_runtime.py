@@ -47,7 +47,7 @@ async def test_a_permanent_error_is_not_retried() -> None:
         calls.append(1)
         raise ValueError("the record's fault")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="fault"):
         await retry_transient(refused, stopping=asyncio.Event(), what="database")
     assert len(calls) == 1
 
@@ -59,7 +59,7 @@ async def test_stopping_during_an_outage_leaves_the_batch_uncommitted() -> None:
     async def down() -> None:
         raise OSError("down")
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="down"):
         await retry_transient(down, stopping=stopping, what="database")
 
 
