@@ -337,6 +337,9 @@ async def write_history(
 
     Returns (results inserted, violation events inserted); duplicates are ignored.
     """
+    if not conn.is_in_transaction():  # the staging tables empty at commit: COPY and its statement share one
+        async with conn.transaction():
+            return await write_history(conn, results, violations, seen_contracts=seen_contracts)
     n_res = n_viol = 0
     if results:
         unique = list({r.result_id: r for r in results}.values())
