@@ -321,6 +321,7 @@ async def test_one_trace_from_commit_through_processor_to_a_sink_process(
         schemas = LineageSchemas(
             [
                 *sorted((SHARED / "schemas" / "openlineage").rglob("*.json")),
+                *sorted((REPO / "tests" / "fixtures" / "schemas" / "openlineage").rglob("*.json")),
                 REPO / "topics" / "ContractViolationRunFacet.json",
             ]
         )

@@ -38,6 +38,7 @@ def schemas() -> LineageSchemas:
     return LineageSchemas(
         [
             *sorted((SHARED / "schemas" / "openlineage").rglob("*.json")),
+            *sorted((REPO / "tests" / "fixtures" / "schemas" / "openlineage").rglob("*.json")),
             REPO / "topics" / "ContractViolationRunFacet.json",
         ]
     )

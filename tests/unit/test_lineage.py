@@ -24,6 +24,7 @@ from floe_stream.topics.violation import decode_violation, encode_violation
 
 REPO = Path(__file__).resolve().parents[2]
 OL_SCHEMAS = REPO.parent / "shared" / "schemas" / "openlineage"
+OL_FIXTURES = REPO / "tests" / "fixtures" / "schemas" / "openlineage"  # TestRunFacet (see its SOURCE.md)
 FACET_FILE = REPO / "topics" / "ContractViolationRunFacet.json"
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CFG = OpenLineageSettings()
@@ -31,7 +32,9 @@ CFG = OpenLineageSettings()
 
 @pytest.fixture(scope="module")
 def schemas() -> LineageSchemas:
-    return LineageSchemas([*sorted(OL_SCHEMAS.rglob("*.json")), FACET_FILE])
+    return LineageSchemas(
+        [*sorted(OL_SCHEMAS.rglob("*.json")), *sorted(OL_FIXTURES.rglob("*.json")), FACET_FILE]
+    )
 
 
 def asset(**kw: object) -> MonitoredAsset:
@@ -150,6 +153,60 @@ def test_the_validator_rejects_what_upstream_got_wrong(schemas: LineageSchemas) 
     bad_run = one(violation())
     bad_run["run"]["runId"] = "not-a-uuid"
     assert any("uuid" in e for e in schemas.errors(bad_run))
+
+
+def test_check_outcomes_carry_the_official_test_run_facet(schemas: LineageSchemas) -> None:
+    """Issue 15.8: FAIL / OTHER / COMPLETE carry TestRunFacet 1-0-1 (validated against the official schema)."""
+    from openlineage.client.generated.test_run import TestExecution, TestRunFacet
+
+    warn = one(violation(sev=Severity.WARNING))
+    crit = one(violation(detected=T0 + timedelta(minutes=1), sev=Severity.CRITICAL))
+    done = one(resolved())
+    for ev in (warn, crit, done):
+        assert schemas.errors(ev) == []
+        facet = ev["run"]["facets"]["test"]
+        assert facet["_schemaURL"] == TestRunFacet._get_schema()  # the client's own model, same spec version
+        assert "/1-0-1/TestRunFacet.json" in facet["_schemaURL"]
+        (t,) = facet["tests"]
+        TestExecution(**t)  # the typed model of openlineage-python accepts exactly these fields
+        assert t["name"] == "sales.sales.orders.freshness" and t["type"] == "freshness"
+    assert [e["run"]["facets"]["test"]["tests"][0]["status"] for e in (warn, crit, done)] == [
+        "fail",
+        "fail",
+        "pass",
+    ]
+    assert [e["run"]["facets"]["test"]["tests"][0]["severity"] for e in (warn, crit, done)] == [
+        "warn",
+        "error",
+        "error",
+    ]
+    w = warn["run"]["facets"]["test"]["tests"][0]
+    assert (w["expected"], w["actual"], w["params"]["floeSeverity"]) == ("3600", "7200", "warning")
+    # the check is not vacuous: the official schema requires a status per test
+    del w["status"]
+    assert any("status" in e for e in schemas.errors(warn)), schemas.errors(warn)
+
+
+def test_quality_outcomes_carry_both_test_run_and_assertions_with_severity(schemas: LineageSchemas) -> None:
+    ev = one(
+        violation(
+            CheckType.QUALITY,
+            element="amount_not_null",
+            sev=Severity.CRITICAL,
+            expected_value="0",
+            actual_value="3",
+        )
+    )
+    assert schemas.errors(ev) == []
+    (a,) = ev["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert (a["success"], a["severity"]) == (False, "critical")
+    (t,) = ev["run"]["facets"]["test"]["tests"]
+    assert (t["status"], t["severity"], t["type"], t["params"]["element"]) == (
+        "fail",
+        "error",
+        "quality",
+        "amount_not_null",
+    )
 
 
 def test_events_are_deterministic_for_replays() -> None:

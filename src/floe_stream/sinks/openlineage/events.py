@@ -9,6 +9,11 @@ One OpenLineage *run* per violation episode:
   one terminal state; OTHER carries extra metadata);
 * it recovers (``floe.contract.violation.resolved``) → ``COMPLETE``.
 
+Every one of them carries the official ``test`` run facet (``TestRunFacet`` 1-0-1, shipped by openlineage-python
+≥ 1.46): the check as one test execution, ``status`` ``fail`` while the episode is open and ``pass`` once it
+recovered, ``severity`` in the facet's vocabulary (``error`` blocks, ``warn`` does not: floe's critical/error →
+``error``, warning/info → ``warn``; floe's own level stays in ``params.floeSeverity``).
+
 ``runId`` = uuid5(correlation key, episode start), so FAIL/OTHER/COMPLETE share it and replays rebuild the
 same events byte for byte. Job: namespace from settings, name ``<contract id>.<asset>.<check type>``.
 """
@@ -34,6 +39,9 @@ DQA_SCHEMA_URL = (
 ERROR_SCHEMA_URL = (
     "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
 )
+TEST_RUN_SCHEMA_URL = "https://openlineage.io/spec/facets/1-0-1/TestRunFacet.json#/$defs/TestRunFacet"
+TEST_SEVERITY = {"critical": "error", "error": "error", "warning": "warn", "info": "warn"}
+"""floe severity → the TestRunFacet / DataQualityAssertions vocabulary ('error' blocks, 'warn' does not)."""
 RUN_NAMESPACE = uuid.UUID("6f1c2d0e-8a0b-5b7e-9d43-0f1e5a7c3b21")
 
 AssetLookup = Callable[[str], MonitoredAsset | None]
@@ -115,6 +123,28 @@ def _assertion(d: ViolationData, asset: MonitoredAsset | None) -> dict[str, Any]
     return a
 
 
+def test_facet(
+    d: ViolationData | ResolvedData, cfg: OpenLineageSettings, job: str, *, passed: bool
+) -> dict[str, Any]:
+    """The official ``TestRunFacet``: this check as one test execution with its outcome and severity."""
+    test: dict[str, Any] = {
+        "name": job,
+        "status": "pass" if passed else "fail",
+        "severity": TEST_SEVERITY[d.severity.value],
+        "type": d.violation_type.value,
+        "description": d.message,
+        "params": {"floeSeverity": d.severity.value, "contractId": d.contract_id, "asset": d.asset},
+    }
+    if isinstance(d, ViolationData):
+        if d.expected_value is not None:
+            test["expected"] = d.expected_value
+        if d.actual_value is not None:
+            test["actual"] = d.actual_value
+        if d.element:
+            test["params"]["element"] = d.element
+    return _facet(cfg, TEST_RUN_SCHEMA_URL, {"tests": [test]})
+
+
 def _base(
     event_type: str,
     when: datetime,
@@ -153,6 +183,7 @@ def lineage_events(
             "COMPLETE", d.resolved_at, run_id(d.correlation_key, d.opened_at),
             d.contract_id, d.asset, d.violation_type.value, cfg, lookup,
         )  # fmt: skip
+        ev["run"]["facets"]["test"] = test_facet(d, cfg, ev["job"]["name"], passed=True)
         return [ev]
     opening = d.detected_at == d.episode_started_at
     ev, asset = _base(
@@ -160,6 +191,7 @@ def lineage_events(
         d.contract_id, d.asset, d.violation_type.value, cfg, lookup,
     )  # fmt: skip
     ev["run"]["facets"]["contractViolation"] = violation_facet(d, cfg)
+    ev["run"]["facets"]["test"] = test_facet(d, cfg, ev["job"]["name"], passed=False)
     ev["run"]["facets"]["errorMessage"] = _facet(
         cfg,
         ERROR_SCHEMA_URL,
