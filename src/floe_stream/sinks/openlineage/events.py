@@ -1,4 +1,8 @@
-"""Violation CloudEvents → OpenLineage RunEvents (spec 2-0-2). Pure: plain dicts, deterministic.
+"""Violation CloudEvents → OpenLineage RunEvents (spec 2-0-2). Pure and deterministic.
+
+Built with openlineage-python's typed models (``openlineage.client.event_v2`` and the generated facets; floe's
+own ``contractViolation`` facet is a :class:`~openlineage.client.generated.base.RunFacet` subclass), serialized
+with the client's ``Serde`` (nulls dropped) into the dict the transports send.
 
 One OpenLineage *run* per violation episode:
 
@@ -24,6 +28,17 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+import attr
+from openlineage.client.event_v2 import InputDataset, Job, Run, RunEvent, RunState
+from openlineage.client.generated.base import RunFacet
+from openlineage.client.generated.data_quality_assertions_dataset import (
+    Assertion,
+    DataQualityAssertionsDatasetFacet,
+)
+from openlineage.client.generated.error_message_run import ErrorMessageRunFacet
+from openlineage.client.generated.test_run import TestExecution, TestRunFacet
+from openlineage.client.serde import Serde
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.settings import OpenLineageSettings
@@ -74,36 +89,56 @@ def dataset_ref(asset_id: str, asset: MonitoredAsset | None, cfg: OpenLineageSet
     return "floe", asset_id
 
 
-def _facet(cfg: OpenLineageSettings, schema_url: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"_producer": cfg.producer, "_schemaURL": schema_url, **body}
+@attr.define
+class ContractViolationRunFacet(RunFacet):
+    """floe's run facet (schema ``topics/ContractViolationRunFacet.json``), as an OpenLineage client facet."""
+
+    contractName: str
+    contractVersion: str
+    contractId: str
+    asset: str
+    violationType: str
+    severity: str
+    message: str
+    timestamp: str
+    episodeStartedAt: str
+    violationId: str
+    correlationKey: str
+    element: str | None = attr.field(default=None)
+    expectedValue: str | None = attr.field(default=None)
+    actualValue: str | None = attr.field(default=None)
+    driftKind: str | None = attr.field(default=None)
+    affectedConsumers: list[str] | None = attr.field(default=None)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return FACET_SCHEMA_URL
 
 
-def violation_facet(d: ViolationData, cfg: OpenLineageSettings) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "contractName": d.contract_name,
-        "contractVersion": d.contract_version,
-        "contractId": d.contract_id,
-        "asset": d.asset,
-        "violationType": d.violation_type.value,
-        "severity": d.severity.value,
-        "message": d.message,
-        "element": d.element,
-        "expectedValue": d.expected_value,
-        "actualValue": d.actual_value,
-        "timestamp": iso(d.detected_at),
-        "episodeStartedAt": iso(d.episode_started_at),
-        "violationId": d.violation_id,
-        "correlationKey": d.correlation_key,
-    }
-    if d.drift_kind is not None:
-        body["driftKind"] = d.drift_kind.value
-    if d.consumers:
-        body["affectedConsumers"] = list(d.consumers)
-    return _facet(cfg, FACET_SCHEMA_URL, body)
+def violation_facet(d: ViolationData, cfg: OpenLineageSettings) -> ContractViolationRunFacet:
+    return ContractViolationRunFacet(
+        contractName=d.contract_name,
+        contractVersion=d.contract_version,
+        contractId=d.contract_id,
+        asset=d.asset,
+        violationType=d.violation_type.value,
+        severity=d.severity.value,
+        message=d.message,
+        element=d.element,
+        expectedValue=d.expected_value,
+        actualValue=d.actual_value,
+        timestamp=iso(d.detected_at),
+        episodeStartedAt=iso(d.episode_started_at),
+        violationId=d.violation_id,
+        correlationKey=d.correlation_key,
+        driftKind=d.drift_kind.value if d.drift_kind is not None else None,
+        affectedConsumers=list(d.consumers) if d.consumers else None,
+        producer=cfg.producer,
+    )
 
 
-def _assertion(d: ViolationData, asset: MonitoredAsset | None) -> dict[str, Any]:
-    a: dict[str, Any] = {"assertion": d.element or "quality", "success": False, "severity": d.severity.value}
+def _assertion(d: ViolationData, asset: MonitoredAsset | None) -> Assertion:
+    assertion, name, col = d.element or "quality", None, None
     if asset is not None and d.element:
         rule = next((r for r in asset.quality_rules if r.name == d.element), None)
         col = (
@@ -112,93 +147,74 @@ def _assertion(d: ViolationData, asset: MonitoredAsset | None) -> dict[str, Any]
             else (d.element if any(c.name == d.element for c in asset.columns) else None)
         )
         if rule is not None:
-            a["assertion"] = rule.metric
-            a["name"] = rule.name
-        if col:
-            a["column"] = col
-    if d.expected_value is not None:
-        a["expected"] = d.expected_value
-    if d.actual_value is not None:
-        a["actual"] = d.actual_value
-    return a
+            assertion, name = rule.metric, rule.name
+    return Assertion(
+        assertion=assertion, success=False, severity=d.severity.value, name=name, column=col or None,
+        expected=d.expected_value, actual=d.actual_value, params=None,
+    )  # fmt: skip
 
 
 def test_facet(
     d: ViolationData | ResolvedData, cfg: OpenLineageSettings, job: str, *, passed: bool
-) -> dict[str, Any]:
+) -> TestRunFacet:
     """The official ``TestRunFacet``: this check as one test execution with its outcome and severity."""
-    test: dict[str, Any] = {
-        "name": job,
-        "status": "pass" if passed else "fail",
-        "severity": TEST_SEVERITY[d.severity.value],
-        "type": d.violation_type.value,
-        "description": d.message,
-        "params": {"floeSeverity": d.severity.value, "contractId": d.contract_id, "asset": d.asset},
-    }
+    params: dict[str, Any] = {"floeSeverity": d.severity.value, "contractId": d.contract_id, "asset": d.asset}
+    expected = actual = None
     if isinstance(d, ViolationData):
-        if d.expected_value is not None:
-            test["expected"] = d.expected_value
-        if d.actual_value is not None:
-            test["actual"] = d.actual_value
+        expected, actual = d.expected_value, d.actual_value
         if d.element:
-            test["params"]["element"] = d.element
-    return _facet(cfg, TEST_RUN_SCHEMA_URL, {"tests": [test]})
+            params["element"] = d.element
+    test = TestExecution(
+        name=job, status="pass" if passed else "fail", severity=TEST_SEVERITY[d.severity.value],
+        type=d.violation_type.value, description=d.message, expected=expected, actual=actual, params=params,
+    )  # fmt: skip
+    return TestRunFacet(tests=[test], producer=cfg.producer)
 
 
-def _base(
-    event_type: str,
+def _event(
+    event_type: RunState,
     when: datetime,
     rid: str,
-    contract_id: str,
-    asset_id: str,
-    check_type: str,
+    d: ViolationData | ResolvedData,
     cfg: OpenLineageSettings,
     lookup: AssetLookup,
-) -> tuple[dict[str, Any], MonitoredAsset | None]:
-    asset = lookup(asset_id)
-    ns, name = dataset_ref(asset_id, asset, cfg)
-    return {
-        "eventType": event_type,
-        "eventTime": iso(when),
-        "producer": cfg.producer,
-        "schemaURL": OL_SCHEMA_URL,
-        "run": {"runId": rid, "facets": {}},
-        "job": {
-            "namespace": cfg.namespace,
-            "name": job_name(contract_id, asset_id, check_type),
-            "facets": {},
-        },
-        "inputs": [{"namespace": ns, "name": name, "facets": {}}],
-        "outputs": [],
-    }, asset
+) -> RunEvent:
+    asset = lookup(d.asset)
+    ns, name = dataset_ref(d.asset, asset, cfg)
+    job = job_name(d.contract_id, d.asset, d.violation_type.value)
+    run_facets: dict[str, RunFacet] = {"test": test_facet(d, cfg, job, passed=isinstance(d, ResolvedData))}
+    input_facets: dict[str, Any] = {}
+    if isinstance(d, ViolationData):
+        run_facets["contractViolation"] = violation_facet(d, cfg)
+        run_facets["errorMessage"] = ErrorMessageRunFacet(
+            message=f"[{d.severity.value}] {d.message}", programmingLanguage="python", producer=cfg.producer
+        )
+        if d.violation_type.value == "quality":
+            input_facets["dataQualityAssertions"] = DataQualityAssertionsDatasetFacet(
+                assertions=[_assertion(d, asset)], producer=cfg.producer
+            )
+    return RunEvent(
+        eventType=event_type,
+        eventTime=iso(when),
+        producer=cfg.producer,
+        run=Run(runId=rid, facets=run_facets),
+        job=Job(namespace=cfg.namespace, name=job, facets={}),
+        inputs=[InputDataset(namespace=ns, name=name, facets={}, inputFacets=input_facets or None)],
+        outputs=[],
+    )
 
 
 def lineage_events(
     ce: ViolationCloudEvent, cfg: OpenLineageSettings, lookup: AssetLookup
 ) -> list[dict[str, Any]]:
-    """The OpenLineage event(s) for one violation CloudEvent (always exactly one today)."""
+    """The OpenLineage event(s) for one violation CloudEvent (always exactly one today), as sent on the wire."""
     d = ce.data
     if isinstance(d, ResolvedData):
-        ev, _ = _base(
-            "COMPLETE", d.resolved_at, run_id(d.correlation_key, d.opened_at),
-            d.contract_id, d.asset, d.violation_type.value, cfg, lookup,
+        ev = _event(RunState.COMPLETE, d.resolved_at, run_id(d.correlation_key, d.opened_at), d, cfg, lookup)
+    else:
+        opening = d.detected_at == d.episode_started_at
+        ev = _event(
+            RunState.FAIL if opening else RunState.OTHER, d.detected_at,
+            run_id(d.correlation_key, d.episode_started_at), d, cfg, lookup,
         )  # fmt: skip
-        ev["run"]["facets"]["test"] = test_facet(d, cfg, ev["job"]["name"], passed=True)
-        return [ev]
-    opening = d.detected_at == d.episode_started_at
-    ev, asset = _base(
-        "FAIL" if opening else "OTHER", d.detected_at, run_id(d.correlation_key, d.episode_started_at),
-        d.contract_id, d.asset, d.violation_type.value, cfg, lookup,
-    )  # fmt: skip
-    ev["run"]["facets"]["contractViolation"] = violation_facet(d, cfg)
-    ev["run"]["facets"]["test"] = test_facet(d, cfg, ev["job"]["name"], passed=False)
-    ev["run"]["facets"]["errorMessage"] = _facet(
-        cfg,
-        ERROR_SCHEMA_URL,
-        {"message": f"[{d.severity.value}] {d.message}", "programmingLanguage": "python"},
-    )
-    if d.violation_type.value == "quality":
-        ev["inputs"][0]["inputFacets"] = {
-            "dataQualityAssertions": _facet(cfg, DQA_SCHEMA_URL, {"assertions": [_assertion(d, asset)]})
-        }
-    return [ev]
+    return [Serde.to_dict(ev)]
