@@ -75,5 +75,14 @@ def test_one_reason_format_with_origin_headers() -> None:
     assert h1["floe-dlq-reason"] == b"empty message"
     assert h2["floe-dlq-reason"].startswith(b"undecodable violation event: ValueError: xxx")
     assert len(h2["floe-dlq-reason"]) == 500
-    assert (h1["floe-dlq-topic"], h1["floe-dlq-partition"], h1["floe-dlq-offset"]) == (b"t.violations", b"3", b"42")
-    assert h1["traceparent"] == b"x" and first.topic == "t.dlq" and first.partition == 1 and first.value == b"\xff"
+    assert (h1["floe-dlq-topic"], h1["floe-dlq-partition"], h1["floe-dlq-offset"]) == (
+        b"t.violations",
+        b"3",
+        b"42",
+    )
+    assert (
+        h1["traceparent"] == b"x"
+        and first.topic == "t.dlq"
+        and first.partition == 1
+        and first.value == b"\xff"
+    )
