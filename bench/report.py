@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from floe_stream.reporting.compliance import build_report
-from floe_stream.reporting.render import render_csv, render_html, render_json
+from floe_stream.reporting.render import render_csv, render_html, render_json, table_text
 from floe_stream.runtime.database import migrate
 
 TYPES = ("freshness", "schema_drift")
@@ -169,6 +169,7 @@ async def main() -> None:
             ("render json", render_json),
             ("render csv", render_csv),
             ("render html", render_html),
+            ("render table (120 columns)", lambda r: table_text(r, 120)),
         ):
             t0 = time.perf_counter()
             text = fn(report)

@@ -1,7 +1,10 @@
-"""Shared fixtures: the real (embedded Tansu) broker and the machine's real PostgreSQL.
+"""Shared fixtures: the real brokers (embedded Tansu, and Apache Kafka) and the machine's real PostgreSQL.
 
-* one Tansu broker per test session, on a free loopback port; each test gets its own topic prefix and
-  consumer-group prefix, so tests never see each other's data;
+* one Tansu broker per test session (``kafka``), on a free loopback port; each test gets its own topic prefix
+  and consumer-group prefix, so tests never see each other's data;
+* one Apache Kafka broker per test session (``apache_kafka``, KRaft, installed by ``make tools``), started the
+  first time a test asks for it and reused by every test after it;
+* ``broker`` is parametrized over both (ids ``tansu`` / ``kafka``), and ``broker_settings`` is ``settings`` on it;
 * one fresh PostgreSQL database per test on the server at FLOE_TEST_PG_DSN
   (default postgresql://postgres@127.0.0.1:5432/postgres), migrated, dropped afterwards.
 """
@@ -18,7 +21,13 @@ import asyncpg
 import pytest
 
 from floe_stream.runtime.database import migrate
-from floe_stream.runtime.embedded import EmbeddedKafka
+from floe_stream.runtime.embedded import (
+    KAFKA_NOT_INSTALLED,
+    ApacheKafka,
+    Broker,
+    EmbeddedKafka,
+    kafka_installed,
+)
 from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
 
@@ -34,7 +43,29 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedKafka]:
     broker.stop()
 
 
-def fast_kafka(bootstrap: str, prefix: str, partitions: int = 3) -> KafkaSettings:
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
+    """The real Apache Kafka broker (auto.create.topics.enable at its default, true), one per session."""
+    if not kafka_installed():
+        pytest.fail(KAFKA_NOT_INSTALLED, pytrace=False)
+    root = tmp_path_factory.mktemp("apache-kafka")
+    broker = ApacheKafka(log_file=root / "kafka.log", data_dir=root / "data").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(params=["tansu", "kafka"])
+def broker(request: pytest.FixtureRequest) -> Broker:
+    """Each broker in turn (test ids ``[tansu]`` / ``[kafka]``); both are session-scoped and reused."""
+    fixture = "kafka" if request.param == "tansu" else "apache_kafka"
+    b: Broker = request.getfixturevalue(fixture)
+    return b
+
+
+def fast_kafka(
+    bootstrap: str, prefix: str, partitions: int = 3, broker: Broker | None = None
+) -> KafkaSettings:
+    """Test settings: short sessions, 20 ms fetch waits; idempotent producers where ``broker`` supports them."""
     return KafkaSettings(
         bootstrap_servers=bootstrap,
         topic_prefix=prefix,
@@ -44,6 +75,7 @@ def fast_kafka(bootstrap: str, prefix: str, partitions: int = 3) -> KafkaSetting
         session_timeout_ms=2000,
         heartbeat_interval_ms=500,
         linger_ms=0,
+        enable_idempotence=broker is not None and broker.supports_idempotence,
     )
 
 
@@ -70,18 +102,38 @@ async def pg_dsn() -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-async def settings(kafka: EmbeddedKafka, pg_dsn: str, tmp_path: Path) -> Settings:
-    """Settings for one test: unique topics (created, 3 partitions), a fresh database, example contracts."""
+def make_settings(broker: Broker, pg_dsn: str) -> Settings:
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    s = Settings(
-        kafka=fast_kafka(kafka.bootstrap, prefix),
+    return Settings(
+        kafka=fast_kafka(broker.bootstrap, prefix, broker=broker),
         database=DatabaseSettings(dsn=pg_dsn),  # type: ignore[arg-type]
         contracts_dir=REPO / "examples" / "contracts",
         tick_interval_s=0.5,
         clock_skew_s=0.0,
         health_port=-1,
     )
+
+
+@pytest.fixture
+async def settings(kafka: EmbeddedKafka, pg_dsn: str) -> Settings:
+    """Settings for one test on Tansu: unique topics (created, 3 partitions), a fresh database, example contracts."""
+    s = make_settings(kafka, pg_dsn)
+    await ensure_topics(s.kafka)
+    return s
+
+
+@pytest.fixture
+async def kafka_settings(apache_kafka: ApacheKafka, pg_dsn: str) -> Settings:
+    """``settings`` on the Apache Kafka broker."""
+    s = make_settings(apache_kafka, pg_dsn)
+    await ensure_topics(s.kafka)
+    return s
+
+
+@pytest.fixture
+async def broker_settings(broker: Broker, pg_dsn: str) -> Settings:
+    """``settings`` on each broker in turn (with ``broker``: ids ``[tansu]`` / ``[kafka]``)."""
+    s = make_settings(broker, pg_dsn)
     await ensure_topics(s.kafka)
     return s
 

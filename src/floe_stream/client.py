@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, Literal, TypedDict, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
@@ -205,6 +205,7 @@ class FloeClient:
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._existing: set[str] = set()  # topics seen in the broker's metadata (checked once each)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> FloeClient:
@@ -325,10 +326,17 @@ class FloeClient:
         for attempt in range(self.retries + 1):
             try:
                 producer = await self._producer()
+                if topic not in self._existing:
+                    await self._check_exists(producer, topic)
                 await asyncio.wait_for(
                     producer.send_and_wait(topic, value, key=key.encode() if key else None), self.timeout_s
                 )
                 return
+            except MessageSizeTooLargeError as exc:  # the same bytes would fail again: no retry
+                raise PublishError(
+                    f"could not publish to {topic} at {self.kafka.bootstrap_servers}: the record ({len(value)} bytes) "
+                    f"is larger than the broker or kafka.max_request_size accepts ({type(exc).__name__})"
+                ) from exc
             except RETRYABLE as exc:
                 await self._discard_producer()
                 if attempt >= self.retries:
@@ -346,6 +354,17 @@ class FloeClient:
                 )
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.max_backoff_s)
+
+    async def _check_exists(self, producer: AIOKafkaProducer, topic: str) -> None:
+        """Never let a send create the topic: aiokafka's metadata request for one topic allows auto-creation,
+        and a broker with ``auto.create.topics.enable`` (Apache Kafka's default) would create it with its own
+        partition count, breaking co-partitioning. A request for all topics creates nothing."""
+        cluster = await asyncio.wait_for(producer.client.fetch_all_metadata(), self.timeout_s)
+        if topic not in cluster.topics():
+            raise PublishError(
+                f"topic {topic} does not exist at {self.kafka.bootstrap_servers}: run `floe topics create`"
+            )
+        self._existing.add(topic)
 
     async def _discard_producer(self) -> None:
         entry = self._producers.pop(id(asyncio.get_running_loop()), None)

@@ -75,6 +75,18 @@ class KafkaSettings(BaseModel):
     )
     linger_ms: int = Field(default=5, ge=0)
     max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_record_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        description="the largest input value the processor evaluates: a bigger one is dead-lettered (reason "
+        "'record too large', its first 64 KiB kept, the original size in the floe-dlq-truncated header) so that "
+        "the DLQ copy fits Apache Kafka's default message.max.bytes (1,048,588)",
+    )
+    enable_idempotence: bool = Field(
+        default=False,
+        description="idempotent producers (no duplicate on a producer retry); turn on for Apache Kafka and "
+        "other brokers with InitProducerId — Tansu 0.6 fails it, and floe's effects are idempotent by id anyway",
+    )
 
     def client_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments shared by aiokafka producers, consumers and admin clients."""
@@ -239,6 +251,9 @@ class ChecksSettings(CheckPolicy):
         return CheckPolicy.model_validate({k: getattr(self, k) for k in CheckPolicy.model_fields})
 
 
+DEFAULT_TARGETS = {"freshness": 99.0, "availability": 99.5, "schema_drift": 99.0, "quality": 95.0}
+
+
 class HistorySettings(BaseModel):
     """SLA history in PostgreSQL: raw retention (aggregates and episodes are kept forever)."""
 
@@ -250,6 +265,13 @@ class HistorySettings(BaseModel):
     )
     register_contracts: bool = Field(
         default=True, description="the sink registers FLOE_CONTRACTS_DIR at start"
+    )
+    default_targets: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TARGETS),
+        description="compliance target (%) per check type when the contract states none (floe sla report)",
+    )
+    at_risk_budget_pct: float = Field(
+        default=25.0, ge=0, le=100, description="error budget left (%) under which a pair is 'at risk'"
     )
 
 

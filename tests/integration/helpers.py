@@ -103,6 +103,7 @@ def floe_env(settings: Settings, **extra: str) -> dict[str, str]:
         "FLOE_KAFKA__HEARTBEAT_INTERVAL_MS": str(k.heartbeat_interval_ms),
         "FLOE_KAFKA__FETCH_MAX_WAIT_MS": str(k.fetch_max_wait_ms),
         "FLOE_KAFKA__LINGER_MS": str(k.linger_ms),
+        "FLOE_KAFKA__ENABLE_IDEMPOTENCE": str(k.enable_idempotence).lower(),
         "FLOE_DATABASE__DSN": settings.database.dsn.get_secret_value(),
         "FLOE_CONTRACTS_DIR": str(settings.contracts_dir),
         "FLOE_TICK_INTERVAL_S": str(settings.tick_interval_s),

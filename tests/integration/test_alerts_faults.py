@@ -110,7 +110,11 @@ async def test_hanging_receiver_goes_to_dlq_without_delaying_others_and_replay_r
         assert len(slack.requests) == 1
 
 
-async def test_sink_killed_between_delivery_and_commit_does_not_deliver_twice(settings: Settings) -> None:
+async def test_sink_killed_between_delivery_and_commit_does_not_deliver_twice(
+    broker_settings: Settings,
+) -> None:
+    """On each broker (ids tansu/kafka): the same group replays the uncommitted batch, the ledger dedupes."""
+    settings = broker_settings
     async with HttpReceiver() as hook:
         first = AlertSink(settings, hook_cfg(hook.url))
 
@@ -136,7 +140,9 @@ async def test_sink_killed_between_delivery_and_commit_does_not_deliver_twice(se
         assert [r.json()["id"] for r in hook.requests] == [v.violation_id, marker.violation_id]
 
 
-async def test_two_replicas_over_the_same_violations_deliver_each_once(settings: Settings) -> None:
+async def test_two_replicas_over_the_same_violations_deliver_each_once(broker_settings: Settings) -> None:
+    """On each broker (ids tansu/kafka)."""
+    settings = broker_settings
     async with HttpReceiver() as hook:
         # the worst case of overlapping ownership: two groups, so both replicas see every violation
         other = settings.model_copy(

@@ -59,6 +59,14 @@ async def test_silences_rate_limit_and_dedup_in_a_real_sink_process(
         }
         (tmp_path / "alerts.yaml").write_text(yaml.safe_dump(config))
         env = floe_env(settings, FLOE_ALERTS__CONFIG_FILE=str(tmp_path / "alerts.yaml"), T_HOOK_SECRET="x")
+        conn = await asyncpg.connect(settings.database.dsn.get_secret_value())
+        try:  # `floe silence add` refuses contracts nobody registered
+            await conn.executemany(
+                "INSERT INTO registered_contracts (contract_id, version, name, registered_by) VALUES ($1, '1', $1, 't')",
+                [("payments",), ("orders",)],
+            )
+        finally:
+            await conn.close()
         out = await floe(
             env, "silence", "add", "--contract", "payments", "--until", "1h", "--comment", "maintenance"
         )

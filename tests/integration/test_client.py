@@ -24,8 +24,9 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture
-def s(settings: Settings) -> Settings:
-    return settings.model_copy(update={"contracts_dir": FIXTURES / "contracts"})
+def s(broker_settings: Settings) -> Settings:
+    """On each broker (ids tansu/kafka)."""
+    return broker_settings.model_copy(update={"contracts_dir": FIXTURES / "contracts"})
 
 
 async def test_sync_and_async_client_events_reach_the_processor(s: Settings) -> None:

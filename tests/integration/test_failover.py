@@ -70,9 +70,10 @@ async def _ready(port: int) -> bool:
     "commit_interval_ms", ["0", "60000"], ids=["commit-every-batch", "commit-when-idle-only"]
 )
 async def test_processor_killed_mid_stream_loses_and_repeats_nothing(
-    settings: Settings, tmp_path: Path, commit_interval_ms: str
+    broker_settings: Settings, tmp_path: Path, commit_interval_ms: str
 ) -> None:
-    s = settings.model_copy(update={"contracts_dir": many_tables_contract(tmp_path / "contracts")})
+    """On each broker (ids ``tansu`` / ``kafka``): the survivor restores the state from the changelog."""
+    s = broker_settings.model_copy(update={"contracts_dir": many_tables_contract(tmp_path / "contracts")})
     port_a, port_b = free_port(), free_port()
 
     def env(port: int) -> dict[str, str]:

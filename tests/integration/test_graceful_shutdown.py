@@ -82,10 +82,11 @@ async def _committed(s: Settings, group: str, tps: list[TopicPartition]) -> dict
 
 @pytest.mark.parametrize("name", list(DEPLOYABLES))
 async def test_sigterm_exits_cleanly_with_offsets_committed(
-    name: str, settings: Settings, tmp_path: Path
+    name: str, broker_settings: Settings, tmp_path: Path
 ) -> None:
+    """Every deployable on each broker (ids tansu/kafka)."""
     args, group, inputs = DEPLOYABLES[name]
-    s = settings.model_copy(update={"contracts_dir": REPO / "tests" / "fixtures" / "contracts"})
+    s = broker_settings.model_copy(update={"contracts_dir": REPO / "tests" / "fixtures" / "contracts"})
     port = free_port()
     env = floe_env(s, FLOE_HEALTH_PORT=str(port), **_extra_env(name, tmp_path))
     proc = await start_floe(args, env, tmp_path / f"{name}.log")

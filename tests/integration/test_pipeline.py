@@ -1,4 +1,4 @@
-"""The walking skeleton end to end over the real broker (Tansu) and the real PostgreSQL."""
+"""The walking skeleton end to end over each real broker (Tansu, Apache Kafka) and the real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ GOOD_FAST = [
 
 
 @pytest.fixture
-def pipeline_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"contracts_dir": FIXTURES})
+def pipeline_settings(broker_settings: Settings) -> Settings:
+    """On each broker: test ids ``[tansu]`` / ``[kafka]``."""
+    return broker_settings.model_copy(update={"contracts_dir": FIXTURES})
 
 
 async def test_events_to_violations_to_postgres_to_report(pipeline_settings: Settings) -> None:

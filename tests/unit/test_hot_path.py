@@ -231,7 +231,7 @@ def test_field_order_of_the_positionally_built_tuples() -> None:
     )  # fmt: skip
     assert AssetUpdate._fields == (
         "asset_id", "source", "event_id", "updated_at", "data_timestamp", "columns", "row_count", "quality",
-        "sequence", "run_id", "job", "quality_only",
+        "sequence", "run_id", "job", "quality_only", "operation", "added_rows", "oldest_data_time",
     )  # fmt: skip
 
 
@@ -254,7 +254,8 @@ def test_the_positional_freshness_evaluation_reads_right_by_name() -> None:
     assert ev.message == "no update for 50s; freshness SLA is 40s" and ev.state_update is None
     [f] = ev.findings
     assert (f.key, f.severity, f.element, f.expected, f.actual, f.drift_kind, f.sla_consumed, f.context) == (
-        KEY, Severity.ERROR, "orders.updated_at", "age <= 40s", "age 50s", None, 1.25, None,
+        KEY, Severity.ERROR, "orders.updated_at", "age <= 40s", "age 50s", None, 1.25,
+        {"breached_at": "2026-01-01T00:00:40+00:00"},  # data time + SLA: timeToDetect is measured from it
     )  # fmt: skip
     assert f.message == ev.message
 

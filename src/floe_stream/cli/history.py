@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +14,9 @@ from typing import Any, TypeVar
 import asyncpg
 import click
 
+from floe_stream.cli.params import DURATION, FAIL_UNDER, output_width, writable
+from floe_stream.durations import window_label
+from floe_stream.reporting.compliance import SORTS
 from floe_stream.settings import ConfigError, Settings, load_settings
 
 T = TypeVar("T")
@@ -28,7 +30,11 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _with_conn(settings: Settings, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+def _with_conn(
+    settings: Settings,
+    fn: Callable[[asyncpg.Connection], Awaitable[T]],
+    reraise: tuple[type[Exception], ...] = (),
+) -> T:
     """Run ``fn(conn)`` with one connection; turn database problems into one readable message."""
     from floe_stream.reporting.compliance import ReportError
     from floe_stream.runtime.database import DatabaseUnavailable, connect
@@ -42,6 +48,8 @@ def _with_conn(settings: Settings, fn: Callable[[asyncpg.Connection], Awaitable[
 
     try:
         return asyncio.run(go())
+    except reraise:
+        raise
     except DatabaseUnavailable as exc:
         raise click.ClickException(f"{exc} (FLOE_DATABASE__DSN)") from None
     except asyncpg.exceptions.UndefinedTableError:
@@ -54,41 +62,54 @@ def _with_conn(settings: Settings, fn: Callable[[asyncpg.Connection], Awaitable[
         raise click.ClickException(str(exc)) from None
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w)\s*$", re.IGNORECASE)
-
-
-def parse_age(text: str) -> timedelta:
-    m = _DURATION.match(text)
-    if not m:
-        raise click.BadParameter(f"{text!r}: use a number of hours, days or weeks, e.g. 90d, 36h, 12w")
-    n, unit = int(m.group(1)), m.group(2).lower()
-    return timedelta(hours=n) if unit == "h" else timedelta(days=n * (7 if unit == "w" else 1))
-
-
 # --- floe sla report -----------------------------------------------------------------------------------
 @click.command("report")
 @click.option("--contract", default=None, help="contract id")
-@click.option("--asset", default=None, help="asset id")
+@click.option("--asset", "assets", multiple=True, help="asset id (repeatable: --asset a --asset b)")
 @click.option("--owner", default=None, help="contract owner (registered contracts)")
 @click.option("--team", default=None, help="contract team (registered contracts)")
-@click.option("--window", type=click.Choice(["24h", "7d", "30d"]), default="30d", show_default=True,
-              help="rolling window ending now (or --as-of)")  # fmt: skip
+@click.option("--window", type=DURATION, default="30d", show_default=True,
+              help="rolling window ending now (or --as-of): any duration, e.g. 24h, 7d, 2w, 90d, PT6H")  # fmt: skip
 @click.option("--by", "by", type=click.Choice(["day", "week", "month"]), default="day", show_default=True,
               help="calendar buckets of the series (ISO weeks)")  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
-              show_default=True)  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html", "junit", "github"]),
+              default="table", show_default=True,
+              help="junit: JUnit XML for CI; github: GitHub Actions annotations")  # fmt: skip
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write to FILE instead of stdout")  # fmt: skip
-@click.option("--fail-under", type=click.FloatRange(0, 100), default=None, metavar="PCT",
-              help=f"exit {EXIT_BELOW_TARGET} when any asset/check compliance is below PCT")  # fmt: skip
+@click.option("--sort", type=click.Choice(list(SORTS)), default="status", show_default=True,
+              help="status: breaching, then at risk, then the rest; compliance: lowest first; budget: least left")  # fmt: skip
+@click.option(
+    "--top", type=click.IntRange(min=1), default=None, metavar="N", help="show the first N assets only"
+)
+@click.option("--only-failing", is_flag=True, help="show only assets with a check below its target")
+@click.option("--fail-under", type=FAIL_UNDER, default=None, metavar="PCT|target",
+              help=f"exit {EXIT_BELOW_TARGET} listing every asset/check below PCT ('target': below its own "
+              "target); an empty window or unknown asset fails too")  # fmt: skip
+@click.option("--allow-empty", is_flag=True, help="with --fail-under: pass when the window has no data")
 @click.option("--as-of", default=None, help="ISO 8601 end of the window (default: now)")
+@click.option("--response", is_flag=True,
+              help="only floe's response: timeToDetect / timeToNotify / timeToRepair per asset vs the contracts' "
+                   "targets (FLOE_CONTRACTS_DIR)")  # fmt: skip
 def sla_report(
-    contract: str | None, asset: str | None, owner: str | None, team: str | None, window: str, by: str,
-    fmt: str, output: Path | None, fail_under: float | None, as_of: str | None,
+    contract: str | None, assets: tuple[str, ...], owner: str | None, team: str | None, window: timedelta,
+    by: str, fmt: str, output: Path | None, sort: str, top: int | None, only_failing: bool,
+    fail_under: float | str | None, allow_empty: bool, as_of: str | None, response: bool,
 ) -> None:  # fmt: skip
-    """SLA compliance per asset and check type, with trends, from the PostgreSQL history."""
-    from floe_stream.reporting.compliance import build_report
-    from floe_stream.reporting.render import render_csv, render_html, render_json, render_table
+    """SLA compliance per asset and check type, judged against each target, worst first.
+
+    Targets: the contract's own (availability %, `slo` in the floe property), else FLOE_HISTORY__DEFAULT_TARGETS;
+    --fail-under PCT replaces them. Exit 3 when the gate fails.
+    """
+    from floe_stream.reporting.compliance import ReportError, arrange, build_report
+    from floe_stream.reporting.render import (
+        render_csv,
+        render_github,
+        render_html,
+        render_json,
+        render_junit,
+        table_text,
+    )  # fmt: skip
 
     end = None
     if as_of:
@@ -97,52 +118,108 @@ def sla_report(
         except ValueError:
             raise click.BadParameter(f"{as_of!r} is not an ISO 8601 time", param_hint="--as-of") from None
         end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    if output is not None:
+        writable(output)
+    gate = fail_under is not None
     settings = _settings()
-    report = _with_conn(
-        settings,
-        lambda conn: build_report(
-            conn,
-            window=window,
-            by=by,  # type: ignore[arg-type]
-            as_of=end,
-            contract=contract,
-            asset=asset,
-            owner=owner,
-            team=team,
-        ),
-    )
-    if fmt == "table":
-        if output:
-            from rich.console import Console
+    if response:
+        _response_report(settings, window, end, assets, fmt, output)
+        return
+    label = window_label(window)
 
-            with output.open("w", encoding="utf-8") as fh:
-                render_table(report, Console(file=fh, width=160))
-        else:
-            render_table(report)
-    else:
-        text = {"json": render_json, "csv": render_csv, "html": render_html}[fmt](report)
-        if output:
-            output.write_text(text, encoding="utf-8")
-            click.echo(f"wrote {output}", err=True)
-        else:
-            click.echo(text, nl=not text.endswith("\n"))
-    if fail_under is not None:
-        low = report.lowest()
-        if low is not None and low[2] < fail_under:
-            click.echo(f"below target: {low[0]} {low[1]} at {low[2]:.2f}% < {fail_under:.2f}%", err=True)
+    async def build(conn: asyncpg.Connection) -> Any:
+        return await build_report(
+            conn, window=label, by=by, as_of=end, contract=contract,  # type: ignore[arg-type]
+            asset=list(assets), owner=owner, team=team, default_targets=settings.history.default_targets,
+            fail_under=fail_under if isinstance(fail_under, float) else None,
+            at_risk_budget_pct=settings.history.at_risk_budget_pct, allow_unknown=allow_empty,
+        )  # fmt: skip
+
+    try:
+        report = _with_conn(settings, build, reraise=(ReportError,))
+    except ReportError as exc:
+        if gate and not allow_empty:
+            click.echo(f"Error: {exc} — the --fail-under gate fails (--allow-empty to pass)", err=True)
             sys.exit(EXIT_BELOW_TARGET)
+        raise click.ClickException(str(exc)) from None
+    shown = arrange(report, sort=sort, top=top, only_failing=only_failing)
+    if fmt == "table":
+        text = table_text(shown, output_width(), color=output is None and sys.stdout.isatty())
+    else:
+        render = {"json": render_json, "csv": render_csv, "html": render_html, "junit": render_junit,
+                  "github": render_github}[fmt]  # fmt: skip
+        text = render(shown)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+    if gate:
+        failing = report.failing()
+        if failing:
+            what = "its target" if fail_under == "target" else f"{fail_under:.2f} %"
+            click.echo(f"below target: {len(failing)} asset/check pair(s) under {what}:", err=True)
+            for a, c in failing:
+                click.echo(
+                    f"  {a.asset} {c.check_type} {c.compliance_pct:.2f} % < {c.target_pct:.2f} %"
+                    + (f" since {c.since:%Y-%m-%d}" if c.since else "") + (f" (owner {a.owner})" if a.owner else ""),
+                    err=True,
+                )  # fmt: skip
+            sys.exit(EXIT_BELOW_TARGET)
+        if not report.has_data() and not allow_empty:
+            click.echo(
+                f"below target: no check result in the last {label}"
+                + (f" for {', '.join(assets)}" if assets else "")
+                + " — nothing to gate on (--allow-empty to pass)",
+                err=True,
+            )
+            sys.exit(EXIT_BELOW_TARGET)
+
+
+def _response_report(
+    settings: Settings,
+    window: timedelta,
+    end: datetime | None,
+    assets: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """``floe sla report --response`` (issue 15.1): a separate section, computed by reporting/response.py."""
+    import dataclasses
+    import json
+
+    from floe_stream.contracts.loader import load_directory
+    from floe_stream.reporting.response import fetch_response_rows, render_response, summarize_response
+
+    stop = end or datetime.now(UTC)
+    start = stop - window
+    contracts, _ = load_directory(settings.contracts_dir) if settings.contracts_dir.is_dir() else ([], [])
+    targets = {a.asset_id: a.response for c in contracts for a in c.assets if a.response is not None}
+    rows = _with_conn(settings, lambda conn: fetch_response_rows(conn, start, stop, list(assets) or None))
+    stats = summarize_response(rows, targets)
+    if fmt == "json":
+        text = json.dumps(
+            [{**dataclasses.asdict(x), "compliance_pct": x.compliance_pct} for x in stats], indent=2
+        )
+    else:
+        text = render_response(stats)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
 
 
 # --- floe db prune / rebuild-aggregates ---------------------------------------------------------------
 @click.command("prune")
-@click.option("--older-than", "older_than", default=None,
-              help="age of raw rows to delete, e.g. 90d (default: FLOE_HISTORY__RETENTION_DAYS)")  # fmt: skip
-def db_prune(older_than: str | None) -> None:
+@click.option("--older-than", "older_than", type=DURATION, default=None,
+              help="age of raw rows to delete, any duration: 90d, 12w, PT36H (default: FLOE_HISTORY__RETENTION_DAYS)")  # fmt: skip
+def db_prune(older_than: timedelta | None) -> None:
     """Delete raw check results and violation events older than the retention (aggregates are kept)."""
     from floe_stream.reporting import store
 
     settings = _settings()
-    age = parse_age(older_than) if older_than else timedelta(days=settings.history.retention_days)
+    age = older_than or timedelta(days=settings.history.retention_days)
     cutoff = datetime.now(UTC) - age
     counts = _with_conn(settings, lambda conn: store.prune(conn, cutoff))
     click.echo(
@@ -229,7 +306,13 @@ def replay_cmd(
         settings = settings.model_copy(update={"contracts_dir": contracts_dir})
     try:
         start = parse_position(from_)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from") from None
+    try:
         end = parse_position(to) if to else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    try:
         registry = load_registry(settings)
     except (ValueError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None

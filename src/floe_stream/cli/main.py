@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from floe_stream.cli.errors import FloeGroup
 from floe_stream.settings import ConfigError, Settings, load_settings
 
 
@@ -21,13 +22,15 @@ def _settings() -> Settings:
 
 
 def _run(coro: Any) -> Any:
+    from floe_stream.runtime.embedded import BrokerNotInstalled
+
     try:
         return asyncio.run(coro)
-    except ConfigError as exc:
+    except (ConfigError, BrokerNotInstalled) as exc:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+@click.group(cls=FloeGroup)
 @click.version_option(package_name="floe-stream")
 def main() -> None:
     """floe-stream: real-time data-contract monitor."""
@@ -165,7 +168,7 @@ def publish_materialization(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except PublishError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc} (FLOE_KAFKA__BOOTSTRAP_SERVERS)") from None
     finally:
         client.close()
     click.echo(ev.model_dump_json(exclude_none=True))
@@ -185,7 +188,7 @@ def publish_commit(file: Any) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except PublishError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{exc} (FLOE_KAFKA__BOOTSTRAP_SERVERS)") from None
     finally:
         client.close()
     click.echo(ev.model_dump_json(by_alias=True, exclude_none=True))
@@ -234,7 +237,8 @@ def topics_create() -> None:
 
 
 @topics.command("schemas")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("topics"), show_default=True)
+@click.option("--output", "-o", "--out", "out", type=click.Path(path_type=Path), default=Path("topics"),
+              show_default=True, help="folder (--out: the old name)")  # fmt: skip
 def topics_schemas(out: Path) -> None:
     """Write the JSON Schema of every topic's payload (for publishers and subscribers) and asyncapi.yaml."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -246,9 +250,8 @@ def topics_schemas(out: Path) -> None:
 
 
 @topics.command("asyncapi")
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("topics/asyncapi.yaml"), show_default=True
-)
+@click.option("--output", "-o", "--out", "out", type=click.Path(path_type=Path),
+              default=Path("topics/asyncapi.yaml"), show_default=True, help="file (--out: the old name)")  # fmt: skip
 def topics_asyncapi(out: Path) -> None:
     """Write the AsyncAPI 3.0 document of every topic (channels, messages, keys, headers)."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -290,14 +293,16 @@ def contracts_retire(contract_ids: tuple[str, ...]) -> None:
 
 
 @contracts.command("lint")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def contracts_lint(directory: Path) -> None:
-    """Validate every contract in DIRECTORY; exit 1 on any error."""
-    from floe_stream.contracts.lint import lint_directory
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def contracts_lint(paths: tuple[Path, ...]) -> None:
+    """Validate the contracts in PATHS (folders, searched recursively, or files; default: the current
+    folder); exit 1 on any error, including when no contract file is found.
+    """
+    from floe_stream.contracts.lint import lint_paths
     from floe_stream.probes.targets import probe_problems
     from floe_stream.processors.policy import override_problems
 
-    report = lint_directory(directory, (override_problems, probe_problems))
+    report = lint_paths(list(paths) or [Path(".")], (override_problems, probe_problems))
     for w in report.warnings:
         click.echo(f"warning: {w}")
     for e in report.errors:
@@ -310,6 +315,62 @@ def contracts_lint(directory: Path) -> None:
         sys.exit(1)
 
 
+@contracts.command("explain")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
+    """For each asset of the contracts in PATHS: every check floe runs with its resolved thresholds,
+    severities and overrides, and for every SLA property and quality rule the check that evaluates it or
+    why it cannot be evaluated.
+    """
+    import json
+
+    from floe_stream.contracts.lint import lint_paths
+    from floe_stream.processors.explain import explain_contract, render_text
+
+    report = lint_paths(list(paths))
+    for e in report.errors:
+        click.echo(f"error: {e}", err=True)
+
+    def probe_of(asset: Any) -> str:
+        from floe_stream.probes.targets import target_for
+
+        try:
+            target = target_for(asset)
+        except ValueError as exc:
+            return f"invalid probe: {exc}"
+        return target.display() if target else "no probe target: not pinged"
+
+    policy = _settings().checks.policy()
+    explained = [explain_contract(c, policy, probe_of) for c in report.contracts]
+    click.echo(json.dumps(explained, indent=2, default=str) if fmt == "json" else render_text(explained))
+    if report.errors:
+        sys.exit(1)
+
+
+def _coverage_seen(settings: Settings, registry: Any, window: str, fmt: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from floe_stream.contracts.loader import interval_seconds
+    from floe_stream.runtime.seen import seen_assets
+
+    try:
+        since = datetime.now(UTC) - timedelta(seconds=interval_seconds(window))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--seen") from None
+    gap = _run(seen_assets(settings, registry, since))
+    if fmt == "json":
+        rows = [{"asset": g.identifier, "topic": g.topic, "events": g.events, "last_seen": g.last_seen.isoformat()}
+                for g in gap]  # fmt: skip
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{len(gap)} asset(s) seen in the last {window} without a contract")
+    for g in gap:
+        click.echo(
+            f"  uncovered  {g.identifier}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"
+        )
+
+
 @contracts.command("coverage")
 @click.option("--contracts", "contracts_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="default: FLOE_CONTRACTS_DIR")  # fmt: skip
@@ -317,8 +378,12 @@ def contracts_lint(directory: Path) -> None:
 @click.option(
     "--fail-on-missing", is_flag=True, help="exit 1 when a contract points at a table that does not exist"
 )
-def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bool) -> None:
-    """Catalog tables covered by a contract, and contracts whose table is not in the catalog (FLOE_SOURCES__ICEBERG__*)."""
+@click.option("--seen", "seen", default=None, metavar="WINDOW",
+              help="instead of the catalog: assets the input topics talked about in the last WINDOW (e.g. 1h, "
+                   "7d) that no contract covers")  # fmt: skip
+def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bool, seen: str | None) -> None:
+    """Catalog tables covered by a contract, and contracts whose table is not in the catalog (FLOE_SOURCES__ICEBERG__*);
+    with --seen, the assets with traffic but no contract."""
     from floe_stream.contracts.loader import load_directory
     from floe_stream.contracts.registry import ContractRegistry
     from floe_stream.sources.iceberg.catalog import list_tables, open_catalog
@@ -331,6 +396,9 @@ def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bo
     loaded, errors = load_directory(directory)
     for e in errors:
         click.echo(f"error: {e}", err=True)
+    if seen is not None:
+        _coverage_seen(settings, ContractRegistry(loaded), seen, fmt)
+        return
     cfg = settings.sources.iceberg
     try:
         tables = list_tables(open_catalog(cfg), cfg)
@@ -385,11 +453,20 @@ main.add_command(replay_cmd)
 @click.option(
     "--duration", type=float, default=None, help="seconds to run (demo default: the scenario length)"
 )
-def dev(demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None) -> None:
-    """Everything on one machine: embedded Kafka (Tansu) + PostgreSQL, ticker, processor, sink."""
+@click.option(
+    "--broker",
+    type=click.Choice(["tansu", "kafka"]),
+    default="tansu",
+    show_default=True,
+    help="tansu: the embedded Tansu binary (no Java); kafka: Apache Kafka (KRaft) installed by `make tools`",
+)
+def dev(demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None, broker: str) -> None:
+    """Everything on one machine: an embedded broker (Tansu or Apache Kafka) + PostgreSQL, ticker, processor, sink."""
     from floe_stream.runtime.dev import run_dev
+    from floe_stream.runtime.embedded import BrokerKind
 
-    _run(run_dev(demo=demo, contracts_dir=contracts_dir, data_dir=data_dir, duration=duration))
+    kind: BrokerKind = "kafka" if broker == "kafka" else "tansu"
+    _run(run_dev(demo=demo, contracts_dir=contracts_dir, data_dir=data_dir, duration=duration, broker=kind))
 
 
 def _register_alert_commands() -> None:
@@ -400,6 +477,15 @@ def _register_alert_commands() -> None:
 
 
 _register_alert_commands()
+
+
+def _attach_examples() -> None:
+    from floe_stream.cli.examples import attach_examples
+
+    attach_examples(main)  # every --help ends with examples (cli/examples.py)
+
+
+_attach_examples()
 
 if __name__ == "__main__":
     main()

@@ -1,18 +1,32 @@
-"""Check a folder of ODCS contracts the way floe will load it: each file, then clashes between files.
+"""Check contracts the way floe will load them: each file, then clashes between files, then typos.
 
-Pure: it reads the files and returns a :class:`LintReport`; printing is the CLI's job.
+Pure: it reads the files and returns a :class:`LintReport`; printing is the CLI's job. Beyond what the loader
+rejects, lint warns about
+
+* keys ODCS does not define (an ODCS model ignores them silently), with a "did you mean" against the
+  ODCS field names of that place (``slaProperties[0].elemnt`` → ``element``);
+* SLA property names ODCS does not define (``latncy`` → ``latency``; from the loader);
+* every SLA property floe will not evaluate, with the reason (``retention``, ``throughput`` …), and SLA
+  properties whose ``element`` names no table.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from floe_stream.contracts.loader import contract_files, load_directory
+import yaml
+from open_data_contract_standard.model import OpenDataContractStandard
+from pydantic import BaseModel
+
+from floe_stream.contracts.extension import did_you_mean
+from floe_stream.contracts.loader import contract_files, load_contract
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
 
-__all__ = ["LintReport", "lint_directory"]
+__all__ = ["AssetProblems", "LintReport", "lint_directory", "lint_paths", "unknown_odcs_keys"]
 
 
 @dataclass(frozen=True)
@@ -36,28 +50,121 @@ AssetProblems = Callable[[MonitoredAsset], list[str]]
 
 
 def lint_directory(path: Path, asset_problems: Sequence[AssetProblems] = ()) -> LintReport:
-    """Load every contract in ``path`` and report file errors, warnings and identifier clashes.
+    """:func:`lint_paths` of one folder or file."""
+    return lint_paths([path], asset_problems)
+
+
+def lint_paths(paths: Sequence[Path], asset_problems: Sequence[AssetProblems] = ()) -> LintReport:
+    """Load every contract under ``paths`` (folders recursively, or single files) and report file errors,
+    warnings, typos and identifier clashes. No contract file at all is an error.
 
     Clashes are errors: two files with the same contract id (only one would be monitored), and an
     asset id or alias (compared case-insensitively, as the registry resolves them) naming two assets.
     """
-    files = contract_files(path) if path.is_dir() else []
-    contracts, errors = load_directory(path)
+    files: list[Path] = []
+    errors: list[ContractError] = []
+    for path in paths:
+        if path.is_dir():
+            found = contract_files(path)
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(ContractError(str(path), "not a directory"))  # nor a file: it does not exist
+    if not files and not errors:
+        where = ", ".join(str(p) for p in paths) or "."
+        errors.append(ContractError(where, "no contract files (*.yaml, *.yml) found"))
+    contracts: list[LoadedContract] = []
+    warnings: list[str] = []
+    for file in dict.fromkeys(files):
+        try:
+            contract = load_contract(file)
+        except ContractError as exc:
+            errors.append(exc)
+            continue
+        except Exception as exc:  # a loader bug must not hide the other contracts
+            errors.append(ContractError(str(file), f"unexpected {type(exc).__name__} while loading: {exc}"))
+            continue
+        contracts.append(contract)
+        warnings += [f"{contract.source}: {w}" for w in _contract_warnings(file, contract, asset_problems)]
     errors += _clashes(contracts)
     return LintReport(
-        path=path,
+        path=paths[0] if len(paths) == 1 else Path("."),
         files_checked=len(files),
         contracts=tuple(contracts),
         assets=tuple(asset for contract in contracts for asset in contract.assets),
         errors=tuple(errors),
-        warnings=tuple(
-            f"{c.source}: {w}" for c in contracts for w in (*c.warnings, *_check_problems(c, asset_problems))
-        ),
+        warnings=tuple(warnings),
     )
 
 
-def _check_problems(contract: LoadedContract, rules: Sequence[AssetProblems]) -> list[str]:
-    return [p for asset in contract.assets for rule in rules for p in rule(asset)]
+def _contract_warnings(file: Path, contract: LoadedContract, rules: Sequence[AssetProblems]) -> list[str]:
+    out = [*contract.warnings]
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):  # the loader read it; a second read failing is not news
+        raw = None
+    if isinstance(raw, dict):
+        out += unknown_odcs_keys(raw)
+    out += contract.notes
+    seen: set[tuple[int, str]] = set()
+    for asset in contract.assets:
+        for note in asset.sla_notes:
+            if note.evaluated_by is None and (note.index, note.detail) not in seen:
+                seen.add((note.index, note.detail))
+                out.append(f"slaProperties[{note.index}] {note.property}: {note.detail}")
+        out += [p for rule in rules for p in rule(asset)]
+    return out
+
+
+# --- unknown keys ---------------------------------------------------------------------------------------
+
+
+def unknown_odcs_keys(doc: dict[str, Any]) -> list[str]:
+    """One warning per key ODCS does not define, at any depth the ODCS models describe."""
+    out: list[str] = []
+    _walk(doc, OpenDataContractStandard, "", out, top=True)
+    return out
+
+
+def _names(model: type[BaseModel]) -> dict[str, Any]:
+    return {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
+
+
+def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, type[BaseModel] | None]:
+    """(model for a mapping value, model for the items of a list value) found in an annotation."""
+    single: type[BaseModel] | None = None
+    item: type[BaseModel] | None = None
+    for arg in typing.get_args(annotation) or (annotation,):
+        origin = typing.get_origin(arg)
+        if origin is list:
+            inner = next(iter(typing.get_args(arg)), None)
+            if isinstance(inner, type) and issubclass(inner, BaseModel) and item is None:
+                item = inner
+        elif isinstance(arg, type) and issubclass(arg, BaseModel) and single is None:
+            single = arg
+    return single, item
+
+
+def _walk(
+    value: dict[str, Any], model: type[BaseModel], where: str, out: list[str], top: bool = False
+) -> None:
+    fields = _names(model)
+    for key, child in value.items():
+        here = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            if not top:  # unknown top-level keys are load errors already
+                out.append(
+                    f"{here}: unknown key{did_you_mean(str(key), fields)} (not an ODCS field here; ignored)"
+                )
+            continue
+        single, item = _models_in(fields[key])
+        if isinstance(child, dict) and single is not None:
+            _walk(child, single, here, out)
+        elif isinstance(child, list) and item is not None:
+            for i, element in enumerate(child):
+                if isinstance(element, dict):
+                    _walk(element, item, f"{here}[{i}]", out)
 
 
 def _clashes(contracts: list[LoadedContract]) -> list[ContractError]:

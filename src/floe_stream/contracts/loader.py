@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
@@ -46,6 +47,7 @@ from open_data_contract_standard.model import (
 )
 from pydantic import ValidationError
 
+from floe_stream.contracts.extension import FloeExtension, did_you_mean, extension_problem, unknown_keys
 from floe_stream.contracts.models import (
     AvailabilitySla,
     ColumnSpec,
@@ -57,12 +59,24 @@ from floe_stream.contracts.models import (
     QualityRule,
     ServerRef,
 )
+from floe_stream.contracts.sla import (
+    SLA_PROPERTIES,
+    FrequencySla,
+    LifecycleSla,
+    ResponseSla,
+    RetentionSla,
+    SlaNote,
+    TimeOfAvailabilitySla,
+    canonical_property,
+    parse_datetime,
+)
 
 __all__ = [
     "LOGICAL_TYPES",
     "availability_ratio",
     "contract_files",
     "duration_seconds",
+    "interval_seconds",
     "load_contract",
     "load_contract_text",
     "load_directory",
@@ -147,11 +161,14 @@ def load_contract(path: Path) -> LoadedContract:
 
 
 def contract_files(path: Path) -> list[Path]:
-    """The ``*.yaml``/``*.yml`` files directly in ``path``, sorted; hidden files are left out."""
+    """The ``*.yaml``/``*.yml`` files in ``path`` and its sub-folders, sorted; hidden files and folders are
+    left out."""
     return sorted(
         p
-        for p in path.iterdir()
-        if p.suffix.lower() in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+        for p in path.rglob("*")
+        if p.suffix.lower() in (".yaml", ".yml")
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        and p.is_file()
     )
 
 
@@ -204,6 +221,21 @@ def duration_seconds(value: object, unit: str | None = None) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"value {value!r} is not a positive duration")
     return seconds
+
+
+_NUMBER_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+
+
+def interval_seconds(value: object) -> float:
+    """Seconds in a ``floe`` duration setting: a number of seconds, ``"6h"``, ``"30 min"`` or ``"PT6H"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return duration_seconds(value, "s")
+    if isinstance(value, str):
+        m = _NUMBER_UNIT.match(value)
+        if m:
+            return duration_seconds(m.group(1), m.group(2))
+        return duration_seconds(value)
+    raise ValueError(f"value {value!r} is not a duration (e.g. 3600, '6h', 'PT6H')")
 
 
 def availability_ratio(value: object, unit: str | None = None) -> float:
@@ -326,8 +358,10 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
             )
 
     freshness, availability = _slas(doc, objects, warnings)
+    notes: list[str] = []
+    sla_targets = _all_sla_targets(doc, objects, warnings, notes)
     team, owner = _team_and_owner(doc.team, doc.customProperties)
-    contract_floe = _floe(doc.customProperties, "customProperties")
+    contract_floe, _ = _floe(doc.customProperties, "customProperties", warnings)
     shared: dict[str, Any] = {
         "contract_id": contract_id,
         "contract_name": name,
@@ -345,9 +379,11 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
     first_use: dict[str, int] = {}
     for i, (obj, table) in enumerate(zip(objects, tables, strict=True)):
         where = f"schema[{i}] ({table})"
-        table_floe = _floe(obj.customProperties, f"schema[{i}].customProperties")
+        table_floe, _ = _floe(obj.customProperties, f"schema[{i}].customProperties", warnings)
         floe = {**contract_floe, **table_floe}
-        asset_id: str = floe.get("asset") or obj.physicalName or table
+        consumers = _unique([*contract_floe.get("consumers", []), *table_floe.get("consumers", [])])
+        typed = _typed_floe({**floe, "consumers": list(consumers)}, f"schema[{i}] floe")
+        asset_id: str = typed.asset or obj.physicalName or table
         if asset_id.lower() in first_use:
             other = first_use[asset_id.lower()]
             raise _Invalid(
@@ -355,11 +391,12 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 "set a distinct 'asset' in its floe customProperty"
             )
         first_use[asset_id.lower()] = i
-        aliases = {table, f"{name}.{table}", *floe.get("aliases", [])}
+        aliases = {table, f"{name}.{table}", *typed.aliases}
         if obj.physicalName:
             aliases.add(obj.physicalName)
         aliases.discard(asset_id)
-        columns, rules = _columns_and_rules(obj, f"schema[{i}]", table, warnings)
+        columns, rules, nested = _columns_and_rules(obj, f"schema[{i}]", table, warnings)
+        more = _more_slas(doc, sla_targets, i, typed, freshness.get(i), availability.get(i), warnings)
         assets.append(
             MonitoredAsset(
                 **shared,
@@ -368,12 +405,15 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 table=table,
                 physical_name=obj.physicalName,
                 columns=columns,
+                nested=nested,
                 freshness=freshness.get(i),
                 availability=availability.get(i),
+                **more,
                 quality_rules=rules,
                 tags=_unique([*(doc.tags or []), *(obj.tags or [])]),
-                consumers=_unique([*contract_floe.get("consumers", []), *table_floe.get("consumers", [])]),
+                consumers=consumers,
                 overrides=floe,
+                floe=typed,
             )
         )
     return LoadedContract(
@@ -384,13 +424,15 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
         source=source,
         assets=tuple(assets),
         warnings=tuple(warnings),
+        notes=tuple(notes),
     )
 
 
 def _columns_and_rules(
     obj: SchemaObject, path: str, table: str, warnings: list[str]
-) -> tuple[tuple[ColumnSpec, ...], tuple[QualityRule, ...]]:
+) -> tuple[tuple[ColumnSpec, ...], tuple[QualityRule, ...], dict[str, tuple[ColumnSpec, ...]]]:
     columns: list[ColumnSpec] = []
+    nested: dict[str, tuple[ColumnSpec, ...]] = {}
     rules = _quality_rules(obj.quality, path, table, None, warnings)
     declared: dict[str, int] = {}
     for j, prop in enumerate(obj.properties or []):
@@ -402,6 +444,7 @@ def _columns_and_rules(
             )
         declared[column.name] = j
         columns.append(column)
+        _nested(prop, column.name, where, table, nested)
         rules += _quality_rules(prop.quality, where, f"{table}.{column.name}", column.name, warnings)
     seen: dict[str, int] = {}
     named: list[QualityRule] = []
@@ -412,7 +455,7 @@ def _columns_and_rules(
             if seen[rule.name] == 1
             else rule.model_copy(update={"name": f"{rule.name}#{seen[rule.name]}"})
         )
-    return tuple(columns), tuple(named)
+    return tuple(columns), tuple(named), nested
 
 
 def _column(prop: SchemaProperty, where: str, table: str) -> ColumnSpec:
@@ -435,13 +478,34 @@ def _column(prop: SchemaProperty, where: str, table: str) -> ColumnSpec:
     )
 
 
+def _nested(
+    prop: SchemaProperty, path: str, where: str, table: str, out: dict[str, tuple[ColumnSpec, ...]]
+) -> None:
+    """Nested properties of ``prop`` (object properties; an array's items as 'element'), by column path."""
+    children: list[tuple[SchemaProperty, str]] = [
+        (child, f"{where}.properties[{k}]") for k, child in enumerate(prop.properties or [])
+    ]
+    if prop.items is not None:
+        children.append(
+            (prop.items.model_copy(update={"name": prop.items.name or "element"}), f"{where}.items")
+        )
+    if not children:
+        return
+    specs = []
+    for child, at in children:
+        spec = _column(child, at, f"{table}.{path}")
+        specs.append(spec)
+        _nested(child, f"{path}.{spec.name}", at, table, out)
+    out[path] = tuple(specs)
+
+
 def _quality_rules(
     items: list[DataQuality] | None, path: str, label: str, column: str | None, warnings: list[str]
 ) -> list[QualityRule]:
     rules: list[QualityRule] = []
     for k, item in enumerate(items or []):
         where = f"{path}.quality[{k}] ({label})"
-        floe = _floe(item.customProperties, f"{path}.quality[{k}].customProperties")
+        _, floe = _floe(item.customProperties, f"{path}.quality[{k}].customProperties", warnings)
         kind = (item.type or "library").lower()
         if kind in _NOT_EVALUATED_QUALITY_TYPES:
             warnings.append(f"{where}: '{kind}' quality checks are not evaluated by floe; skipped")
@@ -482,7 +546,7 @@ def _quality_rules(
                 threshold=_threshold(operator, getattr(item, operator), where),
                 unit=unit,
                 severity=item.severity,
-                weight=float(floe.get("weight", 1.0)),
+                weight=float(floe.weight),
                 dimension=item.dimension,
             )
         )
@@ -534,6 +598,157 @@ def _slas(
         _strictest(freshness, lambda f: f.threshold_s, "freshness", objects, warnings),
         _strictest(availability, lambda a: -a.target_ratio, "availability", objects, warnings),
     )
+
+
+def _all_sla_targets(
+    doc: OpenDataContractStandard, objects: list[SchemaObject], warnings: list[str], notes: list[str]
+) -> dict[int, dict[int, str | None]]:
+    """SLA item index → {table index: column} for the properties beyond freshness/availability; unknown
+    property names are warned about here (with a "did you mean")."""
+    out: dict[int, dict[int, str | None]] = {}
+    for n, sla in enumerate(doc.slaProperties or []):
+        prop = (sla.property or "").strip()
+        known = canonical_property(prop)
+        if known is None:
+            names = [p.name for p in SLA_PROPERTIES]
+            warnings.append(
+                f"slaProperties[{n}]: unknown SLA property {prop!r}{did_you_mean(prop, names)} "
+                "(not an ODCS SLA property; not evaluated)"
+            )
+            continue
+        # freshness/availability already warned about an element naming no table; the others say it to lint
+        targets = _sla_targets(
+            sla.element or doc.slaDefaultElement,
+            objects,
+            f"slaProperties[{n}] {prop}",
+            [] if known.name in ("latency", "freshness", "availability") else notes,
+        )
+        out[n] = dict(targets)
+    return out
+
+
+def _more_slas(
+    doc: OpenDataContractStandard,
+    targets: dict[int, dict[int, str | None]],
+    index: int,
+    floe: FloeExtension,
+    freshness: FreshnessSla | None,
+    availability: AvailabilitySla | None,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """frequency, timeOfAvailability, lifecycle dates, response targets and the per-property notes of one table."""
+    items = doc.slaProperties or []
+    notes: list[SlaNote] = []
+    frequency: FrequencySla | None = None
+    toa: list[TimeOfAvailabilitySla] = []
+    life: dict[str, datetime] = {}
+    response: dict[str, float] = {}
+    retention: RetentionSla | None = None
+    for n, column_of in targets.items():
+        if index not in column_of:
+            continue
+        sla = items[n]
+        known = canonical_property(sla.property or "")
+        assert known is not None
+        where = f"slaProperties[{n}] {sla.property}"
+        shown = f"{sla.value}{' ' + sla.unit if sla.unit else ''}"
+        evaluated_by, detail = known.evaluated_by, known.reason
+        try:
+            if known.name in ("latency", "freshness"):
+                if freshness is None or freshness.source_property != sla.property:
+                    detail = (
+                        f"{detail} (another {known.name} SLA for this table is stricter or more specific)"
+                    )
+            elif known.name == "availability":
+                pass
+            elif known.name == "frequency":
+                frequency = _frequency(sla, column_of[index], floe)
+                detail = (
+                    f"a cron run ({frequency.cron}, {frequency.timezone}) without an update within 10 % of the period"
+                    if frequency.cron
+                    else f"no update for more than 110 % of {_fmt_s(frequency.interval_s or 0)}"
+                )
+            elif known.name == "timeOfAvailability":
+                one = _time_of_availability(sla, column_of[index], floe)
+                toa.append(one)
+                detail = f"an update between the previous deadline and {one.deadline.isoformat('minutes')} ({one.timezone}) each day"
+            elif known.name in ("generalAvailability", "endOfSupport", "endOfLife"):
+                life[_LIFECYCLE_FIELDS[known.name]] = parse_datetime(sla.value)
+            elif known.name == "retention":
+                retention = RetentionSla(
+                    period_s=duration_seconds(sla.value, sla.unit), element=column_of[index]
+                )
+            elif known.name in ("timeToDetect", "timeToNotify", "timeToRepair"):
+                response[_RESPONSE_FIELDS[known.name]] = duration_seconds(sla.value, sla.unit)
+        except ValueError as exc:
+            warnings.append(f"{where}: {exc}; not evaluated")
+            evaluated_by, detail = None, f"not evaluated: {exc}"
+        notes.append(
+            SlaNote(
+                index=n, property=str(sla.property), value=shown, evaluated_by=evaluated_by, detail=detail
+            )
+        )
+    del availability
+    return {
+        "frequency": frequency,
+        "time_of_availability": tuple(toa),
+        "lifecycle": LifecycleSla(**life, notice_days=floe.lifecycle.notice_days) if life else None,
+        "response": ResponseSla(**response) if response else None,
+        "retention": retention,
+        "sla_notes": tuple(notes),
+    }
+
+
+_LIFECYCLE_FIELDS = {
+    "generalAvailability": "general_availability",
+    "endOfSupport": "end_of_support",
+    "endOfLife": "end_of_life",
+}
+_RESPONSE_FIELDS = {
+    "timeToDetect": "time_to_detect_s",
+    "timeToNotify": "time_to_notify_s",
+    "timeToRepair": "time_to_repair_s",
+}
+
+
+def _frequency(sla: Any, column: str | None, floe: FloeExtension) -> FrequencySla:
+    zone = floe.timezone or "UTC"
+    if (sla.scheduler or "").strip().lower() == "cron" or sla.schedule:
+        expr = str(sla.schedule or sla.value or "").strip()
+        from croniter import croniter
+
+        if not croniter.is_valid(expr):
+            raise ValueError(f"schedule {expr!r} is not a cron expression (e.g. '0 6 * * *')")
+        return FrequencySla(cron=expr, timezone=zone, element=column)
+    return FrequencySla(interval_s=duration_seconds(sla.value, sla.unit), timezone=zone, element=column)
+
+
+_TIME_WITH_OFFSET = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _time_of_availability(sla: Any, column: str | None, floe: FloeExtension) -> TimeOfAvailabilitySla:
+    text = str(sla.value).strip()
+    m = _TIME_WITH_OFFSET.match(text)
+    if not m:
+        raise ValueError(f"value {text!r} is not a time of day such as '09:00', '09:00-08:00' or '09:00Z'")
+    hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"value {text!r} is not a time of day")
+    offset = m.group(4)
+    if offset:  # a fixed offset in the value wins (no DST)
+        zone = "UTC" if offset == "Z" else (offset if ":" in offset else f"{offset[:3]}:{offset[3:]}")
+    elif isinstance(sla.valueExt, str) and sla.valueExt.strip():
+        zone = FloeExtension.model_validate({"timezone": sla.valueExt}).timezone or "UTC"
+    else:
+        zone = floe.timezone or "UTC"
+    return TimeOfAvailabilitySla(deadline=time(hour, minute, second), timezone=zone, element=column)
+
+
+def _fmt_s(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _strictest(
@@ -648,34 +863,32 @@ def _server(server: Server, where: str, warnings: list[str]) -> ServerRef:
     )
 
 
-def _floe(props: list[CustomProperty] | None, where: str) -> dict[str, Any]:
-    """The mapping under the ``floe`` custom property, with the keys floe reads checked."""
+def _floe(
+    props: list[CustomProperty] | None, where: str, warnings: list[str] | None = None
+) -> tuple[dict[str, Any], FloeExtension]:
+    """The raw mapping under the ``floe`` custom property and its typed, validated form."""
     found = [(j, p.value) for j, p in enumerate(props or []) if p.property == "floe"]
     if not found:
-        return {}
+        return {}, FloeExtension()
     if len(found) > 1:
         raise _Invalid(f"{where}: the 'floe' custom property appears {len(found)} times; merge them into one")
     j, value = found[0]
     at = f"{where}[{j}] floe"
     if value is None:
-        return {}
+        return {}, FloeExtension()
     if not isinstance(value, dict):
         raise _Invalid(f"{at}: value must be a mapping of floe settings, got {_kind(value)}")
-    asset = value.get("asset")
-    if "asset" in value and not (isinstance(asset, str) and asset.strip()):
-        raise _Invalid(f"{at}.asset: must be a non-empty string, got {asset!r}")
-    for key in ("aliases", "consumers"):
-        items = value.get(key, [])
-        if not (isinstance(items, list) and all(isinstance(x, str) and x.strip() for x in items)):
-            raise _Invalid(f"{at}.{key}: must be a list of non-empty strings, got {items!r}")
-    weight = value.get("weight", 1.0)
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, int | float)
-        or not (math.isfinite(weight) and weight >= 0)
-    ):
-        raise _Invalid(f"{at}.weight: must be a number >= 0, got {weight!r}")
-    return dict(value)
+    if warnings is not None:
+        warnings.extend(f"{at}: {w}" for w in unknown_keys(value))
+    return dict(value), _typed_floe(value, at)
+
+
+def _typed_floe(value: dict[str, Any], at: str) -> FloeExtension:
+    try:
+        return FloeExtension.model_validate(value)
+    except ValidationError as exc:
+        key, problem = extension_problem(exc)
+        raise _Invalid(f"{at}.{key}: {problem}") from None
 
 
 def _required(value: str | None, where: str, key: str) -> str:

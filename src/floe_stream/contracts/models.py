@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from floe_stream.contracts.extension import FloeExtension
+from floe_stream.contracts.sla import (
+    FrequencySla,
+    LifecycleSla,
+    ResponseSla,
+    RetentionSla,
+    SlaNote,
+    TimeOfAvailabilitySla,
+)
 
 QualityOperator = Literal[
     "mustBe",
@@ -79,9 +89,22 @@ class MonitoredAsset(_Frozen):
     table: str
     physical_name: str | None = None
     columns: tuple[ColumnSpec, ...] = ()
+    nested: dict[str, tuple[ColumnSpec, ...]] = Field(
+        default_factory=dict,
+        description="column path ('address', 'tags.element') → its nested properties (an array's items: 'element')",
+    )
     freshness: FreshnessSla | None = None
     availability: AvailabilitySla | None = None
     quality_rules: tuple[QualityRule, ...] = ()
+    frequency: FrequencySla | None = None
+    time_of_availability: tuple[TimeOfAvailabilitySla, ...] = ()
+    lifecycle: LifecycleSla | None = None
+    retention: RetentionSla | None = None
+    response: ResponseSla | None = None
+    sla_notes: tuple[SlaNote, ...] = Field(
+        default=(),
+        description="every SLA property applying to this table: the check evaluating it, or why not",
+    )
     owner: str | None = None
     team: str | None = None
     domain: str | None = None
@@ -89,8 +112,23 @@ class MonitoredAsset(_Frozen):
     servers: tuple[ServerRef, ...] = ()
     consumers: tuple[str, ...] = ()
     overrides: dict[str, Any] = Field(
-        default_factory=dict, description="the contract's 'floe' customProperty"
+        default_factory=dict, description="the raw merged 'floe' customProperty (read `floe` instead)"
     )
+    floe: FloeExtension = Field(
+        default_factory=FloeExtension, description="the typed 'floe' customProperty (contracts/extension.py)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_floe(cls, data: Any) -> Any:
+        # built by hand (tests, tools) with only the raw mapping: type it the way the loader does; an invalid
+        # mapping keeps the defaults (the loader rejects it; lint reports it from ``overrides``)
+        if isinstance(data, dict) and "floe" not in data and data.get("overrides"):
+            try:
+                return {**data, "floe": FloeExtension.model_validate(data["overrides"])}
+            except ValidationError:
+                return data
+        return data
 
     def labels(self) -> dict[str, str]:
         out = {"contract": self.contract_name, "asset": self.asset_id}
@@ -113,6 +151,10 @@ class LoadedContract(_Frozen):
     source: str
     assets: tuple[MonitoredAsset, ...]
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = Field(
+        default=(),
+        description="for lint: SLA properties beyond freshness/availability that attach to no table",
+    )
 
 
 class ContractError(Exception):

@@ -40,6 +40,23 @@ class CheckPolicy(BaseModel):
     availability_window_s: float = Field(
         default=86_400.0, gt=0, description="rolling availability ratio window"
     )
+    availability_min_samples: int | None = Field(
+        default=None,
+        ge=1,
+        description="pings in the window before the ratio is judged; None = the smallest count at which one "
+        "failed ping stays within the error budget (ceil(1 / (1 - SLA))), capped at the pings one window holds",
+    )
+    availability_down_after: int = Field(
+        default=3,
+        ge=1,
+        description="consecutive failed pings that raise ERROR even before the ratio is judged",
+    )
+    availability_recovery_pings: int = Field(
+        default=5,
+        ge=1,
+        description="consecutive successful pings after which an open availability episode resolves, even "
+        "while the window's ratio is still below the SLA (the spent budget stays in the report)",
+    )
     ping_interval_s: float = Field(default=60.0, gt=0, description="availability ping period per asset")
     ping_timeout_s: float = Field(
         default=30.0, gt=0, description="a ping slower than this fails with 'timeout'"

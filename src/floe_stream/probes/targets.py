@@ -18,16 +18,6 @@ _SERVER_PROBES = {
 }
 
 
-def _statuses(value: Any) -> tuple[int, ...]:
-    if value is None:
-        return (200,)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,)
-    if isinstance(value, list | tuple) and value and all(isinstance(v, int) for v in value):
-        return tuple(value)
-    raise ValueError(f"expected_status must be a status code or a list of them, got {value!r}")
-
-
 def _from_server(server: ServerRef) -> ProbeTarget | None:
     kind = _SERVER_PROBES.get(server.type.lower())
     if kind is None:
@@ -47,38 +37,34 @@ def target_for(asset: MonitoredAsset) -> ProbeTarget | None:
 
     ``floe.probe`` (``{type, url | host+port, database, expected_status, server}``) wins field by field
     over the chosen server (``server`` names one of the contract's ``servers``; default the first one a
-    probe can reach). Raises ValueError on an invalid override."""
-    override: Any = asset.overrides.get("probe") or {}
-    if not isinstance(override, dict):
-        raise ValueError(f"floe.probe must be a mapping, got {type(override).__name__}")
+    probe can reach). The override is typed and validated when the contract loads
+    (:class:`floe_stream.contracts.extension.ProbeOverride`); raises ValueError when it names an unknown server."""
+    override = asset.floe.probe
+    given = override.fields_set() if override is not None else set()
     servers = list(asset.servers)
-    if "server" in override:
-        servers = [s for s in servers if s.server == override["server"]]
+    if override is not None and override.server is not None:
+        servers = [s for s in servers if s.server == override.server]
         if not servers:
-            raise ValueError(f"floe.probe.server {override['server']!r} is not one of the contract's servers")
+            raise ValueError(f"floe.probe.server {override.server!r} is not one of the contract's servers")
     base = next((t for t in (_from_server(s) for s in servers) if t is not None), None)
-    if not override or set(override) <= {"server"}:
+    if override is None or given <= {"server"}:
         return base
-    kind = override.get("type") or (base.type if base else None)
+    kind = override.type or (base.type if base else None)
     if kind is None:
-        url = override.get("url")
+        url = override.url
         kind = "http" if isinstance(url, str) and url.startswith(("http://", "https://")) else "tcp"
-    port = override.get("port", base.port if base else None)
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
-        raise ValueError(f"floe.probe.port must be an integer, got {port!r}")
-    options = {
-        k: str(v)
-        for k, v in override.items()
-        if k not in {"type", "host", "port", "url", "database", "expected_status", "server"}
-    }
+
+    def pick(name: str, fallback: Any) -> Any:
+        return getattr(override, name) if name in given else fallback
+
     return ProbeTarget(
         type=str(kind),
-        host=override.get("host", base.host if base else None),
-        port=port,
-        url=override.get("url", base.url if base else None),
-        database=override.get("database", base.database if base else None),
-        expected_status=_statuses(override.get("expected_status")),
-        options=options,
+        host=pick("host", base.host if base else None),
+        port=pick("port", base.port if base else None),
+        url=pick("url", base.url if base else None),
+        database=pick("database", base.database if base else None),
+        expected_status=override.expected_status or (200,),
+        options=override.options(),
     )
 
 

@@ -9,13 +9,27 @@ from datetime import datetime
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.checks.base import Check
 from floe_stream.processors.episodes import apply_evaluation, record_evaluation, resolved_event
-from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Outputs
+from floe_stream.processors.model import (
+    AssetState,
+    AssetUpdate,
+    EvalContext,
+    Evaluation,
+    Outputs,
+    counts_as_new_data,
+    error_evaluation,
+)
 from floe_stream.processors.policy import CheckPolicy, resolve_policy
 from floe_stream.processors.registry import CHECKS
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.probe import ProbeResult
 
 log = logging.getLogger(__name__)
+
+
+def _applies(check: Check, asset: MonitoredAsset) -> bool:
+    """A check may say it has nothing to judge on an asset (``applies(asset)``); by default it applies."""
+    applies = getattr(check, "applies", None)
+    return applies is None or bool(applies(asset))
 
 
 class Engine:
@@ -42,10 +56,19 @@ class Engine:
         """Asset ids whose state was removed (contract retired): the changelog gets a tombstone."""
         self._policies: dict[str, tuple[MonitoredAsset, CheckPolicy]] = {}
         self._warned: set[str] = set()
+        self._errors_logged: set[tuple[str, str]] = set()
         self._last_ctx: EvalContext | None = None
         self._quality_checks = tuple(c for c in self.checks if c.check_type == CheckType.QUALITY)
         self._probe_checks = tuple(c for c in self.checks if hasattr(c, "on_probe"))
         self._update_checks = tuple(c for c in self.checks if getattr(c, "reacts_to_updates", True))
+        self._structure_checks = tuple(
+            c for c in self._update_checks if not getattr(c, "judges_new_data", False)
+        )
+        """Checks for an update that is not new data (a compaction, a zero-row append): drift, quality."""
+        self._checks_of: dict[str, tuple[MonitoredAsset, tuple[Check, ...], tuple[Check, ...]]] = {}
+        self.counters: dict[str, int] = {}
+        """``late_data`` (an update older than the newest seen: freshness unchanged) and ``not_new_data``
+        (an update that does not count as new data, see :func:`counts_as_new_data`); for telemetry."""
 
     @property
     def info_at(self) -> float:
@@ -60,12 +83,25 @@ class Engine:
         hit = self._policies.get(asset.asset_id)
         if hit is not None and hit[0] is asset:
             return hit[1]
-        policy, problem = resolve_policy(self.policy, asset.overrides)
+        policy, problem = resolve_policy(self.policy, asset.floe)
         if problem and asset.asset_id not in self._warned:
             self._warned.add(asset.asset_id)
             log.warning("contract %s, asset %s: %s", asset.contract_id, asset.asset_id, problem)
         self._policies[asset.asset_id] = (asset, policy)
         return policy
+
+    def _error(self, asset: MonitoredAsset, check: Check, exc: Exception, what: str) -> Evaluation:
+        """A check that raised: an ``error`` result for that check only (no verdict, no episode change); the
+        other checks of the input still run. Logged once per (asset, check type) with the traceback."""
+        reason = f"check raised {type(exc).__name__}: {exc}"
+        key = (asset.asset_id, str(check.check_type))
+        if key not in self._errors_logged:
+            self._errors_logged.add(key)
+            log.error(
+                "check %s raised on %s of asset %s (contract %s); recorded as an error result",
+                check.check_type, what, asset.asset_id, asset.contract_id, exc_info=exc,
+            )  # fmt: skip
+        return error_evaluation(check.check_type, reason)
 
     def _ctx(self, now: datetime, trigger: str, asset: MonitoredAsset | None = None) -> EvalContext:
         policy = self.policy_for(asset) if asset is not None else self.policy
@@ -98,6 +134,7 @@ class Engine:
         for aid in asset_ids:
             self.states.pop(aid, None)
             self.dirty.discard(aid)
+            self._checks_of.pop(aid, None)
 
     def take_dirty(self) -> list[AssetState]:
         out = [self.states[a] for a in self.dirty if a in self.states]
@@ -124,12 +161,38 @@ class Engine:
         aid = asset.asset_id
         state = self.states.get(aid) or self.state(aid, now)
         source = update.event_id
-        for check in self._quality_checks if update.quality_only else self._update_checks:
-            for ev in check.on_update(asset, state, update, ctx):
+        new_data = True
+        if update.operation is not None or update.row_count == 0:  # rare: is it new data? (commit-aware)
+            u = asset.floe.updates
+            new_data = counts_as_new_data(update, u.replace, u.delete_only, u.zero_rows)
+            if not new_data:
+                self.counters["not_new_data"] = self.counters.get("not_new_data", 0) + 1
+        if update.quality_only:
+            checks = self._quality_checks
+        else:
+            # only the checks that apply to this asset (a check without an SLA here is not even called):
+            # cached per asset object, one dict lookup per event (bench/processor_cpu.py, fresh)
+            hit = self._checks_of.get(aid)
+            if hit is None or hit[0] is not asset:
+                hit = self._checks_of[aid] = (
+                    asset,
+                    tuple(c for c in self._update_checks if _applies(c, asset)),
+                    tuple(c for c in self._structure_checks if _applies(c, asset)),
+                )
+            checks = hit[1] if new_data else hit[2]
+        for check in checks:
+            # try costs nothing until a check raises (3.11 zero-cost exceptions; bench/processor.py)
+            try:
+                evs = check.on_update(asset, state, update, ctx)
+            except Exception as exc:
+                evs = [self._error(asset, check, exc, "update")]
+            for ev in evs:
                 state = record_evaluation(asset, state, ev, ctx, source, out)
-        if not update.quality_only:
+        if not update.quality_only and new_data:
             data_time = update.data_time
             last = state.last_update_at
+            if last is not None and data_time < last:
+                self.counters["late_data"] = self.counters.get("late_data", 0) + 1
             seq = update.sequence
             newer_seq = seq is not None and (state.last_sequence is None or seq > state.last_sequence)
             if last is None or data_time > last:
@@ -149,7 +212,11 @@ class Engine:
         state = self.state(asset.asset_id, now)
         out = Outputs()
         for check in self._probe_checks:
-            for ev in check.on_probe(asset, state, result, ctx):  # type: ignore[attr-defined]
+            try:
+                evs = check.on_probe(asset, state, result, ctx)  # type: ignore[attr-defined]
+            except Exception as exc:
+                evs = [self._error(asset, check, exc, "probe")]
+            for ev in evs:
                 state, o = apply_evaluation(asset, state, ev, ctx, result.probe_id)
                 out.extend(o)
         if state is not before:
@@ -169,7 +236,11 @@ class Engine:
             before = self.states.get(asset.asset_id)
             state = self.state(asset.asset_id, now)
             for check in self.checks:
-                for ev in check.on_tick(asset, state, ctx):
+                try:
+                    evs = check.on_tick(asset, state, ctx)
+                except Exception as exc:
+                    evs = [self._error(asset, check, exc, "tick")]
+                for ev in evs:
                     state, o = apply_evaluation(asset, state, ev, ctx, source)
                     out.extend(o)
             if state is not before:
@@ -184,6 +255,7 @@ class Engine:
         state = self.states.pop(asset.asset_id, None)
         self.dirty.discard(asset.asset_id)
         self._policies.pop(asset.asset_id, None)
+        self._checks_of.pop(asset.asset_id, None)
         if state is None:
             return out
         for ep in state.open.values():

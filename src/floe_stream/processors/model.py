@@ -37,11 +37,37 @@ class AssetUpdate(NamedTuple):
     job: str | None = None
     quality_only: bool = False
     """A test run's report on the asset (e.g. an OpenLineage input-dataset assertion): not a materialization."""
+    operation: str | None = None
+    """Iceberg snapshot operation (append, overwrite, replace, delete); None for other inputs."""
+    added_rows: int | None = None
+    """Rows the update added (Iceberg ``added-records``), when the input says."""
+    oldest_data_time: datetime | None = None
+    """The oldest value of the SLA element still in the table (a producer's report; retention)."""
 
     @property
     def data_time(self) -> datetime:
         """The time the data is fresh as of: the SLA column's newest value, else the update time."""
         return self.data_timestamp or self.updated_at
+
+
+def counts_as_new_data(update: AssetUpdate, replace: bool, delete_only: bool, zero_rows: bool) -> bool:
+    """Whether an update is new data for freshness, frequency and timeOfAvailability (commit-aware freshness).
+
+    Iceberg ``append``/``overwrite`` with added records count; ``replace`` (compaction, rewrite) and
+    ``delete`` (delete-only) snapshots count only when the contract says so (``floe.updates``); an update
+    that reports zero rows (a zero-row append, an OpenLineage COMPLETE with ``rowCount: 0``) neither, by
+    default. Everything else (materializations, OpenLineage with rows or without a count) counts."""
+    op = update.operation
+    if op == "replace":
+        return replace
+    if op == "delete":
+        return delete_only
+    rows = (
+        update.added_rows
+        if op is not None
+        else (update.row_count if update.source == "openlineage" else None)
+    )
+    return zero_rows or rows != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +109,12 @@ class Evaluation(NamedTuple):
     actual: str | None = None
     message: str = ""
     state_update: dict[str, Any] | None = None
+
+
+def error_evaluation(check_type: CheckType, reason: str) -> Evaluation:
+    """The result of a check that could not reach a verdict: status ``error`` with the reason. It has no
+    findings and no scope, so it opens, escalates and resolves nothing ("no verdict" is not a breach)."""
+    return Evaluation(check_type=check_type, status=CheckStatus.ERROR, message=reason[:500])
 
 
 class OpenEpisode(WireModel):

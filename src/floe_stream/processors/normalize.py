@@ -37,6 +37,10 @@ def update_of_materialization(ev: MaterializationEvent, fallback_id: str) -> Ass
         None,
         ev.run_id,
         ev.job,
+        False,
+        None,
+        None,
+        ev.oldest_data_timestamp,
     )
 
 
@@ -197,22 +201,53 @@ def iceberg_type_name(t: str | dict[str, Any]) -> str:
     return str(t.get("type", "struct"))
 
 
-def iceberg_columns(fields: list[IcebergField]) -> tuple[ObservedColumn, ...]:
-    return tuple(
-        ObservedColumn(name=f.name, type=iceberg_type_name(f.type), nullable=not f.required) for f in fields
+def _nested(t: str | dict[str, Any]) -> list[ObservedColumn] | None:
+    """The children of a nested Iceberg type (struct fields, list element, map key/value), else None."""
+    if not isinstance(t, dict):
+        return None
+    kind = t.get("type")
+    if kind == "struct":
+        return [
+            _observed(f.get("name", "?"), f.get("type", "?"), bool(f.get("required")))
+            for f in t.get("fields", [])
+        ]
+    if kind == "list":
+        return [_observed("element", t.get("element", "?"), bool(t.get("element-required")))]
+    if kind == "map":
+        return [
+            _observed("key", t.get("key", "?"), True),
+            _observed("value", t.get("value", "?"), bool(t.get("value-required"))),
+        ]
+    return None
+
+
+def _observed(name: str, t: str | dict[str, Any], required: bool, key: bool | None = None) -> ObservedColumn:
+    return ObservedColumn(
+        name=str(name), type=iceberg_type_name(t), nullable=not required, primary_key=key, fields=_nested(t)
     )
+
+
+def iceberg_columns(
+    fields: list[IcebergField], identifier_ids: list[int] | None = None
+) -> tuple[ObservedColumn, ...]:
+    """Observed columns of an Iceberg schema; ``identifier-field-ids`` give the key (when the table has one)."""
+    ids = set(identifier_ids or ())
+    return tuple(_observed(f.name, f.type, f.required, (f.id in ids) if ids else None) for f in fields)
 
 
 def from_commit(ev: CatalogCommitEvent, fallback_id: str) -> list[tuple[str, AssetUpdate]]:
     summary = ev.summary
     rows = summary.get("total-records")
+    added = summary.get("added-records")
     update = AssetUpdate(
         asset_id=ev.table,
         source="catalog_commit",
         event_id=ev.event_id or f"commit:{ev.table}:{ev.snapshot_id}",
         updated_at=datetime.fromtimestamp(ev.timestamp_ms / 1000, tz=UTC),
-        columns=iceberg_columns(ev.table_schema.fields),
+        columns=iceberg_columns(ev.table_schema.fields, ev.table_schema.identifier_field_ids),
         row_count=int(rows) if rows and rows.isdigit() else None,
         sequence=ev.sequence_number,
+        operation=ev.operation,
+        added_rows=int(added) if added and added.isdigit() else None,
     )
     return [(ev.table, update)]

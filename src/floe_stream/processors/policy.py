@@ -9,39 +9,53 @@ The global policy comes from settings (``FLOE_CHECKS__…``); a contract may ove
           checks: {warning_at: 0.95, fail_after: 3, resolve_after: 2, quality_threshold: 0.9}
           probe: {type: http, url: "https://api.example.com/health", expected_status: 200}
 
-Overrides are merged field by field over the global policy by :func:`resolve_policy`; an invalid override
-is ignored (the global value stays) and reported once, never crashes evaluation.
+Overrides are typed and validated when the contract loads (:class:`~floe_stream.contracts.extension.ChecksOverride`)
+and merged field by field over the global policy by :func:`resolve_policy`; a cross-field problem leaves the
+global values in force and is reported once, never crashes evaluation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
+from floe_stream.contracts.extension import ChecksOverride, FloeExtension, extension_problem
 from floe_stream.contracts.policy import DEFAULT_POLICY, POLICY_FIELDS, CheckPolicy
 
 __all__ = ["DEFAULT_POLICY", "POLICY_FIELDS", "CheckPolicy", "override_problems", "resolve_policy"]
 
 
-def resolve_policy(base: CheckPolicy, overrides: dict[str, Any]) -> tuple[CheckPolicy, str | None]:
-    """``base`` with the contract's ``floe.checks`` mapping merged field by field.
+def resolve_policy(
+    base: CheckPolicy, overrides: FloeExtension | Mapping[str, Any]
+) -> tuple[CheckPolicy, str | None]:
+    """``base`` with the contract's ``floe.checks`` merged field by field.
 
+    ``overrides`` is the asset's typed :class:`FloeExtension` (a raw ``floe`` mapping is typed first).
     Returns (policy, problem): on an invalid override the base policy and a one-line reason."""
-    checks = overrides.get("checks")
+    if isinstance(overrides, FloeExtension):
+        checks = overrides.checks.values() if overrides.checks else {}
+    else:
+        raw = overrides.get("checks")
+        if not raw:
+            return base, None
+        if not isinstance(raw, dict):
+            return base, f"floe.checks must be a mapping, got {type(raw).__name__}"
+        try:
+            checks = ChecksOverride.model_validate(raw).values()
+        except ValidationError as exc:
+            key, problem = extension_problem(exc, ChecksOverride)
+            return base, f"floe.checks.{key}: {problem}"
     if not checks:
         return base, None
-    if not isinstance(checks, dict):
-        return base, f"floe.checks must be a mapping, got {type(checks).__name__}"
-    known = {k: v for k, v in checks.items() if k in POLICY_FIELDS}
-    unknown = sorted(set(checks) - POLICY_FIELDS)
     try:
-        policy = CheckPolicy.model_validate({**base.model_dump(), **known})
+        policy = CheckPolicy.model_validate({**base.model_dump(), **checks})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "checks"
         return base, f"floe.checks.{where}: {err['msg']}"
-    return policy, (f"floe.checks: unknown key(s) {', '.join(unknown)} ignored" if unknown else None)
+    return policy, None
 
 
 def override_problems(asset: Any) -> list[str]:

@@ -5,12 +5,20 @@ from __future__ import annotations
 from floe_stream.processors.checks.availability import AvailabilityCheck
 from floe_stream.processors.checks.base import Check
 from floe_stream.processors.checks.drift import SchemaDriftCheck
+from floe_stream.processors.checks.frequency import FrequencyCheck
 from floe_stream.processors.checks.freshness import FreshnessCheck
+from floe_stream.processors.checks.lifecycle import LifecycleCheck
 from floe_stream.processors.checks.quality import QualityCheck
+from floe_stream.processors.checks.retention import RetentionCheck
+from floe_stream.processors.checks.time_of_availability import TimeOfAvailabilityCheck
 
 CHECKS: tuple[Check, ...] = (
     FreshnessCheck(),
     SchemaDriftCheck(),
     QualityCheck(),
     AvailabilityCheck(),
+    FrequencyCheck(),
+    TimeOfAvailabilityCheck(),
+    LifecycleCheck(),
+    RetentionCheck(),
 )

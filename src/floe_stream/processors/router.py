@@ -69,6 +69,14 @@ def _resolved(pairs: list[tuple[list[str], AssetUpdate]], resolve: Resolve) -> R
     return out
 
 
+def unmonitored(ev: InputEvent, routed: int) -> int:
+    """How many of the assets an input event names no contract covers, given how many were routed (pure;
+    an OpenLineage event is normalized again: the rare path)."""
+    if isinstance(ev, OpenLineageRunEvent):
+        return max(0, len(from_openlineage(ev)) - routed)
+    return max(0, 1 - routed)
+
+
 def owner(asset: MonitoredAsset, partitions: int) -> int:
     """The partition (of every co-partitioned input) whose processor owns ``asset``'s state."""
     return partition_for(asset.asset_id, partitions)

@@ -20,11 +20,10 @@ deterministic, so running the same replay twice leaves identical tables.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -32,13 +31,14 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.durations import parse_duration
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import Outputs
 from floe_stream.processors.router import is_rerouted, route_probe, route_update, tick_is_new
 from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
 from floe_stream.runtime.database import connect
-from floe_stream.runtime.kafka import existing_partition_counts, make_consumer
+from floe_stream.runtime.kafka import existing_partition_counts, make_consumer, start_client
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
@@ -57,9 +57,6 @@ log = logging.getLogger(__name__)
 Position = datetime | int | str  # a time, an offset in every partition, or "earliest" / "latest"
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
 
 def parse_position(text: str, now: datetime | None = None) -> Position:
     """``earliest``/``latest``, an integer offset, an ISO 8601 time, or a duration ago (``7d``, ``12h``)."""
@@ -68,14 +65,15 @@ def parse_position(text: str, now: datetime | None = None) -> Position:
         return t.lower()
     if t.isdigit():
         return int(t)
-    m = _RELATIVE.match(t)
-    if m:
-        return (now or datetime.now(UTC)) - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2).lower()])
+    try:
+        return (now or datetime.now(UTC)) - parse_duration(t)  # a duration ago: 7d, 12h, 2w, PT6H …
+    except ValueError:
+        pass
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
-            f"{text!r} is not a time (ISO 8601, or 7d/12h ago), an offset, 'earliest' or 'latest'"
+            f"{text!r} is not a time (ISO 8601), a duration ago (7d, 12h, PT6H), an offset, 'earliest' or 'latest'"
         ) from None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
@@ -112,7 +110,7 @@ async def _read(
     k = settings.kafka
     names = {topic_name(k.topic_prefix, key): key for key in _TOPIC_RANK}
     consumer = make_consumer(k, group_id=None, fetch_max_wait_ms=20)
-    await consumer.start()
+    await start_client(consumer)
     try:
         counts = await existing_partition_counts(k, list(names))
         tps = [TopicPartition(name, p) for name in names for p in range(counts.get(name, 0))]

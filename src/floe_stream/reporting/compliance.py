@@ -20,13 +20,16 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from floe_stream.durations import parse_duration, window_label
 from floe_stream.reporting.timeline import (
     RANK_SEVERITY,
     SEVERITY_RANK,
@@ -43,12 +46,19 @@ from floe_stream.reporting.timeline import (
     split_by_day,
     trend,
 )
+from floe_stream.settings import DEFAULT_TARGETS
 
 WINDOWS: dict[str, timedelta] = {
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
+
+
+Verdict = Literal["breaching", "at_risk", "ok", "no_data"]
+TargetSource = Literal["contract", "slo", "default", "--fail-under"]
+VERDICT_RANK: dict[str, int] = {"breaching": 0, "at_risk": 1, "ok": 2, "no_data": 3}
+SORTS = ("status", "compliance", "budget", "asset")
 
 
 class ReportError(Exception):
@@ -113,6 +123,21 @@ class CheckSummary(_M):
     consecutive_failures: int
     trend: Trend
     trend_change_pp: float
+    target_pct: float | None = Field(default=None, description="what compliance is judged against")
+    target_source: TargetSource | None = None
+    error_budget_left_pct: float | None = Field(
+        default=None,
+        description="share of the allowed non-compliance (100 - target) not yet used; < 0 = overspent",
+    )
+    status: Verdict = "no_data"
+    below_target_pp: float | None = Field(default=None, description="target - compliance when breaching")
+    since: datetime | None = Field(
+        default=None, description="breaching or failing since (bucket start or last pass)"
+    )
+    reason: str = ""
+    coverage_from: datetime | None = Field(
+        default=None, description="first result, when after the window start: coverage counts from there"
+    )
 
 
 class AssetCompliance(_M):
@@ -123,6 +148,24 @@ class AssetCompliance(_M):
     compliance_pct: float | None
     checks: list[CheckSummary]
     series: list[CheckSeries]
+    status: Verdict = "no_data"
+
+
+class Attention(_M):
+    """One (asset, check) that breaches its target or is at risk: who, how far, since when, where to look."""
+
+    asset: str
+    owner: str | None
+    contract_id: str | None
+    check_type: str
+    status: Verdict
+    compliance_pct: float | None
+    target_pct: float | None
+    below_target_pp: float | None
+    error_budget_left_pct: float | None
+    since: datetime | None
+    reason: str
+    command: str
 
 
 class ViolationCount(_M):
@@ -162,6 +205,15 @@ class ComplianceReport(_M):
     violations: list[ViolationCount]
     groups: list[GroupCompliance]
     assets: list[AssetCompliance]
+    attention: list[Attention] = Field(default_factory=list, description="breaching first, then at risk")
+    assets_total: int = Field(default=0, description="assets before --top / --only-failing")
+
+    def failing(self) -> list[tuple[AssetCompliance, CheckSummary]]:
+        """Every (asset, check) below its target (the ``--fail-under`` gate): ``(asset, CheckSummary)`` pairs."""
+        return [(a, c) for a in self.assets for c in a.checks if c.status == "breaching"]
+
+    def has_data(self) -> bool:
+        return any(c.compliance_pct is not None for a in self.assets for c in a.checks)
 
     def lowest(self) -> tuple[str, str, float] | None:
         """The lowest (asset, check type, compliance %) — what ``--fail-under`` gates on."""
@@ -296,7 +348,12 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 
 async def _resolve_assets(
-    conn: asyncpg.Connection, contract: str | None, asset: str | None, owner: str | None, team: str | None
+    conn: asyncpg.Connection,
+    contract: str | None,
+    wanted: list[str],
+    owner: str | None,
+    team: str | None,
+    allow_unknown: bool = False,
 ) -> list[str] | None:
     sets: list[set[str]] = []
     if contract:
@@ -331,39 +388,93 @@ async def _resolve_assets(
                 )
                 raise ReportError(f"no asset with {col} {value!r}{hint}")
             sets.append({r[0] for r in rows})
-    if asset:
-        found = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM sla_status WHERE asset = $1) "
-            "OR EXISTS (SELECT 1 FROM contract_assets WHERE asset = $1)",
-            asset,
-        )
-        if not found:
-            raise ReportError(
-                f"unknown asset {asset!r}: no check results and no registered contract mention it"
+    if wanted:
+        found = {
+            r[0]
+            for r in await conn.fetch(
+                "SELECT asset FROM sla_status WHERE asset = ANY($1) UNION SELECT asset FROM contract_assets "
+                "WHERE asset = ANY($1)",
+                wanted,
             )
-        sets.append({asset})
+        }
+        missing = [a for a in wanted if a not in found]
+        if missing and not allow_unknown:
+            near = await _near_assets(conn, missing[0])
+            raise ReportError(
+                f"unknown asset {', '.join(map(repr, missing))}: no check results and no registered contract "
+                "mention it" + (f" (did you mean {', '.join(near)}?)" if near else "")
+            )
+        sets.append(set(wanted) - set(missing))
     if not sets:
         return None
     out = set.intersection(*sets)
     return sorted(out)
 
 
+async def _first_seen(
+    conn: asyncpg.Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], datetime]:
+    """The first result of each key (raw rows, else the first aggregated day once raw rows are pruned)."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT k.asset, k.check_type, "
+        "(SELECT min(c.evaluated_at) FROM check_results c WHERE c.asset = k.asset AND c.check_type = k.check_type) "
+        "AS first_at, (SELECT min(d.day) FROM daily_aggregates d WHERE d.asset = k.asset AND "
+        "d.check_type = k.check_type) AS first_day FROM unnest($1::text[], $2::text[]) AS k(asset, check_type)",
+        [k[0] for k in keys], [k[1] for k in keys],
+    )  # fmt: skip
+    out: dict[tuple[str, str], datetime] = {}
+    for r in rows:
+        first_at, first_day = r["first_at"], r["first_day"]
+        if first_at is not None and (first_day is None or day_of(first_at) <= first_day):
+            out[(r["asset"], r["check_type"])] = first_at
+        elif first_day is not None:  # raw rows of the first days pruned: the first aggregated day
+            out[(r["asset"], r["check_type"])] = midnight(first_day)
+    return out
+
+
+async def _near_assets(conn: asyncpg.Connection, name: str) -> list[str]:
+    import difflib
+
+    known = [
+        r[0] for r in await conn.fetch("SELECT asset FROM sla_status UNION SELECT asset FROM contract_assets")
+    ]
+    return difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+
+
 async def build_report(
     conn: asyncpg.Connection,
     *,
-    window: str = "30d",
+    window: str | timedelta = "30d",
     by: Bucket = "day",
     as_of: datetime | None = None,
     contract: str | None = None,
-    asset: str | None = None,
+    asset: str | Sequence[str] | None = None,
     owner: str | None = None,
     team: str | None = None,
+    default_targets: dict[str, float] | None = None,
+    fail_under: float | None = None,
+    at_risk_budget_pct: float = 25.0,
+    allow_unknown: bool = False,
 ) -> ComplianceReport:
-    """The compliance report over the rolling ``window`` ending at ``as_of`` (default now), with bucket series."""
-    if window not in WINDOWS:
-        raise ReportError(f"unknown window {window!r} (use {', '.join(WINDOWS)})")
+    """The compliance report over the rolling ``window`` ending at ``as_of`` (default now), with bucket series.
+
+    Each (asset, check type) is judged against ``fail_under`` when given, else its contract's target, else
+    ``default_targets[check type]`` (:data:`~floe_stream.settings.DEFAULT_TARGETS`). Assets come worst first.
+    ``allow_unknown``: an asset id nothing knows yields an empty report instead of a :class:`ReportError`.
+    """
+    if isinstance(window, timedelta):
+        span, window = window, window_label(window)
+    elif window in WINDOWS:
+        span = WINDOWS[window]
+    else:
+        try:
+            span = parse_duration(window)
+        except ValueError as exc:
+            raise ReportError(f"window: {exc}") from None
     end = (as_of or datetime.now(UTC)).astimezone(UTC)
-    start = end - WINDOWS[window]
+    start = end - span
     has_data = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM check_results) OR EXISTS (SELECT 1 FROM daily_aggregates)"
     )
@@ -371,15 +482,18 @@ async def build_report(
         raise ReportError(
             "the SLA history is empty: no check results recorded yet (is `floe run sink postgres` running?)"
         )
-    assets = await _resolve_assets(conn, contract, asset, owner, team)
+    wanted = [asset] if isinstance(asset, str) else list(asset or [])
+    assets = await _resolve_assets(conn, contract, wanted, owner, team, allow_unknown)
     filters = {
-        k: v for k, v in (("contract", contract), ("asset", asset), ("owner", owner), ("team", team)) if v
+        k: v
+        for k, v in (("contract", contract), ("asset", ",".join(wanted)), ("owner", owner), ("team", team))
+        if v
     }
 
     meta = {
         r["asset"]: r
         for r in await conn.fetch(
-            "SELECT asset, contract_id, owner, team, expected_intervals FROM contract_assets "
+            "SELECT asset, contract_id, owner, team, expected_intervals, targets FROM contract_assets "
             "WHERE ($1::text[] IS NULL OR asset = ANY($1))",
             assets,
         )
@@ -420,7 +534,7 @@ async def build_report(
         for ct in json.loads(m["expected_intervals"])
     }
     keys = sorted(set(win) | set(series) | expected_keys)
-    window_s = (end - start).total_seconds()
+    first_seen = await _first_seen(conn, [k for k in keys if k in win or k in status])
     per_asset: dict[str, list[CheckSummary]] = defaultdict(list)
     contract_of: dict[str, str | None] = {}
     for key in keys:
@@ -437,7 +551,10 @@ async def build_report(
         m = meta.get(a)
         intervals = json.loads(m["expected_intervals"]) if m and m["expected_intervals"] else {}
         interval = intervals.get(ct)
-        expected = window_s / float(interval) if interval else None
+        # expected checks over the time the key existed in the window: 3 days of data in a 7-day window is not
+        # 43 % coverage; a key that never ran is expected over the whole window
+        since = max(start, first_seen[key]) if key in first_seen else start
+        expected = (end - since).total_seconds() / float(interval) if interval and since < end else None
         coverage = min(100.0, 100.0 * checks_run / expected) if expected else None
         by_sev = dict(sorted(opened.get(key, {}).items(), key=lambda kv: SEVERITY_RANK.get(kv[0], 9)))
         n_res, mttr = resolved.get(key, (0, None))
@@ -455,6 +572,7 @@ async def build_report(
                 minutes_breached=round(breached / 60, 4), minutes_unknown=round(unknown / 60, 4),
                 uptime_ratio=_r(within / observed, 6) if observed > 0 else None,
                 expected_checks=_r(expected, 2), coverage_pct=_r(coverage, 2),
+                coverage_from=since if since > start else None,
                 worst_severity=RANK_SEVERITY.get(w["worst"]) if w and w["worst"] is not None else None,
                 metric_avg=_r(w["metric_avg"], 6) if w else None,
                 metric_min=_r(w["metric_min"], 6) if w else None,
@@ -467,18 +585,35 @@ async def build_report(
             )
         )  # fmt: skip
 
+    defaults = DEFAULT_TARGETS if default_targets is None else default_targets
     asset_rows: list[AssetCompliance] = []
     for a in sorted(per_asset):
-        checks = per_asset[a]
-        pcts = [c.compliance_pct for c in checks if c.compliance_pct is not None]
         m = meta.get(a)
+        stated = json.loads(m["targets"]) if m and m["targets"] else {}
+        checks = []
+        for c in per_asset[a]:
+            if fail_under is not None:
+                target, source = fail_under, "--fail-under"
+            elif c.check_type in stated:
+                target, source = (
+                    float(stated[c.check_type]["pct"]),
+                    stated[c.check_type].get("source", "contract"),
+                )
+            else:
+                target, source = defaults.get(c.check_type, 99.0), "default"
+            checks.append(judge(c, target, source, series.get((a, c.check_type)), status.get((a, c.check_type)),
+                                at_risk_budget_pct))  # fmt: skip
+        checks.sort(key=_check_order)
+        pcts = [c.compliance_pct for c in checks if c.compliance_pct is not None]
         asset_rows.append(
             AssetCompliance(
                 asset=a, contract_id=contract_of.get(a), owner=m["owner"] if m else None,
                 team=m["team"] if m else None, compliance_pct=_r(sum(pcts) / len(pcts)) if pcts else None,
                 checks=checks, series=[series[(a, c.check_type)] for c in checks if (a, c.check_type) in series],
+                status=min((c.status for c in checks), key=VERDICT_RANK.__getitem__, default="no_data"),
             )
         )  # fmt: skip
+    asset_rows.sort(key=asset_order("status"))
 
     totals = _totals(asset_rows, by)
     all_pcts = [c.compliance_pct for a in asset_rows for c in a.checks if c.compliance_pct is not None]
@@ -501,8 +636,124 @@ async def build_report(
         coverage_pct=_r(min(100.0, 100.0 * run_total / expected_total), 2) if expected_total else None,
         episodes_opened=sum(v.episodes for v in violations), episodes_resolved=n_resolved,
         mttr_s=_r(mttr_all, 3), totals=totals, violations=violations, groups=_groups(asset_rows),
-        assets=asset_rows,
+        assets=asset_rows, attention=_attention(asset_rows, window), assets_total=len(asset_rows),
     )  # fmt: skip
+
+
+def judge(
+    c: CheckSummary,
+    target: float,
+    source: str,
+    series: CheckSeries | None,
+    st: Any,
+    at_risk_budget_pct: float = 25.0,
+) -> CheckSummary:
+    """The verdict of one (asset, check) against its target: breaching (below target), at risk (error budget
+    nearly spent, degrading trend, or failing right now), ok, or no data; with how far, since when and why."""
+    pct = c.compliance_pct
+    upd: dict[str, Any] = {"target_pct": target, "target_source": source}
+    if pct is None:
+        return c.model_copy(update={**upd, "status": "no_data", "reason": "no result in the window"})
+    allowed, used = 100.0 - target, 100.0 - pct
+    left = 100.0 * (allowed - used) / allowed if allowed > 0 else (100.0 if used <= 0 else -100.0)
+    upd["error_budget_left_pct"] = round(max(left, -999.0), 2)
+    failing_now = c.current_status == "fail"
+    since: datetime | None = None
+    if pct < target:
+        below = target - pct
+        upd.update(status="breaching", below_target_pp=round(below, 4))
+        reason = f"{_p(pct)} < target {_p(target)} ({below:.1f} pp below)"
+        since = _below_since(series, target)
+    elif left < at_risk_budget_pct or c.trend == "degrading" or failing_now:
+        upd["status"] = "at_risk"
+        parts = []
+        if left < at_risk_budget_pct:
+            parts.append(f"{max(left, 0):.0f} % of the error budget left")
+        if c.trend == "degrading":
+            parts.append(f"degrading ({c.trend_change_pp:+.1f} pp)")
+        if failing_now:
+            parts.append(f"failing now ({c.consecutive_failures} in a row)")
+        reason = ", ".join(parts)
+    else:
+        upd["status"] = "ok"
+        reason = f"{_p(pct)} ≥ target {_p(target)}"
+    if failing_now and st is not None:
+        since = since or st["last_pass_at"] or None
+        reason += f"; failing now ({c.consecutive_failures} in a row)" if "failing now" not in reason else ""
+    upd.update(reason=reason, since=since)
+    return c.model_copy(update=upd)
+
+
+def _p(x: float) -> str:
+    return f"{x:.1f} %" if round(x, 1) != 100.0 or x == 100.0 else f"{x:.2f} %"
+
+
+def _below_since(series: CheckSeries | None, target: float) -> datetime | None:
+    """Start of the trailing run of buckets below target (else of the first bucket below target)."""
+    if series is None:
+        return None
+    pts = [p for p in series.points if p.compliance_pct is not None]
+    run: date | None = None
+    for p in reversed(pts):
+        if p.compliance_pct is not None and p.compliance_pct < target:
+            run = p.start
+        else:
+            break
+    if run is None:
+        run = next((p.start for p in pts if p.compliance_pct is not None and p.compliance_pct < target), None)
+    return midnight(run) if run else None
+
+
+def _check_order(c: CheckSummary) -> tuple[Any, ...]:
+    return (VERDICT_RANK[c.status], -(c.below_target_pp or 0.0), _budget(c), c.check_type)
+
+
+def _budget(c: CheckSummary) -> float:
+    return c.error_budget_left_pct if c.error_budget_left_pct is not None else 1e9
+
+
+def asset_order(sort: str) -> Callable[[AssetCompliance], tuple[Any, ...]]:
+    """Sort keys of ``--sort``: status (worst first), compliance (lowest first), budget (least left), asset."""
+    if sort == "asset":
+        return lambda a: (a.asset,)
+    if sort == "compliance":
+        return lambda a: (a.compliance_pct is None, a.compliance_pct or 0.0, a.asset)
+    if sort == "budget":
+        return lambda a: (min((_budget(c) for c in a.checks), default=1e9), a.asset)
+    return lambda a: (VERDICT_RANK[a.status], -max((c.below_target_pp or 0.0 for c in a.checks), default=0.0),
+                      min((_budget(c) for c in a.checks), default=1e9), a.asset)  # fmt: skip
+
+
+def _attention(assets: list[AssetCompliance], window: str) -> list[Attention]:
+    out = []
+    for a in assets:
+        for c in a.checks:
+            if c.status in ("breaching", "at_risk"):
+                out.append(Attention(
+                    asset=a.asset, owner=a.owner or a.team, contract_id=a.contract_id, check_type=c.check_type,
+                    status=c.status, compliance_pct=c.compliance_pct, target_pct=c.target_pct,
+                    below_target_pp=c.below_target_pp, error_budget_left_pct=c.error_budget_left_pct,
+                    since=c.since, reason=c.reason,
+                    command=f"floe sla report --asset {shlex.quote(a.asset)} --window {window} --by day",
+                ))  # fmt: skip
+    out.sort(key=lambda x: (VERDICT_RANK[x.status], -(x.below_target_pp or 0.0),
+                            x.error_budget_left_pct if x.error_budget_left_pct is not None else 1e9, x.asset))  # fmt: skip
+    return out
+
+
+def arrange(
+    report: ComplianceReport, sort: str = "status", top: int | None = None, only_failing: bool = False
+) -> ComplianceReport:
+    """The assets to show: ``--sort``, ``--only-failing`` (breaching assets), ``--top N``. Totals, groups and the
+    "needs attention" list still cover every selected asset."""
+    if sort not in SORTS:
+        raise ReportError(f"unknown sort {sort!r} (use {', '.join(SORTS)})")
+    rows = sorted(report.assets, key=asset_order(sort))
+    if only_failing:
+        rows = [a for a in rows if a.status == "breaching"]
+    if top is not None:
+        rows = rows[:top]
+    return report.model_copy(update={"assets": rows})
 
 
 def _groups(assets: list[AssetCompliance]) -> list[GroupCompliance]:

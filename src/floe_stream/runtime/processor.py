@@ -33,7 +33,14 @@ from floe_stream.processors.engine import Engine
 from floe_stream.processors.enrich import ViolationEnricher
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
 from floe_stream.processors.registry import CHECKS
-from floe_stream.processors.router import REROUTED, is_rerouted, route_probe, route_update, tick_is_new
+from floe_stream.processors.router import (
+    REROUTED,
+    is_rerouted,
+    route_probe,
+    route_update,
+    tick_is_new,
+    unmonitored,
+)
 from floe_stream.runtime.checks_runtime import ChecksRuntime
 from floe_stream.runtime.kafka import (
     NO_HEADERS,
@@ -44,6 +51,7 @@ from floe_stream.runtime.kafka import (
     make_consumer,
     make_producer,
     partition_counts,
+    start_producer,
 )
 from floe_stream.runtime.lineage_view import LineageView
 from floe_stream.runtime.service import Batch, ConsumerService
@@ -115,6 +123,7 @@ class ProcessorService(ConsumerService):
         self._lanes: Lanes = {}  # check results of the batch, grouped by (topic, partition) as they are made
         # counters summed per record, handed to the instruments at most once a second and when idle
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()
+        self._unmonitored: Counter[str] = Counter()  # by topic: floe_events_unmonitored_total
         self._processed: Counter[str] = Counter()
         self._counted_at = 0.0
         self.partitions = 0
@@ -134,7 +143,7 @@ class ProcessorService(ConsumerService):
                 + ", ".join(f"{t}={n}" for t, n in counts.items())
             )
         self.partitions = next(iter(counts.values()))
-        await self.state_producer.start()
+        await start_producer(self.state_producer, self.settings.kafka)
         await self.lineage.start(self)  # impact context across instances (lineage topic)
         assert self.batch_producer is not None
         await self.checks_rt.start(self.batch_producer, self.partitions)
@@ -242,9 +251,13 @@ class ProcessorService(ConsumerService):
             offsets = dict(cp.offsets)
             last_tick = cp.last_tick
             traced = tracing.enabled()
+            max_bytes = self.settings.kafka.max_record_bytes
             for rec in recs:
                 if traced:
                     tracing.start_record(tp.topic, rec.headers)
+                if rec.value is not None and len(rec.value) > max_bytes:
+                    self._too_large(rec, max_bytes, out)  # never decoded, forwarded or copied whole
+                    continue
                 try:
                     if tp.topic == self.t_tick:
                         tick = decode_tick(rec.value)
@@ -261,12 +274,16 @@ class ProcessorService(ConsumerService):
                     else:
                         self._handle_update(rec, p, out)
                 except DecodeError as exc:
-                    out.append(dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq]))
+                    out.append(
+                        dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq], max_bytes)
+                    )
                     metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": exc.reason.split(":", 1)[0]})
                     log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, p, rec.offset, exc.reason)
                 except Exception as exc:  # a bug on one record must not stop the stream
                     reason = f"internal error: {type(exc).__name__}: {exc}"
-                    out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq]))
+                    out.append(
+                        dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes)
+                    )
                     metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": "internal error"})
                     log.exception("dead-lettered %s[%d]@%d after an internal error", tp.topic, p, rec.offset)
             offsets[tp.topic] = recs[-1].offset
@@ -281,6 +298,13 @@ class ProcessorService(ConsumerService):
         # outputs, dead letters, re-routes, lineage: sent now, acknowledged before the next state write
         self._acks.extend(await self.batch_producer.enqueue(out, self._take_lanes()))
 
+    def _too_large(self, rec: ConsumerRecord[bytes, bytes], max_bytes: int, out: list[OutRecord]) -> None:
+        size = len(rec.value or b"")
+        reason = f"record too large: {size} bytes > kafka.max_record_bytes={max_bytes}"
+        out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes))
+        self.metrics.dead_lettered.add(1, {"topic": rec.topic, "reason": "record too large"})
+        log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
+
     def _record_counts(self, force: bool = False) -> None:
         """``floe_events_processed_total`` and ``floe_contract_checks_total``: an OTel add costs ~5–10 µs, so
         the per-record sums go to the instruments at most once a second (and when idle)."""
@@ -293,8 +317,14 @@ class ProcessorService(ConsumerService):
             metrics.events_processed.add(n, {"topic": topic})
         for (check_type, status), n in self._check_counts.items():
             metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
+        for topic, n in self._unmonitored.items():
+            metrics.events_unmonitored.add(n, {"topic": topic})
+        for reason, n in self.engine.counters.items():  # the pure engine counts; reported here
+            metrics.updates_not_counted.add(n, {"reason": reason})
+        self.engine.counters.clear()
         self._processed.clear()
         self._check_counts.clear()
+        self._unmonitored.clear()
 
     def _take_lanes(self) -> Lanes:
         lanes, self._lanes = self._lanes, {}
@@ -347,6 +377,10 @@ class ProcessorService(ConsumerService):
             self.context.observe_openlineage(ev)  # lineage edges
         if self.obs.custom and kind == TopicKey.MATERIALIZATIONS:
             self.obs.input_event(ev)  # custom metrics fed by materializations
+        if not routed or isinstance(ev, OpenLineageRunEvent):  # assets it names that no contract covers
+            missing = unmonitored(ev, len(routed))
+            if missing:
+                self._unmonitored[rec.topic] += missing  # floe_events_unmonitored_total
         forward: dict[int, str] = {}
         n = self.partitions
         for asset, update in routed:

@@ -21,7 +21,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.runtime.health import HealthServer
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer
+from floe_stream.runtime.kafka import (
+    BatchProducer,
+    OutRecord,
+    make_consumer,
+    make_producer,
+    partition_counts,
+    start_producer,
+)
 from floe_stream.settings import Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.metrics import track_lag
@@ -153,6 +160,9 @@ class ConsumerService:
         await self.batch_producer.send_all(records)
 
     async def start(self) -> None:
+        # before any client asks for them: a consumer's metadata request for a missing topic would let a broker
+        # with auto.create.topics.enable (Apache Kafka's default) create it with the wrong partition count
+        await partition_counts(self.settings.kafka, self.topics)  # ConfigError: "... do not exist: run ..."
         if self.settings.health_port >= 0 and self.health is None:
             self.health = HealthServer(
                 self.settings.health_host,
@@ -163,7 +173,7 @@ class ConsumerService:
             )
             await self.health.start()
         if self.producer is not None:
-            await self.producer.start()
+            await start_producer(self.producer, self.settings.kafka)
         await self.setup()
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.consumer.start()
@@ -174,7 +184,12 @@ class ConsumerService:
 
     async def run(self) -> None:
         """Run until :meth:`request_stop`; then finish the batch in hand, commit, leave the group."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:  # a refused start-up (ConfigError) closes its clients: its one line stays alone
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
         stop = asyncio.ensure_future(self._stopping.wait())
         try:
             max_records = self.settings.kafka.max_batch_records

@@ -14,7 +14,13 @@ import time
 from datetime import UTC, datetime
 
 from floe_stream.runtime.health import HealthServer
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_producer, partition_counts
+from floe_stream.runtime.kafka import (
+    BatchProducer,
+    OutRecord,
+    make_producer,
+    partition_counts,
+    start_producer,
+)
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.tick import Tick
@@ -64,7 +70,7 @@ class Ticker:
             await health.start()
         partitions = (await partition_counts(self.settings.kafka, [self.topic]))[self.topic]
         producer = make_producer(self.settings.kafka, linger_ms=0)
-        await producer.start()
+        await start_producer(producer, self.settings.kafka)
         sender = BatchProducer(producer)
         try:
             while not self._stop.is_set():

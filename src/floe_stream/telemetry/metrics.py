@@ -164,6 +164,15 @@ class Instruments:
         self.events_processed = meter.create_counter(
             "floe_events_processed", description="input records handled, by topic"
         )
+        self.updates_not_counted = meter.create_counter(
+            "floe_updates_not_counted",
+            description="updates that left freshness unchanged, by reason: late_data (older than the newest "
+            "seen) or not_new_data (a compaction, a delete-only or zero-row update)",
+        )
+        self.events_unmonitored = meter.create_counter(
+            "floe_events_unmonitored",
+            description="input records (or datasets in them) about an asset no contract covers, by topic",
+        )
         self.dead_lettered = meter.create_counter(
             "floe_events_dead_lettered",
             description="records sent to the dead-letter topic, by topic and reason",

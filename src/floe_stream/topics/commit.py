@@ -25,6 +25,7 @@ class IcebergSchema(ForeignModel):
     type: Literal["struct"] = "struct"
     schema_id: int = Field(default=0, alias="schema-id")
     fields: list[IcebergField]
+    identifier_field_ids: list[int] = Field(default_factory=list, alias="identifier-field-ids")
 
 
 class CatalogCommitEvent(WireModel):

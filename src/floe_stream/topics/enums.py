@@ -10,6 +10,10 @@ class CheckType(StrEnum):
     SCHEMA_DRIFT = "schema_drift"
     QUALITY = "quality"
     AVAILABILITY = "availability"
+    FREQUENCY = "frequency"
+    TIME_OF_AVAILABILITY = "time_of_availability"
+    LIFECYCLE = "lifecycle"
+    RETENTION = "retention"
 
 
 class CheckStatus(StrEnum):
@@ -38,3 +42,4 @@ class DriftKind(StrEnum):
     COLUMN_REMOVED = "column_removed"
     TYPE_CHANGED = "type_changed"
     NULLABILITY_CHANGED = "nullability_changed"
+    CONSTRAINT_CHANGED = "constraint_changed"

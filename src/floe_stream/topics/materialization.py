@@ -15,6 +15,12 @@ class ObservedColumn(WireModel):
     name: str = Field(min_length=1)
     type: str = Field(min_length=1, description="physical or logical type name, e.g. 'long', 'VARCHAR(10)'")
     nullable: bool | None = None
+    primary_key: bool | None = Field(default=None, description="part of the table's key (None: not reported)")
+    unique: bool | None = Field(default=None, description="unique constraint (None: not reported)")
+    fields: list[ObservedColumn] | None = Field(
+        default=None,
+        description="nested type: struct fields; a list's 'element'; a map's 'key' and 'value'",
+    )
 
 
 class QualityResult(WireModel):
@@ -51,6 +57,10 @@ class MaterializationEvent(WireModel):
     job: str | None = None
     producer: str | None = None
     row_count: int | None = Field(default=None, ge=0)
+    oldest_data_timestamp: AwareDatetime | None = Field(
+        default=None,
+        description="oldest value of the contract's timestamp column still in the table (retention SLA), if known",
+    )
     columns: list[ObservedColumn] | None = Field(
         default=None, description="actual schema, when the producer knows it"
     )

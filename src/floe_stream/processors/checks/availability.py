@@ -7,7 +7,15 @@ consecutive failures, the last failure time and reason, and the newest ping time
 already counted are ignored: a replay or a second processor never counts twice).
 
 Severity follows the error budget: consumed = (1 - ratio) / (1 - target); INFO at ``info_at`` of the
-budget, WARNING at ``warning_at``, ERROR when the ratio falls below the target.
+budget, WARNING at ``warning_at``, ERROR when the ratio falls below the target. At real SLAs (99.9 %):
+
+* the ratio is judged only from ``availability_min_samples`` pings in the window (default: the smallest count
+  at which one failed ping stays within the budget, ceil(1 / (1 - SLA)): 1000 at 99.9 %, capped at the pings
+  one window holds); before that only an outage counts: ``availability_down_after`` (3) consecutive failures
+  are an ERROR, and such an episode stays open until the target has recovered;
+* recovery: after ``availability_recovery_pings`` (5) consecutive successful pings an open episode resolves,
+  even while the window's ratio is still below the SLA — the results stay ``fail`` (the spent budget is
+  breach time in the report), but the incident is over; a new failure while below opens a new episode.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from typing import Any
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.checks.base import sla_severity
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
-from floe_stream.topics.enums import CheckStatus, CheckType
+from floe_stream.processors.policy import CheckPolicy
+from floe_stream.topics.enums import CheckStatus, CheckType, Severity
 from floe_stream.topics.probe import ProbeResult
 
 KEY = "availability"
@@ -46,6 +55,7 @@ def fold(prev: dict[str, Any], result: ProbeResult, window_s: float) -> dict[str
         "last": result.scheduled_at.isoformat(),
         "buckets": buckets,
         "consecutive_failures": 0 if result.ok else int(prev.get("consecutive_failures", 0)) + 1,
+        "consecutive_ok": int(prev.get("consecutive_ok", 0)) + 1 if result.ok else 0,
         "last_failure_at": prev.get("last_failure_at"),
         "last_failure_reason": prev.get("last_failure_reason"),
     }
@@ -61,6 +71,17 @@ def ratio_of(state: dict[str, Any]) -> tuple[float, int]:
     return (ok / total if total else 1.0), total
 
 
+def min_samples(target: float, configured: int | None, policy: CheckPolicy) -> int:
+    """Pings in the window before the ratio is judged: ``configured``, else the smallest count at which one
+    failed ping stays within the error budget (2 at 50 %, 10 at 90 %, 1000 at 99.9 %), capped at the pings one
+    window holds (1440 for 24 h of 60 s pings)."""
+    if configured is not None:
+        return configured
+    budget = 1.0 - target
+    needed = math.ceil(round(1.0 / budget, 9)) if budget > 0 else 1
+    return max(1, min(needed, int(policy.availability_window_s / policy.ping_interval_s)))
+
+
 def evaluate_probe(
     asset: MonitoredAsset, state: AssetState, result: ProbeResult, ctx: EvalContext
 ) -> Evaluation | None:
@@ -71,20 +92,42 @@ def evaluate_probe(
     if new is None:
         return None
     ratio, pings = ratio_of(new)
+    pol = ctx.policy
     budget = 1.0 - sla.target_ratio
     consumed = (1.0 - ratio) / budget if budget > 0 else (0.0 if ratio >= 1 else 1.0)
-    breached = ratio < sla.target_ratio
-    severity = sla_severity(consumed, breached, ctx)
-    hours = ctx.policy.availability_window_s / 3600
+    fails = int(new["consecutive_failures"])
+    oks = int(new.get("consecutive_ok", 0))
+    judged = pings >= min_samples(sla.target_ratio, pol.availability_min_samples, pol)
+    down = fails >= pol.availability_down_after
+    below = ratio < sla.target_ratio
+    breached = down or (judged and below)
+    recovered = oks >= pol.availability_recovery_pings
+    if down:
+        severity: Severity | None = Severity.ERROR
+    elif judged:
+        severity = sla_severity(consumed, below, ctx)
+    else:  # not judged yet: an outage episode stays open until the target has recovered
+        severity = Severity.ERROR if KEY in state.open and not recovered else None
+    breached = breached or severity is Severity.ERROR  # an outage still recovering stays a failure
+    if recovered:
+        severity = (
+            None  # healthy again for long enough: the episode closes; a spent budget stays in the report
+        )
+    hours = pol.availability_window_s / 3600
     expected = f"availability >= {_pct(sla.target_ratio)}"
     actual = f"{_pct(ratio)} of {pings} pings in {hours:g}h"
-    fails = int(new["consecutive_failures"])
     plural = "failure" if fails == 1 else "failures"
     now = "up" if result.ok else f"down ({result.reason or 'failed'}, {fails} consecutive {plural})"
-    if breached:
+    if down and not (judged and below):
+        message = f"target is {now}"
+    elif breached and recovered:
+        message = f"up for {oks} pings; availability {_pct(ratio)} is still below the {_pct(sla.target_ratio)} SLA (budget spent)"
+    elif breached:
         message = f"availability {_pct(ratio)} is below the {_pct(sla.target_ratio)} SLA; target is {now}"
     elif severity is not None:
         message = f"{consumed:.0%} of the availability error budget consumed; target is {now}"
+    elif not judged:
+        message = f"availability {_pct(ratio)} of {pings} pings; judged from {min_samples(sla.target_ratio, pol.availability_min_samples, pol)} pings; target is {now}"
     else:
         message = f"availability {_pct(ratio)}; target is {now}"
     context = {"consecutive_failures": str(fails), "probe": result.probe, "target": result.target}

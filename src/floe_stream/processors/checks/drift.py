@@ -85,25 +85,64 @@ def _contract_logical(col: ColumnSpec) -> str | None:
     return logical_of(col.physical_type)
 
 
-def diff_schema(expected: tuple[ColumnSpec, ...], actual: tuple[ObservedColumn, ...]) -> list[Finding]:
-    """One finding per drift, with expected vs actual. Column names compare case-insensitively."""
+_INT_RANK = {"int": 0, "long": 1}
+_FLOAT_RANK = {"float": 0, "double": 1}
+
+
+def widening(expected: str | None, actual: str | None) -> bool:
+    """A physical-type change every reader of the old type can take (Iceberg's safe promotions): int → long,
+    float → double, decimal(P,S) → decimal(P',S) with P' > P. (decimal → double loses precision: not one.)"""
+    if expected is None or actual is None:
+        return False
+    for ranks in (_INT_RANK, _FLOAT_RANK):
+        if expected in ranks and actual in ranks:
+            return ranks[actual] > ranks[expected]
+    e, a = _DECIMAL_NORM.match(expected), _DECIMAL_NORM.match(actual)
+    return bool(e and a and e.group(2) == a.group(2) and int(a.group(1)) > int(e.group(1)))
+
+
+_DECIMAL_NORM = re.compile(r"^decimal\((\d+),(\d+)\)$")
+
+
+def _finding(
+    kind: DriftKind, name: str, severity: Severity, message: str, expected: str, actual: str
+) -> Finding:
+    return Finding(
+        key=f"{SCOPE}{kind}:{name}",
+        severity=severity,
+        message=message,
+        element=name,
+        expected=expected,
+        actual=actual,
+        drift_kind=kind,
+    )
+
+
+def diff_schema(
+    expected: tuple[ColumnSpec, ...],
+    actual: tuple[ObservedColumn, ...] | list[ObservedColumn],
+    nested: dict[str, tuple[ColumnSpec, ...]] | None = None,
+    prefix: str = "",
+) -> list[Finding]:
+    """One finding per drift, with expected vs actual. Column names compare case-insensitively; nested types
+    (struct fields, list elements, map values) are compared field by field as ``parent.child``.
+
+    Severities: a removed required column CRITICAL, another removed column ERROR; a type change ERROR,
+    a safe widening (int → long, float → double, more decimal precision) INFO; a required column that
+    became nullable ERROR, an optional one that became required INFO; a lost primary key or unique
+    constraint WARNING, a new one INFO; an added column WARNING."""
     want = {(c.physical_name or c.name).lower(): c for c in expected}
     have = {c.name.lower(): c for c in actual}
     out: list[Finding] = []
-    for name, col in want.items():
-        obs = have.get(name)
+    for key, col in want.items():
+        name = f"{prefix}{col.name}"
+        obs = have.get(key)
+        declared = f"{name} {col.physical_type or col.logical_type or ''}".strip()
         if obs is None:
-            out.append(
-                Finding(
-                    key=f"{SCOPE}{DriftKind.COLUMN_REMOVED}:{col.name}",
-                    severity=Severity.ERROR,
-                    message=f"column '{col.name}' is in the contract but missing from the table",
-                    element=col.name,
-                    expected=f"{col.name} {col.physical_type or col.logical_type or ''}".strip(),
-                    actual="absent",
-                    drift_kind=DriftKind.COLUMN_REMOVED,
-                )
-            )
+            severity = Severity.CRITICAL if col.required else Severity.ERROR
+            what = "required column" if col.required else "column"
+            out.append(_finding(DriftKind.COLUMN_REMOVED, name, severity,
+                                f"{what} '{name}' is in the contract but missing from the table", declared, "absent"))  # fmt: skip
             continue
         exp_phys, act_phys = normalize_physical(col.physical_type), normalize_physical(obs.type)
         exp_log, act_log = _contract_logical(col), logical_of(obs.type)
@@ -112,42 +151,40 @@ def diff_schema(expected: tuple[ColumnSpec, ...], actual: tuple[ObservedColumn, 
         )
         if changed:
             exp_t = col.physical_type or col.logical_type or "?"
-            out.append(
-                Finding(
-                    key=f"{SCOPE}{DriftKind.TYPE_CHANGED}:{col.name}",
-                    severity=Severity.ERROR,
-                    message=f"column '{col.name}' changed type from {exp_t} to {obs.type}",
-                    element=col.name,
-                    expected=exp_t,
-                    actual=obs.type,
-                    drift_kind=DriftKind.TYPE_CHANGED,
-                )
-            )
+            if widening(exp_phys, act_phys):
+                out.append(_finding(DriftKind.TYPE_CHANGED, name, Severity.INFO,
+                                    f"column '{name}' widened from {exp_t} to {obs.type} (safe for readers)", exp_t, obs.type))  # fmt: skip
+            else:
+                out.append(_finding(DriftKind.TYPE_CHANGED, name, Severity.ERROR,
+                                    f"column '{name}' changed type from {exp_t} to {obs.type}", exp_t, obs.type))  # fmt: skip
+        elif nested and name in nested and obs.fields is not None:
+            out += diff_schema(nested[name], obs.fields, nested, f"{name}.")
         if col.required and obs.nullable is True:
-            out.append(
-                Finding(
-                    key=f"{SCOPE}{DriftKind.NULLABILITY_CHANGED}:{col.name}",
-                    severity=Severity.ERROR,
-                    message=f"column '{col.name}' is required by the contract but nullable in the table",
-                    element=col.name,
-                    expected="required (not null)",
-                    actual="nullable",
-                    drift_kind=DriftKind.NULLABILITY_CHANGED,
-                )
-            )
-    for name, obs in have.items():
-        if name not in want:
-            out.append(
-                Finding(
-                    key=f"{SCOPE}{DriftKind.COLUMN_ADDED}:{obs.name}",
-                    severity=Severity.WARNING,
-                    message=f"column '{obs.name}' ({obs.type}) is in the table but not in the contract",
-                    element=obs.name,
-                    expected="absent",
-                    actual=f"{obs.name} {obs.type}",
-                    drift_kind=DriftKind.COLUMN_ADDED,
-                )
-            )
+            out.append(_finding(DriftKind.NULLABILITY_CHANGED, name, Severity.ERROR,
+                                f"column '{name}' is required by the contract but nullable in the table",
+                                "required (not null)", "nullable"))  # fmt: skip
+        elif not col.required and obs.nullable is False and not col.primary_key:
+            out.append(_finding(DriftKind.NULLABILITY_CHANGED, name, Severity.INFO,
+                                f"column '{name}' is optional in the contract but required (not null) in the table",
+                                "nullable", "required (not null)"))  # fmt: skip
+        for flag, label in (("primary_key", "primary key"), ("unique", "unique")):
+            want_flag, seen = getattr(col, flag), getattr(obs, flag)
+            if seen is None or bool(want_flag) == seen:
+                continue
+            if want_flag:
+                out.append(_finding(DriftKind.CONSTRAINT_CHANGED, f"{name}:{flag}", Severity.WARNING,
+                                    f"column '{name}' is {label} in the contract but not in the table",
+                                    label, f"not {label}"))  # fmt: skip
+            else:
+                out.append(_finding(DriftKind.CONSTRAINT_CHANGED, f"{name}:{flag}", Severity.INFO,
+                                    f"column '{name}' is {label} in the table but not in the contract",
+                                    f"not {label}", label))  # fmt: skip
+    for key, obs in have.items():
+        if key not in want:
+            name = f"{prefix}{obs.name}"
+            out.append(_finding(DriftKind.COLUMN_ADDED, name, Severity.WARNING,
+                                f"column '{name}' ({obs.type}) is in the table but not in the contract",
+                                "absent", f"{name} {obs.type}"))  # fmt: skip
     return out
 
 
@@ -165,7 +202,7 @@ class SchemaDriftCheck:
             and update.sequence < state.last_sequence
         ):
             return []  # an older snapshot arriving late must not reopen or resolve anything
-        findings = diff_schema(asset.columns, update.columns)
+        findings = diff_schema(asset.columns, update.columns, asset.nested)
         worst = max((f.severity for f in findings if f.severity), key=lambda s: s.rank, default=None)
         expected = ", ".join(c.name for c in asset.columns)
         actual = ", ".join(c.name for c in update.columns)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from floe_stream.contracts.models import MonitoredAsset
@@ -62,6 +62,9 @@ def evaluate_age(
     # positional construction of Finding / Evaluation, ~2× cheaper than keywords (NamedTuple). Their field
     # order is pinned by tests/unit/test_hot_path.py::test_field_order_of_the_positionally_built_tuples.
     finding = Finding(KEY, severity, message, sla.element, expected, actual, None, consumed_r)
+    if breached:  # the moment the SLA was breached: timeToDetect is measured from it (rare path)
+        at = data_time + timedelta(seconds=threshold + ctx.clock_skew_s)
+        finding = finding._replace(context={"breached_at": at.isoformat()})
     return Evaluation(
         CheckType.FRESHNESS,
         CheckStatus.FAIL if breached else CheckStatus.PASS,
@@ -78,6 +81,7 @@ def evaluate_age(
 
 class FreshnessCheck:
     check_type = CheckType.FRESHNESS
+    judges_new_data = True  # the engine skips it for updates that are not new data
 
     def on_update(
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -16,21 +15,22 @@ import click
 from floe_stream.settings import ConfigError, Settings, load_settings
 
 T = TypeVar("T")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_until(value: str, now: datetime | None = None) -> datetime:
     """``2h`` / ``30m`` / ``1d`` from now, or an ISO 8601 time (UTC when no offset is given)."""
+    from floe_stream.durations import parse_duration
+
     now = now or datetime.now(UTC)
-    m = _DURATION.match(value.strip())
-    if m:
-        return now + timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        return now + parse_duration(value)
+    except ValueError:
+        pass
     try:
         t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(
-            f"{value!r}: use a duration like 2h / 30m / 1d or an ISO 8601 time"
+            f"{value!r}: use a duration (2h, 30m, 1d, 2w, PT6H) or an ISO 8601 time", param_hint="--until"
         ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
@@ -73,21 +73,67 @@ def silence() -> None:
 @click.option("--asset", default=None, help="asset id")
 @click.option("--until", "until", required=True, help="duration (2h, 30m, 1d) or ISO 8601 time")
 @click.option("--comment", default="", help="why")
-@click.option("--by", "created_by", default=None, help="who (default: the current user)")
+@click.option("--created-by", "created_by", default=None, help="who (default: the current user)")
+@click.option("--by", "old_by", default=None, hidden=True, help="the old name of --created-by")
+@click.option("--force", is_flag=True, help="add it even when no registered contract has this contract/asset")
 def silence_add(
-    contract: str | None, asset: str | None, until: str, comment: str, created_by: str | None
-) -> None:
-    """Add a silence; prints its id."""
+    contract: str | None, asset: str | None, until: str, comment: str, created_by: str | None,
+    old_by: str | None, force: bool,
+) -> None:  # fmt: skip
+    """Add a silence; prints its id. The contract (id or name) and asset must belong to a registered contract
+    (`floe contracts register`), so a typo cannot silently mute nothing (--force skips the check).
+    """
     if not contract and not asset:
         raise click.UsageError("give --contract and/or --asset")
     now = datetime.now(UTC)
     ends = parse_until(until, now)
     if ends <= now:
         raise click.BadParameter(f"{until!r} is in the past", param_hint="--until")
-    by = created_by or getpass.getuser()
-    s = _with_store(_settings(), lambda st: st.add_silence(
-        contract=contract, asset=asset, starts_at=now, ends_at=ends, comment=comment, created_by=by))  # fmt: skip
+    by = created_by or old_by or getpass.getuser()
+
+    async def add(st: Any) -> Any:
+        if not force:
+            await check_known(st.pool, contract, asset)
+        return await st.add_silence(
+            contract=contract, asset=asset, starts_at=now, ends_at=ends, comment=comment, created_by=by
+        )
+
+    s = _with_store(_settings(), add)
     click.echo(f"{s.silence_id}  silences {_what(s)} until {s.ends_at.isoformat()}")
+
+
+async def check_known(pool: Any, contract: str | None, asset: str | None) -> None:
+    """Refuse a contract or asset that no registered contract has, listing the known ones (did-you-mean first)."""
+    import difflib
+
+    async with pool.acquire() as conn:
+        contracts = {r["contract_id"]: r["name"] for r in await conn.fetch(
+            "SELECT DISTINCT contract_id, name FROM registered_contracts")}  # fmt: skip
+        assets = {
+            r["asset"]: r["contract_id"]
+            for r in await conn.fetch("SELECT asset, contract_id FROM contract_assets")
+        }
+    if not contracts and not assets:
+        raise click.ClickException(
+            "no contracts are registered, so the silence cannot be checked: run `floe contracts register DIR` "
+            "(or add --force)"
+        )
+
+    def known(kind: str, value: str, names: list[str]) -> None:
+        near = difflib.get_close_matches(value, names, n=3, cutoff=0.6)
+        listed = ", ".join(sorted(names)[:15]) + (" …" if len(names) > 15 else "")
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        raise click.BadParameter(f"no registered contract has {kind} {value!r} ({hint}known: {listed})",
+                                 param_hint=f"--{kind}")  # fmt: skip
+
+    ids = {c for c in contracts} | {n for n in contracts.values() if n}
+    if contract and contract not in ids:
+        known("contract", contract, sorted(ids))
+    if asset and asset not in assets:
+        known("asset", asset, sorted(assets))
+    if contract and asset and assets[asset] != contract and contracts.get(assets[asset]) != contract:
+        raise click.BadParameter(f"asset {asset!r} belongs to contract {assets[asset]!r}, not {contract!r}",
+                                 param_hint="--asset")  # fmt: skip
 
 
 def _what(s: Any) -> str:
@@ -124,7 +170,7 @@ def silence_expire(silence_id: str) -> None:
     """End a silence now."""
     ok = _with_store(_settings(), lambda st: st.expire_silence(silence_id))
     if not ok:
-        raise click.ClickException(f"no active silence {silence_id}")
+        raise click.ClickException(f"no active silence {silence_id!r} (ids: `floe silence list`)")
     click.echo(f"expired {silence_id}")
 
 

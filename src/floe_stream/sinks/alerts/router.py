@@ -24,24 +24,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from floe_stream.contracts.extension import AlertsOverride
 from floe_stream.sinks.alerts.config import Policy, Route
 from floe_stream.sinks.alerts.model import Alert, Decision, DedupEntry, Incident, Notification, Silence
-from floe_stream.topics.enums import Severity
 
-
-class ContractAlerting(BaseModel):
-    """``alerts:`` inside a contract's ``floe`` custom property."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    channels: tuple[str, ...] = Field(min_length=1)
-    min_severity: Severity = Severity.INFO
+ContractAlerting = AlertsOverride
+"""``alerts:`` inside a contract's ``floe`` custom property (typed at load: ``MonitoredAsset.floe.alerts``)."""
 
 
 def contract_override(overrides: Mapping[str, Any]) -> ContractAlerting | None:
-    """The contract's channel override, or None; raises ValueError with a readable message."""
+    """The channel override in a raw ``floe`` mapping, or None; raises ValueError with a readable message.
+    (A loaded contract has it typed already: ``asset.floe.alerts``.)"""
     raw = overrides.get("alerts")
     if raw is None:
         return None

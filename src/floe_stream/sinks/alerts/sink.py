@@ -84,11 +84,7 @@ def contract_overrides(registry: ContractRegistry | None, channels: set[str]) ->
         return out
     problems = []
     for asset in registry.assets():
-        try:
-            ov = router.contract_override(asset.overrides)
-        except ValueError as exc:
-            problems.append(f"contract {asset.contract_id} ({asset.asset_id}): {exc}")
-            continue
+        ov = asset.floe.alerts  # typed and validated when the contract loaded
         if ov is None:
             continue
         unknown = [c for c in ov.channels if c not in channels]

@@ -1,0 +1,104 @@
+"""``floe contracts coverage --seen``: the assets the input traffic talks about in a recent window that no
+contract covers — the coverage gap, read from the topics themselves (materializations, OpenLineage, commits)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka.structs import TopicPartition
+
+from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.processors.normalize import ol_identifiers
+from floe_stream.runtime.kafka import make_consumer
+from floe_stream.settings import Settings
+from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.decode import decode_commit, decode_materialization
+from floe_stream.topics.materialization import MaterializationEvent
+
+__all__ = ["SeenAsset", "identifiers_of", "seen_assets", "uncovered"]
+
+
+@dataclass(frozen=True)
+class SeenAsset:
+    identifier: str
+    topic: str
+    events: int
+    last_seen: datetime
+
+
+def identifiers_of(topic_key: TopicKey, value: bytes | None) -> list[list[str]]:
+    """Per asset an input record talks about, the identifiers it may be registered under (pure)."""
+    try:
+        if topic_key == TopicKey.CATALOG_COMMITS:
+            return [[decode_commit(value).table]]
+        ev = decode_materialization(value)
+    except Exception:  # bad input is the dead-letter path's business, not coverage's
+        return []
+    if isinstance(ev, MaterializationEvent):
+        return [[ev.asset]]
+    return [ol_identifiers(ds) for ds in [*ev.outputs, *ev.inputs]]
+
+
+def uncovered(
+    records: Iterable[tuple[TopicKey, str, bytes | None, datetime]], registry: ContractRegistry
+) -> list[SeenAsset]:
+    """The seen identifiers that resolve to no contract, busiest first (pure)."""
+    found: dict[str, tuple[str, int, datetime]] = {}
+    for key, topic, value, at in records:
+        for idents in identifiers_of(key, value):
+            if any(registry.resolve(i) is not None for i in idents):
+                continue
+            name = idents[0]
+            _, n, last = found.get(name, (topic, 0, at))
+            found[name] = (topic, n + 1, max(last, at))
+    return sorted(
+        (SeenAsset(identifier=k, topic=t, events=n, last_seen=last) for k, (t, n, last) in found.items()),
+        key=lambda s: (-s.events, s.identifier),
+    )
+
+
+async def read_recent(
+    settings: Settings, since: datetime, max_records: int = 200_000
+) -> list[tuple[TopicKey, str, bytes | None, datetime]]:
+    """The input records of the window, from every partition (no consumer group, nothing committed)."""
+    keys = {
+        topic_name(settings.kafka.topic_prefix, k): k
+        for k in (TopicKey.MATERIALIZATIONS, TopicKey.CATALOG_COMMITS)
+    }
+    consumer = make_consumer(settings.kafka, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in keys for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        starts = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        pending = {}
+        for tp in tps:
+            found = starts.get(tp)
+            if found is None:
+                continue  # nothing in the window
+            consumer.seek(tp, found.offset)
+            pending[tp] = ends[tp]
+        out: list[tuple[TopicKey, str, bytes | None, datetime]] = []
+        while pending and len(out) < max_records:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            if not batch:
+                break
+            for tp, recs in batch.items():
+                for r in recs:
+                    out.append(
+                        (keys[tp.topic], tp.topic, r.value, datetime.fromtimestamp(r.timestamp / 1000, UTC))
+                    )
+                if recs and recs[-1].offset + 1 >= pending.get(tp, 0):
+                    pending.pop(tp, None)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def seen_assets(settings: Settings, registry: ContractRegistry, since: datetime) -> list[SeenAsset]:
+    return uncovered(await read_recent(settings, since), registry)
