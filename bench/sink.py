@@ -27,11 +27,11 @@ import asyncpg
 
 from bench.common import fill
 from floe_stream.reporting import store
+from floe_stream.runtime.app import postgres_sink
 from floe_stream.runtime.database import migrate
 from floe_stream.runtime.embedded import EmbeddedKafka
 from floe_stream.runtime.kafka import ensure_topics, make_producer
 from floe_stream.settings import DatabaseSettings, HistorySettings, KafkaSettings, Settings
-from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.topics import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.partitioning import partition_for
@@ -73,16 +73,16 @@ async def end_to_end(s: Settings, rs: list[CheckResult], partitions: int) -> flo
                                       r.model_dump_json().encode()) for r in rs])  # fmt: skip
     finally:
         await producer.stop()
-    sink = PostgresSink(s)
+    sink = postgres_sink(s)
     from floe_stream.runtime.app import tune_gc  # as the composition root does before running
 
     tune_gc()
     task = asyncio.create_task(sink.run())
     t0 = None
-    while sink.rows_written < len(rs):
-        if t0 is None and sink.rows_written > 0:
+    while sink.sink.rows_written < len(rs):
+        if t0 is None and sink.sink.rows_written > 0:
             t0 = time.perf_counter()
-            first = sink.rows_written
+            first = sink.sink.rows_written
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - (t0 or time.perf_counter())
     sink.request_stop()

@@ -12,10 +12,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, postgres_sink
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import Settings
-from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.topics import MaterializationEvent, TopicKey
 from tests.conftest import wait_for
 from tests.integration.checks_support import write
@@ -81,7 +80,7 @@ async def test_openlineage_assertions_become_per_expectation_violations(
     write(tmp_path / "c", "dq.odcs.yaml", CONTRACT)
     s = settings.model_copy(update={"contracts_dir": tmp_path / "c"})
     processor = ProcessorService(s, load_registry(s))
-    sink = PostgresSink(s)
+    sink = postgres_sink(s)
     now = datetime.now(UTC)
     async with Running(processor, sink):
         await wait_for(lambda: processor.ever_assigned and sink.ever_assigned, timeout=30)

@@ -17,11 +17,11 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.ids import stable_id
+from floe_stream.runtime.app import postgres_sink
 from floe_stream.runtime.embedded import ApacheKafka, EmbeddedKafka
 from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import ConfigError, Settings
-from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData, topic_name
 from floe_stream.topics.enums import CheckType, Severity
 from floe_stream.topics.violation import ViolationCloudEvent, decode_violation, encode_violation
@@ -252,7 +252,7 @@ async def test_sinks_never_store_a_violation_of_an_aborted_transaction(kafka_set
         await producer.stop()
     conn = await asyncpg.connect(s.database.dsn.get_secret_value())
     try:
-        async with Running(PostgresSink(s)):
+        async with Running(postgres_sink(s)):
             # same partition, later offset: once the committed one is stored, the aborted one was passed
             await wait_for(lambda: _stored(conn, "test.committed"), timeout=30)
         assert not await _stored(conn, "test.aborted")

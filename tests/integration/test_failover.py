@@ -11,9 +11,9 @@ import asyncpg
 import httpx
 import pytest
 
+from floe_stream.runtime.app import postgres_sink
 from floe_stream.runtime.embedded import free_port
 from floe_stream.settings import Settings
-from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.topics import (
     CatalogCommitEvent,
     DriftKind,
@@ -83,7 +83,7 @@ async def test_processor_killed_mid_stream_loses_and_repeats_nothing(
     b = None
     try:
         await wait_for(lambda: _ready(port_a), timeout=30)
-        async with Running(PostgresSink(s)):
+        async with Running(postgres_sink(s)):
             # round 1: every table gains a column → one column_added violation each
             for i in range(N):
                 await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 1, extra=True)])

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.enrich import ViolationEnricher
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, postgres_sink
 from floe_stream.runtime.database import migrate
 from floe_stream.runtime.embedded import EmbeddedPostgres, free_port
 from floe_stream.runtime.kafka import make_producer
@@ -31,7 +31,6 @@ from floe_stream.runtime.lineage_view import LineageView
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import CustomMetric, DatabaseSettings, Settings, TelemetrySettings
 from floe_stream.sinks.openlineage.validate import LineageSchemas
-from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics import (
@@ -278,9 +277,9 @@ async def test_one_trace_from_commit_through_processor_to_a_sink_process(
     sink = await start_floe(["run", "sink", "openlineage"], env, tmp_path / "sink.log")
     try:
         processor = ProcessorService(s, load_registry(s))
-        pg_sink = PostgresSink(
+        pg_sink = postgres_sink(
             s
-        )  # in this process: continues the trace through ConsumerService's record spans
+        )  # in this process: continues the trace through the sink runtime's record spans
         async with Running(processor, pg_sink):
             await wait_for(lambda: processor.ever_assigned and pg_sink.ever_assigned, timeout=30)
             # the orchestrator commits under its own span and passes the W3C context in a Kafka header
@@ -367,7 +366,7 @@ async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
         "database": DatabaseSettings(dsn=pg.dsn, connect_timeout_s=1), "health_port": 0, "health_host": "127.0.0.1",  # type: ignore[arg-type]
         "health_stall_s": 1.0,  # a short liveness bound: retrying the write must still count as alive
     })  # fmt: skip
-    sink = PostgresSink(s)
+    sink = postgres_sink(s)
     async with Running(sink):
         await wait_for(lambda: sink.ever_assigned and sink.health is not None, timeout=30)
         port = sink.health.port  # type: ignore[union-attr]
@@ -396,7 +395,7 @@ async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
             topic_name(s.kafka.topic_prefix, TopicKey.VIOLATIONS), value, key=key, headers=headers
         )
         await producer.stop()
-        await wait_for(lambda: sink.degraded, timeout=20)
+        await wait_for(lambda: sink.sink.degraded, timeout=20)
         await asyncio.sleep(sink.stall_bound_s() + 0.5)  # its handler is retrying the write, beyond the bound
         assert (
             await get(port, "/healthz")
@@ -411,7 +410,7 @@ async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
 
         await asyncio.to_thread(pg.start)
         await wait_for(lambda: _up(status), timeout=30)
-        await wait_for(lambda: sink.rows_written >= 1, timeout=30)
+        await wait_for(lambda: sink.sink.rows_written >= 1, timeout=30)
     conn = await asyncpg.connect(pg.dsn)
     try:
         assert await conn.fetchval("SELECT count(*) FROM violation_events WHERE event_id = 'v-health'") == 1

@@ -10,11 +10,10 @@ import asyncpg
 import pytest
 
 from floe_stream.reporting.compliance import build_report
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, postgres_sink
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
-from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.topics import (
     CatalogCommitEvent,
     DriftKind,
@@ -58,7 +57,7 @@ def pipeline_settings(broker_settings: Settings) -> Settings:
 async def test_events_to_violations_to_postgres_to_report(pipeline_settings: Settings) -> None:
     s = pipeline_settings
     processor = ProcessorService(s, load_registry(s))
-    sink = PostgresSink(s)
+    sink = postgres_sink(s)
     async with Running(processor, sink, Ticker(s, ticker_id="t1")):
         await wait_for(lambda: processor.ever_assigned and sink.ever_assigned)
         now = datetime.now(UTC)

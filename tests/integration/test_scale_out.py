@@ -9,10 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, postgres_sink
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import Settings
-from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData
 from tests.conftest import wait_for
 from tests.integration.helpers import Running, publish, violations
@@ -35,7 +34,7 @@ async def test_scale_out_to_three_and_back_to_one_misses_and_repeats_nothing(
     s = broker_settings.model_copy(update={"contracts_dir": many_tables_contract(tmp_path / "contracts")})
     half = N // 2
     a = ProcessorService(s, load_registry(s))
-    async with Running(a, PostgresSink(s)):
+    async with Running(a, postgres_sink(s)):
         await wait_for(lambda: a.ever_assigned, timeout=30)
         # one member: the first half of the tables gain a column
         await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 1, extra=True) for i in range(half)])

@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from floe_stream.reporting import store
+from floe_stream.runtime.app import postgres_sink
 from floe_stream.settings import Settings
-from floe_stream.sinks.postgres.sink import PostgresSink
 from floe_stream.topics import TopicKey
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.enums import CheckType, Severity
@@ -63,7 +63,7 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
             ResolvedData(violation_id="v3", severity=Severity.CRITICAL, message="ok", opened_at=opened,
                          resolved_at=midnight + timedelta(minutes=30), open_duration_s=5400, **common),  # type: ignore[arg-type]
         ]  # fmt: skip
-        sink = PostgresSink(s)
+        sink = postgres_sink(s)
         async with Running(sink):
             await wait_for(lambda: sink.ever_assigned, timeout=30)
             await publish(s, TopicKey.CHECK_RESULTS, [("sales.orders", r) for r in live[:3]])
@@ -111,7 +111,7 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
             await publish(
                 s, TopicKey.TICKS, [(None, Tick(tick_time=now, interval_s=10, ticker_id="t"))], partition=0
             )
-            await wait_for(lambda: sink.last_prune is not None, timeout=30)
+            await wait_for(lambda: sink.sink.last_prune is not None, timeout=30)
             # replaying everything changes nothing (a second copy of every record)
             await publish(s, TopicKey.CHECK_RESULTS, [("sales.orders", r) for r in live])
             await publish(
@@ -123,7 +123,7 @@ async def test_sink_maintains_history_idempotently_and_prunes_daily(settings: Se
             )
 
         # the prune deleted raw rows older than 30 days except the newest one, kept every old aggregate
-        assert sink.last_prune == {"check_results": 2, "violation_events": 0}
+        assert sink.sink.last_prune == {"check_results": 2, "violation_events": 0}
         assert {r["result_id"] for r in await conn.fetch("SELECT result_id FROM check_results")} == {
             "r902", "r1", "r2", "r3", "r4", "r5", "r6"
         }  # fmt: skip

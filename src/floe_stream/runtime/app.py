@@ -6,10 +6,16 @@ import asyncio
 import gc
 import logging
 import signal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.sinks.postgres.sink import PostgresSink
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,14 @@ def load_registry(settings: Settings) -> ContractRegistry:
     return registry
 
 
+# --- sinks: the only place that knows both the plain sink classes and the runtime that consumes for them -----
+def postgres_sink(settings: Settings, pool: asyncpg.Pool | None = None) -> SinkRunner[PostgresSink]:
+    from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.sinks.postgres.sink import PostgresSink
+
+    return SinkRunner(settings, PostgresSink(settings, pool))
+
+
 def build(kind: str, settings: Settings) -> Runnable:
     if kind == "processor":
         from floe_stream.runtime.processor import ProcessorService
@@ -59,9 +73,7 @@ def build(kind: str, settings: Settings) -> Runnable:
 
         return Ticker(settings)
     if kind == "sink-postgres":
-        from floe_stream.sinks.postgres.sink import PostgresSink
-
-        return PostgresSink(settings)
+        return postgres_sink(settings)
     if kind == "sink-alerts":
         from floe_stream.sinks.alerts.sink import AlertSink
 

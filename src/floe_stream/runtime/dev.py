@@ -108,12 +108,11 @@ async def run_dev(
 ) -> None:
     from floe_stream.reporting.compliance import build_report
     from floe_stream.reporting.render import render_table
-    from floe_stream.runtime.app import load_registry, run_until_signalled
+    from floe_stream.runtime.app import load_registry, postgres_sink, run_until_signalled
     from floe_stream.runtime.database import connect, migrate
     from floe_stream.runtime.kafka import ensure_topics
     from floe_stream.runtime.processor import ProcessorService
     from floe_stream.runtime.ticker import Ticker
-    from floe_stream.sinks.postgres.sink import PostgresSink
     from floe_stream.telemetry.metrics import setup_logging, setup_metrics
 
     setup_logging("WARNING", "text")
@@ -163,7 +162,7 @@ async def run_dev(
             "(flags > environment/.env > FLOE_CONFIG_FILE > dev defaults)"
         )
         processor = ProcessorService(settings, registry)
-        sink = PostgresSink(settings)
+        sink = postgres_sink(settings)
         ticker = Ticker(settings, ticker_id="dev")
         table = ViolationTable()
         processor.on_violation.append(table.add)

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 
-from floe_stream.runtime.kafka import OutRecord, dead_letter
+from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
+from floe_stream.runtime.service import Batch, ConsumerService
+from floe_stream.settings import Settings
+from floe_stream.telemetry import tracing
 from floe_stream.telemetry.metrics import instruments
+from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.decode import DecodeError
 
 log = logging.getLogger(__name__)
@@ -104,3 +110,186 @@ class DeadLetters:
     def take(self) -> list[OutRecord]:
         out, self.records = self.records, []
         return out
+
+
+# --- the Sink protocol and its one runtime ------------------------------------------------------------------
+
+
+class NotCommitted(Exception):
+    """Raised by a sink's write when shutdown interrupted it: the batch must not be committed (it replays)."""
+
+
+@dataclass(slots=True)
+class SinkRecord:
+    """One decoded input record as a sink sees it: its input's name, key, decoded value and trace context."""
+
+    input: str
+    key: bytes | None
+    value: Any
+    traceparent: str | None = None
+    ref: Any = field(default=None, repr=False)  # the runner's handle on the source record (opaque to a sink)
+
+
+@dataclass(slots=True)
+class SinkBatch:
+    """The records of one fetch, in order. A sink rejects a record it can never write (dead-lettered)."""
+
+    records: list[SinkRecord]
+    rejected: list[tuple[SinkRecord, str, str]] = field(default_factory=list)
+
+    def reject(self, record: SinkRecord, reason: str, metric_reason: str) -> None:
+        self.rejected.append((record, reason, metric_reason))
+
+    def reject_exc(self, record: SinkRecord, exc: BaseException, context: str = "") -> None:
+        self.reject(record, reason_of(exc, context), type(exc).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """A topic a sink reads, and how its records are decoded. ``decode(headers, key, value)`` raises on bad
+    input: the record is dead-lettered (reason ``<context>: ...``), or skipped with ``on_error="skip"``."""
+
+    name: str
+    topic: TopicKey
+    decode: Callable[[dict[str, bytes], bytes | None, bytes | None], Any]
+    context: str = ""
+    on_error: Literal["dead-letter", "skip"] = "dead-letter"
+
+
+@dataclass(frozen=True, slots=True)
+class SinkContext:
+    """What the runtime lends a sink at start: the stop signal, the retry, side outputs. Nothing of Kafka."""
+
+    stopping: asyncio.Event
+    still_working: Callable[[], None]
+    publish: Callable[[TopicKey, bytes, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+
+    async def retry(
+        self, fn: Callable[[], Awaitable[T]], what: str, on_state: Callable[[bool], None] | None = None
+    ) -> T:
+        """:func:`retry_transient` with this runtime's stop signal; while degraded the service stays alive."""
+
+        def state(degraded: bool) -> None:
+            if on_state is not None:
+                on_state(degraded)
+            if degraded:
+                self.still_working()  # alive (/healthz 200), not ready: a restart would not bring it back
+
+        return await retry_transient(fn, stopping=self.stopping, what=what, on_state=state)
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """A destination: quix-streams' shape (``write(batch)`` then ``flush()``), plus start/close and health.
+    A sink never sees Kafka: the runtime decodes, dead-letters, retries, commits after ``flush`` returned."""
+
+    name: str  # the deployable, e.g. "sink-postgres"; its group is ``<group_prefix>-<name>``
+    record_spans: bool  # one span per record around write (False: the sink traces itself)
+    collect_s: float  # wait this long after a fetch for more records before writing (alert grouping)
+
+    def inputs(self) -> Sequence[Input]: ...
+
+    async def start(self, ctx: SinkContext) -> None: ...
+
+    async def write(self, batch: SinkBatch) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def readiness(self) -> dict[str, bool]: ...
+
+    def health_details(self) -> dict[str, Any]: ...
+
+    def stall_allowance_s(self) -> float: ...
+
+
+S = TypeVar("S", bound=Sink)
+
+
+class SinkRunner(ConsumerService, Generic[S]):
+    """The one sink runtime: consume → decode (bad input dead-lettered with its reason) → ``sink.write`` →
+    ``sink.flush`` → dead letters produced → offsets committed. While the destination is down the sink's
+    ``ctx.retry`` holds the batch (offsets uncommitted) and keeps the service alive; /readyz reports the sink's
+    own readiness (503 while degraded) and ``details``; stop finishes the batch, commits, leaves the group."""
+
+    def __init__(self, settings: Settings, sink: S) -> None:
+        k = settings.kafka
+        self.sink = sink
+        self.name = sink.name
+        self.record_spans = sink.record_spans
+        self._inputs = {topic_name(k.topic_prefix, i.topic): i for i in sink.inputs()}
+        self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
+        self.partitions: dict[str, int] = {}
+        self.dead_lettered = 0
+        super().__init__(settings, list(self._inputs), f"{k.group_prefix}-{sink.name}")
+
+    async def setup(self) -> None:
+        self.partitions = await partition_counts(self.settings.kafka, [self.t_dlq])
+        ctx = SinkContext(stopping=self._stopping, still_working=self.still_working, publish=self._publish)
+        await self.sink.start(ctx)
+
+    async def teardown(self) -> None:
+        await self.sink.close()
+
+    async def _publish(
+        self, topic: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        name = topic_name(self.settings.kafka.topic_prefix, topic)
+        if name not in self.partitions:
+            self.partitions.update(await partition_counts(self.settings.kafka, [name]))
+        partition = zlib.crc32(key) % self.partitions.get(name, 1)
+        await self.produce([OutRecord(name, partition, key, value, headers)])
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = await super().readiness()
+        checks.update(await self.sink.readiness())
+        return checks
+
+    def health_details(self) -> dict[str, Any]:
+        return self.sink.health_details()
+
+    def stall_allowance_s(self) -> float:
+        return self.sink.stall_allowance_s()
+
+    async def process(self, batch: Batch) -> None:
+        wait = self.sink.collect_s
+        if wait > 0:  # collect for the wait, so that related records are written together
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while not self._stopping.is_set() and (left := deadline - loop.time()) > 0:
+                more = await self.consumer.getmany(
+                    timeout_ms=max(1, int(left * 1000)), max_records=self.settings.kafka.max_batch_records
+                )
+                for tp, recs in more.items():
+                    batch.setdefault(tp, []).extend(recs)
+        try:
+            await super().process(batch)
+        except NotCommitted as exc:
+            log.info("%s: batch not committed, it will be replayed", exc)
+
+    async def handle(self, batch: Batch) -> None:
+        dead = DeadLetters(self.t_dlq, self.partitions.get(self.t_dlq, 1))
+        records: list[SinkRecord] = []
+        for tp, recs in batch.items():
+            spec = self._inputs[tp.topic]
+            for rec in recs:
+                headers = dict(rec.headers or ())
+                try:
+                    value = spec.decode(headers, rec.key, rec.value)
+                except Exception as exc:
+                    if spec.on_error == "dead-letter":
+                        dead.add_exc(rec, exc, spec.context)
+                    continue
+                tp_header = headers.get(tracing.TRACEPARENT)
+                traceparent = tp_header.decode("ascii", "replace") if tp_header else None
+                records.append(SinkRecord(spec.name, rec.key, value, traceparent, rec))
+        out = SinkBatch(records)
+        if records:
+            await self.sink.write(out)
+            await self.sink.flush()
+        for r, reason, metric_reason in out.rejected:
+            dead.add(r.ref, reason, metric_reason)
+        self.dead_lettered += len(dead.records)
+        if dead.records:
+            await self.produce(dead.take())

@@ -2,7 +2,7 @@
 
 Per fetched batch, in ONE transaction (:func:`floe_stream.reporting.store.write_history`): raw rows inserted with
 ``ON CONFLICT DO NOTHING RETURNING``; only the rows actually inserted update the daily aggregates, the current
-SLA status and the violation episodes. Then the offsets are committed. Replays and a second replica change
+SLA status and the violation episodes. Then (the runtime) commits the offsets. Replays and a second replica change
 nothing twice.
 
 The sink also reads the ticks topic: a tick is its clock for the automatic daily prune of raw rows older than
@@ -14,19 +14,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
-from aiokafka.structs import ConsumerRecord
 
 from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
 from floe_stream.runtime.database import create_pool, ping
-from floe_stream.runtime.kafka import partition_counts
-from floe_stream.runtime.service import Batch, ConsumerService
-from floe_stream.runtime.sink_runtime import DeadLetters, is_transient, retry_transient
+from floe_stream.runtime.sink_runtime import Input, SinkBatch, SinkContext, SinkRecord, is_transient
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import instruments
-from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.violation import ViolationCloudEvent, decode_violation
@@ -34,37 +32,75 @@ from floe_stream.topics.violation import ViolationCloudEvent, decode_violation
 log = logging.getLogger(__name__)
 
 
-class PostgresSink(ConsumerService):
+def _result(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> CheckResult:
+    if not value:
+        raise DecodeError("empty message")
+    return CheckResult.model_validate_json(value)
+
+
+def _violation(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> ViolationCloudEvent:
+    return decode_violation(headers, key, value or b"")
+
+
+def _tick(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> datetime:
+    return decode_tick(value).tick_time
+
+
+def _raw(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> bytes | None:
+    return value
+
+
+class PostgresSink:
+    """A :class:`~floe_stream.runtime.sink_runtime.Sink`: check results and violations into the SLA history."""
+
     name = "sink-postgres"
+    record_spans = True
+    collect_s = 0.0
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool | None = None) -> None:
-        k = settings.kafka
-        self.t_results = topic_name(k.topic_prefix, TopicKey.CHECK_RESULTS)
-        self.t_viol = topic_name(k.topic_prefix, TopicKey.VIOLATIONS)
-        self.t_tick = topic_name(k.topic_prefix, TopicKey.TICKS)
-        self.t_contracts = topic_name(k.topic_prefix, TopicKey.CONTRACTS)
-        self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
-        topics = [self.t_results, self.t_viol]
-        if settings.history.auto_prune:
-            topics.append(self.t_tick)
-        if settings.history.register_contracts:
-            topics.append(self.t_contracts)
-        super().__init__(settings, topics, f"{k.group_prefix}-sink-postgres")
+        self.settings = settings
         self.pool = pool
         self._own_pool = pool is None
-        self.dlq_partitions = 1
+        self.ctx: SinkContext | None = None
         self.rows_written = 0
         self.degraded = False
         self.seen_contracts: set[tuple[str, str]] = set()
         self.pruned_on: date | None = None
         self.last_prune: dict[str, int] | None = None
 
-    async def setup(self) -> None:
+    def inputs(self) -> list[Input]:
+        out = [
+            Input("results", TopicKey.CHECK_RESULTS, _result),
+            Input("violations", TopicKey.VIOLATIONS, _violation),
+        ]
+        if self.settings.history.auto_prune:  # the processor dead-letters bad ticks; not our input
+            out.append(Input("ticks", TopicKey.TICKS, _tick, on_error="skip"))
+        if self.settings.history.register_contracts:
+            out.append(Input("contracts", TopicKey.CONTRACTS, _raw))
+        return out
+
+    async def start(self, ctx: SinkContext) -> None:
+        self.ctx = ctx
         if self.pool is None:
             self.pool = await create_pool(self.settings.database)
-        self.dlq_partitions = (await partition_counts(self.settings.kafka, [self.t_dlq]))[self.t_dlq]
         if self.settings.history.register_contracts:
             await self._register_contracts()
+
+    async def close(self) -> None:
+        if self.pool is not None and self._own_pool:
+            await self.pool.close()
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"database": not self.degraded and self.pool is not None and await ping(self.pool)}
+
+    def health_details(self) -> dict[str, Any]:
+        return {}
+
+    def stall_allowance_s(self) -> float:
+        return 0.0
+
+    async def flush(self) -> None:
+        """Every write is complete (committed in PostgreSQL) when :meth:`write` returns."""
 
     async def _register_contracts(self) -> None:
         """Best effort: the owner/team filters of `floe sla report` need asset → owner, team."""
@@ -108,20 +144,11 @@ class PostgresSink(ConsumerService):
                     retired,
                 )
 
-    async def teardown(self) -> None:
-        if self.pool is not None and self._own_pool:
-            await self.pool.close()
-
-    async def readiness(self) -> dict[str, bool]:
-        checks = await super().readiness()
-        checks["database"] = not self.degraded and self.pool is not None and await ping(self.pool)
-        return checks
-
-    async def write(
+    async def write_history(
         self, results: Sequence[CheckResult], violations: Sequence[ViolationCloudEvent]
     ) -> tuple[int, int]:
         """Write in one transaction; while the database is down, retry with backoff (offsets stay put)."""
-        assert self.pool is not None
+        assert self.pool is not None and self.ctx is not None
         pool = self.pool
 
         async def attempt() -> tuple[int, int]:
@@ -131,14 +158,10 @@ class PostgresSink(ConsumerService):
             self.seen_contracts = seen
             return counts
 
-        return await retry_transient(
-            attempt, stopping=self._stopping, what="database", on_state=self._set_degraded
-        )
+        return await self.ctx.retry(attempt, "database", on_state=self._set_degraded)
 
     def _set_degraded(self, degraded: bool) -> None:
         self.degraded = degraded
-        if degraded:
-            self.still_working()  # alive (/healthz 200), not ready: a restart would not bring the database back
 
     async def maybe_prune(self, now: datetime) -> None:
         """Once per UTC day (per replica cheaply, across replicas via the database)."""
@@ -161,63 +184,47 @@ class PostgresSink(ConsumerService):
         self,
         results: list[CheckResult],
         violations: list[ViolationCloudEvent],
-        rec: ConsumerRecord[bytes, bytes],
-        dead: DeadLetters,
+        rec: SinkRecord,
+        batch: SinkBatch,
     ) -> None:
         try:
-            await self.write(results, violations)
+            await self.write_history(results, violations)
         except asyncpg.PostgresError as exc:
             if is_transient(exc):
                 raise
-            dead.add_exc(rec, exc)
+            batch.reject_exc(rec, exc)
 
-    async def handle(self, batch: Batch) -> None:
+    async def write(self, batch: SinkBatch) -> None:
         results: list[CheckResult] = []
         violations: list[ViolationCloudEvent] = []
-        dead = DeadLetters(self.t_dlq, self.dlq_partitions)
         latest_tick: datetime | None = None
         contract_docs: dict[str, bytes | None] = {}
-        sources: list[ConsumerRecord[bytes, bytes]] = []
-        v_sources: list[ConsumerRecord[bytes, bytes]] = []
-        for tp, recs in batch.items():
-            for rec in recs:
-                if tp.topic == self.t_contracts:
-                    if rec.key:
-                        contract_docs[rec.key.decode(errors="replace")] = rec.value  # the newest per id wins
-                    continue
-                if tp.topic == self.t_tick:
-                    try:
-                        t = decode_tick(rec.value).tick_time
-                    except DecodeError:
-                        continue  # the processor dead-letters bad ticks; not our input
-                    latest_tick = t if latest_tick is None else max(latest_tick, t)
-                    continue
-                try:
-                    if tp.topic == self.t_results:
-                        if not rec.value:
-                            raise DecodeError("empty message")
-                        results.append(CheckResult.model_validate_json(rec.value))
-                        sources.append(rec)
-                    else:
-                        violations.append(
-                            decode_violation(dict(rec.headers or ()), rec.key, rec.value or b"")
-                        )
-                        v_sources.append(rec)
-                except Exception as exc:
-                    dead.add_exc(rec, exc)
+        sources: list[SinkRecord] = []
+        v_sources: list[SinkRecord] = []
+        for rec in batch.records:
+            if rec.input == "contracts":
+                if rec.key:
+                    contract_docs[rec.key.decode(errors="replace")] = rec.value  # the newest per id wins
+            elif rec.input == "ticks":
+                t: datetime = rec.value
+                latest_tick = t if latest_tick is None else max(latest_tick, t)
+            elif rec.input == "results":
+                results.append(rec.value)
+                sources.append(rec)
+            else:
+                violations.append(rec.value)
+                v_sources.append(rec)
         if results or violations:
             try:
-                await self.write(results, violations)
+                await self.write_history(results, violations)
             except asyncpg.PostgresError as exc:  # not transient: one row the database refuses
                 if is_transient(exc):
                     raise  # stopping while the database is down: leave the offsets for the next owner
                 log.warning("batch refused by PostgreSQL (%s): writing record by record", exc)
                 for r, rec in zip(results, sources, strict=True):
-                    await self._write_one([r], [], rec, dead)
+                    await self._write_one([r], [], rec, batch)
                 for v, rec in zip(violations, v_sources, strict=True):
-                    await self._write_one([], [v], rec, dead)
-        if dead.records:
-            await self.produce(dead.take())
+                    await self._write_one([], [v], rec, batch)
         if contract_docs:
             await self._register_docs(contract_docs)
         if latest_tick is not None:
