@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, openlineage_sink
 from floe_stream.runtime.kafka import make_producer
 from floe_stream.settings import OpenLineageSettings, Settings
 from floe_stream.sinks.openlineage.events import run_id
-from floe_stream.sinks.openlineage.sink import OpenLineageSink
 from floe_stream.sinks.openlineage.validate import LineageSchemas
 from floe_stream.topics import ResolvedData, Severity, TopicKey, ViolationData
 from floe_stream.topics.catalog import topic_name
@@ -137,7 +136,7 @@ async def test_http_transport_fail_then_complete_through_an_outage(
             "contracts_dir": FIXTURES,
             "openlineage": OpenLineageSettings(transport="http", url=f"http://127.0.0.1:{m.port}", retry_backoff_s=0.05),
         })  # fmt: skip
-        sink = OpenLineageSink(s, load_registry(s))
+        sink = openlineage_sink(s, load_registry(s))
         m.fail_next = 10**6  # Marquez is down
         async with Running(sink):
             await publish_violations(s, [
@@ -146,12 +145,12 @@ async def test_http_transport_fail_then_complete_through_an_outage(
                 violation("test.fast", CheckType.QUALITY, element="amount"),
                 resolved("test.fast", CheckType.FRESHNESS),
             ], raw=[b"{not a cloudevent"])  # fmt: skip
-            await wait_for(lambda: m.requests >= 3 and sink.degraded, timeout=30)
+            await wait_for(lambda: m.requests >= 3 and sink.sink.degraded, timeout=30)
             assert (await sink.readiness())["transport"] is False  # /readyz: degraded while retrying
             committed = [await sink.consumer.committed(tp) for tp in sink.assigned]
             m.fail_next = 0  # Marquez is back
             await wait_for(lambda: len(m.events) >= 4, timeout=30)
-            await wait_for(lambda: sink.batches > 0 and not sink.degraded, timeout=10)
+            await wait_for(lambda: sink.batches > 0 and not sink.sink.degraded, timeout=10)
             ready = await sink.readiness()
         assert ready["transport"] is True
         assert all(c is None for c in committed), committed  # nothing committed during the outage
@@ -185,13 +184,13 @@ async def test_rejected_event_is_dead_lettered_and_the_rest_delivered(
         s = settings.model_copy(
             update={"openlineage": OpenLineageSettings(transport="http", url=f"http://127.0.0.1:{m.port}")}
         )
-        sink = OpenLineageSink(s)  # no contracts: datasets in namespace "floe"
+        sink = openlineage_sink(s)  # no contracts: datasets in namespace "floe"
         async with Running(sink):
             await publish_violations(s, [
                 violation("test.fast", CheckType.SCHEMA_DRIFT, element="amount"),
                 violation("test.slow", CheckType.FRESHNESS),
             ])  # fmt: skip
-            await wait_for(lambda: sink.dead == 1 and len(m.events) == 1, timeout=30)
+            await wait_for(lambda: sink.sink.dead == 1 and len(m.events) == 1, timeout=30)
         assert m.events[0]["job"]["name"] == "test-pipeline.test.slow.freshness"
         assert m.events[0]["inputs"][0]["namespace"] == "floe"
         assert schemas.errors(m.events[0]) == []
@@ -208,12 +207,12 @@ async def test_kafka_transport_writes_the_lineage_topic(settings: Settings, sche
             )
         }
     )
-    sink = OpenLineageSink(s)
+    sink = openlineage_sink(s)
     async with Running(sink):
         await publish_violations(
             s, [violation("test.fast", CheckType.AVAILABILITY), resolved("test.fast", CheckType.AVAILABILITY)]
         )
-        await wait_for(lambda: sink.emitted == 2, timeout=30)
+        await wait_for(lambda: sink.sink.emitted == 2, timeout=30)
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
@@ -255,15 +254,15 @@ async def test_openlineage_python_transport_configured_from_the_environment(
         s = settings.model_copy(
             update={"openlineage": OpenLineageSettings(transport="openlineage", retry_backoff_s=0.05)}
         )
-        sink = OpenLineageSink(s)
+        sink = openlineage_sink(s)
         async with Running(sink):
             await publish_violations(s, [
                 violation("test.fast", CheckType.FRESHNESS),
                 violation("test.fast", CheckType.SCHEMA_DRIFT, element="amount"),
                 resolved("test.fast", CheckType.FRESHNESS),
             ])  # fmt: skip
-            await wait_for(lambda: sink.dead == 1 and len(m.events) == 2, timeout=60)
-        assert type(sink.transport.client.transport).__name__ == "HttpTransport"  # type: ignore[attr-defined]
+            await wait_for(lambda: sink.sink.dead == 1 and len(m.events) == 2, timeout=60)
+        assert type(sink.sink.transport.client.transport).__name__ == "HttpTransport"  # type: ignore[attr-defined]
         assert [(e["eventType"], e["job"]["name"]) for e in m.events] == [
             ("FAIL", "test-pipeline.test.fast.freshness"),
             ("COMPLETE", "test-pipeline.test.fast.freshness"),

@@ -258,13 +258,20 @@ class ScriptedTransport:
 
 
 async def test_delivery_skips_only_rejected_records_and_never_resends() -> None:
+    import asyncio
     from types import SimpleNamespace
 
+    from floe_stream.runtime.sink_runtime import SinkContext
     from floe_stream.settings import Settings
     from floe_stream.sinks.openlineage.sink import OpenLineageSink
 
     t = ScriptedTransport(reject={"c", "f"}, outage_at="e")
     sink = OpenLineageSink(Settings(openlineage=OpenLineageSettings(retry_backoff_s=0.01)), transport=t)  # type: ignore[arg-type]
+
+    async def publish(*_: object) -> None:
+        pass
+
+    sink.ctx = SinkContext(asyncio.Event(), lambda: None, publish)
     items = [(SimpleNamespace(offset=i), None, [{"id": x}]) for i, x in enumerate("abcdefg")]
     failed = await sink._deliver(items)  # type: ignore[arg-type]
     assert t.sent == ["a", "b", "d", "e", "g"]  # in order, each once, across an outage and two rejections

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import asyncpg
 
     from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.sinks.openlineage.sink import OpenLineageSink
+    from floe_stream.sinks.openlineage.transport import Transport
     from floe_stream.sinks.postgres.sink import PostgresSink
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,15 @@ def postgres_sink(settings: Settings, pool: asyncpg.Pool | None = None) -> SinkR
     return SinkRunner(settings, PostgresSink(settings, pool))
 
 
+def openlineage_sink(
+    settings: Settings, registry: ContractRegistry | None = None, transport: Transport | None = None
+) -> SinkRunner[OpenLineageSink]:
+    from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.sinks.openlineage.sink import OpenLineageSink
+
+    return SinkRunner(settings, OpenLineageSink(settings, registry, transport))
+
+
 def build(kind: str, settings: Settings) -> Runnable:
     if kind == "processor":
         from floe_stream.runtime.processor import ProcessorService
@@ -82,10 +93,10 @@ def build(kind: str, settings: Settings) -> Runnable:
             settings, registry=load_registry(settings) if settings.contracts_dir.is_dir() else None
         )
     if kind == "sink-openlineage":
-        from floe_stream.sinks.openlineage.sink import OpenLineageSink
-
         # contracts are optional here: with them, datasets get their server's OpenLineage namespace
-        return OpenLineageSink(settings, load_registry(settings) if settings.contracts_dir.is_dir() else None)
+        return openlineage_sink(
+            settings, load_registry(settings) if settings.contracts_dir.is_dir() else None
+        )
     if kind == "source-iceberg":
         from floe_stream.runtime.iceberg_watcher import IcebergWatcher
 

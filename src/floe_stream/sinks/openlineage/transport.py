@@ -9,6 +9,8 @@ Every transport raises :class:`TransportError` with ``permanent=True`` for a rej
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +21,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from floe_stream.settings import OpenLineageSettings
+from floe_stream.settings import KafkaSettings, OpenLineageSettings
+
+log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 
@@ -87,19 +91,44 @@ class HttpTransport:
 
 
 class KafkaTransport:
-    """Produce to a topic (key ``run:<job namespace>/<job name>`` like openlineage-python's transport)."""
+    """Produce to a topic (key ``run:<job namespace>/<job name>`` like openlineage-python's transport), with
+    its own producer; the topic is created at start when missing."""
 
     name = "kafka"
 
-    def __init__(self, cfg: OpenLineageSettings, producer: AIOKafkaProducer) -> None:
+    def __init__(self, cfg: OpenLineageSettings, kafka: KafkaSettings) -> None:
+        from floe_stream.runtime.kafka import make_producer
+
         self.topic = cfg.topic
-        self.producer = producer
+        self.kafka = kafka
+        self.producer: AIOKafkaProducer = make_producer(kafka)
 
     async def start(self) -> None:
-        pass
+        from floe_stream.runtime.kafka import start_producer
+
+        await self._ensure_topic()
+        await start_producer(self.producer, self.kafka)
+
+    async def _ensure_topic(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError
+
+        k = self.kafka
+        admin = AIOKafkaAdminClient(**k.client_kwargs(), client_id=f"{k.client_id}-admin")
+        await admin.start()
+        try:
+            if self.topic not in set(await admin.list_topics()):
+                try:
+                    await admin.create_topics([NewTopic(self.topic, k.partitions, k.replication_factor)])
+                    log.info("created OpenLineage topic %s", self.topic)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            await admin.close()
 
     async def close(self) -> None:
-        pass
+        with contextlib.suppress(KafkaError, RuntimeError):
+            await self.producer.stop()
 
     async def emit(self, events: Sequence[Event]) -> None:
         try:
@@ -205,12 +234,11 @@ class OpenLineageClientTransport:
             ) from None
 
 
-def make_transport(cfg: OpenLineageSettings, producer: AIOKafkaProducer | None) -> Transport:
+def make_transport(cfg: OpenLineageSettings, kafka: KafkaSettings) -> Transport:
     if cfg.transport == "http":
         return HttpTransport(cfg)
     if cfg.transport == "kafka":
-        assert producer is not None
-        return KafkaTransport(cfg, producer)
+        return KafkaTransport(cfg, kafka)
     if cfg.transport == "file":
         return FileTransport(cfg.file)
     if cfg.transport == "openlineage":
