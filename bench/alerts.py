@@ -33,14 +33,13 @@ from aiokafka.structs import TopicPartition
 from bench.common import summary
 from bench.processor import ASSETS, contract_dir, create_topics, event
 from floe_stream.processors.ids import stable_id
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import alerts_sink, load_registry
 from floe_stream.runtime.database import migrate
 from floe_stream.runtime.embedded import BROKER_KINDS, BrokerKind, make_broker
 from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
 from floe_stream.sinks.alerts.config import parse_config
-from floe_stream.sinks.alerts.sink import AlertSink
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.enums import CheckType, Severity
 from floe_stream.topics.violation import ViolationData, encode_violation
@@ -148,7 +147,7 @@ async def main(kind: BrokerKind, single: int, burst: int, partitions: int, event
                 "routes": [{"channel": "hook"}],
             }
         )  # fmt: skip
-        sink = AlertSink(settings, cfg)
+        sink = alerts_sink(settings, cfg)
         from floe_stream.runtime.app import tune_gc  # as the composition root does before running
 
         tune_gc()

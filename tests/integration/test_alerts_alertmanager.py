@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from floe_stream.runtime.app import alerts_sink
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import parse_config
-from floe_stream.sinks.alerts.sink import AlertSink
 from tests.conftest import wait_for
 from tests.integration.helpers import Running
 from tests.integration.receivers import Alertmanager, HttpReceiver, publish_violations
@@ -42,7 +42,7 @@ async def test_alerts_arrive_grouped_at_alertmanager_receiver_and_resolve(
                 "routes": [{"channel": "am"}],
             }
         )
-        sink = AlertSink(settings, cfg)
+        sink = alerts_sink(settings, cfg)
         now = datetime.now(UTC)
         v1 = violation("orders.v1", element="amount", at=now)
         v2 = violation("orders.v1", element="id", at=now)

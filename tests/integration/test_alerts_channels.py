@@ -11,12 +11,12 @@ import pytest
 from cloudevents.core.bindings import http as ce_http
 from slack_sdk.models.blocks import Block
 
+from floe_stream.runtime.app import alerts_sink
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.channels.pagerduty import dedup_key
 from floe_stream.sinks.alerts.channels.webhook import verify
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.sinks.alerts.model import Alert
-from floe_stream.sinks.alerts.sink import AlertSink
 from floe_stream.topics.enums import Severity
 from floe_stream.topics.violation import RESOLVED_TYPE, VIOLATION_TYPE
 from tests.conftest import wait_for
@@ -44,7 +44,7 @@ async def test_each_violation_reaches_webhook_slack_and_incident_once(settings: 
                 ],
             }
         )
-        sink = AlertSink(settings, cfg)
+        sink = alerts_sink(settings, cfg)
         now = datetime.now(UTC)
         a1 = violation("orders.v1", element="amount", at=now)
         a2 = violation(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from floe_stream.runtime.app import alerts_sink
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import parse_config
-from floe_stream.sinks.alerts.sink import AlertSink
 from floe_stream.topics.catalog import TopicKey
 from tests.conftest import wait_for
 from tests.integration.helpers import Running, read_all
@@ -46,12 +46,12 @@ async def test_email_over_starttls_with_auth(
                 "routes": [{"channels": ["mail", "badmail"]}],
             }
         )
-        sink = AlertSink(settings, cfg)
+        sink = alerts_sink(settings, cfg)
         v = violation("orders.v1", at=datetime.now(UTC), message="amount <is> & 'odd'")
         async with Running(sink):
             await wait_for(lambda: sink.ever_assigned, timeout=30)
             await publish_violations(settings, [v])
-            await wait_for(lambda: smtp.messages and sink.dead_lettered >= 1, timeout=30)
+            await wait_for(lambda: smtp.messages and sink.sink.dead_lettered >= 1, timeout=30)
         assert len(smtp.messages) == 1
         msg = smtp.messages[0]
         assert msg.get_content_type() == "multipart/alternative"
@@ -79,7 +79,7 @@ async def test_email_over_implicit_tls(
                 "routes": [{"channel": "mail"}],
             }
         )
-        sink = AlertSink(settings, cfg)
+        sink = alerts_sink(settings, cfg)
         v = violation("orders.v1", at=datetime.now(UTC))
         async with Running(sink):
             await wait_for(lambda: sink.ever_assigned, timeout=30)

@@ -12,10 +12,10 @@ import asyncpg
 import pytest
 from prometheus_client import generate_latest
 
+from floe_stream.runtime.app import alerts_sink
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.sinks.alerts.replay import replay_dead_letters
-from floe_stream.sinks.alerts.sink import AlertSink
 from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics.catalog import TopicKey
 from tests.conftest import wait_for
@@ -49,11 +49,11 @@ async def ledger(settings: Settings) -> list[asyncpg.Record]:
 async def test_500_then_429_with_retry_after_are_retried_into_one_delivery(settings: Settings) -> None:
     script = [Reply(500, b"boom"), Reply(429, b"slow down", {"Retry-After": "1"}), Reply(200)]
     async with HttpReceiver(script=script) as hook:
-        sink = AlertSink(settings, hook_cfg(hook.url))
+        sink = alerts_sink(settings, hook_cfg(hook.url))
         async with Running(sink):
             await wait_for(lambda: sink.ever_assigned, timeout=30)
             await publish_violations(settings, [violation("orders.v1", at=datetime.now(UTC))])
-            await wait_for(lambda: sink.delivered == 1, timeout=30)
+            await wait_for(lambda: sink.sink.delivered == 1, timeout=30)
         assert len(hook.requests) == 3
         assert len({r.json()["id"] for r in hook.requests}) == 1  # the same CloudEvent id on every retry
         assert hook.requests[2].at - hook.requests[1].at >= 0.95  # Retry-After honoured
@@ -77,12 +77,12 @@ async def test_hanging_receiver_goes_to_dlq_without_delaying_others_and_replay_r
                 "routes": [{"channels": ["hook", "slack"]}],
             }
         )  # fmt: skip
-        sink = AlertSink(settings, cfg)
+        sink = alerts_sink(settings, cfg)
         v = violation("orders.v1", at=datetime.now(UTC))
         async with Running(sink):
             await wait_for(lambda: sink.ever_assigned, timeout=30)
             await publish_violations(settings, [v])
-            await wait_for(lambda: sink.dead_lettered == 1 and sink.delivered == 1, timeout=30)
+            await wait_for(lambda: sink.sink.dead_lettered == 1 and sink.sink.delivered == 1, timeout=30)
         assert len(hook.requests) == 2
         assert slack.requests[0].at < hook.requests[1].at  # slack did not wait for the dead webhook
         dead = [json.loads(r.value) for r in await read_all(settings, TopicKey.ALERTS_DLQ)]
@@ -116,7 +116,7 @@ async def test_sink_killed_between_delivery_and_commit_does_not_deliver_twice(
     """On each broker (ids tansu/kafka): the same group replays the uncommitted batch, the ledger dedupes."""
     settings = broker_settings
     async with HttpReceiver() as hook:
-        first = AlertSink(settings, hook_cfg(hook.url))
+        first = alerts_sink(settings, hook_cfg(hook.url))
 
         async def die(*a: Any, **k: Any) -> None:
             raise RuntimeError("killed before commit")
@@ -130,7 +130,7 @@ async def test_sink_killed_between_delivery_and_commit_does_not_deliver_twice(
             await asyncio.wait_for(task, 30)
         assert len(hook.requests) == 1
 
-        second = AlertSink(settings, hook_cfg(hook.url))  # same group: replays the uncommitted batch
+        second = alerts_sink(settings, hook_cfg(hook.url))  # same group: replays the uncommitted batch
         marker = violation("orders.v2", element="marker", at=datetime.now(UTC))
         async with Running(second):
             await publish_violations(settings, [marker])
@@ -148,7 +148,7 @@ async def test_two_replicas_over_the_same_violations_deliver_each_once(broker_se
         other = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"group_prefix": "other"})}
         )
-        a, b = AlertSink(settings, hook_cfg(hook.url)), AlertSink(other, hook_cfg(hook.url))
+        a, b = alerts_sink(settings, hook_cfg(hook.url)), alerts_sink(other, hook_cfg(hook.url))
         now = datetime.now(UTC)
         items = [violation(f"asset.{i}", contract=f"c{i % 3}", at=now) for i in range(12)]
         async with Running(a, b):
@@ -157,8 +157,8 @@ async def test_two_replicas_over_the_same_violations_deliver_each_once(broker_se
             await publish_violations(settings, items + items[::-1])
             await wait_for(lambda: len(hook.requests) >= 12, timeout=30)
             # both replicas have handled all 24 records (each saw every violation): only then count
-            await wait_for(lambda: a.alerts_seen >= 24 and b.alerts_seen >= 24, timeout=30)
+            await wait_for(lambda: a.sink.alerts_seen >= 24 and b.sink.alerts_seen >= 24, timeout=30)
         ids = [r.json()["id"] for r in hook.requests]
         assert sorted(ids) == sorted(v.violation_id for v in items)
-        assert a.delivered + b.delivered == 12
-        assert a.delivered > 0 or b.delivered > 0
+        assert a.sink.delivered + b.sink.delivered == 12
+        assert a.sink.delivered > 0 or b.sink.delivered > 0

@@ -14,9 +14,9 @@ import yaml
 
 from floe_stream.contracts.loader import load_directory
 from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.runtime.app import alerts_sink
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import parse_config
-from floe_stream.sinks.alerts.sink import AlertSink
 from tests.conftest import REPO, wait_for
 from tests.integration.helpers import Running, floe_env, start_floe, stop_process
 from tests.integration.receivers import HttpReceiver, publish_violations
@@ -153,14 +153,15 @@ async def test_contract_override_sends_to_its_own_channels(settings: Settings, t
                 "routes": [{"channel": "default"}],
             }
         )
-        sink = AlertSink(settings, cfg, registry=ContractRegistry(contracts))
+        sink = alerts_sink(settings, cfg, registry=ContractRegistry(contracts))
         own = violation("test.fast", contract="test-pipeline", at=datetime.now(UTC))
         other = violation("orders.v1", contract="orders", at=datetime.now(UTC))
         async with Running(sink):
             await wait_for(lambda: sink.ever_assigned, timeout=30)
             await publish_violations(settings, [own, other])
             await wait_for(
-                lambda: sink.alerts_seen >= 2 and len(team.requests) + len(default.requests) >= 2, timeout=30
+                lambda: sink.sink.alerts_seen >= 2 and len(team.requests) + len(default.requests) >= 2,
+                timeout=30,
             )
         assert [r.json()["id"] for r in team.requests] == [own.violation_id]
         assert [r.json()["id"] for r in default.requests] == [other.violation_id]

@@ -13,12 +13,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from floe_stream.client import FloeClient, PublishError
-from floe_stream.runtime.app import build
+from floe_stream.runtime.app import alerts_sink, build
 from floe_stream.runtime.embedded import ApacheKafka, Broker
 from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.settings import ConfigError, DatabaseSettings, Settings
 from floe_stream.sinks.alerts.config import parse_config
-from floe_stream.sinks.alerts.sink import AlertSink
 from floe_stream.topics.catalog import TopicKey, topic_name
 from tests.conftest import REPO, fast_kafka
 from tests.integration.helpers import floe_env, start_floe
@@ -70,7 +69,7 @@ async def test_no_deployable_gets_a_floe_topic_auto_created(
 ) -> None:
     """(source-iceberg checks its topic the same way before producing, but needs a catalog to get that far.)"""
     s = _fresh(apache_kafka, pg_dsn)
-    svc = AlertSink(s, ALERTS) if kind == "sink-alerts" else build(kind, s)
+    svc = alerts_sink(s, ALERTS) if kind == "sink-alerts" else build(kind, s)
     with pytest.raises(ConfigError, match=r"do not exist: run `floe topics create`"):
         await asyncio.wait_for(svc.run(), 30)
     await asyncio.sleep(0.5)  # a background metadata refresh would have landed by now

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import asyncpg
 
     from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.sinks.alerts.config import AlertsConfig
+    from floe_stream.sinks.alerts.sink import AlertSink
     from floe_stream.sinks.openlineage.sink import OpenLineageSink
     from floe_stream.sinks.openlineage.transport import Transport
     from floe_stream.sinks.postgres.sink import PostgresSink
@@ -64,6 +66,22 @@ def postgres_sink(settings: Settings, pool: asyncpg.Pool | None = None) -> SinkR
     return SinkRunner(settings, PostgresSink(settings, pool))
 
 
+def alerts_sink(
+    settings: Settings,
+    config: AlertsConfig | None = None,
+    *,
+    registry: ContractRegistry | None = None,
+    pool: asyncpg.Pool | None = None,
+    instance_id: str | None = None,
+) -> SinkRunner[AlertSink]:
+    from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.sinks.alerts.sink import AlertSink
+
+    return SinkRunner(
+        settings, AlertSink(settings, config, registry=registry, pool=pool, instance_id=instance_id)
+    )
+
+
 def openlineage_sink(
     settings: Settings, registry: ContractRegistry | None = None, transport: Transport | None = None
 ) -> SinkRunner[OpenLineageSink]:
@@ -86,10 +104,8 @@ def build(kind: str, settings: Settings) -> Runnable:
     if kind == "sink-postgres":
         return postgres_sink(settings)
     if kind == "sink-alerts":
-        from floe_stream.sinks.alerts.sink import AlertSink
-
         # contracts are optional here: with them, a contract's floe.alerts overrides its routing
-        return AlertSink(
+        return alerts_sink(
             settings, registry=load_registry(settings) if settings.contracts_dir.is_dir() else None
         )
     if kind == "sink-openlineage":

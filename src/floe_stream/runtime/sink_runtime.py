@@ -183,9 +183,21 @@ class Sink(Protocol):
     """A destination: quix-streams' shape (``write(batch)`` then ``flush()``), plus start/close and health.
     A sink never sees Kafka: the runtime decodes, dead-letters, retries, commits after ``flush`` returned."""
 
-    name: str  # the deployable, e.g. "sink-postgres"; its group is ``<group_prefix>-<name>``
-    record_spans: bool  # one span per record around write (False: the sink traces itself)
-    collect_s: float  # wait this long after a fetch for more records before writing (alert grouping)
+    @property
+    def name(self) -> str:
+        """The deployable, e.g. ``sink-postgres``; its consumer group is ``<group_prefix>-<name>``."""
+
+    @property
+    def record_spans(self) -> bool:
+        """One span per record around write (False: the sink traces itself)."""
+
+    @property
+    def collect_s(self) -> float:
+        """Wait this long after a fetch for more records before writing (the alerts' group wait)."""
+
+    @property
+    def outputs(self) -> tuple[TopicKey, ...]:
+        """Topics it publishes to through ``ctx.publish`` (they must exist at start)."""
 
     def inputs(self) -> Sequence[Input]: ...
 
@@ -221,11 +233,13 @@ class SinkRunner(ConsumerService, Generic[S]):
         self._inputs = {topic_name(k.topic_prefix, i.topic): i for i in sink.inputs()}
         self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
         self.partitions: dict[str, int] = {}
-        self.dead_lettered = 0
+        self.records_dead_lettered = 0  # undecodable or rejected input records
         super().__init__(settings, list(self._inputs), f"{k.group_prefix}-{sink.name}")
 
     async def setup(self) -> None:
-        self.partitions = await partition_counts(self.settings.kafka, [self.t_dlq])
+        k = self.settings.kafka
+        outputs = [topic_name(k.topic_prefix, t) for t in self.sink.outputs]
+        self.partitions = await partition_counts(k, [self.t_dlq, *outputs])
         ctx = SinkContext(stopping=self._stopping, still_working=self.still_working, publish=self._publish)
         await self.sink.start(ctx)
 
@@ -290,6 +304,6 @@ class SinkRunner(ConsumerService, Generic[S]):
             await self.sink.flush()
         for r, reason, metric_reason in out.rejected:
             dead.add(r.ref, reason, metric_reason)
-        self.dead_lettered += len(dead.records)
+        self.records_dead_lettered += len(dead.records)
         if dead.records:
             await self.produce(dead.take())

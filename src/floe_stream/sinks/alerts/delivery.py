@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from floe_stream.runtime.sink_runtime import NotCommitted
 from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError
 from floe_stream.sinks.alerts.config import ChannelConfig, Policy
 from floe_stream.sinks.alerts.metrics import alert_instruments
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 DeadLetterFn = Callable[[Notification, str, int], Awaitable[None]]
 
 
-class StopDelivery(Exception):
+class StopDelivery(NotCommitted):
     """Shutdown interrupted a delivery; its claim was released, the batch must not be committed."""
 
 

@@ -3,8 +3,8 @@ notifications on every configured channel. Its own consumer group ``<group_prefi
 
 Per fetched batch: wait up to ``group_wait_s`` for more records (so an asset's violations go out as one
 notification) → decode (undecodable → ``dlq`` topic) → decide (PostgreSQL, per-contract lock) → deliver
-(ledger, concurrent channels, retries, ``alerts-dlq``) → commit. Offsets are committed only after the
-ledger records every outcome.
+(ledger, concurrent channels, retries, ``alerts-dlq``) → (the runtime) commit. Offsets are committed only
+after the ledger records every outcome. A plain :class:`~floe_stream.runtime.sink_runtime.Sink`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,20 +20,18 @@ import httpx
 
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.runtime.database import create_pool, ping
-from floe_stream.runtime.kafka import OutRecord, partition_counts
-from floe_stream.runtime.service import Batch, ConsumerService
-from floe_stream.runtime.sink_runtime import DeadLetters, retry_transient
+from floe_stream.runtime.sink_runtime import Input, SinkBatch, SinkContext
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.sinks.alerts import router
 from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_types
 from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
-from floe_stream.sinks.alerts.delivery import Dispatcher, StopDelivery
+from floe_stream.sinks.alerts.delivery import Dispatcher
 from floe_stream.sinks.alerts.metrics import alert_instruments
 from floe_stream.sinks.alerts.model import Alert, DeadLetter, Notification
 from floe_stream.sinks.alerts.router import ContractAlerting
 from floe_stream.sinks.alerts.store import AlertStore
 from floe_stream.telemetry.metrics import instruments
-from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.decode import DecodeError
 from floe_stream.topics.violation import decode_violation
 
@@ -98,8 +95,16 @@ def contract_overrides(registry: ContractRegistry | None, channels: set[str]) ->
     return out
 
 
-class AlertSink(ConsumerService):
+def _alert(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> Alert:
+    if not value:
+        raise DecodeError("empty message")
+    return Alert.from_event(decode_violation(headers, key, value))
+
+
+class AlertSink:
     name = "sink-alerts"
+    record_spans = True
+    outputs: tuple[TopicKey, ...] = (TopicKey.ALERTS_DLQ,)  # undeliverable notifications
 
     def __init__(
         self,
@@ -110,27 +115,31 @@ class AlertSink(ConsumerService):
         pool: asyncpg.Pool | None = None,
         instance_id: str | None = None,
     ) -> None:
-        k = settings.kafka
-        self.t_viol = topic_name(k.topic_prefix, TopicKey.VIOLATIONS)
-        self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
-        self.t_alerts_dlq = topic_name(k.topic_prefix, TopicKey.ALERTS_DLQ)
+        self.settings = settings
         self.config = config if config is not None else resolve_config(settings.alerts, settings.config_file)
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.channels = build_channels(self.config, self.http, settings.alerts.public_url)
         self.overrides = contract_overrides(registry, set(self.channels))
         if not self.delivering:
             log.warning("sink-alerts: %s", NO_ROUTES)
-        super().__init__(settings, [self.t_viol], f"{k.group_prefix}-sink-alerts")
         self.pool = pool
         self._own_pool = pool is None
         self.instance_id = instance_id
+        self.ctx: SinkContext | None = None
         self.store: AlertStore | None = None
         self.dispatcher: Dispatcher | None = None
-        self.partitions: dict[str, int] = {}
         self._resend_task: asyncio.Task[None] | None = None
         self.alerts_seen = 0
         self.delivered = 0
         self.dead_lettered = 0
+
+    @property
+    def collect_s(self) -> float:
+        """The group wait: the runtime collects this long after a fetch, so an asset's violations go out as one."""
+        return float(self.policy.group_wait_s)
+
+    def inputs(self) -> list[Input]:
+        return [Input("violations", TopicKey.VIOLATIONS, _alert)]
 
     @property
     def delivering(self) -> bool:
@@ -157,18 +166,18 @@ class AlertSink(ConsumerService):
         return self.config.policy
 
     # --- lifecycle ----------------------------------------------------------------------------------------
-    async def setup(self) -> None:
+    async def start(self, ctx: SinkContext) -> None:
+        self.ctx = ctx
         if self.pool is None:
             self.pool = await create_pool(self.settings.database)
         self.store = AlertStore(self.pool, self.instance_id)
-        self.partitions = await partition_counts(self.settings.kafka, [self.t_dlq, self.t_alerts_dlq])
         self.dispatcher = Dispatcher(
-            self.channels, self.store, self.policy, self._dead_letter, stopping=self._stopping
+            self.channels, self.store, self.policy, self._dead_letter, stopping=ctx.stopping
         )
         if any(ch.resend_while_firing for ch in self.channels.values()):
             self._resend_task = asyncio.create_task(self._resend_loop(), name="alerts-resend")
 
-    async def teardown(self) -> None:
+    async def close(self) -> None:
         if self._resend_task is not None:
             self._resend_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -180,48 +189,19 @@ class AlertSink(ConsumerService):
             await self.pool.close()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = await super().readiness()
-        checks["database"] = self.pool is not None and await ping(self.pool)
-        return checks
+        return {"database": self.pool is not None and await ping(self.pool)}
+
+    async def flush(self) -> None:
+        """Every outcome is in the ledger when :meth:`write` returns."""
 
     # --- the batch ------------------------------------------------------------------------------------------
-    async def process(self, batch: Batch) -> None:
-        """Collect for the group wait, then handle and commit (the commit follows every delivery)."""
-        wait = self.policy.group_wait_s
-        if wait > 0:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + wait
-            while not self._stopping.is_set() and (left := deadline - loop.time()) > 0:
-                more = await self.consumer.getmany(
-                    timeout_ms=max(1, int(left * 1000)), max_records=self.settings.kafka.max_batch_records
-                )
-                for tp, recs in more.items():
-                    batch.setdefault(tp, []).extend(recs)
-        try:
-            await super().process(batch)
-        except StopDelivery as exc:
-            log.info("%s: batch not committed, it will be replayed", exc)
-
     def _route(self, alert: Alert) -> tuple[str, ...]:
         return router.route(alert, self.config.routes, self.overrides.get(alert.asset))
 
-    async def handle(self, batch: Batch) -> None:
+    async def write(self, batch: SinkBatch) -> None:
         assert self.store is not None
         assert self.dispatcher is not None
-        alerts: list[Alert] = []
-        dead = DeadLetters(self.t_dlq, self.partitions[self.t_dlq])
-        for recs in batch.values():
-            for rec in recs:
-                try:
-                    if not rec.value:
-                        raise DecodeError("empty message")
-                    alerts.append(
-                        Alert.from_event(decode_violation(dict(rec.headers or ()), rec.key, rec.value))
-                    )
-                except Exception as exc:
-                    dead.add_exc(rec, exc)
-        if dead.records:
-            await self.produce(dead.take())
+        alerts: list[Alert] = [rec.value for rec in batch.records]
         self.alerts_seen += len(alerts)
         alerts = list({a.event_id: a for a in alerts}.values())  # a replaying processor re-emits ids
         if not alerts:
@@ -251,24 +231,25 @@ class AlertSink(ConsumerService):
         instruments().sink_writes.add(len(alerts), {"sink": "alerts"})
 
     async def _with_db_retry(self, fn: Any) -> Any:
-        return await retry_transient(fn, stopping=self._stopping, what="database")
+        assert self.ctx is not None
+        return await self.ctx.retry(fn, "database")
 
     async def _dead_letter(self, n: Notification, reason: str, attempts: int) -> None:
         record = DeadLetter(
             channel=n.channel, reason=reason, attempts=attempts, failed_at=datetime.now(UTC), notification=n
         )
-        key = n.channel.encode()
-        partition = zlib.crc32(key) % self.partitions.get(self.t_alerts_dlq, 1)
         headers = [("floe-dlq-reason", reason[:1000].encode()), ("floe-dlq-channel", n.channel.encode())]
-        await self.produce(
-            [OutRecord(self.t_alerts_dlq, partition, key, record.model_dump_json().encode(), headers)]
+        assert self.ctx is not None
+        await self.ctx.publish(
+            TopicKey.ALERTS_DLQ, n.channel.encode(), record.model_dump_json().encode(), headers
         )
 
     # --- re-sends while firing (Alertmanager) -------------------------------------------------------------
     async def _resend_loop(self) -> None:
         interval = self.policy.resend_interval_s
         names = [n for n, c in self.channels.items() if c.resend_while_firing]
-        while not self._stopping.is_set():
+        assert self.ctx is not None
+        while not self.ctx.stopping.is_set():
             await asyncio.sleep(min(interval / 2, 10.0))
             try:
                 assert self.store is not None

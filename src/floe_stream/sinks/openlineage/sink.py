@@ -42,6 +42,7 @@ class OpenLineageSink:
     name = "sink-openlineage"
     record_spans = False  # its own span per violation, with the violation's attributes
     collect_s = 0.0
+    outputs: tuple[TopicKey, ...] = ()
 
     def __init__(
         self, settings: Settings, registry: ContractRegistry | None = None, transport: Transport | None = None

@@ -56,6 +56,7 @@ class PostgresSink:
     name = "sink-postgres"
     record_spans = True
     collect_s = 0.0
+    outputs: tuple[TopicKey, ...] = ()
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool | None = None) -> None:
         self.settings = settings
