@@ -1,0 +1,383 @@
+"""The sinks are plain classes (``Sink``): each tested here with fakes (pool, store, transport), no broker; and
+the one sink runtime's decode → write → flush → dead-letter order with a fake sink. The same classes run over the
+real broker and database in tests/integration (built by the composition root, runtime/app.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from floe_stream.reporting import store
+from floe_stream.runtime.kafka import OutRecord
+from floe_stream.runtime.sink_runtime import (
+    Input,
+    NotCommitted,
+    Sink,
+    SinkBatch,
+    SinkContext,
+    SinkRecord,
+    SinkRunner,
+)
+from floe_stream.settings import OpenLineageSettings, Settings
+from floe_stream.sinks.alerts.config import AlertsConfig
+from floe_stream.sinks.alerts.delivery import Outcome, StopDelivery
+from floe_stream.sinks.alerts.model import Decision
+from floe_stream.sinks.alerts.sink import NO_ROUTES, AlertSink
+from floe_stream.sinks.openlineage.sink import OpenLineageSink
+from floe_stream.sinks.openlineage.transport import TransportError
+from floe_stream.sinks.postgres.sink import PostgresSink
+from floe_stream.topics import Severity, ViolationData
+from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.decode import DecodeError
+from floe_stream.topics.enums import CheckType
+from floe_stream.topics.violation import encode_violation
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def violation(n: int = 0) -> ViolationData:
+    return ViolationData.model_validate({
+        "violation_id": f"v-{n}", "correlation_key": "sales.orders/freshness", "contract_id": "sales",
+        "contract_name": "sales-orders", "contract_version": "2.1.0", "asset": "sales.orders",
+        "violation_type": CheckType.FRESHNESS, "severity": Severity.ERROR, "message": "data is 7200 s old",
+        "element": "updated_at", "expected_value": "3600", "actual_value": "7200",
+        "detected_at": T0, "episode_started_at": T0, "consumers": [],
+    })  # fmt: skip
+
+
+class Ctx:
+    """A fake runtime context: records still_working() calls and published side outputs."""
+
+    def __init__(self) -> None:
+        self.stopping = asyncio.Event()
+        self.alive = 0
+        self.published: list[tuple[TopicKey, bytes, bytes, list[tuple[str, bytes]]]] = []
+
+    def still_working(self) -> None:
+        self.alive += 1
+
+    async def publish(
+        self, topic: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.published.append((topic, key, value, headers))
+
+    def context(self) -> SinkContext:
+        return SinkContext(self.stopping, self.still_working, self.publish)
+
+
+def decoded(sink: Sink, name: str, key: bytes | None, value: bytes | None, headers: Any = ()) -> SinkRecord:
+    """A record decoded the way the runtime does it, by the sink's own input spec."""
+    spec = next(i for i in sink.inputs() if i.name == name)
+    return SinkRecord(name, key, spec.decode(dict(headers), key, value))
+
+
+# --- PostgreSQL: a fake pool, store.write_history replaced ------------------------------------------------
+class FakePool:
+    def __init__(self) -> None:
+        self.closed = False
+
+    @asynccontextmanager
+    async def _conn(self) -> Any:
+        class Conn:
+            @asynccontextmanager
+            async def _tx(self) -> Any:
+                yield
+
+            def transaction(self) -> Any:
+                return self._tx()
+
+        yield Conn()
+
+    def acquire(self, timeout: float = 0) -> Any:
+        return self._conn()
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_postgres_sink_writes_retries_while_the_database_is_down_and_rejects_refused_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[list[Any], list[Any]]] = []
+    outage = [OSError("connection refused"), ConnectionResetError("reset")]
+
+    async def write_history(
+        conn: Any, results: Sequence[Any], violations: Sequence[Any], **_: Any
+    ) -> tuple[int, int]:
+        calls.append((list(results), list(violations)))
+        if outage:
+            raise outage.pop(0)
+        if any(v.data.asset == "refused" for v in violations):
+            raise asyncpg.exceptions.CheckViolationError("new row violates check constraint")
+        return len(results), len(violations)
+
+    monkeypatch.setattr(store, "write_history", write_history)
+    monkeypatch.setattr("floe_stream.runtime.sink_runtime.BACKOFF_START_S", 0.0)
+    s = Settings()
+    s = s.model_copy(update={"history": s.history.model_copy(update={"register_contracts": False})})
+    sink = PostgresSink(s, pool=FakePool())  # type: ignore[arg-type]
+    ctx = Ctx()
+    await sink.start(ctx.context())
+    assert [i.topic for i in sink.inputs()][:2] == [TopicKey.CHECK_RESULTS, TopicKey.VIOLATIONS]
+    with pytest.raises(DecodeError, match="empty message"):
+        decoded(sink, "results", b"k", b"")  # the runtime dead-letters it
+    key, value, headers = encode_violation(violation(1))
+    ok = decoded(sink, "violations", key, value, headers)
+    states: list[bool] = []
+    real = sink._set_degraded
+
+    def spy(degraded: bool) -> None:
+        states.append(degraded)
+        real(degraded)
+
+    sink._set_degraded = spy  # type: ignore[method-assign]
+
+    batch = SinkBatch([ok])
+    await sink.write(batch)
+    await sink.flush()
+    assert len(calls) == 3 and states == [True, True, False]  # two transient failures, then written
+    assert ctx.alive == 2 and sink.degraded is False  # alive while retrying, ready again after
+    assert sink.rows_written == 1 and batch.rejected == []
+
+    bad = decoded(
+        sink, "violations", *encode_violation(violation(2).model_copy(update={"asset": "refused"}))[:2]
+    )
+    batch = SinkBatch([ok, bad])
+    await sink.write(batch)  # refused as a batch: record by record, only the refused one is rejected
+    assert [(r is bad, reason) for r, reason, _ in batch.rejected] == [
+        (True, "CheckViolationError: new row violates check constraint")
+    ]
+    assert sink.degraded is False
+    await sink.close()
+    assert sink.pool.closed is False  # type: ignore[union-attr] # not its own pool: the caller closes it
+
+
+async def test_postgres_sink_stopping_during_an_outage_leaves_the_batch_uncommitted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def down(*_: Any, **__: Any) -> tuple[int, int]:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(store, "write_history", down)
+    s = Settings()
+    s = s.model_copy(update={"history": s.history.model_copy(update={"register_contracts": False})})
+    sink = PostgresSink(s, pool=FakePool())  # type: ignore[arg-type]
+    ctx = Ctx()
+    await sink.start(ctx.context())
+    ctx.stopping.set()
+    key, value, headers = encode_violation(violation(1))
+    with pytest.raises(OSError, match="connection refused"):
+        await sink.write(SinkBatch([decoded(sink, "violations", key, value, headers)]))
+    assert sink.degraded is True and (await sink.readiness())["database"] is False
+    assert sink.rows_written == 0
+
+
+# --- alerts: a fake store and dispatcher ---------------------------------------------------------------
+class FakeStore:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail = fail_first
+        self.seen: list[str] = []
+
+    async def decide(self, alerts: list[Any], **_: Any) -> tuple[dict[str, Decision], set[str]]:
+        if self.fail:
+            self.fail -= 1
+            raise OSError("database restarting")
+        self.seen += [a.event_id for a in alerts]
+        return {a.event_id: Decision(event_id=a.event_id, notify=True, channels=("hook",)) for a in alerts}, {
+            a.event_id for a in alerts
+        }
+
+
+class FakeDispatcher:
+    def __init__(self, stop: bool = False) -> None:
+        self.stop = stop
+        self.sent: list[Any] = []
+
+    async def deliver_all(self, notes: list[Any]) -> list[Outcome]:
+        if self.stop:
+            raise StopDelivery("shutdown")
+        self.sent += notes
+        return [Outcome(n.notification_id, n.channel, "delivered", 1) for n in notes]
+
+
+async def test_alerts_sink_dedups_decides_delivers_and_reports_no_routes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("floe_stream.runtime.sink_runtime.BACKOFF_START_S", 0.0)
+    sink = AlertSink(Settings(), AlertsConfig())
+    details = sink.health_details()["alerts"]
+    assert details == {"routes": 0, "channels": [], "delivering": False, "reason": NO_ROUTES}
+    assert sink.collect_s == AlertsConfig().policy.group_wait_s and sink.outputs == (TopicKey.ALERTS_DLQ,)
+    with pytest.raises(DecodeError, match="empty message"):
+        decoded(sink, "violations", b"k", None)
+    ctx = Ctx()
+    sink.ctx = ctx.context()
+    store, dispatcher = FakeStore(fail_first=1), FakeDispatcher()
+    sink.store, sink.dispatcher = store, dispatcher  # type: ignore[assignment]
+    key, value, headers = encode_violation(violation(1))
+    rec = decoded(sink, "violations", key, value, headers)
+    await sink.write(SinkBatch([rec, rec]))  # a replaying processor re-emits the same event id
+    assert len(store.seen) == 1 and ctx.alive == 1  # retried once past the database outage, deduplicated
+    assert sink.alerts_seen == 2 and sink.delivered == len(dispatcher.sent) == 1
+
+    sink.dispatcher = FakeDispatcher(stop=True)  # type: ignore[assignment]
+    with pytest.raises(NotCommitted):  # the runtime does not commit; the batch replays
+        await sink.write(SinkBatch([rec]))
+    await sink.close()
+
+
+async def test_alerts_dead_letters_go_out_through_the_context_not_kafka() -> None:
+    from floe_stream.sinks.alerts.model import Notification
+
+    sink = AlertSink(Settings(), AlertsConfig())
+    ctx = Ctx()
+    sink.ctx = ctx.context()
+    key, value, headers = encode_violation(violation(1))
+    alert = decoded(sink, "violations", key, value, headers).value
+    n = Notification(channel="hook", status="firing", group_key="g", alerts=(alert,))
+    await sink._dead_letter(n, "HTTP 500 after 3 attempts", 3)
+    [(topic, k, _v, hdrs)] = ctx.published
+    assert topic == TopicKey.ALERTS_DLQ and k == b"hook"
+    assert dict(hdrs) == {"floe-dlq-reason": b"HTTP 500 after 3 attempts", "floe-dlq-channel": b"hook"}
+    await sink.close()
+
+
+# --- OpenLineage: a fake transport ---------------------------------------------------------------------
+class FakeTransport:
+    name = "fake"
+
+    def __init__(self, outages: int = 0, reject: str | None = None) -> None:
+        self.outages = outages
+        self.reject = reject
+        self.sent: list[str] = []
+        self.started = self.closed = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def emit(self, events: Sequence[Any]) -> None:
+        if self.outages:
+            self.outages -= 1
+            raise TransportError("connection refused", permanent=False)
+        for i, ev in enumerate(events):
+            if self.reject and self.reject in ev["job"]["name"]:
+                raise TransportError("HTTP 422", permanent=True, delivered=i)
+            self.sent.append(ev["run"]["runId"])
+
+
+async def test_openlineage_sink_retries_an_outage_and_rejects_only_the_refused_event() -> None:
+    t = FakeTransport(outages=2, reject="schema_drift")
+    sink = OpenLineageSink(Settings(openlineage=OpenLineageSettings(retry_backoff_s=0.001)), transport=t)
+    ctx = Ctx()
+    await sink.start(ctx.context())
+    assert t.started
+    recs = [
+        decoded(sink, "violations", *encode_violation(violation(2).model_copy(update={"violation_type": CheckType.SCHEMA_DRIFT}))),
+        decoded(sink, "violations", *encode_violation(violation(1))),
+    ]  # fmt: skip
+    batch = SinkBatch(recs)
+    await sink.write(batch)
+    await sink.flush()
+    assert ctx.alive == 2 and sink.degraded is False and (await sink.readiness()) == {"transport": True}
+    assert len(t.sent) == 1 and sink.emitted == 1 and sink.dead == 1
+    assert [(r is recs[0], reason, metric) for r, reason, metric in batch.rejected] == [
+        (True, "HTTP 422", "openlineage rejected")
+    ]
+    await sink.close()
+    assert t.closed
+
+
+async def test_openlineage_sink_stopping_during_an_outage_raises_so_nothing_is_committed() -> None:
+    t = FakeTransport(outages=100)
+    sink = OpenLineageSink(Settings(openlineage=OpenLineageSettings(retry_backoff_s=0.001)), transport=t)
+    ctx = Ctx()
+    await sink.start(ctx.context())
+    ctx.stopping.set()
+    with pytest.raises(TransportError):
+        await sink.write(SinkBatch([decoded(sink, "violations", *encode_violation(violation(1)))]))
+    assert sink.degraded is True and (await sink.readiness()) == {"transport": False}
+
+
+# --- the one runtime, with a fake sink -------------------------------------------------------------------
+class FakeSink:
+    name = "sink-fake"
+    record_spans = False
+    collect_s = 0.0
+    outputs: tuple[TopicKey, ...] = ()
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def inputs(self) -> list[Input]:
+        def decode(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> str:
+            if not value:
+                raise DecodeError("empty message")
+            return value.decode()
+
+        return [Input("results", TopicKey.CHECK_RESULTS, decode, context="bad result")]
+
+    async def start(self, ctx: SinkContext) -> None: ...
+
+    async def write(self, batch: SinkBatch) -> None:
+        self.log.append("write " + ",".join(r.value for r in batch.records))
+        for r in batch.records:
+            if r.value == "refuse":
+                batch.reject(r, "refused by the destination", "refused")
+
+    async def flush(self) -> None:
+        self.log.append("flush")
+
+    async def close(self) -> None: ...
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"destination": True}
+
+    def health_details(self) -> dict[str, Any]:
+        return {"fake": {"delivering": True}}
+
+    def stall_allowance_s(self) -> float:
+        return 1.5
+
+
+async def test_runner_decodes_writes_flushes_then_dead_letters_with_reasons() -> None:
+    s = Settings()
+    fake = FakeSink()
+    runner = SinkRunner(s, fake)
+    topic = topic_name(s.kafka.topic_prefix, TopicKey.CHECK_RESULTS)
+    assert runner.topics == [topic] and runner.group_id == f"{s.kafka.group_prefix}-sink-fake"
+    produced: list[OutRecord] = []
+
+    async def produce(records: Sequence[OutRecord]) -> None:
+        fake.log.append("dead letters")
+        produced.extend(records)
+
+    runner.produce = produce  # type: ignore[method-assign]
+    tp = TopicPartition(topic, 0)
+    recs = [
+        ConsumerRecord(topic, 0, off, 0, 0, b"k", val, None, 1, 1, [])
+        for off, val in enumerate([b"a", b"", b"refuse", b"b"])
+    ]
+    await runner.handle({tp: recs})
+    assert fake.log == [
+        "write a,refuse,b",
+        "flush",
+        "dead letters",
+    ]  # dead letters after the effect, before commit
+    reasons = [(dict(r.headers)["floe-dlq-offset"], dict(r.headers)["floe-dlq-reason"]) for r in produced]
+    assert reasons == [(b"1", b"bad result: empty message"), (b"2", b"refused by the destination")]
+    assert runner.records_dead_lettered == 2
+    assert runner.health_details() == {"fake": {"delivering": True}}
+    assert runner.stall_bound_s() > s.health_stall_s + 1.5
+    checks = await runner.readiness()
+    assert checks["destination"] is True and checks["kafka"] is False  # not started: not ready
+    await runner.consumer.stop()
