@@ -1,5 +1,5 @@
 """CLI commands of the alert path: ``floe silence add|list|expire`` and ``floe alerts replay``
-(registered in :mod:`floe_stream.cli.main`; ``floe run sink alerts`` runs :class:`~.sink.AlertSink`)."""
+(registered in :mod:`floe_stream.cli.main`; ``floe run sink alerts`` runs :class:`~.sink.AlertSink` on the sink runtime)."""
 
 from __future__ import annotations
 
