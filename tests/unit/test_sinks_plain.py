@@ -381,3 +381,15 @@ async def test_runner_decodes_writes_flushes_then_dead_letters_with_reasons() ->
     checks = await runner.readiness()
     assert checks["destination"] is True and checks["kafka"] is False  # not started: not ready
     await runner.consumer.stop()
+
+
+async def test_openlineage_sink_dead_letters_after_max_retries_through_the_one_retry() -> None:
+    t = FakeTransport(outages=5)
+    cfg = OpenLineageSettings(retry_backoff_s=0.001, max_retries=1)
+    sink = OpenLineageSink(Settings(openlineage=cfg), transport=t)
+    ctx = Ctx()
+    await sink.start(ctx.context())
+    batch = SinkBatch([decoded(sink, "violations", *encode_violation(violation(1)))])
+    await sink.write(batch)  # one retry, then the record goes to the dead-letter topic; the batch commits
+    assert t.outages == 3 and t.sent == [] and ctx.alive == 2
+    assert [reason for _, reason, _ in batch.rejected] == ["connection refused"]

@@ -61,22 +61,31 @@ async def retry_transient(
     stopping: asyncio.Event,
     what: str,
     on_state: Callable[[bool], None] | None = None,
+    first_delay_s: float | None = None,
+    max_retries: int | None = None,
 ) -> T:
     """Run ``fn`` until it succeeds; transient errors are retried with backoff (offsets stay put), anything else
-    propagates. While stopping, a transient error propagates too: the next owner replays the batch.
+    propagates. While stopping, a transient error propagates too: the next owner replays the batch; so does
+    the transient error after ``max_retries`` retries (None: retry until it works).
     ``on_state(True)`` marks the destination degraded (readiness), ``on_state(False)`` healthy again."""
-    delay = BACKOFF_START_S
+    delay = BACKOFF_START_S if first_delay_s is None else first_delay_s
+    attempt = 0
     while True:
         try:
             out = await fn()
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            attempt += 1
             if on_state is not None:
                 on_state(True)
             if stopping.is_set():
                 raise
-            log.warning("%s unavailable, retrying in %.1fs (offsets not committed): %s", what, delay, exc)
+            if max_retries is not None and attempt > max_retries:
+                raise
+            log.warning(
+                "%s unavailable, retry %d in %.1fs (offsets not committed): %s", what, attempt, delay, exc
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX_S)
             continue
@@ -165,7 +174,13 @@ class SinkContext:
     publish: Callable[[TopicKey, bytes, bytes, list[tuple[str, bytes]]], Awaitable[None]]
 
     async def retry(
-        self, fn: Callable[[], Awaitable[T]], what: str, on_state: Callable[[bool], None] | None = None
+        self,
+        fn: Callable[[], Awaitable[T]],
+        what: str,
+        on_state: Callable[[bool], None] | None = None,
+        *,
+        first_delay_s: float | None = None,
+        max_retries: int | None = None,
     ) -> T:
         """:func:`retry_transient` with this runtime's stop signal; while degraded the service stays alive."""
 
@@ -175,7 +190,14 @@ class SinkContext:
             if degraded:
                 self.still_working()  # alive (/healthz 200), not ready: a restart would not bring it back
 
-        return await retry_transient(fn, stopping=self.stopping, what=what, on_state=state)
+        return await retry_transient(
+            fn,
+            stopping=self.stopping,
+            what=what,
+            on_state=state,
+            first_delay_s=first_delay_s,
+            max_retries=max_retries,
+        )
 
 
 @runtime_checkable

@@ -9,14 +9,12 @@ episode), so a replay re-sends identical events. Each delivery continues the vio
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.runtime.sink_runtime import (
-    BACKOFF_MAX_S,
     Input,
     SinkBatch,
     SinkContext,
@@ -155,39 +153,34 @@ class OpenLineageSink:
         return failed
 
     async def _with_retry(self, events: list[Event]) -> None:
-        delay = self.cfg.retry_backoff_s
-        attempt = 0
+        """Emit through the runtime's one retry (backoff from ``retry_backoff_s``, at most ``max_retries``).
+        What went out before an outage is not sent again; ``TransportError.delivered`` counts against the
+        caller's list."""
+        assert self.ctx is not None
+        todo = events
         sent = 0  # events delivered by earlier attempts
-        while True:
+
+        async def attempt() -> None:
+            nonlocal todo, sent
             try:
-                await self.transport.emit(events)
-                self.degraded = False
-                return
+                await self.transport.emit(todo)
             except TransportError as exc:
-                exc.delivered += sent  # counted against the caller's list
-                if not is_transient(exc):
-                    raise
-                attempt += 1
-                self.degraded = True
-                if self._stopping():
-                    raise  # the batch is not committed: the next owner replays it
-                if self.cfg.max_retries is not None and attempt > self.cfg.max_retries:
-                    raise
-                events = events[exc.delivered - sent :]  # what went out before the outage is not sent again
-                sent = exc.delivered
-                log.warning(
-                    "openlineage transport unavailable, retry %d in %.1fs (offsets held): %s",
-                    attempt,
-                    delay,
-                    exc,
-                )
-                self._still_working()  # alive (/healthz 200), not ready: a restart would not bring the transport back
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX_S)
+                exc.delivered += sent
+                if is_transient(exc):
+                    todo = todo[exc.delivered - sent :]
+                    sent = exc.delivered
+                raise
+
+        await self.ctx.retry(
+            attempt,
+            "openlineage transport",
+            on_state=self._set_degraded,
+            first_delay_s=self.cfg.retry_backoff_s,
+            max_retries=self.cfg.max_retries,
+        )
+
+    def _set_degraded(self, degraded: bool) -> None:
+        self.degraded = degraded
 
     def _stopping(self) -> bool:
         return self.ctx is not None and self.ctx.stopping.is_set()
-
-    def _still_working(self) -> None:
-        if self.ctx is not None:
-            self.ctx.still_working()
