@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -271,7 +272,6 @@ def test_demo_contracts_load_with_their_slas() -> None:
 
 
 def test_demo_contracts_are_valid_odcs_v310() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     validator = jsonschema.Draft201909Validator(json.loads(ODCS_JSON_SCHEMA.read_text()))
     for path in sorted(DEMO_CONTRACTS.glob("*.odcs.yaml")):
         errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
