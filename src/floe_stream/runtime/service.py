@@ -31,7 +31,7 @@ from floe_stream.runtime.kafka import (
 )
 from floe_stream.settings import Settings
 from floe_stream.telemetry import tracing
-from floe_stream.telemetry.metrics import track_lag
+from floe_stream.telemetry.metrics import track_lag, untrack
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,7 @@ class ConsumerService:
             await self.consumer.stop()
         with contextlib.suppress(Exception):
             await self.teardown()
+        untrack(self)
         if self.producer is not None:
             with contextlib.suppress(KafkaError, RuntimeError):
                 await self.producer.stop()
