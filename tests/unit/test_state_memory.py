@@ -33,3 +33,18 @@ def test_evolving_new_fields_gives_equal_states_a_shared_fields_set() -> None:
     assert a.model_fields_set is b.model_fields_set
     assert a.model_fields_set == {"asset_id", "watch_since", "last_update_at", "last_event_id"}
     assert "last_sequence" not in b.model_fields_set
+
+
+def test_asset_history_keeps_the_last_3_materializations_and_200_violation_times() -> None:
+    from datetime import timedelta
+
+    from floe_stream.processors.context import AssetHistory, Materialization
+
+    h = AssetHistory()
+    assert h.materializations == () and list(h.violations) == []
+    for i in range(5):
+        h.add_materialization(Materialization(T0 + timedelta(minutes=i), f"e{i}"))
+    assert [m.event_id for m in h.materializations] == ["e2", "e3", "e4"]
+    for i in range(205):
+        h.add_violation(T0 + timedelta(seconds=i), "freshness")
+    assert len(h.violations) == 200 and h.violations[0][0] == T0 + timedelta(seconds=5)
