@@ -32,7 +32,12 @@ from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+FIXTURES = REPO / "tests" / "fixtures"
+# Copies of the ODCS examples and the official OpenLineage / ODCS JSON Schemas (source, version, licence:
+# tests/fixtures/README.md). Nothing outside the repository is read (tests/unit/test_self_contained.py).
+ODCS_EXAMPLES = FIXTURES / "odcs-examples"
+SCHEMAS = FIXTURES / "schemas"
+OPENLINEAGE_SCHEMAS = SCHEMAS / "openlineage"
 ADMIN_DSN = os.environ.get("FLOE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

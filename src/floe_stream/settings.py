@@ -233,7 +233,12 @@ class OpenLineageSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transport: Literal["http", "kafka", "file", "console"] = "console"
+    transport: Literal["http", "kafka", "file", "console", "openlineage"] = Field(
+        default="console",
+        description="openlineage: openlineage-python's own transports, configured as every OpenLineage client is "
+        "(openlineage.yml / OPENLINEAGE_CONFIG, OPENLINEAGE_URL, OPENLINEAGE__TRANSPORT__*: http, async http, "
+        "kafka, file, console, composite and the cloud ones)",
+    )
     url: str = Field(default="http://127.0.0.1:5000", description="http: Marquez base URL")
     endpoint: str = Field(default="api/v1/lineage", description="http: path below url")
     api_key: SecretStr | None = Field(default=None, description="http: sent as 'Authorization: Bearer …'")
@@ -457,6 +462,17 @@ class Settings(BaseSettings):
     health_host: str = "0.0.0.0"
     health_port: int = Field(
         default=8080, ge=-1, le=65535, description="0 = any free port, -1 = no HTTP server"
+    )
+    health_stall_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="/healthz turns 503 when the consume loop has not completed a fetch for this long, beyond the "
+        "fetch's own wait (docs/OBSERVABILITY.md)",
+    )
+    health_loop_lag_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="/healthz turns 503 when the event loop is blocked for longer than this",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

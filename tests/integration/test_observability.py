@@ -45,7 +45,7 @@ from floe_stream.topics import (
 )
 from floe_stream.topics.catalog import topic_name
 from floe_stream.topics.violation import encode_violation
-from tests.conftest import REPO, SHARED, wait_for
+from tests.conftest import OPENLINEAGE_SCHEMAS, REPO, wait_for
 from tests.integration.helpers import Running, floe_env, publish, start_floe, stop_process, violations
 
 pytestmark = [pytest.mark.kafka]
@@ -320,7 +320,7 @@ async def test_one_trace_from_commit_through_processor_to_a_sink_process(
         # what the sink wrote validates against the official OpenLineage schema and our facet
         schemas = LineageSchemas(
             [
-                *sorted((SHARED / "schemas" / "openlineage").rglob("*.json")),
+                *sorted(OPENLINEAGE_SCHEMAS.rglob("*.json")),
                 REPO / "topics" / "ContractViolationRunFacet.json",
             ]
         )
@@ -365,6 +365,7 @@ async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
         await conn.close()
     s = settings.model_copy(update={
         "database": DatabaseSettings(dsn=pg.dsn, connect_timeout_s=1), "health_port": 0, "health_host": "127.0.0.1",  # type: ignore[arg-type]
+        "health_stall_s": 1.0,  # a short liveness bound: retrying the write must still count as alive
     })  # fmt: skip
     sink = PostgresSink(s)
     async with Running(sink):
@@ -396,6 +397,10 @@ async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
         )
         await producer.stop()
         await wait_for(lambda: sink.degraded, timeout=20)
+        await asyncio.sleep(sink.stall_bound_s() + 0.5)  # its handler is retrying the write, beyond the bound
+        assert (
+            await get(port, "/healthz")
+        ).status_code == 200  # alive (still_working), a restart would not help
         assert all(
             [
                 await sink.consumer.committed(tp) is None

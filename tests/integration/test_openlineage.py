@@ -24,7 +24,7 @@ from floe_stream.topics import ResolvedData, Severity, TopicKey, ViolationData
 from floe_stream.topics.catalog import topic_name
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import encode_violation
-from tests.conftest import REPO, SHARED, wait_for
+from tests.conftest import OPENLINEAGE_SCHEMAS, REPO, wait_for
 from tests.integration.helpers import Running, read_all
 
 pytestmark = [pytest.mark.kafka]
@@ -37,7 +37,7 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 def schemas() -> LineageSchemas:
     return LineageSchemas(
         [
-            *sorted((SHARED / "schemas" / "openlineage").rglob("*.json")),
+            *sorted(OPENLINEAGE_SCHEMAS.rglob("*.json")),
             REPO / "topics" / "ContractViolationRunFacet.json",
         ]
     )
@@ -240,3 +240,35 @@ async def test_kafka_transport_writes_the_lineage_topic(settings: Settings, sche
     }  # same partition: ordered
     for ev in events:
         assert schemas.errors(ev) == []
+
+
+async def test_openlineage_python_transport_configured_from_the_environment(
+    settings: Settings, schemas: LineageSchemas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``transport: openlineage``: openlineage-python's own HTTP transport, configured the OpenLineage way
+    (``OPENLINEAGE_URL``); floe's retries (a Marquez outage) and dead-lettering (a 422) stay around it."""
+    async with marquez() as m:
+        monkeypatch.delenv("OPENLINEAGE_CONFIG", raising=False)
+        monkeypatch.setenv("OPENLINEAGE_URL", f"http://127.0.0.1:{m.port}")
+        m.reject_job_containing = "schema_drift"
+        m.fail_next = 2  # Marquez briefly down
+        s = settings.model_copy(
+            update={"openlineage": OpenLineageSettings(transport="openlineage", retry_backoff_s=0.05)}
+        )
+        sink = OpenLineageSink(s)
+        async with Running(sink):
+            await publish_violations(s, [
+                violation("test.fast", CheckType.FRESHNESS),
+                violation("test.fast", CheckType.SCHEMA_DRIFT, element="amount"),
+                resolved("test.fast", CheckType.FRESHNESS),
+            ])  # fmt: skip
+            await wait_for(lambda: sink.dead == 1 and len(m.events) == 2, timeout=60)
+        assert type(sink.transport.client.transport).__name__ == "HttpTransport"  # type: ignore[attr-defined]
+        assert [(e["eventType"], e["job"]["name"]) for e in m.events] == [
+            ("FAIL", "test-pipeline.test.fast.freshness"),
+            ("COMPLETE", "test-pipeline.test.fast.freshness"),
+        ]
+        for ev in m.events:
+            assert schemas.errors(ev) == [], ev
+        dlq = await wait_for(lambda: read_all(s, TopicKey.DLQ), timeout=10)
+        assert "422" in dict(dlq[0].headers)["floe-dlq-reason"].decode()

@@ -30,8 +30,10 @@ from floe_stream.contracts.models import (
 from floe_stream.probes.targets import probe_problems
 from floe_stream.processors.policy import override_problems
 
-ODCS_EXAMPLES = Path(__file__).parents[3] / "shared" / "odcs-examples"
-ODCS_JSON_SCHEMA = Path(__file__).parents[3] / "shared" / "schemas" / "odcs" / "odcs-json-schema-v3.1.0.json"
+ODCS_EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "odcs-examples"
+ODCS_JSON_SCHEMA = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "schemas" / "odcs" / "odcs-json-schema-v3.1.0.json"
+)
 DEMO_CONTRACTS = Path(__file__).parents[2] / "examples" / "contracts"
 DAY = 86_400.0
 

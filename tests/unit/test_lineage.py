@@ -23,7 +23,7 @@ from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import decode_violation, encode_violation
 
 REPO = Path(__file__).resolve().parents[2]
-OL_SCHEMAS = REPO.parent / "shared" / "schemas" / "openlineage"
+OL_SCHEMAS = REPO / "tests" / "fixtures" / "schemas" / "openlineage"
 FACET_FILE = REPO / "topics" / "ContractViolationRunFacet.json"
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CFG = OpenLineageSettings()
@@ -122,6 +122,51 @@ def test_quality_failure_carries_data_quality_assertions(schemas: LineageSchemas
     assert dqa["_schemaURL"].startswith(
         "https://openlineage.io/spec/facets/1-1-0/DataQualityAssertionsDatasetFacet.json#"
     )
+
+
+def test_every_check_outcome_carries_the_official_test_run_facet(schemas: LineageSchemas) -> None:
+    """FAIL / OTHER / COMPLETE each carry OpenLineage's TestRunFacet (1-0-1, openlineage-python's model): the
+    outcome, OpenLineage's severity, the check type, expected and actual values; it validates against the
+    official facet schema, and a wrong shape does not."""
+    fail = one(violation(sev=Severity.WARNING))
+    other = one(violation(detected=T0 + timedelta(minutes=1), sev=Severity.CRITICAL))
+    complete = one(resolved())
+    for ev in (fail, other, complete):
+        assert schemas.errors(ev) == []
+        facet = ev["run"]["facets"]["test"]
+        assert facet["_schemaURL"] == (
+            "https://openlineage.io/spec/facets/1-0-1/TestRunFacet.json#/$defs/TestRunFacet"
+        )
+        assert facet["_producer"] == CFG.producer
+    assert fail["run"]["facets"]["test"]["tests"] == [
+        {"name": "sales.orders.freshness.updated_at", "status": "fail", "severity": "warn", "type": "freshness",
+         "description": "data is 7200 s old (SLA 3600 s)", "expected": "3600", "actual": "7200",
+         "params": {"floeSeverity": "warning", "contractId": "sales", "contractVersion": "2.1.0",
+                    "asset": "sales.orders", "correlationKey": "sales.orders/freshness"}}
+    ]  # fmt: skip
+    (escalated,) = other["run"]["facets"]["test"]["tests"]
+    assert (escalated["status"], escalated["severity"], escalated["params"]["floeSeverity"]) == (
+        "fail", "error", "critical",
+    )  # fmt: skip
+    (passed,) = complete["run"]["facets"]["test"]["tests"]
+    assert {k: passed[k] for k in ("name", "status", "severity", "type")} == {
+        "name": "sales.orders.freshness", "status": "pass", "severity": "error", "type": "freshness",
+    }  # fmt: skip
+    assert "expected" not in passed and "actual" not in passed
+    quality = one(
+        violation(CheckType.QUALITY, element="amount_not_null", expected_value="0", actual_value="12")
+    )
+    assert schemas.errors(quality) == []
+    assert quality["run"]["facets"]["test"]["tests"][0]["type"] == "quality"
+    assert (
+        quality["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"][0]["severity"] == "error"
+    )
+    bad = one(violation())
+    del bad["run"]["facets"]["test"]["tests"][0]["status"]
+    bad["run"]["facets"]["test"]["tests"][0]["expected"] = 3600
+    errors = schemas.errors(bad)
+    assert any("run.facets.test" in e and "status" in e for e in errors), errors
+    assert any("run.facets.test" in e and "3600" in e for e in errors), errors
 
 
 def test_drift_and_unknown_asset_still_validate(schemas: LineageSchemas) -> None:

@@ -40,6 +40,11 @@ def midnight(d: date) -> datetime:
 
 def split_by_day(start: datetime, end: datetime) -> list[tuple[date, float]]:
     """``[start, end)`` cut at UTC midnights: (day, seconds) with seconds > 0."""
+    if start >= end:
+        return []
+    first = day_of(start)
+    if first == day_of(end):  # the common case (bench/sink.py (a)): one day, no midnight arithmetic
+        return [(first, (end - start).total_seconds())]
     out: list[tuple[date, float]] = []
     cur = start
     while cur < end:

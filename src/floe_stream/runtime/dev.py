@@ -27,9 +27,10 @@ _SEV_STYLE = {"info": "cyan", "warning": "yellow", "error": "red", "critical": "
 
 
 def _examples_dir() -> Path:
+    """The example contracts: ./examples/contracts when run from a clone, else the copy inside the package."""
     for candidate in (
         Path("examples/contracts"),
-        Path(__file__).resolve().parents[3] / "examples" / "contracts",
+        Path(__file__).resolve().parents[1] / "examples" / "contracts",  # shipped in the wheel (package-data)
     ):
         if candidate.is_dir():
             return candidate

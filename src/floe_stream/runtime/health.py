@@ -1,40 +1,138 @@
-"""A tiny HTTP server on every process: /healthz (alive), /readyz (ready to work), /metrics (Prometheus)."""
+"""A tiny HTTP server on every process: /healthz (alive), /readyz (ready to work), /metrics (Prometheus).
+
+The server answers from a thread of its own, so that it still answers while the service's event loop is
+blocked (a handler calling ``time.sleep``, a CPU-bound loop, a synchronous call that hangs): then /healthz is
+503 ``{"event_loop": false}`` instead of no answer. A small periodic task on the service's loop beats every
+``BEAT_S``; /healthz is 503 when the last beat is older than ``loop_lag_s``. Otherwise the probes run on the
+service's loop (they read its state), each within ``PROBE_TIMEOUT_S``; a probe that does not answer in time
+is a failed probe (503). What /readyz checks is decided by the service, unchanged.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[dict[str, bool]]]
 Details = Callable[[], dict[str, Any]]
+T = TypeVar("T")
+
+BEAT_S = 0.25
+PROBE_TIMEOUT_S = 5.0
 
 
 class HealthServer:
     def __init__(
-        self, host: str, port: int, *, liveness: Probe, readiness: Probe, details: Details | None = None
+        self,
+        host: str,
+        port: int,
+        *,
+        liveness: Probe,
+        readiness: Probe,
+        details: Details | None = None,
+        loop_lag_s: float = 10.0,
     ) -> None:
         self.host, self.port = host, port
         self.liveness, self.readiness = liveness, readiness
         self.details = details  # informational fields of /readyz that do not decide its status
+        self.loop_lag_s = loop_lag_s
+        self.last_beat = time.monotonic()  # written by the service's loop, read by the server's thread
+        self._main: asyncio.AbstractEventLoop | None = None
+        self._beat: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
 
+    # --- lifecycle (called on the service's loop) ----------------------------------------------------
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        sock = self._server.sockets[0].getsockname()
-        self.port = int(sock[1])
+        self._main = asyncio.get_running_loop()
+        self.last_beat = time.monotonic()
+        self._beat = asyncio.ensure_future(self._heartbeat())
+        started: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._serve, args=(started,), name="floe-health", daemon=True)
+        self._thread.start()
+        self.port = await asyncio.wrap_future(started)
 
     async def stop(self) -> None:
-        if self._server is not None:
+        if self._beat is not None:
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat
+            self._beat = None
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(loop.stop)
+            await asyncio.to_thread(thread.join, 5)
+        self._loop = self._thread = self._server = None
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.last_beat = time.monotonic()
+            await asyncio.sleep(BEAT_S)
+
+    def loop_lag(self) -> float:
+        """Seconds since the service's loop last ran its heartbeat (about 0 to BEAT_S when it is healthy)."""
+        return max(0.0, time.monotonic() - self.last_beat - BEAT_S)
+
+    # --- the server's thread ---------------------------------------------------------------------------
+    def _serve(self, started: concurrent.futures.Future[int]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._server = loop.run_until_complete(asyncio.start_server(self._handle, self.host, self.port))
+            started.set_result(int(self._server.sockets[0].getsockname()[1]))
+        except Exception as exc:  # e.g. the port is taken: start() raises it
+            started.set_exception(exc)
+            loop.close()
+            return
+        try:
+            loop.run_forever()
+        finally:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-            self._server = None
+                loop.run_until_complete(asyncio.wait_for(self._server.wait_closed(), 2))
+            loop.close()
+
+    async def _on_main(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the service's loop, within PROBE_TIMEOUT_S (TimeoutError otherwise)."""
+        assert self._main is not None
+        future = asyncio.run_coroutine_threadsafe(coro, self._main)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), PROBE_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    async def _probe(self, path: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        lag = self.loop_lag()
+        if path == "/healthz" and lag > self.loop_lag_s:
+            return {"event_loop": False}, {"event_loop_lag_s": round(lag, 3)}
+        probe = self.liveness if path == "/healthz" else self.readiness
+
+        async def run() -> tuple[dict[str, Any], dict[str, Any] | None]:
+            checks = dict(await probe())
+            info = self.details() if path == "/readyz" and self.details is not None else None
+            return checks, info or None
+
+        try:
+            return await self._on_main(run())
+        except TimeoutError:
+            return {"event_loop": False}, {"event_loop_lag_s": round(self.loop_lag(), 3)}
+
+    async def _metrics(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -44,14 +142,19 @@ class HealthServer:
             parts = request.decode("latin-1").split()
             path = parts[1].split("?", 1)[0] if len(parts) > 1 else "/"
             if path == "/metrics":
-                from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+                from prometheus_client import CONTENT_TYPE_LATEST
 
-                await self._reply(writer, 200, generate_latest(), CONTENT_TYPE_LATEST)
+                try:
+                    body = await self._on_main(self._metrics())
+                except TimeoutError:
+                    await self._reply(writer, 503, b"event loop blocked\n", "text/plain")
+                else:
+                    await self._reply(writer, 200, body, CONTENT_TYPE_LATEST)
             elif path in ("/healthz", "/readyz"):
-                checks = await (self.liveness if path == "/healthz" else self.readiness)()
+                checks, info = await self._probe(path)
                 ok = all(checks.values())
                 doc: dict[str, Any] = {"status": "ok" if ok else "degraded", "checks": checks}
-                if path == "/readyz" and self.details is not None and (info := self.details()):
+                if info:
                     doc["details"] = info
                 body = json.dumps(doc).encode()
                 await self._reply(writer, 200 if ok else 503, body, "application/json")

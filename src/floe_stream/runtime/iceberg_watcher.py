@@ -252,6 +252,7 @@ class IcebergWatcher:
                 self.settings.health_port,
                 liveness=self._liveness,
                 readiness=self._readiness,
+                loop_lag_s=self.settings.health_loop_lag_s,
             )
             await health.start()
         producer = None

@@ -65,7 +65,7 @@ from floe_stream.runtime.transactions import PartitionTransactions
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.hooks import ProcessorObservability
-from floe_stream.telemetry.metrics import Instruments, instruments
+from floe_stream.telemetry.metrics import Instruments, instruments, untrack
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.enums import CheckStatus, CheckType
@@ -161,6 +161,7 @@ class ProcessorService(ConsumerService):
         await self.checks_rt.start(self.batch_producer, self.partitions)
 
     async def teardown(self) -> None:
+        untrack(self.obs)
         await self.checks_rt.stop()
         if self.txn is not None:
             await self.txn.close()

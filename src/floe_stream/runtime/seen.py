@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from aiokafka.structs import TopicPartition
 
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.decode import decode_commit, decode_materialization
 from floe_stream.processors.normalize import ol_identifiers
 from floe_stream.runtime.kafka import make_consumer
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.decode import decode_commit, decode_materialization
 from floe_stream.topics.materialization import MaterializationEvent
 
 __all__ = ["SeenAsset", "identifiers_of", "seen_assets", "uncovered"]

@@ -31,11 +31,12 @@ from floe_stream.runtime.kafka import (
 )
 from floe_stream.settings import Settings
 from floe_stream.telemetry import tracing
-from floe_stream.telemetry.metrics import track_lag
+from floe_stream.telemetry.metrics import track_lag, untrack
 
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+FETCH_TIMEOUT_MS = 200  # the consume loop's getmany timeout (it returns empty after this when idle)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -86,6 +87,7 @@ class ConsumerService:
         self.lag: dict[TopicPartition, int] = {}  # end offset - position, refreshed every lag_interval_s
         self._lag_at = 0.0
         self._kafka_ok = False  # set once the consumer has started (readiness)
+        self._fetched_at: float | None = None  # loop time of the last completed fetch (liveness)
         track_lag(self)
 
     # --- hooks -----------------------------------------------------------------------------------
@@ -114,8 +116,34 @@ class ConsumerService:
     async def readiness(self) -> dict[str, bool]:
         return {"kafka": self.consumer_connected(), "assigned": self.ever_assigned}
 
+    def stall_allowance_s(self) -> float:
+        """Extra time one turn of the consume loop may legitimately take (e.g. the alerts sink's group wait)."""
+        return 0.0
+
+    def stall_bound_s(self) -> float:
+        """/healthz fails when no fetch completed for this long: the fetch's own wait (``FETCH_TIMEOUT_MS`` +
+        ``kafka.fetch_max_wait_ms``) + ``health_stall_s`` (a batch's effects, retries, a rebalance) + the
+        service's own allowance. Documented in docs/OBSERVABILITY.md."""
+        fetch = (FETCH_TIMEOUT_MS + self.settings.kafka.fetch_max_wait_ms) / 1000
+        return fetch + self.settings.health_stall_s + self.stall_allowance_s()
+
+    def still_working(self) -> None:
+        """A handler that deliberately waits (retrying a write while its database or transport is down, offsets
+        held) calls this on every attempt: it is not stuck, and restarting it would not help. /readyz says it is
+        degraded; /healthz stays 200."""
+        with contextlib.suppress(RuntimeError):
+            self._fetched_at = asyncio.get_running_loop().time()
+
+    def fetch_age_s(self) -> float:
+        """Seconds since the consume loop last completed a fetch (or since start-up, or :meth:`still_working`)."""
+        if self._fetched_at is None:
+            return 0.0
+        return asyncio.get_running_loop().time() - self._fetched_at
+
     async def liveness(self) -> dict[str, bool]:
-        return {"loop": not self._stopping.is_set() or True}
+        """Alive while the consume loop turns: a fetch completed within :meth:`stall_bound_s`. (An event loop
+        blocked for longer than ``health_loop_lag_s`` is reported by the health server itself.)"""
+        return {"consuming": self.fetch_age_s() <= self.stall_bound_s()}
 
     # --- consumer lag (floe_consumer_lag, read at scrape time) ------------------------------------
     def lag_observations(self) -> list[tuple[dict[str, str], float]]:
@@ -170,6 +198,7 @@ class ConsumerService:
                 liveness=self.liveness,
                 readiness=self.readiness,
                 details=self.health_details,
+                loop_lag_s=self.settings.health_loop_lag_s,
             )
             await self.health.start()
         if self.producer is not None:
@@ -188,6 +217,7 @@ class ConsumerService:
             await self.consumer.stop()
         with contextlib.suppress(Exception):
             await self.teardown()
+        untrack(self)
         if self.producer is not None:
             with contextlib.suppress(KafkaError, RuntimeError):
                 await self.producer.stop()
@@ -200,6 +230,7 @@ class ConsumerService:
 
     async def run(self) -> None:
         """Run until :meth:`request_stop`; then finish the batch in hand, commit, leave the group."""
+        self._fetched_at = asyncio.get_running_loop().time()  # start-up (joining the group) counts as a turn
         try:
             await self.start()
         except BaseException:  # a refused start-up (ConfigError) closes its clients: its one line stays alone
@@ -210,13 +241,16 @@ class ConsumerService:
         try:
             max_records = self.settings.kafka.max_batch_records
             while not self._stopping.is_set():
-                fetch = asyncio.ensure_future(self.consumer.getmany(timeout_ms=200, max_records=max_records))
+                fetch = asyncio.ensure_future(
+                    self.consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=max_records)
+                )
                 done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if fetch not in done:
                     fetch.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await fetch
                     break
+                self._fetched_at = asyncio.get_running_loop().time()
                 self._raise_finish_error()  # a failed state write or commit stops the service before more work
                 batch: Batch = fetch.result()
                 if not batch:

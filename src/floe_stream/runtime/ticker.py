@@ -66,6 +66,7 @@ class Ticker:
                 self.settings.health_port,
                 liveness=self._liveness,
                 readiness=self._readiness,
+                loop_lag_s=self.settings.health_loop_lag_s,
             )
             await health.start()
         partitions = (await partition_counts(self.settings.kafka, [self.topic]))[self.topic]

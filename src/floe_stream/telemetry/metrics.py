@@ -139,6 +139,13 @@ def track_freshness(service: Any) -> None:
     _freshness_sources.add(service)
 
 
+def untrack(source: Any) -> None:
+    """A stopped service's observations leave the scrape (a process that ran several, e.g. tests or
+    ``floe dev``, must not report a stopped processor's ever-growing data ages)."""
+    _lag_sources.discard(source)
+    _freshness_sources.discard(source)
+
+
 def _observe(sources: Iterable[Any], method: str) -> Iterable[Observation]:
     for src in list(sources):
         try:

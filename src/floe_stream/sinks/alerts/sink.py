@@ -20,11 +20,10 @@ import asyncpg
 import httpx
 
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.decode import DecodeError
 from floe_stream.runtime.database import create_pool, ping
-from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
+from floe_stream.runtime.kafka import OutRecord, partition_counts
 from floe_stream.runtime.service import Batch, ConsumerService
-from floe_stream.runtime.telemetry import instruments
+from floe_stream.runtime.sink_runtime import DeadLetters, retry_transient
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.sinks.alerts import router
 from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_types
@@ -34,7 +33,9 @@ from floe_stream.sinks.alerts.metrics import alert_instruments
 from floe_stream.sinks.alerts.model import Alert, DeadLetter, Notification
 from floe_stream.sinks.alerts.router import ContractAlerting
 from floe_stream.sinks.alerts.store import AlertStore
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.decode import DecodeError
 from floe_stream.topics.violation import decode_violation
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,11 @@ class AlertSink(ConsumerService):
         """Whether any violation can reach a channel (a route, or a contract's floe.alerts override)."""
         return bool(self.config.routes) or any(ov.channels for ov in self.overrides.values())
 
+    def stall_allowance_s(self) -> float:
+        # one turn collects for the group wait, then delivers within the slowest channel's retry budget
+        budgets = [ch.config.budget_s() for ch in self.channels.values()]
+        return float(self.policy.group_wait_s) + max(budgets, default=0.0)
+
     def health_details(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "routes": len(self.config.routes),
@@ -203,8 +209,8 @@ class AlertSink(ConsumerService):
         assert self.store is not None
         assert self.dispatcher is not None
         alerts: list[Alert] = []
-        dead: list[OutRecord] = []
-        for tp, recs in batch.items():
+        dead = DeadLetters(self.t_dlq, self.partitions[self.t_dlq])
+        for recs in batch.values():
             for rec in recs:
                 try:
                     if not rec.value:
@@ -213,14 +219,9 @@ class AlertSink(ConsumerService):
                         Alert.from_event(decode_violation(dict(rec.headers or ()), rec.key, rec.value))
                     )
                 except Exception as exc:
-                    reason = exc.reason if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
-                    dead.append(dead_letter(self.t_dlq, rec, reason[:500], self.partitions[self.t_dlq]))
-                    instruments().dead_lettered.add(1, {"topic": tp.topic, "reason": type(exc).__name__})
-                    log.warning(
-                        "dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, reason[:200]
-                    )
-        if dead:
-            await self.produce(dead)
+                    dead.add_exc(rec, exc)
+        if dead.records:
+            await self.produce(dead.take())
         self.alerts_seen += len(alerts)
         alerts = list({a.event_id: a for a in alerts}.values())  # a replaying processor re-emits ids
         if not alerts:
@@ -250,22 +251,7 @@ class AlertSink(ConsumerService):
         instruments().sink_writes.add(len(alerts), {"sink": "alerts"})
 
     async def _with_db_retry(self, fn: Any) -> Any:
-        delay = 0.2
-        while True:
-            try:
-                return await fn()
-            except (
-                OSError,
-                TimeoutError,
-                asyncpg.exceptions.ConnectionDoesNotExistError,
-                asyncpg.exceptions.CannotConnectNowError,
-                asyncpg.exceptions.InterfaceError,
-            ) as exc:
-                if self._stopping.is_set():
-                    raise
-                log.warning("database unavailable, retrying in %.1fs (offsets not committed): %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return await retry_transient(fn, stopping=self._stopping, what="database")
 
     async def _dead_letter(self, n: Notification, reason: str, attempts: int) -> None:
         record = DeadLetter(

@@ -1,4 +1,6 @@
-"""Violation CloudEvents → OpenLineage RunEvents (spec 2-0-2). Pure: plain dicts, deterministic.
+"""Violation CloudEvents → OpenLineage RunEvents (spec 2-0-2). Pure, deterministic: built with openlineage-python's
+typed models (``event_v2``, the generated facets; floe's ``contractViolation`` facet in the same shape), handed
+to the transports as plain dicts (``Serde.to_dict``: absent optional fields are omitted, not null).
 
 One OpenLineage *run* per violation episode:
 
@@ -8,6 +10,11 @@ One OpenLineage *run* per violation episode:
 * the episode escalates (same episode, higher severity) → ``OTHER`` with the updated facet (a run has
   one terminal state; OTHER carries extra metadata);
 * it recovers (``floe.contract.violation.resolved``) → ``COMPLETE``.
+
+Every one of these events also carries the official ``test`` run facet (OpenLineage ``TestRunFacet`` 1-0-1, built
+with openlineage-python's generated model): one test execution per check outcome — ``fail`` while the episode is
+open, ``pass`` once it resolved — with OpenLineage's severity (``error`` for floe's error/critical, ``warn`` for
+warning/info; floe's own severity in ``params.floeSeverity``), the check type, expected and actual values.
 
 ``runId`` = uuid5(correlation key, episode start), so FAIL/OTHER/COMPLETE share it and replays rebuild the
 same events byte for byte. Job: namespace from settings, name ``<contract id>.<asset>.<check type>``.
@@ -20,20 +27,25 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import attr
+from openlineage.client.event_v2 import InputDataset, Job, Run, RunEvent, RunState
+from openlineage.client.generated.base import InputDatasetFacet, RunFacet
+from openlineage.client.generated.data_quality_assertions_dataset import (
+    Assertion,
+    DataQualityAssertionsDatasetFacet,
+)
+from openlineage.client.generated.error_message_run import ErrorMessageRunFacet
+from openlineage.client.generated.test_run import TestExecution, TestRunFacet
+from openlineage.client.serde import Serde
+
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.settings import OpenLineageSettings
 from floe_stream.topics.violation import ResolvedData, ViolationCloudEvent, ViolationData
 
-OL_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 FACET_ID = "https://floe-stream.github.io/spec/facets/1-0-0/ContractViolationRunFacet.json"
 FACET_SCHEMA_URL = f"{FACET_ID}#/$defs/ContractViolationRunFacet"
-DQA_SCHEMA_URL = (
-    "https://openlineage.io/spec/facets/1-1-0/DataQualityAssertionsDatasetFacet.json"
-    "#/$defs/DataQualityAssertionsDatasetFacet"
-)
-ERROR_SCHEMA_URL = (
-    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
-)
+OL_TEST_SEVERITY = {"critical": "error", "error": "error", "warning": "warn", "info": "warn"}
+"""floe severity → OpenLineage's configured consequence of a failed test ('error' blocks, 'warn' does not)."""
 RUN_NAMESPACE = uuid.UUID("6f1c2d0e-8a0b-5b7e-9d43-0f1e5a7c3b21")
 
 AssetLookup = Callable[[str], MonitoredAsset | None]
@@ -66,107 +78,154 @@ def dataset_ref(asset_id: str, asset: MonitoredAsset | None, cfg: OpenLineageSet
     return "floe", asset_id
 
 
-def _facet(cfg: OpenLineageSettings, schema_url: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"_producer": cfg.producer, "_schemaURL": schema_url, **body}
+@attr.define
+class ContractViolationRunFacet(RunFacet):
+    """floe's ``contractViolation`` run facet (schema: ``topics/ContractViolationRunFacet.json``), in the shape of
+    openlineage-python's generated facets."""
+
+    contractName: str
+    contractVersion: str
+    contractId: str
+    asset: str
+    violationType: str
+    severity: str
+    message: str
+    timestamp: str
+    episodeStartedAt: str
+    violationId: str
+    correlationKey: str
+    element: str | None = attr.field(default=None)
+    expectedValue: str | None = attr.field(default=None)
+    actualValue: str | None = attr.field(default=None)
+    driftKind: str | None = attr.field(default=None)
+    affectedConsumers: list[str] | None = attr.field(default=None)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return FACET_SCHEMA_URL
 
 
-def violation_facet(d: ViolationData, cfg: OpenLineageSettings) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "contractName": d.contract_name,
-        "contractVersion": d.contract_version,
-        "contractId": d.contract_id,
-        "asset": d.asset,
-        "violationType": d.violation_type.value,
-        "severity": d.severity.value,
-        "message": d.message,
-        "element": d.element,
-        "expectedValue": d.expected_value,
-        "actualValue": d.actual_value,
-        "timestamp": iso(d.detected_at),
-        "episodeStartedAt": iso(d.episode_started_at),
-        "violationId": d.violation_id,
-        "correlationKey": d.correlation_key,
-    }
-    if d.drift_kind is not None:
-        body["driftKind"] = d.drift_kind.value
-    if d.consumers:
-        body["affectedConsumers"] = list(d.consumers)
-    return _facet(cfg, FACET_SCHEMA_URL, body)
+def violation_facet(d: ViolationData, cfg: OpenLineageSettings) -> ContractViolationRunFacet:
+    return ContractViolationRunFacet(
+        contractName=d.contract_name,
+        contractVersion=d.contract_version,
+        contractId=d.contract_id,
+        asset=d.asset,
+        violationType=d.violation_type.value,
+        severity=d.severity.value,
+        message=d.message,
+        element=d.element,
+        expectedValue=d.expected_value,
+        actualValue=d.actual_value,
+        timestamp=iso(d.detected_at),
+        episodeStartedAt=iso(d.episode_started_at),
+        violationId=d.violation_id,
+        correlationKey=d.correlation_key,
+        driftKind=d.drift_kind.value if d.drift_kind is not None else None,
+        affectedConsumers=list(d.consumers) if d.consumers else None,
+        producer=cfg.producer,
+    )
 
 
-def _assertion(d: ViolationData, asset: MonitoredAsset | None) -> dict[str, Any]:
-    a: dict[str, Any] = {"assertion": d.element or "quality", "success": False, "severity": d.severity.value}
+def _assertion(d: ViolationData, asset: MonitoredAsset | None) -> Assertion:
+    name = column = None
+    assertion = d.element or "quality"
     if asset is not None and d.element:
         rule = next((r for r in asset.quality_rules if r.name == d.element), None)
-        col = (
+        column = (
             rule.column
             if rule is not None
             else (d.element if any(c.name == d.element for c in asset.columns) else None)
         )
         if rule is not None:
-            a["assertion"] = rule.metric
-            a["name"] = rule.name
-        if col:
-            a["column"] = col
-    if d.expected_value is not None:
-        a["expected"] = d.expected_value
-    if d.actual_value is not None:
-        a["actual"] = d.actual_value
-    return a
+            assertion, name = rule.metric, rule.name
+    return Assertion(
+        assertion=assertion,
+        success=False,
+        severity=d.severity.value,
+        name=name,
+        column=column or None,
+        expected=d.expected_value,
+        actual=d.actual_value,
+        params=None,
+    )
 
 
-def _base(
-    event_type: str,
+def test_facet(d: ViolationData | ResolvedData, cfg: OpenLineageSettings) -> TestRunFacet:
+    """The official ``test`` run facet (TestRunFacet) for one check outcome of this episode."""
+    resolved = isinstance(d, ResolvedData)
+    check = d.violation_type.value
+    element = d.element if isinstance(d, ViolationData) else None
+    params: dict[str, Any] = {
+        "floeSeverity": d.severity.value,
+        "contractId": d.contract_id,
+        "contractVersion": d.contract_version,
+        "asset": d.asset,
+        "correlationKey": d.correlation_key,
+    }
+    if isinstance(d, ViolationData) and d.drift_kind is not None:
+        params["driftKind"] = d.drift_kind.value
+    test = TestExecution(
+        name=f"{d.asset}.{check}" + (f".{element}" if element else ""),
+        status="pass" if resolved else "fail",
+        severity=OL_TEST_SEVERITY[d.severity.value],
+        type=check,
+        description=d.message,
+        expected=None if isinstance(d, ResolvedData) else d.expected_value,
+        actual=None if isinstance(d, ResolvedData) else d.actual_value,
+        params=params,
+    )
+    return TestRunFacet(tests=[test], producer=cfg.producer)
+
+
+def _event(
+    event_type: RunState,
     when: datetime,
     rid: str,
-    contract_id: str,
-    asset_id: str,
-    check_type: str,
+    d: ViolationData | ResolvedData,
     cfg: OpenLineageSettings,
     lookup: AssetLookup,
-) -> tuple[dict[str, Any], MonitoredAsset | None]:
-    asset = lookup(asset_id)
-    ns, name = dataset_ref(asset_id, asset, cfg)
-    return {
-        "eventType": event_type,
-        "eventTime": iso(when),
-        "producer": cfg.producer,
-        "schemaURL": OL_SCHEMA_URL,
-        "run": {"runId": rid, "facets": {}},
-        "job": {
-            "namespace": cfg.namespace,
-            "name": job_name(contract_id, asset_id, check_type),
-            "facets": {},
-        },
-        "inputs": [{"namespace": ns, "name": name, "facets": {}}],
-        "outputs": [],
-    }, asset
+) -> dict[str, Any]:
+    asset = lookup(d.asset)
+    ns, name = dataset_ref(d.asset, asset, cfg)
+    run_facets: dict[str, RunFacet] = {}
+    input_facets: dict[str, InputDatasetFacet] | None = None
+    if isinstance(d, ViolationData):
+        run_facets["contractViolation"] = violation_facet(d, cfg)
+        run_facets["errorMessage"] = ErrorMessageRunFacet(
+            message=f"[{d.severity.value}] {d.message}", programmingLanguage="python", producer=cfg.producer
+        )
+        if d.violation_type.value == "quality":
+            input_facets = {
+                "dataQualityAssertions": DataQualityAssertionsDatasetFacet(
+                    assertions=[_assertion(d, asset)], producer=cfg.producer
+                )
+            }
+    run_facets["test"] = test_facet(d, cfg)
+    event = RunEvent(
+        eventType=event_type,
+        eventTime=iso(when),
+        producer=cfg.producer,
+        run=Run(runId=rid, facets=run_facets),
+        job=Job(
+            namespace=cfg.namespace, name=job_name(d.contract_id, d.asset, d.violation_type.value), facets={}
+        ),
+        inputs=[InputDataset(namespace=ns, name=name, facets={}, inputFacets=input_facets)],
+        outputs=[],
+    )
+    out: dict[str, Any] = Serde.to_dict(event)
+    return out
 
 
 def lineage_events(
     ce: ViolationCloudEvent, cfg: OpenLineageSettings, lookup: AssetLookup
 ) -> list[dict[str, Any]]:
-    """The OpenLineage event(s) for one violation CloudEvent (always exactly one today)."""
+    """The OpenLineage event(s) for one violation CloudEvent (always exactly one today), built with
+    openlineage-python's typed models (``event_v2`` and the generated facets)."""
     d = ce.data
     if isinstance(d, ResolvedData):
-        ev, _ = _base(
-            "COMPLETE", d.resolved_at, run_id(d.correlation_key, d.opened_at),
-            d.contract_id, d.asset, d.violation_type.value, cfg, lookup,
-        )  # fmt: skip
-        return [ev]
-    opening = d.detected_at == d.episode_started_at
-    ev, asset = _base(
-        "FAIL" if opening else "OTHER", d.detected_at, run_id(d.correlation_key, d.episode_started_at),
-        d.contract_id, d.asset, d.violation_type.value, cfg, lookup,
-    )  # fmt: skip
-    ev["run"]["facets"]["contractViolation"] = violation_facet(d, cfg)
-    ev["run"]["facets"]["errorMessage"] = _facet(
-        cfg,
-        ERROR_SCHEMA_URL,
-        {"message": f"[{d.severity.value}] {d.message}", "programmingLanguage": "python"},
-    )
-    if d.violation_type.value == "quality":
-        ev["inputs"][0]["inputFacets"] = {
-            "dataQualityAssertions": _facet(cfg, DQA_SCHEMA_URL, {"assertions": [_assertion(d, asset)]})
-        }
-    return [ev]
+        return [
+            _event(RunState.COMPLETE, d.resolved_at, run_id(d.correlation_key, d.opened_at), d, cfg, lookup)
+        ]
+    state = RunState.FAIL if d.detected_at == d.episode_started_at else RunState.OTHER
+    return [_event(state, d.detected_at, run_id(d.correlation_key, d.episode_started_at), d, cfg, lookup)]

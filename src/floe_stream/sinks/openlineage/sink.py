@@ -19,13 +19,14 @@ from aiokafka.structs import ConsumerRecord
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
+from floe_stream.runtime.kafka import partition_counts
 from floe_stream.runtime.service import Batch, ConsumerService
-from floe_stream.runtime.telemetry import instruments
+from floe_stream.runtime.sink_runtime import BACKOFF_MAX_S, DeadLetters, is_transient
 from floe_stream.settings import Settings
 from floe_stream.sinks.openlineage.events import lineage_events
 from floe_stream.sinks.openlineage.transport import Event, Transport, TransportError, make_transport
 from floe_stream.telemetry import tracing
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.violation import ViolationCloudEvent, ViolationData, decode_violation
 
@@ -88,15 +89,15 @@ class OpenLineageSink(ConsumerService):
     # --- the batch ---------------------------------------------------------------------------------------
     async def handle(self, batch: Batch) -> None:
         items: list[Item] = []
-        dead: list[OutRecord] = []
-        for tp, recs in batch.items():
+        dead = DeadLetters(self.t_dlq, self.dlq_partitions)
+        for recs in batch.values():
             for rec in recs:
                 try:
                     ce = decode_violation(dict(rec.headers or ()), rec.key, rec.value or b"")
                     items.append((rec, ce, lineage_events(ce, self.cfg, self._lookup)))
                 except Exception as exc:
-                    self._dead(dead, rec, f"undecodable violation event: {type(exc).__name__}: {exc}")
-                    instruments().dead_lettered.add(1, {"topic": tp.topic, "reason": type(exc).__name__})
+                    dead.add_exc(rec, exc, "undecodable violation event")
+                    self.dead += 1
         spans = [self._span(rec, ce) for rec, ce, _ in items]
         try:
             failed = await self._deliver(items)
@@ -104,10 +105,10 @@ class OpenLineageSink(ConsumerService):
             for span in spans:
                 span.end()
         for rec, reason in failed:
-            self._dead(dead, rec, reason)
-            instruments().dead_lettered.add(1, {"topic": rec.topic, "reason": "openlineage rejected"})
-        if dead:
-            await self.produce(dead)
+            dead.add(rec, reason, "openlineage rejected")
+            self.dead += 1
+        if dead.records:
+            await self.produce(dead.take())
         ok = len(items) - len(failed)
         self.emitted += ok
         m = instruments()
@@ -134,11 +135,6 @@ class OpenLineageSink(ConsumerService):
                 "floe.violation.open": isinstance(d, ViolationData),
             },
         )
-
-    def _dead(self, dead: list[OutRecord], rec: ConsumerRecord[bytes, bytes], reason: str) -> None:
-        dead.append(dead_letter(self.t_dlq, rec, reason[:500], self.dlq_partitions))
-        self.dead += 1
-        log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason[:200])
 
     async def _deliver(self, items: list[Item]) -> list[tuple[ConsumerRecord[bytes, bytes], str]]:
         """Deliver everything in order; returns the records rejected permanently (to dead-letter). A rejection
@@ -179,7 +175,7 @@ class OpenLineageSink(ConsumerService):
                 return
             except TransportError as exc:
                 exc.delivered += sent  # counted against the caller's list
-                if exc.permanent:
+                if not is_transient(exc):
                     raise
                 attempt += 1
                 self.degraded = True
@@ -195,5 +191,6 @@ class OpenLineageSink(ConsumerService):
                     delay,
                     exc,
                 )
+                self.still_working()  # alive (/healthz 200), not ready: a restart would not bring the transport back
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, BACKOFF_MAX_S)

@@ -1,4 +1,6 @@
-"""Where OpenLineage events go: HTTP (Marquez ``/api/v1/lineage``), a Kafka topic, a JSON-lines file, stdout.
+"""Where OpenLineage events go: HTTP (Marquez ``/api/v1/lineage``), a Kafka topic, a JSON-lines file, stdout, or
+openlineage-python's own transports (``transport: openlineage``, configured through ``openlineage.yml`` /
+``OPENLINEAGE_*`` like any OpenLineage client).
 
 Every transport raises :class:`TransportError` with ``permanent=True`` for a rejection that a retry cannot fix
 (HTTP 4xx other than 408/429) and ``permanent=False`` for an outage (connection refused, 5xx, timeouts).
@@ -159,6 +161,50 @@ class ConsoleTransport:
         sys.stdout.flush()
 
 
+class OpenLineageClientTransport:
+    """openlineage-python's transports, configured the way every OpenLineage user configures a client:
+    ``openlineage.yml`` (``OPENLINEAGE_CONFIG``, the working directory, ``~/.openlineage``), ``OPENLINEAGE_URL`` /
+    ``OPENLINEAGE_API_KEY``, or ``OPENLINEAGE__TRANSPORT__TYPE=http|async_http|kafka|file|console|composite|…``.
+
+    The client is synchronous: a batch is emitted on a worker thread, event by event in order. floe's retries,
+    dead-lettering and delivery accounting stay around it (the sink): an HTTP 4xx other than 408/429 is permanent,
+    every other failure transient."""
+
+    name = "openlineage"
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client
+
+    async def start(self) -> None:
+        if self.client is None:
+            from openlineage.client import OpenLineageClient
+
+            self.client = await asyncio.to_thread(OpenLineageClient)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await asyncio.to_thread(self.client.close, 5.0)
+
+    def _emit_all(self, events: Sequence[Event], sent: list[int]) -> None:
+        assert self.client is not None
+        for ev in events:
+            self.client.transport.emit(ev)  # the client's own Serde, headers, auth, compression
+            sent[0] += 1
+
+    async def emit(self, events: Sequence[Event]) -> None:
+        sent = [0]
+        try:
+            await asyncio.to_thread(self._emit_all, events, sent)
+        except Exception as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            permanent = isinstance(status, int) and 400 <= status < 500 and status not in (408, 429)
+            raise TransportError(
+                f"openlineage-python {type(self.client.transport).__name__}: {type(exc).__name__}: {exc}",
+                permanent=permanent,
+                delivered=sent[0],
+            ) from None
+
+
 def make_transport(cfg: OpenLineageSettings, producer: AIOKafkaProducer | None) -> Transport:
     if cfg.transport == "http":
         return HttpTransport(cfg)
@@ -167,4 +213,6 @@ def make_transport(cfg: OpenLineageSettings, producer: AIOKafkaProducer | None) 
         return KafkaTransport(cfg, producer)
     if cfg.transport == "file":
         return FileTransport(cfg.file)
+    if cfg.transport == "openlineage":
+        return OpenLineageClientTransport()
     return ConsoleTransport()

@@ -11,7 +11,6 @@ The sink also reads the ticks topic: a tick is its clock for the automatic daily
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -19,29 +18,20 @@ from datetime import date, datetime
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 
-from floe_stream.processors.decode import DecodeError, decode_tick
 from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
 from floe_stream.runtime.database import create_pool, ping
-from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
+from floe_stream.runtime.kafka import partition_counts
 from floe_stream.runtime.service import Batch, ConsumerService
-from floe_stream.runtime.telemetry import instruments
+from floe_stream.runtime.sink_runtime import DeadLetters, is_transient, retry_transient
 from floe_stream.settings import Settings
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
+from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.violation import ViolationCloudEvent, decode_violation
 
 log = logging.getLogger(__name__)
-
-_TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-)
 
 
 class PostgresSink(ConsumerService):
@@ -132,22 +122,23 @@ class PostgresSink(ConsumerService):
     ) -> tuple[int, int]:
         """Write in one transaction; while the database is down, retry with backoff (offsets stay put)."""
         assert self.pool is not None
-        delay = 0.2
-        while True:
+        pool = self.pool
+
+        async def attempt() -> tuple[int, int]:
             seen = set(self.seen_contracts)  # adopted only once the transaction committed
-            try:
-                async with self.pool.acquire(timeout=5) as conn, conn.transaction():
-                    counts = await store.write_history(conn, results, violations, seen_contracts=seen)
-                self.seen_contracts = seen
-                self.degraded = False
-                return counts
-            except _TRANSIENT as exc:
-                self.degraded = True
-                if self._stopping.is_set():
-                    raise
-                log.warning("database unavailable, retrying in %.1fs (offsets not committed): %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            async with pool.acquire(timeout=5) as conn, conn.transaction():
+                counts = await store.write_history(conn, results, violations, seen_contracts=seen)
+            self.seen_contracts = seen
+            return counts
+
+        return await retry_transient(
+            attempt, stopping=self._stopping, what="database", on_state=self._set_degraded
+        )
+
+    def _set_degraded(self, degraded: bool) -> None:
+        self.degraded = degraded
+        if degraded:
+            self.still_working()  # alive (/healthz 200), not ready: a restart would not bring the database back
 
     async def maybe_prune(self, now: datetime) -> None:
         """Once per UTC day (per replica cheaply, across replicas via the database)."""
@@ -157,37 +148,33 @@ class PostgresSink(ConsumerService):
         try:
             async with self.pool.acquire(timeout=5) as conn:
                 counts = await store.daily_prune(conn, now, self.settings.history.retention_days)
-        except _TRANSIENT as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             log.warning("daily prune postponed: %s", exc)
             return
         self.pruned_on = day_of(now)
         if counts is not None:
             self.last_prune = counts
 
-    def _dead(self, dead: list[OutRecord], rec: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
-        reason = exc.reason if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
-        dead.append(dead_letter(self.t_dlq, rec, reason[:500], self.dlq_partitions))
-        instruments().dead_lettered.add(1, {"topic": rec.topic, "reason": type(exc).__name__})
-        log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason[:200])
-
     async def _write_one(
         self,
         results: list[CheckResult],
         violations: list[ViolationCloudEvent],
         rec: ConsumerRecord[bytes, bytes],
-        dead: list[OutRecord],
+        dead: DeadLetters,
     ) -> None:
         try:
             await self.write(results, violations)
         except asyncpg.PostgresError as exc:
-            if isinstance(exc, _TRANSIENT):
+            if is_transient(exc):
                 raise
-            self._dead(dead, rec, exc)
+            dead.add_exc(rec, exc)
 
     async def handle(self, batch: Batch) -> None:
         results: list[CheckResult] = []
         violations: list[ViolationCloudEvent] = []
-        dead: list[OutRecord] = []
+        dead = DeadLetters(self.t_dlq, self.dlq_partitions)
         latest_tick: datetime | None = None
         contract_docs: dict[str, bytes | None] = {}
         sources: list[ConsumerRecord[bytes, bytes]] = []
@@ -217,20 +204,20 @@ class PostgresSink(ConsumerService):
                         )
                         v_sources.append(rec)
                 except Exception as exc:
-                    self._dead(dead, rec, exc)
+                    dead.add_exc(rec, exc)
         if results or violations:
             try:
                 await self.write(results, violations)
             except asyncpg.PostgresError as exc:  # not transient: one row the database refuses
-                if isinstance(exc, _TRANSIENT):
+                if is_transient(exc):
                     raise  # stopping while the database is down: leave the offsets for the next owner
                 log.warning("batch refused by PostgreSQL (%s): writing record by record", exc)
                 for r, rec in zip(results, sources, strict=True):
                     await self._write_one([r], [], rec, dead)
                 for v, rec in zip(violations, v_sources, strict=True):
                     await self._write_one([], [v], rec, dead)
-        if dead:
-            await self.produce(dead)
+        if dead.records:
+            await self.produce(dead.take())
         if contract_docs:
             await self._register_docs(contract_docs)
         if latest_tick is not None:

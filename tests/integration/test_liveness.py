@@ -1,0 +1,104 @@
+"""/healthz can fail: a consumer whose loop is stuck answers 503, and 200 again once it turns (real Tansu broker).
+
+Two ways to be stuck: a handler that awaits something that never comes (the event loop runs, the consume loop does
+not: no fetch completes within ``stall_bound_s``), and a handler that blocks the event loop with ``time.sleep``
+(the health server answers from its own thread: ``health_loop_lag_s``). /readyz keeps its meaning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from floe_stream.runtime.kafka import make_producer
+from floe_stream.runtime.service import Batch, ConsumerService
+from floe_stream.settings import Settings
+from floe_stream.topics import TopicKey, topic_name
+from tests.conftest import wait_for
+
+
+def status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def healthz_ok(port: int) -> bool:
+    return await asyncio.to_thread(status, port, "/healthz") == 200  # never block the loop the server asks
+
+
+class Stuck(ConsumerService):
+    """Handles records; a record ``hang`` awaits `release`, a record ``sleep`` blocks the loop for 3 s."""
+
+    name = "stuck"
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        super().__init__(settings, [topic], f"{settings.kafka.group_prefix}-stuck", with_producer=False)
+        self.release = asyncio.Event()
+        self.seen: list[bytes] = []
+
+    async def handle(self, batch: Batch) -> None:
+        for recs in batch.values():
+            for rec in recs:
+                self.seen.append(rec.value or b"")
+                if rec.value == b"hang":
+                    await self.release.wait()
+                elif rec.value == b"sleep":
+                    time.sleep(3)  # noqa: ASYNC251 -- the point: a handler that blocks the event loop
+
+
+async def test_healthz_is_503_while_the_consume_loop_is_stuck_and_200_after(settings: Settings) -> None:
+    cfg = settings.model_copy(update={"health_port": 0, "health_stall_s": 1.0, "health_loop_lag_s": 1.0})
+    topic = topic_name(cfg.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
+    svc = Stuck(cfg, topic)
+    assert 1.0 < svc.stall_bound_s() < 1.5  # 200 ms fetch timeout + fetch_max_wait_ms + health_stall_s
+    run = asyncio.create_task(svc.run())
+    producer = make_producer(cfg.kafka)
+    await producer.start()
+    try:
+        await wait_for(lambda: svc.health is not None and svc.ever_assigned, timeout=30)
+        assert svc.health is not None
+        port = svc.health.port
+        assert await asyncio.to_thread(status, port, "/healthz") == 200
+        assert await asyncio.to_thread(status, port, "/readyz") == 200
+
+        # 1. the consume loop awaits forever (the event loop is fine): 503 once no fetch completed for the bound
+        await producer.send_and_wait(topic, b"hang", key=b"k")
+        await wait_for(lambda: b"hang" in svc.seen, timeout=20)
+        assert await asyncio.to_thread(status, port, "/healthz") == 200  # within the bound: still alive
+        await asyncio.sleep(svc.stall_bound_s() + 0.3)
+        assert await asyncio.to_thread(status, port, "/healthz") == 503
+        assert (
+            await asyncio.to_thread(status, port, "/readyz") == 200
+        )  # readiness is unchanged: still connected
+        svc.release.set()
+        await wait_for(lambda: healthz_ok(port), timeout=10)
+
+        # 2. the handler blocks the event loop with time.sleep: the health thread answers 503, then 200
+        seen: list[int] = []
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.is_set():
+                seen.append(status(port, "/healthz"))
+                time.sleep(0.1)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        await producer.send_and_wait(topic, b"sleep", key=b"k")
+        await wait_for(lambda: b"sleep" in svc.seen, timeout=20)  # true only after the 3 s block ended
+        await wait_for(lambda: healthz_ok(port), timeout=10)
+        await asyncio.sleep(0.3)
+        done.set()
+        await asyncio.to_thread(poller.join, 15)
+        assert 503 in seen, seen
+        assert seen[-1] == 200, seen
+    finally:
+        await producer.stop()
+        svc.request_stop()
+        await asyncio.wait_for(run, 30)
