@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -84,27 +85,34 @@ def fast_kafka(
     )
 
 
-@pytest.fixture
-async def pg_dsn() -> AsyncIterator[str]:
-    name = f"floe_test_{uuid.uuid4().hex[:12]}"
+@contextlib.asynccontextmanager
+async def empty_database(prefix: str = "floe_test") -> AsyncIterator[str]:
+    """A new, empty database on the test PostgreSQL (not migrated), dropped afterwards; yields its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    base, _, _ = ADMIN_DSN.rpartition("/")
-    dsn = f"{base}/{name}"
-    conn = await asyncpg.connect(dsn)
     try:
-        await migrate(conn)
+        yield f"{ADMIN_DSN.rpartition('/')[0]}/{name}"
     finally:
-        await conn.close()
-    yield dsn
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+        admin = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def pg_dsn() -> AsyncIterator[str]:
+    async with empty_database() as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield dsn
 
 
 def make_settings(broker: Broker, pg_dsn: str) -> Settings:

@@ -55,7 +55,7 @@ import yaml
 from floe_stream.client import FloeClient
 from floe_stream.runtime.embedded import EmbeddedKafka
 from floe_stream.settings import KafkaSettings
-from tests.conftest import ADMIN_DSN
+from tests.conftest import empty_database
 from tests.deploy.support import REPO, Helm, Manifests, containers, pod_spec, values_files
 from tests.integration.receivers import Alertmanager, HttpReceiver, free_port
 
@@ -127,18 +127,8 @@ async def services(kafka: EmbeddedKafka, tmp_path: Path) -> AsyncIterator[Servic
 @pytest.fixture
 async def fresh_db() -> AsyncIterator[str]:
     """An empty database (not migrated: the hook Job / floe-init must do it)."""
-    name = f"floe_run_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield f"{ADMIN_DSN.rpartition('/')[0]}/{name}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with empty_database("floe_run") as dsn:
+        yield dsn
 
 
 # --- turning a rendered container into a local process -------------------------------------------------

@@ -21,7 +21,7 @@ from tests.integration.helpers import Running, floe_env, publish, read_all, star
 pytestmark = [pytest.mark.kafka]
 
 
-async def test_every_floe_producer_is_idempotent_on_apache_kafka(kafka_settings: Settings) -> None:
+async def test_the_processors_producers_are_idempotent_on_apache_kafka(kafka_settings: Settings) -> None:
     s = kafka_settings.model_copy(update={"contracts_dir": REPO / "tests" / "fixtures" / "contracts"})
     assert s.kafka.enable_idempotence
     processor = ProcessorService(s, load_registry(s))
@@ -30,7 +30,8 @@ async def test_every_floe_producer_is_idempotent_on_apache_kafka(kafka_settings:
         ev = MaterializationEvent(event_id="i1", asset="test.fast", materialized_at=datetime.now(UTC))
         await publish(s, TopicKey.MATERIALIZATIONS, [("test.fast", ev)])
         results = await wait_for(lambda: _results(s), timeout=20)
-        # the broker granted each of the processor's producers (outputs, changelog) a producer id
+        # the broker granted each of the processor's producers (outputs, changelog) a producer id; every floe
+        # producer (sinks, ticker, client) is built by the same runtime/kafka.make_producer from the same setting
         for producer in (processor.producer, processor.state_producer):
             assert producer is not None and producer._txn_manager is not None
             assert producer._txn_manager.producer_id >= 0

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -271,7 +272,6 @@ def test_demo_contracts_load_with_their_slas() -> None:
 
 
 def test_demo_contracts_are_valid_odcs_v310() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     validator = jsonschema.Draft201909Validator(json.loads(ODCS_JSON_SCHEMA.read_text()))
     for path in sorted(DEMO_CONTRACTS.glob("*.odcs.yaml")):
         errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
@@ -880,3 +880,24 @@ def test_lint_of_a_missing_folder(tmp_path: Path) -> None:
     report = lint_directory(tmp_path / "nope", LINT_RULES)
     assert (report.files_checked, report.contracts, report.ok) == (0, (), False)
     assert [e.problem for e in report.errors] == ["not a directory"]
+
+
+def test_tables_with_equal_columns_and_slas_share_them_and_stay_independent() -> None:
+    # bench/state.py: equal sub-objects and fields sets are shared between assets (memory at 100,000 assets)
+    text = (
+        "apiVersion: v3.1.0\nkind: DataContract\nid: share\nname: share\nversion: 1.0.0\nstatus: active\n"
+        "schema:\n"
+        "  - name: a\n    properties: [{name: id, logicalType: integer, required: true}]\n"
+        "  - name: b\n    properties: [{name: id, logicalType: integer, required: true}]\n"
+        "slaProperties:\n  - property: latency\n    value: 1\n    unit: h\n"
+    )
+    a, b = load_contract_text(text, "share.yaml").assets
+    assert a.columns is b.columns and a.freshness is b.freshness and a.sla_notes is b.sla_notes
+    assert a.model_fields_set is b.model_fields_set
+    assert a.columns == (ColumnSpec(name="id", logical_type="integer", required=True),)
+    assert a.freshness == FreshnessSla(threshold_s=3600)
+    # a copy with an update neither changes the shared fields set nor the other asset
+    before = set(b.model_fields_set)
+    c = a.model_copy(update={"owner": "someone", "nested": {}})
+    assert c.owner == "someone" and b.owner is None and a.owner is None
+    assert c.model_fields_set is not b.model_fields_set and b.model_fields_set == before

@@ -22,6 +22,13 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "processors": frozenset({*UPPER, "settings"}),
     "settings": frozenset({*UPPER, "processors"}),
     "telemetry": frozenset({"runtime", "sinks", "cli"}),  # runtime and sinks use it, never the reverse
+    "durations": frozenset(
+        {*UPPER, "topics", "contracts", "processors", "settings"}
+    ),  # a leaf: imports no floe
+    "runtime": frozenset({"cli"}),
+    "sinks": frozenset({"cli"}),
+    "reporting": frozenset({"cli"}),
+    "replay": frozenset({"cli"}),
 }
 
 

@@ -23,7 +23,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                         "FLOE_DATABASE__DSN='host=db dbname=floe user=floe' floe db migrate"),
     "floe db prune": ("floe db prune --older-than 90d", "floe db prune"),
     "floe db rebuild-aggregates": ("floe db rebuild-aggregates --since 2026-05-01 --asset sales.orders",),
-    "floe dev": ("floe dev --demo", "floe dev --contracts contracts/"),
+    "floe dev": ("floe dev --demo", "floe dev --contracts contracts/ --duration 10m"),
     "floe publish": ("floe publish materialization --asset sales.orders --row-count 1200",),
     "floe publish commit": ("floe publish commit --file commit.json", "cat commit.json | floe publish commit --file -"),
     "floe publish materialization": (

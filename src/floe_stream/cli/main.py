@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
 from floe_stream.cli.errors import FloeGroup
+from floe_stream.cli.params import DURATION, DURATION_OR_SECONDS
 from floe_stream.settings import ConfigError, Settings, load_settings
 
 
@@ -348,23 +350,20 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
         sys.exit(1)
 
 
-def _coverage_seen(settings: Settings, registry: Any, window: str, fmt: str) -> None:
-    from datetime import UTC, datetime, timedelta
+def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: str) -> None:
+    from datetime import UTC, datetime
 
-    from floe_stream.contracts.loader import interval_seconds
+    from floe_stream.durations import window_label
     from floe_stream.runtime.seen import seen_assets
 
-    try:
-        since = datetime.now(UTC) - timedelta(seconds=interval_seconds(window))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--seen") from None
+    since = datetime.now(UTC) - window
     gap = _run(seen_assets(settings, registry, since))
     if fmt == "json":
         rows = [{"asset": g.identifier, "topic": g.topic, "events": g.events, "last_seen": g.last_seen.isoformat()}
                 for g in gap]  # fmt: skip
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{len(gap)} asset(s) seen in the last {window} without a contract")
+    click.echo(f"{len(gap)} asset(s) seen in the last {window_label(window)} without a contract")
     for g in gap:
         click.echo(
             f"  uncovered  {g.identifier}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"
@@ -378,10 +377,12 @@ def _coverage_seen(settings: Settings, registry: Any, window: str, fmt: str) -> 
 @click.option(
     "--fail-on-missing", is_flag=True, help="exit 1 when a contract points at a table that does not exist"
 )
-@click.option("--seen", "seen", default=None, metavar="WINDOW",
-              help="instead of the catalog: assets the input topics talked about in the last WINDOW (e.g. 1h, "
-                   "7d) that no contract covers")  # fmt: skip
-def contracts_coverage(contracts_dir: Path | None, fmt: str, fail_on_missing: bool, seen: str | None) -> None:
+@click.option("--seen", "seen", type=DURATION, default=None, metavar="WINDOW",
+              help="instead of the catalog: assets the input topics talked about in the last WINDOW (any "
+                   "duration, e.g. 1h, 7d, PT6H) that no contract covers")  # fmt: skip
+def contracts_coverage(
+    contracts_dir: Path | None, fmt: str, fail_on_missing: bool, seen: timedelta | None
+) -> None:
     """Catalog tables covered by a contract, and contracts whose table is not in the catalog (FLOE_SOURCES__ICEBERG__*);
     with --seen, the assets with traffic but no contract."""
     from floe_stream.contracts.loader import load_directory
@@ -450,9 +451,9 @@ main.add_command(replay_cmd)
 @click.option("--demo", is_flag=True, help="publish a scripted scenario, print violations and the SLA report")
 @click.option("--contracts", "contracts_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".floe-dev"), show_default=True)
-@click.option(
-    "--duration", type=float, default=None, help="seconds to run (demo default: the scenario length)"
-)
+@click.option("--duration", type=DURATION_OR_SECONDS, default=None,
+              help="how long to run: any duration (90s, 10m, 1h, PT30M) or a number of seconds (demo default: "
+                   "the scenario length)")  # fmt: skip
 @click.option(
     "--broker",
     type=click.Choice(["tansu", "kafka"]),
@@ -460,13 +461,16 @@ main.add_command(replay_cmd)
     show_default=True,
     help="tansu: the embedded Tansu binary (no Java); kafka: Apache Kafka (KRaft) installed by `make tools`",
 )
-def dev(demo: bool, contracts_dir: Path | None, data_dir: Path, duration: float | None, broker: str) -> None:
+def dev(
+    demo: bool, contracts_dir: Path | None, data_dir: Path, duration: timedelta | None, broker: str
+) -> None:
     """Everything on one machine: an embedded broker (Tansu or Apache Kafka) + PostgreSQL, ticker, processor, sink."""
     from floe_stream.runtime.dev import run_dev
     from floe_stream.runtime.embedded import BrokerKind
 
     kind: BrokerKind = "kafka" if broker == "kafka" else "tansu"
-    _run(run_dev(demo=demo, contracts_dir=contracts_dir, data_dir=data_dir, duration=duration, broker=kind))
+    seconds = duration.total_seconds() if duration is not None else None
+    _run(run_dev(demo=demo, contracts_dir=contracts_dir, data_dir=data_dir, duration=seconds, broker=kind))
 
 
 def _register_alert_commands() -> None:

@@ -15,20 +15,35 @@ from floe_stream.durations import parse_duration
 
 
 class DurationType(click.ParamType[timedelta, Any]):
-    """Any duration: ``90d``, ``2w``, ``36h``, ``4h30m``, ISO 8601 ``PT6H``."""
+    """Any duration: ``90d``, ``2w``, ``36h``, ``4h30m``, ISO 8601 ``PT6H``; with ``bare_seconds`` a plain
+    number is seconds too (flags that took seconds before)."""
 
     name = "DURATION"
+
+    def __init__(self, bare_seconds: bool = False) -> None:
+        self.bare_seconds = bare_seconds
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
         if isinstance(value, timedelta):
             return value
+        text = str(value).strip()
+        if self.bare_seconds:
+            try:
+                seconds = float(text)
+            except ValueError:
+                pass
+            else:
+                if not (seconds > 0 and seconds != float("inf")):
+                    self.fail(f"{value!r} is not a positive duration", param, ctx)
+                return timedelta(seconds=seconds)
         try:
-            return parse_duration(str(value))
+            return parse_duration(text)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
 
 DURATION = DurationType()
+DURATION_OR_SECONDS = DurationType(bare_seconds=True)
 
 
 class FailUnderType(click.ParamType[float | str, Any]):

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, time
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, cast, get_args
 
 import isodate
 import yaml
@@ -45,7 +45,7 @@ from open_data_contract_standard.model import (
     Team,
     TeamMember,
 )
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from floe_stream.contracts.extension import FloeExtension, did_you_mean, extension_problem, unknown_keys
 from floe_stream.contracts.models import (
@@ -115,6 +115,7 @@ _OPERATORS: tuple[QualityOperator, ...] = get_args(QualityOperator)
 _QUALITY_UNITS: dict[str, Literal["rows", "percent"]] = {"rows": "rows", "percent": "percent"}
 _NOT_EVALUATED_QUALITY_TYPES = ("text", "sql", "custom")
 _Sla = TypeVar("_Sla", FreshnessSla, AvailabilitySla)
+_T = TypeVar("_T")
 
 # pydantic puts union members into error locations ("Team", "list[TeamMember]", "str"); ODCS keys never
 # start with a capital letter or contain brackets.
@@ -416,6 +417,8 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 floe=typed,
             )
         )
+    for asset in assets:
+        _compact(asset)
     return LoadedContract(
         contract_id=contract_id,
         name=name,
@@ -823,6 +826,72 @@ def _find_element(part: str, objects: list[SchemaObject]) -> list[tuple[int, str
 
 def _column_names(obj: SchemaObject) -> set[str]:
     return {name for prop in obj.properties or [] for name in (prop.name, prop.physicalName) if name}
+
+
+# --- memory (bench/state.py: one processor holding 100,000 assets) ----------------------------------
+
+# Most tables of a contract (and of many contracts) declare the same columns, SLAs and notes, and every
+# instance of a model built by the loader sets the same fields: equal frozen sub-objects and equal
+# ``__pydantic_fields_set__`` sets are shared between assets instead of being held once per asset (the
+# fields set of a MonitoredAsset alone is ~2.2 KB). Frozen models are never mutated in place (pydantic's
+# ``model_copy`` copies the fields set before updating it), so sharing changes no behaviour; equality and
+# hashing of models look at field values only. Bounded: cleared when it grows past _SHARED_MAX entries
+# (a long-running processor that reloads edited contracts keeps only what the current ones share).
+_SHARED: dict[Any, Any] = {}
+_SHARED_MAX = 200_000
+_INTERNED_FIELDS = (
+    "columns",
+    "freshness",
+    "availability",
+    "quality_rules",
+    "frequency",
+    "time_of_availability",
+    "lifecycle",
+    "retention",
+    "response",
+    "sla_notes",
+    "servers",
+    "tags",
+    "consumers",
+)
+
+
+def _shared(value: _T) -> _T:
+    if len(_SHARED) > _SHARED_MAX:
+        _SHARED.clear()
+    try:
+        return cast(_T, _SHARED.setdefault(value, value))
+    except TypeError:  # unhashable (a dict inside): keep this one
+        return value
+
+
+def _share_fields_set(value: Any) -> None:
+    """Share the fields sets of ``value`` and of every model inside it (tuples, dict values)."""
+    if isinstance(value, BaseModel):
+        fields = value.__pydantic_fields_set__
+        key = ("fields set", type(value), frozenset(fields))
+        object.__setattr__(value, "__pydantic_fields_set__", _shared_key(key, fields))
+        for item in value.__dict__.values():
+            _share_fields_set(item)
+    elif isinstance(value, tuple):
+        for item in value:
+            _share_fields_set(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _share_fields_set(item)
+
+
+def _shared_key(key: Any, value: _T) -> _T:
+    if len(_SHARED) > _SHARED_MAX:
+        _SHARED.clear()
+    return cast(_T, _SHARED.setdefault(key, value))
+
+
+def _compact(asset: MonitoredAsset) -> None:
+    _share_fields_set(asset)
+    fields = asset.__dict__
+    for name in _INTERNED_FIELDS:  # equal values only: the asset's fields keep their values
+        fields[name] = _shared(fields[name])
 
 
 # --- people, servers, custom properties -------------------------------------------------------------

@@ -127,8 +127,8 @@ class Engine:
         return st
 
     def load(self, states: Iterable[AssetState]) -> None:
-        for st in states:
-            self.states[st.asset_id] = st
+        for st in states:  # restored from the changelog: one fields set for all (bench/state.py, memory)
+            self.states[st.asset_id] = st.share_fields_set()
 
     def drop(self, asset_ids: Iterable[str]) -> None:
         for aid in asset_ids:
