@@ -275,4 +275,4 @@ async def test_delivery_skips_only_rejected_records_and_never_resends() -> None:
     items = [(SimpleNamespace(offset=i), None, [{"id": x}]) for i, x in enumerate("abcdefg")]
     failed = await sink._deliver(items)  # type: ignore[arg-type]
     assert t.sent == ["a", "b", "d", "e", "g"]  # in order, each once, across an outage and two rejections
-    assert [(rec.offset, reason) for rec, reason in failed] == [(2, "rejected c"), (5, "rejected f")]
+    assert [(rec.offset, reason) for rec, reason in failed] == [(2, "rejected c"), (5, "rejected f")]  # type: ignore[attr-defined]
