@@ -34,7 +34,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install services tools
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q --durations=15 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
