@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
 
     from floe_stream.contracts.models import MonitoredAsset
-    from floe_stream.processors.checks.base import Check
+    from floe_stream.processors.checks.base import Check, ExplainContext
     from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation
     from floe_stream.topics.check_result import CheckResult
 
@@ -359,6 +359,9 @@ class InstrumentedCheck:
         if evs:  # [] = the check did not apply: no evaluation, nothing to measure
             self._done(asset, evs, t0)
         return evs
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        return self.inner.explain(asset, ex)  # a description, not an evaluation: nothing to measure
 
     def _done(self, asset: MonitoredAsset, evs: list[Evaluation], t0: int) -> None:
         t1 = time.perf_counter_ns()
