@@ -494,6 +494,14 @@ async def test_runner_pauses_its_partitions_and_keeps_polling_while_the_destinat
     assert fake.polls == polls
     lines = [r.getMessage() for r in caplog.records if "partitions" in r.getMessage()]
     assert len(lines) == 2 and "2 partitions paused" in lines[0] and "3 partitions resumed" in lines[1]
+
+    sink.up.clear()  # down again, then the service stops: the batch is not written, the partitions resumed
+    handling = asyncio.create_task(runner.handle({tp0: [rec]}))
+    await asyncio.wait_for(_until(lambda: bool(runner.paused)), 5)
+    runner.request_stop()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.wait_for(handling, 5)
+    assert fake.paused() == set() and not runner.paused and sink.log == ["write a", "flush"]
     await real.stop()
 
 
