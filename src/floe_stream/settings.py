@@ -65,6 +65,13 @@ class KafkaSettings(BaseModel):
     fetch_max_wait_ms: int = Field(default=50, ge=1)
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=1_000,
+        description="a member that does not poll for this long leaves its group (aiokafka's default). A sink "
+        "waiting for its destination pauses its partitions and keeps polling, so an outage longer than this "
+        "does not rebalance the group",
+    )
     max_batch_records: int = Field(default=1_000, ge=1)
     commit_interval_ms: int = Field(
         default=1_000,

@@ -83,6 +83,7 @@ def make_consumer(
         "fetch_max_wait_ms": cfg.fetch_max_wait_ms,
         "session_timeout_ms": cfg.session_timeout_ms,
         "heartbeat_interval_ms": cfg.heartbeat_interval_ms,
+        "max_poll_interval_ms": cfg.max_poll_interval_ms,
         "max_partition_fetch_bytes": cfg.max_request_size,
         "fetch_max_bytes": max(cfg.max_request_size * 4, 50 * 1024 * 1024),
         # Co-partitioning: the same partition number of every input topic goes to the same member.
