@@ -108,3 +108,54 @@ async def test_an_outage_longer_than_max_poll_interval_pauses_the_partitions_wit
         assert len(assignments) == 1 and revocations == []  # the member never left the group
         jobs = sorted(e["job"]["name"] for e in m.events)  # every violation delivered exactly once
         assert jobs == sorted(f"test-pipeline.test.asset{i}.freshness" for i in range(6))
+
+
+async def test_an_alert_channel_backing_off_pauses_the_partitions_and_keeps_the_member(
+    kafka_settings: Settings,
+) -> None:
+    """The alerts sink's channel retries (their own backoff, not the runtime's) pause the partitions too: a
+    webhook answering 503 for three max_poll_intervals, then 200: one delivery, no rebalance."""
+    from datetime import UTC, datetime
+
+    from floe_stream.runtime.app import alerts_sink
+    from tests.integration.receivers import HttpReceiver, Reply
+    from tests.integration.receivers import publish_violations as publish_alerts
+    from tests.integration.test_alerts_faults import hook_cfg
+    from tests.unit.alert_factory import violation as alert_violation
+
+    s = kafka_settings.model_copy(update={
+        "kafka": kafka_settings.kafka.model_copy(update={"max_poll_interval_ms": MAX_POLL_INTERVAL_MS}),
+    })  # fmt: skip
+    loop = asyncio.get_running_loop()
+    up_at = float("inf")
+
+    def reply(_: object) -> Reply:
+        return Reply(200) if loop.time() >= up_at else Reply(503, b"down")
+
+    async with HttpReceiver(handler=reply) as hook:
+        cfg = hook_cfg(hook.url, max_attempts=100, backoff_initial_s=0.2, backoff_max_s=0.5)
+        sink = alerts_sink(s, cfg)
+        assignments: list[list[TopicPartition]] = []
+
+        async def on_assigned(tps: list[TopicPartition]) -> None:
+            assignments.append(tps)
+
+        sink.on_assigned = on_assigned  # type: ignore[method-assign]
+        async with Running(sink):
+            await wait_for(lambda: sink.ever_assigned, timeout=30)
+            assigned = set(sink.assigned)
+            up_at = loop.time() + OUTAGE_S
+            await publish_alerts(s, [alert_violation("orders.v1", at=datetime.now(UTC))])
+            await wait_for(lambda: sink.paused, timeout=20)
+            while loop.time() < up_at - 0.5:
+                assert sink.consumer.paused() == assigned
+                assert sink.health_details().get("paused_partitions") == len(assigned)
+                await asyncio.sleep(0.5)
+            await wait_for(lambda: sink.sink.delivered == 1 and not sink.paused, timeout=30)
+            await asyncio.sleep(1.0)  # a replay after a rebalance would deliver a second time
+            assert sink.consumer.paused() == set()
+        assert len(assignments) == 1  # the member never left the group
+        assert sink.sink.delivered == 1
+        assert (
+            sum(1 for r in hook.requests if r.at >= up_at) == 1
+        )  # delivered once, when the webhook was back

@@ -74,8 +74,13 @@ class Dispatcher:
         *,
         stopping: asyncio.Event | None = None,
         rng: random.Random | None = None,
+        on_destination: Callable[[bool, str], None] | None = None,
     ) -> None:
         self.channels = channels
+        self.on_destination = on_destination
+        """``(degraded, what)``: True when a first delivery starts backing off, False when none is left (the
+        runtime pauses the sink's partitions meanwhile, so a long retry budget keeps the member in its group)."""
+        self.backing_off = 0  # deliveries between a retryable failure and their last attempt
         self.store = store
         self.policy = policy
         self.dead_letter = dead_letter
@@ -165,6 +170,26 @@ class Dispatcher:
         return Outcome(n.notification_id, n.channel, "dead_lettered", attempts, reason)
 
     async def _attempts(self, ch: Channel, n: Notification) -> tuple[int, str | None]:
+        backing_off = False
+
+        def first_retry() -> None:
+            nonlocal backing_off
+            backing_off = True
+            self.backing_off += 1
+            if self.backing_off == 1 and self.on_destination is not None:
+                self.on_destination(True, f"alert channel {ch.name}")
+
+        try:
+            return await self._attempt_loop(ch, n, first_retry)
+        finally:
+            if backing_off:
+                self.backing_off -= 1
+                if self.backing_off == 0 and self.on_destination is not None:
+                    self.on_destination(False, f"alert channel {ch.name}")
+
+    async def _attempt_loop(
+        self, ch: Channel, n: Notification, first_retry: Callable[[], None]
+    ) -> tuple[int, str | None]:
         cfg = ch.config
         # the channel's own timeout bounds each HTTP call; this guard also bounds SMTP and multi-request sends
         guard = cfg.timeout_s * max(1, len(n.alerts)) + 1.0
@@ -184,6 +209,8 @@ class Dispatcher:
             alert_instruments().attempt_failures.add(1, {"channel": ch.name})
             if not err.retryable or attempt >= cfg.max_attempts:
                 return attempt, err.reason
+            if attempt == 1:
+                first_retry()
             delay = backoff_delay(cfg, attempt, err.retry_after, self.rng)
             log.warning("delivery to %s failed (attempt %d/%d): %s; retrying in %.2fs",
                         ch.name, attempt, cfg.max_attempts, err.reason, delay)  # fmt: skip

@@ -172,7 +172,12 @@ class AlertSink:
             self.pool = await create_pool(self.settings.database)
         self.store = AlertStore(self.pool, self.instance_id)
         self.dispatcher = Dispatcher(
-            self.channels, self.store, self.policy, self._dead_letter, stopping=ctx.stopping
+            self.channels,
+            self.store,
+            self.policy,
+            self._dead_letter,
+            stopping=ctx.stopping,
+            on_destination=ctx.on_destination,
         )
         if any(ch.resend_while_firing for ch in self.channels.values()):
             self._resend_task = asyncio.create_task(self._resend_loop(), name="alerts-resend")
