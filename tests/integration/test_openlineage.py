@@ -461,3 +461,38 @@ async def test_file_and_console_shorthands(
         json.loads(r.getMessage()) for r in caplog.records if r.name == "openlineage.client.transport.console"
     ]
     assert printed == written  # deterministic events: the same on every transport
+
+
+async def test_async_http_failures_are_retried_until_every_event_arrives(
+    settings: Settings, schemas: LineageSchemas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OPENLINEAGE__TRANSPORT__TYPE=async_http`` delivers in the background and only counts failures: floe
+    waits for each batch and retries it when any event failed (here: its own retries off, Marquez down for the
+    first requests). Nothing is lost; an event that had gone out may arrive twice (identical)."""
+    async with marquez() as m:
+        m.fail_next = 3
+        monkeypatch.delenv("OPENLINEAGE_CONFIG", raising=False)
+        monkeypatch.delenv("OPENLINEAGE_URL", raising=False)
+        monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "async_http")
+        monkeypatch.setenv("OPENLINEAGE__TRANSPORT__URL", f"http://127.0.0.1:{m.port}")
+        monkeypatch.setenv("OPENLINEAGE__TRANSPORT__RETRY", '{"total": 0}')
+        s = settings.model_copy(update={"openlineage": OpenLineageSettings(retry_backoff_s=0.05)})
+        sink = openlineage_sink(s)
+        degraded = []
+        async with Running(sink):
+            await publish_violations(s, [
+                violation("test.fast", CheckType.FRESHNESS),
+                violation("test.fast", CheckType.QUALITY, element="amount"),
+                resolved("test.fast", CheckType.FRESHNESS),
+            ])  # fmt: skip
+            await wait_for(lambda: degraded.append(sink.sink.degraded) or sink.sink.emitted == 3, timeout=60)
+            assert sink.sink.transport.describe() == "async_http"  # type: ignore[attr-defined]
+        assert True in degraded and sink.sink.dead == 0
+        got = list(dict.fromkeys((e["eventType"], e["job"]["name"]) for e in m.events))
+        assert sorted(got) == sorted([
+            ("FAIL", "test-pipeline.test.fast.freshness"),
+            ("FAIL", "test-pipeline.test.fast.quality"),
+            ("COMPLETE", "test-pipeline.test.fast.freshness"),
+        ])  # fmt: skip
+        for ev in m.events:
+            assert schemas.errors(ev) == [], ev

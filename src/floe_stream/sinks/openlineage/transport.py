@@ -18,6 +18,8 @@ its producer (:class:`_WatchedProducer`): every produced message is accounted fo
 batch ends with one flush bounded by ``timeout_s``, and an error or a message still undelivered then is a
 transient failure from that event on (the queued rest is purged). A message that was in flight when the flush
 gave up may still arrive: the retry then re-sends an identical event (events are deterministic), never loses one.
+async_http delivers in the background and only counts failures: the adapter waits for the batch (bounded) and any
+failure — a rejection included — fails the whole batch transiently.
 """
 
 from __future__ import annotations
@@ -150,10 +152,14 @@ def client_transport() -> OLTransport:
 
 
 def children(t: Any) -> Iterator[Any]:
-    """``t`` and, for a composite, every transport inside it."""
+    """``t`` and every transport inside it: a composite's ``transports``, a transform's ``transport``,
+    datadog's ``http`` / ``async_http``."""
     yield t
-    for child in getattr(t, "transports", None) or ():  # CompositeTransport.transports
-        yield from children(child)
+    inner = [*(getattr(t, "transports", None) or ())]
+    inner += [c for c in (getattr(t, a, None) for a in ("transport", "http", "async_http")) if c is not None]
+    for child in inner:
+        if hasattr(child, "emit"):
+            yield from children(child)
 
 
 # --- Kafka delivery accounting -----------------------------------------------------------------------------
@@ -234,7 +240,7 @@ def _watch_kafka(t: Any, flush_timeout_s: float) -> _WatchedProducer | None:
 def run_key(ev: Event) -> str:
     """openlineage-python's Kafka key for a RunEvent (``run:<namespace>/<name>`` of the root/parent/own job),
     computed for floe's dict events (the library computes it for its typed events only)."""
-    parent = (ev.get("run") or {}).get("facets", {}).get("parent") or {}
+    parent = ((ev.get("run") or {}).get("facets") or {}).get("parent") or {}
     for job in ((parent.get("root") or {}).get("job"), parent.get("job"), ev.get("job")):
         if job and job.get("namespace") and job.get("name"):
             return f"run:{job['namespace']}/{job['name']}"
@@ -368,15 +374,15 @@ class OpenLineageTransport:
 
         return [t for t in children(self.transport) if isinstance(t, AsyncHttpTransport)]
 
-    def _async_http_failed(self) -> list[int]:
-        return [t.get_stats()["failed"] for t in self._async_http()]
+    def _async_http_failed(self) -> dict[int, int]:
+        return {id(t): t.get_stats()["failed"] for t in self._async_http()}
 
-    def _check_async_http(self, failed_before: list[int]) -> None:
+    def _check_async_http(self, failed_before: dict[int, int]) -> None:
         """async_http delivers in the background and only counts failures: wait (bounded) for the batch, and a
         failure or an event still pending fails the whole batch (transiently; it is sent again)."""
-        for t, before in zip(self._async_http(), failed_before, strict=True):
+        for t in self._async_http():
             finished = t.wait_for_completion(self.cfg.timeout_s)
-            if not finished or t.get_stats()["failed"] > before:
+            if not finished or t.get_stats()["failed"] > failed_before.get(id(t), 0):
                 raise TransportError(
                     "openlineage async_http: events failed or not delivered in time", permanent=False
                 )
