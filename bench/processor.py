@@ -86,7 +86,7 @@ def event(i: int, asset: str, stale: bool = False, drift: bool | None = None) ->
         labels={"env": "bench", "team": "platform"},
         columns=None if drift is None else ([*COLUMNS, ObservedColumn(name=f"extra_{i}", type="string")] if drift else COLUMNS),
     )  # fmt: skip
-    return ev.model_dump_json().encode()
+    return ev.model_dump_json(exclude_none=True).encode()  # unset fields omitted, as hooks send them
 
 
 async def raw_pass_through(k: KafkaSettings, n: int, partitions: int) -> float:
@@ -281,30 +281,45 @@ async def passthrough_latency(k: KafkaSettings, rate: float, seconds: float, par
     return lat[int(rate) :]
 
 
-async def processor_latency(
-    s: Settings, rate: float, seconds: float, log: Path, every: int = 1
-) -> list[float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # earlier children (the forwarder) excluded
-    cpu_before = before.ru_utime + before.ru_stime
+def processor_env(s: Settings, group_suffix: str, src: Path | None = None) -> dict[str, str]:
+    """The environment of a `floe run processor` subprocess on these settings; ``src``: run the floe_stream
+    package of that source tree instead of the installed one (bench/versus.py: an older commit)."""
     env = {
         **os.environ,
         "FLOE_KAFKA__BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
         "FLOE_KAFKA__TOPIC_PREFIX": s.kafka.topic_prefix,
-        "FLOE_KAFKA__GROUP_PREFIX": s.kafka.group_prefix + "-lat",
+        "FLOE_KAFKA__GROUP_PREFIX": s.kafka.group_prefix + group_suffix,
         "FLOE_KAFKA__FETCH_MAX_WAIT_MS": str(s.kafka.fetch_max_wait_ms),
         "FLOE_KAFKA__LINGER_MS": "0",
         "FLOE_KAFKA__SESSION_TIMEOUT_MS": "6000",
         "FLOE_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
-        "FLOE_KAFKA__PROCESSING_GUARANTEE": s.kafka.processing_guarantee,
         "FLOE_KAFKA__COMMIT_INTERVAL_MS": str(s.kafka.commit_interval_ms),
         "FLOE_CONTRACTS_DIR": str(s.contracts_dir),
         "FLOE_CLOCK_SKEW_S": "0",
         "FLOE_HEALTH_PORT": "-1",
         "FLOE_LOG_LEVEL": "WARNING",
     }
-    floe = Path(sys.executable).parent / "floe"
+    if s.kafka.exactly_once:  # only then: an older commit without the setting still starts
+        env["FLOE_KAFKA__PROCESSING_GUARANTEE"] = s.kafka.processing_guarantee
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    return env
+
+
+def processor_cmd(src: Path | None = None) -> list[str]:
+    if src is not None:  # that tree's CLI, with this venv's interpreter and dependencies
+        return [sys.executable, "-c", "from floe_stream.cli.main import main; main()", "run", "processor"]
+    return [str(Path(sys.executable).parent / "floe"), "run", "processor"]
+
+
+async def processor_latency(
+    s: Settings, rate: float, seconds: float, log: Path, every: int = 1, src: Path | None = None
+) -> list[float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # earlier children (the forwarder) excluded
+    cpu_before = before.ru_utime + before.ru_stime
+    env = processor_env(s, "-lat", src)
     with open(log, "ab") as fh:
-        cmd = [str(floe), "run", "processor"]
+        cmd = processor_cmd(src)
         if os.environ.get("FLOE_BENCH_PROFILE"):  # cProfile the processor process (written on SIGTERM)
             cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["FLOE_BENCH_PROFILE"], *cmd]
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=fh, stderr=fh)

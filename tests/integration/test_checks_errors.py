@@ -4,10 +4,12 @@ results and violations as usual, and nothing dead-lettered (the event is not los
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.checks.freshness import FreshnessCheck
 from floe_stream.processors.checks.quality import QualityCheck
 from floe_stream.processors.engine import Engine
@@ -32,6 +34,9 @@ class BrokenDrift:
         raise RuntimeError("bug in the drift check")
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
+        return []
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
         return []
 
 

@@ -189,3 +189,30 @@ async def _count(conn: asyncpg.Connection, sql: str, expected: int) -> bool:
     n = await conn.fetchval(sql)
     assert n <= expected, f"{sql}: {n} > {expected}"
     return bool(n == expected)
+
+
+async def test_a_backlog_is_written_in_few_large_writes_bounded_by_flush_max_records(
+    kafka_settings: Settings,
+) -> None:
+    """Catching up on a backlog, the sink collects several fetches into one write (``sink.flush_max_records``),
+    which is what makes it fast (bench.sink); every result is still written exactly once and committed."""
+    s = kafka_settings.model_copy(
+        update={
+            "kafka": kafka_settings.kafka.model_copy(update={"max_batch_records": 200}),
+            "sink": kafka_settings.sink.model_copy(update={"flush_max_records": 1_000}),
+        }
+    )
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    backlog = [(f"a{i % 50}", result(i, at + timedelta(seconds=i), asset=f"a{i % 50}")) for i in range(2_000)]
+    await publish(s, TopicKey.CHECK_RESULTS, backlog)
+    sink = postgres_sink(s)
+    conn = await asyncpg.connect(s.database.dsn.get_secret_value())
+    try:
+        async with Running(sink):
+            await wait_for(lambda: _count(conn, "SELECT count(*) FROM check_results", 2_000), timeout=60)
+        # fetches of 200 would make 10 writes; collected, at most 1,000 per write: 2 when the whole backlog
+        # is already fetched, a few more when a partition's fetch lands late
+        assert 2 <= sink.batches < 10, sink.batches
+        assert await conn.fetchval("SELECT sum(checks_run) FROM daily_aggregates") == 2_000
+    finally:
+        await conn.close()

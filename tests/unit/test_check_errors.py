@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from floe_stream.contracts.models import ColumnSpec, FreshnessSla, MonitoredAsset
+from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.checks.freshness import FreshnessCheck
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation
@@ -34,6 +36,9 @@ class Broken:
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         raise ZeroDivisionError("division by zero")
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        return []
 
 
 def update(at: datetime, eid: str = "e1") -> AssetUpdate:

@@ -10,8 +10,14 @@ from click.testing import CliRunner
 
 from floe_stream.cli.main import main
 from floe_stream.contracts.loader import load_contract
+from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.explain import explain_contract
 from floe_stream.processors.policy import CheckPolicy
+from floe_stream.processors.registry import CHECKS
+from floe_stream.telemetry.metrics import BatchMetrics, instrument_checks
+
+EXAMPLES = Path(__file__).parents[2] / "src" / "floe_stream" / "examples" / "contracts"
 
 CONTRACT = """apiVersion: v3.1.0
 kind: DataContract
@@ -98,3 +104,42 @@ def test_cli_text_and_json(tmp_path: Path) -> None:
     )
     as_json = CliRunner().invoke(main, ["contracts", "explain", "--format", "json", str(tmp_path)])
     assert json.loads(as_json.output)[0]["assets"][0]["asset"] == "orders"
+
+
+def _assets(tmp_path: Path) -> list[MonitoredAsset]:
+    """The shipped example contracts' assets and this file's every-SLA contract's."""
+    path = tmp_path / "c.odcs.yaml"
+    path.write_text(CONTRACT)
+    paths = [*sorted(EXAMPLES.glob("*.odcs.yaml")), path]
+    return [a for p in paths for a in load_contract(p).assets]
+
+
+def test_every_registered_check_explains_itself(tmp_path: Path) -> None:
+    """A check in registry.py is shown by `floe contracts explain` from its own explain(), under its own
+    name, for an asset it applies to, and not at all for an asset without anything it judges."""
+    assets = _assets(tmp_path)
+    bare = MonitoredAsset(
+        asset_id="bare", contract_id="c", contract_name="c", contract_version="1", table="t"
+    )
+    for check in CHECKS:
+        entries = [e for a in assets for e in check.explain(a, ExplainContext(CheckPolicy()))]
+        assert entries, f"{type(check).__name__} explains itself for none of the example assets"
+        for e in entries:
+            assert set(e) == {"check", "evaluates", "measured", "severity"}
+            assert e["check"] == check.check_type.value
+            assert e["evaluates"] and e["measured"] and e["severity"]
+        assert check.explain(bare, ExplainContext(CheckPolicy())) == []
+
+
+def test_explain_is_in_registry_order_and_instrumented_checks_explain_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "c.odcs.yaml"
+    path.write_text(CONTRACT)
+    contract = load_contract(path)
+    plain = explain_contract(contract, CheckPolicy())
+    order = [c.check_type.value for c in CHECKS]
+    (asset,) = plain["assets"]
+    shown = [c["check"] for c in asset["checks"]]
+    assert shown == sorted(shown, key=order.index)
+    assert shown.index("retention") < shown.index("lifecycle")  # as before checks explained themselves
+    instrumented = instrument_checks(CHECKS, BatchMetrics(lambda a: "every-sla"))
+    assert explain_contract(contract, CheckPolicy(), checks=instrumented) == plain

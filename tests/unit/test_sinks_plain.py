@@ -5,6 +5,7 @@ real broker and database in tests/integration (built by the composition root, ru
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -393,3 +394,117 @@ async def test_openlineage_sink_dead_letters_after_max_retries_through_the_one_r
     await sink.write(batch)  # one retry, then the record goes to the dead-letter topic; the batch commits
     assert t.outages == 3 and t.sent == [] and ctx.alive == 2
     assert [reason for _, reason, _ in batch.rejected] == ["connection refused"]
+
+
+class PausableConsumer:
+    """aiokafka's pause/resume/paused/assignment/getmany/seek in memory: a poll returns the waiting records of
+    the partitions not paused (a real consumer's prefetched records of a paused partition are dropped)."""
+
+    def __init__(self, tps: set[TopicPartition]) -> None:
+        self.tps = set(tps)
+        self.paused_tps: set[TopicPartition] = set()
+        self.waiting: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        self.polls = 0
+        self.returned: list[ConsumerRecord[bytes, bytes]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.tps)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused_tps.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused_tps.difference_update(tps)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.paused_tps)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        raise AssertionError("nothing to seek back: every assigned partition is paused before each poll")
+
+    async def getmany(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        self.polls += 1
+        out = {tp: recs for tp, recs in self.waiting.items() if tp not in self.paused_tps}
+        for tp in out:
+            del self.waiting[tp]
+        self.returned.extend(r for recs in out.values() for r in recs)
+        await asyncio.sleep(timeout_ms / 1000)
+        return out
+
+
+class DownSink(FakeSink):
+    """Its destination refuses writes (transient) until ``up`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = asyncio.Event()
+        self.ctx: SinkContext | None = None
+
+    async def start(self, ctx: SinkContext) -> None:
+        self.ctx = ctx
+
+    async def write(self, batch: SinkBatch) -> None:
+        async def attempt() -> None:
+            if not self.up.is_set():
+                raise ConnectionRefusedError("destination down")
+            self.log.append("write " + ",".join(r.value for r in batch.records))
+
+        assert self.ctx is not None
+        await self.ctx.retry(attempt, "destination")
+
+
+async def test_runner_pauses_its_partitions_and_keeps_polling_while_the_destination_is_down(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from floe_stream.runtime import service, sink_runtime
+
+    caplog.set_level(logging.INFO, logger=service.__name__)
+    monkeypatch.setattr(service, "KEEPALIVE_POLL_MS", 5)
+    monkeypatch.setattr(sink_runtime, "BACKOFF_START_S", 0.01)
+    monkeypatch.setattr(sink_runtime, "BACKOFF_MAX_S", 0.02)
+    s = Settings()
+    sink = DownSink()
+    runner = SinkRunner(s, sink)
+    await sink.start(runner.context())
+    topic = topic_name(s.kafka.topic_prefix, TopicKey.CHECK_RESULTS)
+    tp0, tp1, tp2 = (TopicPartition(topic, p) for p in range(3))
+    real, fake = runner.consumer, PausableConsumer({tp0, tp1})
+    runner.consumer = fake  # type: ignore[assignment]
+    rec = ConsumerRecord(topic, 0, 7, 0, 0, b"k", b"a", None, 1, 1, [])
+    handling = asyncio.create_task(runner.handle({tp0: [rec]}))
+
+    await asyncio.wait_for(_until(lambda: fake.polls >= 3), 5)  # the member keeps polling
+    assert fake.paused() == {tp0, tp1} and runner.health_details()["paused_partitions"] == 2
+    assert runner.paused_observations() == [({"group": runner.group_id}, 2.0)]
+    fake.tps.add(tp2)  # assigned meanwhile, with a record waiting: paused before the next poll, not fetched
+    fake.waiting[tp2] = [ConsumerRecord(topic, 2, 0, 0, 0, b"k", b"b", None, 1, 1, [])]
+    polls = fake.polls
+    await asyncio.wait_for(_until(lambda: fake.polls >= polls + 2), 5)
+    assert fake.returned == [] and fake.paused() == {tp0, tp1, tp2}
+    assert not handling.done()  # the batch in hand waits
+
+    sink.up.set()  # the destination is back: written once, resumed, the keepalive stopped
+    await asyncio.wait_for(handling, 5)
+    assert sink.log == ["write a", "flush"]
+    assert fake.paused() == set() and "paused_partitions" not in runner.health_details()
+    polls = fake.polls
+    await asyncio.sleep(0.05)
+    assert fake.polls == polls
+    lines = [r.getMessage() for r in caplog.records if "partitions" in r.getMessage()]
+    assert len(lines) == 2 and "2 partitions paused" in lines[0] and "3 partitions resumed" in lines[1]
+
+    sink.up.clear()  # down again, then the service stops: the batch is not written, the partitions resumed
+    handling = asyncio.create_task(runner.handle({tp0: [rec]}))
+    await asyncio.wait_for(_until(lambda: bool(runner.paused)), 5)
+    runner.request_stop()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.wait_for(handling, 5)
+    assert fake.paused() == set() and not runner.paused and sink.log == ["write a", "flush"]
+    await real.stop()
+
+
+async def _until(predicate: Any) -> None:
+    while not predicate():
+        await asyncio.sleep(0.001)

@@ -1,121 +1,42 @@
 """``floe contracts explain``: for each asset, every check floe will run with its resolved thresholds,
 severities and overrides, and for every SLA property and quality rule of the contract, the check that
-evaluates it or why it cannot be evaluated. Pure: contracts in, plain data out (the CLI prints it)."""
+evaluates it or why it cannot be evaluated. Pure: contracts in, plain data out (the CLI prints it).
+
+What each check judges is the check's own ``explain()`` (``processors/checks/``), in the order of
+``processors/registry.py``; this module adds only what is common to an asset (episodes, SLA properties,
+what is not evaluated)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from floe_stream.contracts.models import LoadedContract, MonitoredAsset
+from floe_stream.processors.checks.base import Check, ExplainContext, ProbeOf, fmt_duration
 from floe_stream.processors.policy import CheckPolicy, resolve_policy
+from floe_stream.processors.registry import CHECKS
 
 __all__ = ["explain_asset", "explain_contract", "render_text"]
 
 
-def _fmt_s(seconds: float) -> str:
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
-ProbeOf = Callable[[MonitoredAsset], str]
-"""Where an asset is pinged, as shown (the caller passes it: probes/ is a layer above processors/)."""
-
-
 def explain_asset(
-    asset: MonitoredAsset, base: CheckPolicy, warnings: tuple[str, ...] = (), probe_of: ProbeOf | None = None
+    asset: MonitoredAsset,
+    base: CheckPolicy,
+    warnings: tuple[str, ...] = (),
+    probe_of: ProbeOf | None = None,
+    *,
+    checks: Sequence[Check] = CHECKS,
 ) -> dict[str, Any]:
     policy, problem = resolve_policy(base, asset.floe)
     overrides = asset.floe.checks.values() if asset.floe.checks else {}
-    severities = (
-        f"INFO at {policy.info_at:.0%} of the SLA, WARNING at {policy.warning_at:.0%}, ERROR on breach"
-    )
-    checks: list[dict[str, Any]] = []
-    if asset.freshness is not None:
-        f = asset.freshness
-        checks.append({
-            "check": "freshness",
-            "evaluates": f"{f.source_property} {_fmt_s(f.threshold_s)}",
-            "measured": f"now (or arrival) minus the newest {f.element or 'update time'}; on every update and tick",
-            "severity": severities,
-        })  # fmt: skip
-    if asset.columns:
-        checks.append({
-            "check": "schema_drift",
-            "evaluates": f"{len(asset.columns)} declared column(s)",
-            "measured": "observed columns of each update (Iceberg schema, OpenLineage schema facet, materialization)",
-            "severity": "removed/type-changed column ERROR, added column WARNING",
-        })  # fmt: skip
-    if asset.quality_rules:
-        checks.append({
-            "check": "quality",
-            "evaluates": [
-                f"{r.name}: {r.metric} {r.operator} {r.threshold} {r.unit}"
-                + (f" (severity {r.severity})" if r.severity else "")
-                + (f" weight {r.weight:g}" if r.weight != 1 else "")
-                for r in asset.quality_rules
-            ],
-            "measured": "producer-reported results re-judged by the rules; weighted score",
-            "severity": f"score below {policy.quality_threshold:.0%} ERROR; each failed rule its own episode",
-        })  # fmt: skip
-    if asset.availability is not None:
-        where = probe_of(asset) if probe_of is not None else "the probe target"
-        checks.append({
-            "check": "availability",
-            "evaluates": f"availability {asset.availability.target_ratio:.3%}",
-            "measured": (
-                f"ping {where} every {_fmt_s(policy.ping_interval_s)} (timeout {_fmt_s(policy.ping_timeout_s)}); "
-                f"ratio over {_fmt_s(policy.availability_window_s)}"
-            ),
-            "severity": severities.replace("SLA", "error budget"),
-        })  # fmt: skip
-    if asset.frequency is not None:
-        fr = asset.frequency
-        checks.append({
-            "check": "frequency",
-            "evaluates": f"cron '{fr.cron}' ({fr.timezone})" if fr.cron else f"every {_fmt_s(fr.interval_s or 0)}",
-            "measured": "arrival of updates; a run without an update within 10 % of its period is missed",
-            "severity": "missed run ERROR",
-        })  # fmt: skip
-    for toa in asset.time_of_availability:
-        checks.append({
-            "check": "time_of_availability",
-            "evaluates": f"by {toa.deadline.isoformat('minutes')} {toa.timezone} daily",
-            "measured": "an update between the previous deadline and this one (wall clock, DST-aware)",
-            "severity": "missed deadline ERROR",
-        })  # fmt: skip
-    if asset.retention is not None:
-        checks.append({
-            "check": "retention",
-            "evaluates": f"retention {_fmt_s(asset.retention.period_s)}",
-            "measured": "the oldest row a producer reports (oldest_data_timestamp): rows younger than the period "
-            "must still be there; no result for inputs that do not report it",
-            "severity": "rows gone early ERROR",
-        })  # fmt: skip
-    if asset.lifecycle is not None:
-        life = asset.lifecycle
-        checks.append({
-            "check": "lifecycle",
-            "evaluates": ", ".join(
-                f"{name} {at.date().isoformat()}"
-                for name, at in (
-                    ("generalAvailability", life.general_availability),
-                    ("endOfSupport", life.end_of_support),
-                    ("endOfLife", life.end_of_life),
-                )
-                if at is not None
-            ),
-            "measured": f"INFO notice {life.notice_days:g} days before, WARNING once past; to the consumers",
-            "severity": "INFO / WARNING",
-        })  # fmt: skip
+    ex = ExplainContext(policy=policy, probe_of=probe_of)
+    explained = [entry for check in checks for entry in check.explain(asset, ex)]
     episode = (
         f"opens after {policy.fail_after} failing evaluation(s)"
-        + (f" lasting {_fmt_s(policy.fail_for_s)}" if policy.fail_for_s else "")
+        + (f" lasting {fmt_duration(policy.fail_for_s)}" if policy.fail_for_s else "")
         + f", resolves after {policy.resolve_after} pass(es); flapping above {policy.flap_threshold} flips in "
-        f"{_fmt_s(policy.flap_window_s)}; CRITICAL above {policy.critical_count} breaches in "
-        f"{_fmt_s(policy.critical_window_s)}"
+        f"{fmt_duration(policy.flap_window_s)}; CRITICAL above {policy.critical_count} breaches in "
+        f"{fmt_duration(policy.critical_window_s)}"
     )
     table_marks = (f"({asset.table})", f"({asset.table}.")
     return {
@@ -126,7 +47,7 @@ def explain_asset(
         "overrides": overrides,
         "override_problem": problem,
         "episodes": episode,
-        "checks": checks,
+        "checks": explained,
         "sla_properties": [
             {
                 "property": n.property,
@@ -141,12 +62,18 @@ def explain_asset(
 
 
 def explain_contract(
-    contract: LoadedContract, base: CheckPolicy, probe_of: ProbeOf | None = None
+    contract: LoadedContract,
+    base: CheckPolicy,
+    probe_of: ProbeOf | None = None,
+    *,
+    checks: Sequence[Check] = CHECKS,
 ) -> dict[str, Any]:
     return {
         "contract": contract.contract_id,
         "source": contract.source,
-        "assets": [explain_asset(a, base, contract.warnings, probe_of) for a in contract.assets],
+        "assets": [
+            explain_asset(a, base, contract.warnings, probe_of, checks=checks) for a in contract.assets
+        ],
         "notes": [*contract.notes, *(w for w in contract.warnings if "slaProperties" in w)],
     }
 

@@ -1,4 +1,6 @@
-"""The checks the processor runs. A new check is one module in ``checks/`` plus one line here."""
+"""The checks the processor runs, in this order. A new check is one module in ``checks/`` (a class with
+``check_type``, ``on_update``, ``on_tick`` and ``explain``: :class:`~floe_stream.processors.checks.base.Check`)
+plus one line here; its ``explain()`` is what ``floe contracts explain`` shows for it (in this order too)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,6 @@ CHECKS: tuple[Check, ...] = (
     AvailabilityCheck(),
     FrequencyCheck(),
     TimeOfAvailabilityCheck(),
+    RetentionCheck(),  # updates only, LifecycleCheck ticks only: their order matters to explain alone
     LifecycleCheck(),
-    RetentionCheck(),
 )

@@ -110,7 +110,7 @@ async def _read(
     k = settings.kafka
     names = {topic_name(k.topic_prefix, key): key for key in _TOPIC_RANK}
     consumer = make_consumer(k, group_id=None, fetch_max_wait_ms=20)
-    await start_client(consumer)
+    await start_client(consumer, k.bootstrap_servers)
     try:
         counts = await existing_partition_counts(k, list(names))
         tps = [TopicPartition(name, p) for name in names for p in range(counts.get(name, 0))]

@@ -268,7 +268,7 @@ async def publish_contracts(settings: Settings, paths: list[Path]) -> list[tuple
     loaded = [(load_contract(f), f) for f in files]
     topic = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)
     producer = make_producer(settings.kafka, linger_ms=0)
-    await start_client(producer)
+    await start_client(producer, settings.kafka.bootstrap_servers)
     try:
         futures = [await producer.send(topic, f.read_bytes(), key=c.contract_id.encode()) for c, f in loaded]
         await asyncio.gather(*futures)
@@ -281,7 +281,7 @@ async def retire_contracts(settings: Settings, contract_ids: list[str]) -> None:
     """Publish tombstones: every processor stops checking the contracts' assets and resolves their episodes."""
     topic = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)
     producer = make_producer(settings.kafka, linger_ms=0)
-    await start_client(producer)
+    await start_client(producer, settings.kafka.bootstrap_servers)
     try:
         await asyncio.gather(*[await producer.send(topic, None, key=cid.encode()) for cid in contract_ids])
     finally:

@@ -83,6 +83,7 @@ def make_consumer(
         "fetch_max_wait_ms": cfg.fetch_max_wait_ms,
         "session_timeout_ms": cfg.session_timeout_ms,
         "heartbeat_interval_ms": cfg.heartbeat_interval_ms,
+        "max_poll_interval_ms": cfg.max_poll_interval_ms,
         "max_partition_fetch_bytes": cfg.max_request_size,
         "fetch_max_bytes": max(cfg.max_request_size * 4, 50 * 1024 * 1024),
         # Co-partitioning: the same partition number of every input topic goes to the same member.
@@ -95,9 +96,10 @@ def make_consumer(
     return AIOKafkaConsumer(*topics, **kw)
 
 
-async def start_client(client: Any) -> None:
+async def start_client(client: Any, bootstrap_servers: str) -> None:
     """``client.start()``; when the broker is unreachable, close the client before raising (no "Unclosed
-    AIOKafka…" noise after the one-line error) and raise :class:`KafkaUnavailable` naming the setting."""
+    AIOKafka…" noise after the one-line error) and raise :class:`KafkaUnavailable` naming the servers (as
+    configured: nothing is read from the client's internals) and the setting."""
     try:
         await client.start()
     except BaseException as exc:
@@ -105,11 +107,8 @@ async def start_client(client: Any) -> None:
         with contextlib.suppress(Exception):
             await closer()
         if isinstance(exc, KafkaError | OSError):
-            inner = getattr(client, "_client", None) or getattr(client, "client", None)
-            hosts = getattr(inner, "hosts", None) or []
-            where = ",".join(f"{h[0]}:{h[1]}" for h in hosts) or "the bootstrap servers"
             raise KafkaUnavailable(
-                f"cannot reach Kafka at {where} (FLOE_KAFKA__BOOTSTRAP_SERVERS): {type(exc).__name__}"
+                f"cannot reach Kafka at {bootstrap_servers} (FLOE_KAFKA__BOOTSTRAP_SERVERS): {type(exc).__name__}"
             ) from None
         raise
 
@@ -121,7 +120,7 @@ class KafkaUnavailable(Exception):
 async def ensure_topics(cfg: KafkaSettings, keys: Sequence[TopicKey] | None = None) -> list[str]:
     """Create floe's topics (idempotent). Returns the names created."""
     admin = AIOKafkaAdminClient(**cfg.client_kwargs(), client_id=f"{cfg.client_id}-admin")
-    await start_client(admin)
+    await start_client(admin, cfg.bootstrap_servers)
     created: list[str] = []
     try:
         existing = set(await admin.list_topics())
@@ -262,7 +261,7 @@ async def existing_partition_counts(cfg: KafkaSettings, topics: Sequence[str]) -
     """Partition count of each of ``topics`` that exists (a missing one is left out), from the cluster's
     metadata through the admin client (never a consumer's private client)."""
     admin = AIOKafkaAdminClient(**cfg.client_kwargs(), client_id=f"{cfg.client_id}-admin")
-    await start_client(admin)
+    await start_client(admin, cfg.bootstrap_servers)
     try:
         existing = set(await admin.list_topics())
         present = [t for t in topics if t in existing]

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 FETCH_TIMEOUT_MS = 200  # the consume loop's getmany timeout (it returns empty after this when idle)
+KEEPALIVE_POLL_MS = 1000  # the longest poll of a paused consumer (a third of max_poll_interval_ms if shorter)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -88,6 +89,10 @@ class ConsumerService:
         self._lag_at = 0.0
         self._kafka_ok = False  # set once the consumer has started (readiness)
         self._fetched_at: float | None = None  # loop time of the last completed fetch (liveness)
+        self.paused: frozenset[TopicPartition] = frozenset()  # while the handler waits (pause_fetching)
+        self._keepalive: asyncio.Task[None] | None = None  # polls the paused consumer
+        self._keepalive_ended: asyncio.Task[None] | None = None  # cancelled, not reaped yet
+        self._paused_at = 0.0
         track_lag(self)
 
     # --- hooks -----------------------------------------------------------------------------------
@@ -144,6 +149,86 @@ class ConsumerService:
         """Alive while the consume loop turns: a fetch completed within :meth:`stall_bound_s`. (An event loop
         blocked for longer than ``health_loop_lag_s`` is reported by the health server itself.)"""
         return {"consuming": self.fetch_age_s() <= self.stall_bound_s()}
+
+    # --- paused while the handler waits for its destination -----------------------------------------
+    # aiokafka counts max_poll_interval_ms as the time spent outside getmany (SubscriptionState.fetcher_idle_time);
+    # its heartbeat task makes the member leave the group once that passes, so a handler that retries a write
+    # for longer would lose its partitions (the batch replayed by the next owner, the member rejoining). While
+    # the handler waits, every assigned partition is paused and a keepalive task polls the paused consumer:
+    # getmany returns nothing (aiokafka drops prefetched records of a paused partition without moving its
+    # position) but keeps the member in the group. Deadlock check: a rebalance runs in aiokafka's coordinator
+    # task, not inside getmany. Its revoke callback (_Listener) waits for ``lock``, which the waiting handler
+    # holds, exactly as without the pause; the keepalive's getmany meanwhile waits for the new assignment
+    # (``reassignment_in_progress``). Nobody waits for the keepalive: resume cancels it (its poll then returns
+    # no record: the cancellation is raised at its await), so the handler, then the callback, go on. For the
+    # same reason no partition can be assigned while the keepalive polls; a record it gets anyway (a partition
+    # not yet paused) is sought back and fetched again after the resume. A rebalance that another member
+    # starts during an outage still waits for the batch in hand, up to the rebalance timeout (aiokafka: the
+    # session timeout): then this member is dropped, its commit fails, the new owner replays the batch.
+    def pause_fetching(self, reason: str) -> None:
+        """Pause every assigned partition and keep the member in its group by polling the paused consumer,
+        until :meth:`resume_fetching`. Only while :attr:`lock` is held by the handler (no concurrent fetch)."""
+        if self._keepalive is not None:
+            return
+        self._pause_assigned()
+        self._paused_at = asyncio.get_running_loop().time()
+        self._keepalive = asyncio.ensure_future(self._keep_member_alive())
+        log.warning(
+            "%s: %d partitions paused, the member stays in group %s (offsets not committed)",
+            reason,
+            len(self.paused),
+            self.group_id,
+        )
+
+    def resume_fetching(self) -> None:
+        """Stop the keepalive, resume the paused partitions (the consume loop continues where it was)."""
+        task, self._keepalive = self._keepalive, None
+        if task is None:
+            return
+        task.cancel()  # first: a poll in flight then never returns records
+        self._keepalive_ended = task
+        with contextlib.suppress(IllegalStateError):
+            self.consumer.resume(*self.consumer.paused())
+        log.info(
+            "%d partitions resumed after %.1f s paused (group %s)",
+            len(self.paused),
+            asyncio.get_running_loop().time() - self._paused_at,
+            self.group_id,
+        )
+        self.paused = frozenset()
+
+    async def end_pause(self) -> None:
+        """:meth:`resume_fetching`, then reap the keepalive; a fetch error it met is raised here (as the consume
+        loop's would be: the service stops, the batch replays)."""
+        self.resume_fetching()
+        task, self._keepalive_ended = self._keepalive_ended, None
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _pause_assigned(self) -> None:
+        tps = self.consumer.assignment()
+        self.consumer.pause(*tps)
+        self.paused = frozenset(tps)
+
+    async def _keep_member_alive(self) -> None:
+        timeout_ms = max(1, min(KEEPALIVE_POLL_MS, self.settings.kafka.max_poll_interval_ms // 3))
+        try:
+            while True:
+                self._pause_assigned()  # before every poll: nothing is fetched, whatever is assigned now
+                got = await self.consumer.getmany(timeout_ms=timeout_ms)
+                for tp, recs in got.items():
+                    if recs:
+                        with contextlib.suppress(IllegalStateError):
+                            self.consumer.seek(tp, recs[0].offset)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("polling the paused consumer failed (group %s): %s", self.group_id, exc)
+            raise
+
+    def paused_observations(self) -> list[tuple[dict[str, str], float]]:
+        return [({"group": self.group_id}, float(len(self.paused)))]
 
     # --- consumer lag (floe_consumer_lag, read at scrape time) ------------------------------------
     def lag_observations(self) -> list[tuple[dict[str, str], float]]:
@@ -340,6 +425,8 @@ class ConsumerService:
             await pending
 
     async def stop(self) -> None:
+        with contextlib.suppress(KafkaError, RuntimeError):
+            await self.end_pause()
         try:
             await self.drain()  # the last batch's tail and commit, before leaving the group
         except (KafkaError, RuntimeError) as exc:

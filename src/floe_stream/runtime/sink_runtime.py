@@ -2,7 +2,8 @@
 
 A transient error (the destination is down or busy: connection refused/reset, timeouts, PostgreSQL restarting,
 serialization conflicts, deadlocks) is retried with exponential backoff while the batch's offsets stay
-uncommitted; anything else is the record's fault and goes to the dead-letter topic with a reason. The reason
+uncommitted and the runner's partitions are paused (the member keeps polling, so an outage longer than
+``kafka.max_poll_interval_ms`` does not cost the group a rebalance); anything else is the record's fault and goes to the dead-letter topic with a reason. The reason
 format is the same in every sink: ``<context>: <ExceptionType>: <message>`` (a :class:`DecodeError` carries its
 own reason), at most 500 characters, plus the origin headers of :func:`floe_stream.runtime.kafka.dead_letter`.
 """
@@ -165,6 +166,10 @@ class Input:
     on_error: Literal["dead-letter", "skip"] = "dead-letter"
 
 
+def _no_pause(degraded: bool, what: str) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SinkContext:
     """What the runtime lends a sink at start: the stop signal, the retry, side outputs. Nothing of Kafka."""
@@ -172,6 +177,8 @@ class SinkContext:
     stopping: asyncio.Event
     still_working: Callable[[], None]
     publish: Callable[[TopicKey, bytes, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+    on_destination: Callable[[bool, str], None] = _no_pause
+    """``(degraded, what)`` on every retry outcome: the runner pauses its partitions while degraded."""
 
     async def retry(
         self,
@@ -182,13 +189,15 @@ class SinkContext:
         first_delay_s: float | None = None,
         max_retries: int | None = None,
     ) -> T:
-        """:func:`retry_transient` with this runtime's stop signal; while degraded the service stays alive."""
+        """:func:`retry_transient` with this runtime's stop signal; while degraded the service stays alive and
+        its partitions are paused (the group member stays, nothing more is fetched)."""
 
         def state(degraded: bool) -> None:
             if on_state is not None:
                 on_state(degraded)
             if degraded:
                 self.still_working()  # alive (/healthz 200), not ready: a restart would not bring it back
+            self.on_destination(degraded, what)
 
         return await retry_transient(
             fn,
@@ -244,8 +253,11 @@ S = TypeVar("S", bound=Sink)
 class SinkRunner(ConsumerService, Generic[S]):
     """The one sink runtime: consume → decode (bad input dead-lettered with its reason) → ``sink.write`` →
     ``sink.flush`` → dead letters produced → offsets committed. While the destination is down the sink's
-    ``ctx.retry`` holds the batch (offsets uncommitted) and keeps the service alive; /readyz reports the sink's
-    own readiness (503 while degraded) and ``details``; stop finishes the batch, commits, leaves the group."""
+    ``ctx.retry`` holds the batch (offsets uncommitted) and keeps the service alive; the runner pauses every
+    assigned partition and keeps polling, so the member stays in its group however long the outage
+    (``ConsumerService.pause_fetching``; ``details.paused_partitions`` and ``floe_consumer_paused_partitions``
+    meanwhile), and resumes once the write went through. /readyz reports the sink's own readiness (503 while
+    degraded) and ``details``; stop finishes the batch, commits, leaves the group."""
 
     def __init__(self, settings: Settings, sink: S) -> None:
         k = settings.kafka
@@ -256,14 +268,29 @@ class SinkRunner(ConsumerService, Generic[S]):
         self.t_dlq = topic_name(k.topic_prefix, TopicKey.DLQ)
         self.partitions: dict[str, int] = {}
         self.records_dead_lettered = 0  # undecodable or rejected input records
+        self._writing = False  # inside handle's write/flush, holding the lock: pausing is safe
         super().__init__(settings, list(self._inputs), f"{k.group_prefix}-{sink.name}")
+
+    def context(self) -> SinkContext:
+        """What the sink gets at start."""
+        return SinkContext(
+            stopping=self._stopping,
+            still_working=self.still_working,
+            publish=self._publish,
+            on_destination=self._on_destination,
+        )
 
     async def setup(self) -> None:
         k = self.settings.kafka
         outputs = [topic_name(k.topic_prefix, t) for t in self.sink.outputs]
         self.partitions = await partition_counts(k, [self.t_dlq, *outputs])
-        ctx = SinkContext(stopping=self._stopping, still_working=self.still_working, publish=self._publish)
-        await self.sink.start(ctx)
+        await self.sink.start(self.context())
+
+    def _on_destination(self, degraded: bool, what: str) -> None:
+        if not degraded:
+            self.resume_fetching()
+        elif self._writing:  # a retry outside the batch's write (none today) must not poll beside the loop
+            self.pause_fetching(f"{self.name}: {what} unavailable")
 
     async def teardown(self) -> None:
         await self.sink.close()
@@ -283,26 +310,48 @@ class SinkRunner(ConsumerService, Generic[S]):
         return checks
 
     def health_details(self) -> dict[str, Any]:
-        return self.sink.health_details()
+        details = self.sink.health_details()
+        if self.paused:
+            details = {**details, "paused_partitions": len(self.paused)}
+        return details
 
     def stall_allowance_s(self) -> float:
         return self.sink.stall_allowance_s()
 
     async def process(self, batch: Batch) -> None:
-        wait = self.sink.collect_s
-        if wait > 0:  # collect for the wait, so that related records are written together
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + wait
-            while not self._stopping.is_set() and (left := deadline - loop.time()) > 0:
-                more = await self.consumer.getmany(
-                    timeout_ms=max(1, int(left * 1000)), max_records=self.settings.kafka.max_batch_records
-                )
-                for tp, recs in more.items():
-                    batch.setdefault(tp, []).extend(recs)
+        await self._collect(batch)
         try:
             await super().process(batch)
         except NotCommitted as exc:
             log.info("%s: batch not committed, it will be replayed", exc)
+
+    async def _collect(self, batch: Batch) -> None:
+        """Grow the fetched batch before writing it, quix-streams' buffer-then-flush: while a backlog keeps
+        the fetches full, up to ``sink.flush_max_records`` records within ``sink.flush_interval_ms`` make one
+        write (a fetch that comes back empty ends it: at low load nothing waits); a sink with a ``collect_s``
+        (the alerts' group wait) waits that long for related records whatever the load.
+
+        Why: ``python -m bench.sink --only a`` writes 11k results/s in batches of 1,000 (one result per asset
+        and check per statement) and 27k/s in batches of 5,000 (docs/PERFORMANCE.md)."""
+        loop = asyncio.get_running_loop()
+        cfg = self.settings.sink
+        wait = self.sink.collect_s
+        deadline = loop.time() + (wait if wait > 0 else cfg.flush_interval_ms / 1000)
+        size = sum(len(r) for r in batch.values())
+        while not self._stopping.is_set() and size < cfg.flush_max_records:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            # during the group wait, block for what arrives; after it, take only what is already fetched
+            timeout_ms = max(1, int(left * 1000)) if wait > 0 else 0
+            more = await self.consumer.getmany(
+                timeout_ms=timeout_ms, max_records=cfg.flush_max_records - size
+            )
+            if not more and wait <= 0:
+                break
+            for tp, recs in more.items():
+                batch.setdefault(tp, []).extend(recs)
+                size += len(recs)
 
     async def handle(self, batch: Batch) -> None:
         dead = DeadLetters(self.t_dlq, self.partitions.get(self.t_dlq, 1))
@@ -322,8 +371,13 @@ class SinkRunner(ConsumerService, Generic[S]):
                 records.append(SinkRecord(spec.name, rec.key, value, traceparent, rec))
         out = SinkBatch(records)
         if records:
-            await self.sink.write(out)
-            await self.sink.flush()
+            self._writing = True
+            try:
+                await self.sink.write(out)
+                await self.sink.flush()
+            finally:  # written, refused, or stopping: the partitions are not left paused
+                self._writing = False
+                await self.end_pause()
         for r, reason, metric_reason in out.rejected:
             dead.add(r.ref, reason, metric_reason)
         self.records_dead_lettered += len(dead.records)

@@ -9,7 +9,8 @@ Metric names as Prometheus shows them (the OTel counter ``x`` is exposed as ``x_
   ``floe_contract_check_duration_seconds{contract,check_type}`` (histogram),
   ``floe_alert_delivery_failures_total{channel}`` (defined by the alerts sink, sinks/alerts/metrics.py);
 * pipeline: ``floe_events_processed_total{topic}``, ``floe_events_dead_lettered_total{topic,reason}``,
-  ``floe_consumer_lag{group,topic,partition}``, ``floe_verdict_latency_seconds{topic}`` (histogram:
+  ``floe_consumer_lag{group,topic,partition}``, ``floe_consumer_paused_partitions{group}`` (a sink waiting for
+  its destination), ``floe_verdict_latency_seconds{topic}`` (histogram:
   record timestamp → its effects produced), ``floe_sink_records_written_total{sink}``.
 
 Hot path: the processor never calls an instrument per record. :class:`BatchMetrics` accumulates plain
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
 
     from floe_stream.contracts.models import MonitoredAsset
-    from floe_stream.processors.checks.base import Check
+    from floe_stream.processors.checks.base import Check, ExplainContext
     from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation
     from floe_stream.topics.check_result import CheckResult
 
@@ -130,8 +131,10 @@ _freshness_sources: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def track_lag(service: Any) -> None:
-    """``service.lag_observations()`` → [(attributes, lag)] is read at every collection."""
+    """``service.lag_observations()`` → [(attributes, lag)] and ``service.paused_observations()`` are read at
+    every collection (the instruments are created now: a sink's gauges exist before its first write)."""
     _lag_sources.add(service)
+    instruments()
 
 
 def track_freshness(service: Any) -> None:
@@ -157,6 +160,10 @@ def _observe(sources: Iterable[Any], method: str) -> Iterable[Observation]:
 
 def _lag_callback(_: CallbackOptions) -> Iterable[Observation]:
     return list(_observe(_lag_sources, "lag_observations"))
+
+
+def _paused_callback(_: CallbackOptions) -> Iterable[Observation]:
+    return list(_observe(_lag_sources, "paused_observations"))
 
 
 def _freshness_callback(_: CallbackOptions) -> Iterable[Observation]:
@@ -224,6 +231,11 @@ class Instruments:
             "floe_consumer_lag",
             callbacks=[_lag_callback],
             description="end offset minus position, per consumer group and assigned partition",
+        )
+        self.paused_partitions = meter.create_observable_gauge(
+            "floe_consumer_paused_partitions",
+            callbacks=[_paused_callback],
+            description="partitions a consumer group member paused while its destination is down (offsets held)",
         )
         self.lineage_events = meter.create_counter(
             "floe_lineage_events_emitted",
@@ -359,6 +371,9 @@ class InstrumentedCheck:
         if evs:  # [] = the check did not apply: no evaluation, nothing to measure
             self._done(asset, evs, t0)
         return evs
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        return self.inner.explain(asset, ex)  # a description, not an evaluation: nothing to measure
 
     def _done(self, asset: MonitoredAsset, evs: list[Evaluation], t0: int) -> None:
         t1 = time.perf_counter_ns()

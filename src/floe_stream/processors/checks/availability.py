@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.processors.checks.base import sla_severity
+from floe_stream.processors.checks.base import ExplainContext, fmt_duration, sla_severity
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.processors.policy import CheckPolicy
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
@@ -167,6 +167,21 @@ class AvailabilityCheck:
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext
     ) -> list[Evaluation]:
         return []
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        if asset.availability is None:
+            return []
+        where, policy = ex.probe_where(asset), ex.policy
+        return [{
+            "check": "availability",
+            "evaluates": f"availability {asset.availability.target_ratio:.3%}",
+            "measured": (
+                f"ping {where} every {fmt_duration(policy.ping_interval_s)} "
+                f"(timeout {fmt_duration(policy.ping_timeout_s)}); "
+                f"ratio over {fmt_duration(policy.availability_window_s)}"
+            ),
+            "severity": ex.severities.replace("SLA", "error budget"),
+        }]  # fmt: skip
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         return []

@@ -1,12 +1,45 @@
-"""The check protocol: pure functions of (asset, state, input, context) → evaluations."""
+"""The check protocol: pure functions of (asset, state, input, context) → evaluations, and each check's own
+description of what it judges on an asset (``floe contracts explain``)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation
+from floe_stream.processors.policy import CheckPolicy
 from floe_stream.topics.enums import CheckType, Severity
+
+ProbeOf = Callable[[MonitoredAsset], str]
+"""Where an asset is pinged, as shown (the caller passes it: probes/ is a layer above processors/)."""
+
+
+def fmt_duration(seconds: float) -> str:
+    """A duration as ``floe contracts explain`` shows it: ``6h``, ``1.5d``, ``30s``."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainContext:
+    """What a check needs besides the asset to explain itself: the asset's resolved policy (global settings
+    with the contract's ``floe.checks`` merged in) and where its availability probe pings."""
+
+    policy: CheckPolicy
+    probe_of: ProbeOf | None = None
+
+    @property
+    def severities(self) -> str:
+        """The SLA-consumed severity ladder of the resolved policy, as text."""
+        p = self.policy
+        return f"INFO at {p.info_at:.0%} of the SLA, WARNING at {p.warning_at:.0%}, ERROR on breach"
+
+    def probe_where(self, asset: MonitoredAsset) -> str:
+        return self.probe_of(asset) if self.probe_of is not None else "the probe target"
 
 
 class Check(Protocol):
@@ -20,6 +53,12 @@ class Check(Protocol):
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         """Evaluate the passing of time (deadlines). Return [] when nothing is due."""
+        ...
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        """What this check judges on ``asset``, as ``floe contracts explain`` shows it: one entry per thing
+        judged (``check``, ``evaluates`` (a string or a list of strings), ``measured``, ``severity``), e.g.
+        one per deadline; [] when the check does not apply to the asset."""
         ...
 
 

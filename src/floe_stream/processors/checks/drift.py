@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from floe_stream.contracts.models import ColumnSpec, MonitoredAsset
+from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, DriftKind, Severity
 from floe_stream.topics.materialization import ObservedColumn
@@ -220,6 +222,16 @@ class SchemaDriftCheck:
                 message=message,
             )
         ]
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        if not asset.columns:
+            return []
+        return [{
+            "check": "schema_drift",
+            "evaluates": f"{len(asset.columns)} declared column(s)",
+            "measured": "observed columns of each update (Iceberg schema, OpenLineage schema facet, materialization)",
+            "severity": "removed/type-changed column ERROR, added column WARNING",
+        }]  # fmt: skip
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         return []

@@ -15,11 +15,13 @@ A missed run is an ERROR even while the data is still within its latency SLA. Ar
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from croniter import croniter
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.sla import FrequencySla, zone_of
+from floe_stream.processors.checks.base import ExplainContext, fmt_duration
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
 
@@ -104,6 +106,17 @@ class FrequencyCheck:
                 state_update={"last_arrival": arrived.isoformat()},
             )
         ]
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        fr = asset.frequency
+        if fr is None:
+            return []
+        return [{
+            "check": "frequency",
+            "evaluates": f"cron '{fr.cron}' ({fr.timezone})" if fr.cron else f"every {fmt_duration(fr.interval_s or 0)}",
+            "measured": "arrival of updates; a run without an update within 10 % of its period is missed",
+            "severity": "missed run ERROR",
+        }]  # fmt: skip
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         sla = asset.frequency

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.processors.checks.base import sla_severity
+from floe_stream.processors.checks.base import ExplainContext, fmt_duration, sla_severity
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType
 
@@ -91,6 +92,17 @@ class FreshnessCheck:
             return []
         ev = evaluate_age(asset, update.data_time, ctx, absent=False)
         return [ev] if ev else []
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        f = asset.freshness
+        if f is None:
+            return []
+        return [{
+            "check": "freshness",
+            "evaluates": f"{f.source_property} {fmt_duration(f.threshold_s)}",
+            "measured": f"now (or arrival) minus the newest {f.element or 'update time'}; on every update and tick",
+            "severity": ex.severities,
+        }]  # fmt: skip
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         since = state.last_update_at or state.watch_since

@@ -11,9 +11,11 @@ when the notice changes (state ``checks.lifecycle.level``), so a quiet contract 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.sla import LifecycleSla
+from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
 
@@ -46,6 +48,25 @@ class LifecycleCheck:
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext
     ) -> list[Evaluation]:
         return []
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        life = asset.lifecycle
+        if life is None:
+            return []
+        return [{
+            "check": "lifecycle",
+            "evaluates": ", ".join(
+                f"{name} {at.date().isoformat()}"
+                for name, at in (
+                    ("generalAvailability", life.general_availability),
+                    ("endOfSupport", life.end_of_support),
+                    ("endOfLife", life.end_of_life),
+                )
+                if at is not None
+            ),
+            "measured": f"INFO notice {life.notice_days:g} days before, WARNING once past; to the consumers",
+            "severity": "INFO / WARNING",
+        }]  # fmt: skip
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         sla = asset.lifecycle

@@ -18,8 +18,10 @@ contract ``rowCount`` rule (volume).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset, QualityRule
+from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
 from floe_stream.topics.materialization import QualityResult
@@ -253,6 +255,21 @@ class QualityCheck:
     ) -> list[Evaluation]:
         ev = evaluate_quality(asset, update, ctx)
         return [ev] if ev else []
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        if not asset.quality_rules:
+            return []
+        return [{
+            "check": "quality",
+            "evaluates": [
+                f"{r.name}: {r.metric} {r.operator} {r.threshold} {r.unit}"
+                + (f" (severity {r.severity})" if r.severity else "")
+                + (f" weight {r.weight:g}" if r.weight != 1 else "")
+                for r in asset.quality_rules
+            ],
+            "measured": "producer-reported results re-judged by the rules; weighted score",
+            "severity": f"score below {ex.policy.quality_threshold:.0%} ERROR; each failed rule its own episode",
+        }]  # fmt: skip
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         return []

@@ -12,8 +12,10 @@ is how long data is available, not a deletion deadline).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.processors.checks.base import ExplainContext, fmt_duration
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
 
@@ -66,6 +68,17 @@ class RetentionCheck:
                 state_update={"first_oldest": min(first, oldest).isoformat()},
             )
         ]
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        if asset.retention is None:
+            return []
+        return [{
+            "check": "retention",
+            "evaluates": f"retention {fmt_duration(asset.retention.period_s)}",
+            "measured": "the oldest row a producer reports (oldest_data_timestamp): rows younger than the period "
+            "must still be there; no result for inputs that do not report it",
+            "severity": "rows gone early ERROR",
+        }]  # fmt: skip
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         return []

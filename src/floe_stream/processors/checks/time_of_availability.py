@@ -12,9 +12,11 @@ A deadline that falls before floe started watching the asset is not judged.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.sla import TimeOfAvailabilitySla, zone_of
+from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
 
@@ -66,6 +68,14 @@ class TimeOfAvailabilityCheck:
                 state_update={"last_arrival": arrived.isoformat()},
             )
         ]
+
+    def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
+        return [{
+            "check": "time_of_availability",
+            "evaluates": f"by {toa.deadline.isoformat('minutes')} {toa.timezone} daily",
+            "measured": "an update between the previous deadline and this one (wall clock, DST-aware)",
+            "severity": "missed deadline ERROR",
+        } for toa in asset.time_of_availability]  # fmt: skip
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         if not asset.time_of_availability or state.watch_since is None:
