@@ -248,17 +248,29 @@ class OpenLineageSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transport: Literal["http", "kafka", "file", "console", "openlineage"] = Field(
-        default="console",
-        description="openlineage: openlineage-python's own transports, configured as every OpenLineage client is "
-        "(openlineage.yml / OPENLINEAGE_CONFIG, OPENLINEAGE_URL, OPENLINEAGE__TRANSPORT__*: http, async http, "
-        "kafka, file, console, composite and the cloud ones)",
+    transport: Literal["openlineage", "http", "kafka", "file", "console"] = Field(
+        default="openlineage",
+        description="every transport is openlineage-python's. openlineage: configured as every OpenLineage "
+        "client is (openlineage.yml via OPENLINEAGE_CONFIG / the working directory / ~/.openlineage, "
+        "OPENLINEAGE_URL + OPENLINEAGE_API_KEY, OPENLINEAGE__TRANSPORT__*: http, async_http, kafka, file, "
+        "console, composite and the cloud ones; nothing configured = console). http|kafka|file|console: "
+        "floe's shorthands, built from the fields below",
     )
     url: str = Field(default="http://127.0.0.1:5000", description="http: Marquez base URL")
     endpoint: str = Field(default="api/v1/lineage", description="http: path below url")
-    api_key: SecretStr | None = Field(default=None, description="http: sent as 'Authorization: Bearer …'")
-    timeout_s: float = Field(default=5.0, gt=0)
-    topic: str = Field(default="openlineage.events", description="kafka: topic (on the floe cluster)")
+    api_key: SecretStr | None = Field(
+        default=None, description="http: sent as 'Authorization: Bearer …' (the client's api_key auth)"
+    )
+    timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="http: request timeout; kafka (any, also from openlineage.yml): a batch's delivery wait, "
+        "then retried",
+    )
+    topic: str = Field(
+        default="openlineage.events",
+        description="kafka: topic on the floe cluster (FLOE_KAFKA__* connection; created when missing)",
+    )
     file: Path = Field(default=Path("openlineage.jsonl"), description="file: JSON lines, appended")
     namespace: str = Field(default="floe-stream", description="job namespace of the emitted runs")
     dataset_namespace: str | None = Field(

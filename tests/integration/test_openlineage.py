@@ -8,11 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.runtime.app import load_registry, openlineage_sink
 from floe_stream.runtime.kafka import make_producer
@@ -199,7 +205,32 @@ async def test_rejected_event_is_dead_lettered_and_the_rest_delivered(
         assert "HTTP 422" in reason
 
 
-async def test_kafka_transport_writes_the_lineage_topic(settings: Settings, schemas: LineageSchemas) -> None:
+async def read_topic(s: Settings, topic: str, n: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """At least ``n`` records of ``topic`` (every partition, from the beginning), or what is there after ~10 s."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        recs: list[ConsumerRecord[bytes, bytes]] = []
+        for _ in range(50):
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                recs.extend(batch)
+            if len(recs) >= n:
+                break
+    finally:
+        await consumer.stop()
+    return recs
+
+
+async def test_kafka_transport_writes_the_lineage_topic(
+    broker_settings: Settings, schemas: LineageSchemas
+) -> None:
+    """The ``kafka`` shorthand (openlineage-python's KafkaTransport on floe's cluster), on Tansu and on
+    Apache Kafka: the topic is created with floe's partitions, each run's events share a key (one partition)."""
+    settings = broker_settings
     s = settings.model_copy(
         update={
             "openlineage": OpenLineageSettings(
@@ -213,25 +244,8 @@ async def test_kafka_transport_writes_the_lineage_topic(settings: Settings, sche
             s, [violation("test.fast", CheckType.AVAILABILITY), resolved("test.fast", CheckType.AVAILABILITY)]
         )
         await wait_for(lambda: sink.sink.emitted == 2, timeout=30)
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka.bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        topic = s.openlineage.topic
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        recs = []
-        for _ in range(50):
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                recs.extend(batch)
-            if len(recs) >= 2:
-                break
-    finally:
-        await consumer.stop()
+    assert type(sink.sink.transport.transport).__name__ == "KafkaTransport"  # type: ignore[attr-defined]
+    recs = await read_topic(s, s.openlineage.topic, 2)
     events = [json.loads(r.value) for r in sorted(recs, key=lambda r: r.offset)]
     assert [e["eventType"] for e in events] == ["FAIL", "COMPLETE"]
     assert {r.key for r in recs} == {
@@ -239,6 +253,96 @@ async def test_kafka_transport_writes_the_lineage_topic(settings: Settings, sche
     }  # same partition: ordered
     for ev in events:
         assert schemas.errors(ev) == []
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        (meta,) = await admin.describe_topics([s.openlineage.topic])
+    finally:
+        await admin.close()
+    assert len(meta["partitions"]) == s.kafka.partitions  # created by floe, not by the broker's auto-create
+
+
+@contextlib.asynccontextmanager
+async def tcp_proxy(port: int, target: str) -> AsyncIterator[None]:
+    """127.0.0.1:``port`` forwarding to ``target`` (host:port) while the context is open."""
+    host, _, tport = target.rpartition(":")
+
+    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            w.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection(host, int(tport))
+        await asyncio.gather(pipe(reader, uw), pipe(ur, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    try:
+        yield
+    finally:
+        server.close()
+
+
+async def test_kafka_outage_is_retried_and_nothing_is_lost(
+    settings: Settings, schemas: LineageSchemas, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """openlineage-python's KafkaTransport only logs a failed delivery; floe accounts for every message: while
+    the broker cannot be reached the batch is retried (bounded flush = ``timeout_s``), nothing is committed, and
+    once it is back every event arrives, in order. Configured the OpenLineage way (openlineage.yml); the broker is
+    reached through a loopback port that is closed during the outage."""
+    topic = f"{settings.kafka.topic_prefix}lineage-outage"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = tmp_path / "openlineage.yml"
+    cfg.write_text(
+        "transport:\n"
+        "  type: kafka\n"
+        f"  topic: {topic}\n"
+        "  config:\n"
+        f"    bootstrap.servers: 127.0.0.1:{port}\n"
+        "    reconnect.backoff.max.ms: 200\n"
+    )
+    monkeypatch.setenv("OPENLINEAGE_CONFIG", str(cfg))
+    for var in ("OPENLINEAGE_URL", "OPENLINEAGE_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    s = settings.model_copy(
+        update={
+            "openlineage": OpenLineageSettings(transport="openlineage", timeout_s=1.0, retry_backoff_s=0.05)
+        }
+    )
+    sink = openlineage_sink(s)
+    async with Running(sink):
+        await publish_violations(
+            s, [violation("test.fast", CheckType.FRESHNESS), resolved("test.fast", CheckType.FRESHNESS)]
+        )
+        await wait_for(lambda: sink.sink.degraded, timeout=30)  # the broker cannot be reached
+        await asyncio.sleep(2.5)  # a few bounded flushes
+        assert (await sink.readiness())["transport"] is False
+        committed = [await sink.consumer.committed(tp) for tp in sink.assigned]
+        assert sink.sink.emitted == 0 and sink.sink.dead == 0
+        async with tcp_proxy(port, settings.kafka.bootstrap_servers):  # the broker is back
+            await wait_for(lambda: sink.sink.emitted == 2 and not sink.sink.degraded, timeout=40)
+    assert all(c is None for c in committed), committed  # nothing committed during the outage
+    recs = await read_topic(s, topic, 2)
+    events = [json.loads(r.value) for r in sorted(recs, key=lambda r: r.offset)]
+    firsts = list(dict.fromkeys((e["eventType"], e["eventTime"]) for e in events))  # a re-send is identical
+    assert [t for t, _ in firsts] == ["FAIL", "COMPLETE"]
+    assert {r.key for r in recs} == {b"run:floe-stream/test-pipeline.test.fast.freshness"}
+    for ev in events:
+        assert schemas.errors(ev) == []
+    assert (await read_all(s, TopicKey.DLQ)) == []
 
 
 async def test_openlineage_python_transport_configured_from_the_environment(
@@ -262,7 +366,7 @@ async def test_openlineage_python_transport_configured_from_the_environment(
                 resolved("test.fast", CheckType.FRESHNESS),
             ])  # fmt: skip
             await wait_for(lambda: sink.sink.dead == 1 and len(m.events) == 2, timeout=60)
-        assert type(sink.sink.transport.client.transport).__name__ == "HttpTransport"  # type: ignore[attr-defined]
+        assert type(sink.sink.transport.transport).__name__ == "HttpTransport"  # type: ignore[attr-defined]
         assert [(e["eventType"], e["job"]["name"]) for e in m.events] == [
             ("FAIL", "test-pipeline.test.fast.freshness"),
             ("COMPLETE", "test-pipeline.test.fast.freshness"),
@@ -271,3 +375,124 @@ async def test_openlineage_python_transport_configured_from_the_environment(
             assert schemas.errors(ev) == [], ev
         dlq = await wait_for(lambda: read_all(s, TopicKey.DLQ), timeout=10)
         assert "422" in dict(dlq[0].headers)["floe-dlq-reason"].decode()
+
+
+async def test_composite_http_and_file_configured_by_openlineage_yml(
+    settings: Settings, schemas: LineageSchemas, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing floe-specific: an ``openlineage.yml`` named by OPENLINEAGE_CONFIG sends every event to Marquez
+    and to a file (openlineage-python's composite transport, stopping at the first failure); floe retries a
+    Marquez outage and dead-letters the event Marquez rejects, which then reaches neither destination."""
+    async with marquez() as m:
+        m.reject_job_containing = "schema_drift"
+        m.fail_next = 8  # more 503s than openlineage-python's own HTTP retries absorb
+        ol_file = tmp_path / "lineage" / "events.jsonl"
+        ol_file.parent.mkdir()
+        cfg = tmp_path / "openlineage.yml"
+        cfg.write_text(
+            "transport:\n"
+            "  type: composite\n"
+            "  continue_on_failure: false\n"
+            "  transports:\n"
+            "    marquez:\n"
+            "      type: http\n"
+            f"      url: http://127.0.0.1:{m.port}\n"
+            "      retry: {total: 2, backoff_factor: 0.01}\n"
+            "    archive:\n"
+            "      type: file\n"
+            f"      log_file_path: {ol_file}\n"
+            "      append: true\n"
+        )
+        monkeypatch.setenv("OPENLINEAGE_CONFIG", str(cfg))
+        for var in ("OPENLINEAGE_URL", "OPENLINEAGE_DISABLED"):
+            monkeypatch.delenv(var, raising=False)
+        s = settings.model_copy(
+            update={"openlineage": OpenLineageSettings(retry_backoff_s=0.05)}
+        )  # the default
+        assert s.openlineage.transport == "openlineage"
+        sink = openlineage_sink(s)
+        async with Running(sink):
+            await publish_violations(s, [
+                violation("test.fast", CheckType.FRESHNESS),
+                violation("test.fast", CheckType.SCHEMA_DRIFT, element="amount"),
+                resolved("test.fast", CheckType.FRESHNESS),
+            ])  # fmt: skip
+            await wait_for(lambda: sink.sink.dead == 1 and sink.sink.emitted == 2, timeout=60)
+            assert sink.sink.transport.describe() == "composite (http, file)"  # type: ignore[attr-defined]
+        expected = [
+            ("FAIL", "test-pipeline.test.fast.freshness"),
+            ("COMPLETE", "test-pipeline.test.fast.freshness"),
+        ]
+        assert [(e["eventType"], e["job"]["name"]) for e in m.events] == expected
+        lines = [json.loads(line) for line in ol_file.read_text().splitlines()]
+        assert lines == m.events  # the same events, once each
+        for ev in lines:
+            assert schemas.errors(ev) == [], ev
+        dlq = await wait_for(lambda: read_all(s, TopicKey.DLQ), timeout=10)
+        assert "HTTP 422" in dict(dlq[0].headers)["floe-dlq-reason"].decode()
+
+
+async def test_file_and_console_shorthands(
+    settings: Settings, schemas: LineageSchemas, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``file`` appends JSON lines (openlineage-python's FileTransport, append mode); ``console`` is its
+    ConsoleTransport: each event logged at INFO by ``openlineage.client.transport.console``."""
+    ol_file = tmp_path / "out" / "lineage.jsonl"
+    items = [violation("test.fast", CheckType.FRESHNESS), resolved("test.fast", CheckType.FRESHNESS)]
+    s = settings.model_copy(update={"openlineage": OpenLineageSettings(transport="file", file=ol_file)})
+    sink = openlineage_sink(s)
+    async with Running(sink):
+        await publish_violations(s, items)
+        await wait_for(lambda: sink.sink.emitted == 2, timeout=30)
+    written = [json.loads(line) for line in ol_file.read_text().splitlines()]
+    assert [e["eventType"] for e in written] == ["FAIL", "COMPLETE"]
+    for ev in written:
+        assert schemas.errors(ev) == [], ev
+
+    caplog.set_level(logging.INFO, logger="openlineage.client.transport.console")
+    s = settings.model_copy(update={"openlineage": OpenLineageSettings(transport="console")})
+    sink = openlineage_sink(s)
+    async with Running(sink):
+        await publish_violations(
+            s, items
+        )  # the same two violations again (the group committed the first two)
+        await wait_for(lambda: sink.sink.emitted == 2, timeout=30)
+    printed = [
+        json.loads(r.getMessage()) for r in caplog.records if r.name == "openlineage.client.transport.console"
+    ]
+    assert printed == written  # deterministic events: the same on every transport
+
+
+async def test_async_http_failures_are_retried_until_every_event_arrives(
+    settings: Settings, schemas: LineageSchemas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OPENLINEAGE__TRANSPORT__TYPE=async_http`` delivers in the background and only counts failures: floe
+    waits for each batch and retries it when any event failed (here: its own retries off, Marquez down for the
+    first requests). Nothing is lost; an event that had gone out may arrive twice (identical)."""
+    async with marquez() as m:
+        m.fail_next = 3
+        monkeypatch.delenv("OPENLINEAGE_CONFIG", raising=False)
+        monkeypatch.delenv("OPENLINEAGE_URL", raising=False)
+        monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "async_http")
+        monkeypatch.setenv("OPENLINEAGE__TRANSPORT__URL", f"http://127.0.0.1:{m.port}")
+        monkeypatch.setenv("OPENLINEAGE__TRANSPORT__RETRY", '{"total": 0}')
+        s = settings.model_copy(update={"openlineage": OpenLineageSettings(retry_backoff_s=0.05)})
+        sink = openlineage_sink(s)
+        degraded = []
+        async with Running(sink):
+            await publish_violations(s, [
+                violation("test.fast", CheckType.FRESHNESS),
+                violation("test.fast", CheckType.QUALITY, element="amount"),
+                resolved("test.fast", CheckType.FRESHNESS),
+            ])  # fmt: skip
+            await wait_for(lambda: degraded.append(sink.sink.degraded) or sink.sink.emitted == 3, timeout=60)
+            assert sink.sink.transport.describe() == "async_http"  # type: ignore[attr-defined]
+        assert True in degraded and sink.sink.dead == 0
+        got = list(dict.fromkeys((e["eventType"], e["job"]["name"]) for e in m.events))
+        assert sorted(got) == sorted([
+            ("FAIL", "test-pipeline.test.fast.freshness"),
+            ("FAIL", "test-pipeline.test.fast.quality"),
+            ("COMPLETE", "test-pipeline.test.fast.freshness"),
+        ])  # fmt: skip
+        for ev in m.events:
+            assert schemas.errors(ev) == [], ev

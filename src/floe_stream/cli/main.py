@@ -96,7 +96,8 @@ def run_sink_alerts() -> None:
 
 @run_sink.command("openlineage")
 def run_sink_openlineage() -> None:
-    """Emit OpenLineage FAIL/COMPLETE RunEvents per violation episode (FLOE_OPENLINEAGE__*)."""
+    """Emit OpenLineage FAIL/COMPLETE RunEvents per violation episode (openlineage-python's transports:
+    openlineage.yml / OPENLINEAGE_*, or FLOE_OPENLINEAGE__TRANSPORT=http|kafka|file|console)."""
     _run_deployable("sink-openlineage")
 
 

@@ -1,9 +1,10 @@
 """`floe run sink openlineage`: violations topic → OpenLineage RunEvents (own consumer group).
 
-Per fetched batch: decode → build events (pure) → deliver them all through the transport → (the runtime) commit.
-A transient failure (Marquez down, broker hiccup) is retried with backoff while the batch's offsets stay
-uncommitted and /readyz reports ``transport: false``; a permanent rejection (HTTP 4xx) or an undecodable
-record goes to the dead-letter topic with the reason. Events are deterministic (run id = uuid5 of the
+Per fetched batch: decode → build events (pure) → deliver them all through the transport (openlineage-python's,
+configured by ``openlineage.yml`` / ``OPENLINEAGE_*`` or floe's shorthands; see ``transport.py``) → (the runtime)
+commit. A transient failure (Marquez down, broker hiccup, a Kafka message not delivered in time) is retried with
+backoff while the batch's offsets stay uncommitted and /readyz reports ``transport: false``; a permanent rejection
+(HTTP 4xx) or an undecodable record goes to the dead-letter topic with the reason. Events are deterministic (run id = uuid5 of the
 episode), so a replay re-sends identical events. Each delivery continues the violation's trace.
 """
 

@@ -1,27 +1,39 @@
-"""Where OpenLineage events go: HTTP (Marquez ``/api/v1/lineage``), a Kafka topic, a JSON-lines file, stdout, or
-openlineage-python's own transports (``transport: openlineage``, configured through ``openlineage.yml`` /
-``OPENLINEAGE_*`` like any OpenLineage client).
+"""Where OpenLineage events go: openlineage-python's own transports (http, async http, kafka, file, console,
+composite and the cloud ones), configured the way every OpenLineage client is configured.
 
-Every transport raises :class:`TransportError` with ``permanent=True`` for a rejection that a retry cannot fix
-(HTTP 4xx other than 408/429) and ``permanent=False`` for an outage (connection refused, 5xx, timeouts).
+``FLOE_OPENLINEAGE__TRANSPORT=openlineage`` (the default) is the client's own resolution: ``openlineage.yml``
+(``OPENLINEAGE_CONFIG``, the working directory, ``~/.openlineage``), ``OPENLINEAGE_URL`` / ``OPENLINEAGE_API_KEY``,
+``OPENLINEAGE__TRANSPORT__TYPE=…``; with nothing configured it prints to the console (its ``console`` transport
+logs each event at INFO). floe's shorthands ``http|kafka|file|console`` build the same library transports from
+``FLOE_OPENLINEAGE__*`` (:func:`build_transport`).
+
+One adapter (:class:`OpenLineageTransport`) keeps floe's contract around whichever transport that is: a batch is
+emitted event by event, in order, on a worker thread; :class:`TransportError` says how many went out
+(``delivered``) and whether a retry can help (``permanent``: an HTTP 4xx other than 408/429; everything else —
+connection refused, 5xx, timeouts, a Kafka delivery error — is transient). floe's retries, dead-lettering and
+delivery accounting (the sink) stay around it.
+
+Kafka: the library's KafkaTransport only logs a delivery error and flushes without a bound. The adapter watches
+its producer (:class:`_WatchedProducer`): every produced message is accounted for by its delivery report, the
+batch ends with one flush bounded by ``timeout_s``, and an error or a message still undelivered then is a
+transient failure from that event on (the queued rest is purged). A message that was in flight when the flush
+gave up may still arrive: the retry then re-sends an identical event (events are deterministic), never loses one.
+async_http delivers in the background and only counts failures: the adapter waits for the batch (bounded) and any
+failure — a rejection included — fails the whole batch transiently.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Protocol
-
-import httpx
-import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from floe_stream.settings import KafkaSettings, OpenLineageSettings
+
+if TYPE_CHECKING:
+    from openlineage.client.transport import Transport as OLTransport
 
 log = logging.getLogger(__name__)
 
@@ -49,67 +61,248 @@ class Transport(Protocol):
         ...
 
 
-def encode(event: Event) -> bytes:
-    return orjson.dumps(event)
+# --- building openlineage-python's transports ----------------------------------------------------------------
+def kafka_producer_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """floe's Kafka connection (``FLOE_KAFKA__*``) as confluent-kafka (librdkafka) producer properties."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "client.id": f"{kafka.client_id}-openlineage",
+        "security.protocol": kafka.security_protocol,
+        "linger.ms": kafka.linger_ms,
+        "message.max.bytes": kafka.max_request_size,
+        "enable.idempotence": kafka.enable_idempotence,
+        "acks": "all",
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        for key, path in (
+            ("ssl.ca.location", kafka.ssl_cafile),
+            ("ssl.certificate.location", kafka.ssl_certfile),
+            ("ssl.key.location", kafka.ssl_keyfile),
+        ):
+            if path is not None:
+                conf[key] = str(path)
+    if kafka.security_protocol.startswith("SASL"):
+        conf["sasl.mechanism"] = kafka.sasl_mechanism or "PLAIN"
+        if kafka.sasl_username is not None:
+            conf["sasl.username"] = kafka.sasl_username
+        if kafka.sasl_password is not None:
+            conf["sasl.password"] = kafka.sasl_password.get_secret_value()
+    return conf
 
 
-class HttpTransport:
-    name = "http"
+def build_transport(cfg: OpenLineageSettings, kafka: KafkaSettings) -> OLTransport:
+    """openlineage-python's transport for ``cfg.transport`` (blocking: reads openlineage.yml)."""
+    from openlineage.client.transport import (
+        ConsoleTransport,
+        FileTransport,
+        HttpConfig,
+        HttpTransport,
+        KafkaConfig,
+        KafkaTransport,
+    )
+    from openlineage.client.transport.console import ConsoleConfig
+    from openlineage.client.transport.file import FileConfig
+    from openlineage.client.transport.http import ApiKeyTokenProvider, TokenProvider
+    from openlineage.client.transport.http_common import DEFAULT_RETRY_CONFIG
 
-    def __init__(self, cfg: OpenLineageSettings) -> None:
-        self.url = cfg.url.rstrip("/") + "/" + cfg.endpoint.lstrip("/")
-        headers = {"Content-Type": "application/json"}
-        if cfg.api_key is not None:
-            headers["Authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
-        self.headers = headers
-        self.timeout = cfg.timeout_s
-        self.client: httpx.AsyncClient | None = None
-
-    async def start(self) -> None:
-        self.client = httpx.AsyncClient(timeout=self.timeout, headers=self.headers)
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-
-    async def emit(self, events: Sequence[Event]) -> None:
-        assert self.client is not None
-        for i, ev in enumerate(events):  # Marquez takes one event per POST; order within a run matters
-            try:
-                resp = await self.client.post(self.url, content=encode(ev))
-            except httpx.HTTPError as exc:
-                raise TransportError(
-                    f"POST {self.url}: {type(exc).__name__}: {exc}", permanent=False, delivered=i
-                ) from None
-            if resp.status_code >= 400:
-                permanent = resp.status_code < 500 and resp.status_code not in (408, 429)
-                raise TransportError(
-                    f"POST {self.url}: HTTP {resp.status_code} {resp.text[:200]}",
-                    permanent=permanent,
-                    delivered=i,
-                )
+    if cfg.transport == "http":
+        auth = (
+            ApiKeyTokenProvider({"apiKey": cfg.api_key.get_secret_value()})
+            if cfg.api_key is not None
+            else TokenProvider({})
+        )
+        return HttpTransport(
+            HttpConfig(
+                url=cfg.url.rstrip("/") + "/",  # the endpoint is joined below the URL's path
+                endpoint=cfg.endpoint.lstrip("/"),
+                timeout=cfg.timeout_s,
+                auth=auth,
+                # floe retries around the transport (backoff, /readyz, dead-lettering): no retry inside it,
+                # and a 5xx comes back as its status
+                retry={**DEFAULT_RETRY_CONFIG, "total": 0, "status_forcelist": []},
+            )
+        )
+    if cfg.transport == "kafka":
+        return KafkaTransport(KafkaConfig(config=kafka_producer_config(kafka), topic=cfg.topic, flush=True))
+    if cfg.transport == "file":
+        cfg.file.parent.mkdir(parents=True, exist_ok=True)
+        return FileTransport(FileConfig(log_file_path=str(cfg.file), append=True))
+    if cfg.transport == "console":
+        return ConsoleTransport(ConsoleConfig())
+    return client_transport()
 
 
-class KafkaTransport:
-    """Produce to a topic (key ``run:<job namespace>/<job name>`` like openlineage-python's transport), with
-    its own producer; the topic is created at start when missing."""
+def client_transport() -> OLTransport:
+    """The transport an ``OpenLineageClient()`` resolves (openlineage.yml, OPENLINEAGE_*, else console).
 
-    name = "kafka"
+    The client copies ``OPENLINEAGE_URL`` into ``OPENLINEAGE__TRANSPORT__…`` variables of the process while it
+    resolves; they are put back afterwards (the resolved transport keeps its configuration)."""
+    from openlineage.client import OpenLineageClient
 
-    def __init__(self, cfg: OpenLineageSettings, kafka: KafkaSettings) -> None:
-        from floe_stream.runtime.kafka import make_producer
+    before = dict(os.environ)
+    try:
+        client = OpenLineageClient()
+    finally:
+        for k in set(os.environ) - set(before):
+            del os.environ[k]
+        for k, v in before.items():
+            if os.environ.get(k) != v:
+                os.environ[k] = v
+    return client.transport
 
-        self.topic = cfg.topic
+
+def children(t: Any) -> Iterator[Any]:
+    """``t`` and every transport inside it: a composite's ``transports``, a transform's ``transport``,
+    datadog's ``http`` / ``async_http``."""
+    yield t
+    inner = [*(getattr(t, "transports", None) or ())]
+    inner += [c for c in (getattr(t, a, None) for a in ("transport", "http", "async_http")) if c is not None]
+    for child in inner:
+        if hasattr(child, "emit"):
+            yield from children(child)
+
+
+# --- Kafka delivery accounting -----------------------------------------------------------------------------
+class _Ticket:
+    """One batch's Kafka messages: the index of the event each belongs to, until its delivery report."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, int] = {}  # event index → messages awaiting their report
+        self.failed: dict[int, str] = {}  # event index → the first delivery error
+
+    def first_bad(self) -> tuple[int, str] | None:
+        bad = [(i, e) for i, e in self.failed.items()]
+        bad += [(i, "not delivered within the flush timeout") for i, n in self.pending.items() if n > 0]
+        return min(bad) if bad else None
+
+
+class _WatchedProducer:
+    """A confluent-kafka Producer, proxied: ``produce`` adds floe's own delivery report (recording the outcome
+    for the event being emitted, then calling the library's), and the library's unbounded ``flush()`` is bounded.
+    Everything else goes to the producer."""
+
+    def __init__(self, producer: Any, flush_timeout_s: float) -> None:
+        self._producer = producer
+        self.flush_timeout_s = flush_timeout_s
+        self.ticket: _Ticket | None = None
+        self.index = 0
+        self.key: str | None = None  # for a dict event the library computes no key: floe gives the run key
+
+    def produce(self, *args: Any, **kw: Any) -> None:
+        ticket, i = self.ticket, self.index
+        theirs: Callable[[Any, Any], None] | None = kw.pop("on_delivery", None) or kw.pop("callback", None)
+        if kw.get("key") is None and self.key is not None:
+            kw["key"] = self.key
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            if ticket is not None:
+                ticket.pending[i] -= 1
+                if err is not None:
+                    ticket.failed.setdefault(i, str(err))
+            if theirs is not None:
+                theirs(err, msg)
+
+        if ticket is not None:
+            ticket.pending[i] = ticket.pending.get(i, 0) + 1
+        try:
+            self._producer.produce(*args, on_delivery=on_delivery, **kw)
+        except BaseException:
+            if ticket is not None:
+                ticket.pending[i] -= 1
+            raise
+
+    def flush(self, timeout: float = -1) -> int:
+        remaining: int = self._producer.flush(self.flush_timeout_s if timeout < 0 else timeout)
+        return remaining
+
+    def give_up(self) -> None:
+        """Drop what is still queued (it is retried by floe, not delivered late as well)."""
+        self._producer.purge(in_queue=True, in_flight=False, blocking=True)
+        self._producer.poll(0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+def _watch_kafka(t: Any, flush_timeout_s: float) -> _WatchedProducer | None:
+    from openlineage.client.transport import KafkaTransport
+
+    if not isinstance(t, KafkaTransport):
+        return None
+    if t.producer is None:
+        t._setup_producer(t.kafka_config.config)
+    if not isinstance(t.producer, _WatchedProducer):
+        t.producer = _WatchedProducer(t.producer, flush_timeout_s)  # type: ignore[assignment]
+    t.flush = False  # the adapter flushes once per batch (bounded) and checks every report
+    return t.producer  # type: ignore[return-value]
+
+
+def run_key(ev: Event) -> str:
+    """openlineage-python's Kafka key for a RunEvent (``run:<namespace>/<name>`` of the root/parent/own job),
+    computed for floe's dict events (the library computes it for its typed events only)."""
+    parent = ((ev.get("run") or {}).get("facets") or {}).get("parent") or {}
+    for job in ((parent.get("root") or {}).get("job"), parent.get("job"), ev.get("job")):
+        if job and job.get("namespace") and job.get("name"):
+            return f"run:{job['namespace']}/{job['name']}"
+    return "run:"
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of a failed request (requests/httpx errors carry the response), on the cause chain."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        status = getattr(getattr(seen, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def classify(exc: BaseException) -> tuple[bool, str]:
+    """(permanent, reason): an HTTP 4xx other than 408/429 is permanent; everything else is transient."""
+    status = _status(exc)
+    if status is None:
+        return False, f"{type(exc).__name__}: {exc}"
+    permanent = 400 <= status < 500 and status not in (408, 429)
+    return permanent, f"HTTP {status}: {exc}"
+
+
+class OpenLineageTransport:
+    """floe's :class:`Transport` over one openlineage-python transport (``transport``), built at :meth:`start`
+    from the settings unless given."""
+
+    def __init__(
+        self, cfg: OpenLineageSettings, kafka: KafkaSettings, transport: OLTransport | None = None
+    ) -> None:
+        self.cfg = cfg
         self.kafka = kafka
-        self.producer: AIOKafkaProducer = make_producer(kafka)
+        self.name: str = cfg.transport
+        self.transport: OLTransport | None = transport
+        self._watches: list[_WatchedProducer] = []
+
+    @property
+    def kind(self) -> str:
+        return str(getattr(self.transport, "kind", None) or type(self.transport).__name__)
 
     async def start(self) -> None:
-        from floe_stream.runtime.kafka import start_producer
+        if self.cfg.transport == "kafka":
+            await self._ensure_topic()
+        if self.transport is None:
+            self.transport = await asyncio.to_thread(build_transport, self.cfg, self.kafka)
+        self._watches = [
+            w for t in children(self.transport) if (w := _watch_kafka(t, self.cfg.timeout_s)) is not None
+        ]
+        log.info("openlineage transport: %s", self.describe())
 
-        await self._ensure_topic()
-        await start_producer(self.producer, self.kafka)
+    def describe(self) -> str:
+        kinds = [str(getattr(t, "kind", None) or type(t).__name__) for t in children(self.transport)]
+        return kinds[0] + (f" ({', '.join(kinds[1:])})" if len(kinds) > 1 else "")
 
     async def _ensure_topic(self) -> None:
+        """The kafka shorthand's topic, created when missing with floe's partitions and replication (Apache
+        Kafka's auto-creation would pick the broker's defaults)."""
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
         from aiokafka.errors import TopicAlreadyExistsError
 
@@ -117,130 +310,83 @@ class KafkaTransport:
         admin = AIOKafkaAdminClient(**k.client_kwargs(), client_id=f"{k.client_id}-admin")
         await admin.start()
         try:
-            if self.topic not in set(await admin.list_topics()):
+            if self.cfg.topic not in set(await admin.list_topics()):
                 try:
-                    await admin.create_topics([NewTopic(self.topic, k.partitions, k.replication_factor)])
-                    log.info("created OpenLineage topic %s", self.topic)
+                    await admin.create_topics([NewTopic(self.cfg.topic, k.partitions, k.replication_factor)])
+                    log.info("created OpenLineage topic %s", self.cfg.topic)
                 except TopicAlreadyExistsError:
                     pass
         finally:
             await admin.close()
 
     async def close(self) -> None:
-        with contextlib.suppress(KafkaError, RuntimeError):
-            await self.producer.stop()
+        if self.transport is not None:
+            await asyncio.to_thread(self.transport.close, self.cfg.timeout_s)
 
     async def emit(self, events: Sequence[Event]) -> None:
+        if events:
+            await asyncio.to_thread(self._emit_all, events)
+
+    def _emit_all(self, events: Sequence[Event]) -> None:
+        t = self.transport
+        assert t is not None
+        ticket = _Ticket()
+        async_failed = self._async_http_failed()
+        for w in self._watches:
+            w.ticket = ticket
+        done, error = len(events), None
         try:
-            futures = [
-                await self.producer.send(
-                    self.topic, encode(ev), key=f"run:{ev['job']['namespace']}/{ev['job']['name']}".encode()
-                )
-                for ev in events
-            ]
-            await asyncio.gather(*futures)
-        except KafkaError as exc:
-            raise TransportError(f"produce to {self.topic}: {exc}", permanent=False) from None
-
-
-class FileTransport:
-    """Append JSON lines (flushed and fsync'ed per batch)."""
-
-    name = "file"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
-
-    async def close(self) -> None:
-        pass
-
-    def _write(self, data: bytes) -> None:
-        import os
-
-        with open(self.path, "ab") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    async def emit(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        data = b"".join(encode(ev) + b"\n" for ev in events)
-        try:
-            await asyncio.to_thread(self._write, data)
-        except OSError as exc:
-            raise TransportError(f"write {self.path}: {exc}", permanent=False) from None
-
-
-class ConsoleTransport:
-    name = "console"
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-    async def emit(self, events: Sequence[Event]) -> None:
-        for ev in events:
-            sys.stdout.write(encode(ev).decode() + "\n")
-        sys.stdout.flush()
-
-
-class OpenLineageClientTransport:
-    """openlineage-python's transports, configured the way every OpenLineage user configures a client:
-    ``openlineage.yml`` (``OPENLINEAGE_CONFIG``, the working directory, ``~/.openlineage``), ``OPENLINEAGE_URL`` /
-    ``OPENLINEAGE_API_KEY``, or ``OPENLINEAGE__TRANSPORT__TYPE=http|async_http|kafka|file|console|composite|…``.
-
-    The client is synchronous: a batch is emitted on a worker thread, event by event in order. floe's retries,
-    dead-lettering and delivery accounting stay around it (the sink): an HTTP 4xx other than 408/429 is permanent,
-    every other failure transient."""
-
-    name = "openlineage"
-
-    def __init__(self, client: Any = None) -> None:
-        self.client = client
-
-    async def start(self) -> None:
-        if self.client is None:
-            from openlineage.client import OpenLineageClient
-
-            self.client = await asyncio.to_thread(OpenLineageClient)
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await asyncio.to_thread(self.client.close, 5.0)
-
-    def _emit_all(self, events: Sequence[Event], sent: list[int]) -> None:
-        assert self.client is not None
-        for ev in events:
-            self.client.transport.emit(ev)  # the client's own Serde, headers, auth, compression
-            sent[0] += 1
-
-    async def emit(self, events: Sequence[Event]) -> None:
-        sent = [0]
-        try:
-            await asyncio.to_thread(self._emit_all, events, sent)
+            for i, ev in enumerate(events):
+                for w in self._watches:
+                    w.index, w.key = i, run_key(ev)
+                t.emit(ev)  # type: ignore[arg-type]  # Serde takes dicts; the library's own headers, auth, …
         except Exception as exc:
-            status = getattr(getattr(exc, "response", None), "status_code", None)
-            permanent = isinstance(status, int) and 400 <= status < 500 and status not in (408, 429)
+            done, error = i, exc
+        finally:
+            for w in self._watches:
+                w.ticket = None
+        bad = self._settle(ticket) if self._watches else None
+        if bad is not None and (error is None or bad[0] < done):
             raise TransportError(
-                f"openlineage-python {type(self.client.transport).__name__}: {type(exc).__name__}: {exc}",
-                permanent=permanent,
-                delivered=sent[0],
-            ) from None
+                f"openlineage {self.kind} → {self._kafka_topics()}: {bad[1]}",
+                permanent=False,
+                delivered=bad[0],
+            )
+        if error is not None:
+            permanent, reason = classify(error)
+            raise TransportError(f"openlineage {self.kind}: {reason}", permanent=permanent, delivered=done)
+        self._check_async_http(async_failed)
+
+    def _settle(self, ticket: _Ticket) -> tuple[int, str] | None:
+        """One bounded flush of every watched producer; the first event with a message not delivered."""
+        for w in self._watches:
+            if w.flush() > 0:
+                w.give_up()
+        return ticket.first_bad()
+
+    def _kafka_topics(self) -> str:
+        return ", ".join(
+            str(getattr(t, "topic", "")) for t in children(self.transport) if hasattr(t, "topic")
+        )
+
+    def _async_http(self) -> list[Any]:
+        from openlineage.client.transport import AsyncHttpTransport
+
+        return [t for t in children(self.transport) if isinstance(t, AsyncHttpTransport)]
+
+    def _async_http_failed(self) -> dict[int, int]:
+        return {id(t): t.get_stats()["failed"] for t in self._async_http()}
+
+    def _check_async_http(self, failed_before: dict[int, int]) -> None:
+        """async_http delivers in the background and only counts failures: wait (bounded) for the batch, and a
+        failure or an event still pending fails the whole batch (transiently; it is sent again)."""
+        for t in self._async_http():
+            finished = t.wait_for_completion(self.cfg.timeout_s)
+            if not finished or t.get_stats()["failed"] > failed_before.get(id(t), 0):
+                raise TransportError(
+                    "openlineage async_http: events failed or not delivered in time", permanent=False
+                )
 
 
 def make_transport(cfg: OpenLineageSettings, kafka: KafkaSettings) -> Transport:
-    if cfg.transport == "http":
-        return HttpTransport(cfg)
-    if cfg.transport == "kafka":
-        return KafkaTransport(cfg, kafka)
-    if cfg.transport == "file":
-        return FileTransport(cfg.file)
-    if cfg.transport == "openlineage":
-        return OpenLineageClientTransport()
-    return ConsoleTransport()
+    return OpenLineageTransport(cfg, kafka)
