@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.checks.base import Check
@@ -37,12 +39,22 @@ class Engine:
         self,
         checks: Sequence[Check] = CHECKS,
         *,
+        untimed: Sequence[Check] | None = None,
         clock_skew_s: float = 60.0,
         info_at: float | None = None,
         warning_at: float | None = None,
         policy: CheckPolicy | None = None,
     ) -> None:
         self.checks = tuple(checks)
+        self.untimed = tuple(untimed) if untimed is not None else self.checks
+        """The same checks without their measuring wrappers (telemetry's ``InstrumentedCheck``), in the same
+        order: an update goes through ``checks`` while :attr:`timed_updates` lasts, then through these."""
+        if [c.check_type for c in self.untimed] != [c.check_type for c in self.checks]:
+            raise ValueError("untimed must be the same checks as checks, in the same order")
+        self.timed_updates = sys.maxsize
+        """Updates left that go through the measured ``checks``; the processor renews it per batch (the
+        duration histogram keeps a few samples per batch). The per-event path then skips the wrapper's
+        call: bench/processor_cpu.py (fresh) and bench/versus.py."""
         self.clock_skew_s = clock_skew_s
         base = policy or CheckPolicy()
         if info_at is not None or warning_at is not None:
@@ -60,12 +72,14 @@ class Engine:
         self._last_ctx: EvalContext | None = None
         self._quality_checks = tuple(c for c in self.checks if c.check_type == CheckType.QUALITY)
         self._probe_checks = tuple(c for c in self.checks if hasattr(c, "on_probe"))
-        self._update_checks = tuple(c for c in self.checks if getattr(c, "reacts_to_updates", True))
-        self._structure_checks = tuple(
-            c for c in self._update_checks if not getattr(c, "judges_new_data", False)
+        pairs = [(c, u) for c, u in zip(self.checks, self.untimed, strict=True)]
+        self._update_pairs = tuple(p for p in pairs if getattr(p[0], "reacts_to_updates", True))
+        self._structure_pairs = tuple(
+            p for p in self._update_pairs if not getattr(p[0], "judges_new_data", False)
         )
         """Checks for an update that is not new data (a compaction, a zero-row append): drift, quality."""
-        self._checks_of: dict[str, tuple[MonitoredAsset, tuple[Check, ...], tuple[Check, ...]]] = {}
+        self._checks_of: dict[str, tuple[Any, ...]] = {}
+        """Per asset: (asset, measured new-data checks, measured structure checks, the two untimed)."""
         self.counters: dict[str, int] = {}
         """``late_data`` (an update older than the newest seen: freshness unchanged) and ``not_new_data``
         (an update that does not count as new data, see :func:`counts_as_new_data`); for telemetry."""
@@ -174,12 +188,20 @@ class Engine:
             # cached per asset object, one dict lookup per event (bench/processor_cpu.py, fresh)
             hit = self._checks_of.get(aid)
             if hit is None or hit[0] is not asset:
+                upd = [p for p in self._update_pairs if _applies(p[0], asset)]
+                struct = [p for p in self._structure_pairs if _applies(p[0], asset)]
                 hit = self._checks_of[aid] = (
                     asset,
-                    tuple(c for c in self._update_checks if _applies(c, asset)),
-                    tuple(c for c in self._structure_checks if _applies(c, asset)),
+                    tuple(p[0] for p in upd),
+                    tuple(p[0] for p in struct),
+                    tuple(p[1] for p in upd),
+                    tuple(p[1] for p in struct),
                 )
-            checks = hit[1] if new_data else hit[2]
+            if self.timed_updates > 0:
+                self.timed_updates -= 1
+                checks = hit[1] if new_data else hit[2]
+            else:
+                checks = hit[3] if new_data else hit[4]
         for check in checks:
             # try costs nothing until a check raises (3.11 zero-cost exceptions; bench/processor.py)
             try:

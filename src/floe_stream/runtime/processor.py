@@ -111,7 +111,10 @@ class ProcessorService(ConsumerService):
         # metrics, spans, impact context; the engine is composed here with the checks measured by it
         self.obs = ProcessorObservability(registry, telemetry=settings.telemetry)
         self.engine = engine or Engine(
-            self.obs.instrument(CHECKS), clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy()
+            self.obs.instrument(CHECKS),
+            untimed=CHECKS,
+            clock_skew_s=settings.clock_skew_s,
+            policy=settings.checks.policy(),
         )
         self.obs.watch(self.engine)  # the data-age gauge reads the engine's states
         # the pure enrichment step (consumers, impact, root cause), shared across instances by the lineage view
@@ -292,6 +295,8 @@ class ProcessorService(ConsumerService):
 
     # --- the batch -------------------------------------------------------------------------------
     async def handle(self, batch: Batch) -> None:
+        # the first updates of each batch are measured (duration histogram, spans), the rest skip the wrapper
+        self.engine.timed_updates = self.obs.timed_updates()
         if self.txn is not None:
             await self._handle_eos(batch)
             return

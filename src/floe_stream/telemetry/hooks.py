@@ -12,6 +12,7 @@ The domain context of a violation (consumers, impact, root cause) is not telemet
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from floe_stream.telemetry.metrics import (
     custom_metrics,
     data_age_s,
     instrument_checks,
+    samples_per_batch,
     track_freshness,
 )
 from floe_stream.topics.enums import CheckType
@@ -67,6 +69,11 @@ class ProcessorObservability:
         """The checks wrapped to be measured (and traced) into this batch accumulator: the composition root
         builds the engine with these (runtime/processor.py); nothing is patched into an engine afterwards."""
         return instrument_checks(checks, self.acc)
+
+    def timed_updates(self) -> int:
+        """How many updates of the next batch go through the measured checks: the samples the duration
+        histogram keeps per batch, every update while tracing (one span per evaluation)."""
+        return sys.maxsize if tracing.enabled() else samples_per_batch()
 
     def _contract_of(self, asset_id: str) -> str:
         a = self.registry.get(asset_id)

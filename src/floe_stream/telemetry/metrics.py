@@ -105,6 +105,11 @@ _settings = TelemetrySettings()
 _custom: Any = None
 
 
+def samples_per_batch() -> int:
+    """``telemetry.histogram_samples_per_batch``: the duration samples a batch records per series."""
+    return max(1, _settings.histogram_samples_per_batch)
+
+
 def configure(cfg: TelemetrySettings) -> None:
     """Remember the telemetry settings; build the configured custom metrics (once per process)."""
     global _settings, _custom
