@@ -5,8 +5,8 @@
 
 Both sides run the same way, as `floe run processor` in its own process with the same environment and this
 venv's interpreter and dependencies: the older commit's ``src/`` is extracted with ``git archive`` into a
-temporary folder and put first on its ``PYTHONPATH``. The rows alternate (old, new, old, new, …) so that a
-change of the machine's load hits both sides alike:
+temporary folder and put first on its ``PYTHONPATH``. The rows alternate ABBA (old, new, new, old, …) so that a
+change of the machine's load, and the broker's growing number of topics, hit both sides alike:
 
   throughput: ``--events`` pre-filled materialization events (64 assets, 6 partitions, freshness contract)
               drained by the processor; events/s from its first to its last committed offset (commit interval
@@ -165,7 +165,8 @@ async def main() -> None:
     p99: dict[str, list[float]] = {name: [] for name, _ in sides}
     with Brokers(a.broker, tmp) as brokers:
         for i in range(a.pairs):
-            for j, (name, src) in enumerate(sides):
+            # ABBA: the side that runs first alternates, as the shared broker holds more topics with every row
+            for j, (name, src) in enumerate(sides if i % 2 == 0 else sides[::-1]):
                 tag = f"v{i}{j}"
                 if a.only != "latency":
                     with brokers.row(f"{tag}t") as (broker, prefix):
