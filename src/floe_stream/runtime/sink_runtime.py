@@ -332,7 +332,7 @@ class SinkRunner(ConsumerService, Generic[S]):
         (the alerts' group wait) waits that long for related records whatever the load.
 
         Why: ``python -m bench.sink --only a`` writes 11k results/s in batches of 1,000 (one result per asset
-        and check per statement) and 27k/s in batches of 5,000 (docs/PERFORMANCE.md)."""
+        and check per statement), 21–24k/s at 5,000 and 24–30k/s at 10,000 (docs/PERFORMANCE.md)."""
         loop = asyncio.get_running_loop()
         cfg = self.settings.sink
         wait = self.sink.collect_s
