@@ -89,6 +89,8 @@ async def test_killed_with_an_open_transaction_each_violation_is_seen_exactly_on
         clean = await read_violations(s, "read_committed")
         return len(dirty) > len(clean)
 
+    flowing = asyncio.Event()  # the noise runs: A's fetches never come back empty from now on
+
     async def noise(stop: asyncio.Event) -> None:
         """Commits of an unmonitored table, every few ms: A's fetches never come back empty, so it
         commits on its interval only (an idle processor commits at once) — transactions stay open."""
@@ -103,6 +105,7 @@ async def test_killed_with_an_open_transaction_each_violation_is_seen_exactly_on
                 await producer.send_and_wait(
                     topic, ev.model_dump_json(by_alias=True).encode(), key=b"test.noise"
                 )
+                flowing.set()
                 await asyncio.sleep(0.005)
         finally:
             await producer.stop()
@@ -112,13 +115,19 @@ async def test_killed_with_an_open_transaction_each_violation_is_seen_exactly_on
     quiet = asyncio.Event()
     noisy = asyncio.create_task(noise(quiet))
     try:
-        # round 1: every table gains a column → one column_added violation each
-        for i in range(N // 2):
-            await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 1, extra=True)])
+        # round 1: every table gains a column → one column_added violation each. Published one table at a
+        # time while we look, so that A keeps opening transactions with violations in them (an idle A, or
+        # one that has committed the last of them, has nothing open to be killed with)
+        await asyncio.wait_for(flowing.wait(), timeout=30)
+        sent = 0
         # kill A while it has produced violations inside a transaction not committed yet; frozen
         # (SIGSTOP) while we look, so no commit slips in between the look and the kill
         deadline = asyncio.get_running_loop().time() + 60
         while True:
+            if sent < N - 1:  # at least one table is left for B
+                await publish(s, TopicKey.CATALOG_COMMITS, [commit(sent, 1, extra=True)])
+                sent += 1
+                await asyncio.sleep(0.2)  # A evaluates it inside its open transaction
             a.send_signal(signal.SIGSTOP)
             # still ahead a moment later: not a commit A had already sent (the broker finishes that one
             # while A is stopped), but a transaction A cannot end any more
@@ -132,7 +141,7 @@ async def test_killed_with_an_open_transaction_each_violation_is_seen_exactly_on
         quiet.set()
         await noisy
         b = await start_floe(["run", "processor"], env, tmp_path / "b.log")
-        await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 1, extra=True) for i in range(N // 2, N)])
+        await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 1, extra=True) for i in range(sent, N)])
         await wait_for(lambda: _at_least(s, ViolationData, N), timeout=90)
         # round 2 on the survivor: the column is dropped again → every episode resolves
         await publish(s, TopicKey.CATALOG_COMMITS, [commit(i, 2, extra=False) for i in range(N)])
