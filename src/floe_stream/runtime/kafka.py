@@ -119,18 +119,27 @@ class KafkaUnavailable(Exception):
 
 async def ensure_topics(cfg: KafkaSettings, keys: Sequence[TopicKey] | None = None) -> list[str]:
     """Create floe's topics (idempotent). Returns the names created."""
+    wanted: dict[str, dict[str, str]] = {}
+    for key in keys or list(TopicKey):
+        wanted[topic_name(cfg.topic_prefix, key)] = (
+            {"cleanup.policy": "compact"} if CATALOGUE[key].compacted else {}
+        )
+    return await create_missing_topics(cfg, wanted)
+
+
+async def create_missing_topics(cfg: KafkaSettings, topics: dict[str, dict[str, str]]) -> list[str]:
+    """Create each of ``topics`` (name → topic configs) that does not exist, with ``kafka.partitions`` and
+    ``kafka.replication_factor``, and wait until they are visible. Returns the names created."""
     admin = AIOKafkaAdminClient(**cfg.client_kwargs(), client_id=f"{cfg.client_id}-admin")
     await start_client(admin, cfg.bootstrap_servers)
     created: list[str] = []
     try:
         existing = set(await admin.list_topics())
-        new: list[NewTopic] = []
-        for key in keys or list(TopicKey):
-            name = topic_name(cfg.topic_prefix, key)
-            if name in existing:
-                continue
-            configs = {"cleanup.policy": "compact"} if CATALOGUE[key].compacted else {}
-            new.append(NewTopic(name, cfg.partitions, cfg.replication_factor, topic_configs=configs))
+        new = [
+            NewTopic(name, cfg.partitions, cfg.replication_factor, topic_configs=configs)
+            for name, configs in topics.items()
+            if name not in existing
+        ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another replica/hook won the race
                 await admin.create_topics(new)

@@ -303,21 +303,10 @@ class OpenLineageTransport:
     async def _ensure_topic(self) -> None:
         """The kafka shorthand's topic, created when missing with floe's partitions and replication (Apache
         Kafka's auto-creation would pick the broker's defaults)."""
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-        from aiokafka.errors import TopicAlreadyExistsError
+        from floe_stream.runtime.kafka import create_missing_topics
 
-        k = self.kafka
-        admin = AIOKafkaAdminClient(**k.client_kwargs(), client_id=f"{k.client_id}-admin")
-        await admin.start()
-        try:
-            if self.cfg.topic not in set(await admin.list_topics()):
-                try:
-                    await admin.create_topics([NewTopic(self.cfg.topic, k.partitions, k.replication_factor)])
-                    log.info("created OpenLineage topic %s", self.cfg.topic)
-                except TopicAlreadyExistsError:
-                    pass
-        finally:
-            await admin.close()
+        if await create_missing_topics(self.kafka, {self.cfg.topic: {}}):
+            log.info("created OpenLineage topic %s", self.cfg.topic)
 
     async def close(self) -> None:
         if self.transport is not None:
