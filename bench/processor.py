@@ -131,7 +131,8 @@ async def raw_pass_through(k: KafkaSettings, n: int, partitions: int) -> float:
     return n / elapsed
 
 
-async def processor_throughput(s: Settings, n: int) -> float:
+async def prefill(s: Settings, n: int) -> None:
+    """Create the topics and put ``n`` materialization events (64 assets, keyed and partitioned by asset)."""
     await ensure_topics(s.kafka)
     producer = make_producer(s.kafka)
     await producer.start()
@@ -143,6 +144,10 @@ async def processor_throughput(s: Settings, n: int) -> float:
         [(partition_for(a, p), a.encode(), event(i, a)) for i, a in ((i, ASSETS[i % 64]) for i in range(n))],
     )
     await producer.stop()
+
+
+async def processor_throughput(s: Settings, n: int) -> float:
+    await prefill(s, n)
     svc = ProcessorService(s, load_registry(s))
     from floe_stream.runtime.app import tune_gc  # as the composition root does before running
 

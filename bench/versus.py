@@ -33,21 +33,20 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from bench.common import fill, pct
+from bench.common import pct
 from bench.processor import (
     ASSETS,
     Brokers,
     contract_dir,
-    event,
+    prefill,
     processor_cmd,
     processor_env,
     processor_latency,
 )
 from floe_stream.runtime.embedded import BROKER_KINDS
-from floe_stream.runtime.kafka import ensure_topics, make_producer
+from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.topics import TopicKey, topic_name
-from floe_stream.topics.partitioning import partition_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,17 +94,7 @@ async def dead_letters(k: KafkaSettings) -> int:
 
 
 async def throughput(s: Settings, n: int, src: Path | None, log: Path) -> float:
-    await ensure_topics(s.kafka)
-    producer = make_producer(s.kafka)
-    await producer.start()
-    topic = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
-    p = s.kafka.partitions
-    await fill(
-        producer,
-        topic,
-        [(partition_for(a, p), a.encode(), event(i, a)) for i, a in ((i, ASSETS[i % 64]) for i in range(n))],
-    )
-    await producer.stop()
+    await prefill(s, n)
     group = f"{s.kafka.group_prefix}-tp-processor"
     with open(log, "ab") as fh:
         proc = await asyncio.create_subprocess_exec(
