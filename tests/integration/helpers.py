@@ -127,3 +127,14 @@ async def stop_process(proc: asyncio.subprocess.Process, timeout: float = 20) ->
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
     return await asyncio.wait_for(proc.wait(), timeout)
+
+
+def use_openlineage_yml(monkeypatch: Any, folder: Path, text: str) -> Path:
+    """Configure openlineage-python the way its users do: ``folder/openlineage.yml`` named by
+    ``OPENLINEAGE_CONFIG``, and no ``OPENLINEAGE_URL`` / ``OPENLINEAGE_DISABLED`` of the environment in the way."""
+    cfg = folder / "openlineage.yml"
+    cfg.write_text(text)
+    monkeypatch.setenv("OPENLINEAGE_CONFIG", str(cfg))
+    for var in ("OPENLINEAGE_URL", "OPENLINEAGE_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    return cfg

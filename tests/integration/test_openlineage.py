@@ -30,7 +30,7 @@ from floe_stream.topics.catalog import topic_name
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import encode_violation
 from tests.conftest import OPENLINEAGE_SCHEMAS, REPO, wait_for
-from tests.integration.helpers import Running, read_all
+from tests.integration.helpers import Running, read_all, use_openlineage_yml
 
 pytestmark = [pytest.mark.kafka]
 
@@ -305,18 +305,16 @@ async def test_kafka_outage_is_retried_and_nothing_is_lost(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cfg = tmp_path / "openlineage.yml"
-    cfg.write_text(
+    use_openlineage_yml(
+        monkeypatch,
+        tmp_path,
         "transport:\n"
         "  type: kafka\n"
         f"  topic: {topic}\n"
         "  config:\n"
         f"    bootstrap.servers: 127.0.0.1:{port}\n"
-        "    reconnect.backoff.max.ms: 200\n"
+        "    reconnect.backoff.max.ms: 200\n",
     )
-    monkeypatch.setenv("OPENLINEAGE_CONFIG", str(cfg))
-    for var in ("OPENLINEAGE_URL", "OPENLINEAGE_DISABLED"):
-        monkeypatch.delenv(var, raising=False)
     s = settings.model_copy(
         update={
             "openlineage": OpenLineageSettings(transport="openlineage", timeout_s=1.0, retry_backoff_s=0.05)
@@ -388,8 +386,9 @@ async def test_composite_http_and_file_configured_by_openlineage_yml(
         m.fail_next = 8  # more 503s than openlineage-python's own HTTP retries absorb
         ol_file = tmp_path / "lineage" / "events.jsonl"
         ol_file.parent.mkdir()
-        cfg = tmp_path / "openlineage.yml"
-        cfg.write_text(
+        use_openlineage_yml(
+            monkeypatch,
+            tmp_path,
             "transport:\n"
             "  type: composite\n"
             "  continue_on_failure: false\n"
@@ -401,11 +400,8 @@ async def test_composite_http_and_file_configured_by_openlineage_yml(
             "    archive:\n"
             "      type: file\n"
             f"      log_file_path: {ol_file}\n"
-            "      append: true\n"
+            "      append: true\n",
         )
-        monkeypatch.setenv("OPENLINEAGE_CONFIG", str(cfg))
-        for var in ("OPENLINEAGE_URL", "OPENLINEAGE_DISABLED"):
-            monkeypatch.delenv(var, raising=False)
         s = settings.model_copy(
             update={"openlineage": OpenLineageSettings(retry_backoff_s=0.05)}
         )  # the default

@@ -24,7 +24,7 @@ from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, DriftKind, TopicKey, ViolationData
 from tests.conftest import REPO, wait_for
-from tests.integration.helpers import Running, read_all, violations
+from tests.integration.helpers import Running, read_all, use_openlineage_yml, violations
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -68,19 +68,17 @@ async def test_openlineage_kafka_transport_end_to_end(
 ) -> None:
     s = settings.model_copy(update={"contracts_dir": REPO / "tests" / "fixtures" / "contracts"})
     topic = f"{s.kafka.topic_prefix}materializations"
-    cfg = tmp_path / "openlineage.yml"
-    cfg.write_text(
+    use_openlineage_yml(
+        monkeypatch,
+        tmp_path,
         "transport:\n"
         "  type: kafka\n"
         f"  topic: {topic}\n"
         "  flush: true\n"
         "  config:\n"
         f"    bootstrap.servers: {s.kafka.bootstrap_servers}\n"
-        "    acks: all\n"
+        "    acks: all\n",
     )
-    monkeypatch.setenv("OPENLINEAGE_CONFIG", str(cfg))
-    for var in ("OPENLINEAGE_URL", "OPENLINEAGE_DISABLED"):
-        monkeypatch.delenv(var, raising=False)
     processor = ProcessorService(s, load_registry(s))
     run_id = str(generate_new_uuid())
     async with Running(processor):
