@@ -40,6 +40,14 @@ def notice(sla: LifecycleSla, now: datetime) -> tuple[str, Severity | None, str]
     return "ok", None, "within its supported lifecycle"
 
 
+def _dates(sla: LifecycleSla, names: tuple[str, str, str]) -> str:
+    """The declared dates, each under its name (GA, end of support, end of life, in that order)."""
+    dates = (sla.general_availability, sla.end_of_support, sla.end_of_life)
+    return ", ".join(
+        f"{n} {at.date().isoformat()}" for n, at in zip(names, dates, strict=True) if at is not None
+    )
+
+
 class LifecycleCheck:
     check_type = CheckType.LIFECYCLE
     reacts_to_updates = False
@@ -55,15 +63,7 @@ class LifecycleCheck:
             return []
         return [{
             "check": "lifecycle",
-            "evaluates": ", ".join(
-                f"{name} {at.date().isoformat()}"
-                for name, at in (
-                    ("generalAvailability", life.general_availability),
-                    ("endOfSupport", life.end_of_support),
-                    ("endOfLife", life.end_of_life),
-                )
-                if at is not None
-            ),
+            "evaluates": _dates(life, ("generalAvailability", "endOfSupport", "endOfLife")),
             "measured": f"INFO notice {life.notice_days:g} days before, WARNING once past; to the consumers",
             "severity": "INFO / WARNING",
         }]  # fmt: skip
@@ -75,15 +75,7 @@ class LifecycleCheck:
         level, severity, message = notice(sla, ctx.now)
         if state.checks.get(KEY, {}).get("level", "ok" if KEY not in state.open else "") == level:
             return []  # only news: the notice changed
-        expected = ", ".join(
-            f"{name} {at.date().isoformat()}"
-            for name, at in (
-                ("GA", sla.general_availability),
-                ("end of support", sla.end_of_support),
-                ("end of life", sla.end_of_life),
-            )
-            if at is not None
-        )
+        expected = _dates(sla, ("GA", "end of support", "end of life"))
         past = level.startswith("past_")
         finding = Finding(KEY, severity, message, None, expected, level)
         return [
