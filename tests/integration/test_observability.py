@@ -396,10 +396,17 @@ async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
         )
         await producer.stop()
         await wait_for(lambda: sink.sink.degraded, timeout=20)
-        await asyncio.sleep(sink.stall_bound_s() + 0.5)  # its handler is retrying the write, beyond the bound
-        assert (
-            await get(port, "/healthz")
-        ).status_code == 200  # alive (still_working), a restart would not help
+        await wait_for(lambda: sink.paused, timeout=20)
+        # its handler retries the write with a growing backoff (gaps beyond the 1 s bound) while the paused
+        # consumer keeps polling: alive all along, a restart would not help
+        loop = asyncio.get_running_loop()
+        until = loop.time() + max(2 * sink.stall_bound_s(), BACKOFF_GAPS_S)
+        answers = []
+        while loop.time() < until:
+            answers.append((await get(port, "/healthz")).status_code)
+            await asyncio.sleep(0.2)
+        assert set(answers) == {200}, answers
+        assert sink.paused  # still retrying: the database is down
         assert all(
             [
                 await sink.consumer.committed(tp) is None
@@ -416,6 +423,10 @@ async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
         assert await conn.fetchval("SELECT count(*) FROM violation_events WHERE event_id = 'v-health'") == 1
     finally:
         await conn.close()
+
+
+# the retry's first gaps (0.2 + 0.4 + 0.8 + 1.6 s): the last one is longer than the sink's 1.25 s stall bound
+BACKOFF_GAPS_S = 3.5
 
 
 async def _down(status):  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -50,10 +51,14 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             self.svc.assigned.difference_update(revoked)
             for tp in revoked:
                 self.svc.positions.pop(tp, None)
+                self.svc.handled_at.pop(tp, None)
             await self.svc.on_revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self.svc.lock:
+            now = time.time()
+            for tp in assigned:  # progress is measured from here until the partition's first batch
+                self.svc.handled_at.setdefault(tp, now)
             self.svc.assigned.update(assigned)
             await self.svc.on_assigned(list(assigned))
             self.svc.ever_assigned = True
@@ -86,6 +91,7 @@ class ConsumerService:
         self.records = 0
         self.positions: dict[TopicPartition, int] = {}  # next offset to consume, after each commit
         self.lag: dict[TopicPartition, int] = {}  # end offset - position, refreshed every lag_interval_s
+        self.handled_at: dict[TopicPartition, float] = {}  # wall time of the last batch (or the assignment)
         self._lag_at = 0.0
         self._kafka_ok = False  # set once the consumer has started (readiness)
         self._fetched_at: float | None = None  # loop time of the last completed fetch (liveness)
@@ -145,10 +151,26 @@ class ConsumerService:
             return 0.0
         return asyncio.get_running_loop().time() - self._fetched_at
 
+    def keepalive_poll_s(self) -> float:
+        """The longest poll of the paused consumer (:meth:`pause_fetching`)."""
+        return max(1, min(KEEPALIVE_POLL_MS, self.settings.kafka.max_poll_interval_ms // 3)) / 1000
+
+    def liveness_bound_s(self) -> float:
+        """The bound :meth:`liveness` applies now: :meth:`stall_bound_s`; while paused, at least one keepalive poll
+        (``keepalive_poll_s`` + ``kafka.fetch_max_wait_ms``) plus ``health_loop_lag_s``, the lateness of the loop
+        the health server tolerates anyway. A paused member is alive as long as its keepalive polls, whatever
+        ``health_stall_s`` is: restarting it would not bring its destination back."""
+        bound = self.stall_bound_s()
+        if self._keepalive is None:
+            return bound
+        poll = self.keepalive_poll_s() + self.settings.kafka.fetch_max_wait_ms / 1000
+        return max(bound, poll + self.settings.health_loop_lag_s)
+
     async def liveness(self) -> dict[str, bool]:
-        """Alive while the consume loop turns: a fetch completed within :meth:`stall_bound_s`. (An event loop
-        blocked for longer than ``health_loop_lag_s`` is reported by the health server itself.)"""
-        return {"consuming": self.fetch_age_s() <= self.stall_bound_s()}
+        """Alive while the consume loop turns: a fetch (or, while paused, a keepalive poll) completed within
+        :meth:`liveness_bound_s`. (An event loop blocked for longer than ``health_loop_lag_s`` is reported by the
+        health server itself.)"""
+        return {"consuming": self.fetch_age_s() <= self.liveness_bound_s()}
 
     # --- paused while the handler waits for its destination -----------------------------------------
     # aiokafka counts max_poll_interval_ms as the time spent outside getmany (SubscriptionState.fetcher_idle_time);
@@ -212,11 +234,13 @@ class ConsumerService:
         self.paused = frozenset(tps)
 
     async def _keep_member_alive(self) -> None:
-        timeout_ms = max(1, min(KEEPALIVE_POLL_MS, self.settings.kafka.max_poll_interval_ms // 3))
+        timeout_ms = int(self.keepalive_poll_s() * 1000)
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 self._pause_assigned()  # before every poll: nothing is fetched, whatever is assigned now
                 got = await self.consumer.getmany(timeout_ms=timeout_ms)
+                self._fetched_at = loop.time()  # a completed poll: the member is alive (liveness)
                 for tp, recs in got.items():
                     if recs:
                         with contextlib.suppress(IllegalStateError):
@@ -229,6 +253,16 @@ class ConsumerService:
 
     def paused_observations(self) -> list[tuple[dict[str, str], float]]:
         return [({"group": self.group_id}, float(len(self.paused)))]
+
+    def handled_observations(self) -> list[tuple[dict[str, str], float]]:
+        """``floe_consumer_last_handled_timestamp_seconds``: when each assigned partition's last batch was handled
+        (its assignment, before the first). The ticks topic of the processor group is what the chart's
+        ``FloeTicksNotProcessed`` alert watches."""
+        return [
+            ({"group": self.group_id, "topic": tp.topic, "partition": str(tp.partition)}, at)
+            for tp, at in self.handled_at.items()
+            if tp in self.assigned
+        ]
 
     # --- consumer lag (floe_consumer_lag, read at scrape time) ------------------------------------
     def lag_observations(self) -> list[tuple[dict[str, str], float]]:
@@ -363,6 +397,7 @@ class ConsumerService:
                 tracing.end_spans(spans)
             offsets = {tp: recs[-1].offset + 1 for tp, recs in owned.items()}
             self.positions.update(offsets)
+            self.handled_at.update(dict.fromkeys(offsets, time.time()))
             self._uncommitted.update(offsets)
             self.batches += 1
             self.records += sum(len(r) for r in owned.values())

@@ -10,7 +10,8 @@ Metric names as Prometheus shows them (the OTel counter ``x`` is exposed as ``x_
   ``floe_alert_delivery_failures_total{channel}`` (defined by the alerts sink, sinks/alerts/metrics.py);
 * pipeline: ``floe_events_processed_total{topic}``, ``floe_events_dead_lettered_total{topic,reason}``,
   ``floe_consumer_lag{group,topic,partition}``, ``floe_consumer_paused_partitions{group}`` (a sink waiting for
-  its destination), ``floe_verdict_latency_seconds{topic}`` (histogram:
+  its destination), ``floe_consumer_last_handled_timestamp_seconds{group,topic,partition}``,
+  ``floe_supervised_task_up{task}`` (1 running, 0 ended or failed), ``floe_verdict_latency_seconds{topic}`` (histogram:
   record timestamp → its effects produced), ``floe_sink_records_written_total{sink}``.
 
 Hot path: the processor never calls an instrument per record. :class:`BatchMetrics` accumulates plain
@@ -171,6 +172,10 @@ def _paused_callback(_: CallbackOptions) -> Iterable[Observation]:
     return list(_observe(_lag_sources, "paused_observations"))
 
 
+def _handled_callback(_: CallbackOptions) -> Iterable[Observation]:
+    return list(_observe(_lag_sources, "handled_observations"))
+
+
 def _freshness_callback(_: CallbackOptions) -> Iterable[Observation]:
     return list(_observe(_freshness_sources, "freshness_observations"))
 
@@ -242,6 +247,18 @@ class Instruments:
             callbacks=[_paused_callback],
             description="partitions a consumer group member paused while its destination is down (offsets held)",
         )
+        self.last_handled = meter.create_observable_gauge(
+            "floe_consumer_last_handled_timestamp_seconds",
+            callbacks=[_handled_callback],
+            unit="s",
+            description="Unix time a consumer group member last handled records of an assigned partition (the "
+            "time it was assigned it, before its first batch), per group, topic and partition",
+        )
+        self.task_up = meter.create_gauge(
+            "floe_supervised_task_up",
+            description="1 while a supervised background task of the process runs, 0 once it ended or failed, "
+            "by task",
+        )
         self.lineage_events = meter.create_counter(
             "floe_lineage_events_emitted",
             description="OpenLineage events emitted, by transport and event type",
@@ -249,6 +266,11 @@ class Instruments:
 
 
 _instruments: Instruments | None = None
+
+
+def task_up(task: str, up: bool) -> None:
+    """``floe_supervised_task_up{task}``: a supervised background task started (True) or ended/failed (False)."""
+    instruments().task_up.set(1.0 if up else 0.0, {"task": task})
 
 
 def instruments() -> Instruments:
