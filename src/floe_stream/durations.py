@@ -1,46 +1,196 @@
-"""One duration parser and one human formatter for every command line flag and report.
+"""The one duration parser and the one duration formatter: command line flags, contracts, checks, reports, alerts.
 
-``parse_duration`` takes ``90d``, ``2w``, ``36h``, ``30m``, ``45s``, ``1.5h``, ``4h30m`` (units may be combined)
-and ISO 8601 durations (``PT6H``, ``P1D``, ``P2W``, ``P1DT12H``). ``human_duration`` writes ``4h 30m``.
+One grammar, read by every caller:
+
+- a number with a time unit, units may be combined: ``90d``, ``2w``, ``36h``, ``30m``, ``45s``, ``1.5h``,
+  ``4h30m``, ``30 min``, ``2 weeks``; units are ``s``/``sec``/``second(s)``, ``m``/``min``/``minute(s)``,
+  ``h``/``hr``/``hour(s)``, ``d``/``day(s)``, ``w``/``week(s)``, ``month(s)`` (30 days), ``y``/``yr``/
+  ``year(s)`` (365 days), in any case;
+- an ISO 8601 duration: ``PT6H``, ``P1D``, ``P2W``, ``P1DT12H``, ``P1M`` (30 days), ``P1Y`` (365 days).
+
+:func:`parse_duration` reads a flag's text, :func:`duration_seconds` an ODCS SLA ``value`` + ``unit`` pair,
+:func:`interval_seconds` a ``floe`` setting (a bare number is seconds there). A plain number without a unit is
+refused everywhere else: seconds and days would both be guesses.
+
+:func:`format_duration` writes one, in the style the caller's reader expects (see :data:`DurationStyle`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
+from typing import Literal
 
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_COMPACT = re.compile(r"^(?:(\d+(?:\.\d+)?)\s*(w|d|h|m|s)\s*)+$", re.IGNORECASE)
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
-_ISO = re.compile(
-    r"^P(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
-    r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
-    re.IGNORECASE,
-)
+import isodate
+
+__all__ = [
+    "EXAMPLES",
+    "DurationStyle",
+    "duration_seconds",
+    "format_duration",
+    "interval_seconds",
+    "number",
+    "parse_duration",
+]
+
+_DAY = 86_400.0
+UNITS: dict[str, float] = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3_600.0),
+    **dict.fromkeys(("d", "day", "days"), _DAY),
+    **dict.fromkeys(("w", "week", "weeks"), 7 * _DAY),
+    **dict.fromkeys(("month", "months"), 30 * _DAY),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), 365 * _DAY),
+}
+"""Seconds per time unit (lower case)."""
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_PART = re.compile(rf"({_NUMBER})\s*([a-z]+)", re.IGNORECASE)
+_COMPACT = re.compile(rf"^\s*(?:{_NUMBER}\s*[a-z]+\s*)+$", re.IGNORECASE)
+_ONE_PART = re.compile(rf"^\s*({_NUMBER})\s*([a-z]+)\s*$", re.IGNORECASE)
 EXAMPLES = "90d, 2w, 36h, 30m, 4h30m or ISO 8601 PT6H"
+
+
+# --- parsing ----------------------------------------------------------------------------------------
 
 
 def parse_duration(text: str) -> timedelta:
     """A positive duration; ValueError naming the value and the accepted forms otherwise."""
     t = text.strip()
-    seconds: float | None = None
-    if _COMPACT.match(t):
-        seconds = sum(float(n) * _UNIT_S[u.lower()] for n, u in _PART.findall(t))
-    else:
-        m = _ISO.match(t)
-        if m and t.upper() not in ("P", "PT") and not t.upper().endswith("T"):
-            seconds = sum(float(v) * _UNIT_S[k] for k, v in m.groupdict().items() if v)
+    seconds = _compact_seconds(t)
+    if seconds is None and t[:1] in ("P", "p") and not t.upper().endswith("T"):
+        try:
+            seconds = _iso_seconds(t.upper())
+        except ValueError:
+            seconds = None
     if seconds is None:
         raise ValueError(f"{text!r} is not a duration (use e.g. {EXAMPLES})")
-    if seconds <= 0:
+    if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"{text!r} is not a positive duration (use e.g. {EXAMPLES})")
     return timedelta(seconds=seconds)
 
 
-def human_duration(seconds: float | None) -> str:
-    """``45s``, ``12m``, ``4h 30m``, ``3d 4h``; ``—`` for None."""
-    if seconds is None:
-        return "—"
+def duration_seconds(value: object, unit: str | None = None) -> float:
+    """Seconds in an SLA duration: a number with a time unit (``4`` + ``d``) or ISO 8601 (``PT6H``).
+
+    Raises ValueError with a message that names the bad value or unit.
+    """
+    if isinstance(value, str) and value.strip().startswith("P"):
+        text = value.strip()
+        if unit:
+            raise ValueError(f"value {text!r} is an ISO-8601 duration, so unit {unit!r} must be left out")
+        seconds = _iso_seconds(text)
+    else:
+        amount = number(value, "a number with a unit or an ISO-8601 duration such as 'PT6H'")
+        if not unit:
+            raise ValueError(
+                f"value {value!r} has no unit; add a unit (s, m, h, d, w, y) or write an ISO-8601 duration such as 'PT6H'"
+            )
+        factor = UNITS.get(unit.strip().lower())
+        if factor is None:
+            raise ValueError(f"unit {unit!r} is not a time unit (use s, m, h, d, w or y)")
+        seconds = amount * factor
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"value {value!r} is not a positive duration")
+    return seconds
+
+
+def interval_seconds(value: object) -> float:
+    """Seconds in a ``floe`` duration setting: a number of seconds, ``"6h"``, ``"30 min"``, ``"4h30m"`` or
+    ``"PT6H"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return duration_seconds(value, "s")
+    if isinstance(value, str):
+        one = _ONE_PART.match(value)
+        if one:  # "30 min": the unit's own message when it is not a time unit
+            return duration_seconds(one.group(1), one.group(2))
+        seconds = _compact_seconds(value)
+        if seconds is not None and math.isfinite(seconds) and seconds > 0:
+            return seconds
+        return duration_seconds(value)
+    raise ValueError(f"value {value!r} is not a duration (e.g. 3600, '6h', 'PT6H')")
+
+
+def number(value: object, expected: str) -> float:
+    """``value`` as a float (a number or its text); ValueError ``value … is not <expected>`` otherwise."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"value {value!r} is not {expected}")
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise ValueError(f"value {value!r} is not {expected}") from None
+
+
+def _compact_seconds(text: str) -> float | None:
+    """``4h30m``, ``30 min``, ``1.5h`` in seconds; None when ``text`` is not of that form or names an unknown
+    unit."""
+    if not _COMPACT.match(text):
+        return None
+    total = 0.0
+    for amount, unit in _PART.findall(text):
+        factor = UNITS.get(unit.lower())
+        if factor is None:
+            return None
+        total += float(amount) * factor
+    return total
+
+
+def _iso_seconds(text: str) -> float:
+    """Seconds in an ISO 8601 duration (a year is 365 days, a month 30 days)."""
+    try:
+        parsed = isodate.parse_duration(text)
+    except (isodate.ISO8601Error, ValueError):
+        raise ValueError(f"value {text!r} is not a valid ISO-8601 duration (e.g. 'PT6H', 'P1D')") from None
+    if isinstance(parsed, isodate.Duration):  # has years/months
+        seconds = float(parsed.tdelta.total_seconds()) + float(parsed.years) * 365 * _DAY
+        return seconds + float(parsed.months) * 30 * _DAY
+    return float(parsed.total_seconds())
+
+
+# --- formatting -------------------------------------------------------------------------------------
+
+DurationStyle = Literal["age", "exact", "report", "decimal"]
+"""How :func:`format_duration` writes a duration, by what the reader does with it:
+
+- ``age`` (the default): a measured age or span in a violation or an alert, two units, zero-padded, so that
+  a value and its threshold line up: ``40s``, ``4m05s``, ``1h00m``, ``2d03h``;
+- ``exact``: a declared setting or window echoed back without rounding, in the largest unit that divides it:
+  ``6h``, ``90m``, ``7d``, ``1.5s``;
+- ``report``: a table cell of a compliance report, at most two units, small ones dropped: ``45s``, ``12m``,
+  ``4h 30m``, ``3d 4h``;
+- ``decimal``: a column of comparable numbers, one unit with one decimal: ``10.0s``, ``1.0h``, ``2.5d``.
+"""
+
+
+def format_duration(value: float | timedelta, style: DurationStyle = "age") -> str:
+    """``value`` (seconds or a timedelta) as text in ``style``."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    return _STYLES[style](seconds)
+
+
+def _age(seconds: float) -> str:
+    s = round(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 172_800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def _exact(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _report(seconds: float) -> str:
     s = round(seconds)
     if s < 60:
         return f"{s}s"
@@ -54,10 +204,11 @@ def human_duration(seconds: float | None) -> str:
     return f"{d}d {r // 3600}h" if r // 3600 else f"{d}d"
 
 
-def window_label(td: timedelta) -> str:
-    """A compact label of a window: 7d, 14d (for 2w), 36h, 90m."""
-    s = int(td.total_seconds())
-    for unit in ("d", "h", "m"):
-        if s % _UNIT_S[unit] == 0:
-            return f"{s // _UNIT_S[unit]}{unit}"
-    return f"{s}s"
+def _decimal(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"
+
+
+_STYLES = {"age": _age, "exact": _exact, "report": _report, "decimal": _decimal}

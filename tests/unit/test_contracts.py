@@ -12,13 +12,7 @@ import pytest
 import yaml
 
 from floe_stream.contracts.lint import lint_directory
-from floe_stream.contracts.loader import (
-    availability_ratio,
-    duration_seconds,
-    load_contract,
-    load_contract_text,
-    load_directory,
-)
+from floe_stream.contracts.loader import load_contract, load_contract_text, load_directory
 from floe_stream.contracts.models import (
     AvailabilitySla,
     ColumnSpec,
@@ -28,6 +22,8 @@ from floe_stream.contracts.models import (
     QualityRule,
     ServerRef,
 )
+from floe_stream.contracts.units import availability_ratio
+from floe_stream.durations import duration_seconds
 from floe_stream.probes.targets import probe_problems
 from floe_stream.processors.policy import override_problems
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from floe_stream.durations import human_duration, parse_duration
+from floe_stream.durations import format_duration, parse_duration
 from floe_stream.reporting.compliance import CheckSummary, judge
 from floe_stream.reporting.render import _Col, _layout, _pct
 
@@ -28,8 +28,8 @@ def test_bad_durations_name_the_forms(text: str) -> None:
 
 
 def test_human_units() -> None:
-    assert human_duration(16200) == "4h 30m"
-    assert human_duration(42472.7954 * 60) == "29d 11h"
+    assert format_duration(16200, "report") == "4h 30m"
+    assert format_duration(42472.7954 * 60, "report") == "29d 11h"
     assert _pct(98.7) == "98.7 %" and _pct(99.96) == "99.96 %" and _pct(100.0) == "100.0 %"
 
 

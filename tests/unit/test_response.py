@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from floe_stream.contracts.sla import ResponseSla
+from floe_stream.contracts.models import ResponseSla
 from floe_stream.reporting.response import ResponseRow, render_response, summarize_response
 
 

@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from floe_stream.contracts.loader import load_contract_text
-from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.contracts.sla import FrequencySla, LifecycleSla, TimeOfAvailabilitySla
+from floe_stream.contracts.models import FrequencySla, LifecycleSla, MonitoredAsset, TimeOfAvailabilitySla
 from floe_stream.processors.checks.frequency import FrequencyCheck
 from floe_stream.processors.checks.lifecycle import LifecycleCheck, notice
 from floe_stream.processors.checks.time_of_availability import TimeOfAvailabilityCheck, deadlines
@@ -244,7 +243,7 @@ def test_cron_grace_is_measured_in_real_time_on_the_short_dst_day() -> None:
 
 
 def test_retention_rows_deleted_before_the_period_ends() -> None:
-    from floe_stream.contracts.sla import RetentionSla
+    from floe_stream.contracts.models import RetentionSla
     from floe_stream.processors.checks.retention import RetentionCheck
 
     a = asset(retention=RetentionSla(period_s=30 * 86_400))

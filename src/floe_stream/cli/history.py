@@ -15,7 +15,7 @@ import asyncpg
 import click
 
 from floe_stream.cli.params import DURATION, FAIL_UNDER, output_width, writable
-from floe_stream.durations import window_label
+from floe_stream.durations import format_duration
 from floe_stream.reporting.compliance import SORTS
 from floe_stream.settings import ConfigError, Settings, load_settings
 
@@ -125,7 +125,7 @@ def sla_report(
     if response:
         _response_report(settings, window, end, assets, fmt, output)
         return
-    label = window_label(window)
+    label = format_duration(window, "exact")
 
     async def build(conn: asyncpg.Connection) -> Any:
         return await build_report(

@@ -354,7 +354,7 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
 def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: str) -> None:
     from datetime import UTC, datetime
 
-    from floe_stream.durations import window_label
+    from floe_stream.durations import format_duration
     from floe_stream.runtime.seen import seen_assets
 
     since = datetime.now(UTC) - window
@@ -364,7 +364,7 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
                 for g in gap]  # fmt: skip
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{len(gap)} asset(s) seen in the last {window_label(window)} without a contract")
+    click.echo(f"{len(gap)} asset(s) seen in the last {format_duration(window, 'exact')} without a contract")
     for g in gap:
         click.echo(
             f"  uncovered  {g.identifier}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from floe_stream.durations import interval_seconds
 from floe_stream.topics.enums import Severity
 
 __all__ = [
@@ -214,8 +215,6 @@ class FloeExtension(BaseModel):
     @field_validator("intervals", mode="before")
     @classmethod
     def _intervals(cls, value: Any) -> Any:
-        from floe_stream.contracts.loader import interval_seconds
-
         if value is None:
             return {}
         if not isinstance(value, Mapping):

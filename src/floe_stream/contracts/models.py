@@ -1,23 +1,17 @@
 """The monitoring view of an ODCS contract: one :class:`MonitoredAsset` per contract table.
 
-Built by :mod:`floe_stream.contracts.loader` from ODCS v3 YAML; consumed by the pure checks.
+Built by :mod:`floe_stream.contracts.loader` from ODCS v3 YAML; consumed by the pure checks. The SLAs are typed
+here (what the checks read); which ODCS property becomes which SLA is :mod:`floe_stream.contracts.slas`.
 """
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from floe_stream.contracts.extension import FloeExtension
-from floe_stream.contracts.sla import (
-    FrequencySla,
-    LifecycleSla,
-    ResponseSla,
-    RetentionSla,
-    SlaNote,
-    TimeOfAvailabilitySla,
-)
 
 QualityOperator = Literal[
     "mustBe",
@@ -53,6 +47,56 @@ class FreshnessSla(_Frozen):
 
 class AvailabilitySla(_Frozen):
     target_ratio: float = Field(gt=0, le=1, description="e.g. 0.999 for '99.9%'")
+
+
+class FrequencySla(_Frozen):
+    """``frequency``: an update is expected every ``interval_s`` or at each ``cron`` run (in ``timezone``)."""
+
+    interval_s: float | None = Field(default=None, gt=0)
+    cron: str | None = None
+    timezone: str = "UTC"
+    element: str | None = None
+
+
+class TimeOfAvailabilitySla(_Frozen):
+    """``timeOfAvailability``: each day by ``deadline`` (wall clock in ``timezone``) an update has arrived since
+    the previous day's deadline. ``timezone`` is an IANA name (DST-aware) or a fixed offset such as ``-08:00``."""
+
+    deadline: time
+    timezone: str = "UTC"
+    element: str | None = None
+
+
+class RetentionSla(_Frozen):
+    """``retention``: data younger than ``period_s`` stays available."""
+
+    period_s: float = Field(gt=0)
+    element: str | None = None
+
+
+class LifecycleSla(_Frozen):
+    general_availability: AwareDatetime | None = None
+    end_of_support: AwareDatetime | None = None
+    end_of_life: AwareDatetime | None = None
+    notice_days: float = 30.0
+
+
+class ResponseSla(_Frozen):
+    """Targets on floe's own response (seconds): detection, notification, repair."""
+
+    time_to_detect_s: float | None = None
+    time_to_notify_s: float | None = None
+    time_to_repair_s: float | None = None
+
+
+class SlaNote(_Frozen):
+    """One SLA property of the contract as it applies to one asset: which check evaluates it, or why not."""
+
+    index: int
+    property: str
+    value: str
+    evaluated_by: str | None
+    detail: str
 
 
 class QualityRule(_Frozen):

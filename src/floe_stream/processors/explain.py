@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from floe_stream.contracts.models import LoadedContract, MonitoredAsset
-from floe_stream.processors.checks.base import Check, ExplainContext, ProbeOf, fmt_duration
+from floe_stream.durations import format_duration
+from floe_stream.processors.checks.base import Check, ExplainContext, ProbeOf
 from floe_stream.processors.policy import CheckPolicy, resolve_policy
 from floe_stream.processors.registry import CHECKS
 
@@ -33,10 +34,10 @@ def explain_asset(
     explained = [entry for check in checks for entry in check.explain(asset, ex)]
     episode = (
         f"opens after {policy.fail_after} failing evaluation(s)"
-        + (f" lasting {fmt_duration(policy.fail_for_s)}" if policy.fail_for_s else "")
+        + (f" lasting {format_duration(policy.fail_for_s, 'exact')}" if policy.fail_for_s else "")
         + f", resolves after {policy.resolve_after} pass(es); flapping above {policy.flap_threshold} flips in "
-        f"{fmt_duration(policy.flap_window_s)}; CRITICAL above {policy.critical_count} breaches in "
-        f"{fmt_duration(policy.critical_window_s)}"
+        f"{format_duration(policy.flap_window_s, 'exact')}; CRITICAL above {policy.critical_count} breaches in "
+        f"{format_duration(policy.critical_window_s, 'exact')}"
     )
     table_marks = (f"({asset.table})", f"({asset.table}.")
     return {

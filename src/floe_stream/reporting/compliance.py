@@ -29,7 +29,7 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from floe_stream.durations import parse_duration, window_label
+from floe_stream.durations import format_duration, parse_duration
 from floe_stream.reporting.timeline import (
     RANK_SEVERITY,
     SEVERITY_RANK,
@@ -465,7 +465,7 @@ async def build_report(
     ``allow_unknown``: an asset id nothing knows yields an empty report instead of a :class:`ReportError`.
     """
     if isinstance(window, timedelta):
-        span, window = window, window_label(window)
+        span, window = window, format_duration(window, "exact")
     elif window in WINDOWS:
         span = WINDOWS[window]
     else:

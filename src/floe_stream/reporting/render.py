@@ -12,7 +12,7 @@ from datetime import datetime
 import click
 from rich.console import Console
 
-from floe_stream.durations import human_duration
+from floe_stream.durations import format_duration
 from floe_stream.reporting.compliance import AssetCompliance, CheckSeries, ComplianceReport
 
 
@@ -27,7 +27,7 @@ def _pct(x: float | None) -> str:
 
 
 def _dur(seconds: float | None) -> str:
-    return human_duration(seconds)
+    return "—" if seconds is None else format_duration(seconds, "report")
 
 
 def _budget(x: float | None) -> str:
@@ -598,7 +598,7 @@ def render_html(report: ComplianceReport) -> str:
                 + _td(c.compliance_pct, "compliance_pct", cls=bad) + _td(c.target_pct, "target_pct")
                 + _td(c.error_budget_left_pct, "error_budget_left_pct", _budget(c.error_budget_left_pct))
                 + _td(c.checks_run, "checks_run") + _td(c.passed, "passed") + _td(c.failed, "failed")
-                + _td(c.minutes_within_sla, "minutes_within_sla", human_duration(c.minutes_within_sla * 60))
+                + _td(c.minutes_within_sla, "minutes_within_sla", format_duration(c.minutes_within_sla * 60, "report"))
                 + _td(c.coverage_pct, "coverage_pct") + _td(c.violations, "violations")
                 + _td(c.mttr_s, "mttr_s", _dur(c.mttr_s)) + _td(c.trend, "trend", _TREND_ARROW[c.trend], "l")
                 + f'<td class="l">{_e(c.reason)}</td></tr>'

@@ -25,7 +25,8 @@ from datetime import datetime
 
 import asyncpg
 
-from floe_stream.contracts.sla import ResponseSla
+from floe_stream.contracts.models import ResponseSla
+from floe_stream.durations import format_duration
 
 __all__ = ["ResponseRow", "ResponseStat", "fetch_response_rows", "render_response", "summarize_response"]
 
@@ -150,12 +151,7 @@ async def fetch_response_rows(
 
 
 def _human(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.1f}s"
+    return "-" if seconds is None else format_duration(seconds, "decimal")
 
 
 def render_response(stats: Sequence[ResponseStat]) -> str:

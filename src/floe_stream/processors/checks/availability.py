@@ -25,7 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.processors.checks.base import ExplainContext, fmt_duration, sla_severity
+from floe_stream.durations import format_duration
+from floe_stream.processors.checks.base import ExplainContext, sla_severity
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.processors.policy import CheckPolicy
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
@@ -176,9 +177,9 @@ class AvailabilityCheck:
             "check": "availability",
             "evaluates": f"availability {asset.availability.target_ratio:.3%}",
             "measured": (
-                f"ping {where} every {fmt_duration(policy.ping_interval_s)} "
-                f"(timeout {fmt_duration(policy.ping_timeout_s)}); "
-                f"ratio over {fmt_duration(policy.availability_window_s)}"
+                f"ping {where} every {format_duration(policy.ping_interval_s, 'exact')} "
+                f"(timeout {format_duration(policy.ping_timeout_s, 'exact')}); "
+                f"ratio over {format_duration(policy.availability_window_s, 'exact')}"
             ),
             "severity": ex.severities.replace("SLA", "error budget"),
         }]  # fmt: skip

@@ -16,14 +16,6 @@ ProbeOf = Callable[[MonitoredAsset], str]
 """Where an asset is pinged, as shown (the caller passes it: probes/ is a layer above processors/)."""
 
 
-def fmt_duration(seconds: float) -> str:
-    """A duration as ``floe contracts explain`` shows it: ``6h``, ``1.5d``, ``30s``."""
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
 @dataclass(frozen=True, slots=True)
 class ExplainContext:
     """What a check needs besides the asset to explain itself: the asset's resolved policy (global settings

@@ -19,9 +19,10 @@ from typing import Any
 
 from croniter import croniter
 
-from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.contracts.sla import FrequencySla, zone_of
-from floe_stream.processors.checks.base import ExplainContext, fmt_duration
+from floe_stream.contracts.models import FrequencySla, MonitoredAsset
+from floe_stream.contracts.units import zone_of
+from floe_stream.durations import format_duration
+from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
 
@@ -59,24 +60,18 @@ def missed(sla: FrequencySla, since: datetime, now: datetime) -> tuple[bool, str
         assert sla.interval_s is not None
         limit = sla.interval_s * (1 + GRACE)
         at = since + timedelta(seconds=limit)
-        return quiet > limit, f"an update every {_fmt(sla.interval_s)}", f"none for {_fmt(quiet)}", at
+        return (
+            quiet > limit,
+            f"an update every {format_duration(sla.interval_s)}",
+            f"none for {format_duration(quiet)}",
+            at,
+        )
     due = due_run(sla, now)
     assert due is not None
     run, period = due
     expected = f"an update after each run of '{sla.cron}' ({sla.timezone})"
     at = run.astimezone(UTC) + timedelta(seconds=GRACE * period)
-    return since < run, expected, f"last update {_fmt(quiet)} ago; run due {run.isoformat()}", at
-
-
-def _fmt(seconds: float) -> str:
-    s = round(seconds)
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m"
-    if s < 172_800:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    return since < run, expected, f"last update {format_duration(quiet)} ago; run due {run.isoformat()}", at
 
 
 class FrequencyCheck:
@@ -113,7 +108,7 @@ class FrequencyCheck:
             return []
         return [{
             "check": "frequency",
-            "evaluates": f"cron '{fr.cron}' ({fr.timezone})" if fr.cron else f"every {fmt_duration(fr.interval_s or 0)}",
+            "evaluates": f"cron '{fr.cron}' ({fr.timezone})" if fr.cron else f"every {format_duration(fr.interval_s or 0, 'exact')}",
             "measured": "arrival of updates; a run without an update within 10 % of its period is missed",
             "severity": "missed run ERROR",
         }]  # fmt: skip

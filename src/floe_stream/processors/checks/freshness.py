@@ -7,22 +7,12 @@ from functools import lru_cache
 from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.processors.checks.base import ExplainContext, fmt_duration, sla_severity
+from floe_stream.durations import format_duration
+from floe_stream.processors.checks.base import ExplainContext, sla_severity
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType
 
 KEY = "freshness"
-
-
-def _fmt(seconds: float) -> str:
-    s = round(seconds)
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 172_800:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
 def round_nonneg(x: float, scale: float) -> float:
@@ -34,7 +24,7 @@ def round_nonneg(x: float, scale: float) -> float:
 
 @lru_cache(maxsize=4096)
 def _expected(threshold_s: float) -> str:
-    return f"age <= {_fmt(threshold_s)}"
+    return f"age <= {format_duration(threshold_s)}"
 
 
 def evaluate_age(
@@ -49,16 +39,18 @@ def evaluate_age(
     breached = age > threshold + ctx.clock_skew_s
     severity = sla_severity(consumed, breached, ctx)
     expected = _expected(threshold)
-    actual = f"age {_fmt(age)}"
+    actual = f"age {format_duration(age)}"
     consumed_r = round_nonneg(consumed, 1e4)
     if severity is None:
         message = "within freshness SLA"  # the common case first
     elif breached and absent:
-        message = f"no update for {_fmt(age)}; freshness SLA is {_fmt(threshold)}"
+        message = f"no update for {format_duration(age)}; freshness SLA is {format_duration(threshold)}"
     elif breached:
-        message = f"data is {_fmt(age)} old on arrival; freshness SLA is {_fmt(threshold)}"
+        message = (
+            f"data is {format_duration(age)} old on arrival; freshness SLA is {format_duration(threshold)}"
+        )
     else:
-        message = f"{consumed:.0%} of the {_fmt(threshold)} freshness SLA consumed"
+        message = f"{consumed:.0%} of the {format_duration(threshold)} freshness SLA consumed"
     # Hot-path trick, justified by bench/processor_cpu.py (the 'fresh' workload: one freshness pass per event):
     # positional construction of Finding / Evaluation, ~2× cheaper than keywords (NamedTuple). Their field
     # order is pinned by tests/unit/test_hot_path.py::test_field_order_of_the_positionally_built_tuples.
@@ -99,7 +91,7 @@ class FreshnessCheck:
             return []
         return [{
             "check": "freshness",
-            "evaluates": f"{f.source_property} {fmt_duration(f.threshold_s)}",
+            "evaluates": f"{f.source_property} {format_duration(f.threshold_s, 'exact')}",
             "measured": f"now (or arrival) minus the newest {f.element or 'update time'}; on every update and tick",
             "severity": ex.severities,
         }]  # fmt: skip

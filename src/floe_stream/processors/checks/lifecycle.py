@@ -13,8 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.contracts.sla import LifecycleSla
+from floe_stream.contracts.models import LifecycleSla, MonitoredAsset
 from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity

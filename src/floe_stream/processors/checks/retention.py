@@ -15,16 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.processors.checks.base import ExplainContext, fmt_duration
+from floe_stream.durations import format_duration
+from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
 
 KEY = "retention"
 TOLERANCE = 0.01
-
-
-def _days(seconds: float) -> str:
-    return f"{seconds / 86_400:.4g}d"
 
 
 class RetentionCheck:
@@ -45,10 +42,12 @@ class RetentionCheck:
         keep_from = max(first, ctx.now - timedelta(seconds=sla.period_s))  # rows from here on must be present
         slack = timedelta(seconds=TOLERANCE * sla.period_s + ctx.clock_skew_s)
         gone = oldest > keep_from + slack
-        expected = f"rows since {keep_from.isoformat()} kept (retention {_days(sla.period_s)})"
+        expected = (
+            f"rows since {keep_from.isoformat()} kept (retention {format_duration(sla.period_s, 'exact')})"
+        )
         actual = f"oldest row {oldest.isoformat()}"
         message = (
-            f"rows younger than the {_days(sla.period_s)} retention are gone: oldest row is {oldest.isoformat()}, "
+            f"rows younger than the {format_duration(sla.period_s, 'exact')} retention are gone: oldest row is {oldest.isoformat()}, "
             f"expected rows since {keep_from.isoformat()}"
             if gone
             else "within retention"
@@ -74,7 +73,7 @@ class RetentionCheck:
             return []
         return [{
             "check": "retention",
-            "evaluates": f"retention {fmt_duration(asset.retention.period_s)}",
+            "evaluates": f"retention {format_duration(asset.retention.period_s, 'exact')}",
             "measured": "the oldest row a producer reports (oldest_data_timestamp): rows younger than the period "
             "must still be there; no result for inputs that do not report it",
             "severity": "rows gone early ERROR",

@@ -14,8 +14,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.contracts.sla import TimeOfAvailabilitySla, zone_of
+from floe_stream.contracts.models import MonitoredAsset, TimeOfAvailabilitySla
+from floe_stream.contracts.units import zone_of
 from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity

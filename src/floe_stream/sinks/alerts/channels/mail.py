@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from floe_stream.processors.ids import stable_id
 from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError
-from floe_stream.sinks.alerts.channels.slack import _duration, headline
+from floe_stream.sinks.alerts.channels.slack import headline, open_for
 from floe_stream.sinks.alerts.model import Alert, Notification
 
 
@@ -56,7 +56,7 @@ def _rows(a: Alert) -> list[tuple[str, str]]:
         rows.extend(a.context)
         rows.append(("Detected at", a.occurred_at.isoformat()))
     else:
-        rows += [("Resolved at", a.occurred_at.isoformat()), ("Open for", _duration(a.open_duration_s))]
+        rows += [("Resolved at", a.occurred_at.isoformat()), ("Open for", open_for(a.open_duration_s))]
     return rows
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from floe_stream.durations import format_duration
 from floe_stream.sinks.alerts.channels.base import Channel
 from floe_stream.sinks.alerts.model import Alert, Notification
 from floe_stream.topics.enums import Severity
@@ -34,12 +35,9 @@ def _cut(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+def open_for(seconds: float | None) -> str:
+    """How long the episode was open, as the alert shows it; ``?`` when unknown."""
+    return "?" if seconds is None else format_duration(seconds)
 
 
 def headline(n: Notification) -> str:
@@ -75,7 +73,7 @@ def alert_fields(a: Alert) -> list[dict[str, str]]:
             fields.append(("Owner", a.owner))
         fields.extend(a.context)
     else:
-        fields.append(("Open for", _duration(a.open_duration_s)))
+        fields.append(("Open for", open_for(a.open_duration_s)))
     return [{"type": "mrkdwn", "text": _cut(f"*{k}*\n{esc(v)}", 2000)} for k, v in fields[:10]]
 
 
