@@ -11,8 +11,8 @@ Metric names as Prometheus shows them (the OTel counter ``x`` is exposed as ``x_
 * pipeline: ``floe_events_processed_total{topic}``, ``floe_events_dead_lettered_total{topic,reason}``,
   ``floe_consumer_lag{group,topic,partition}``, ``floe_consumer_paused_partitions{group}`` (a sink waiting for
   its destination), ``floe_consumer_last_handled_timestamp_seconds{group,topic,partition}``,
-  ``floe_supervised_task_up{task}`` (1 running, 0 ended or failed), ``floe_verdict_latency_seconds{topic}`` (histogram:
-  record timestamp → its effects produced), ``floe_sink_records_written_total{sink}``.
+  ``floe_verdict_latency_seconds{topic}`` (histogram: record timestamp → its effects produced),
+  ``floe_sink_records_written_total{sink}``.
 
 Hot path: the processor never calls an instrument per record. :class:`BatchMetrics` accumulates plain
 Python counters during a batch and flushes them once; histograms get at most
@@ -254,11 +254,6 @@ class Instruments:
             description="Unix time a consumer group member last handled records of an assigned partition (the "
             "time it was assigned it, before its first batch), per group, topic and partition",
         )
-        self.task_up = meter.create_gauge(
-            "floe_supervised_task_up",
-            description="1 while a supervised background task of the process runs, 0 once it ended or failed, "
-            "by task",
-        )
         self.lineage_events = meter.create_counter(
             "floe_lineage_events_emitted",
             description="OpenLineage events emitted, by transport and event type",
@@ -266,11 +261,6 @@ class Instruments:
 
 
 _instruments: Instruments | None = None
-
-
-def task_up(task: str, up: bool) -> None:
-    """``floe_supervised_task_up{task}``: a supervised background task started (True) or ended/failed (False)."""
-    instruments().task_up.set(1.0 if up else 0.0, {"task": task})
 
 
 def instruments() -> Instruments:
