@@ -99,7 +99,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
     notes: list[str] = []
     sla_targets = sla_targets_by_item(doc, objects, warnings, notes)
     team, owner = team_and_owner(doc.team, doc.customProperties)
-    contract_floe, _ = floe_settings(doc.customProperties, "customProperties", warnings)
+    contract_floe, contract_typed = floe_settings(doc.customProperties, "customProperties", warnings)
     shared: dict[str, Any] = {
         "contract_id": contract_id,
         "contract_name": name,
@@ -117,9 +117,12 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
     first_use: dict[str, int] = {}
     for i, (obj, table) in enumerate(zip(objects, tables, strict=True)):
         where = f"schema[{i}] ({table})"
-        table_floe, _ = floe_settings(obj.customProperties, f"schema[{i}].customProperties", warnings)
+        table_floe, table_typed = floe_settings(
+            obj.customProperties, f"schema[{i}].customProperties", warnings
+        )
         floe = {**contract_floe, **table_floe}
-        consumers = _unique([*contract_floe.get("consumers", []), *table_floe.get("consumers", [])])
+        # from the typed settings of each level: the raw values are unchecked (`consumers: null`)
+        consumers = _unique([*contract_typed.consumers, *table_typed.consumers])
         typed = typed_floe({**floe, "consumers": list(consumers)}, f"schema[{i}] floe")
         asset_id: str = typed.asset or obj.physicalName or table
         if asset_id.lower() in first_use:

@@ -8,7 +8,12 @@ Two sources feed one :class:`ContractRegistry`:
 
 For one contract id the topic wins over the directory; a tombstone on the topic retires the id even if
 a file still declares it (until that file changes again). An invalid document never replaces a working
-version: it is reported and the previous version stays in force.
+version: it is reported and the previous version stays in force; a record that fails to load in any way
+(not only a :class:`ContractError`) is skipped the same way, so one bad record never stops the others.
+
+A contract claiming an asset id or alias that another contract owns is refused and reported
+(:class:`~floe_stream.contracts.registry.ContractConflict`): the owner keeps the name. The refused version
+waits: once the owner retires or drops the name, it is registered (the same order on every instance).
 
 Retiring (or an update that drops a table) returns the assets that are gone: the processor resolves their
 open episodes with reason ``contract retired`` and deletes their state (decision: resolve, not drop, so
@@ -23,7 +28,7 @@ from pathlib import Path
 
 from floe_stream.contracts.loader import contract_files, load_contract, load_contract_text
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
-from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.contracts.registry import ContractConflict, ContractRegistry
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,11 @@ class LiveRegistry:
         self.from_dir: dict[str, LoadedContract] = {
             c.contract_id: c for c in self.registry.contracts.values()
         }
+        self.refused: dict[str, LoadedContract] = {}
+        """contract id → the version refused for a claim another contract owns (retried when names free up)"""
+        for exc in self.registry.refused:
+            self.from_dir.setdefault(exc.contract.contract_id, exc.contract)
+            self.refused[exc.contract.contract_id] = exc.contract
         self.from_topic: dict[str, LoadedContract | None] = {}
         self.removed_assets: dict[str, MonitoredAsset] = {}
         """Last known definition of assets that are no longer monitored (to resolve their episodes)."""
@@ -65,17 +75,36 @@ class LiveRegistry:
         return self.from_dir.get(contract_id)
 
     def _refresh(self, contract_id: str) -> Change:
+        change = self._apply(contract_id)
+        if change.retired or change.gone_assets or change.updated:  # names may have been freed
+            for cid in list(self.refused):
+                waiting = self.refused.get(cid)
+                if waiting is not None and not self.registry.conflicts(waiting):
+                    change.merge(self._apply(cid))
+        return change
+
+    def _apply(self, contract_id: str) -> Change:
         change = Change()
         old = self.registry.contracts.get(contract_id)
         new = self._effective(contract_id)
         if old is new:
+            self.refused.pop(contract_id, None)
             return change
         old_assets = {a.asset_id: a for a in old.assets} if old else {}
         if new is None:
+            self.refused.pop(contract_id, None)
             self.registry.remove(contract_id)
             change.retired.append(contract_id)
         else:
-            self.registry.add(new)
+            try:
+                self.registry.add(new)
+            except ContractConflict as exc:
+                self.refused[contract_id] = new
+                kept = " (the previous version stays in force)" if old else ""
+                log.error("%s%s", exc, kept)
+                change.errors.append(str(exc))
+                return change
+            self.refused.pop(contract_id, None)
             (change.updated if old else change.added).append(contract_id)
         keep = {a.asset_id for a in new.assets} if new else set()
         change.gone_assets = [a for aid, a in old_assets.items() if aid not in keep]
@@ -96,6 +125,10 @@ class LiveRegistry:
         except ContractError as exc:
             log.error("contracts topic: %s (the previous version stays in force)", exc)
             return Change(errors=[str(exc)])
+        except Exception as exc:  # a loader bug: this record is skipped, the others still load
+            msg = f"contracts-topic:{key}: unexpected {type(exc).__name__} while loading: {exc}"
+            log.error("contracts topic: %s (skipped; the previous version stays in force)", msg)
+            return Change(errors=[msg])
         if contract.contract_id != key:
             msg = f"contracts topic: record key {key!r} differs from the contract id {contract.contract_id!r}; ignored"
             log.error(msg)
@@ -122,7 +155,9 @@ class LiveRegistry:
             old_id = known[2] if known else None
             try:
                 contract = load_contract(path)
-            except ContractError as exc:
+            except Exception as exc:  # a ContractError, or a loader bug: this file only
+                if not isinstance(exc, ContractError):
+                    exc = ContractError(str(path), f"unexpected {type(exc).__name__} while loading: {exc}")
                 log.error("contracts directory: %s (the previous version stays in force)", exc)
                 change.errors.append(str(exc))
                 self._files[path] = (st.st_mtime, st.st_size, old_id)

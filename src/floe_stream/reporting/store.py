@@ -613,7 +613,8 @@ def sla_targets(asset: MonitoredAsset) -> dict[str, dict[str, Any]]:
 async def register_contracts(
     conn: asyncpg.Connection, contracts: Iterable[LoadedContract], *, by: str = "cli"
 ) -> tuple[int, int]:
-    """Upsert contracts/versions and their assets (owner, team, expected intervals). Returns (contracts, assets)."""
+    """Upsert contracts/versions and their assets (owner, team, expected intervals). Returns (contracts, assets).
+    An asset registered by another contract that is not retired keeps its owner (a hijack changes nothing)."""
     n_c = n_a = 0
     async with conn.transaction():
         for c in contracts:
@@ -635,7 +636,10 @@ async def register_contracts(
                 "ON CONFLICT (asset) DO UPDATE SET contract_id = EXCLUDED.contract_id, "
                 "contract_version = EXCLUDED.contract_version, contract_name = EXCLUDED.contract_name, "
                 "owner = EXCLUDED.owner, team = EXCLUDED.team, domain = EXCLUDED.domain, "
-                "expected_intervals = EXCLUDED.expected_intervals, targets = EXCLUDED.targets, updated_at = now()",
+                "expected_intervals = EXCLUDED.expected_intervals, targets = EXCLUDED.targets, updated_at = now() "
+                # the first owner keeps an asset (as the processors' registry does) until it is retired
+                "WHERE contract_assets.contract_id = EXCLUDED.contract_id OR NOT EXISTS (SELECT 1 FROM "
+                "registered_contracts r WHERE r.contract_id = contract_assets.contract_id AND r.status <> 'retired')",
                 rows,
             )
             n_a += len(rows)

@@ -54,6 +54,8 @@ def load_registry(settings: Settings) -> ContractRegistry:
     if errors:
         raise ConfigError("invalid contracts:\n  " + "\n  ".join(str(e) for e in errors))
     registry = ContractRegistry(contracts)
+    for refused in registry.refused:  # another contract owns a name it claims: reported, not fatal
+        log.error("%s", refused)
     log.info("loaded %d contracts, %d monitored assets from %s", len(contracts), len(registry), path)
     return registry
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
@@ -41,6 +42,7 @@ from floe_stream.runtime.kafka import (
     start_client,
 )
 from floe_stream.settings import Settings
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
 
@@ -66,11 +68,16 @@ class ChecksRuntime:
         self._reader: AIOKafkaConsumer | None = None
         self.probe_partitions = 0
         self.contract_changes = 0
+        self.contracts_refused = 0
+        """contract documents (records, files) refused so far: invalid, or claiming another contract's names"""
 
     # --- start / stop ----------------------------------------------------------------------------
     async def start(self, producer: BatchProducer, probe_partitions: int) -> None:
         self.probe_partitions = probe_partitions
         self.live.prime_directory(self.settings.contracts_dir)
+        if self.live.refused:  # refused while loading the directory (reported by load_registry)
+            self.contracts_refused += len(self.live.refused)
+            instruments().contracts_refused.add(len(self.live.refused), {"source": "directory"})
         await self._open_contracts_topic()
         self._tasks = [asyncio.create_task(self._publish_probes(producer), name="probe-publisher")]
         if self._reader is not None:
@@ -92,9 +99,12 @@ class ChecksRuntime:
             self._reader = None
 
     # --- contracts -------------------------------------------------------------------------------
-    def _record(self, change: Change) -> None:
+    def _record(self, change: Change, source: str = "topic") -> None:
         if not change:
             return
+        if change.errors:
+            self.contracts_refused += len(change.errors)
+            instruments().contracts_refused.add(len(change.errors), {"source": source})
         for cid in change.added:
             log.info("contract %s registered", cid)
         for cid in change.updated:
@@ -125,38 +135,50 @@ class ChecksRuntime:
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
         end = await reader.end_offsets(tps)
+        read: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         while any([await reader.position(tp) < end[tp] for tp in tps]):
             batch = await reader.getmany(timeout_ms=200, max_records=1000)
-            for recs in batch.values():
-                for rec in recs:
-                    self._apply(rec.key, rec.value)
+            for tp, recs in batch.items():
+                read.setdefault(tp, []).extend(recs)
+        self._apply_in_order(read)
         self._reader = reader
+
+    def _apply_in_order(self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Apply records in publication order (timestamps) across partitions, in offset order within one:
+        which of two contracts claimed an asset first must not depend on which partition was fetched first,
+        so every instance (and every restart) decides alike."""
+        for rec in heapq.merge(*batch.values(), key=lambda r: r.timestamp):
+            self._apply(rec.key, rec.value)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             log.error("contracts topic: a record without a key (the contract id) was ignored")
+            self._record(Change(errors=["a record without a key"]))
             return
         try:
             text = value.decode("utf-8") if value else None
         except UnicodeDecodeError:
             log.error("contracts topic: record %r is not UTF-8 text; ignored", key)
+            self._record(Change(errors=["not UTF-8 text"]))
             return
-        self._record(self.live.apply_record(key.decode("utf-8", "replace"), text))
+        try:
+            change = self.live.apply_record(key.decode("utf-8", "replace"), text)
+        except Exception as exc:  # never let one record stop the tail: it is skipped with one line
+            log.error("contracts topic: record %r skipped: unexpected %s: %s", key, type(exc).__name__, exc)
+            change = Change(errors=[f"{type(exc).__name__}: {exc}"])
+        self._record(change)
 
     async def _tail_contracts(self) -> None:
         assert self._reader is not None
         while True:
-            batch = await self._reader.getmany(timeout_ms=500, max_records=1000)
-            for recs in batch.values():
-                for rec in recs:
-                    self._apply(rec.key, rec.value)
+            self._apply_in_order(await self._reader.getmany(timeout_ms=500, max_records=1000))
 
     async def _watch_directory(self) -> None:
         directory = self.settings.contracts_dir
         while True:
             await asyncio.sleep(self.settings.checks.contracts_poll_s)
             try:
-                self._record(self.live.scan_directory(directory))
+                self._record(self.live.scan_directory(directory), "directory")
             except Exception:
                 log.exception("contracts directory scan failed")
 

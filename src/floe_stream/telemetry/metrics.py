@@ -254,6 +254,11 @@ class Instruments:
             description="Unix time a consumer group member last handled records of an assigned partition (the "
             "time it was assigned it, before its first batch), per group, topic and partition",
         )
+        self.contracts_refused = meter.create_counter(
+            "floe_contracts_refused",
+            description="contract documents not registered (invalid, or claiming an asset id or alias another "
+            "contract owns), by source (topic, directory)",
+        )
         self.lineage_events = meter.create_counter(
             "floe_lineage_events_emitted",
             description="OpenLineage events emitted, by transport and event type",
