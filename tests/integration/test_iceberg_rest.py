@@ -1,86 +1,144 @@
-"""The watcher through pyiceberg's real REST catalog client (the Polaris/Nessie/Lakekeeper path).
+"""The watcher against Apache Iceberg's own REST catalog server (``iceberg-open-api``, installed by ``make tools``).
 
-No REST catalog server is installable here, so the test serves the read side of the Iceberg REST protocol
-(`GET /v1/config`, list namespaces, list tables, load table) from a pyiceberg SQL catalog over loopback HTTP.
-The watcher sees only the REST catalog: no metadata pointers, so every poll loads every watched table —
-and still publishes each snapshot exactly once, schema-only changes included, across a restart.
+pyiceberg writes through the real REST protocol (create, append, schema updates, deletes, overwrite, drop) and
+the watcher reads through it (no metadata pointers over REST: every poll loads every watched table). Each test
+has a namespace of its own in the one session server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
 
+import pyarrow as pa
 import pytest
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.types import StringType
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.schema import Schema
+from pyiceberg.types import DoubleType, IntegerType, LongType, NestedField, StringType
 
+from floe_stream.runtime.app import load_registry
 from floe_stream.runtime.iceberg_watcher import IcebergWatcher
+from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import IcebergSourceSettings, Settings, SourcesSettings
-from floe_stream.topics import CatalogCommitEvent, TopicKey
+from floe_stream.topics import (
+    CatalogCommitEvent,
+    CheckResult,
+    DriftKind,
+    ResolvedData,
+    Severity,
+    TopicKey,
+    ViolationData,
+)
+from floe_stream.topics.enums import CheckType
 from tests.conftest import wait_for
-from tests.integration.helpers import Running, read_all
-from tests.integration.test_iceberg_watcher import append, create_orders, make_catalog
+from tests.integration.helpers import Running, read_all, violations
+from tests.integration.tools import IcebergRestServer
 
-pytestmark = [pytest.mark.kafka]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-SEP = "\x1f"  # the REST spec's namespace level separator in paths
+CONTRACT = """\
+apiVersion: v3.1.0
+kind: DataContract
+id: lake-{ns}
+name: lake-{ns}
+version: 1.0.0
+status: active
+team:
+  name: lake
+  members:
+    - username: bob
+      role: owner
+schema:
+  - name: orders
+    physicalName: orders
+    physicalType: table
+    customProperties:
+      - property: floe
+        value:
+          asset: {ns}.orders
+    properties:
+      - name: id
+        logicalType: integer
+        physicalType: long
+        required: true
+      - name: qty
+        logicalType: integer
+        physicalType: int
+      - name: note
+        logicalType: string
+        physicalType: string
+  - name: events
+    physicalName: events
+    physicalType: table
+    customProperties:
+      - property: floe
+        value:
+          asset: {ns}.events
+    properties:
+      - name: id
+        logicalType: integer
+        physicalType: long
+        required: true
+slaProperties:
+  - property: latency
+    value: 2
+    unit: s
+    element: events.id
+"""
+
+ORDERS = Schema(
+    NestedField(1, "id", LongType(), required=True),
+    NestedField(2, "qty", IntegerType()),
+    NestedField(3, "note", StringType()),
+)
+EVENTS = Schema(NestedField(1, "id", LongType(), required=True))
 
 
-class RestShim(BaseHTTPRequestHandler):
-    catalog: SqlCatalog
-    requests: list[str]
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _json(self, body: dict[str, Any], status: int = 200) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        parts = [unquote(p) for p in url.path.strip("/").split("/")]
-        self.requests.append(url.path)
-        if parts == ["v1", "config"]:
-            return self._json({"defaults": {}, "overrides": {}})
-        if parts == ["v1", "namespaces"]:
-            parent = parse_qs(url.query).get("parent", [""])[0]
-            ns = self.catalog.list_namespaces(tuple(parent.split(SEP)) if parent else ())
-            return self._json({"namespaces": [list(n) for n in ns]})
-        if len(parts) == 4 and parts[:2] == ["v1", "namespaces"] and parts[3] == "tables":
-            ids = self.catalog.list_tables(tuple(parts[2].split(SEP)))
-            return self._json({"identifiers": [{"namespace": list(i[:-1]), "name": i[-1]} for i in ids]})
-        if len(parts) == 5 and parts[:2] == ["v1", "namespaces"] and parts[3] == "tables":
-            t = self.catalog.load_table((*parts[2].split(SEP), parts[4]))
-            metadata = json.loads(Path(t.metadata_location.removeprefix("file://")).read_text())
-            return self._json({"metadata-location": t.metadata_location, "metadata": metadata, "config": {}})
-        return self._json(
-            {"error": {"message": "not found", "type": "NoSuchTableException", "code": 404}}, 404
-        )
+def lake(server: IcebergRestServer) -> tuple[Catalog, str]:
+    """pyiceberg's REST client on the session server, and a fresh namespace for this test."""
+    cat = load_catalog("rest", type="rest", uri=server.uri)
+    ns = f"t{uuid.uuid4().hex[:8]}"
+    cat.create_namespace(ns)
+    return cat, ns
 
 
-@pytest.fixture
-def rest(tmp_path: Path) -> Iterator[tuple[SqlCatalog, str, list[str]]]:
-    cat, _ = make_catalog(tmp_path)
-    seen: list[str] = []
-    handler = type("Handler", (RestShim,), {"catalog": cat, "requests": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield cat, f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
+def setup(settings: Settings, server: IcebergRestServer, ns: str, tmp: Path, **over: Any) -> Settings:
+    (tmp / "contracts").mkdir(exist_ok=True)
+    (tmp / "contracts" / "lake.odcs.yaml").write_text(CONTRACT.format(ns=ns))
+    iceberg = IcebergSourceSettings(
+        catalog_name="rest", properties={"type": "rest", "uri": server.uri}, namespaces=[ns],
+        poll_interval_s=0.2, **over,
+    )  # fmt: skip
+    return settings.model_copy(
+        update={"sources": SourcesSettings(iceberg=iceberg), "contracts_dir": tmp / "contracts"}
+    )
+
+
+def append_orders(table: Any, ids: list[int]) -> None:
+    table.refresh()
+    cols = {f.name: str(f.field_type) for f in table.schema().fields}
+    data: dict[str, Any] = {"id": pa.array(ids, pa.int64())}
+    if "qty" in cols:
+        data["qty"] = pa.array([1] * len(ids), pa.int64() if cols["qty"] == "long" else pa.int32())
+    for name in ("note", "comment"):
+        if name in cols:
+            data[name] = ["x"] * len(ids)
+    if "extra" in cols:
+        data["extra"] = pa.array([0.5] * len(ids), pa.float64())
+    table.append(pa.table(data, schema=table.schema().as_arrow()))
+
+
+def one_file_per_row(table: Any, ids: list[int]) -> None:
+    """One append (one snapshot) writing one data file per row, so that deleting a row deletes a whole file
+    (a ``delete`` snapshot, not a copy-on-write ``overwrite``)."""
+    schema = table.schema().as_arrow()
+    table.append(
+        pa.Table.from_batches([pa.record_batch([pa.array([i], pa.int64())], schema=schema) for i in ids])
+    )
 
 
 async def commits(s: Settings) -> list[CatalogCommitEvent]:
@@ -89,46 +147,238 @@ async def commits(s: Settings) -> list[CatalogCommitEvent]:
     ]
 
 
-async def test_watcher_over_a_rest_catalog(
-    settings: Settings, rest: tuple[SqlCatalog, str, list[str]]
+async def n_commits(s: Settings, n: int, table: str | None = None) -> list[CatalogCommitEvent] | None:
+    got = [c for c in await commits(s) if table is None or c.table == table]
+    return got if len(got) >= n else None
+
+
+async def results(s: Settings) -> list[CheckResult]:
+    return [CheckResult.model_validate_json(r.value) for r in await read_all(s, TopicKey.CHECK_RESULTS)]
+
+
+async def test_appends_and_schema_evolution_over_the_rest_catalog_raise_drift(
+    settings: Settings, iceberg_rest: IcebergRestServer, tmp_path: Path
 ) -> None:
-    cat, uri, seen = rest
-    table = create_orders(cat)
-    cat.create_namespace("shop.eu")  # nested namespaces are discovered too
-    eu = cat.create_table("shop.eu.orders", schema=table.schema())
-    for t in (table, eu):
-        await asyncio.to_thread(append, t)
-    iceberg = IcebergSourceSettings(
-        catalog_name="polaris", properties={"type": "rest", "uri": uri}, poll_interval_s=0.2
-    )
-    s = settings.model_copy(update={"sources": SourcesSettings(iceberg=iceberg)})
+    cat, ns = lake(iceberg_rest)
+    orders = cat.create_table(f"{ns}.orders", schema=ORDERS)
+    cat.create_namespace(f"{ns}.eu")  # a nested namespace is discovered too
+    eu = cat.create_table(f"{ns}.eu.orders", schema=ORDERS)
+    s = setup(settings, iceberg_rest, ns, tmp_path)
+    processor = ProcessorService(s, load_registry(s))
+    watcher = IcebergWatcher(s)
+    async with Running(processor, watcher):
+        await wait_for(lambda: processor.ever_assigned and watcher.polls > 0, timeout=60)
+        assert await commits(s) == []  # tables without a snapshot publish nothing
+        await asyncio.to_thread(append_orders, orders, [1, 2])
+        await asyncio.to_thread(append_orders, eu, [1])
+        first = await wait_for(lambda: n_commits(s, 2), timeout=30)
+        await wait_for(lambda: _drift_results(s, 1), timeout=30)
+        assert await violations(s) == []  # the table matches its contract
+
+        steps = [  # one schema update (a metadata-only commit) at a time, each published before the next
+            lambda u: u.add_column("extra", DoubleType()),
+            lambda u: u.update_column("qty", LongType()),  # widen int -> long
+            lambda u: u.rename_column("note", "comment"),
+            lambda u: u.delete_column("extra"),
+        ]
+        for i, step in enumerate(steps, start=1):
+
+            def evolve(step: Any = step) -> None:
+                with orders.update_schema() as u:
+                    step(u)
+
+            await asyncio.to_thread(evolve)
+            await wait_for(lambda i=i: n_commits(s, 2 + i), timeout=30)
+        await asyncio.to_thread(append_orders, orders, [3, 4, 5])  # the next snapshot carries the new schema
+        every = await wait_for(lambda: n_commits(s, 7), timeout=30)
+        evs = await wait_for(lambda: _violations_where(s, lambda v: len(v) >= 5), timeout=30)
+    assert {c.table for c in first} == {f"{ns}.orders", f"{ns}.eu.orders"}
+    assert {c.catalog for c in first} == {"rest"}
+    mine = [c for c in every if c.table == f"{ns}.orders"]
+    assert len(mine) == 6 and len({c.event_id for c in mine}) == 6  # each snapshot / schema change once
+    changes = [c for c in mine if c.summary.get("floe.trigger") == "schema-change"]
+    assert [[(f.name, f.type) for f in c.table_schema.fields] for c in changes] == [
+        [("id", "long"), ("qty", "int"), ("note", "string"), ("extra", "double")],
+        [("id", "long"), ("qty", "long"), ("note", "string"), ("extra", "double")],
+        [("id", "long"), ("qty", "long"), ("comment", "string"), ("extra", "double")],
+        [("id", "long"), ("qty", "long"), ("comment", "string")],
+    ]
+    assert [c.table_schema.schema_id for c in changes] == [1, 2, 3, 4]
+    assert {c.snapshot_id for c in changes} == {mine[0].snapshot_id}  # an ALTER is no new snapshot
+    last = mine[-1]
+    assert (last.operation, last.sequence_number, last.summary["added-records"], last.summary["total-records"]) == (
+        "append", 2, "3", "5",
+    )  # fmt: skip
+    opened = {(v.drift_kind, v.element, v.severity) for v in evs if isinstance(v, ViolationData)}
+    assert {
+        (DriftKind.COLUMN_ADDED, "extra", Severity.WARNING),
+        (DriftKind.TYPE_CHANGED, "qty", Severity.INFO),  # widening is safe
+        (DriftKind.COLUMN_REMOVED, "note", Severity.ERROR),  # a rename: the contract's column is gone …
+        (DriftKind.COLUMN_ADDED, "comment", Severity.WARNING),  # … and an unknown one appeared
+    } <= opened
+    resolved = {v.correlation_key for v in evs if isinstance(v, ResolvedData)}
+    extra_key = next(v.correlation_key for v in evs if isinstance(v, ViolationData) and v.element == "extra")
+    assert extra_key in resolved  # dropping the added column resolves its drift
+    recs = await read_all(s, TopicKey.CATALOG_COMMITS)
+    assert len({r.partition for r in recs if r.key == f"{ns}.orders".encode()}) == 1  # keyed by table
+
+
+async def test_delete_snapshots_are_no_new_data_an_overwrite_is(
+    settings: Settings, iceberg_rest: IcebergRestServer, tmp_path: Path
+) -> None:
+    cat, ns = lake(iceberg_rest)
+    events = cat.create_table(f"{ns}.events", schema=EVENTS, properties={"write.target-file-size-bytes": "1"})
+    s = setup(settings, iceberg_rest, ns, tmp_path)
+    processor = ProcessorService(s, load_registry(s))
+    watcher = IcebergWatcher(s)
+    async with Running(processor, watcher, Ticker(s, ticker_id="t1")):
+        await wait_for(lambda: processor.ever_assigned and watcher.polls > 0, timeout=60)
+        await asyncio.to_thread(one_file_per_row, events, list(range(60)))
+
+        async def deletes() -> None:  # a delete-only snapshot every 0.3 s, against the 2 s latency SLA
+            for i in range(60):
+                await asyncio.to_thread(events.delete, f"id = {i}")
+                await asyncio.sleep(0.3)
+
+        task = asyncio.create_task(deletes())
+        try:
+            breach = await wait_for(lambda: _freshness(s, ViolationData, Severity.ERROR), timeout=60)
+            assert not task.done()  # the breach came while delete snapshots kept arriving
+        finally:
+            task.cancel()
+        deleted = [c for c in await commits(s) if c.operation == "delete"]
+        assert len(deleted) >= 2
+        assert all(
+            c.summary.get("deleted-records") == "1" and "added-records" not in c.summary for c in deleted
+        )
+
+        def overwrite() -> None:  # pyiceberg: a delete snapshot, then an append one with the new rows
+            events.overwrite(pa.table({"id": pa.array([1000], pa.int64())}, schema=EVENTS.as_arrow()))
+
+        await asyncio.to_thread(overwrite)
+        await wait_for(lambda: _freshness(s, ResolvedData), timeout=30)
+    assert "no update for" in breach[0].message
+
+
+async def test_a_dropped_table_and_its_successor(
+    settings: Settings, iceberg_rest: IcebergRestServer, tmp_path: Path
+) -> None:
+    cat, ns = lake(iceberg_rest)
+    name = f"{ns}.orders"
+    await asyncio.to_thread(append_orders, cat.create_table(name, schema=ORDERS), [1, 2])
+    await asyncio.to_thread(append_orders, cat.load_table(name), [3])
+    s = setup(settings, iceberg_rest, ns, tmp_path)
     watcher = IcebergWatcher(s)
     async with Running(watcher):
-        first = await wait_for(lambda: _n(s, 2), timeout=30)
-        assert {c.table for c in first} == {"shop.orders", "shop.eu.orders"}
-        assert {c.catalog for c in first} == {"polaris"}
-
-        def evolve() -> None:
-            with table.update_schema() as u:
-                u.add_column("channel", StringType())
-
-        await asyncio.to_thread(evolve)
-        after = await wait_for(lambda: _n(s, 3), timeout=30)
+        (old,) = await wait_for(lambda: n_commits(s, 1), timeout=60)
+        await asyncio.to_thread(cat.drop_table, name)
         polls = watcher.polls
         await wait_for(lambda: watcher.polls >= polls + 3, timeout=30)
-        assert watcher.last_stats.loaded == 2  # REST: every watched table is loaded every poll …
-    assert len(await commits(s)) == 3  # … yet each snapshot / schema change was published once
-    (change,) = [c for c in after if c.summary.get("floe.trigger") == "schema-change"]
-    assert change.table == "shop.orders"
-    assert [f.name for f in change.table_schema.fields][-1] == "channel"
-    assert any(p.startswith("/v1/namespaces/shop/tables/orders") for p in seen)
-
-    again = IcebergWatcher(s)  # a restart over REST restores from the topic and publishes nothing old
-    async with Running(again):
-        await wait_for(lambda: again.polls >= 2, timeout=30)
-    assert len(await commits(s)) == 3
+        assert (watcher.last_stats.tables, watcher.last_stats.failed) == (0, 0)  # gone: no error, no event
+        again = cat.create_table(name, schema=ORDERS)  # the same name, a new table (new UUID)
+        await asyncio.to_thread(append_orders, again, [7])
+        got = await wait_for(lambda: n_commits(s, 2), timeout=30)
+    new = got[1]
+    assert old.sequence_number == 2
+    assert new.sequence_number == 1  # older than the mark, yet published: the successor starts over
+    assert new.snapshot_id != old.snapshot_id and new.summary["total-records"] == "1"
+    assert len(await commits(s)) == 2
 
 
-async def _n(s: Settings, n: int) -> list[CatalogCommitEvent] | None:
+async def test_a_restarted_watcher_misses_and_repeats_nothing(
+    settings: Settings, iceberg_rest: IcebergRestServer, tmp_path: Path
+) -> None:
+    cat, ns = lake(iceberg_rest)
+    orders = cat.create_table(f"{ns}.orders", schema=ORDERS)
+    s = setup(settings, iceberg_rest, ns, tmp_path)
+    first = IcebergWatcher(s)
+    async with Running(first):
+        await asyncio.to_thread(append_orders, orders, [1])
+        await wait_for(lambda: n_commits(s, 1), timeout=60)
+    # while no watcher runs: two appends and a schema change
+    await asyncio.to_thread(append_orders, orders, [2])
+    await asyncio.to_thread(append_orders, orders, [3])
+
+    def evolve() -> None:
+        with orders.update_schema() as u:
+            u.add_column("extra", DoubleType())
+
+    await asyncio.to_thread(evolve)
+    second = IcebergWatcher(s)
+    async with Running(second):
+        await wait_for(lambda: n_commits(s, 3), timeout=60)
+        polls = second.polls
+        await wait_for(lambda: second.polls >= polls + 3, timeout=30)
+        await asyncio.to_thread(append_orders, orders, [4])
+        await wait_for(lambda: n_commits(s, 4), timeout=30)
+        polls = second.polls
+        await wait_for(lambda: second.polls >= polls + 3, timeout=30)
     got = await commits(s)
+    assert [c.sequence_number for c in got] == [1, 2, 3, 4]  # nothing missed, nothing repeated
+    assert [f.name for f in got[2].table_schema.fields][-1] == "extra"  # the missed ALTER rode on the newest
+
+
+async def test_two_watcher_replicas_double_no_effect(
+    settings: Settings, iceberg_rest: IcebergRestServer, tmp_path: Path
+) -> None:
+    """Two replicas (fail-over) both publish each snapshot, with the same event id: every result they cause has
+    the same deterministic id (one row in the SLA history), and a drift is one violation, not two."""
+    cat, ns = lake(iceberg_rest)
+    orders = cat.create_table(f"{ns}.orders", schema=ORDERS)
+    s = setup(settings, iceberg_rest, ns, tmp_path)
+    processor = ProcessorService(s, load_registry(s))
+    a, b = IcebergWatcher(s), IcebergWatcher(s)
+    table = f"{ns}.orders"
+
+    def both_at(seq: int) -> bool:
+        return all(w.marks.get(table) is not None and w.marks[table].sequence_number == seq for w in (a, b))
+
+    async with Running(processor, a, b):
+        await wait_for(lambda: processor.ever_assigned and a.polls > 0 and b.polls > 0, timeout=60)
+        for i in range(2):
+            await asyncio.to_thread(append_orders, orders, [i])
+            await wait_for(lambda i=i: both_at(i + 1), timeout=30)
+
+        def evolve_and_append() -> None:  # one commit: a new column and rows with it
+            with orders.transaction() as tx:
+                with tx.update_schema() as u:
+                    u.add_column("extra", DoubleType())
+                schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("qty", pa.int32()),
+                                    ("note", pa.string()), ("extra", pa.float64())])  # fmt: skip
+                tx.append(pa.table({"id": [9], "qty": [1], "note": ["x"], "extra": [0.5]}, schema=schema))
+
+        await asyncio.to_thread(evolve_and_append)
+        await wait_for(lambda: both_at(3), timeout=30)
+        await wait_for(lambda: _drift_results(s, 6), timeout=30)
+        await wait_for(lambda: _violations_where(s, lambda v: len(v) >= 1), timeout=30)
+    published = Counter(c.event_id for c in await commits(s))
+    assert len(published) == 3 and set(published.values()) == {2}  # both replicas published each snapshot
+    drift = [r for r in await results(s) if r.check_type == CheckType.SCHEMA_DRIFT]
+    ids = {
+        r.source_event_id: {d.result_id for d in drift if d.source_event_id == r.source_event_id}
+        for r in drift
+    }
+    assert set(ids) == set(published) and all(len(v) == 1 for v in ids.values())  # one result id per snapshot
+    (added,) = [v for v in await _violations_where(s, bool) or [] if isinstance(v, ViolationData)]
+    assert (added.drift_kind, added.element) == (DriftKind.COLUMN_ADDED, "extra")  # one violation, not two
+
+
+async def _drift_results(s: Settings, n: int) -> list[CheckResult] | None:
+    got = [r for r in await results(s) if r.check_type == CheckType.SCHEMA_DRIFT]
     return got if len(got) >= n else None
+
+
+async def _violations_where(s: Settings, ok: Any) -> list[Any] | None:
+    evs = [e.data for e in await violations(s) if e.data.violation_type == CheckType.SCHEMA_DRIFT]
+    return evs if ok(evs) else None
+
+
+async def _freshness(s: Settings, kind: type, severity: Severity | None = None) -> list[Any] | None:
+    got = [
+        e.data
+        for e in await violations(s)
+        if isinstance(e.data, kind)
+        and e.data.violation_type == CheckType.FRESHNESS
+        and (severity is None or e.data.severity == severity)
+    ]
+    return got or None

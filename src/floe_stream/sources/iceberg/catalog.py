@@ -79,10 +79,13 @@ def _sql_locations(catalog: Any) -> dict[str, str | None]:
 
 
 def _namespaces(catalog: Any, cfg: IcebergSourceSettings) -> list[tuple[str, ...]]:
-    if cfg.namespaces:
-        return [tuple(n.split(".")) for n in cfg.namespaces]
+    """The namespaces to list tables in: the configured ones (else the top level) and their nested ones."""
     out: list[tuple[str, ...]] = []
-    frontier: list[tuple[str, ...]] = [tuple(ns) for ns in catalog.list_namespaces()]
+    frontier: list[tuple[str, ...]] = (
+        [tuple(n.split(".")) for n in cfg.namespaces]
+        if cfg.namespaces
+        else [tuple(ns) for ns in catalog.list_namespaces()]
+    )
     depth = 1
     while frontier:
         out.extend(frontier)
@@ -103,9 +106,15 @@ def list_tables(catalog: Any, cfg: IcebergSourceSettings) -> dict[str, str | Non
     if _is_sql(catalog):
         found = _sql_locations(catalog)
     else:
+        from pyiceberg.exceptions import NoSuchNamespaceError
+
         found = {}
         for ns in _namespaces(catalog, cfg):
-            for t in catalog.list_tables(ns):
+            try:
+                tables = catalog.list_tables(ns)
+            except NoSuchNamespaceError:  # dropped since it was listed, or configured and not created yet
+                continue
+            for t in tables:
                 found[ident(tuple(t[:-1]), t[-1])] = None
     return {t: loc for t, loc in sorted(found.items()) if is_watched(t, cfg)}
 
