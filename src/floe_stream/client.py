@@ -23,6 +23,7 @@ raised. Connection and security settings are :class:`~floe_stream.settings.Kafka
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import random
 import threading
@@ -270,11 +271,13 @@ class FloeClient:
         self._sync(self._send(self.topic(key), record_key, value))
 
     def close(self) -> None:
+        """Stop the sync API's producer and thread (also registered to run at interpreter exit)."""
         with self._lock:
             loop, thread = self._thread_loop, self._thread
             self._thread_loop = self._thread = None
         if loop is None or thread is None:
             return
+        atexit.unregister(self.close)
         entry = self._producers.pop(id(loop), None)
         if entry is not None:
             asyncio.run_coroutine_threadsafe(entry[1].stop(), loop).result(self.timeout_s)
@@ -298,6 +301,9 @@ class FloeClient:
                 thread = threading.Thread(target=loop.run_forever, name="floe-client", daemon=True)
                 thread.start()
                 self._thread_loop, self._thread = loop, thread
+                # a client nobody closes (module-level in an Airflow worker, a Dagster code location) still
+                # flushes and stops its producer at interpreter exit, instead of "Unclosed AIOKafkaProducer"
+                atexit.register(self.close)
             loop = self._thread_loop
         budget = self.timeout_s * (self.retries + 1) + self.max_backoff_s * self.retries
         return asyncio.run_coroutine_threadsafe(coro, loop).result(budget)

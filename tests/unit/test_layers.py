@@ -15,7 +15,9 @@ import floe_stream
 ROOT = Path(floe_stream.__file__).parent
 
 # package (or top-level module) → the floe_stream packages it must never import
-UPPER = ("runtime", "telemetry", "sinks", "cli", "replay", "reporting", "sources", "probes", "client")
+UPPER = (
+    "runtime", "telemetry", "sinks", "cli", "replay", "reporting", "sources", "probes", "client", "integrations",
+)  # fmt: skip
 FORBIDDEN: dict[str, frozenset[str]] = {
     "topics": frozenset({*UPPER, "contracts", "processors", "settings"}),
     "contracts": frozenset({*UPPER, "processors", "settings"}),
@@ -29,6 +31,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "sinks": frozenset({"cli"}),
     "reporting": frozenset({"cli"}),
     "replay": frozenset({"cli"}),
+    "integrations": frozenset({"cli", "sinks", "replay", "reporting"}),  # orchestrator code: the client only
 }
 
 
