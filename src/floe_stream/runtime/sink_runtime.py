@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Literal, TypeVar
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
@@ -209,42 +210,57 @@ class SinkContext:
         )
 
 
-@runtime_checkable
-class Sink(Protocol):
+class Sink(ABC):
     """A destination: quix-streams' shape (``write(batch)`` then ``flush()``), plus start/close and health.
-    A sink never sees Kafka: the runtime decodes, dead-letters, retries, commits after ``flush`` returned."""
+    A sink never sees Kafka: the runtime decodes, dead-letters, retries, commits after ``flush`` returned.
 
-    @property
-    def name(self) -> str:
-        """The deployable, e.g. ``sink-postgres``; its consumer group is ``<group_prefix>-<name>``."""
+    A subclass names itself (``name``) and implements :meth:`inputs` and :meth:`write`; every other member has
+    a default that a sink overrides only when it differs."""
 
-    @property
-    def record_spans(self) -> bool:
-        """One span per record around write (False: the sink traces itself)."""
+    name: str
+    """The deployable, e.g. ``sink-postgres``; its consumer group is ``<group_prefix>-<name>``."""
+    record_spans: bool = True
+    """One span per record around write (False: the sink traces itself)."""
+    outputs: tuple[TopicKey, ...] = ()
+    """Topics it publishes to through ``ctx.publish`` (they must exist at start)."""
 
     @property
     def collect_s(self) -> float:
         """Wait this long after a fetch for more records before writing (the alerts' group wait)."""
+        return 0.0
 
-    @property
-    def outputs(self) -> tuple[TopicKey, ...]:
-        """Topics it publishes to through ``ctx.publish`` (they must exist at start)."""
+    @abstractmethod
+    def inputs(self) -> Sequence[Input]:
+        """The topics it reads and how each record is decoded."""
 
-    def inputs(self) -> Sequence[Input]: ...
+    @abstractmethod
+    async def write(self, batch: SinkBatch) -> None:
+        """Write the decoded records; reject the ones the destination refuses (``batch.reject``)."""
 
-    async def start(self, ctx: SinkContext) -> None: ...
+    async def start(self, ctx: SinkContext) -> None:
+        """Open connections; ``ctx`` is what the runtime lends (stop signal, retry, side outputs)."""
+        return None
 
-    async def write(self, batch: SinkBatch) -> None: ...
+    async def flush(self) -> None:
+        """Make durable what :meth:`write` buffered; offsets are committed after it returns. Only a sink that
+        buffers across writes overrides it."""
+        return None
 
-    async def flush(self) -> None: ...
+    async def close(self) -> None:
+        """Release what :meth:`start` opened."""
+        return None
 
-    async def close(self) -> None: ...
+    async def readiness(self) -> dict[str, bool]:
+        """Its own readiness checks for /readyz."""
+        return {}
 
-    async def readiness(self) -> dict[str, bool]: ...
+    def health_details(self) -> dict[str, Any]:
+        """Extra details for /readyz."""
+        return {}
 
-    def health_details(self) -> dict[str, Any]: ...
-
-    def stall_allowance_s(self) -> float: ...
+    def stall_allowance_s(self) -> float:
+        """How long one write may legitimately take beyond the runtime's own bound (retry budgets)."""
+        return 0.0
 
 
 S = TypeVar("S", bound=Sink)

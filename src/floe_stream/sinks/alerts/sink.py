@@ -20,7 +20,7 @@ import httpx
 
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.runtime.database import create_pool, ping
-from floe_stream.runtime.sink_runtime import Input, SinkBatch, SinkContext
+from floe_stream.runtime.sink_runtime import Input, Sink, SinkBatch, SinkContext
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.sinks.alerts import router
 from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_types
@@ -101,9 +101,8 @@ def _alert(headers: dict[str, bytes], key: bytes | None, value: bytes | None) ->
     return Alert.from_event(decode_violation(headers, key, value))
 
 
-class AlertSink:
+class AlertSink(Sink):
     name = "sink-alerts"
-    record_spans = True
     outputs: tuple[TopicKey, ...] = (TopicKey.ALERTS_DLQ,)  # undeliverable notifications
 
     def __init__(
@@ -195,9 +194,6 @@ class AlertSink:
 
     async def readiness(self) -> dict[str, bool]:
         return {"database": self.pool is not None and await ping(self.pool)}
-
-    async def flush(self) -> None:
-        """Every outcome is in the ledger when :meth:`write` returns."""
 
     # --- the batch ------------------------------------------------------------------------------------------
     def _route(self, alert: Alert) -> tuple[str, ...]:

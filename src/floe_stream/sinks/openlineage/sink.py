@@ -17,6 +17,7 @@ from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.runtime.sink_runtime import (
     Input,
+    Sink,
     SinkBatch,
     SinkContext,
     SinkRecord,
@@ -35,13 +36,11 @@ log = logging.getLogger(__name__)
 Item = tuple[SinkRecord, ViolationCloudEvent, list[Event]]
 
 
-class OpenLineageSink:
+class OpenLineageSink(Sink):
     """A :class:`~floe_stream.runtime.sink_runtime.Sink`: each violation → its OpenLineage RunEvents."""
 
     name = "sink-openlineage"
     record_spans = False  # its own span per violation, with the violation's attributes
-    collect_s = 0.0
-    outputs: tuple[TopicKey, ...] = ()
 
     def __init__(
         self, settings: Settings, registry: ContractRegistry | None = None, transport: Transport | None = None
@@ -76,15 +75,6 @@ class OpenLineageSink:
 
     async def readiness(self) -> dict[str, bool]:
         return {"transport": not self.degraded}
-
-    def health_details(self) -> dict[str, Any]:
-        return {}
-
-    def stall_allowance_s(self) -> float:
-        return 0.0
-
-    async def flush(self) -> None:
-        """Every event is delivered (or rejected) when :meth:`write` returns."""
 
     # --- the batch ---------------------------------------------------------------------------------------
     async def write(self, batch: SinkBatch) -> None:

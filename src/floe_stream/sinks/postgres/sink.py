@@ -14,14 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
 
 import asyncpg
 
 from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
 from floe_stream.runtime.database import create_pool, ping
-from floe_stream.runtime.sink_runtime import Input, SinkBatch, SinkContext, SinkRecord, is_transient
+from floe_stream.runtime.sink_runtime import Input, Sink, SinkBatch, SinkContext, SinkRecord, is_transient
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey
@@ -50,13 +49,10 @@ def _raw(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> b
     return value
 
 
-class PostgresSink:
+class PostgresSink(Sink):
     """A :class:`~floe_stream.runtime.sink_runtime.Sink`: check results and violations into the SLA history."""
 
     name = "sink-postgres"
-    record_spans = True
-    collect_s = 0.0
-    outputs: tuple[TopicKey, ...] = ()
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool | None = None) -> None:
         self.settings = settings
@@ -93,15 +89,6 @@ class PostgresSink:
 
     async def readiness(self) -> dict[str, bool]:
         return {"database": not self.degraded and self.pool is not None and await ping(self.pool)}
-
-    def health_details(self) -> dict[str, Any]:
-        return {}
-
-    def stall_allowance_s(self) -> float:
-        return 0.0
-
-    async def flush(self) -> None:
-        """Every write is complete (committed in PostgreSQL) when :meth:`write` returns."""
 
     async def _register_contracts(self) -> None:
         """Best effort: the owner/team filters of `floe sla report` need asset → owner, team."""
