@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck pytest services tools bench schemas clean
+.PHONY: install demo test check lint typecheck pytest services tools bench schemas clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ pytest: install services tools
 	$(BIN)/pytest -q --durations=15 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+FAST := not slow and not apache_kafka and not tool
+check: lint typecheck services  ## the edit loop (< 3 min): lint, types, unit tests and the fast Tansu-only integration tests
+	$(BIN)/pytest -q -n 4 -m "$(FAST)" tests/unit tests/integration $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench.processor

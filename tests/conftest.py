@@ -44,6 +44,21 @@ pytest_plugins = ["tests.integration.tools"]  # .tools/ servers: iceberg_rest
 ADMIN_DSN = os.environ.get("FLOE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+_ON_APACHE_KAFKA = frozenset({"apache_kafka", "kafka_settings"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs on Apache Kafka ``apache_kafka`` (the ``[kafka]`` side of ``broker``, or a
+    fixture on it) and every deployment test ``tool`` (helm), so the fast lane (``make check``,
+    docs/DEVELOPMENT.md) can leave them out."""
+    for item in items:
+        if REPO / "tests" / "deploy" in item.path.parents:
+            item.add_marker(pytest.mark.tool)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if _ON_APACHE_KAFKA & set(getattr(item, "fixturenames", ())) or params.get("broker") == "kafka":
+            item.add_marker(pytest.mark.apache_kafka)
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedKafka]:
     broker = EmbeddedKafka(log_file=tmp_path_factory.mktemp("tansu") / "tansu.log").start()

@@ -17,7 +17,7 @@ from tests.integration.helpers import Running
 from tests.integration.receivers import Alertmanager, HttpReceiver, publish_violations
 from tests.unit.alert_factory import resolved, violation
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.tool]
 
 
 async def test_alerts_arrive_grouped_at_alertmanager_receiver_and_resolve(

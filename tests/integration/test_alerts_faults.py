@@ -110,6 +110,7 @@ async def test_hanging_receiver_goes_to_dlq_without_delaying_others_and_replay_r
         assert len(slack.requests) == 1
 
 
+@pytest.mark.slow
 async def test_sink_killed_between_delivery_and_commit_does_not_deliver_twice(
     broker_settings: Settings,
 ) -> None:

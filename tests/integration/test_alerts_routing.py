@@ -44,6 +44,7 @@ async def reasons(settings: Settings) -> dict[str, str]:
     return {r["event_id"]: r["reason"] for r in rows}
 
 
+@pytest.mark.slow
 async def test_silences_rate_limit_and_dedup_in_a_real_sink_process(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ async def _events(s: Settings, asset: str, kind: type) -> list:  # type: ignore[
     return [e for e in await violations(s) if e.data.asset == asset and isinstance(e.data, kind)]
 
 
+@pytest.mark.slow
 async def test_failing_http_and_stopped_tcp_targets_violate_then_resolve(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ async def _results(s: Settings) -> list[CheckResult]:
     return [r for r in out if r.asset == "test.api" and r.check_type.value == "availability"]
 
 
+@pytest.mark.slow
 async def test_outage_and_recovery_at_999(settings: Settings, tmp_path: Path) -> None:
     http = await HttpTarget(status=200).start()
     server = f"  - server: api\n    type: api\n    location: http://127.0.0.1:{http.port}/health"

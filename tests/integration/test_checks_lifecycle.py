@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 ASSET = "test.retired"
 
 
+@pytest.mark.slow
 async def test_contract_retired_while_down_is_resolved_by_the_next_processor(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -13,6 +13,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from floe_stream.runtime.kafka import make_producer
 from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.settings import Settings
@@ -52,6 +54,7 @@ class Stuck(ConsumerService):
                     time.sleep(3)  # noqa: ASYNC251 -- the point: a handler that blocks the event loop
 
 
+@pytest.mark.slow
 async def test_healthz_is_503_while_the_consume_loop_is_stuck_and_200_after(settings: Settings) -> None:
     # the stall bound is the margin of the "still alive" answer right after the handler started hanging: a busy
     # machine may take seconds to send it

@@ -119,6 +119,7 @@ async def prom_query(port: int, q: str) -> list[dict]:  # type: ignore[type-arg]
     return []
 
 
+@pytest.mark.slow
 async def test_metrics_health_and_impact_context_of_a_running_processor(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -353,6 +354,7 @@ def own_postgres() -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 async def test_sink_health_flips_when_its_database_stops_and_offsets_are_kept(
     settings: Settings, own_postgres: EmbeddedPostgres
 ) -> None:

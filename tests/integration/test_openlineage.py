@@ -288,6 +288,7 @@ async def tcp_proxy(port: int, target: str) -> AsyncIterator[None]:
         server.close()
 
 
+@pytest.mark.slow
 async def test_kafka_outage_is_retried_and_nothing_is_lost(
     settings: Settings, schemas: LineageSchemas, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -428,6 +429,7 @@ async def test_composite_http_and_file_configured_by_openlineage_yml(
         assert "HTTP 422" in dict(dlq[0].headers)["floe-dlq-reason"].decode()
 
 
+@pytest.mark.slow
 async def test_file_and_console_shorthands(
     settings: Settings, schemas: LineageSchemas, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -186,6 +186,7 @@ async def _at_least(s: Settings, key: TopicKey, n: int):  # type: ignore[no-unty
     return recs if len(recs) >= n else None
 
 
+@pytest.mark.slow
 async def test_two_tickers_do_not_double_any_effect(pipeline_settings: Settings) -> None:
     s = pipeline_settings
     processor = ProcessorService(s, load_registry(s))

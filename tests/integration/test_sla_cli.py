@@ -63,6 +63,7 @@ class Cells(HTMLParser):
                 ]
 
 
+@pytest.mark.slow
 async def test_every_format_over_the_same_history(pg_dsn: str, tmp_path: Path) -> None:
     await load_history(pg_dsn)
     conn = await asyncpg.connect(pg_dsn)
@@ -140,6 +141,7 @@ async def test_errors_for_empty_and_unreachable_databases(pg_dsn: str) -> None:
     assert rc == 1 and "cannot connect to PostgreSQL" in err and "Traceback" not in err + out
 
 
+@pytest.mark.slow
 async def test_prune_rebuild_and_register_commands(pg_dsn: str) -> None:
     await load_history(pg_dsn)
     common = (

@@ -188,6 +188,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return w, h
 
 
+@pytest.mark.tool
 async def test_html_page_in_a_real_browser(pg_dsn: str, tmp_path: Path) -> None:
     await load_trouble(pg_dsn)
     page = tmp_path / "sla.html"
