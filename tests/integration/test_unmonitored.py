@@ -30,12 +30,9 @@ FLOE = str(Path(sys.executable).parent / "floe")
 
 def test_identifiers_of_each_input_kind() -> None:
     mat = MaterializationEvent(asset="x.y", materialized_at=datetime.now(UTC)).model_dump_json().encode()
-    assert identifiers_of(TopicKey.MATERIALIZATIONS, mat) == [["x.y"]]
+    assert identifiers_of(TopicKey.MATERIALIZATIONS, mat) == ["x.y"]
     ol = ol_event("j", [("pg", "raw.a")], [("pg", "mart.b")])
-    assert identifiers_of(TopicKey.MATERIALIZATIONS, ol) == [
-        ["pg/mart.b", "pg.mart.b", "mart.b"],
-        ["pg/raw.a", "pg.raw.a", "raw.a"],
-    ]
+    assert identifiers_of(TopicKey.MATERIALIZATIONS, ol) == [("pg", "mart.b", ()), ("pg", "raw.a", ())]
     assert identifiers_of(TopicKey.MATERIALIZATIONS, b"{broken") == []
 
 

@@ -11,7 +11,7 @@ import pytest
 from floe_stream.contracts import runtime_registry
 from floe_stream.contracts.loader import load_contract_text
 from floe_stream.contracts.models import LoadedContract
-from floe_stream.contracts.registry import ContractConflict, ContractRegistry
+from floe_stream.contracts.registry import Ambiguous, ContractConflict, ContractRegistry
 from floe_stream.contracts.runtime_registry import LiveRegistry
 
 
@@ -75,7 +75,9 @@ def test_an_explicit_alias_is_a_claim_too_and_implicit_names_never_shadow_one() 
 def test_two_contracts_with_the_same_table_name_keep_two_assets_when_their_ids_differ() -> None:
     reg = ContractRegistry([load("a", asset="a.orders"), load("b", asset="b.orders")])
     assert {a.asset_id for a in reg.assets()} == {"a.orders", "b.orders"}
-    assert reg.resolve("orders").asset_id == "a.orders"  # type: ignore[union-attr]  # implicit: the first
+    # the table name alone names both: refused (resolves to neither), never silently the first one
+    assert reg.resolve("orders") is None
+    assert reg.lookup("orders") == Ambiguous("orders", ("a.orders", "b.orders"))
     reg.remove("a")
     assert reg.resolve("orders").asset_id == "b.orders"  # type: ignore[union-attr]
     assert not reg.refused

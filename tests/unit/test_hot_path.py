@@ -231,7 +231,8 @@ def test_field_order_of_the_positionally_built_tuples() -> None:
     )  # fmt: skip
     assert AssetUpdate._fields == (
         "asset_id", "source", "event_id", "updated_at", "data_timestamp", "columns", "row_count", "quality",
-        "sequence", "run_id", "job", "quality_only", "operation", "added_rows", "oldest_data_time",
+        "sequence", "run_id", "job", "quality_only", "operation", "added_rows", "oldest_data_time", "run_failed",
+        "declared_schema",
     )  # fmt: skip
 
 

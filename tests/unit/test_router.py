@@ -63,23 +63,19 @@ def ol(outputs: list[tuple[str, str]], inputs: list[tuple[str, str, dict[str, An
 def test_a_floe_materialization_routes_to_its_asset_with_a_stable_event_id(
     registry: ContractRegistry,
 ) -> None:
-    ev, routed = route_update(TopicKey.MATERIALIZATIONS, mat("test.fast", T0), "t.m", 2, 41, registry.resolve)
+    ev, routed = route_update(TopicKey.MATERIALIZATIONS, mat("test.fast", T0), "t.m", 2, 41, registry)
     assert isinstance(ev, MaterializationEvent)
     [(asset, update)] = routed
     assert asset.asset_id == "test.fast"
     assert (update.asset_id, update.source, update.event_id, update.updated_at) == (
         "test.fast", "materialization", "t.m:2:41", T0,
     )  # fmt: skip
-    _, own = route_update(
-        TopicKey.MATERIALIZATIONS, mat("test.fast", T0, "e1"), "t.m", 2, 41, registry.resolve
-    )
+    _, own = route_update(TopicKey.MATERIALIZATIONS, mat("test.fast", T0, "e1"), "t.m", 2, 41, registry)
     assert own[0][1].event_id == "e1"
 
 
 def test_an_unmonitored_asset_routes_nowhere_but_the_event_is_decoded(registry: ContractRegistry) -> None:
-    ev, routed = route_update(
-        TopicKey.MATERIALIZATIONS, mat("nobody.watches", T0), "t", 0, 0, registry.resolve
-    )
+    ev, routed = route_update(TopicKey.MATERIALIZATIONS, mat("nobody.watches", T0), "t", 0, 0, registry)
     assert isinstance(ev, MaterializationEvent) and ev.asset == "nobody.watches"
     assert routed == []
 
@@ -89,7 +85,7 @@ def test_openlineage_outputs_resolve_by_their_first_monitored_identifier(registr
         "dataQualityAssertions": {"assertions": [{"assertion": "not_null", "success": True, "column": "id"}]}
     }
     value = ol([("test", "fast"), ("other", "unknown")], [("test", "slow", quality)])
-    _, routed = route_update(TopicKey.MATERIALIZATIONS, value, "t", 0, 0, registry.resolve)
+    _, routed = route_update(TopicKey.MATERIALIZATIONS, value, "t", 0, 0, registry)
     got = [(a.asset_id, u.source, u.quality_only) for a, u in routed]
     assert got == [("test.fast", "openlineage", False), ("test.slow", "openlineage", True)]
 
@@ -105,7 +101,7 @@ def test_a_catalog_commit_routes_to_its_table(registry: ContractRegistry) -> Non
         "t.c",
         0,
         9,
-        registry.resolve,
+        registry,
     )
     assert (asset.asset_id, update.source, update.sequence, update.updated_at) == (
         "test.slow", "catalog_commit", 3, T0,
@@ -114,9 +110,9 @@ def test_a_catalog_commit_routes_to_its_table(registry: ContractRegistry) -> Non
 
 def test_bad_input_raises_the_dead_letter_reason(registry: ContractRegistry) -> None:
     with pytest.raises(DecodeError, match="not JSON"):
-        route_update(TopicKey.MATERIALIZATIONS, b"{broken", "t", 0, 0, registry.resolve)
+        route_update(TopicKey.MATERIALIZATIONS, b"{broken", "t", 0, 0, registry)
     with pytest.raises(DecodeError, match="empty message"):
-        route_update(TopicKey.CATALOG_COMMITS, b"", "t", 0, 0, registry.resolve)
+        route_update(TopicKey.CATALOG_COMMITS, b"", "t", 0, 0, registry)
 
 
 def test_a_probe_result_is_applied_by_the_owning_partition_only(registry: ContractRegistry) -> None:

@@ -360,15 +360,23 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
     since = datetime.now(UTC) - window
     gap = _run(seen_assets(settings, registry, since))
     if fmt == "json":
-        rows = [{"asset": g.identifier, "topic": g.topic, "events": g.events, "last_seen": g.last_seen.isoformat()}
+        rows = [{"asset": g.identifier, "topic": g.topic, "events": g.events, "last_seen": g.last_seen.isoformat(),
+                 "ambiguous": list(g.ambiguous),
+                 "likely": [{"asset": s.asset, "contract": s.contract_id, "add": s.hint} for s in g.suggestions]}
                 for g in gap]  # fmt: skip
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{len(gap)} asset(s) seen in the last {format_duration(window, 'exact')} without a contract")
     for g in gap:
+        what = "ambiguous" if g.ambiguous else "uncovered"
         click.echo(
-            f"  uncovered  {g.identifier}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"
+            f"  {what}  {g.identifier}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"
         )
+        if g.ambiguous:
+            click.echo(f"    names {len(g.ambiguous)} assets ({', '.join(sorted(g.ambiguous))}): refused; give "
+                       "the full dataset identity to one contract (servers) or publish by asset id")  # fmt: skip
+        for s in g.suggestions:
+            click.echo(f"    likely {s.asset} ({s.contract_id}): {s.hint}")
 
 
 @contracts.command("coverage")

@@ -23,6 +23,7 @@ from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import BaseModel
 
 from floe_stream.contracts.extension import did_you_mean
+from floe_stream.contracts.identity import dataset_key
 from floe_stream.contracts.loader import contract_files, load_contract
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
 
@@ -58,8 +59,10 @@ def lint_paths(paths: Sequence[Path], asset_problems: Sequence[AssetProblems] = 
     """Load every contract under ``paths`` (folders recursively, or single files) and report file errors,
     warnings, typos and identifier clashes. No contract file at all is an error.
 
-    Clashes are errors: two files with the same contract id (only one would be monitored), and an
-    asset id or alias (compared case-insensitively, as the registry resolves them) naming two assets.
+    Clashes are errors: two files with the same contract id (only one would be monitored), an asset id or
+    explicit alias (compared case-insensitively, as the registry resolves them) or an OpenLineage identity
+    naming assets of two contracts; a shared implicit name (table name, physical name) is a warning (events
+    naming only it are refused as ambiguous).
     """
     files: list[Path] = []
     errors: list[ContractError] = []
@@ -87,7 +90,9 @@ def lint_paths(paths: Sequence[Path], asset_problems: Sequence[AssetProblems] = 
             continue
         contracts.append(contract)
         warnings += [f"{contract.source}: {w}" for w in _contract_warnings(file, contract, asset_problems)]
-    errors += _clashes(contracts)
+    clash_errors, clash_warnings = _clashes(contracts)
+    errors += clash_errors
+    warnings += clash_warnings
     return LintReport(
         path=paths[0] if len(paths) == 1 else Path("."),
         files_checked=len(files),
@@ -167,10 +172,22 @@ def _walk(
                     _walk(element, item, f"{here}[{i}]", out)
 
 
-def _clashes(contracts: list[LoadedContract]) -> list[ContractError]:
+def _clashes(contracts: list[LoadedContract]) -> tuple[list[ContractError], list[str]]:
+    """(errors, warnings) about identifiers shared between contracts.
+
+    Errors — only one contract could be monitored: the same contract id in two files, an asset id or
+    explicit ``floe.aliases`` entry (a claim) naming assets of two contracts, the same OpenLineage identity
+    (``servers`` + physical name, compared by the platform's case rules) derived by two contracts.
+    Warnings — the name-only fallback is ambiguous: an implicit name (table name, physical name,
+    ``<contract>.<table>``, the name part of an identity) shared with another contract's asset. An event
+    naming only that is refused (``floe_events_ambiguous``); one naming the exact identity resolves."""
     errors: list[ContractError] = []
+    warnings: list[str] = []
     by_id: dict[str, LoadedContract] = {}
-    owner_of: dict[str, tuple[MonitoredAsset, LoadedContract]] = {}
+    claimed: dict[str, tuple[MonitoredAsset, LoadedContract]] = {}
+    datasets: dict[tuple[str, str], tuple[MonitoredAsset, LoadedContract]] = {}
+    named: dict[str, tuple[MonitoredAsset, LoadedContract]] = {}
+    kept: list[LoadedContract] = []
     for contract in contracts:
         first = by_id.setdefault(contract.contract_id, contract)
         if first is not contract:
@@ -181,10 +198,11 @@ def _clashes(contracts: list[LoadedContract]) -> list[ContractError]:
                 )
             )
             continue  # its assets would clash with the first file's too; one error is enough
+        kept.append(contract)
         for asset in contract.assets:
-            for identifier in (asset.asset_id, *sorted(asset.aliases)):
-                other, other_contract = owner_of.setdefault(identifier.lower(), (asset, contract))
-                if other is asset:
+            for identifier in (asset.asset_id, *sorted(asset.floe.aliases)):
+                other, other_contract = claimed.setdefault(identifier.lower(), (asset, contract))
+                if other_contract is contract:
                     continue
                 what = "asset id" if identifier == asset.asset_id else "alias"
                 errors.append(
@@ -194,4 +212,39 @@ def _clashes(contracts: list[LoadedContract]) -> list[ContractError]:
                         f"asset {other.asset_id!r} of contract {other_contract.name!r} in {other_contract.source}",
                     )
                 )
-    return errors
+            for ident in asset.identities:
+                other, other_contract = datasets.setdefault(dataset_key(*ident), (asset, contract))
+                if other_contract is contract:
+                    continue
+                errors.append(
+                    ContractError(
+                        contract.source,
+                        f"dataset {ident[0]} + {ident[1]} of asset {asset.asset_id!r} (contract {contract.name!r}, "
+                        f"from its servers) is also asset {other.asset_id!r} of contract {other_contract.name!r} in "
+                        f"{other_contract.source}",
+                    )
+                )
+    for contract in kept:
+        for asset in contract.assets:
+            implicit = sorted(
+                {*asset.aliases, *(n for _, n in asset.identities)} - {asset.asset_id, *asset.floe.aliases},
+                key=str.lower,
+            )
+            for name in implicit:
+                owner = claimed.get(name.lower())
+                if owner is not None and owner[1] is not contract:
+                    warnings.append(
+                        f"{contract.source}: {name!r} (a name of asset {asset.asset_id!r}) is the id or alias of "
+                        f"asset {owner[0].asset_id!r} of contract {owner[1].name!r}: events naming only "
+                        f"{name!r} go to that asset"
+                    )
+                    continue
+                other, other_contract = named.setdefault(name.lower(), (asset, contract))
+                if other_contract is contract or owner is not None:
+                    continue
+                warnings.append(
+                    f"{contract.source}: {name!r} names asset {asset.asset_id!r} and asset {other.asset_id!r} of "
+                    f"contract {other_contract.name!r}: an event naming only {name!r} is ambiguous and refused; "
+                    "events with the full dataset identity (servers) or the asset id resolve"
+                )
+    return errors, warnings

@@ -20,6 +20,7 @@ from open_data_contract_standard.model import OpenDataContractStandard, SchemaOb
 from pydantic import ValidationError
 
 from floe_stream.contracts.document import DocumentProblem, describe, parse, required
+from floe_stream.contracts.identity import default_asset_id, table_identities
 from floe_stream.contracts.interning import compact
 from floe_stream.contracts.metadata import floe_settings, server_ref, team_and_owner, typed_floe
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
@@ -124,7 +125,9 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
         # from the typed settings of each level: the raw values are unchecked (`consumers: null`)
         consumers = _unique([*contract_typed.consumers, *table_typed.consumers])
         typed = typed_floe({**floe, "consumers": list(consumers)}, f"schema[{i}] floe")
-        asset_id: str = typed.asset or obj.physicalName or table
+        physical = obj.physicalName or table
+        identities = table_identities(shared["servers"], physical, single_table=len(objects) == 1)
+        asset_id: str = typed.asset or default_asset_id(shared["servers"], physical)
         if asset_id.lower() in first_use:
             other = first_use[asset_id.lower()]
             raise DocumentProblem(
@@ -132,9 +135,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 "set a distinct 'asset' in its floe customProperty"
             )
         first_use[asset_id.lower()] = i
-        aliases = {table, f"{name}.{table}", *typed.aliases}
-        if obj.physicalName:
-            aliases.add(obj.physicalName)
+        aliases = {table, f"{name}.{table}", physical, *typed.aliases}
         aliases.discard(asset_id)
         columns, rules, nested = columns_and_rules(obj, f"schema[{i}]", table, warnings)
         more = other_slas(doc, sla_targets, i, typed, freshness.get(i), availability.get(i), warnings)
@@ -145,6 +146,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 aliases=frozenset(aliases),
                 table=table,
                 physical_name=obj.physicalName,
+                identities=identities,
                 columns=columns,
                 nested=nested,
                 freshness=freshness.get(i),

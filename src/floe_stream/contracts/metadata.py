@@ -49,6 +49,17 @@ def server_ref(server: Server, where: str, warnings: list[str]) -> ServerRef:
         database=server.database,
         schema_name=server.schema_,
         url=server.endpointUrl or server.location,
+        catalog=server.catalog,
+        project=server.project,
+        dataset=server.dataset,
+        account=server.account,
+        region=server.regionName or server.region,
+        service_name=server.serviceName,
+        location=server.location or server.path,
+        catalog_url=server.catalogUrl,
+        warehouse=server.warehouse,
+        namespace=server.namespace,
+        environment=server.environment,
     )
 
 

@@ -112,6 +112,9 @@ class QualityRule(_Frozen):
 
 
 class ServerRef(_Frozen):
+    """An ODCS ``servers`` entry: where the contract's tables live (what :mod:`~floe_stream.contracts.identity`
+    turns into OpenLineage dataset identifiers, and the availability probe's default target)."""
+
     server: str
     type: str
     host: str | None = None
@@ -119,6 +122,19 @@ class ServerRef(_Frozen):
     database: str | None = None
     schema_name: str | None = None
     url: str | None = None
+    catalog: str | None = None
+    project: str | None = None
+    dataset: str | None = None
+    account: str | None = None
+    region: str | None = None
+    service_name: str | None = None
+    location: str | None = Field(default=None, description="location (or a local server's path) as written")
+    catalog_url: str | None = Field(
+        default=None, description="Iceberg REST catalog URL (ODCS iceberg servers)"
+    )
+    warehouse: str | None = None
+    namespace: str | None = Field(default=None, description="Iceberg namespace (ODCS iceberg servers)")
+    environment: str | None = None
 
 
 class MonitoredAsset(_Frozen):
@@ -132,6 +148,11 @@ class MonitoredAsset(_Frozen):
     contract_status: str = "active"
     table: str
     physical_name: str | None = None
+    identities: tuple[tuple[str, str], ...] = Field(
+        default=(),
+        description="OpenLineage dataset identifiers (namespace, name) of this table on the contract's servers "
+        "(contracts/identity.py), as the naming spec writes them",
+    )
     columns: tuple[ColumnSpec, ...] = ()
     nested: dict[str, tuple[ColumnSpec, ...]] = Field(
         default_factory=dict,

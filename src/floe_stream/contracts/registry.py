@@ -1,26 +1,47 @@
 """In-memory index of monitored assets: resolve identifiers and find the assets a partition owns.
 
-Ownership: an asset id and the explicit ``floe.aliases`` of an asset are *claims* (compared
-case-insensitively, as identifiers resolve). A claim belongs to the contract that registered it first; a
-contract claiming a name another contract owns is refused as a whole (:class:`ContractConflict`) and the
-owner keeps the name, its SLA and its routing. Implicit names (the table name, ``<contract>.<table>``, the
-physical name) are not claims: they resolve to the first asset that has them and never shadow a claim.
+Ownership: an asset id, the explicit ``floe.aliases`` of an asset and its OpenLineage dataset identities
+(``MonitoredAsset.identities``: its contract's ``servers`` + the table's physical name, compared by the
+platform's case rules; :mod:`floe_stream.contracts.identity`) are *claims*. A claim belongs to the contract
+that registered it first; a contract claiming a name or dataset another contract owns is refused as a whole
+(:class:`ContractConflict`) and the owner keeps it, its SLA and its routing. The same table name in two
+schemas or on two servers is two datasets: two assets, no conflict.
+
+Implicit names (the table name, ``<contract>.<table>``, the physical name, the name part of each dataset
+identity) are not claims: they never shadow a claim, and one that two assets share is **ambiguous** —
+resolving it gives :class:`Ambiguous` (the router refuses the event for that dataset, counts and logs it)
+instead of silently picking one (the same ``db.schema.table`` from two environments, one table name in two
+contracts). Every index is kept incrementally as contracts come and go.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
+from floe_stream.contracts.identity import dataset_key, name_key
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
 from floe_stream.topics.partitioning import partition_for
 
+__all__ = ["Ambiguous", "ContractConflict", "ContractRegistry", "claims", "dataset_claims", "implicit_names"]
+
 
 class ContractConflict(ContractError):
-    """A contract claims an asset id or alias another contract owns; the owner keeps it."""
+    """A contract claims an asset id, alias or dataset another contract owns; the owner keeps it."""
 
     def __init__(self, contract: LoadedContract, problem: str) -> None:
         super().__init__(contract.source, problem)
         self.contract = contract
+
+
+class Ambiguous(NamedTuple):
+    """An identifier that names more than one monitored asset: nothing is resolved from it."""
+
+    identifier: str
+    assets: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"{self.identifier!r} names {len(self.assets)} assets ({', '.join(sorted(self.assets))})"
 
 
 def claims(asset: MonitoredAsset) -> set[str]:
@@ -28,11 +49,49 @@ def claims(asset: MonitoredAsset) -> set[str]:
     return {asset.asset_id.lower(), *(a.lower() for a in asset.floe.aliases)}
 
 
+def dataset_claims(asset: MonitoredAsset) -> dict[tuple[str, str], tuple[str, str]]:
+    """The datasets ``asset`` owns: comparison key → the identity as derived."""
+    return {dataset_key(*ident): ident for ident in asset.identities}
+
+
+def implicit_names(asset: MonitoredAsset) -> set[str]:
+    """The names events may use for ``asset`` without owning them, lower-cased (claims excluded)."""
+    return {name_key(n) for n in (*asset.aliases, *(name for _, name in asset.identities))} - claims(asset)
+
+
+_Claim = str | tuple[str, ...]  # one asset id (the common case), or the ids of every asset with that name
+
+
+def _add(index: dict[Any, _Claim], key: object, aid: str) -> None:
+    cur: _Claim | None = index.get(key)
+    if cur is None:
+        index[key] = aid
+    elif isinstance(cur, str):
+        if cur != aid:
+            index[key] = (cur, aid)
+    elif aid not in cur:
+        index[key] = (*cur, aid)
+
+
+def _drop(index: dict[Any, _Claim], key: object, aid: str) -> None:
+    cur: _Claim | None = index.get(key)
+    if cur is None:
+        return
+    if isinstance(cur, str):
+        if cur == aid:
+            del index[key]
+        return
+    rest = tuple(a for a in cur if a != aid)
+    index[key] = rest[0] if len(rest) == 1 else rest
+
+
 class ContractRegistry:
     def __init__(self, contracts: Iterable[LoadedContract] = ()) -> None:
         self._assets: dict[str, MonitoredAsset] = {}
         self._claimed: dict[str, str] = {}  # claim (lower) → asset id
-        self._implicit: dict[str, str] = {}  # implicit name (lower) → asset id (first one wins)
+        self._implicit: dict[str, _Claim] = {}  # implicit name (lower) → asset id(s)
+        # dataset identity (as derived, and its comparison key) → asset id(s)
+        self._datasets: dict[tuple[str, str], _Claim] = {}
         self._by_partition: dict[int, dict[str, list[MonitoredAsset]]] = {}
         self.contracts: dict[str, LoadedContract] = {}
         self.refused: list[ContractConflict] = []
@@ -43,22 +102,32 @@ class ContractRegistry:
             except ContractConflict as exc:
                 self.refused.append(exc)
 
+    def _owner(self, aid: _Claim | None) -> str | None:
+        if aid is None:
+            return None
+        first = aid if isinstance(aid, str) else aid[0]
+        asset = self._assets.get(first)
+        return asset.contract_id if asset is not None else None
+
     def conflicts(self, contract: LoadedContract) -> list[str]:
-        """Why ``contract`` cannot be registered: the names it claims that another contract owns."""
+        """Why ``contract`` cannot be registered: the names and datasets it claims that another contract owns."""
         out: list[str] = []
         for asset in contract.assets:
             for name in sorted(claims(asset)):
-                held = self._claimed.get(name)
-                owner = self._assets[held].contract_id if held is not None else None
+                owner = self._owner(self._claimed.get(name))
                 if owner is not None and owner != contract.contract_id:
                     what = "asset id" if name == asset.asset_id.lower() else "alias"
                     shown = asset.asset_id if what == "asset id" else name
                     out.append(f"{what} {shown!r} is owned by contract {owner!r}")
+            for key, (ns, name) in dataset_claims(asset).items():
+                owner = self._owner(self._datasets.get(key))
+                if owner is not None and owner != contract.contract_id:
+                    out.append(f"dataset {ns} + {name} (from its servers) is owned by contract {owner!r}")
         return out
 
     def add(self, contract: LoadedContract) -> None:
         """Register (or replace the registered version of) ``contract``; raises :class:`ContractConflict`
-        (and changes nothing) when it claims a name another contract owns."""
+        (and changes nothing) when it claims a name or dataset another contract owns."""
         problems = self.conflicts(contract)
         if problems:
             raise ContractConflict(
@@ -69,29 +138,33 @@ class ContractRegistry:
             self.remove(old.contract_id)
         self.contracts[contract.contract_id] = contract
         for asset in contract.assets:
-            self._assets[asset.asset_id] = asset
+            aid = asset.asset_id
+            self._assets[aid] = asset
             for name in claims(asset):
-                self._claimed[name] = asset.asset_id
-            for alias in asset.aliases:
-                self._implicit.setdefault(alias.lower(), asset.asset_id)
+                self._claimed[name] = aid
+            for name in implicit_names(asset):
+                _add(self._implicit, name, aid)
+            for key, ident in dataset_claims(asset).items():
+                _add(self._datasets, key, aid)
+                _add(self._datasets, ident, aid)
         self._by_partition.clear()
 
     def remove(self, contract_id: str) -> None:
         contract = self.contracts.pop(contract_id, None)
         if contract is None:
             return
-        gone = {a.asset_id for a in contract.assets}
         for asset in contract.assets:
+            aid = asset.asset_id
             for name in claims(asset):
-                if self._claimed.get(name) in gone:
+                if self._claimed.get(name) == aid:
                     del self._claimed[name]
-        for aid in gone:
-            self._assets.pop(aid, None)
-        if any(v in gone for v in self._implicit.values()):  # another asset may have the same name
-            self._implicit = {}
-            for asset in self._assets.values():
-                for alias in asset.aliases:
-                    self._implicit.setdefault(alias.lower(), asset.asset_id)
+            for name in implicit_names(asset):
+                _drop(self._implicit, name, aid)
+            for key, ident in dataset_claims(asset).items():
+                _drop(self._datasets, key, aid)
+                _drop(self._datasets, ident, aid)
+            if self._assets.get(aid) is asset:
+                del self._assets[aid]
         self._by_partition.clear()
 
     def __len__(self) -> int:
@@ -103,14 +176,72 @@ class ContractRegistry:
     def get(self, asset_id: str) -> MonitoredAsset | None:
         return self._assets.get(asset_id)
 
-    def resolve(self, identifier: str) -> MonitoredAsset | None:
-        """Find the asset for an identifier (asset id, alias, physical name), case-insensitively."""
+    def _named(self, identifier: str) -> MonitoredAsset | Ambiguous | None:
+        lower = identifier.strip().lower()
+        aid = self._claimed.get(lower)
+        if aid is not None:
+            return self._assets.get(aid)
+        found = self._implicit.get(lower)
+        if found is None:
+            return None
+        if isinstance(found, str):
+            return self._assets.get(found)
+        return Ambiguous(identifier, found)
+
+    def lookup(self, identifier: str) -> MonitoredAsset | Ambiguous | None:
+        """The asset an identifier (asset id, alias, physical or dataset name) names, case-insensitively;
+        :class:`Ambiguous` when it is an implicit name of several assets."""
         exact = self._assets.get(identifier)  # the common case: an event names the asset id itself
         if exact is not None:
             return exact
-        lower = identifier.lower()
-        aid = self._claimed.get(lower) or self._implicit.get(lower)
-        return self._assets.get(aid) if aid else None
+        return self._named(identifier)
+
+    def resolve(self, identifier: str) -> MonitoredAsset | None:
+        """:meth:`lookup`, with an ambiguous identifier resolving to nothing."""
+        exact = self._assets.get(identifier)
+        if exact is not None:
+            return exact
+        found = self._named(identifier)
+        return found if isinstance(found, MonitoredAsset) else None
+
+    def resolve_dataset(
+        self, namespace: str, name: str, symlinks: Sequence[tuple[str, str]] = ()
+    ) -> MonitoredAsset | Ambiguous | None:
+        """An OpenLineage dataset: its exact (namespace, name), then its symlinks' (Spark names a Hive or
+        Iceberg table by its location and gives the table name as a symlink), then the spellings
+        ``namespace/name`` and ``namespace.name``, then the name alone. The first hit decides, an ambiguous
+        one too (the event is refused for this dataset rather than given to one of the assets); by name, a
+        claim does not win over another asset's implicit name (:meth:`_named_dataset`)."""
+        datasets = self._datasets
+        for ns, n in ((namespace, name), *symlinks):
+            claim = datasets.get((ns, n))
+            if claim is None:
+                claim = datasets.get(dataset_key(ns, n))
+            if claim is not None:
+                if isinstance(claim, str):
+                    return self._assets.get(claim)
+                return Ambiguous(f"{ns}/{n}", claim)
+        for ident in (f"{namespace}/{name}", f"{namespace}.{name}", name, *(n for _, n in symlinks)):
+            found = self._named_dataset(ident)
+            if found is not None:
+                return found
+        return None
+
+    def _named_dataset(self, identifier: str) -> MonitoredAsset | Ambiguous | None:
+        """A dataset's name without its namespace is weak evidence: every asset with that name, claimed or
+        implicit, is a candidate (``db.schema.table`` is one asset's id in one environment and another
+        asset's name in the next), and more than one is ambiguous."""
+        lower = identifier.strip().lower()
+        claim = self._claimed.get(lower)
+        implicit = self._implicit.get(lower)
+        if implicit is None:
+            return None if claim is None else self._assets.get(claim)
+        candidates = (implicit,) if isinstance(implicit, str) else implicit
+        if claim is not None and claim not in candidates:
+            candidates = (claim, *candidates)
+        if len(candidates) == 1:
+            return self._assets.get(candidates[0])
+        return Ambiguous(identifier, candidates)
 
     def assets_in_partition(self, partition: int, partitions: int) -> list[MonitoredAsset]:
         """Assets whose key hashes to ``partition`` (the processor that owns it owns their state)."""

@@ -36,6 +36,18 @@ def dataset_id(ds: OLDataset) -> str:
     return f"{ds.namespace}/{ds.name}"
 
 
+def split_dataset_id(ds_id: str) -> tuple[str, str]:
+    """``namespace/name`` → (namespace, name): the name starts after the namespace's authority
+    (``postgres://db:5432/shop.public.orders``, ``s3://bucket/raw/orders``, ``bigquery/p.d.t``); ("", id)
+    when there is no slash."""
+    if "://" in ds_id:
+        scheme, rest = ds_id.split("://", 1)
+        authority, sep, name = rest.partition("/")
+        return (f"{scheme}://{authority}", name) if sep else ("", ds_id)
+    ns, sep, name = ds_id.partition("/")
+    return (ns, name) if sep else ("", ds_id)
+
+
 def identifiers(ds_id: str) -> list[str]:
     """Identifiers a lineage dataset id may match an asset under (same rule as normalize.ol_identifiers)."""
     ns, _, name = ds_id.rpartition("/")
@@ -138,6 +150,8 @@ class AssetHistory:
     # (most assets have none) — ~1.4 KB → ~0.2 KB per asset, the same bounds.
     materializations: tuple[Materialization, ...] = ()
     violations: deque[tuple[datetime, str]] | tuple[()] = ()
+    run_failed: tuple[datetime, str] | None = None
+    """The last FAIL/ABORT of a run producing the asset, until a later materialization (when, what)."""
 
     def add_materialization(self, m: Materialization) -> None:
         ms = self.materializations
@@ -235,6 +249,9 @@ def enrich(
         )
     elif history is not None:
         ctx["recent.materializations"] = "none seen"
+    if history is not None and history.run_failed is not None:
+        at, what = history.run_failed
+        ctx["last_run.failed"] = _clip(f"{at.isoformat().replace('+00:00', 'Z')} {what}")
     if history is not None:
         ctx.update(violation_pattern(history, v.violation_type.value, now))
     return v.model_copy(update={"consumers": consumers[:MAX_CONSUMERS], "context": ctx})
@@ -266,6 +283,16 @@ class ImpactContext:
         elif h.materializations and h.materializations[-1].event_id == event_id:
             return
         h.add_materialization(Materialization(at, event_id, rows, run_id, job))
+        if h.run_failed is not None and h.run_failed[0] <= at:
+            h.run_failed = None  # produced again since
+
+    def note_run_failed(self, asset_id: str, at: datetime, what: str) -> None:
+        """A run producing the asset failed (shown on its violations until it is materialized again)."""
+        h = self.history.get(asset_id)
+        if h is None:
+            h = self.history[asset_id] = AssetHistory()
+        if h.run_failed is None or h.run_failed[0] <= at:
+            h.run_failed = (at, what)
 
     def forget(self, asset_ids: Iterable[str]) -> None:
         for a in asset_ids:
@@ -308,6 +335,7 @@ def open_issues(open_episodes: Mapping[str, object]) -> list[OpenIssue]:
 
 
 DISPLAY = (
+    ("last_run.failed", "Last run failed"),
     ("upstream.violating", "Upstream violating"),
     ("pattern", "Pattern"),
     ("impact.downstream_jobs", "Downstream jobs"),

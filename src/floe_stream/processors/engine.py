@@ -182,6 +182,8 @@ class Engine:
             if not new_data:
                 self.counters["not_new_data"] = self.counters.get("not_new_data", 0) + 1
         if update.quality_only:
+            if update.quality is None:  # a failed run's report without assertions: context only, no verdict
+                return
             checks = self._quality_checks
         else:
             # only the checks that apply to this asset (a check without an SLA here is not even called):

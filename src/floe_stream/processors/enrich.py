@@ -17,7 +17,13 @@ from pydantic import ValidationError
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.context import ImpactContext, OpenIssue, identifiers, open_issues
+from floe_stream.processors.context import (
+    ImpactContext,
+    OpenIssue,
+    identifiers,
+    open_issues,
+    split_dataset_id,
+)
 from floe_stream.processors.model import AssetState, AssetUpdate
 from floe_stream.topics.lineage import AssetHealth, LineageEdge, OpenEpisodeSummary
 from floe_stream.topics.materialization import OpenLineageRunEvent
@@ -47,15 +53,19 @@ class ViolationEnricher:
             self._pending.append(LineageEdge(job=job, dataset=ds, direction=direction))  # type: ignore[arg-type]
 
     def note_update(self, asset: MonitoredAsset, update: AssetUpdate) -> None:
+        if update.run_failed is not None:  # not a materialization: the asset's "last run failed" context
+            self.impact.note_run_failed(asset.asset_id, update.updated_at, update.run_failed)
+            return
         self.impact.note_update(
             asset.asset_id, update.updated_at, update.event_id, update.row_count, update.run_id, update.job
         )
 
     # --- the step -------------------------------------------------------------------------------------------
     def upstream_health(self, dataset_id: str) -> tuple[str, Sequence[OpenIssue]] | None:
-        for ident in identifiers(dataset_id):
-            asset = self.registry.resolve(ident)
-            if asset is None:
+        ns, name = split_dataset_id(dataset_id)
+        found = self.registry.resolve_dataset(ns, name) if ns else None
+        for asset in (found, *(self.registry.resolve(i) for i in identifiers(dataset_id))):
+            if not isinstance(asset, MonitoredAsset):
                 continue
             st = self.states.get(asset.asset_id)
             if st is not None:  # owned here: the live state
@@ -73,6 +83,7 @@ class ViolationEnricher:
         declared: Sequence[str] = ()
         if asset is not None:
             idents.extend(asset.aliases)
+            idents.extend(f"{ns}/{name}" for ns, name in asset.identities)  # lineage ids are namespace/name
             declared = asset.consumers
         return self.impact.enrich_violation(
             v,

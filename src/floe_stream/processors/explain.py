@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from floe_stream.contracts.identity import server_problem
 from floe_stream.contracts.models import LoadedContract, MonitoredAsset
 from floe_stream.durations import format_duration
 from floe_stream.processors.checks.base import Check, ExplainContext, ProbeOf
@@ -42,6 +43,7 @@ def explain_asset(
     table_marks = (f"({asset.table})", f"({asset.table}.")
     return {
         "asset": asset.asset_id,
+        "answers_to": answers_to(asset),
         "contract": f"{asset.contract_id} {asset.contract_version}",
         "owner": asset.owner,
         "consumers": list(asset.consumers),
@@ -59,6 +61,26 @@ def explain_asset(
             for n in asset.sla_notes
         ],
         "not_evaluated": [w for w in warnings if any(m in w for m in table_marks)],
+    }
+
+
+def answers_to(asset: MonitoredAsset, single_table: bool = True) -> dict[str, Any]:
+    """The identifiers events resolve to ``asset`` by: its OpenLineage datasets (exact, from the contract's
+    servers), then names (asset id, aliases, the datasets' names alone: case-insensitive, refused when another
+    asset has the same one), and the servers that give no dataset, with why."""
+    physical = asset.physical_name or asset.table
+    return {
+        "datasets": [f"{ns} + {name}" for ns, name in asset.identities],
+        "names": sorted(
+            {asset.asset_id, *asset.aliases, *(name for _, name in asset.identities)}, key=str.lower
+        ),
+        "servers_without_dataset": [
+            f"{s.server} ({s.type}): {why}"
+            for s in asset.servers
+            if (why := server_problem(s, physical, single_table=single_table)) is not None
+        ],
+        "run_failures": "a FAIL or ABORT run event naming it as an output is not new data: it is kept as "
+        "'last run failed' and shown on its next violation; the assertions such an event carries are judged",
     }
 
 
@@ -87,6 +109,15 @@ def render_text(explained: list[dict[str, Any]]) -> str:
             lines.append(
                 f"  asset {a['asset']}  owner {a['owner'] or '-'}  consumers {', '.join(a['consumers']) or '-'}"
             )
+            ids = a["answers_to"]
+            for d in ids["datasets"]:
+                lines.append(f"    answers to dataset {d}")
+            lines.append(
+                f"    answers to names {', '.join(ids['names'])} (alone: only while no other asset has one)"
+            )
+            for w in ids["servers_without_dataset"]:
+                lines.append(f"    no dataset from server {w}")
+            lines.append(f"    run failures: {ids['run_failures']}")
             if a["overrides"]:
                 lines.append(f"    overrides (floe.checks): {a['overrides']}")
             if a["override_problem"]:

@@ -43,6 +43,12 @@ class AssetUpdate(NamedTuple):
     """Rows the update added (Iceberg ``added-records``), when the input says."""
     oldest_data_time: datetime | None = None
     """The oldest value of the SLA element still in the table (a producer's report; retention)."""
+    run_failed: str | None = None
+    """The producing run failed (an OpenLineage FAIL or ABORT naming the asset as an output): what failed.
+    Never new data; kept as the asset's "last run failed" context (``quality_only`` is set)."""
+    declared_schema: bool = False
+    """The producer's schema lists declared columns without types (dbt-ol without ``catalog.json``): not the
+    table's observed schema, so ``columns`` is None and no drift is judged from it."""
 
     @property
     def data_time(self) -> datetime:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from floe_stream.processors.model import AssetUpdate
 from floe_stream.topics.commit import CatalogCommitEvent, IcebergField
 from floe_stream.topics.materialization import (
@@ -44,20 +46,39 @@ def update_of_materialization(ev: MaterializationEvent, fallback_id: str) -> Ass
     )
 
 
+DatasetRef = tuple[str, str, tuple[tuple[str, str], ...]]
+"""An OpenLineage dataset as the registry resolves it: (namespace, name, symlinks' (namespace, name))."""
+
+
+def dataset_ref(ds: OLDataset) -> DatasetRef:
+    """(namespace, name, symlinks): Spark names a Hive or Iceberg table by its location and gives the table's
+    catalog name in the ``symlinks`` facet (dbt-athena too)."""
+    symlinks: tuple[tuple[str, str], ...] = ()
+    facet = ds.facets.get("symlinks") if ds.facets else None
+    if isinstance(facet, dict) and isinstance(facet.get("identifiers"), list):
+        symlinks = tuple(
+            (str(i["namespace"]), str(i["name"]))
+            for i in facet["identifiers"]
+            if isinstance(i, dict) and i.get("namespace") and i.get("name")
+        )
+    return ds.namespace, ds.name, symlinks
+
+
 def ol_identifiers(ds: OLDataset) -> list[str]:
     """Identifiers an OpenLineage dataset may be registered under, most specific first."""
     return [f"{ds.namespace}/{ds.name}", f"{ds.namespace}.{ds.name}", ds.name]
 
 
-def _ol_columns(ds: OLDataset) -> tuple[ObservedColumn, ...] | None:
+def _ol_columns(ds: OLDataset) -> tuple[tuple[ObservedColumn, ...] | None, bool]:
+    """(observed columns, declared only): a schema facet with a field without a type is what the producer
+    declares (dbt-ol without ``catalog.json`` lists the documented columns, untyped), not the table's schema."""
     facet = ds.facets.get("schema")
     if not isinstance(facet, dict) or not isinstance(facet.get("fields"), list):
-        return None
-    cols = []
-    for f in facet["fields"]:
-        if isinstance(f, dict) and f.get("name"):
-            cols.append(ObservedColumn(name=str(f["name"]), type=str(f.get("type") or "unknown")))
-    return tuple(cols)
+        return None, False
+    fields = [f for f in facet["fields"] if isinstance(f, dict) and f.get("name")]
+    if any(not f.get("type") for f in fields):
+        return None, True
+    return tuple(ObservedColumn(name=str(f["name"]), type=str(f["type"])) for f in fields), False
 
 
 def _ol_row_count(ds: OLDataset) -> int | None:
@@ -80,6 +101,11 @@ ASSERTION_METRICS = {
     "rowcount": "rowCount",
     **{m.lower(): m for m in ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")},
 }
+COUNTS_VALUES = frozenset({"unique", "accepted_values"})
+"""dbt tests whose failure count is not a count of rows: ``unique`` and ``accepted_values`` count distinct
+failing *values* (their SQL groups by value), so a non-zero count is no ODCS ``duplicateValues`` /
+``invalidValues`` (rows) and only the verdict is kept; zero failures is zero rows either way. ``not_null``
+and ``relationships`` count rows."""
 _SEVERITY_NAMES = {
     "warn": "warning",
     "warning": "warning",
@@ -113,6 +139,8 @@ def ol_assertion(a: dict[str, Any]) -> QualityResult | None:
     observed = _float(a.get("actual")) if metric == "rowCount" else _float(a.get("failures"))
     if observed is None and metric not in (None, "rowCount"):
         observed = _float(a.get("actual"))
+    if observed and kind.lower() in COUNTS_VALUES:
+        observed = None  # a count of distinct values, not of rows: the verdict alone is what it tells
     name = (
         a.get("name")
         if isinstance(a.get("name"), str) and a.get("name")
@@ -130,17 +158,32 @@ def ol_assertion(a: dict[str, Any]) -> QualityResult | None:
 
 
 def _ol_quality(facet_maps: list[dict[str, Any]]) -> tuple[QualityResult, ...] | None:
+    """Quality results of a dataset's facet maps; an assertion found in several maps (dbt-ol writes the same
+    facet in ``facets`` and ``inputFacets``) counts once."""
     found = False
     out: list[QualityResult] = []
+    earlier: set[bytes] = set()  # the assertions of the maps already read
     for facets in facet_maps:
+        here: set[bytes] = set()
         dqa = facets.get("dataQualityAssertions")
         if isinstance(dqa, dict) and isinstance(dqa.get("assertions"), list):
             found = True
-            out.extend(
-                r for a in dqa["assertions"] if isinstance(a, dict) and (r := ol_assertion(a)) is not None
-            )
+            for a in dqa["assertions"]:
+                if not isinstance(a, dict):
+                    continue
+                key = orjson.dumps(a, option=orjson.OPT_SORT_KEYS, default=str)
+                here.add(key)
+                if key in earlier:
+                    continue
+                r = ol_assertion(a)
+                if r is not None:
+                    out.append(r)
         dqm = facets.get("dataQualityMetrics")
         if isinstance(dqm, dict):
+            key = b"dqm:" + orjson.dumps(dqm, option=orjson.OPT_SORT_KEYS, default=str)
+            here.add(key)
+            if key in earlier:
+                continue
             if (rows := _float(dqm.get("rowCount"))) is not None:
                 found = True
                 out.append(QualityResult(name="rowCount", metric="rowCount", observed_value=rows))
@@ -153,30 +196,64 @@ def _ol_quality(facet_maps: list[dict[str, Any]]) -> tuple[QualityResult, ...] |
                             name=f"nullValues({col})", column=col, metric="nullValues", observed_value=nulls
                         )
                     )
+        earlier |= here
     return tuple(out) if found else None
 
 
-def from_openlineage(ev: OpenLineageRunEvent) -> list[tuple[list[str], AssetUpdate]]:
-    """A COMPLETE run event materializes each output dataset (with any quality facets on it); quality
-    facets on an input dataset (where OpenLineage puts ``dataQualityAssertions``: the job tested it) are a
-    quality report on that dataset, not a materialization. Other event types yield nothing."""
-    if (ev.eventType or "").upper() != "COMPLETE":
+def _run_failure(ev: OpenLineageRunEvent, kind: str) -> str:
+    """``FAIL of job ns/name (run id): <errorMessage>``, clipped."""
+    text = f"{kind} of job {ev.job.namespace}/{ev.job.name} (run {ev.run.runId})"
+    err = ev.run.facets.get("errorMessage") if ev.run.facets else None
+    if isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"].strip():
+        text += f": {err['message'].strip()}"
+    return text if len(text) <= 500 else text[:499] + "…"
+
+
+def from_openlineage(ev: OpenLineageRunEvent) -> list[tuple[DatasetRef, AssetUpdate]]:
+    """What a run event means for each dataset it names (the emitter's meaning):
+
+    * ``COMPLETE``: each output dataset was materialized (with any quality facets on it); quality facets on an
+      input dataset (where OpenLineage puts ``dataQualityAssertions``: the job tested it) are a quality report
+      on that dataset, not a materialization.
+    * ``FAIL`` / ``ABORT``: the quality facets still count (a failed dbt test ends its test job with FAIL); an
+      output dataset was *not* produced: never new data, recorded as its "last run failed" (``run_failed``).
+    * ``START``, ``RUNNING``, ``OTHER``: nothing (a run in progress; the final event says what happened).
+    """
+    kind = (ev.eventType or "").upper()
+    if kind not in ("COMPLETE", "FAIL", "ABORT"):
         return []
-    out: list[tuple[list[str], AssetUpdate]] = []
+    out: list[tuple[DatasetRef, AssetUpdate]] = []
     job = f"{ev.job.namespace}/{ev.job.name}"
+    failed = _run_failure(ev, kind) if kind != "COMPLETE" else None
     for ds in ev.outputs:
-        update = AssetUpdate(
-            asset_id="",
-            source="openlineage",
-            event_id=f"ol:{ev.run.runId}:{ds.namespace}/{ds.name}",
-            updated_at=ev.eventTime,
-            columns=_ol_columns(ds),
-            row_count=_ol_row_count(ds),
-            quality=_ol_quality([ds.facets, ds.outputFacets, ds.inputFacets]),
-            run_id=ev.run.runId,
-            job=job,
-        )
-        out.append((ol_identifiers(ds), update))
+        quality = _ol_quality([ds.facets, ds.outputFacets, ds.inputFacets])
+        if failed is not None:
+            update = AssetUpdate(
+                asset_id="",
+                source="openlineage",
+                event_id=f"ol:{ev.run.runId}:{kind.lower()}:{ds.namespace}/{ds.name}",
+                updated_at=ev.eventTime,
+                quality=quality,
+                run_id=ev.run.runId,
+                job=job,
+                quality_only=True,
+                run_failed=failed,
+            )
+        else:
+            columns, declared = _ol_columns(ds)
+            update = AssetUpdate(
+                asset_id="",
+                source="openlineage",
+                event_id=f"ol:{ev.run.runId}:{ds.namespace}/{ds.name}",
+                updated_at=ev.eventTime,
+                columns=columns,
+                row_count=_ol_row_count(ds),
+                quality=quality,
+                run_id=ev.run.runId,
+                job=job,
+                declared_schema=declared,
+            )
+        out.append((dataset_ref(ds), update))
     for ds in ev.inputs:
         quality = _ol_quality([ds.inputFacets, ds.facets])
         if quality is None:
@@ -191,7 +268,7 @@ def from_openlineage(ev: OpenLineageRunEvent) -> list[tuple[list[str], AssetUpda
             job=job,
             quality_only=True,
         )
-        out.append((ol_identifiers(ds), update))
+        out.append((dataset_ref(ds), update))
     return out
 
 

@@ -2,9 +2,12 @@
 (runtime/processor.py) and by replay (replay/runner.py), so that both decode, resolve and deduplicate alike.
 
 * **updates** (materializations, catalog-commits): :func:`route_update` decodes the record and returns the
-  decoded event with one ``(asset, update)`` pair per monitored asset it names — the first of an OpenLineage
-  dataset's identifiers that resolves wins; an identifier no contract monitors yields nothing. Whether the
-  pair is applied here or forwarded to its owner's partition is the caller's business (:func:`owner`).
+  decoded event with one ``(asset, update)`` pair per monitored asset it names. An OpenLineage dataset
+  resolves by its exact (namespace, name) first, then its symlinks, then its name alone
+  (:meth:`~floe_stream.contracts.registry.ContractRegistry.resolve_dataset`); an identifier no contract
+  monitors yields nothing, and one that names several assets (the same name from two namespaces or two
+  contracts) yields nothing for that dataset and is reported in ``refused``. Whether the pair is applied here
+  or forwarded to its owner's partition is the caller's business (:func:`owner`).
 * **probe results**: :func:`route_probe` — applied by the partition that owns the probed asset only.
 * **ticks**: one tick is applied once per *(partition, tick time)*, to the assets that partition owns (the
   key rule, :func:`~floe_stream.topics.partitioning.partition_for`). A tick whose time is not newer than the
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.contracts.registry import Ambiguous
 from floe_stream.processors.model import AssetUpdate
 from floe_stream.processors.normalize import from_commit, from_openlineage, update_of_materialization
 from floe_stream.topics.catalog import TopicKey
@@ -32,41 +37,69 @@ InputEvent = MaterializationEvent | OpenLineageRunEvent | CatalogCommitEvent
 Resolve = Callable[[str], MonitoredAsset | None]
 Routed = list[tuple[MonitoredAsset, AssetUpdate]]
 
+
+class Resolver(Protocol):
+    """What the router asks the contracts (``ContractRegistry``)."""
+
+    def resolve(self, identifier: str) -> MonitoredAsset | None: ...
+
+    def lookup(self, identifier: str) -> MonitoredAsset | Ambiguous | None: ...
+
+    def resolve_dataset(
+        self, namespace: str, name: str, symlinks: Sequence[tuple[str, str]] = ()
+    ) -> MonitoredAsset | Ambiguous | None: ...
+
+
 REROUTED = "floe-rerouted"
 """Header of the processor's forwarded copy of an input that arrived on another asset's partition."""
 
 
 def route_update(
-    kind: TopicKey, value: bytes | None, topic: str, partition: int, offset: int, resolve: Resolve
+    kind: TopicKey,
+    value: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    resolver: Resolver,
+    refused: list[Ambiguous] | None = None,
 ) -> tuple[InputEvent, Routed]:
-    """A materializations / catalog-commits record → (decoded event, [(asset, update)]).
+    """A materializations / catalog-commits record → (decoded event, [(asset, update)]); identifiers that
+    name several assets are appended to ``refused`` (when given) and route nothing.
 
     The update's event id is the event's own id, else ``<topic>:<partition>:<offset>`` (stable per record).
     Raises :class:`~floe_stream.topics.decode.DecodeError` on bad input."""
     if kind == TopicKey.MATERIALIZATIONS:
         ev = decode_materialization(value)
         if isinstance(ev, MaterializationEvent):  # floe's own event names one asset: the common path
-            asset = resolve(ev.asset)
+            asset = resolver.resolve(ev.asset)
             if asset is None:
-                return ev, []  # not monitored by any contract
+                _refuse(resolver.lookup(ev.asset), refused)
+                return ev, []  # not monitored by any contract (or by several)
             return ev, [
                 (asset, update_of_materialization(ev, ev.event_id or f"{topic}:{partition}:{offset}"))
             ]
-        return ev, _resolved(from_openlineage(ev), resolve)
+        out: Routed = []
+        for (namespace, name, symlinks), update in from_openlineage(ev):
+            found = resolver.resolve_dataset(namespace, name, symlinks)
+            if isinstance(found, MonitoredAsset):
+                out.append((found, update))
+            else:
+                _refuse(found, refused)
+        return ev, out
     commit = decode_commit(value)
-    pairs = from_commit(commit, f"{topic}:{partition}:{offset}")
-    return commit, _resolved([([ident], u) for ident, u in pairs], resolve)
+    routed: Routed = []
+    for ident, update in from_commit(commit, f"{topic}:{partition}:{offset}"):
+        asset = resolver.resolve(ident)
+        if asset is not None:
+            routed.append((asset, update))
+        else:
+            _refuse(resolver.lookup(ident), refused)
+    return commit, routed
 
 
-def _resolved(pairs: list[tuple[list[str], AssetUpdate]], resolve: Resolve) -> Routed:
-    out: Routed = []
-    for idents, update in pairs:
-        for ident in idents:
-            asset = resolve(ident)
-            if asset is not None:
-                out.append((asset, update))
-                break
-    return out
+def _refuse(found: MonitoredAsset | Ambiguous | None, refused: list[Ambiguous] | None) -> None:
+    if refused is not None and isinstance(found, Ambiguous):
+        refused.append(found)
 
 
 def unmonitored(ev: InputEvent, routed: int) -> int:

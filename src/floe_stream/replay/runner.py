@@ -207,7 +207,7 @@ def evaluate(
             elif is_rerouted(rec.headers):
                 continue  # the processor's re-routed copy of an input that is in the topic already
             else:
-                _, routed = route_update(key, rec.value, rec.topic, p, rec.offset, registry.resolve)
+                _, routed = route_update(key, rec.value, rec.topic, p, rec.offset, registry)
                 for asset, update in routed:
                     if asset.asset_id in wanted:
                         summary.updates += 1

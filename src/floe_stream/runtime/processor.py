@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.contracts.registry import Ambiguous, ContractRegistry
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.enrich import ViolationEnricher
 from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
@@ -136,6 +136,9 @@ class ProcessorService(ConsumerService):
         # counters summed per record, handed to the instruments at most once a second and when idle
         self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()
         self._unmonitored: Counter[str] = Counter()  # by topic: floe_events_unmonitored_total
+        self._ambiguous: Counter[str] = Counter()  # by topic: floe_events_ambiguous_total
+        self._refused: list[Ambiguous] = []  # the router's refusals of the current record
+        self._ambiguous_logged: set[str] = set()  # each ambiguous identifier is logged once per process
         self._processed: Counter[str] = Counter()
         self._counted_at = 0.0
         self.partitions = 0
@@ -402,12 +405,15 @@ class ProcessorService(ConsumerService):
             metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
         for topic, n in self._unmonitored.items():
             metrics.events_unmonitored.add(n, {"topic": topic})
+        for topic, n in self._ambiguous.items():
+            metrics.events_ambiguous.add(n, {"topic": topic})
         for reason, n in self.engine.counters.items():  # the pure engine counts; reported here
             metrics.updates_not_counted.add(n, {"reason": reason})
         self.engine.counters.clear()
         self._processed.clear()
         self._check_counts.clear()
         self._unmonitored.clear()
+        self._ambiguous.clear()
 
     def _take_lanes(self) -> Lanes:
         lanes, self._lanes = self._lanes, {}
@@ -494,7 +500,11 @@ class ProcessorService(ConsumerService):
     ) -> None:
         if rec.timestamp != self._ts_ms:  # records of a batch often share their millisecond
             self._ts_ms, self._ts_dt = rec.timestamp, _ts(rec.timestamp)
-        ev, routed = route_update(kind, rec.value, rec.topic, p, rec.offset, self.registry.resolve)
+        refused = self._refused
+        ev, routed = route_update(kind, rec.value, rec.topic, p, rec.offset, self.registry, refused)
+        n_refused = len(refused)
+        if n_refused:  # rare: identifiers naming several assets are refused, counted and logged
+            self._note_refused(rec.topic, refused)
         # the exact type, once: isinstance on a pydantic model class goes through ABCMeta.__instancecheck__,
         # ~0.35 µs per negative answer under the profiler, twice per event (bench/versus.py, throughput)
         lineage = ev.__class__ is OpenLineageRunEvent
@@ -503,7 +513,7 @@ class ProcessorService(ConsumerService):
         if self.obs.custom and kind == TopicKey.MATERIALIZATIONS:
             self.obs.input_event(ev)  # custom metrics fed by materializations
         if not routed or lineage:  # assets it names that no contract covers
-            missing = unmonitored(ev, len(routed))
+            missing = unmonitored(ev, len(routed) + n_refused)
             if missing:
                 self._unmonitored[rec.topic] += missing  # floe_events_unmonitored_total
         forward: dict[int, str] = {}
@@ -516,6 +526,19 @@ class ProcessorService(ConsumerService):
                 forward.setdefault(q, asset.asset_id)
         if forward:
             self._forward(rec, forward, out)
+
+    def _note_refused(self, topic: str, refused: list[Ambiguous]) -> None:
+        self._ambiguous[topic] += len(refused)
+        for amb in refused:
+            if amb.identifier not in self._ambiguous_logged and len(self._ambiguous_logged) < 10_000:
+                self._ambiguous_logged.add(amb.identifier)
+                log.warning(
+                    "refused an input on %s: %s; give the dataset's exact identity to one contract "
+                    "(servers, or a floe alias) — see `floe contracts coverage --seen`",
+                    topic,
+                    amb.describe(),
+                )
+        refused.clear()
 
     def _apply(self, asset: MonitoredAsset, update: AssetUpdate, out: list[OutRecord]) -> None:
         self.context.note_update(asset, update)

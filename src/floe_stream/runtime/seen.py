@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 
 from aiokafka.structs import TopicPartition
 
-from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.normalize import ol_identifiers
+from floe_stream.contracts.identity import Suggestion, suggest
+from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.contracts.registry import Ambiguous, ContractRegistry
+from floe_stream.processors.normalize import dataset_ref
 from floe_stream.runtime.kafka import make_consumer
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -26,37 +28,63 @@ class SeenAsset:
     topic: str
     events: int
     last_seen: datetime
+    ambiguous: tuple[str, ...] = ()
+    """The assets the identifier names when it names several (refused by the processor)."""
+    suggestions: tuple[Suggestion, ...] = ()
+    """The contract tables it most likely is, with what to add (contracts/identity.suggest)."""
 
 
-def identifiers_of(topic_key: TopicKey, value: bytes | None) -> list[list[str]]:
-    """Per asset an input record talks about, the identifiers it may be registered under (pure)."""
+Seen = tuple[str, str, tuple[tuple[str, str], ...]] | str
+"""An OpenLineage dataset (namespace, name, symlinks), or the one identifier of floe's own events / commits."""
+
+
+def identifiers_of(topic_key: TopicKey, value: bytes | None) -> list[Seen]:
+    """The datasets / identifiers an input record talks about (pure)."""
     try:
         if topic_key == TopicKey.CATALOG_COMMITS:
-            return [[decode_commit(value).table]]
+            return [decode_commit(value).table]
         ev = decode_materialization(value)
     except Exception:  # bad input is the dead-letter path's business, not coverage's
         return []
     if isinstance(ev, MaterializationEvent):
-        return [[ev.asset]]
-    return [ol_identifiers(ds) for ds in [*ev.outputs, *ev.inputs]]
+        return [ev.asset]
+    return [dataset_ref(ds) for ds in [*ev.outputs, *ev.inputs]]
 
 
 def uncovered(
     records: Iterable[tuple[TopicKey, str, bytes | None, datetime]], registry: ContractRegistry
 ) -> list[SeenAsset]:
-    """The seen identifiers that resolve to no contract, busiest first (pure)."""
-    found: dict[str, tuple[str, int, datetime]] = {}
+    """The seen identifiers that resolve to no asset (or to several), busiest first, each with the contract
+    tables it most likely is (pure)."""
+    found: dict[str, tuple[str, int, datetime, tuple[str, ...], Seen]] = {}
     for key, topic, value, at in records:
-        for idents in identifiers_of(key, value):
-            if any(registry.resolve(i) is not None for i in idents):
+        for seen in identifiers_of(key, value):
+            if isinstance(seen, str):
+                hit = registry.lookup(seen)
+                shown = seen
+            else:
+                hit = registry.resolve_dataset(*seen)
+                shown = f"{seen[0]}/{seen[1]}"
+            if isinstance(hit, MonitoredAsset):
                 continue
-            name = idents[0]
-            _, n, last = found.get(name, (topic, 0, at))
-            found[name] = (topic, n + 1, max(last, at))
-    return sorted(
-        (SeenAsset(identifier=k, topic=t, events=n, last_seen=last) for k, (t, n, last) in found.items()),
-        key=lambda s: (-s.events, s.identifier),
-    )
+            ambiguous = hit.assets if isinstance(hit, Ambiguous) else ()
+            _, n, last, _, _ = found.get(shown, (topic, 0, at, (), seen))
+            found[shown] = (topic, n + 1, max(last, at), ambiguous, seen)
+    assets = registry.assets()
+    out = []
+    for k, (t, n, last, ambiguous, seen) in found.items():
+        ns, name = ("", seen) if isinstance(seen, str) else (seen[0], seen[1])
+        out.append(
+            SeenAsset(
+                identifier=k,
+                topic=t,
+                events=n,
+                last_seen=last,
+                ambiguous=ambiguous,
+                suggestions=() if ambiguous else tuple(suggest(ns, name, assets)),
+            )
+        )
+    return sorted(out, key=lambda s: (-s.events, s.identifier))
 
 
 async def read_recent(

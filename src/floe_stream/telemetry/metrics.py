@@ -197,6 +197,11 @@ class Instruments:
             "floe_events_unmonitored",
             description="input records (or datasets in them) about an asset no contract covers, by topic",
         )
+        self.events_ambiguous = meter.create_counter(
+            "floe_events_ambiguous",
+            description="datasets in input records refused because their identifier names several monitored "
+            "assets (the same name from two namespaces or two contracts), by topic",
+        )
         self.dead_lettered = meter.create_counter(
             "floe_events_dead_lettered",
             description="records sent to the dead-letter topic, by topic and reason",

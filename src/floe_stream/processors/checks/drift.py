@@ -190,6 +190,14 @@ def diff_schema(
     return out
 
 
+DECLARED_SCHEMA_SKIPPED = Evaluation(
+    check_type=CheckType.SCHEMA_DRIFT,
+    status=CheckStatus.SKIPPED,
+    message="skipped: the schema facet lists columns without types, a declared schema (e.g. dbt-ol without a "
+    "fresh catalog.json), not the table's observed one; not compared",
+)
+
+
 class SchemaDriftCheck:
     check_type = CheckType.SCHEMA_DRIFT
 
@@ -197,6 +205,8 @@ class SchemaDriftCheck:
         self, asset: MonitoredAsset, state: AssetState, update: AssetUpdate, ctx: EvalContext
     ) -> list[Evaluation]:
         if update.columns is None or not asset.columns:
+            if update.declared_schema and asset.columns:  # rare: say why this update's schema is not judged
+                return [DECLARED_SCHEMA_SKIPPED]
             return []
         if (
             update.sequence is not None
@@ -229,7 +239,9 @@ class SchemaDriftCheck:
         return [{
             "check": "schema_drift",
             "evaluates": f"{len(asset.columns)} declared column(s)",
-            "measured": "observed columns of each update (Iceberg schema, OpenLineage schema facet, materialization)",
+            "measured": "observed columns of each update (Iceberg schema, OpenLineage schema facet, materialization); "
+                        "a schema facet without column types is a declared schema (dbt-ol without catalog.json), "
+                        "not compared",
             "severity": "removed/type-changed column ERROR, added column WARNING",
         }]  # fmt: skip
 
