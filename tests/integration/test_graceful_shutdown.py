@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from aiokafka.structs import TopicPartition
 
 from floe_stream.runtime.embedded import free_port
@@ -23,7 +24,12 @@ from tests.integration.helpers import floe_env, publish, read_all, start_floe
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
-GRACE_S = 10.0
+# the grace period the chart gives a pod (terminationGracePeriodSeconds): the bound a deployable must stop within
+GRACE_S = float(
+    yaml.safe_load((REPO / "helm" / "floe-stream" / "values.yaml").read_text())[
+        "terminationGracePeriodSeconds"
+    ]
+)
 
 # deployable → (command, consumer group suffix or None, input topics whose offsets must be committed)
 DEPLOYABLES: dict[str, tuple[list[str], str | None, list[TopicKey]]] = {
