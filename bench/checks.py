@@ -26,6 +26,7 @@ from bench.common import summary
 from floe_stream.contracts.models import AvailabilitySla, FreshnessSla, MonitoredAsset, QualityRule, ServerRef
 from floe_stream.probes.base import ProbeTarget
 from floe_stream.probes.builtin import HttpProbe
+from floe_stream.probes.guard import ProbeGuard
 from floe_stream.probes.runner import ProbeRunner
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetUpdate
@@ -106,7 +107,13 @@ async def sweep(n: int) -> None:
     from floe_stream.settings import Settings
 
     rt = ChecksRuntime(Settings(health_port=-1), ContractRegistry(), eng)
-    rt.runner = ProbeRunner({"tcp": NoopProbe()}, concurrency=1000)  # type: ignore[dict-item]
+    rt.runner = (
+        ProbeRunner(  # the assets' server is 127.0.0.1:9, never connected to: the guard would refuse it
+            {"tcp": NoopProbe()},  # type: ignore[dict-item]
+            concurrency=1000,
+            guard=ProbeGuard.everything(),
+        )
+    )
     t = time.perf_counter()
     started = rt.schedule_pings(assets, T0 + timedelta(hours=3))
     dt = time.perf_counter() - t
@@ -118,6 +125,8 @@ async def sweep(n: int) -> None:
         f"    {'run them (no-op probe)':<34} {(time.perf_counter() - t) * 1000:8.1f} ms  results={len(rt.runner.take()):,}"
     )
 
+
+LOOPBACK = ProbeGuard.from_settings(["127.0.0.0/8"])  # the targets below listen on loopback
 
 TARGETS = r"""
 import asyncio, contextlib, sys
@@ -155,7 +164,7 @@ async def fanout(slow: int, fast: int, timeout: float, bounds: list[int]) -> Non
     for j in range(fast):  # fast targets spread among the slow ones
         order.insert(min(len(order), j * max(1, slow // max(1, fast))), ("f", j))
     for bound in bounds:
-        runner = ProbeRunner({"http": HttpProbe()}, concurrency=bound)  # type: ignore[dict-item]
+        runner = ProbeRunner({"http": HttpProbe()}, concurrency=bound, guard=LOOPBACK)  # type: ignore[dict-item]
         for rnd in ("first round", "next round (slow ones known)"):
             t = time.perf_counter()
             for kind, i in order:

@@ -22,6 +22,7 @@ Examples::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import types
 import typing
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -293,10 +294,53 @@ class ChecksSettings(CheckPolicy):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ping_concurrency: int = Field(default=200, ge=1, description="pings in flight at once per processor")
-    probe_user: str | None = Field(default=None, description="user for database probes (PostgreSQL SELECT 1)")
-    probe_password: SecretStr | None = None
+    ping_concurrency_per_contract: int | None = Field(
+        default=None,
+        ge=1,
+        description="pings of one contract in flight at once; None = a quarter of the bound",
+    )
+    ping_timeout_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="cap on a ping's timeout, whatever a contract's floe.checks.ping_timeout_s",
+    )
+    probe_allow: list[str] = Field(
+        default_factory=list,
+        description="networks probes may reach beyond public addresses (e.g. 10.0.0.0/8, 127.0.0.1): loopback, "
+        "link-local, private and other non-global addresses are refused unless listed here",
+    )
+    probe_allow_public: bool = Field(
+        default=True, description="probes may reach public addresses (false: only probe_allow)"
+    )
+    probe_user: str | None = Field(
+        default=None, description="user name of database probes (PostgreSQL: sent without a password)"
+    )
+    probe_password: SecretStr | None = Field(
+        default=None, description="sent only to probe_credential_hosts, over verified TLS (SELECT 1)"
+    )
+    probe_credential_hosts: list[str] = Field(
+        default_factory=list,
+        description="host or host:port the probe password is bound to; to any other target no password is sent",
+    )
+    probe_tls_ca_file: Path | None = Field(
+        default=None, description="CA bundle verifying probe_credential_hosts (default: the system's)"
+    )
     contracts_poll_s: float = Field(default=5.0, gt=0, description="contracts directory re-scan period")
     watch_contracts_dir: bool = Field(default=True, description="reload changed contract files while running")
+
+    @field_validator("probe_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):  # FLOE_CHECKS__PROBE_ALLOW=127.0.0.1,10.0.0.0/8
+            value = [v for v in value.replace(" ", ",").split(",") if v]
+        for entry in value if isinstance(value, list) else []:
+            try:
+                ipaddress.ip_network(str(entry).strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8, 127.0.0.1, ::1)"
+                ) from None
+        return value
 
     def policy(self) -> CheckPolicy:
         return CheckPolicy.model_validate({k: getattr(self, k) for k in CheckPolicy.model_fields})

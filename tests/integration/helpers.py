@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -112,6 +113,8 @@ def floe_env(settings: Settings, **extra: str) -> dict[str, str]:
         "FLOE_HEALTH_PORT": "0",
         "FLOE_LOG_FORMAT": "text",
     }
+    if settings.checks.probe_allow:  # tests whose probe targets listen on loopback
+        env["FLOE_CHECKS__PROBE_ALLOW"] = json.dumps(settings.checks.probe_allow)
     env.update(extra)
     return env
 

@@ -14,7 +14,13 @@ from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, ResolvedData, Severity, TopicKey, ViolationData
 from tests.conftest import wait_for
-from tests.integration.checks_support import HttpTarget, TcpTarget, availability_contract, write
+from tests.integration.checks_support import (
+    HttpTarget,
+    TcpTarget,
+    availability_contract,
+    probing_loopback,
+    write,
+)
 from tests.integration.helpers import Running, read_all, violations
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -39,7 +45,7 @@ async def test_failing_http_and_stopped_tcp_targets_violate_then_resolve(
     contracts = tmp_path / "contracts"
     server = f"  - server: api\n    type: api\n    location: http://127.0.0.1:{http.port}/health"
     write(contracts, "http.odcs.yaml", availability_contract("avail-http", "test.http", server))
-    s = settings.model_copy(update={"contracts_dir": contracts})
+    s = probing_loopback(settings, contracts_dir=contracts)
     processor = ProcessorService(s, load_registry(s))
     try:
         async with Running(processor, Ticker(s, ticker_id="t1")):

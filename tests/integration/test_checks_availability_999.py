@@ -13,7 +13,7 @@ from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, CheckStatus, ResolvedData, Severity, TopicKey, ViolationData
 from tests.conftest import wait_for
-from tests.integration.checks_support import HttpTarget, availability_contract, write
+from tests.integration.checks_support import HttpTarget, availability_contract, probing_loopback, write
 from tests.integration.helpers import Running, read_all, violations
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -34,7 +34,7 @@ async def test_outage_and_recovery_at_999(settings: Settings, tmp_path: Path) ->
         "api.odcs.yaml",
         availability_contract("avail-999", "test.api", server, sla="99.9%", interval_s=0.3),
     )
-    s = settings.model_copy(update={"contracts_dir": contracts})
+    s = probing_loopback(settings, contracts_dir=contracts)
     processor = ProcessorService(s, load_registry(s))
     try:
         async with Running(processor, Ticker(s, ticker_id="t1")):

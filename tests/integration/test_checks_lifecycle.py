@@ -15,7 +15,7 @@ from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData
 from tests.conftest import wait_for
-from tests.integration.checks_support import TcpTarget, availability_contract, write
+from tests.integration.checks_support import TcpTarget, availability_contract, probing_loopback, write
 from tests.integration.helpers import Running, read_all, violations
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -29,7 +29,7 @@ async def test_contract_retired_while_down_is_resolved_by_the_next_processor(
 ) -> None:
     tcp = TcpTarget()  # down
     (tmp_path / "empty").mkdir()
-    s = settings.model_copy(update={"contracts_dir": tmp_path / "empty"})
+    s = probing_loopback(settings, contracts_dir=tmp_path / "empty")
     sock = f"  - server: db\n    type: custom\n    host: 127.0.0.1\n    port: {tcp.port}"
     await publish_contracts(
         s, [write(tmp_path / "pub", "r.odcs.yaml", availability_contract("retire-me", ASSET, sock))]

@@ -15,7 +15,7 @@ from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import ResolvedData, Severity, TopicKey, ViolationData
 from tests.conftest import wait_for
-from tests.integration.checks_support import TcpTarget, availability_contract, write
+from tests.integration.checks_support import TcpTarget, availability_contract, probing_loopback, write
 from tests.integration.helpers import Running, floe_env, read_all, start_floe, stop_process, violations
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
@@ -35,7 +35,7 @@ async def test_state_survives_kill_and_rebalance(settings: Settings, tmp_path: P
     tcp = TcpTarget()  # down
     sock = f"  - server: db\n    type: custom\n    host: 127.0.0.1\n    port: {tcp.port}"
     write(tmp_path / "c", "db.odcs.yaml", availability_contract("avail-db", ASSET, sock, sla="50%"))
-    s = settings.model_copy(update={"contracts_dir": tmp_path / "c"})
+    s = probing_loopback(settings, contracts_dir=tmp_path / "c")
     proc = await start_floe(["run", "processor"], floe_env(s), tmp_path / "processor-a.log")
     try:
         async with Running(Ticker(s, ticker_id="t1")):

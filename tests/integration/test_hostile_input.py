@@ -23,7 +23,10 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
+from click.testing import CliRunner
+from pydantic import SecretStr
 
+from floe_stream.cli.main import main as cli
 from floe_stream.runtime.app import Runnable, build
 from floe_stream.runtime.checks_runtime import retire_contracts
 from floe_stream.runtime.embedded import Broker, EmbeddedKafka
@@ -32,6 +35,7 @@ from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.materialization import MaterializationEvent
 from tests.conftest import REPO, make_settings, wait_for
+from tests.integration.checks_support import CleartextPostgres, HttpTarget, Tarpit, TcpTarget
 from tests.integration.helpers import publish, read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -244,3 +248,164 @@ async def test_contract_file_claiming_another_files_asset_is_refused_at_start_an
     assert (
         "contract 'intruder' refused: asset id 'hostile.orders' is owned by contract 'sales'" in caplog.text
     )
+
+
+# --- probes: a contract cannot make floe connect where the operator did not allow, nor log in anywhere --------
+
+
+def availability_contract_yaml(cid: str, assets: list[str], probe: str, *, checks: str = "") -> str:
+    """One table per asset id, availability 50 %, the contract-level ``floe.probe`` given (flow YAML)."""
+    tables = "".join(
+        f"  - name: t{i}\n    customProperties:\n      - property: floe\n        value: {{asset: {a}}}\n"
+        for i, a in enumerate(assets)
+    )
+    return f"""apiVersion: v3.1.0
+kind: DataContract
+id: {cid}
+name: {cid}
+version: 1.0.0
+status: active
+customProperties:
+  - property: floe
+    value:
+      checks: {{ping_interval_s: 0.3{", " + checks if checks else ""}}}
+      probe: {probe}
+schema:
+{tables}slaProperties:
+  - property: availability
+    value: "50%"
+"""
+
+
+async def probe_results(settings: Settings, asset: str) -> list[dict[str, Any]]:
+    return await records_of(settings, TopicKey.PROBE_RESULTS, lambda r: r["asset"] == asset)
+
+
+async def test_probes_reach_only_what_the_operator_allows_no_ssrf_no_port_scan(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = await HttpTarget(status=200).start()  # an internal admin endpoint on loopback
+    scanned = TcpTarget()
+    await scanned.start()
+    allowed = await HttpTarget(status=200).start("127.0.0.2")  # what the operator lists: 127.0.0.2 only
+    url = f"http://127.0.0.1:{admin.port}/internal/admin/delete?all=1"
+    (contracts_dir / "ssrf.yaml").write_text(
+        availability_contract_yaml("ssrf", ["h.ssrf"], f"{{type: http, url: '{url}'}}")
+    )
+    (contracts_dir / "scan.yaml").write_text(
+        availability_contract_yaml(
+            "scan", ["h.scan"], f"{{type: tcp, host: localhost, port: {scanned.port}}}"
+        )
+    )
+    (contracts_dir / "ok.yaml").write_text(
+        availability_contract_yaml("ok", ["h.ok"], f"{{type: http, url: 'http://127.0.0.2:{allowed.port}/'}}")
+    )
+    s = await hostile_settings(kafka, pg_dsn, contracts_dir)
+    s = s.model_copy(update={"checks": s.checks.model_copy(update={"probe_allow": ["127.0.0.2/32"]})})
+    try:
+        with caplog.at_level(logging.WARNING):
+            async with deployed("processor", s) as processor, deployed("ticker", s):
+                ok = await wait_for(lambda: probe_results(s, "h.ok"), timeout=30)
+                assert ok[0]["ok"], ok
+                await wait_for(
+                    lambda: len(caplog.records) and "h.scan" in caplog.text and "h.ssrf" in caplog.text
+                )
+                n_ok = len(await probe_results(s, "h.ok"))
+                await wait_for(lambda: at_least(s, "h.ok", n_ok + 3), timeout=30)
+                assert processor.running
+        assert admin.requests == 0 and scanned.accepted == 0  # never connected
+        assert await probe_results(s, "h.ssrf") == [] and await probe_results(s, "h.scan") == []
+        assert (
+            "asset h.ssrf: availability not evaluated: probe target not allowed: 127.0.0.1 is a loopback"
+            in caplog.text
+        )
+        assert (
+            "asset h.scan: availability not evaluated: probe target not allowed: localhost (127.0.0.1)"
+            in caplog.text
+        )
+    finally:
+        await admin.stop()
+        await scanned.stop()
+        await allowed.stop()
+    # lint and explain say so before anything runs, with the same allow-list
+    env = {"FLOE_CHECKS__PROBE_ALLOW": '["127.0.0.2/32"]'}
+    lint = CliRunner().invoke(cli, ["contracts", "lint", str(contracts_dir)], env=env)
+    assert (
+        "h.ssrf: availability not evaluated: probe target not allowed: 127.0.0.1 is a loopback" in lint.output
+    )
+    explain = CliRunner().invoke(cli, ["contracts", "explain", str(contracts_dir)], env=env)
+    assert explain.output.count("measured: not evaluated: probe target not allowed") == 2, explain.output
+
+
+async def at_least(settings: Settings, asset: str, n: int) -> list[dict[str, Any]] | None:
+    """The probe results of ``asset`` once there are ``n`` of them."""
+    found = await probe_results(settings, asset)
+    return found if len(found) >= n else None
+
+
+PASSWORD = "platform-probe-secret-5f2c"
+
+
+async def test_no_probe_sends_the_platform_password_to_a_host_a_contract_names(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path
+) -> None:
+    """floe dev's settings (probes may reach loopback) with FLOE_CHECKS__PROBE_PASSWORD set: a contract's
+    postgres server that asks for a cleartext password gets none, and is judged up from that very request."""
+    async with CleartextPostgres() as listener:
+        server = f"servers:\n  - server: db\n    type: postgres\n    host: 127.0.0.1\n    port: {listener.port}\n    database: x\n"
+        text = availability_contract_yaml("thief", ["h.thief"], "{server: db}").replace(
+            "schema:\n", server + "schema:\n", 1
+        )
+        (contracts_dir / "thief.yaml").write_text(text)
+        s = await hostile_settings(kafka, pg_dsn, contracts_dir)
+        checks = s.checks.model_copy(
+            update={
+                "probe_allow": ["127.0.0.0/8"],
+                "probe_user": "floe",
+                "probe_password": SecretStr(PASSWORD),
+            }
+        )
+        s = s.model_copy(update={"checks": checks})
+        async with deployed("processor", s) as processor, deployed("ticker", s):
+            results = await wait_for(lambda: at_least(s, "h.thief", 3), timeout=30)
+            assert processor.running
+        assert listener.startups >= 3
+        assert listener.passwords == [] and PASSWORD.encode() not in listener.received
+        assert all(r["ok"] for r in results), results  # an authentication request: the server is up
+
+
+async def test_one_contracts_tarpit_never_holds_every_ping_slot_and_timeouts_are_capped(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path
+) -> None:
+    tarpit = await Tarpit().start()
+    healthy = await HttpTarget(status=200).start()
+    tables = [f"h.pit{i}" for i in range(12)]
+    (contracts_dir / "pit.yaml").write_text(
+        availability_contract_yaml(
+            "pit",
+            tables,
+            f"{{type: http, url: 'http://127.0.0.1:{tarpit.port}/'}}",
+            checks="ping_timeout_s: 1e9",
+        )
+    )
+    (contracts_dir / "ok.yaml").write_text(
+        availability_contract_yaml("ok", ["h.ok"], f"{{type: http, url: 'http://127.0.0.1:{healthy.port}/'}}")
+    )
+    s = await hostile_settings(kafka, pg_dsn, contracts_dir)
+    checks = s.checks.model_copy(
+        update={"probe_allow": ["127.0.0.0/8"], "ping_concurrency": 8, "ping_timeout_max_s": 1.0}
+    )
+    s = s.model_copy(update={"checks": checks})
+    try:
+        async with deployed("processor", s) as processor, deployed("ticker", s):
+            # the healthy contract keeps being pinged while every tarpit ping hangs
+            await wait_for(lambda: at_least(s, "h.ok", 5), timeout=40)
+            assert all(r["ok"] for r in await probe_results(s, "h.ok"))
+            # a contract's 1e9 s timeout is capped: its pings fail with "timeout" after ping_timeout_max_s
+            timed_out = await wait_for(lambda: probe_results(s, "h.pit0"), timeout=40)
+            assert timed_out[0]["reason"] == "timeout" and timed_out[0]["duration_ms"] < 5_000
+            assert tarpit.peak <= 8 // 4 * 2  # one contract: a quarter of each lane at most
+            assert processor.running
+    finally:
+        await tarpit.stop()
+        await healthy.stop()

@@ -11,6 +11,7 @@ import pytest
 from floe_stream.contracts.models import AvailabilitySla, MonitoredAsset, ServerRef
 from floe_stream.probes.base import ProbeTarget
 from floe_stream.probes.builtin import HttpProbe, TcpProbe
+from floe_stream.probes.guard import ProbeGuard
 from floe_stream.probes.registry import load_probes
 from floe_stream.probes.runner import ProbeRunner
 from floe_stream.probes.targets import target_for
@@ -118,6 +119,9 @@ def test_builtin_probes_are_registered_as_entry_points() -> None:
     assert {"postgres", "http", "tcp", "kafka"} <= set(load_probes())
 
 
+LOOPBACK = ProbeGuard.from_settings(["127.0.0.0/8"])  # these tests' targets listen on loopback
+
+
 async def _server(handler):  # type: ignore[no-untyped-def]
     srv = await asyncio.start_server(handler, "127.0.0.1", 0)
     return srv, srv.sockets[0].getsockname()[1]
@@ -127,7 +131,7 @@ async def test_tcp_refused_and_timeout_reasons() -> None:
     srv, port = await _server(lambda r, w: w.close())
     srv.close()
     await srv.wait_closed()  # nothing listens on the port any more
-    runner = ProbeRunner({"tcp": TcpProbe(), "http": HttpProbe()})
+    runner = ProbeRunner({"tcp": TcpProbe(), "http": HttpProbe()}, guard=LOOPBACK)
     r = await runner.ping("a", ProbeTarget(type="tcp", host="127.0.0.1", port=port), T0, 5)
     assert (r.ok, r.reason) == (False, "connection refused")
 
@@ -151,7 +155,7 @@ async def test_http_expected_status() -> None:
 
     srv, port = await _server(handler)
     async with srv:
-        runner = ProbeRunner({"http": HttpProbe()})
+        runner = ProbeRunner({"http": HttpProbe()}, guard=LOOPBACK)
         bad = await runner.ping("a", ProbeTarget(type="http", url=f"http://127.0.0.1:{port}/"), T0, 5)
         ok = await runner.ping(
             "a", ProbeTarget(type="http", url=f"http://127.0.0.1:{port}/", expected_status=(503,)), T0, 5
@@ -174,7 +178,7 @@ async def test_slow_targets_never_delay_fast_ones_and_concurrency_is_bounded() -
             finally:
                 Slow.running -= 1
 
-    runner = ProbeRunner({"slow": Slow()}, concurrency=20)
+    runner = ProbeRunner({"slow": Slow()}, concurrency=20, guard=ProbeGuard.everything())
     for i in range(10):
         runner.submit(f"slow{i}", ProbeTarget(type="slow", host="slow"), T0, 0.5)
     for i in range(30):

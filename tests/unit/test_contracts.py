@@ -24,6 +24,7 @@ from floe_stream.contracts.models import (
 )
 from floe_stream.contracts.units import availability_ratio
 from floe_stream.durations import duration_seconds
+from floe_stream.probes.guard import ProbeGuard
 from floe_stream.probes.targets import probe_problems
 from floe_stream.processors.policy import override_problems
 
@@ -814,11 +815,19 @@ LINT_RULES = (override_problems, probe_problems)  # as `floe contracts lint` run
 
 
 def test_lint_demo_contracts_is_clean() -> None:
-    report = lint_directory(DEMO_CONTRACTS, LINT_RULES)
+    # as `floe dev` runs them: the demo's order service listens on loopback, which floe dev allows probes to reach
+    dev = ProbeGuard.from_settings(["127.0.0.0/8", "::1"])
+    report = lint_directory(DEMO_CONTRACTS, (override_problems, lambda a: probe_problems(a, dev)))
     assert (report.files_checked, len(report.contracts), len(report.assets)) == (3, 3, 3)
     assert report.errors == ()
     assert report.warnings == ()
     assert report.ok
+    # anywhere else (default allow-list): the loopback probe is not evaluated, and lint says so
+    default = lint_directory(DEMO_CONTRACTS, LINT_RULES)
+    assert [w.split(": ", 1)[1] for w in default.warnings] == [
+        "sales.orders: availability not evaluated: probe target not allowed: 127.0.0.1 is a loopback address "
+        "(allow it in checks.probe_allow)"
+    ]
 
 
 def test_lint_reports_file_errors_warnings_and_clashes_across_contracts(tmp_path: Path) -> None:

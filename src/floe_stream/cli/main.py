@@ -304,8 +304,10 @@ def contracts_lint(paths: tuple[Path, ...]) -> None:
     from floe_stream.contracts.lint import lint_paths
     from floe_stream.probes.targets import probe_problems
     from floe_stream.processors.policy import override_problems
+    from floe_stream.runtime.checks_runtime import probe_guard
 
-    report = lint_paths(list(paths) or [Path(".")], (override_problems, probe_problems))
+    guard = probe_guard(_settings())
+    report = lint_paths(list(paths) or [Path(".")], (override_problems, lambda a: probe_problems(a, guard)))
     for w in report.warnings:
         click.echo(f"warning: {w}")
     for e in report.errors:
@@ -335,16 +337,16 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
     for e in report.errors:
         click.echo(f"error: {e}", err=True)
 
+    from floe_stream.probes.targets import probe_where
+    from floe_stream.runtime.checks_runtime import probe_guard
+
+    settings = _settings()
+    guard = probe_guard(settings)
+
     def probe_of(asset: Any) -> str:
-        from floe_stream.probes.targets import target_for
+        return probe_where(asset, guard)
 
-        try:
-            target = target_for(asset)
-        except ValueError as exc:
-            return f"invalid probe: {exc}"
-        return target.display() if target else "no probe target: not pinged"
-
-    policy = _settings().checks.policy()
+    policy = settings.checks.policy()
     explained = [explain_contract(c, policy, probe_of) for c in report.contracts]
     click.echo(json.dumps(explained, indent=2, default=str) if fmt == "json" else render_text(explained))
     if report.errors:

@@ -15,8 +15,9 @@ GROUP = "floe.probes"
 
 def load_probes(**kwargs: Any) -> dict[str, Probe]:
     """Instantiate every registered probe class. ``kwargs`` are passed to constructors that accept them
-    (e.g. ``user``/``password`` for the PostgreSQL probe). A plug-in that fails to load is logged and
-    skipped; targets of its type then fail with reason ``no probe``."""
+    (``credentials``: the :class:`~floe_stream.probes.credentials.ProbeCredentials` bound to their targets,
+    for the PostgreSQL probe). A plug-in that fails to load is logged and skipped; targets of its type then
+    fail with reason ``no probe``."""
     probes: dict[str, Probe] = {}
     for ep in entry_points(group=GROUP):
         try:
@@ -34,6 +35,6 @@ def load_probes(**kwargs: Any) -> dict[str, Probe]:
             "http": HttpProbe(),
             "tcp": TcpProbe(),
             "kafka": KafkaProbe(),
-            "postgres": PostgresProbe(kwargs.get("user"), kwargs.get("password")),
+            "postgres": PostgresProbe(kwargs.get("credentials")),
         }
     return probes

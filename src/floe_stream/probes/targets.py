@@ -6,6 +6,7 @@ from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset, ServerRef
 from floe_stream.probes.base import ProbeTarget
+from floe_stream.probes.guard import ProbeGuard, static_problem
 
 # ODCS server types → built-in probe
 _SERVER_PROBES = {
@@ -68,8 +69,9 @@ def target_for(asset: MonitoredAsset) -> ProbeTarget | None:
     )
 
 
-def probe_problems(asset: MonitoredAsset) -> list[str]:
-    """Lint: an availability SLA without a usable probe target (``servers`` or ``floe.probe``)."""
+def probe_problems(asset: MonitoredAsset, guard: ProbeGuard | None = None) -> list[str]:
+    """Lint: an availability SLA without a usable probe target (``servers`` or ``floe.probe``), or with one
+    the operator's allow-list (``guard``, default: the default allow-list) does not permit."""
     try:
         target = target_for(asset) if asset.availability is not None else None
         if asset.availability is not None and target is None:
@@ -78,4 +80,20 @@ def probe_problems(asset: MonitoredAsset) -> list[str]:
             ]
     except ValueError as exc:
         return [f"{asset.asset_id}: {exc}"]
+    if target is not None:
+        refused = static_problem(target, guard if guard is not None else ProbeGuard())
+        if refused:
+            return [f"{asset.asset_id}: availability not evaluated: {refused}"]
     return []
+
+
+def probe_where(asset: MonitoredAsset, guard: ProbeGuard | None = None) -> str:
+    """Where an asset is pinged, for ``floe contracts explain``: the target, or why it is not pinged."""
+    try:
+        target = target_for(asset)
+    except ValueError as exc:
+        return f"not evaluated: invalid probe: {exc}"
+    if target is None:
+        return "no probe target: not pinged"
+    refused = static_problem(target, guard if guard is not None else ProbeGuard())
+    return f"not evaluated: {refused}" if refused else target.display()

@@ -29,6 +29,8 @@ from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.contracts.runtime_registry import Change, LiveRegistry
 from floe_stream.probes.base import ProbeTarget
+from floe_stream.probes.credentials import ProbeCredentials
+from floe_stream.probes.guard import ProbeGuard
 from floe_stream.probes.registry import load_probes
 from floe_stream.probes.runner import ProbeRunner
 from floe_stream.probes.targets import target_for
@@ -49,6 +51,11 @@ from floe_stream.topics.partitioning import partition_for
 log = logging.getLogger(__name__)
 
 
+def probe_guard(settings: Settings) -> ProbeGuard:
+    """The operator's allow-list of probe targets (validated with the settings)."""
+    return ProbeGuard.from_settings(settings.checks.probe_allow, settings.checks.probe_allow_public)
+
+
 class ChecksRuntime:
     def __init__(self, settings: Settings, registry: ContractRegistry, engine: Engine) -> None:
         self.settings = settings
@@ -57,9 +64,20 @@ class ChecksRuntime:
         self.t_contracts = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)
         self.t_probe = topic_name(settings.kafka.topic_prefix, TopicKey.PROBE_RESULTS)
         cfg = settings.checks
-        password = cfg.probe_password.get_secret_value() if cfg.probe_password else None
+        credentials = ProbeCredentials.from_settings(
+            cfg.probe_user, cfg.probe_password, cfg.probe_credential_hosts, cfg.probe_tls_ca_file
+        )
+        if cfg.probe_password is not None and not cfg.probe_credential_hosts:
+            log.warning(
+                "checks.probe_password is set but bound to no host (checks.probe_credential_hosts): "
+                "it is never sent; PostgreSQL availability needs no password"
+            )
         self.runner = ProbeRunner(
-            load_probes(user=cfg.probe_user, password=password), concurrency=cfg.ping_concurrency
+            load_probes(credentials=credentials),
+            concurrency=cfg.ping_concurrency,
+            per_contract=cfg.ping_concurrency_per_contract,
+            guard=probe_guard(settings),
+            on_refused=self._probe_refused,
         )
         self.next_ping: dict[str, datetime] = {}
         self._targets: dict[str, tuple[MonitoredAsset, ProbeTarget | None]] = {}
@@ -249,9 +267,15 @@ class ChecksRuntime:
                 continue
             policy = self.engine.policy_for(asset)
             self.next_ping[asset.asset_id] = tick_time + timedelta(seconds=policy.ping_interval_s)
-            if self.runner.submit(asset.asset_id, target, tick_time, policy.ping_timeout_s):
+            timeout = min(policy.ping_timeout_s, self.settings.checks.ping_timeout_max_s)
+            if self.runner.submit(asset.asset_id, target, tick_time, timeout, asset.contract_id):
                 started += 1
         return started
+
+    def _probe_refused(self, asset_id: str, reason: str) -> None:
+        """Once per asset and reason: its availability is not evaluated (no result, no violation)."""
+        log.warning("asset %s: availability not evaluated: %s", asset_id, reason)
+        instruments().probes_refused.add(1)
 
     def forget(self, asset_ids: Iterable[str]) -> None:
         for aid in asset_ids:

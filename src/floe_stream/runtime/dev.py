@@ -59,6 +59,8 @@ def dev_settings(
         },
         "tick_interval_s": 5.0,
         "clock_skew_s": 60.0,
+        # everything runs on this machine (the demo's order service too): probes may reach loopback
+        "checks": {"probe_allow": ["127.0.0.0/8", "::1"]},
     }
     with contextlib.suppress(FileNotFoundError):
         defaults["contracts_dir"] = _examples_dir()

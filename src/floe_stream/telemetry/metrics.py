@@ -264,6 +264,11 @@ class Instruments:
             description="contract documents not registered (invalid, or claiming an asset id or alias another "
             "contract owns), by source (topic, directory)",
         )
+        self.probes_refused = meter.create_counter(
+            "floe_probes_refused",
+            description="assets whose probe target the allow-list (checks.probe_allow) does not permit: not "
+            "pinged, availability not evaluated (counted once per asset and reason)",
+        )
         self.lineage_events = meter.create_counter(
             "floe_lineage_events_emitted",
             description="OpenLineage events emitted, by transport and event type",

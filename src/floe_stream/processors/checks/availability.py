@@ -176,7 +176,7 @@ class AvailabilityCheck:
         return [{
             "check": "availability",
             "evaluates": f"availability {asset.availability.target_ratio:.3%}",
-            "measured": (
+            "measured": where if where.startswith("not evaluated") else (
                 f"ping {where} every {format_duration(policy.ping_interval_s, 'exact')} "
                 f"(timeout {format_duration(policy.ping_timeout_s, 'exact')}); "
                 f"ratio over {format_duration(policy.availability_window_s, 'exact')}"
