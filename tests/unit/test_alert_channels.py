@@ -29,7 +29,7 @@ from tests.unit.alert_factory import alert, resolved, violation
 
 
 def link(a):  # type: ignore[no-untyped-def]
-    return f"https://floe.example/violations/{a.event_id}"
+    return f"https://floe.example/violations/{a.violation_id}"
 
 
 def note(*alerts, status="firing"):  # type: ignore[no-untyped-def]
@@ -114,7 +114,7 @@ def test_webhook_event_keeps_the_violation_id_and_signature_verifies() -> None:
     a = alert(violation())
     msg = ce_http.to_structured_event(cloud_event(a))
     back = ce_http.from_http_event(ce_http.HTTPMessage(headers=msg.headers, body=msg.body))
-    assert back.get_id() == a.event_id
+    assert back.get_id() == a.violation_id
     sig = sign(b"s3cret", msg.body)
     assert verify(b"s3cret", msg.body, sig)
     assert not verify(b"other", msg.body, sig)

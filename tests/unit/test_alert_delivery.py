@@ -3,18 +3,21 @@ firing-before-resolved ordering, and the webhook's binary CloudEvents mode over 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 from cloudevents.core.bindings import http as ce_http
 
+from floe_stream.runtime.sink_runtime import SinkContext
 from floe_stream.sinks.alerts.channels.base import Channel, ChannelContext, DeliveryError, NoOptions
 from floe_stream.sinks.alerts.channels.webhook import WebhookChannel, WebhookOptions, verify
 from floe_stream.sinks.alerts.config import ChannelConfig, Policy
 from floe_stream.sinks.alerts.delivery import Dispatcher
-from floe_stream.sinks.alerts.model import Notification
+from floe_stream.sinks.alerts.model import DeadLetter, Notification
 from floe_stream.sinks.alerts.store import Claim
+from floe_stream.topics.catalog import TopicKey
 from tests.unit.alert_factory import alert, resolved, violation
 
 
@@ -44,6 +47,17 @@ class FakeStore:
             self.rows.pop((e, channel), None)
 
 
+def dead_letters(dead: list[tuple[str, str, int]]) -> SinkContext:
+    """A runtime context whose dead letters land in ``dead`` as (channel, reason, attempts)."""
+
+    async def publish(topic: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        assert topic == TopicKey.ALERTS_DLQ
+        dl = DeadLetter.model_validate_json(value)
+        dead.append((dl.channel, dl.reason, dl.attempts))
+
+    return SinkContext(stopping=asyncio.Event(), still_working=lambda: None, publish=publish)
+
+
 class Scripted(Channel):
     def __init__(self, name: str, errors: list[DeliveryError | None], log: list[str]) -> None:
         cfg = ChannelConfig(
@@ -66,10 +80,7 @@ def note(channel: str, data: Any, status: str = "firing") -> Notification:
 async def test_retries_then_success_and_permanent_failure_is_not_retried() -> None:
     log: list[str] = []
     dead: list[tuple[str, str, int]] = []
-
-    async def dl(n: Notification, reason: str, attempts: int) -> None:
-        dead.append((n.channel, reason, attempts))
-
+    dl = dead_letters(dead)
     flaky = Scripted("flaky", [DeliveryError("HTTP 500"), DeliveryError("HTTP 429", retry_after=0)], log)
     broken = Scripted("broken", [DeliveryError("HTTP 404", retryable=False)], log)
     store = FakeStore()
@@ -88,10 +99,7 @@ async def test_retries_then_success_and_permanent_failure_is_not_retried() -> No
 async def test_circuit_opens_after_consecutive_failures_and_resolves_wait_for_firing() -> None:
     log: list[str] = []
     dead: list[tuple[str, str, int]] = []
-
-    async def dl(n: Notification, reason: str, attempts: int) -> None:
-        dead.append((n.channel, reason, attempts))
-
+    dl = dead_letters(dead)
     down = Scripted("down", [DeliveryError("HTTP 503")] * 100, log)
     d = Dispatcher({"down": down}, FakeStore(), Policy(circuit_failures=2, circuit_cooldown_s=60), dl)  # type: ignore[arg-type]
     for i in range(3):

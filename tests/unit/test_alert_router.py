@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from floe_stream.settings import ConfigError
-from floe_stream.sinks.alerts import router
+from floe_stream.sinks.alerts import decisions
 from floe_stream.sinks.alerts.config import Policy, RateLimit, parse_config
 from floe_stream.sinks.alerts.model import Decision, Incident, Silence
 from floe_stream.topics.enums import Severity
@@ -35,7 +35,7 @@ def decide(a, **kw):  # type: ignore[no-untyped-def]
     args = {
         "now": T0,
         "policy": POLICY,
-        "channels": router.route(a, parse_config(CONFIG).routes),
+        "channels": decisions.route(a, parse_config(CONFIG).routes),
         "dedup": None,
         "recent_notified": 0,
         "silences": [],
@@ -43,24 +43,24 @@ def decide(a, **kw):  # type: ignore[no-untyped-def]
         "resolve_capable": ALL,
     }
     args.update(kw)
-    return router.decide(a, **args)
+    return decisions.decide_one(a, **args)
 
 
 def test_routes_first_match_wins_and_continue_adds() -> None:
     routes = parse_config(CONFIG).routes
-    assert router.route(alert(violation()), routes) == ("sales-slack",)
-    assert router.route(alert(violation(severity=Severity.CRITICAL)), routes) == ("pager", "sales-slack")
-    assert router.route(alert(violation(asset="payments.v1")), routes) == ("all-hook",)
-    assert router.route(alert(violation(labels={"tags": "gold,pii"})), routes) == ("tagged",)
+    assert decisions.route(alert(violation()), routes) == ("sales-slack",)
+    assert decisions.route(alert(violation(severity=Severity.CRITICAL)), routes) == ("pager", "sales-slack")
+    assert decisions.route(alert(violation(asset="payments.v1")), routes) == ("all-hook",)
+    assert decisions.route(alert(violation(labels={"tags": "gold,pii"})), routes) == ("tagged",)
 
 
 def test_contract_override_replaces_the_routing_table() -> None:
-    ov = router.contract_override({"alerts": {"channels": ["pager"], "min_severity": "error"}})
+    ov = decisions.contract_override({"alerts": {"channels": ["pager"], "min_severity": "error"}})
     routes = parse_config(CONFIG).routes
-    assert router.route(alert(violation()), routes, ov) == ("pager",)
-    assert router.route(alert(violation(severity=Severity.WARNING)), routes, ov) == ()
+    assert decisions.route(alert(violation()), routes, ov) == ("pager",)
+    assert decisions.route(alert(violation(severity=Severity.WARNING)), routes, ov) == ()
     with pytest.raises(ValueError, match="channels"):
-        router.contract_override({"alerts": {"channel": "x"}})
+        decisions.contract_override({"alerts": {"channel": "x"}})
 
 
 def test_bad_config_is_one_clear_error() -> None:
@@ -94,7 +94,7 @@ def test_dedup_window_suppresses_repeats_but_escalation_passes() -> None:
     first = decide(a)
     assert first.notify
     assert first.channels == ("sales-slack",)
-    entry = router.next_dedup(a, None, T0, POLICY)
+    entry = decisions.next_dedup(a, None, T0, POLICY)
     later = T0 + timedelta(minutes=10)
     repeat = alert(violation(at=later))
     assert decide(repeat, now=later, dedup=entry).reason == "duplicate"
@@ -136,7 +136,7 @@ def test_escalation_of_an_open_incident_names_the_severity_it_replaces() -> None
     assert d.notify
     assert d.replaces_severity == Severity.WARNING
     assert d.reason == "escalation"
-    nxt = router.next_incident(up, d, inc)
+    nxt = decisions.next_incident(up, d, inc)
     assert nxt is not None
     assert nxt.severity == Severity.CRITICAL
     assert set(nxt.channels) == {"sales-slack", "pager"}
@@ -147,15 +147,48 @@ def test_grouping_one_notification_per_asset_per_grouping_channel() -> None:
     other = alert(violation(asset="orders.v2", element="a"))
     r = alert(resolved(violation(asset="orders.v3")))
     dec = [
-        (a1, Decision(event_id=a1.event_id, notify=True, channels=("slack", "hook"))),
-        (a2, Decision(event_id=a2.event_id, notify=True, channels=("slack", "hook"))),
-        (other, Decision(event_id=other.event_id, notify=True, channels=("slack",))),
-        (r, Decision(event_id=r.event_id, notify=True, channels=("slack",))),
+        (a1, Decision(event_id=a1.violation_id, notify=True, channels=("slack", "hook"))),
+        (a2, Decision(event_id=a2.violation_id, notify=True, channels=("slack", "hook"))),
+        (other, Decision(event_id=other.violation_id, notify=True, channels=("slack",))),
+        (r, Decision(event_id=r.violation_id, notify=True, channels=("slack",))),
     ]
-    notes = router.notifications(dec, group_by="asset", grouping_channels=frozenset({"slack"}))
+    notes = decisions.notifications(dec, group_by="asset", grouping_channels=frozenset({"slack"}))
     slack = [n for n in notes if n.channel == "slack"]
     assert sorted(len(n.alerts) for n in slack) == [1, 1, 2]
     assert len([n for n in notes if n.channel == "hook"]) == 2  # the webhook sends one event per request
     assert notes[-1].status == "resolved"  # resolves never overtake firing notifications
-    by_contract = router.notifications(dec, group_by="contract", grouping_channels=frozenset({"slack"}))
+    by_contract = decisions.notifications(dec, group_by="contract", grouping_channels=frozenset({"slack"}))
     assert len([n for n in by_contract if n.channel == "slack" and n.status == "firing"]) == 1
+
+
+def test_a_batch_is_decided_in_order_from_the_loaded_state_alone() -> None:
+    """decide(batch, state): records in a list → decisions, state changes and notifications out; no database."""
+    rules = decisions.Rules(
+        policy=POLICY.model_copy(update={"rate_limit": RateLimit(max_alerts=2, per_s=3600)}),
+        routes=tuple(parse_config(CONFIG).routes),
+        resolve_capable=ALL,
+        grouping_channels=frozenset({"sales-slack"}),
+    )
+    first, again = violation(element="a"), violation(element="a", at=T0 + timedelta(seconds=1))
+    earlier = violation(element="z")
+    batch = [alert(first), alert(violation(element="b")), alert(violation(element="c")), alert(earlier)]
+    kept = Decision(event_id=earlier.violation_id, notify=False, reason="duplicate")
+    state = decisions.AlertState(decided={earlier.violation_id: kept}, notified_recently={"orders": 1})
+    out = decisions.decide([*batch, alert(first)], state, now=T0, rules=rules)
+    assert [d.reason for _, d in out.made] == [
+        "new",
+        "rate_limited",
+        "rate_limited",
+    ]  # one left in the window
+    assert out.by_alert[earlier.violation_id] == kept  # decided before: kept, not decided again
+    assert [(i.correlation_key, a.violation_id) for i, a in out.opened] == [
+        (first.correlation_key, first.violation_id)
+    ]
+    assert [d.asset for d in out.dedup] == ["orders.v1"]
+    assert [(n.channel, n.event_ids) for n in out.notifications] == [("sales-slack", (first.violation_id,))]
+    assert [a.violation_id for a, _ in out.suppressed] == [batch[1].violation_id, batch[2].violation_id]
+
+    closing = decisions.AlertState(incidents={first.correlation_key: out.opened[0][0]})
+    done = decisions.decide([alert(again), alert(resolved(first))], closing, now=T0, rules=rules)
+    assert done.resolved == (first.correlation_key,) and not done.opened  # resolved after the repeat: closed
+    assert [n.status for n in done.notifications] == ["firing", "resolved"]

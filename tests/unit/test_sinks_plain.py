@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +28,8 @@ from floe_stream.runtime.sink_runtime import (
 )
 from floe_stream.settings import OpenLineageSettings, Settings
 from floe_stream.sinks.alerts.config import AlertsConfig
-from floe_stream.sinks.alerts.delivery import Outcome, StopDelivery
+from floe_stream.sinks.alerts.decisions import AlertState, Decisions
+from floe_stream.sinks.alerts.delivery import Outcome, StopDelivery, dead_letter
 from floe_stream.sinks.alerts.model import Decision
 from floe_stream.sinks.alerts.sink import NO_ROUTES, AlertSink
 from floe_stream.sinks.openlineage.sink import OpenLineageSink
@@ -182,18 +183,29 @@ async def test_postgres_sink_stopping_during_an_outage_leaves_the_batch_uncommit
 
 # --- alerts: a fake store and dispatcher ---------------------------------------------------------------
 class FakeStore:
+    """Every alert was decided before (to the channel 'hook'): the decisions keep that."""
+
     def __init__(self, fail_first: int = 0) -> None:
         self.fail = fail_first
         self.seen: list[str] = []
+        self.saved: list[Decisions] = []
 
-    async def decide(self, alerts: list[Any], **_: Any) -> tuple[dict[str, Decision], set[str]]:
+    @asynccontextmanager
+    async def locked(self, contract_ids: Any) -> AsyncIterator[FakeStore]:
         if self.fail:
             self.fail -= 1
             raise OSError("database restarting")
-        self.seen += [a.event_id for a in alerts]
-        return {a.event_id: Decision(event_id=a.event_id, notify=True, channels=("hook",)) for a in alerts}, {
-            a.event_id for a in alerts
+        yield self
+
+    async def load(self, alerts: list[Any], **_: Any) -> AlertState:
+        self.seen += [a.violation_id for a in alerts]
+        decided = {
+            a.violation_id: Decision(event_id=a.violation_id, notify=True, channels=("hook",)) for a in alerts
         }
+        return AlertState(decided=decided)
+
+    async def save(self, decisions: Decisions, **_: Any) -> None:
+        self.saved.append(decisions)
 
 
 class FakeDispatcher:
@@ -243,7 +255,7 @@ async def test_alerts_dead_letters_go_out_through_the_context_not_kafka() -> Non
     key, value, headers = encode_violation(violation(1))
     alert = decoded(sink, "violations", key, value, headers).value
     n = Notification(channel="hook", status="firing", group_key="g", alerts=(alert,))
-    await sink._dead_letter(n, "HTTP 500 after 3 attempts", 3)
+    await dead_letter(sink.ctx, n, "HTTP 500 after 3 attempts", 3)
     [(topic, k, _v, hdrs)] = ctx.published
     assert topic == TopicKey.ALERTS_DLQ and k == b"hook"
     assert dict(hdrs) == {"floe-dlq-reason": b"HTTP 500 after 3 attempts", "floe-dlq-channel": b"hook"}

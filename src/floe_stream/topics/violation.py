@@ -19,7 +19,13 @@ SOURCE = "urn:floe-stream:processor"
 CE_CONTENT_TYPE = "application/cloudevents+json"
 
 
-class ViolationData(WireModel):
+class ViolationHeader(WireModel):
+    """What a violation, its resolution and the alert built from either share, under one set of names.
+
+    On the wire the time of the event is ``detected_at`` (a violation) or ``resolved_at`` (a resolution), and
+    the episode's start ``episode_started_at`` or ``opened_at``: both kinds also answer ``occurred_at`` and
+    ``opened_at``, the names the alert uses."""
+
     violation_id: str
     correlation_key: str = Field(
         description="stable per episode: asset/check/element; resolved events reuse it"
@@ -29,38 +35,42 @@ class ViolationData(WireModel):
     contract_version: str
     asset: str
     violation_type: CheckType
-    drift_kind: DriftKind | None = None
     severity: Severity
     message: str
+    owner: str | None = None
+    team: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ViolationData(ViolationHeader):
+    drift_kind: DriftKind | None = None
     element: str | None = None
     expected_value: str | None = None
     actual_value: str | None = None
     detected_at: AwareDatetime
     episode_started_at: AwareDatetime
     sla_consumed: float | None = None
-    owner: str | None = None
-    team: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
     consumers: list[str] = Field(default_factory=list)
     context: dict[str, str] = Field(default_factory=dict)
 
+    @property
+    def occurred_at(self) -> datetime:
+        return self.detected_at
 
-class ResolvedData(WireModel):
-    violation_id: str
-    correlation_key: str
-    contract_id: str
-    contract_name: str
-    contract_version: str
-    asset: str
-    violation_type: CheckType
+    @property
+    def opened_at(self) -> datetime:
+        return self.episode_started_at
+
+
+class ResolvedData(ViolationHeader):
     severity: Severity = Field(description="highest severity the episode reached")
-    message: str
     opened_at: AwareDatetime
     resolved_at: AwareDatetime
     open_duration_s: float = Field(ge=0)
-    owner: str | None = None
-    team: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def occurred_at(self) -> datetime:
+        return self.resolved_at
 
 
 class ViolationCloudEvent(WireModel):

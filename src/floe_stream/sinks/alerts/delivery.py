@@ -20,21 +20,20 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from floe_stream.runtime.sink_runtime import NotCommitted
+from floe_stream.runtime.sink_runtime import NotCommitted, SinkContext
 from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError
 from floe_stream.sinks.alerts.config import ChannelConfig, Policy
 from floe_stream.sinks.alerts.metrics import alert_instruments
-from floe_stream.sinks.alerts.model import Notification
+from floe_stream.sinks.alerts.model import DeadLetter, Notification
 from floe_stream.sinks.alerts.store import AlertStore, Claim
+from floe_stream.topics.catalog import TopicKey
 
 log = logging.getLogger(__name__)
-
-DeadLetterFn = Callable[[Notification, str, int], Awaitable[None]]
 
 
 class StopDelivery(NotCommitted):
@@ -64,27 +63,39 @@ def backoff_delay(cfg: ChannelConfig, attempt: int, retry_after: float | None, r
     return float(base / 2 + rng.uniform(0, base / 2))
 
 
+async def dead_letter(ctx: SinkContext, n: Notification, reason: str, attempts: int) -> None:
+    """Publish ``n`` to the alerts dead-letter topic (``floe alerts replay`` re-sends it), keyed by channel.
+    Alerts keep their dead-letter names (``event_id``, ``expected``, ``actual``): written by alias."""
+    record = DeadLetter(
+        channel=n.channel, reason=reason, attempts=attempts, failed_at=datetime.now(UTC), notification=n
+    )
+    headers = [("floe-dlq-reason", reason[:1000].encode()), ("floe-dlq-channel", n.channel.encode())]
+    await ctx.publish(
+        TopicKey.ALERTS_DLQ, n.channel.encode(), record.model_dump_json(by_alias=True).encode(), headers
+    )
+
+
 class Dispatcher:
+    """Delivers notifications through ``ctx`` (the runtime's, or ``floe alerts replay``'s): its stop signal,
+    ``publish`` for dead letters, and ``on_destination`` — True when a first delivery starts backing off, False
+    when none is left (the runtime pauses the sink's partitions meanwhile, so a long retry budget keeps the
+    member in its group)."""
+
     def __init__(
         self,
         channels: dict[str, Channel],
         store: AlertStore,
         policy: Policy,
-        dead_letter: DeadLetterFn,
+        ctx: SinkContext,
         *,
-        stopping: asyncio.Event | None = None,
         rng: random.Random | None = None,
-        on_destination: Callable[[bool, str], None] | None = None,
     ) -> None:
         self.channels = channels
-        self.on_destination = on_destination
-        """``(degraded, what)``: True when a first delivery starts backing off, False when none is left (the
-        runtime pauses the sink's partitions meanwhile, so a long retry budget keeps the member in its group)."""
+        self.ctx = ctx
         self.backing_off = 0  # deliveries between a retryable failure and their last attempt
         self.store = store
         self.policy = policy
-        self.dead_letter = dead_letter
-        self.stopping = stopping or asyncio.Event()
+        self.stopping = ctx.stopping
         self.rng = rng or random.Random()
         self.circuits: dict[str, _Circuit] = {name: _Circuit() for name in channels}
         self.slots = {name: asyncio.Semaphore(ch.config.max_in_flight) for name, ch in channels.items()}
@@ -102,9 +113,12 @@ class Dispatcher:
             for name in sorted({n.channel for n in phase if n.channel in self.channels}):
                 mine = [n for n in phase if n.channel == name]
                 claims[name] = await self.store.claim(
-                    [e for n in mine for e in n.event_ids], name, [n.notification_id for n in mine for _ in n.alerts],
-                    stale_s=self.channels[name].config.budget_s(), retry_failed=retry_failed,
-                )  # fmt: skip
+                    [e for n in mine for e in n.event_ids],
+                    name,
+                    [n.notification_id for n in mine for _ in n.alerts],
+                    stale_s=self.channels[name].config.budget_s(),
+                    retry_failed=retry_failed,
+                )
             results = await asyncio.gather(
                 *(self.deliver(n, retry_failed=retry_failed, claim=claims.get(n.channel)) for n in phase),
                 return_exceptions=True,
@@ -120,8 +134,9 @@ class Dispatcher:
     ) -> Outcome:
         ch = self.channels.get(n.channel)
         if ch is None:  # a dead letter of a channel that was removed from the configuration
-            await self.dead_letter(n, f"channel {n.channel!r} is not configured", 0)
-            return Outcome(n.notification_id, n.channel, "dead_lettered", reason="unknown channel")
+            reason = f"channel {n.channel!r} is not configured"
+            await dead_letter(self.ctx, n, reason, 0)
+            return Outcome(n.notification_id, n.channel, "dead_lettered", reason=reason)
         if claim is None:
             todo = list(n.event_ids)
             mine: list[str] = []
@@ -130,14 +145,18 @@ class Dispatcher:
             todo = [e for e in n.event_ids if e in claim.busy]
         if todo:  # not pre-claimed, or another sink holds a fresh claim: wait for it
             mine += await self.store.claim_waiting(
-                todo, n.channel, n.notification_id, stale_s=ch.config.budget_s(),
-                retry_failed=retry_failed, stopping=self.stopping,
-            )  # fmt: skip
+                todo,
+                n.channel,
+                n.notification_id,
+                stale_s=ch.config.budget_s(),
+                retry_failed=retry_failed,
+                stopping=self.stopping,
+            )
         if not mine:
             return Outcome(n.notification_id, n.channel, "skipped")
         if len(mine) < len(n.alerts):
             keep = set(mine)
-            n = n.model_copy(update={"alerts": tuple(a for a in n.alerts if a.event_id in keep)})
+            n = n.model_copy(update={"alerts": tuple(a for a in n.alerts if a.violation_id in keep)})
         circuit = self.circuits[n.channel]
         now = time.monotonic()
         if circuit.open_until > now:
@@ -152,8 +171,14 @@ class Dispatcher:
             done = datetime.now(UTC)
             for a in n.alerts:
                 inst.latency.record(max(0.0, (done - a.occurred_at).total_seconds()), {"channel": n.channel})
-            log.info("delivered %s notification %s to %s (%d alert(s), %d attempt(s))",
-                     n.status, n.notification_id[:12], n.channel, len(n.alerts), attempts)  # fmt: skip
+            log.info(
+                "delivered %s notification %s to %s (%d alert(s), %d attempt(s))",
+                n.status,
+                n.notification_id[:12],
+                n.channel,
+                len(n.alerts),
+                attempts,
+            )
             return Outcome(n.notification_id, n.channel, "delivered", attempts)
         circuit.failures += 1
         if circuit.failures >= self.policy.circuit_failures:
@@ -162,11 +187,17 @@ class Dispatcher:
 
     async def _fail(self, n: Notification, ch: Channel, reason: str, attempts: int) -> Outcome:
         # dead letter first, then the ledger: a crash in between re-sends (never loses) the notification
-        await self.dead_letter(n, reason, attempts)
+        await dead_letter(self.ctx, n, reason, attempts)
         await self.store.mark(n.event_ids, n.channel, delivered=False, attempts=attempts, error=reason[:1000])
         alert_instruments().failures.add(1, {"channel": n.channel})
-        log.error("dead-lettered %s notification %s for %s after %d attempt(s): %s",
-                  n.status, n.notification_id[:12], n.channel, attempts, reason)  # fmt: skip
+        log.error(
+            "dead-lettered %s notification %s for %s after %d attempt(s): %s",
+            n.status,
+            n.notification_id[:12],
+            n.channel,
+            attempts,
+            reason,
+        )
         return Outcome(n.notification_id, n.channel, "dead_lettered", attempts, reason)
 
     async def _attempts(self, ch: Channel, n: Notification) -> tuple[int, str | None]:
@@ -176,16 +207,16 @@ class Dispatcher:
             nonlocal backing_off
             backing_off = True
             self.backing_off += 1
-            if self.backing_off == 1 and self.on_destination is not None:
-                self.on_destination(True, f"alert channel {ch.name}")
+            if self.backing_off == 1:
+                self.ctx.on_destination(True, f"alert channel {ch.name}")
 
         try:
             return await self._attempt_loop(ch, n, first_retry)
         finally:
             if backing_off:
                 self.backing_off -= 1
-                if self.backing_off == 0 and self.on_destination is not None:
-                    self.on_destination(False, f"alert channel {ch.name}")
+                if self.backing_off == 0:
+                    self.ctx.on_destination(False, f"alert channel {ch.name}")
 
     async def _attempt_loop(
         self, ch: Channel, n: Notification, first_retry: Callable[[], None]
@@ -212,8 +243,14 @@ class Dispatcher:
             if attempt == 1:
                 first_retry()
             delay = backoff_delay(cfg, attempt, err.retry_after, self.rng)
-            log.warning("delivery to %s failed (attempt %d/%d): %s; retrying in %.2fs",
-                        ch.name, attempt, cfg.max_attempts, err.reason, delay)  # fmt: skip
+            log.warning(
+                "delivery to %s failed (attempt %d/%d): %s; retrying in %.2fs",
+                ch.name,
+                attempt,
+                cfg.max_attempts,
+                err.reason,
+                delay,
+            )
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=delay)
             except TimeoutError:

@@ -1,18 +1,18 @@
-"""Typed values of the alert path: an :class:`Alert` (one violation or resolved CloudEvent), the router's
-state (:class:`DedupEntry`, :class:`Incident`, :class:`Silence`), its :class:`Decision`, and the
-:class:`Notification` a channel sends. Plain frozen models: the router is pure functions over them."""
+"""Typed values of the alert path: an :class:`Alert` (one violation or resolved CloudEvent), the state the
+decisions read (:class:`DedupEntry`, :class:`Incident`, :class:`Silence`), a :class:`Decision`, and the
+:class:`Notification` a channel sends. Plain frozen models: :mod:`.decisions` is pure functions over them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from floe_stream.processors.context import display_lines
 from floe_stream.processors.ids import stable_id
-from floe_stream.topics.enums import CheckType, Severity
-from floe_stream.topics.violation import ResolvedData, ViolationCloudEvent
+from floe_stream.topics.enums import Severity
+from floe_stream.topics.violation import ResolvedData, ViolationCloudEvent, ViolationHeader
 
 Status = Literal["firing", "resolved"]
 
@@ -21,29 +21,32 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Alert(_Frozen):
-    """One violation (firing) or recovery (resolved) event, flattened for routing and rendering."""
+class Alert(ViolationHeader):
+    """One violation (firing) or recovery (resolved) event, flattened for deciding and rendering: the header
+    of both, under the same names, plus what each kind adds.
 
-    event_id: str = Field(description="the CloudEvent id (deterministic violation id)")
+    In the alerts dead-letter topic an alert keeps the names it has always had there (``event_id``,
+    ``expected``, ``actual``: ``DeadLetter`` is written by alias); both spellings are read back."""
+
+    violation_id: str = Field(
+        serialization_alias="event_id",
+        validation_alias=AliasChoices("violation_id", "event_id"),
+        description="the CloudEvent id (deterministic violation id)",
+    )
     status: Status
-    correlation_key: str = Field(description="stable per incident; firing and resolved share it")
-    contract_id: str
-    contract_name: str
-    contract_version: str
-    asset: str
-    violation_type: CheckType
     drift_kind: str | None = None
-    severity: Severity
-    message: str
     element: str | None = None
-    expected: str | None = None
-    actual: str | None = None
+    expected_value: str | None = Field(
+        default=None,
+        serialization_alias="expected",
+        validation_alias=AliasChoices("expected_value", "expected"),
+    )
+    actual_value: str | None = Field(
+        default=None, serialization_alias="actual", validation_alias=AliasChoices("actual_value", "actual")
+    )
     occurred_at: datetime = Field(description="detected_at, or resolved_at")
     opened_at: datetime
     open_duration_s: float | None = None
-    owner: str | None = None
-    team: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
     consumers: tuple[str, ...] = ()
     context: tuple[tuple[str, str], ...] = Field(
         default=(), description="impact and root-cause facts to show: (label, value), most useful first"
@@ -56,38 +59,18 @@ class Alert(_Frozen):
     @classmethod
     def from_event(cls, ev: ViolationCloudEvent) -> Alert:
         d = ev.data
-        common = {
-            "event_id": ev.id,
-            "correlation_key": d.correlation_key,
-            "contract_id": d.contract_id,
-            "contract_name": d.contract_name,
-            "contract_version": d.contract_version,
-            "asset": d.asset,
-            "violation_type": d.violation_type,
-            "severity": d.severity,
-            "message": d.message,
-            "owner": d.owner,
-            "team": d.team,
-            "labels": dict(d.labels),
-            "event": ev,
-        }
+        header = {name: getattr(d, name) for name in ViolationHeader.model_fields}
+        when = {"occurred_at": d.occurred_at, "opened_at": d.opened_at, "event": ev}
         if isinstance(d, ResolvedData):
-            return cls(
-                **common,
-                status="resolved",
-                occurred_at=d.resolved_at,
-                opened_at=d.opened_at,
-                open_duration_s=d.open_duration_s,
-            )
+            return cls(**header, **when, status="resolved", open_duration_s=d.open_duration_s)
         return cls(
-            **common,
+            **header,
+            **when,
             status="firing",
             drift_kind=d.drift_kind.value if d.drift_kind else None,
             element=d.element,
-            expected=d.expected_value,
-            actual=d.actual_value,
-            occurred_at=d.detected_at,
-            opened_at=d.episode_started_at,
+            expected_value=d.expected_value,
+            actual_value=d.actual_value,
             consumers=tuple(d.consumers),
             context=tuple(display_lines(d.context)),
         )
@@ -175,11 +158,11 @@ class Notification(_Frozen):
 
     @property
     def notification_id(self) -> str:
-        return stable_id("notification", self.channel, *sorted(a.event_id for a in self.alerts))
+        return stable_id("notification", self.channel, *sorted(a.violation_id for a in self.alerts))
 
     @property
     def event_ids(self) -> tuple[str, ...]:
-        return tuple(a.event_id for a in self.alerts)
+        return tuple(a.violation_id for a in self.alerts)
 
     @property
     def max_severity(self) -> Severity:

@@ -8,6 +8,7 @@ is dead-lettered again (a new record), so nothing is lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ from pydantic import ValidationError
 
 from floe_stream.runtime.database import create_pool
 from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer, partition_counts
+from floe_stream.runtime.sink_runtime import SinkContext
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
 from floe_stream.sinks.alerts.delivery import Dispatcher
-from floe_stream.sinks.alerts.model import DeadLetter, Notification
+from floe_stream.sinks.alerts.model import DeadLetter
 from floe_stream.sinks.alerts.sink import build_channels
 from floe_stream.sinks.alerts.store import AlertStore
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -55,24 +57,13 @@ async def replay_dead_letters(settings: Settings, config: AlertsConfig | None = 
     try:
         batch_producer = BatchProducer(producer)
 
-        async def again(n: Notification, reason: str, attempts: int) -> None:
-            from datetime import UTC, datetime
-
-            rec = DeadLetter(
-                channel=n.channel,
-                reason=reason,
-                attempts=attempts,
-                failed_at=datetime.now(UTC),
-                notification=n,
-            )
-            key = n.channel.encode()
-            headers = [("floe-dlq-reason", reason[:1000].encode()), ("floe-dlq-channel", key)]
+        async def publish(_: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
             await batch_producer.send_all(
-                [OutRecord(topic, zlib.crc32(key) % partitions, key, rec.model_dump_json().encode(), headers)]
+                [OutRecord(topic, zlib.crc32(key) % partitions, key, value, headers)]
             )
-            report.reasons.append(f"{n.channel}: {reason}")
 
-        dispatcher = Dispatcher(channels, AlertStore(pool), config.policy, again)
+        ctx = SinkContext(stopping=asyncio.Event(), still_working=lambda: None, publish=publish)
+        dispatcher = Dispatcher(channels, AlertStore(pool), config.policy, ctx)
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         end = await consumer.end_offsets(tps)
@@ -100,6 +91,7 @@ async def replay_dead_letters(settings: Settings, config: AlertsConfig | None = 
                         report.skipped += 1
                     else:
                         report.dead_lettered += 1
+                        report.reasons.append(f"{outcome.channel}: {outcome.reason}")
                     commit[tp] = rec.offset + 1
             if commit:
                 await consumer.commit(commit)

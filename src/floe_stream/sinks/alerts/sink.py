@@ -2,8 +2,9 @@
 notifications on every configured channel. Its own consumer group ``<group_prefix>-sink-alerts``.
 
 Per fetched batch: wait up to ``group_wait_s`` for more records (so an asset's violations go out as one
-notification) → decode (undecodable → ``dlq`` topic) → decide (PostgreSQL, per-contract lock) → deliver
-(ledger, concurrent channels, retries, ``alerts-dlq``) → (the runtime) commit. Offsets are committed only
+notification) → decode (undecodable → ``dlq`` topic) → load the state, decide (pure, :mod:`.decisions`), save
+(one PostgreSQL transaction under per-contract locks) → deliver (ledger, concurrent channels, retries,
+``alerts-dlq``) → (the runtime) commit. Offsets are committed only
 after the ledger records every outcome. A plain :class:`~floe_stream.runtime.sink_runtime.Sink`.
 """
 
@@ -22,13 +23,12 @@ from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.runtime.database import create_pool, ping
 from floe_stream.runtime.sink_runtime import Input, Sink, SinkBatch, SinkContext
 from floe_stream.settings import ConfigError, Settings
-from floe_stream.sinks.alerts import router
 from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_types
 from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
+from floe_stream.sinks.alerts.decisions import ContractAlerting, Decisions, Rules, decide
 from floe_stream.sinks.alerts.delivery import Dispatcher
 from floe_stream.sinks.alerts.metrics import alert_instruments
-from floe_stream.sinks.alerts.model import Alert, DeadLetter, Notification
-from floe_stream.sinks.alerts.router import ContractAlerting
+from floe_stream.sinks.alerts.model import Alert
 from floe_stream.sinks.alerts.store import AlertStore
 from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey
@@ -60,8 +60,9 @@ def build_channels(config: AlertsConfig, http: httpx.AsyncClient, public_url: st
             errs = getattr(exc, "errors", None)
             detail = (
                 "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errs())
-                if callable(errs) else str(exc)
-            )  # fmt: skip
+                if callable(errs)
+                else str(exc)
+            )
             problems.append(f"channel {cfg.name!r} ({cfg.type}) options: {detail}")
             continue
         ch = cls(cfg, options, ctx)
@@ -119,6 +120,15 @@ class AlertSink(Sink):
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.channels = build_channels(self.config, self.http, settings.alerts.public_url)
         self.overrides = contract_overrides(registry, set(self.channels))
+        self.rules = Rules(
+            policy=self.config.policy,
+            routes=tuple(self.config.routes),
+            overrides=self.overrides,
+            resolve_capable=frozenset(
+                n for n, c in self.channels.items() if c.supports_resolve and c.config.send_resolved
+            ),
+            grouping_channels=frozenset(n for n, c in self.channels.items() if c.groups),
+        )
         if not self.delivering:
             log.warning("sink-alerts: %s", NO_ROUTES)
         self.pool = pool
@@ -170,14 +180,7 @@ class AlertSink(Sink):
         if self.pool is None:
             self.pool = await create_pool(self.settings.database)
         self.store = AlertStore(self.pool, self.instance_id)
-        self.dispatcher = Dispatcher(
-            self.channels,
-            self.store,
-            self.policy,
-            self._dead_letter,
-            stopping=ctx.stopping,
-            on_destination=ctx.on_destination,
-        )
+        self.dispatcher = Dispatcher(self.channels, self.store, self.policy, ctx)
         if any(ch.resend_while_firing for ch in self.channels.values()):
             self._resend_task = asyncio.create_task(self._resend_loop(), name="alerts-resend")
 
@@ -195,55 +198,42 @@ class AlertSink(Sink):
     async def readiness(self) -> dict[str, bool]:
         return {"database": self.pool is not None and await ping(self.pool)}
 
-    # --- the batch ------------------------------------------------------------------------------------------
-    def _route(self, alert: Alert) -> tuple[str, ...]:
-        return router.route(alert, self.config.routes, self.overrides.get(alert.asset))
-
+    # --- the batch: load → decide → write, then deliver ------------------------------------------------------
     async def write(self, batch: SinkBatch) -> None:
-        assert self.store is not None
         assert self.dispatcher is not None
         alerts: list[Alert] = [rec.value for rec in batch.records]
         self.alerts_seen += len(alerts)
-        alerts = list({a.event_id: a for a in alerts}.values())  # a replaying processor re-emits ids
+        alerts = list({a.violation_id: a for a in alerts}.values())  # a replaying processor re-emits ids
         if not alerts:
             return
-        decisions, new = await self._with_db_retry(
-            lambda: self.store.decide(  # type: ignore[union-attr]
-                alerts, now=datetime.now(UTC), policy=self.policy, route=self._route,
-                resolve_capable=frozenset(n for n, c in self.channels.items() if c.supports_resolve and c.config.send_resolved),
-            )
-        )  # fmt: skip
+        assert self.ctx is not None
+        decided = await self.ctx.retry(lambda: self._decide(alerts), "database")
         inst = alert_instruments()
-        for a in alerts:
-            d = decisions[a.event_id]
-            if not d.notify and a.event_id in new:
-                reason = d.reason.split(":", 1)[0]
-                inst.suppressed.add(1, {"reason": reason})
-                log.info("suppressed %s alert %s (%s %s %s): %s", a.status, a.event_id[:12], a.contract_id,
-                         a.asset, a.violation_type.value, d.reason)  # fmt: skip
-        notes = router.notifications(
-            [(a, decisions[a.event_id]) for a in alerts],
-            group_by=self.policy.group_by,
-            grouping_channels=frozenset(n for n, c in self.channels.items() if c.groups),
-        )
-        outcomes = await self.dispatcher.deliver_all(notes)
+        for a, d in decided.suppressed:
+            inst.suppressed.add(1, {"reason": d.reason.split(":", 1)[0]})
+            log.info(
+                "suppressed %s alert %s (%s %s %s): %s",
+                a.status,
+                a.violation_id[:12],
+                a.contract_id,
+                a.asset,
+                a.violation_type.value,
+                d.reason,
+            )
+        outcomes = await self.dispatcher.deliver_all(decided.notifications)
         self.delivered += sum(o.result == "delivered" for o in outcomes)
         self.dead_lettered += sum(o.result == "dead_lettered" for o in outcomes)
         instruments().sink_writes.add(len(alerts), {"sink": "alerts"})
 
-    async def _with_db_retry(self, fn: Any) -> Any:
-        assert self.ctx is not None
-        return await self.ctx.retry(fn, "database")
-
-    async def _dead_letter(self, n: Notification, reason: str, attempts: int) -> None:
-        record = DeadLetter(
-            channel=n.channel, reason=reason, attempts=attempts, failed_at=datetime.now(UTC), notification=n
-        )
-        headers = [("floe-dlq-reason", reason[:1000].encode()), ("floe-dlq-channel", n.channel.encode())]
-        assert self.ctx is not None
-        await self.ctx.publish(
-            TopicKey.ALERTS_DLQ, n.channel.encode(), record.model_dump_json().encode(), headers
-        )
+    async def _decide(self, alerts: list[Alert]) -> Decisions:
+        """One transaction under the batch's contract locks: the state, the pure decisions, their effects."""
+        assert self.store is not None
+        now = datetime.now(UTC)
+        async with self.store.locked(a.contract_id for a in alerts) as tx:
+            state = await tx.load(alerts, now=now, rate_window_s=self.policy.rate_limit.per_s)
+            decided = decide(alerts, state, now=now, rules=self.rules)
+            await tx.save(decided, now=now)
+        return decided
 
     # --- re-sends while firing (Alertmanager) -------------------------------------------------------------
     async def _resend_loop(self) -> None:

@@ -1,25 +1,27 @@
-"""PostgreSQL state of the alert router and the delivery ledger (tables of migration 0003_alerts).
+"""PostgreSQL state of the alert decisions and the delivery ledger (tables of migration 0003_alerts). Loads and
+writes only: what to decide is :mod:`.decisions`.
 
-* decisions are made under a per-contract transaction-scoped advisory lock, recorded per event id and
-  reused on replay: replicas and restarts route the same event the same way, exactly once;
+* a batch's state is loaded, decided and saved under a per-contract transaction-scoped advisory lock; decisions
+  are recorded per event id and reused on replay: replicas and restarts decide the same event the same way,
+  exactly once;
 * the ledger claims (event, channel) as 'sending' before a delivery and marks it 'delivered' after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from floe_stream.sinks.alerts import router
-from floe_stream.sinks.alerts.config import Policy
+from floe_stream.sinks.alerts.decisions import AlertState, Decisions
 from floe_stream.sinks.alerts.model import Alert, Decision, DedupEntry, Incident, Silence
 from floe_stream.topics.enums import Severity
 from floe_stream.topics.violation import ViolationCloudEvent
@@ -43,51 +45,27 @@ class Claim:
 
 def _silence(r: asyncpg.Record) -> Silence:
     return Silence(
-        silence_id=r["silence_id"], contract=r["contract"], asset=r["asset"], starts_at=r["starts_at"],
-        ends_at=r["ends_at"], comment=r["comment"], created_by=r["created_by"], expired_at=r["expired_at"],
-    )  # fmt: skip
+        silence_id=r["silence_id"],
+        contract=r["contract"],
+        asset=r["asset"],
+        starts_at=r["starts_at"],
+        ends_at=r["ends_at"],
+        comment=r["comment"],
+        created_by=r["created_by"],
+        expired_at=r["expired_at"],
+    )
 
 
-class AlertStore:
-    def __init__(self, pool: asyncpg.Pool, instance_id: str | None = None) -> None:
-        self.pool = pool
-        self.instance_id = instance_id or uuid.uuid4().hex[:12]
-        self._marks: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+class DecisionTransaction:
+    """Loads the state the decisions of a batch read and saves what they concluded: one read per state table,
+    one ``executemany`` per write, in the transaction of :meth:`AlertStore.locked`."""
 
-    # --- decisions --------------------------------------------------------------------------------------
-    async def decide(
-        self,
-        alerts: Sequence[Alert],
-        *,
-        now: datetime,
-        policy: Policy,
-        route: Callable[[Alert], tuple[str, ...]],
-        resolve_capable: frozenset[str],
-    ) -> tuple[dict[str, Decision], set[str]]:
-        """Decision per event id, and the ids decided now (not reused from an earlier run).
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
 
-        One transaction per batch: advisory locks on the batch's contracts (sorted: no deadlock between
-        replicas), one read per state table, the pure decisions in memory, one ``executemany`` per write."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            keys = sorted({_lock_key(a.contract_id) for a in alerts})
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k",
-                _LOCK_NS,
-                keys,
-            )
-            return await self._decide_batch(conn, alerts, now, policy, route, resolve_capable)
-
-    async def _decide_batch(
-        self,
-        conn: asyncpg.Connection,
-        alerts: Sequence[Alert],
-        now: datetime,
-        policy: Policy,
-        route: Callable[[Alert], tuple[str, ...]],
-        resolve_capable: frozenset[str],
-    ) -> tuple[dict[str, Decision], set[str]]:
-        out: dict[str, Decision] = {
+    async def load(self, alerts: Sequence[Alert], *, now: datetime, rate_window_s: float) -> AlertState:
+        conn = self.conn
+        decided = {
             r["event_id"]: Decision(
                 event_id=r["event_id"],
                 notify=r["notify"],
@@ -98,115 +76,93 @@ class AlertStore:
             for r in await conn.fetch(
                 "SELECT event_id, notify, channels, reason, replaces_severity FROM alert_decisions"
                 " WHERE event_id = ANY($1::text[])",
-                [a.event_id for a in alerts],
+                [a.violation_id for a in alerts],
             )
         }
-        # unique, in order; an event decided before (a replay) keeps its first decision
-        pending = list({a.event_id: a for a in alerts if a.event_id not in out}.values())
-        if not pending:
-            return out, set()
-        silences = [
+        pending = [a for a in alerts if a.violation_id not in decided]
+        if not pending:  # a replay: every event keeps its first decision
+            return AlertState(decided=decided)
+        silences = tuple(
             _silence(r)
             for r in await conn.fetch(
                 "SELECT * FROM alert_silences WHERE expired_at IS NULL AND starts_at <= $1 AND ends_at > $1",
                 now,
             )
-        ]
-        contracts = sorted({a.contract_id for a in pending})
-        recent: dict[str, int] = {c: 0 for c in contracts}
-        for r in await conn.fetch(
-            "SELECT contract_id, count(*) AS n FROM alert_decisions WHERE contract_id = ANY($1::text[])"
-            " AND notify AND status = 'firing' AND decided_at > $2 GROUP BY contract_id",
-            contracts,
-            now - timedelta(seconds=policy.rate_limit.per_s),
-        ):
-            recent[r["contract_id"]] = int(r["n"])
-        dedup: dict[tuple[str, str], DedupEntry | None] = {
-            (a.asset, a.violation_type.value): None for a in pending
-        }
-        for r in await conn.fetch(
-            "SELECT d.* FROM alert_dedup d JOIN unnest($1::text[], $2::text[]) AS k(asset, violation_type)"
-            " USING (asset, violation_type)",
-            [k[0] for k in dedup],
-            [k[1] for k in dedup],
-        ):
-            dedup[(r["asset"], r["violation_type"])] = DedupEntry(
-                asset=r["asset"], violation_type=r["violation_type"],
-                window_started_at=r["window_started_at"], severity=Severity(r["severity"]),
-            )  # fmt: skip
-        incidents: dict[str, Incident | None] = {a.correlation_key: None for a in pending}
-        for r in await conn.fetch(
-            "SELECT correlation_key, status, severity, channels, violation_id FROM alert_incidents"
-            " WHERE correlation_key = ANY($1::text[])",
-            list(incidents),
-        ):
-            incidents[r["correlation_key"]] = Incident(
-                correlation_key=r["correlation_key"], status=r["status"], severity=Severity(r["severity"]),
-                channels=tuple(r["channels"]), violation_id=r["violation_id"],
-            )  # fmt: skip
-
-        decision_rows: list[tuple[Any, ...]] = []
-        dedup_changed: dict[tuple[str, str], DedupEntry] = {}
-        opened: dict[str, tuple[Any, ...]] = {}
-        closed: dict[str, tuple[Any, ...]] = {}
-        for a in pending:
-            dkey = (a.asset, a.violation_type.value)
-            incident = incidents[a.correlation_key]
-            d = router.decide(
-                a,
-                now=now,
-                policy=policy,
-                channels=route(a) if a.status == "firing" else (),
-                dedup=dedup[dkey],
-                recent_notified=recent[a.contract_id],
-                silences=silences,
-                incident=incident,
-                resolve_capable=resolve_capable,
+        )
+        recent = {
+            r["contract_id"]: int(r["n"])
+            for r in await conn.fetch(
+                "SELECT contract_id, count(*) AS n FROM alert_decisions WHERE contract_id = ANY($1::text[])"
+                " AND notify AND status = 'firing' AND decided_at > $2 GROUP BY contract_id",
+                sorted({a.contract_id for a in pending}),
+                now - timedelta(seconds=rate_window_s),
             )
-            out[a.event_id] = d
-            decision_rows.append((
-                a.event_id, a.status, a.correlation_key, a.contract_id, a.asset, a.violation_type.value,
-                a.severity.value, d.notify, d.reason, list(d.channels),
-                d.replaces_severity.value if d.replaces_severity else None, now,
-            ))  # fmt: skip
-            if not d.notify:
-                continue
-            if a.status == "firing":
-                recent[a.contract_id] += 1
-                entry = router.next_dedup(a, dedup[dkey], now, policy)
-                if entry is not dedup[dkey]:
-                    dedup[dkey] = dedup_changed[dkey] = entry
-            new_incident = router.next_incident(a, d, incident)
-            if new_incident is None:
-                continue
-            incidents[a.correlation_key] = new_incident
-            if a.status == "firing":
-                closed.pop(a.correlation_key, None)
-                opened[a.correlation_key] = (
-                    a.correlation_key, new_incident.severity.value, list(new_incident.channels), a.event_id,
-                    a.contract_id, a.asset, a.event.model_dump_json(), now,
-                )  # fmt: skip
-            else:
-                opened.pop(a.correlation_key, None)
-                closed[a.correlation_key] = (a.correlation_key, now)
+        }
+        keys = list(dict.fromkeys((a.asset, a.violation_type.value) for a in pending))
+        dedup = {
+            (r["asset"], r["violation_type"]): DedupEntry(
+                asset=r["asset"],
+                violation_type=r["violation_type"],
+                window_started_at=r["window_started_at"],
+                severity=Severity(r["severity"]),
+            )
+            for r in await conn.fetch(
+                "SELECT d.* FROM alert_dedup d JOIN unnest($1::text[], $2::text[]) AS k(asset, violation_type)"
+                " USING (asset, violation_type)",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+            )
+        }
+        incidents = {
+            r["correlation_key"]: Incident(
+                correlation_key=r["correlation_key"],
+                status=r["status"],
+                severity=Severity(r["severity"]),
+                channels=tuple(r["channels"]),
+                violation_id=r["violation_id"],
+            )
+            for r in await conn.fetch(
+                "SELECT correlation_key, status, severity, channels, violation_id FROM alert_incidents"
+                " WHERE correlation_key = ANY($1::text[])",
+                list(dict.fromkeys(a.correlation_key for a in pending)),
+            )
+        }
+        return AlertState(
+            decided=decided, silences=silences, notified_recently=recent, dedup=dedup, incidents=incidents
+        )
 
+    async def save(self, decisions: Decisions, *, now: datetime) -> None:
+        conn = self.conn
         await conn.executemany(
             "INSERT INTO alert_decisions (event_id, status, correlation_key, contract_id, asset, violation_type,"
             " severity, notify, reason, channels, replaces_severity, decided_at)"
             " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (event_id) DO NOTHING",
-            decision_rows,
+            [
+                (
+                    a.violation_id,
+                    a.status,
+                    a.correlation_key,
+                    a.contract_id,
+                    a.asset,
+                    a.violation_type.value,
+                    a.severity.value,
+                    d.notify,
+                    d.reason,
+                    list(d.channels),
+                    d.replaces_severity.value if d.replaces_severity else None,
+                    now,
+                )
+                for a, d in decisions.made
+            ],
         )
-        if dedup_changed:
+        if decisions.dedup:
             await conn.executemany(
                 "INSERT INTO alert_dedup (asset, violation_type, window_started_at, severity)"
                 " VALUES ($1,$2,$3,$4) ON CONFLICT (asset, violation_type) DO UPDATE SET"
                 " window_started_at = EXCLUDED.window_started_at, severity = EXCLUDED.severity",
-                [
-                    (e.asset, e.violation_type, e.window_started_at, e.severity.value)
-                    for e in dedup_changed.values()
-                ],
+                [(e.asset, e.violation_type, e.window_started_at, e.severity.value) for e in decisions.dedup],
             )
-        if opened:
+        if decisions.opened:
             await conn.executemany(
                 "INSERT INTO alert_incidents (correlation_key, status, severity, channels, violation_id,"
                 " contract_id, asset, payload, opened_at, updated_at)"
@@ -216,15 +172,48 @@ class AlertStore:
                 " payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at, resolved_at = NULL,"
                 " opened_at = CASE WHEN alert_incidents.status = 'open' THEN alert_incidents.opened_at"
                 " ELSE EXCLUDED.opened_at END",
-                list(opened.values()),
+                [
+                    (
+                        i.correlation_key,
+                        i.severity.value,
+                        list(i.channels),
+                        a.violation_id,
+                        a.contract_id,
+                        a.asset,
+                        a.event.model_dump_json(),
+                        now,
+                    )
+                    for i, a in decisions.opened
+                ],
             )
-        if closed:
+        if decisions.resolved:
             await conn.executemany(
                 "UPDATE alert_incidents SET status = 'resolved', resolved_at = $2, updated_at = $2"
                 " WHERE correlation_key = $1",
-                list(closed.values()),
+                [(key, now) for key in decisions.resolved],
             )
-        return out, {a.event_id for a in pending}
+
+
+class AlertStore:
+    def __init__(self, pool: asyncpg.Pool, instance_id: str | None = None) -> None:
+        self.pool = pool
+        self.instance_id = instance_id or uuid.uuid4().hex[:12]
+        self._marks: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    # --- the state the decisions read and write ----------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def locked(self, contract_ids: Iterable[str]) -> AsyncIterator[DecisionTransaction]:
+        """One transaction holding the advisory locks of ``contract_ids`` (sorted: no deadlock between
+        replicas): load the state, decide (pure), save, commit."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = sorted({_lock_key(c) for c in contract_ids})
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k",
+                _LOCK_NS,
+                keys,
+            )
+            yield DecisionTransaction(conn)
 
     # --- ledger -------------------------------------------------------------------------------------------
     async def claim(
@@ -269,8 +258,13 @@ class AlertStore:
                 " OR (alert_deliveries.status = 'sending'"
                 "     AND alert_deliveries.claimed_at < now() - make_interval(secs => $6))"
                 " RETURNING event_id",
-                list(event_ids), channel, nids, self.instance_id, retry_failed, stale_s,
-            )  # fmt: skip
+                list(event_ids),
+                channel,
+                nids,
+                self.instance_id,
+                retry_failed,
+                stale_s,
+            )
             claim = Claim(claimed={r["event_id"] for r in got})
             rest = [e for e in event_ids if e not in claim.claimed]
             if rest:
@@ -355,8 +349,10 @@ class AlertStore:
             await conn.execute(
                 "DELETE FROM alert_deliveries WHERE channel = $2 AND event_id = ANY($1::text[])"
                 " AND status = 'sending' AND claimed_by = $3",
-                list(event_ids), channel, self.instance_id,
-            )  # fmt: skip
+                list(event_ids),
+                channel,
+                self.instance_id,
+            )
 
     # --- re-sends while firing ---------------------------------------------------------------------------
     async def due_for_resend(
@@ -401,8 +397,14 @@ class AlertStore:
             r = await conn.fetchrow(
                 "INSERT INTO alert_silences (silence_id, contract, asset, starts_at, ends_at, comment, created_by)"
                 " VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING *",
-                sid, contract, asset, starts_at, ends_at, comment, created_by,
-            )  # fmt: skip
+                sid,
+                contract,
+                asset,
+                starts_at,
+                ends_at,
+                comment,
+                created_by,
+            )
         return _silence(r)
 
     async def list_silences(self, *, include_inactive: bool = False) -> list[Silence]:

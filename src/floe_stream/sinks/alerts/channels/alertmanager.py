@@ -47,10 +47,10 @@ def am_alert(alert: Alert, opts: AlertmanagerOptions, link: str, now: datetime) 
         "summary": alert.message,
         "description": f"{alert.contract_name} {alert.contract_version}: {alert.message}",
     }
-    if alert.expected is not None:
-        ann["expected"] = alert.expected
-    if alert.actual is not None:
-        ann["actual"] = alert.actual
+    if alert.expected_value is not None:
+        ann["expected"] = alert.expected_value
+    if alert.actual_value is not None:
+        ann["actual"] = alert.actual_value
     if alert.consumers:
         ann["consumers"] = ", ".join(alert.consumers)
     if alert.owner:

@@ -40,7 +40,7 @@ class ChannelContext:
     public_url: str
 
     def link(self, alert: Alert) -> str:
-        return f"{self.public_url.rstrip('/')}/violations/{alert.event_id}"
+        return f"{self.public_url.rstrip('/')}/violations/{alert.violation_id}"
 
 
 class Channel:

@@ -48,7 +48,7 @@ def _rows(a: Alert) -> list[tuple[str, str]]:
     if a.status == "firing":
         if a.element:
             rows.append(("Element", a.element))
-        rows += [("Expected", a.expected or "—"), ("Actual", a.actual or "—")]
+        rows += [("Expected", a.expected_value or "—"), ("Actual", a.actual_value or "—")]
         if a.consumers:
             rows.append(("Consumers affected", ", ".join(a.consumers)))
         if a.owner:

@@ -63,10 +63,10 @@ def alert_fields(a: Alert) -> list[dict[str, str]]:
         ("Type", a.violation_type.value + (f" ({a.drift_kind})" if a.drift_kind else "")),
     ]
     if a.status == "firing":
-        if a.expected is not None:
-            fields.append(("Expected", a.expected))
-        if a.actual is not None:
-            fields.append(("Actual", a.actual))
+        if a.expected_value is not None:
+            fields.append(("Expected", a.expected_value))
+        if a.actual_value is not None:
+            fields.append(("Actual", a.actual_value))
         if a.consumers:
             fields.append(("Consumers affected", ", ".join(a.consumers)))
         if a.owner:
@@ -81,8 +81,8 @@ def fallback_text(n: Notification, link: str) -> str:
     lines = [headline(n)]
     for a in n.alerts:
         parts = [a.severity.value, a.contract_name, a.asset, a.message]
-        if a.status == "firing" and (a.expected is not None or a.actual is not None):
-            parts.append(f"expected {a.expected} / actual {a.actual}")
+        if a.status == "firing" and (a.expected_value is not None or a.actual_value is not None):
+            parts.append(f"expected {a.expected_value} / actual {a.actual_value}")
         if a.consumers:
             parts.append("consumers: " + ", ".join(a.consumers))
         lines.append(" · ".join(p for p in parts if p))
