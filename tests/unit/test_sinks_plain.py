@@ -394,6 +394,8 @@ async def test_runner_decodes_writes_flushes_then_dead_letters_with_reasons() ->
     checks = await runner.readiness()
     assert checks["destination"] is True and checks["kafka"] is False  # not started: not ready
     await runner.consumer.stop()
+    assert runner.producer is not None
+    await runner.producer.stop()  # made by the runner, never started: closed all the same (no "Unclosed")
 
 
 async def test_openlineage_sink_dead_letters_after_max_retries_through_the_one_retry() -> None:
@@ -515,6 +517,8 @@ async def test_runner_pauses_its_partitions_and_keeps_polling_while_the_destinat
         await asyncio.wait_for(handling, 5)
     assert fake.paused() == set() and not runner.paused and sink.log == ["write a", "flush"]
     await real.stop()
+    assert runner.producer is not None
+    await runner.producer.stop()
 
 
 async def _until(predicate: Any) -> None:
