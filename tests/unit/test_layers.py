@@ -27,6 +27,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "durations": frozenset(
         {*UPPER, "topics", "contracts", "processors", "settings"}
     ),  # a leaf: imports no floe
+    "printable": frozenset({*UPPER, "topics", "contracts", "processors", "settings"}),  # a leaf too
     "runtime": frozenset({"cli"}),
     "sinks": frozenset({"cli"}),
     "reporting": frozenset({"cli"}),

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from floe_stream.printable import printable
+
 
 def one_line(exc: BaseException) -> str | None:
     """The message of an exception a user can fix, or None when it is a bug (then the type is named)."""
@@ -50,7 +52,16 @@ class FloeGroup(click.Group):
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "floe"
             raise OneLineUsageError(f"{exc.format_message()} (see `{where} --help`)") from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
+        except click.ClickException as exc:  # its message may quote input (a contract, an asset id)
+            clean = printable(exc.message)
+            if clean is exc.message:
+                raise
+            shown = click.ClickException(clean)
+            vars(shown)["exit_code"] = (
+                exc.exit_code
+            )  # the same exit status (a class variable in click's types)
+            raise shown from None
+        except (click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
             raise
         except Exception as exc:
             if os.environ.get("FLOE_DEBUG"):
@@ -58,4 +69,4 @@ class FloeGroup(click.Group):
             msg = one_line(exc)
             if msg is None:
                 msg = f"unexpected {type(exc).__name__}: {exc} (FLOE_DEBUG=1 shows the traceback)"
-            raise click.ClickException(" ".join(msg.split())) from None
+            raise click.ClickException(printable(" ".join(msg.split()))) from None

@@ -16,6 +16,7 @@ import click
 
 from floe_stream.cli.params import DURATION, FAIL_UNDER, output_width, writable
 from floe_stream.durations import format_duration
+from floe_stream.printable import printable
 from floe_stream.reporting.compliance import SORTS
 from floe_stream.settings import ConfigError, Settings, load_settings
 
@@ -161,8 +162,8 @@ def sla_report(
             click.echo(f"below target: {len(failing)} asset/check pair(s) under {what}:", err=True)
             for a, c in failing:
                 click.echo(
-                    f"  {a.asset} {c.check_type} {c.compliance_pct:.2f} % < {c.target_pct:.2f} %"
-                    + (f" since {c.since:%Y-%m-%d}" if c.since else "") + (f" (owner {a.owner})" if a.owner else ""),
+                    f"  {printable(a.asset)} {c.check_type} {c.compliance_pct:.2f} % < {c.target_pct:.2f} %"
+                    + (f" since {c.since:%Y-%m-%d}" if c.since else "") + (f" (owner {printable(a.owner)})" if a.owner else ""),
                     err=True,
                 )  # fmt: skip
             sys.exit(EXIT_BELOW_TARGET)

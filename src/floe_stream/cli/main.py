@@ -13,6 +13,7 @@ import click
 
 from floe_stream.cli.errors import FloeGroup
 from floe_stream.cli.params import DURATION, DURATION_OR_SECONDS
+from floe_stream.printable import printable, printable_data
 from floe_stream.settings import ConfigError, Settings, load_settings
 
 
@@ -281,7 +282,7 @@ def contracts_publish(paths: tuple[Path, ...]) -> None:
     except ContractError as exc:
         raise click.ClickException(f"not published: {exc}") from None
     for cid, file in done:
-        click.echo(f"published {cid} ({file})")
+        click.echo(f"published {printable(cid)} ({printable(file)})")
 
 
 @contracts.command("retire")
@@ -309,9 +310,9 @@ def contracts_lint(paths: tuple[Path, ...]) -> None:
     guard = probe_guard(_settings())
     report = lint_paths(list(paths) or [Path(".")], (override_problems, lambda a: probe_problems(a, guard)))
     for w in report.warnings:
-        click.echo(f"warning: {w}")
+        click.echo(f"warning: {printable(w)}")  # contract text: no control character reaches the terminal
     for e in report.errors:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {printable(str(e))}", err=True)
     click.echo(
         f"{report.files_checked} file(s), {len(report.contracts)} contract(s), {len(report.assets)} asset(s), "
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
@@ -335,7 +336,7 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
 
     report = lint_paths(list(paths))
     for e in report.errors:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {printable(str(e))}", err=True)
 
     from floe_stream.probes.targets import probe_where
     from floe_stream.runtime.checks_runtime import probe_guard
@@ -348,7 +349,12 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
 
     policy = settings.checks.policy()
     explained = [explain_contract(c, policy, probe_of) for c in report.contracts]
-    click.echo(json.dumps(explained, indent=2, default=str) if fmt == "json" else render_text(explained))
+    # JSON escapes control characters itself; the text shows contract text with them escaped
+    click.echo(
+        json.dumps(explained, indent=2, default=str)
+        if fmt == "json"
+        else render_text(printable_data(explained))
+    )
     if report.errors:
         sys.exit(1)
 
@@ -369,16 +375,16 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{len(gap)} asset(s) seen in the last {format_duration(window, 'exact')} without a contract")
-    for g in gap:
+    for g in gap:  # identifiers as producers wrote them: escaped
         what = "ambiguous" if g.ambiguous else "uncovered"
         click.echo(
-            f"  {what}  {g.identifier}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"
+            f"  {what}  {printable(g.identifier)}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"
         )
         if g.ambiguous:
-            click.echo(f"    names {len(g.ambiguous)} assets ({', '.join(sorted(g.ambiguous))}): refused; give "
+            click.echo(f"    names {len(g.ambiguous)} assets ({printable(', '.join(sorted(g.ambiguous)))}): refused; give "
                        "the full dataset identity to one contract (servers) or publish by asset id")  # fmt: skip
         for s in g.suggestions:
-            click.echo(f"    likely {s.asset} ({s.contract_id}): {s.hint}")
+            click.echo(printable(f"    likely {s.asset} ({s.contract_id}): {s.hint}"))
 
 
 @contracts.command("coverage")
@@ -407,7 +413,7 @@ def contracts_coverage(
         raise click.ClickException(f"contracts directory {directory} does not exist")
     loaded, errors = load_directory(directory)
     for e in errors:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {printable(str(e))}", err=True)
     if seen is not None:
         _coverage_seen(settings, ContractRegistry(loaded), seen, fmt)
         return
@@ -419,6 +425,8 @@ def contracts_coverage(
     except OSError as exc:
         raise click.ClickException(f"Iceberg catalog {cfg.catalog_name!r} unreachable: {exc}") from None
     report = coverage(cfg.catalog_name, tables, ContractRegistry(loaded))
+    if fmt != "json":
+        report = printable_data(report)  # table names and asset ids shown with control characters escaped
     if fmt == "json":
         click.echo(json.dumps({**report.model_dump(mode="json"), "ratio": report.ratio}, indent=2))
     else:

@@ -8,11 +8,13 @@ import io
 import textwrap
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import click
 from rich.console import Console
 
 from floe_stream.durations import format_duration
+from floe_stream.printable import csv_cell, printable_model
 from floe_stream.reporting.compliance import AssetCompliance, CheckSeries, ComplianceReport
 
 
@@ -114,7 +116,8 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
                ) -> str:  # fmt: skip
     """The text report, fitted to ``width`` columns (None: as wide as the content; pipes and files get the same
     layout as a terminal of that width): a headline, "needs attention", one row per (asset, check) worst first,
-    totals per check type. Asset ids are never truncated."""
+    totals per check type. Asset ids are never truncated; control characters of input text are shown escaped."""
+    report = printable_model(report)  # an ESC sequence in an asset id must not reach the terminal
     out: list[str] = []
     flt = ", ".join(f"{k}={v}" for k, v in report.filters.items())
     every = {x.asset for x in report.attention if x.status == "breaching"}
@@ -232,6 +235,7 @@ def render_junit(report: ComplianceReport) -> str:
     """JUnit XML for CI: one test case per (asset, check); breaching = failure, no data = skipped."""
     from xml.sax.saxutils import quoteattr
 
+    report = printable_model(report)  # control characters are not even valid XML 1.0
     cases = [(a, c) for a in report.assets for c in a.checks]
     failures = sum(1 for _, c in cases if c.status == "breaching")
     skipped = sum(1 for _, c in cases if c.status == "no_data")
@@ -258,6 +262,7 @@ def render_junit(report: ComplianceReport) -> str:
 
 def render_github(report: ComplianceReport) -> str:
     """GitHub Actions workflow commands: an error annotation per breaching pair, a warning per pair at risk."""
+    report = printable_model(report)  # a CI log is a terminal too
     out = []
 
     def esc(x: str) -> str:
@@ -287,9 +292,10 @@ CSV_COLUMNS = (
 
 
 def render_csv(report: ComplianceReport) -> str:
-    """One row per (asset, check type) for the window (period=window), then one per bucket (period=day|week|month)."""
+    """One row per (asset, check type) for the window (period=window), then one per bucket (period=day|week|month).
+    No cell starts a spreadsheet formula (:func:`~floe_stream.printable.csv_cell`)."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _SafeWriter(csv.writer(buf, lineterminator="\n"))
     w.writerow(CSV_COLUMNS)
     for a in report.assets:
         for c in a.checks:
@@ -307,6 +313,14 @@ def render_csv(report: ComplianceReport) -> str:
                     p.failed, p.minutes_observed, p.minutes_within_sla, "", p.violations, "", "",
                 ])  # fmt: skip
     return buf.getvalue()
+
+
+class _SafeWriter:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def writerow(self, row: list[Any] | tuple[Any, ...]) -> None:
+        self.inner.writerow([csv_cell(v) for v in row])
 
 
 def _num(x: float | None) -> str:

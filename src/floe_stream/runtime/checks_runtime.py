@@ -43,6 +43,7 @@ from floe_stream.runtime.kafka import (
     make_producer,
     start_client,
 )
+from floe_stream.runtime.supervision import supervise
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -97,11 +98,11 @@ class ChecksRuntime:
             self.contracts_refused += len(self.live.refused)
             instruments().contracts_refused.add(len(self.live.refused), {"source": "directory"})
         await self._open_contracts_topic()
-        self._tasks = [asyncio.create_task(self._publish_probes(producer), name="probe-publisher")]
+        self._tasks = [supervise(self._publish_probes(producer), "probe-publisher")]
         if self._reader is not None:
-            self._tasks.append(asyncio.create_task(self._tail_contracts(), name="contracts-tail"))
+            self._tasks.append(supervise(self._tail_contracts(), "contracts-tail"))
         if self.settings.checks.watch_contracts_dir:
-            self._tasks.append(asyncio.create_task(self._watch_directory(), name="contracts-dir"))
+            self._tasks.append(supervise(self._watch_directory(), "contracts-dir"))
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -15,7 +15,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
+from floe_stream.printable import printable
 from floe_stream.runtime.embedded import BrokerKind, EmbeddedPostgres, make_broker
 from floe_stream.settings import ConfigError, Settings, load_settings
 from floe_stream.topics.violation import ResolvedData, ViolationData
@@ -81,15 +83,18 @@ def dev_settings(
 
 class ViolationTable:
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str, str]] = []
+        self.rows: list[tuple[str, str, Text, str, Text]] = []
 
     def add(self, v: ViolationData | ResolvedData) -> None:
         when = datetime.now(UTC).strftime("%H:%M:%S")
+        # input text as plain Text (never rich markup), control characters escaped: an asset id cannot style,
+        # link or rewrite the terminal
+        asset, message = Text(printable(v.asset)), Text(printable(v.message))
         if isinstance(v, ResolvedData):
-            self.rows.append((when, "[green]resolved[/]", v.asset, v.violation_type.value, v.message))
+            self.rows.append((when, "[green]resolved[/]", asset, v.violation_type.value, message))
         else:
             sev = f"[{_SEV_STYLE[v.severity.value]}]{v.severity.value}[/]"
-            self.rows.append((when, sev, v.asset, v.violation_type.value, v.message))
+            self.rows.append((when, sev, asset, v.violation_type.value, message))
 
     def render(self) -> Table:
         t = Table(title="violations (live)", expand=True)

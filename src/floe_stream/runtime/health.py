@@ -5,7 +5,15 @@ blocked (a handler calling ``time.sleep``, a CPU-bound loop, a synchronous call 
 503 ``{"event_loop": false}`` instead of no answer. A small periodic task on the service's loop beats every
 ``BEAT_S``; /healthz is 503 when the last beat is older than ``loop_lag_s``. Otherwise the probes run on the
 service's loop (they read its state), each within ``PROBE_TIMEOUT_S``; a probe that does not answer in time
-is a failed probe (503). What /readyz checks is decided by the service, unchanged.
+is a failed probe (503). What /readyz checks is decided by the service, unchanged. /healthz also fails once a
+supervised background task died (runtime/supervision.py).
+
+The port has no authentication (probes and scrapers reach it from the network), so a client gets bounded
+resources: a request (line and headers, at most ``MAX_REQUEST_BYTES``) must arrive within
+``REQUEST_DEADLINE_S`` in total, the whole exchange ends within ``EXCHANGE_DEADLINE_S``, and at most
+``MAX_CONNECTIONS`` are open at once: a new one evicts the oldest still sending its request, so a flood of
+slow clients (slowloris) neither holds sockets nor starves the orchestrator's probe, which sends its request
+at once.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from floe_stream.runtime.supervision import dead_tasks
+
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[dict[str, bool]]]
@@ -28,6 +38,10 @@ T = TypeVar("T")
 
 BEAT_S = 0.25
 PROBE_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 64
+REQUEST_DEADLINE_S = 5.0
+EXCHANGE_DEADLINE_S = PROBE_TIMEOUT_S + 10.0  # the request, the probe, and writing the answer
+MAX_REQUEST_BYTES = 8192
 
 
 class HealthServer:
@@ -51,6 +65,7 @@ class HealthServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._open: dict[asyncio.StreamWriter, bool] = {}  # the server thread's connections → still reading
 
     # --- lifecycle (called on the service's loop) ----------------------------------------------------
     async def start(self) -> None:
@@ -89,7 +104,9 @@ class HealthServer:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            self._server = loop.run_until_complete(asyncio.start_server(self._handle, self.host, self.port))
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, self.host, self.port, limit=MAX_REQUEST_BYTES)
+            )
             started.set_result(int(self._server.sockets[0].getsockname()[1]))
         except Exception as exc:  # e.g. the port is taken: start() raises it
             started.set_exception(exc)
@@ -99,6 +116,13 @@ class HealthServer:
             loop.run_forever()
         finally:
             self._server.close()
+            handlers = asyncio.all_tasks(loop)  # connections still open: ended here, not by a closed loop
+            for task in handlers:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(
+                    asyncio.wait_for(asyncio.gather(*handlers, return_exceptions=True), 2)
+                )
             with contextlib.suppress(Exception):
                 loop.run_until_complete(asyncio.wait_for(self._server.wait_closed(), 2))
             loop.close()
@@ -122,6 +146,11 @@ class HealthServer:
         async def run() -> tuple[dict[str, Any], dict[str, Any] | None]:
             checks = dict(await probe())
             info = self.details() if path == "/readyz" and self.details is not None else None
+            if path == "/healthz":
+                dead = dead_tasks()  # on the service's loop: its supervised tasks
+                checks["background_tasks"] = not dead
+                if dead:
+                    info = {"dead_tasks": dead}
             return checks, info or None
 
         try:
@@ -134,36 +163,62 @@ class HealthServer:
 
         return generate_latest()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?", 1)[0] if len(parts) > 1 else "/"
-            if path == "/metrics":
-                from prometheus_client import CONTENT_TYPE_LATEST
+    def _admit(self, writer: asyncio.StreamWriter) -> bool:
+        """Room for one more connection: at the cap, the oldest one still sending its request is dropped."""
+        if len(self._open) >= MAX_CONNECTIONS:
+            oldest = next((w for w, reading in self._open.items() if reading), None)
+            if oldest is None:  # every slot is answering a request: this one waits for none
+                return False
+            del self._open[oldest]
+            oldest.transport.abort()
+        self._open[writer] = True
+        return True
 
-                try:
-                    body = await self._on_main(self._metrics())
-                except TimeoutError:
-                    await self._reply(writer, 503, b"event loop blocked\n", "text/plain")
-                else:
-                    await self._reply(writer, 200, body, CONTENT_TYPE_LATEST)
-            elif path in ("/healthz", "/readyz"):
-                checks, info = await self._probe(path)
-                ok = all(checks.values())
-                doc: dict[str, Any] = {"status": "ok" if ok else "degraded", "checks": checks}
-                if info:
-                    doc["details"] = info
-                body = json.dumps(doc).encode()
-                await self._reply(writer, 200 if ok else 503, body, "application/json")
-            else:
-                await self._reply(writer, 404, b"not found\n", "text/plain")
-        except Exception as exc:  # a broken client must never take the process down
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._admit(writer):
+            writer.transport.abort()
+            return
+        try:
+            async with asyncio.timeout(EXCHANGE_DEADLINE_S):
+                async with asyncio.timeout(REQUEST_DEADLINE_S):  # line + headers, all of them, not each
+                    request = await reader.readline()
+                    size = len(request)
+                    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                        size += len(line)
+                        if size > MAX_REQUEST_BYTES:
+                            raise ValueError("request headers too large")
+                if writer not in self._open:  # evicted while it was sending
+                    return
+                self._open[writer] = False  # answering: not evicted by newcomers
+                await self._answer(request, writer)
+        except Exception as exc:  # a broken or slow client must never take the process down
             log.debug("health request failed: %s", exc)
         finally:
+            self._open.pop(writer, None)
             writer.close()
+
+    async def _answer(self, request: bytes, writer: asyncio.StreamWriter) -> None:
+        parts = request.decode("latin-1").split()
+        path = parts[1].split("?", 1)[0] if len(parts) > 1 else "/"
+        if path == "/metrics":
+            from prometheus_client import CONTENT_TYPE_LATEST
+
+            try:
+                body = await self._on_main(self._metrics())
+            except TimeoutError:
+                await self._reply(writer, 503, b"event loop blocked\n", "text/plain")
+            else:
+                await self._reply(writer, 200, body, CONTENT_TYPE_LATEST)
+        elif path in ("/healthz", "/readyz"):
+            checks, info = await self._probe(path)
+            ok = all(checks.values())
+            doc: dict[str, Any] = {"status": "ok" if ok else "degraded", "checks": checks}
+            if info:
+                doc["details"] = info
+            body = json.dumps(doc).encode()
+            await self._reply(writer, 200 if ok else 503, body, "application/json")
+        else:
+            await self._reply(writer, 404, b"not found\n", "text/plain")
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str) -> None:

@@ -16,6 +16,7 @@ from aiokafka.structs import TopicPartition
 
 from floe_stream.processors.enrich import Shared, ViolationEnricher
 from floe_stream.runtime.kafka import OutRecord, make_consumer, partition_counts
+from floe_stream.runtime.supervision import supervise
 from floe_stream.settings import ConfigError
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
@@ -53,7 +54,7 @@ class LineageView:
             log.warning("impact context limited to this instance: %s", exc)
             return
         self.topic = topic
-        self._reader = asyncio.create_task(self._read(svc, topic), name="lineage-view")
+        self._reader = supervise(self._read(svc, topic), "lineage-view")
 
     async def _read(self, svc: ConsumerService, topic: str) -> None:
         """Tail the whole lineage topic until the service stops; a broker failure restarts the reader

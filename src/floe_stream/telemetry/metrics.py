@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 import weakref
@@ -35,6 +36,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 
+from floe_stream.printable import printable
 from floe_stream.settings import TelemetrySettings
 from floe_stream.telemetry import tracing
 
@@ -451,6 +453,22 @@ def data_age_s(last_update: datetime | None, now: datetime | None = None) -> flo
 
 
 # --- logs --------------------------------------------------------------------------------------------------
+# Log lines carry input (asset ids, record keys, contract names) and, through libraries, URLs. A text line
+# escapes control characters (a newline in a key must not forge a line; an ESC sequence must not reach the
+# terminal that tails the log); JSON escapes them itself. Userinfo of any URL (``https://user:pass@host``) is
+# masked in both. httpx/httpcore log every request's full URL at INFO/DEBUG — a Slack webhook URL is the
+# secret itself — so they are held at WARNING whatever the level.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]+@")
+QUIET_LOGGERS = ("aiokafka", "kafka", "httpx", "httpcore")
+
+
+def redact(text: str) -> str:
+    """``scheme://user:secret@host`` → ``scheme://***@host`` (the same object when there is none)."""
+    if "@" not in text or "://" not in text:
+        return text
+    return _USERINFO.sub(r"\1***@", text)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         import json
@@ -461,7 +479,7 @@ class JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for key in ("topic", "partition", "offset", "asset", "reason", "trace_id"):
             if hasattr(record, key):
@@ -471,19 +489,36 @@ class JsonFormatter(logging.Formatter):
             out.setdefault("trace_id", f"{span_ctx.trace_id:032x}")
             out["span_id"] = f"{span_ctx.span_id:016x}"
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+            out["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(out, default=str)  # one line: JSON escapes every control character
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message`` on one line, control characters escaped (``\\n``, ``\\x1b``); a traceback
+    follows on lines indented by four spaces, so nothing a record carries can start a line of its own."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(redact(super().formatMessage(record)))
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + printable(line) for line in redact(text).splitlines())
 
 
 def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "kafka"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

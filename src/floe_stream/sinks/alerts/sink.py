@@ -22,6 +22,7 @@ import httpx
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.runtime.database import create_pool, ping
 from floe_stream.runtime.sink_runtime import Input, Sink, SinkBatch, SinkContext
+from floe_stream.runtime.supervision import supervise
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_types
 from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
@@ -182,7 +183,7 @@ class AlertSink(Sink):
         self.store = AlertStore(self.pool, self.instance_id)
         self.dispatcher = Dispatcher(self.channels, self.store, self.policy, ctx)
         if any(ch.resend_while_firing for ch in self.channels.values()):
-            self._resend_task = asyncio.create_task(self._resend_loop(), name="alerts-resend")
+            self._resend_task = supervise(self._resend_loop(), "alerts-resend")
 
     async def close(self) -> None:
         if self._resend_task is not None:

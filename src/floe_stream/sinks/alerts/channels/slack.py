@@ -78,15 +78,17 @@ def alert_fields(a: Alert) -> list[dict[str, str]]:
 
 
 def fallback_text(n: Notification, link: str) -> str:
-    lines = [headline(n)]
+    """The message's ``text`` (notifications, clients without blocks): Slack parses it as mrkdwn too, so input
+    text is escaped like the blocks' (no ``<!channel>`` mention, no ``<url|label>`` link from an asset id)."""
+    lines = [esc(headline(n))]
     for a in n.alerts:
         parts = [a.severity.value, a.contract_name, a.asset, a.message]
         if a.status == "firing" and (a.expected_value is not None or a.actual_value is not None):
             parts.append(f"expected {a.expected_value} / actual {a.actual_value}")
         if a.consumers:
             parts.append("consumers: " + ", ".join(a.consumers))
-        lines.append(" · ".join(p for p in parts if p))
-    lines.append(link)
+        lines.append(esc(" · ".join(p for p in parts if p)))
+    lines.append(link)  # floe's own link (public_url + the violation's id)
     return _cut("\n".join(lines), 3000)
 
 
