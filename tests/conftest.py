@@ -47,12 +47,19 @@ ADMIN_DSN = os.environ.get("FLOE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:
 _ON_APACHE_KAFKA = frozenset({"apache_kafka", "kafka_settings"})
 
 
+def _uses_tool_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    return any(d.func.__module__ == "tests.integration.tools" for fds in defs for d in fds)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that runs on Apache Kafka ``apache_kafka`` (the ``[kafka]`` side of ``broker``, or a
-    fixture on it) and every deployment test ``tool`` (helm), so the fast lane (``make check``,
+    fixture on it) and every test of a ``make tools`` tool ``tool`` (the deployment tests: helm; a fixture of
+    tests/integration/tools.py: the Iceberg REST server, the emitters), so the fast lane (``make check``,
     docs/DEVELOPMENT.md) can leave them out."""
     for item in items:
-        if REPO / "tests" / "deploy" in item.path.parents:
+        if REPO / "tests" / "deploy" in item.path.parents or _uses_tool_fixture(item):
             item.add_marker(pytest.mark.tool)
         params = getattr(getattr(item, "callspec", None), "params", {})
         if _ON_APACHE_KAFKA & set(getattr(item, "fixturenames", ())) or params.get("broker") == "kafka":
