@@ -703,3 +703,35 @@ async def test_a_dead_background_task_fails_healthz_is_logged_once_and_counted(
 async def _http(port: int, path: str) -> httpx.Response:
     async with httpx.AsyncClient() as c:
         return await c.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+
+
+def alias_bomb(cid: str) -> str:
+    """~1 KB of YAML whose nested aliases expand to 9**9 strings (the classic "billion laughs")."""
+    lines = ['      a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"      a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    anchors = "\n".join(lines)
+    return (
+        hostile_contract(cid, "b", f"hostile.{cid}")
+        + "customProperties:\n  - property: floe\n    value:\n"
+        + anchors
+        + "\n      consumers: *a8\n"
+    )
+
+
+async def test_alias_bomb_contract_is_refused_at_once_in_lint_the_directory_and_the_topic(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (contracts_dir / "bomb.yaml").write_text(alias_bomb("bomb"))
+    (contracts_dir / "good.yaml").write_text(hostile_contract("good", "g", "hostile.good"))
+    lint = CliRunner().invoke(cli, ["contracts", "lint", str(contracts_dir)])
+    assert lint.exit_code == 1
+    assert "bomb.yaml: document too large: more than 1,000,000 nodes with its aliases expanded" in lint.output
+    s = await hostile_settings(kafka, pg_dsn, contracts_dir)
+    await publish_contract(s, "bomb2", alias_bomb("bomb2"))
+    with caplog.at_level(logging.ERROR):
+        async with deployed("processor", s) as processor:
+            await materialize(s, "hostile.good", "m1")
+            assert await wait_for(lambda: evaluated_for(s, "hostile.good", "m1"), timeout=30) == {"good"}
+            assert processor.running
+    assert "contract not loaded: " in caplog.text and "bomb.yaml: document too large" in caplog.text
+    assert "contracts-topic:bomb2: document too large" in caplog.text

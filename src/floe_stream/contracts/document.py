@@ -2,11 +2,17 @@
 
 Every problem found while reading or building a contract is a :class:`DocumentProblem`;
 :func:`floe_stream.contracts.loader.load_contract_text` turns it into a ``ContractError`` naming the source.
+
+Reading is bounded before anything is built (:func:`load_yaml`): a document is at most ``MAX_DOCUMENT_CHARS``
+long, its nodes nest at most ``MAX_DEPTH`` deep, and with every alias expanded it has at most ``MAX_NODES``
+nodes — a 1 KB "billion laughs" document (nested aliases) is refused in microseconds instead of expanding
+into gigabytes in whatever walks it; an alias that contains itself is refused too.
 """
 
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +20,14 @@ import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import ValidationError
 
-__all__ = ["DocumentProblem", "describe", "kind", "parse", "required"]
+__all__ = ["DocumentProblem", "describe", "kind", "load_yaml", "parse", "required", "shown"]
+
+MAX_DOCUMENT_CHARS = 4 * 1024 * 1024
+"""A contract is YAML text of at most this many characters (a contracts-topic record is ~1 MB at most)."""
+MAX_NODES = 1_000_000
+"""Nodes of the document with every alias expanded (a 1,000-column contract has ~50,000)."""
+MAX_DEPTH = 64
+"""Nesting depth of mappings and lists (ODCS needs about 12, nested properties a few more)."""
 
 # pydantic puts union members into error locations ("Team", "list[TeamMember]", "str"); ODCS keys never
 # start with a capital letter or contain brackets.
@@ -35,10 +48,80 @@ _YamlLoader.yaml_implicit_resolvers = {
 }
 
 
-def parse(text: str, warnings: list[str]) -> OpenDataContractStandard:
-    """The ODCS model of ``text``; DocumentProblem (YAML syntax, not ODCS v3) or pydantic's ValidationError."""
+def load_yaml(text: str) -> Any:
+    """``text`` parsed (dates kept as strings), within the bounds above; DocumentProblem when out of them.
+    YAML errors propagate (:func:`parse` describes them)."""
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise DocumentProblem(
+            f"document too large: {len(text):,} characters, more than the {MAX_DOCUMENT_CHARS:,} floe reads"
+        )
+    loader = _YamlLoader(text)
     try:
-        doc = yaml.load(text, Loader=_YamlLoader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_bounds(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_bounds(root: yaml.Node) -> None:
+    """Expanded size and depth of the node graph (aliases are shared nodes), without expanding it:
+    one post-order walk, each node once."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        if done:
+            kids = _children(node)
+            size[nid] = 1 + sum(size[id(k)] for k in kids)
+            depth[nid] = 1 + max((depth[id(k)] for k in kids), default=0)
+            on_path.discard(nid)
+            if size[nid] > MAX_NODES:
+                where = f" (at line {node.start_mark.line + 1})" if node.start_mark else ""
+                raise DocumentProblem(
+                    f"document too large: more than {MAX_NODES:,} nodes with its aliases expanded{where}"
+                )
+            if depth[nid] > MAX_DEPTH:
+                raise DocumentProblem(f"document nested more than {MAX_DEPTH} levels deep")
+            continue
+        if nid in size:
+            continue
+        if nid in on_path:
+            line = node.start_mark.line + 1 if node.start_mark else 0
+            raise DocumentProblem(f"recursive alias: the node at line {line} contains itself")
+        on_path.add(nid)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in size)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 80, 80
+
+
+def shown(value: object) -> str:
+    """A short repr of a value for a message (the value may be as large as the document)."""
+    text = _REPR.repr(value)  # never builds the whole repr
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def parse(text: str, warnings: list[str]) -> OpenDataContractStandard:
+    """The ODCS model of ``text``; DocumentProblem (YAML syntax, too large, not ODCS v3) or pydantic's
+    ValidationError."""
+    try:
+        doc = load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -101,9 +184,9 @@ def describe(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             problem = f"unknown top-level key {where!r}: not an ODCS v3 field"
         elif err["type"] == "string_type":
-            problem = f"{where}: expected a string, got {err['input']!r}"
+            problem = f"{where}: expected a string, got {shown(err['input'])}"
         elif isinstance(err["input"], str | int | float):
-            problem = f"{where}: {err['msg']}, got {err['input']!r}"
+            problem = f"{where}: {err['msg']}, got {shown(err['input'])}"
         else:
             problem = f"{where}: {err['msg']}"
         if problem not in problems:

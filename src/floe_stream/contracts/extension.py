@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from floe_stream.contracts.document import shown
 from floe_stream.durations import interval_seconds
 from floe_stream.topics.enums import Severity
 
@@ -113,7 +114,7 @@ class ProbeOverride(BaseModel):
             return tuple(value)
         if value is None:
             return None
-        raise ValueError(f"must be a status code or a list of them, got {value!r}")
+        raise ValueError(f"must be a status code or a list of them, got {shown(value)}")
 
     def options(self) -> dict[str, str]:
         return {k: str(v) for k, v in (self.model_extra or {}).items()}
@@ -171,17 +172,19 @@ class FloeExtension(BaseModel):
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            raise ValueError(f"must be a mapping of check type to a percentage, got {value!r}")
+            raise ValueError(f"must be a mapping of check type to a percentage, got {shown(value)}")
         out: dict[str, float] = {}
         for key, raw in value.items():
             pct = raw.strip().removesuffix("%").strip() if isinstance(raw, str) else raw
             try:
                 number = float(pct)
             except (TypeError, ValueError):
-                raise ValueError(f"{key}: must be a percentage like 99 or '99.5%', got {raw!r}") from None
+                raise ValueError(
+                    f"{key}: must be a percentage like 99 or '99.5%', got {shown(raw)}"
+                ) from None
             number = number * 100 if 0 < number <= 1 else number  # 0.995 reads as a ratio: 99.5 %
             if isinstance(raw, bool) or not (0 < number <= 100):
-                raise ValueError(f"{key}: must be a percentage in (0, 100], got {raw!r}")
+                raise ValueError(f"{key}: must be a percentage in (0, 100], got {shown(raw)}")
             out[str(key)] = number
         return out
 
@@ -189,7 +192,7 @@ class FloeExtension(BaseModel):
     @classmethod
     def _asset(cls, value: Any) -> Any:
         if not (isinstance(value, str) and value.strip()):
-            raise ValueError(f"must be a non-empty string, got {value!r}")
+            raise ValueError(f"must be a non-empty string, got {shown(value)}")
         return value
 
     @field_validator("aliases", "consumers", mode="before")
@@ -198,7 +201,7 @@ class FloeExtension(BaseModel):
         if value is None:
             return ()
         if not (isinstance(value, list | tuple) and all(isinstance(x, str) and x.strip() for x in value)):
-            raise ValueError(f"must be a list of non-empty strings, got {value!r}")
+            raise ValueError(f"must be a list of non-empty strings, got {shown(value)}")
         return tuple(value)
 
     @field_validator("weight", mode="before")
@@ -209,7 +212,7 @@ class FloeExtension(BaseModel):
             or not isinstance(value, int | float)
             or not (math.isfinite(value) and value >= 0)
         ):
-            raise ValueError(f"must be a number >= 0, got {value!r}")
+            raise ValueError(f"must be a number >= 0, got {shown(value)}")
         return value
 
     @field_validator("intervals", mode="before")
@@ -218,7 +221,7 @@ class FloeExtension(BaseModel):
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            raise ValueError(f"must be a mapping of check type to duration, got {value!r}")
+            raise ValueError(f"must be a mapping of check type to duration, got {shown(value)}")
         out: dict[str, float] = {}
         for key, v in value.items():
             try:
@@ -233,11 +236,13 @@ class FloeExtension(BaseModel):
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"must be an IANA time zone name such as 'Europe/Berlin', got {value!r}")
+            raise ValueError(f"must be an IANA time zone name such as 'Europe/Berlin', got {shown(value)}")
         try:
             ZoneInfo(value.strip())
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Berlin', 'UTC')") from None
+            raise ValueError(
+                f"{shown(value)} is not an IANA time zone (e.g. 'Europe/Berlin', 'UTC')"
+            ) from None
         return value.strip()
 
     @property
@@ -271,8 +276,8 @@ def extension_problem(exc: ValidationError, model: type[BaseModel] | None = None
     if msg.startswith("Value error, "):
         return loc, msg[len("Value error, ") :]
     value = err.get("input")
-    shown = f", got {value!r}" if isinstance(value, str | int | float | bool) or value is None else ""
-    return loc, f"{msg[0].lower()}{msg[1:]}{shown}"
+    got = f", got {shown(value)}" if isinstance(value, str | int | float | bool) or value is None else ""
+    return loc, f"{msg[0].lower()}{msg[1:]}{got}"
 
 
 def _fields_at(dotted: str, model: type[BaseModel]) -> set[str]:

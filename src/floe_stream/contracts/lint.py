@@ -22,6 +22,7 @@ import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import BaseModel
 
+from floe_stream.contracts.document import DocumentProblem, load_yaml
 from floe_stream.contracts.extension import did_you_mean
 from floe_stream.contracts.identity import dataset_key
 from floe_stream.contracts.loader import contract_files, load_contract
@@ -106,8 +107,12 @@ def lint_paths(paths: Sequence[Path], asset_problems: Sequence[AssetProblems] = 
 def _contract_warnings(file: Path, contract: LoadedContract, rules: Sequence[AssetProblems]) -> list[str]:
     out = [*contract.warnings]
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):  # the loader read it; a second read failing is not news
+        raw = load_yaml(file.read_text(encoding="utf-8"))  # bounded, as the loader reads it
+    except (
+        OSError,
+        yaml.YAMLError,
+        DocumentProblem,
+    ):  # the loader read it; a second read failing is not news
         raw = None
     if isinstance(raw, dict):
         out += unknown_odcs_keys(raw)

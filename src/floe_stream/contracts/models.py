@@ -222,10 +222,15 @@ class LoadedContract(_Frozen):
     )
 
 
+_MAX_PROBLEM = 2_000
+
+
 class ContractError(Exception):
     """A contract file that cannot be monitored; the message names the file and the exact problem."""
 
     def __init__(self, source: str, problem: str) -> None:
+        if len(problem) > _MAX_PROBLEM:  # a message quoting a value as large as the document
+            problem = problem[: _MAX_PROBLEM - 1] + "…"
         super().__init__(f"{source}: {problem}")
         self.source = source
         self.problem = problem

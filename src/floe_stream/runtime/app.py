@@ -51,12 +51,18 @@ def load_registry(settings: Settings) -> ContractRegistry:
     if not path.is_dir():
         raise ConfigError(f"contracts directory {path} does not exist (FLOE_CONTRACTS_DIR)")
     contracts, errors = load_directory(path)
-    if errors:
-        raise ConfigError("invalid contracts:\n  " + "\n  ".join(str(e) for e in errors))
+    # a contract that does not load, or claims what another owns, is one author's problem: it is reported
+    # (a log line each, floe_contracts_refused) and the others are monitored — never a start-up failure
+    for error in errors:
+        log.error("contract not loaded: %s", error)
     registry = ContractRegistry(contracts)
-    for refused in registry.refused:  # another contract owns a name it claims: reported, not fatal
+    for refused in registry.refused:
         log.error("%s", refused)
-    log.info("loaded %d contracts, %d monitored assets from %s", len(contracts), len(registry), path)
+    if errors or registry.refused:
+        from floe_stream.telemetry.metrics import instruments
+
+        instruments().contracts_refused.add(len(errors) + len(registry.refused), {"source": "directory"})
+    log.info("loaded %d contracts, %d monitored assets from %s", len(registry.contracts), len(registry), path)
     return registry
 
 

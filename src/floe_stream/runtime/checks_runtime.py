@@ -94,9 +94,6 @@ class ChecksRuntime:
     async def start(self, producer: BatchProducer, probe_partitions: int) -> None:
         self.probe_partitions = probe_partitions
         self.live.prime_directory(self.settings.contracts_dir)
-        if self.live.refused:  # refused while loading the directory (reported by load_registry)
-            self.contracts_refused += len(self.live.refused)
-            instruments().contracts_refused.add(len(self.live.refused), {"source": "directory"})
         await self._open_contracts_topic()
         self._tasks = [supervise(self._publish_probes(producer), "probe-publisher")]
         if self._reader is not None:
