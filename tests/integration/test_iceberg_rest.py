@@ -8,6 +8,7 @@ has a namespace of its own in the one session server.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -382,3 +383,28 @@ async def _freshness(s: Settings, kind: type, severity: Severity | None = None) 
         and (severity is None or e.data.severity == severity)
     ]
     return got or None
+
+
+def test_contracts_coverage_over_the_rest_catalog(iceberg_rest: IcebergRestServer, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from floe_stream.cli.main import main
+
+    cat, ns = lake(iceberg_rest)
+    cat.create_table(f"{ns}.orders", schema=ORDERS)
+    cat.create_namespace(f"{ns}.eu")
+    cat.create_table(f"{ns}.eu.orders", schema=ORDERS)
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "lake.odcs.yaml").write_text(CONTRACT.format(ns=ns))
+    env = {
+        "FLOE_SOURCES__ICEBERG__CATALOG_NAME": "rest",
+        "FLOE_SOURCES__ICEBERG__PROPERTIES": json.dumps({"type": "rest", "uri": iceberg_rest.uri}),
+        "FLOE_SOURCES__ICEBERG__NAMESPACES": json.dumps([ns]),
+        "FLOE_CONTRACTS_DIR": str(tmp_path / "contracts"),
+    }
+    res = CliRunner().invoke(main, ["contracts", "coverage"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "2 table(s), 1 covered (50%)" in res.output, res.output
+    assert f"covered    {ns}.orders  ->  {ns}.orders (lake-{ns})" in res.output
+    assert f"uncovered  {ns}.eu.orders" in res.output
+    assert f"missing    {ns}.events (lake-{ns})" in res.output  # declared, never created
