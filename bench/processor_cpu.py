@@ -67,8 +67,9 @@ async def run(mode: str, n: int, size: int, profile: Path | None) -> float:
         clock_skew_s=0,
     )
     svc = ProcessorService(s, load_registry(s))
-    svc.partitions = 6
-    svc.out_partitions = {svc.t_results: 6, svc.t_viol: 6, svc.t_dlq: 6}
+    svc.partitions = svc.pipeline.partitions = 6
+    enc = svc.encoder
+    enc.partitions = {enc.t_results: 6, enc.t_viol: 6, enc.t_dlq: 6}
     svc.batch_producer = _NoBroker()  # type: ignore[assignment]
     batches = _batches(svc, mode, n, size)
     tune_gc()

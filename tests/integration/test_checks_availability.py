@@ -87,7 +87,7 @@ async def test_failing_http_and_stopped_tcp_targets_violate_then_resolve(
             n_http = len(await _results(s, "test.http"))
             await wait_for(lambda: _more(s, "test.http", n_http + 4), timeout=30)
             assert len(await _results(s, "test.tcp")) <= before + 1  # at most one ping was already in flight
-            assert "test.tcp" not in processor.engine.states
+            assert "test.tcp" not in processor.pipeline.asset_ids()
     finally:
         await http.stop()
         await tcp.stop()

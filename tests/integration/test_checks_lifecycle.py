@@ -63,7 +63,7 @@ async def test_contract_retired_while_down_is_resolved_by_the_next_processor(
         [done] = await wait_for(resolved, timeout=40)
         assert "contract retired" in done.message
         assert done.contract_id == "retire-me"  # the last known definition, from the contracts topic
-        await wait_for(lambda: ASSET not in second.engine.states, timeout=10)
+        await wait_for(lambda: ASSET not in second.pipeline.asset_ids(), timeout=10)
 
         async def tombstoned() -> bool:
             last: AssetState | bool | None = False

@@ -68,7 +68,7 @@ async def test_state_survives_kill_and_rebalance(settings: Settings, tmp_path: P
             async with Running(b):
                 # B rebuilds the state from the changelog and goes on counting from there
                 def counted_on() -> AssetState | None:
-                    st = b.engine.states.get(ASSET)
+                    st = b.pipeline.engine.state_of(ASSET)
                     av = st.checks.get("availability", {}) if st else {}
                     return st if av.get("consecutive_failures", 0) > fails_before else None
 

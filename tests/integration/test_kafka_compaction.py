@@ -115,7 +115,7 @@ async def test_state_restored_from_a_compacted_changelog_equals_the_state_before
             want = N * ((rnd + 1) // 2) + (kind is ViolationData)  # + the retired asset's violation
             await wait_for(lambda kind=kind, want=want: _count(s, kind, want), timeout=60)
         await retire_contracts(s, ["retire-me"])
-        await wait_for(lambda: RETIRED not in first.engine.states, timeout=30)
+        await wait_for(lambda: RETIRED not in first.pipeline.asset_ids(), timeout=30)
 
         async def tombstoned() -> bool:
             recs = [r for r in await read_all(s, TopicKey.PROCESSOR_STATE) if r.key == RETIRED.encode()]
@@ -123,7 +123,7 @@ async def test_state_restored_from_a_compacted_changelog_equals_the_state_before
 
         await wait_for(tombstoned, timeout=20)
         await asyncio.sleep(1.0)  # the last commit's state write
-        before = {a: st.model_dump_json() for a, st in first.engine.states.items()}
+        before = {a: st.model_dump_json() for a, st in first.pipeline.engine.states.items()}
     written = await read_all(s, TopicKey.PROCESSOR_STATE)  # the cleaner may have compacted some already
     assert _latest(written) == before and len(before) == N
     appended = await _end_offsets(apache_kafka, state_topic, k.partitions)  # every record ever appended
@@ -153,5 +153,5 @@ async def test_state_restored_from_a_compacted_changelog_equals_the_state_before
     async with Running(second):
         await wait_for(lambda: second.ever_assigned, timeout=30)
         assert second.registry.get(RETIRED) is None  # the contracts topic is compacted too
-        after = {a: st.model_dump_json() for a, st in second.engine.states.items()}
+        after = {a: st.model_dump_json() for a, st in second.pipeline.engine.states.items()}
     assert after == before

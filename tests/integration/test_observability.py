@@ -244,7 +244,7 @@ async def test_upstream_violations_are_shared_through_the_lineage_topic(settings
         assert fast.context["upstream.violating"].startswith("test.slow: schema_drift warning since ")
 
         # another instance (here: a fresh view with no local state) learns edges and health from the topic
-        other = ViolationEnricher(registry, Engine().states)
+        other = ViolationEnricher(registry, Engine().state_of)
         view = LineageView(other)
         stub = SimpleNamespace(settings=s, _stopping=asyncio.Event())
         await view.start(stub)  # type: ignore[arg-type]

@@ -140,6 +140,10 @@ class Engine:
             self.dirty.add(asset_id)
         return st
 
+    def state_of(self, asset_id: str) -> AssetState | None:
+        """The state of an asset this engine owns, else None (read-only: enrichment, telemetry)."""
+        return self.states.get(asset_id)
+
     def load(self, states: Iterable[AssetState]) -> None:
         for st in states:  # restored from the changelog: one fields set for all (bench/state.py, memory)
             self.states[st.asset_id] = st.share_fields_set()

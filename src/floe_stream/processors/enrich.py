@@ -1,6 +1,6 @@
 """Violation enrichment, a pure step between the engine and the output: declared and lineage consumers,
 impact, upstream root-cause context and the asset's recent history (:mod:`floe_stream.processors.context`),
-looked up through the contract registry and the engine's states.
+looked up through the contract registry and the state of the assets this instance owns (a read-only lookup).
 
 It also keeps what this instance shares with the others through the compacted ``lineage`` topic — the
 lineage edges it learnt and the open episodes of the assets it owns — and applies what they share
@@ -11,7 +11,7 @@ lineage edges it learnt and the open episodes of the assets it owns — and appl
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -35,10 +35,12 @@ Shared = LineageEdge | AssetHealth
 
 
 class ViolationEnricher:
-    def __init__(self, registry: ContractRegistry, states: Mapping[str, AssetState] | None = None) -> None:
+    def __init__(
+        self, registry: ContractRegistry, state_of: Callable[[str], AssetState | None] | None = None
+    ) -> None:
         self.registry = registry
-        self.states: Mapping[str, AssetState] = states if states is not None else {}
-        """The per-asset states of the engine this processor runs (read, never changed)."""
+        self.state_of: Callable[[str], AssetState | None] = state_of or _nothing
+        """The state of an asset this instance owns, else None (``Engine.state_of``: read, never changed)."""
         self.impact = ImpactContext()
         self.remote_health: dict[str, list[OpenIssue]] = {}
         """Open issues of assets owned by other instances, as they published them."""
@@ -67,7 +69,7 @@ class ViolationEnricher:
         for asset in (found, *(self.registry.resolve(i) for i in identifiers(dataset_id))):
             if not isinstance(asset, MonitoredAsset):
                 continue
-            st = self.states.get(asset.asset_id)
+            st = self.state_of(asset.asset_id)
             if st is not None:  # owned here: the live state
                 return asset.asset_id, open_issues(st.open)
             return asset.asset_id, self.remote_health.get(asset.asset_id, [])  # owned elsewhere: as published
@@ -97,7 +99,7 @@ class ViolationEnricher:
     def take_shared(self) -> list[Shared]:
         """End of a batch: the edges learnt and the health of every touched asset that changed."""
         for aid in self.touched:
-            st = self.states.get(aid)
+            st = self.state_of(aid)
             issues = open_issues(st.open) if st is not None else []
             summary = [
                 OpenEpisodeSummary(check_type=i.check_type, severity=i.severity, since=i.since)
@@ -124,3 +126,7 @@ class ViolationEnricher:
                 self.remote_health[h.asset] = [OpenIssue(o.check_type, o.severity, o.since) for o in h.open]
         except ValidationError as exc:
             log.debug("lineage view: skipping bad record %r: %s", key, exc)
+
+
+def _nothing(asset_id: str) -> None:
+    return None

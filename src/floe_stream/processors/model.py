@@ -7,9 +7,10 @@ immutable like frozen dataclasses, and built ~2.5× faster (a frozen dataclass s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import AwareDatetime, Field
 
@@ -172,11 +173,52 @@ class PartitionCheckpoint(WireModel):
     last_tick: AwareDatetime | None = None
 
 
+class Record(Protocol):
+    """An input record as the pipeline reads it (aiokafka's ``ConsumerRecord`` is one; so is a test's)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+class DeadLetter(NamedTuple):
+    """An input that cannot be evaluated (undecodable, too large, an internal error), with the reason."""
+
+    record: Record
+    reason: str
+
+
+class Forward(NamedTuple):
+    """An input that arrived on another asset's partition, to be copied once to its owner's partition."""
+
+    record: Record
+    partition: int
+    asset_id: str
+
+
 @dataclass(slots=True)
 class Outputs:
+    """What evaluation produced: check results, violations (and resolutions); from the pipeline also the
+    dead letters and forwards of the input records."""
+
     check_results: list[CheckResult] = field(default_factory=list)
     violations: list[ViolationData | ResolvedData] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    forwards: list[Forward] = field(default_factory=list)
 
     def extend(self, other: Outputs) -> None:
         self.check_results.extend(other.check_results)
         self.violations.extend(other.violations)
+        self.dead_letters.extend(other.dead_letters)
+        self.forwards.extend(other.forwards)

@@ -5,9 +5,10 @@
    partition; ``earliest``).
 2. Sort all records by event time (the record timestamp the processor uses as "now"), then topic, partition,
    offset — a total, deterministic order.
-3. Run a FRESH engine (empty state at ``--from``, like a new deployment) with the given contracts, routed
-   exactly as the processor routes them (processors/router.py): a tick is applied once per (partition, tick
-   time) to the selected assets that partition owns; the processor's re-routed copies are skipped.
+3. Feed them to the processor's pipeline (processors/pipeline.py) with a FRESH engine (empty state at
+   ``--from``, like a new deployment) and the given contracts: a tick is applied once per (partition, tick
+   time) to the selected assets that partition owns; an update is evaluated where it was read and the
+   processor's re-routed copies are skipped (replay reads every partition); bad input is counted, skipped.
 4. In ONE transaction: delete the replayed range (``evaluated_at``/``occurred_at``/``opened_at`` in
    [from, to)) of the selected assets from check_results, violation_events and violation_episodes; insert the
    new results (trigger ``replay``) and violation events; recompute those assets' daily aggregates from the
@@ -33,8 +34,8 @@ from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.durations import parse_duration
 from floe_stream.processors.engine import Engine
-from floe_stream.processors.model import Outputs
-from floe_stream.processors.router import is_rerouted, route_probe, route_update, tick_is_new
+from floe_stream.processors.model import Outputs, Record
+from floe_stream.processors.pipeline import Pipeline
 from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
 from floe_stream.runtime.database import connect
@@ -42,7 +43,6 @@ from floe_stream.runtime.kafka import existing_partition_counts, make_consumer, 
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
-from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.violation import (
     RESOLVED_TYPE,
     SOURCE,
@@ -176,46 +176,35 @@ def evaluate(
     *,
     partitions: int,
 ) -> Outputs:
-    """Feed the records, in event-time order, to the engine, routed as the processor routes them
-    (:mod:`floe_stream.processors.router`; ``partitions`` = the inputs' partition count). Pure apart from the
-    progress callback."""
+    """Feed the records, in event-time order, through the processor's pipeline (``partitions`` = the inputs'
+    partition count). Pure apart from the progress callback."""
     ordered = sorted(
         records, key=lambda kr: (kr[1].timestamp, _TOPIC_RANK[kr[0]], kr[1].partition, kr[1].offset)
     )
     wanted = {a.asset_id for a in assets}
-    out = Outputs()
-    last_tick: dict[int, datetime] = {}  # per partition, like the processor's checkpoint
     tick_times: set[datetime] = set()
+    pipeline = Pipeline(
+        engine,
+        registry,
+        partitions,
+        reroute=False,
+        select=wanted.__contains__,
+        trigger="replay",
+        on_tick=lambda _, t: tick_times.add(t),
+    )
+    out = Outputs()
+
+    def collect(_: Record | None, o: Outputs) -> None:
+        out.extend(o)
+
     total = len(ordered)
     for i, (key, rec) in enumerate(ordered):
-        now = datetime.fromtimestamp(rec.timestamp / 1000, tz=UTC)
-        p = rec.partition
-        try:
-            if key == TopicKey.TICKS:
-                tick = decode_tick(rec.value)
-                if not tick_is_new(last_tick.get(p), tick.tick_time):
-                    continue  # a duplicate in this partition: apply each tick time once per partition
-                last_tick[p] = tick.tick_time
-                tick_times.add(tick.tick_time)
-                owned = [a for a in registry.assets_in_partition(p, partitions) if a.asset_id in wanted]
-                out.extend(engine.apply_tick(owned, tick.tick_time))
-            elif key == TopicKey.PROBE_RESULTS:
-                probe, asset = route_probe(rec.value, registry.get, p, partitions)
-                if asset is not None and asset.asset_id in wanted:
-                    summary.probes += 1
-                    out.extend(engine.apply_probe(asset, probe, now))
-            elif is_rerouted(rec.headers):
-                continue  # the processor's re-routed copy of an input that is in the topic already
-            else:
-                _, routed = route_update(key, rec.value, rec.topic, p, rec.offset, registry)
-                for asset, update in routed:
-                    if asset.asset_id in wanted:
-                        summary.updates += 1
-                        out.extend(engine.apply_update(asset, update, now, "replay"))
-        except DecodeError:
-            summary.skipped += 1
+        pipeline.feed(key, rec.partition, [rec], collect)
         if progress and (i % 2000 == 0 or i == total - 1):
             progress("evaluate", i + 1, total)
+    summary.skipped = len(out.dead_letters)  # undecodable input
+    summary.updates = pipeline.applied["updates"]
+    summary.probes = pipeline.applied["probes"]
     summary.ticks = len(tick_times)  # distinct tick times applied
     return out
 

@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.structs import ConsumerRecord
 
+from floe_stream.processors.model import Record
 from floe_stream.settings import KafkaSettings
 from floe_stream.topics.catalog import CATALOGUE, TopicKey, topic_name
 
@@ -233,7 +233,7 @@ DLQ_TRUNCATED_BYTES = 64 * 1024
 
 def dead_letter(
     dlq_topic: str,
-    rec: ConsumerRecord[bytes, bytes],
+    rec: Record,
     reason: str,
     partitions: int,
     max_value_bytes: int = 1_000_000,

@@ -31,35 +31,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import TopicPartition
 
-from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.contracts.registry import Ambiguous, ContractRegistry
+from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.enrich import ViolationEnricher
-from floe_stream.processors.model import AssetState, AssetUpdate, Outputs, PartitionCheckpoint
+from floe_stream.processors.model import AssetState, PartitionCheckpoint
+from floe_stream.processors.pipeline import Pipeline
 from floe_stream.processors.registry import CHECKS
-from floe_stream.processors.router import (
-    REROUTED,
-    is_rerouted,
-    route_probe,
-    route_update,
-    tick_is_new,
-    unmonitored,
-)
 from floe_stream.runtime.checks_runtime import ChecksRuntime
 from floe_stream.runtime.kafka import (
-    NO_HEADERS,
     BatchProducer,
-    Lanes,
     OutRecord,
-    dead_letter,
     make_consumer,
     make_producer,
     partition_counts,
     start_producer,
 )
 from floe_stream.runtime.lineage_view import LineageView
+from floe_stream.runtime.outputs import OutputEncoder
 from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.runtime.transactions import PartitionTransactions
 from floe_stream.settings import ConfigError, Settings
@@ -67,9 +57,6 @@ from floe_stream.telemetry import tracing
 from floe_stream.telemetry.hooks import ProcessorObservability
 from floe_stream.telemetry.metrics import Instruments, instruments, untrack
 from floe_stream.topics.catalog import TopicKey, topic_name
-from floe_stream.topics.decode import DecodeError, decode_tick
-from floe_stream.topics.enums import CheckStatus, CheckType
-from floe_stream.topics.materialization import OpenLineageRunEvent
 from floe_stream.topics.partitioning import partition_for
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
@@ -77,10 +64,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = b"__checkpoint__"
 STATE_CHUNK = 32  # states serialized between two yields to the event loop
-
-
-def _ts(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 class ProcessorService(ConsumerService):
@@ -108,42 +91,47 @@ class ProcessorService(ConsumerService):
         )
         self.registry = registry
         self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
-        # metrics, spans, impact context; the engine is composed here with the checks measured by it
-        self.obs = ProcessorObservability(registry, telemetry=settings.telemetry)
-        self.engine = engine or Engine(
+        # metrics, spans, custom metrics; the engine is composed here with the checks measured by it
+        self.obs = ProcessorObservability(registry, telemetry=settings.telemetry, metrics=self.metrics)
+        engine = engine or Engine(
             self.obs.instrument(CHECKS),
             untimed=CHECKS,
             clock_skew_s=settings.clock_skew_s,
             policy=settings.checks.policy(),
         )
-        self.obs.watch(self.engine)  # the data-age gauge reads the engine's states
         # the pure enrichment step (consumers, impact, root cause), shared across instances by the lineage view
-        self.context = ViolationEnricher(registry, self.engine.states)
+        self.context = ViolationEnricher(registry, engine.state_of)
         self.lineage = LineageView(self.context)
-        self.checks_rt = ChecksRuntime(
-            settings, registry, self.engine
-        )  # contract lifecycle + availability pings
-        self.checkpoints: dict[int, PartitionCheckpoint] = {}
+        self.checks_rt = ChecksRuntime(settings, registry, engine)  # contract lifecycle + availability pings
+        self.pipeline = Pipeline(
+            engine,
+            registry,
+            enricher=self.context,
+            observer=self.obs,
+            on_tick=self.checks_rt.schedule_pings,  # background, never awaited
+            max_record_bytes=k.max_record_bytes,
+        )
+        self.obs.watch(self.pipeline.data_times)  # the data-age gauge
+        self.encoder = OutputEncoder(
+            k.topic_prefix, self.obs, tracing.verdict_traceparent, max_record_bytes=k.max_record_bytes
+        )
+        self.kinds = {
+            self.t_mat: TopicKey.MATERIALIZATIONS,
+            self.t_commit: TopicKey.CATALOG_COMMITS,
+            self.t_tick: TopicKey.TICKS,
+            self.t_probe: TopicKey.PROBE_RESULTS,
+        }
         # at_least_once: the changelog has its own producer (its own in-flight request), it never delays
         # a violation. exactly_once: one transactional producer per owned partition instead.
         self.txn = PartitionTransactions(k, self.group_id) if k.exactly_once else None
         self.state_producer = make_producer(k) if self.txn is None else None
         self.state_batches = BatchProducer(self.state_producer) if self.state_producer else None
         self._acks: list[asyncio.Future[Any]] = []  # outputs handed to the producer since the last commit
-        self._touched: set[int] = set()  # partitions whose checkpoint moved since the last commit
-        self._ts_ms, self._ts_dt = -1, datetime.now(UTC)  # the last record timestamp, converted
-        self._lanes: Lanes = {}  # check results of the batch, grouped by (topic, partition) as they are made
         # counters summed per record, handed to the instruments at most once a second and when idle
-        self._check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()
-        self._unmonitored: Counter[str] = Counter()  # by topic: floe_events_unmonitored_total
-        self._ambiguous: Counter[str] = Counter()  # by topic: floe_events_ambiguous_total
-        self._refused: list[Ambiguous] = []  # the router's refusals of the current record
-        self._ambiguous_logged: set[str] = set()  # each ambiguous identifier is logged once per process
         self._processed: Counter[str] = Counter()
         self._counted_at = 0.0
         self.partitions = 0
-        self.out_partitions: dict[str, int] = {}
-        self.on_violation: list[Callable[[ViolationData | ResolvedData], None]] = []  # `floe dev` display
+        self.on_violation: list[Callable[[ViolationData | ResolvedData], None]] = self.encoder.on_violation
 
     async def setup(self) -> None:
         inputs = (self.t_mat, self.t_commit, self.t_tick, self.t_probe, self.t_state)
@@ -151,13 +139,13 @@ class ProcessorService(ConsumerService):
             self.settings.kafka, [*inputs, self.t_results, self.t_viol, self.t_dlq]
         )
         counts = {t: all_counts[t] for t in inputs}
-        self.out_partitions = {t: all_counts[t] for t in (self.t_results, self.t_viol, self.t_dlq)}
+        self.encoder.partitions = {t: all_counts[t] for t in (self.t_results, self.t_viol, self.t_dlq)}
         if len(set(counts.values())) != 1:
             raise ConfigError(
                 "input topics must be co-partitioned (same partition count): "
                 + ", ".join(f"{t}={n}" for t, n in counts.items())
             )
-        self.partitions = next(iter(counts.values()))
+        self.partitions = self.pipeline.partitions = next(iter(counts.values()))
         if self.txn is not None:
             await self.txn.check_broker()  # refuses a broker without transactions, one clear message
         if self.state_producer is not None:
@@ -186,18 +174,18 @@ class ProcessorService(ConsumerService):
                 await self.flush(force=True)  # the retire outputs and tombstones, committed now
                 return
             await self.drain()  # the previous batches' state writes land before these tombstones
-            out: list[OutRecord] = []
-            self._retire_gone(out)
+            self._retire_gone()
             assert self.batch_producer is not None
-            await self.batch_producer.send_all(out, self._take_lanes())
-            await self._write_state([], [], self.engine.take_retired(), [])  # the tombstones
+            buf = self.encoder.take()
+            await self.batch_producer.send_all(buf.records, buf.lanes)
+            changes = self.pipeline.take_changes()
+            await self._write_state([], changes.states, changes.retired, changes.checkpoints)
 
-    def _retire_gone(self, out: list[OutRecord]) -> None:
+    def _retire_gone(self) -> None:
         """Assets whose contract was retired (or that an update dropped): resolve open episodes, drop state."""
         now = datetime.now(UTC)
         for asset in self.checks_rt.take_gone():
-            if self.registry.get(asset.asset_id) is None:
-                self._emit(self.engine.retire(asset, now), out)
+            if self.pipeline.retire(asset, now, self.encoder.emit):
                 self.checks_rt.forget([asset.asset_id])
 
     async def _retire_gone_eos(self) -> None:
@@ -205,19 +193,18 @@ class ProcessorService(ConsumerService):
         now = datetime.now(UTC)
         assert self.txn is not None and self.batch_producer is not None
         for asset in self.checks_rt.take_gone():
-            if self.registry.get(asset.asset_id) is None:
-                out: list[OutRecord] = []
-                self._emit(self.engine.retire(asset, now), out)
+            if self.pipeline.retire(asset, now, self.encoder.emit):
                 self.checks_rt.forget([asset.asset_id])
+                buf = self.encoder.take()
                 p = partition_for(asset.asset_id, self.partitions)
                 if p in self.txn.producers:
-                    await self.txn.send(p, out, self._take_lanes())
+                    await self.txn.send(p, buf.records, buf.lanes)
                 else:  # not ours (a contract retired while its partition is elsewhere): plain records
-                    await self.batch_producer.send_all(out, self._take_lanes())
+                    await self.batch_producer.send_all(buf.records, buf.lanes)
 
     # --- state rebuild ---------------------------------------------------------------------------
     async def on_assigned(self, tps: list[TopicPartition]) -> None:
-        new = sorted({tp.partition for tp in tps} - set(self.checkpoints))
+        new = sorted(p for p in {tp.partition for tp in tps} if not self.pipeline.owns(p))
         if self.txn is not None:
             # fence the previous owner and settle its open transaction BEFORE reading its state/offsets
             await self.txn.acquire(sorted({tp.partition for tp in tps}))
@@ -226,10 +213,9 @@ class ProcessorService(ConsumerService):
             read = await self._rebuild(new)
             gc.collect()
             gc.freeze()  # the rebuilt states are long-lived: keep them out of every later GC pass
-            self.checks_rt.find_orphans(list(self.engine.states))  # contracts retired while unowned
+            self.checks_rt.find_orphans(self.pipeline.asset_ids())  # contracts retired while unowned
         for tp in tps:
-            cp = self.checkpoints.get(tp.partition)
-            done = cp.offsets.get(tp.topic) if cp else None
+            done = self.pipeline.done(tp.partition, tp.topic)
             if done is None and self.txn is None:
                 continue
             committed = await self.consumer.committed(tp)
@@ -242,7 +228,7 @@ class ProcessorService(ConsumerService):
         log.info(
             "assigned partitions %s (%d assets in state; %d changelog records read in %.2f s)",
             sorted({tp.partition for tp in tps}),
-            len(self.engine.states),
+            len(self.pipeline.asset_ids()),
             read,
             time.perf_counter() - t0,
         )
@@ -250,14 +236,11 @@ class ProcessorService(ConsumerService):
     async def on_revoked(self, tps: list[TopicPartition]) -> None:
         still = {tp.partition for tp in self.assigned}
         gone = {tp.partition for tp in tps} - still
-        for p in gone:
-            self.checkpoints.pop(p, None)
         if self.txn is not None:
             await self.txn.release(sorted(gone))  # their transactions were committed by the drain
         if gone:
-            drop = [a for a, _ in self.engine.states.items() if partition_for(a, self.partitions) in gone]
-            self.engine.drop(drop)
-            log.info("revoked partitions %s (dropped %d assets)", sorted(gone), len(drop))
+            dropped = self.pipeline.drop(gone)
+            log.info("revoked partitions %s (dropped %d assets)", sorted(gone), dropped)
 
     async def _rebuild(self, partitions: list[int]) -> int:
         """The state of ``partitions`` from the changelog; returns the number of records read."""
@@ -269,8 +252,7 @@ class ProcessorService(ConsumerService):
             await reader.seek_to_beginning(*tps)
             end = await reader.end_offsets(tps)
             states: dict[str, AssetState] = {}
-            for p in partitions:
-                self.checkpoints[p] = PartitionCheckpoint(partition=p)
+            checkpoints: dict[int, PartitionCheckpoint] = {}
             remaining = {tp for tp in tps if end[tp] > 0}
             read = 0
             while remaining:
@@ -280,9 +262,7 @@ class ProcessorService(ConsumerService):
                     for rec in recs:
                         if rec.key == CHECKPOINT_KEY:
                             if rec.value:
-                                self.checkpoints[tp.partition] = PartitionCheckpoint.model_validate_json(
-                                    rec.value
-                                )
+                                checkpoints[tp.partition] = PartitionCheckpoint.model_validate_json(rec.value)
                         elif rec.key is not None:
                             if rec.value:
                                 states[rec.key.decode()] = AssetState.model_validate_json(rec.value)
@@ -291,7 +271,7 @@ class ProcessorService(ConsumerService):
                 for tp in list(remaining):
                     if await reader.position(tp) >= end[tp]:
                         remaining.discard(tp)
-            self.engine.load(states.values())
+            self.pipeline.restore(partitions, states.values(), checkpoints.values())
             return read
         finally:
             await reader.stop()
@@ -299,20 +279,21 @@ class ProcessorService(ConsumerService):
     # --- the batch -------------------------------------------------------------------------------
     async def handle(self, batch: Batch) -> None:
         # the first updates of each batch are measured (duration histogram, spans), the rest skip the wrapper
-        self.engine.timed_updates = self.obs.timed_updates()
+        self.pipeline.measure(self.obs.timed_updates())
         if self.txn is not None:
             await self._handle_eos(batch)
             return
-        out: list[OutRecord] = []
-        self._retire_gone(out)
+        self._retire_gone()
         for tp, recs in batch.items():
-            self._handle_records(tp, recs, out)
+            self.pipeline.feed(self.kinds[tp.topic], tp.partition, recs, self.encoder.emit)
+            self._processed[tp.topic] += len(recs)
         self._record_counts()
         self.obs.flush(batch)  # metrics once per batch
-        out.extend(self.lineage.records(self.context.take_shared()))  # lineage edges, changed health
+        buf = self.encoder.take()
+        buf.records.extend(self.lineage.records(self.pipeline.take_shared()))  # lineage edges, changed health
         assert self.batch_producer is not None
         # outputs, dead letters, re-routes, lineage: sent now, acknowledged before the next state write
-        self._acks.extend(await self.batch_producer.enqueue(out, self._take_lanes()))
+        self._acks.extend(await self.batch_producer.enqueue(buf.records, buf.lanes))
 
     async def _handle_eos(self, batch: Batch) -> None:
         """exactly_once: what the records of input partition p produce goes into p's transaction."""
@@ -324,76 +305,21 @@ class ProcessorService(ConsumerService):
         for p, tps in by_partition.items():
             if p not in self.txn.producers:
                 raise RuntimeError(f"no transactional producer for partition {p} (see the assignment log)")
-            out: list[OutRecord] = []
             for tp in tps:
-                self._handle_records(tp, batch[tp], out)
-            await self.txn.send(p, out, self._take_lanes())
+                self.pipeline.feed(self.kinds[tp.topic], p, batch[tp], self.encoder.emit)
+                self._processed[tp.topic] += len(batch[tp])
+            buf = self.encoder.take()
+            await self.txn.send(p, buf.records, buf.lanes)
         self._record_counts()
         self.obs.flush(batch)  # metrics once per batch
         # shared lineage/health records are no effect of the batch: outside the transactions
-        shared = self.lineage.records(self.context.take_shared())
+        shared = self.lineage.records(self.pipeline.take_shared())
         self._acks.extend(await self.batch_producer.enqueue(shared))
 
-    def _handle_records(
-        self, tp: TopicPartition, recs: list[ConsumerRecord[bytes, bytes]], out: list[OutRecord]
-    ) -> None:
-        p = tp.partition
-        metrics = self.metrics
-        cp = self.checkpoints.setdefault(p, PartitionCheckpoint(partition=p))
-        offsets = dict(cp.offsets)
-        last_tick = cp.last_tick
-        traced = tracing.enabled()
-        max_bytes = self.settings.kafka.max_record_bytes
-        # what the topic is, once per partition's records, not per record (bench/versus.py, throughput)
-        is_tick, is_probe = tp.topic == self.t_tick, tp.topic == self.t_probe
-        kind = TopicKey.MATERIALIZATIONS if tp.topic == self.t_mat else TopicKey.CATALOG_COMMITS
-        for rec in recs:
-            if traced:
-                tracing.start_record(tp.topic, rec.headers)
-            if rec.value is not None and len(rec.value) > max_bytes:
-                self._too_large(rec, max_bytes, out)  # never decoded, forwarded or copied whole
-                continue
-            try:
-                if is_tick:
-                    tick = decode_tick(rec.value)
-                    if not tick_is_new(last_tick, tick.tick_time):
-                        continue  # a duplicate tick (second ticker, replay): no effect twice
-                    last_tick = tick.tick_time
-                    owned = self.registry.assets_in_partition(p, self.partitions)
-                    self._emit(self.engine.apply_tick(owned, tick.tick_time), out)
-                    self.checks_rt.schedule_pings(owned, tick.tick_time)  # background, never awaited here
-                elif is_probe:
-                    probe, asset = route_probe(rec.value, self.registry.get, p, self.partitions)
-                    if asset is not None:
-                        self._emit(self.engine.apply_probe(asset, probe, _ts(rec.timestamp)), out)
-                else:
-                    self._handle_update(rec, p, kind, out)
-            except DecodeError as exc:
-                out.append(
-                    dead_letter(self.t_dlq, rec, exc.reason, self.out_partitions[self.t_dlq], max_bytes)
-                )
-                metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": exc.reason.split(":", 1)[0]})
-                log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, p, rec.offset, exc.reason)
-            except Exception as exc:  # a bug on one record must not stop the stream
-                reason = f"internal error: {type(exc).__name__}: {exc}"
-                out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes))
-                metrics.dead_lettered.add(1, {"topic": tp.topic, "reason": "internal error"})
-                log.exception("dead-lettered %s[%d]@%d after an internal error", tp.topic, p, rec.offset)
-        offsets[tp.topic] = recs[-1].offset
-        self.checkpoints[p] = cp.evolve(offsets=offsets, last_tick=last_tick)
-        self._touched.add(p)
-        self._processed[tp.topic] += len(recs)
-
-    def _too_large(self, rec: ConsumerRecord[bytes, bytes], max_bytes: int, out: list[OutRecord]) -> None:
-        size = len(rec.value or b"")
-        reason = f"record too large: {size} bytes > kafka.max_record_bytes={max_bytes}"
-        out.append(dead_letter(self.t_dlq, rec, reason, self.out_partitions[self.t_dlq], max_bytes))
-        self.metrics.dead_lettered.add(1, {"topic": rec.topic, "reason": "record too large"})
-        log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
-
     def _record_counts(self, force: bool = False) -> None:
-        """``floe_events_processed_total`` and ``floe_contract_checks_total``: an OTel add costs ~5–10 µs, so
-        the per-record sums go to the instruments at most once a second (and when idle)."""
+        """``floe_events_processed_total``, ``floe_contract_checks_total``, ``floe_events_unmonitored_total``:
+        an OTel add costs ~5–10 µs, so the per-record sums go to the instruments at most once a second (and
+        when idle)."""
         now = time.monotonic()
         if not force and now - self._counted_at < 1.0:
             return
@@ -401,36 +327,26 @@ class ProcessorService(ConsumerService):
         metrics = self.metrics
         for topic, n in self._processed.items():
             metrics.events_processed.add(n, {"topic": topic})
-        for (check_type, status), n in self._check_counts.items():
-            metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
-        for topic, n in self._unmonitored.items():
-            metrics.events_unmonitored.add(n, {"topic": topic})
-        for topic, n in self._ambiguous.items():
-            metrics.events_ambiguous.add(n, {"topic": topic})
-        for reason, n in self.engine.counters.items():  # the pure engine counts; reported here
-            metrics.updates_not_counted.add(n, {"reason": reason})
-        self.engine.counters.clear()
         self._processed.clear()
-        self._check_counts.clear()
-        self._unmonitored.clear()
-        self._ambiguous.clear()
-
-    def _take_lanes(self) -> Lanes:
-        lanes, self._lanes = self._lanes, {}
-        return lanes
+        for (check_type, status), n in self.encoder.take_counts().items():
+            metrics.checks.add(n, {"check_type": check_type.value, "status": status.value})
+        unmonitored, ambiguous, not_counted = self.pipeline.take_counts()
+        for topic, n in unmonitored.items():
+            metrics.events_unmonitored.add(n, {"topic": topic})
+        for topic, n in ambiguous.items():
+            metrics.events_ambiguous.add(n, {"topic": topic})
+        for reason, n in not_counted.items():  # the pure engine counts; reported here
+            metrics.updates_not_counted.add(n, {"reason": reason})
 
     def take_tail(self) -> Awaitable[None] | None:
         """What the commit of the batches handled so far waits for: their outputs' acknowledgements, then
         the changelog records of the states they changed and the checkpoints they moved (captured now:
         states and checkpoints are immutable, later batches replace them; serialized in the tail)."""
         acks, self._acks = self._acks, []
-        states = self.engine.take_dirty()
-        retired = self.engine.take_retired()
-        checkpoints = [self.checkpoints[p] for p in sorted(self._touched) if p in self.checkpoints]
-        self._touched.clear()
-        if not acks and not states and not retired and not checkpoints:
+        changes = self.pipeline.take_changes()
+        if not acks and not changes:
             return None
-        return self._write_state(acks, states, retired, checkpoints)
+        return self._write_state(acks, changes.states, changes.retired, changes.checkpoints)
 
     async def _write_state(
         self,
@@ -476,12 +392,9 @@ class ProcessorService(ConsumerService):
         if not (offsets or force or self.txn.open):
             return
         acks, self._acks = self._acks, []
-        states = self.engine.take_dirty()
-        retired = self.engine.take_retired()
-        checkpoints = [self.checkpoints[p] for p in sorted(self._touched) if p in self.checkpoints]
-        self._touched.clear()
+        changes = self.pipeline.take_changes()
         by_partition: dict[int, list[OutRecord]] = {}
-        for r in await self._state_records(states, retired, checkpoints):
+        for r in await self._state_records(changes.states, changes.retired, changes.checkpoints):
             by_partition.setdefault(r.partition, []).append(r)  # changelog partition = input partition
         foreign = [r for p, rs in by_partition.items() if p not in self.txn.producers for r in rs]
         part_offsets: dict[int, dict[TopicPartition, int]] = {}
@@ -494,100 +407,3 @@ class ProcessorService(ConsumerService):
         if acks:
             await asyncio.gather(*acks)  # the non-transactional lineage/health records
         self._flush_at = asyncio.get_running_loop().time() + self.settings.kafka.commit_interval_ms / 1000
-
-    def _handle_update(
-        self, rec: ConsumerRecord[bytes, bytes], p: int, kind: TopicKey, out: list[OutRecord]
-    ) -> None:
-        if rec.timestamp != self._ts_ms:  # records of a batch often share their millisecond
-            self._ts_ms, self._ts_dt = rec.timestamp, _ts(rec.timestamp)
-        refused = self._refused
-        ev, routed = route_update(kind, rec.value, rec.topic, p, rec.offset, self.registry, refused)
-        n_refused = len(refused)
-        if n_refused:  # rare: identifiers naming several assets are refused, counted and logged
-            self._note_refused(rec.topic, refused)
-        # the exact type, once: isinstance on a pydantic model class goes through ABCMeta.__instancecheck__,
-        # ~0.35 µs per negative answer under the profiler, twice per event (bench/versus.py, throughput)
-        lineage = ev.__class__ is OpenLineageRunEvent
-        if lineage:
-            self.context.observe_openlineage(ev)  # type: ignore[arg-type]  # lineage edges
-        if self.obs.custom and kind == TopicKey.MATERIALIZATIONS:
-            self.obs.input_event(ev)  # custom metrics fed by materializations
-        if not routed or lineage:  # assets it names that no contract covers
-            missing = unmonitored(ev, len(routed) + n_refused)
-            if missing:
-                self._unmonitored[rec.topic] += missing  # floe_events_unmonitored_total
-        forward: dict[int, str] = {}
-        n = self.partitions
-        for asset, update in routed:
-            q = partition_for(asset.asset_id, n)
-            if q == p:
-                self._apply(asset, update, out)
-            elif not is_rerouted(rec.headers):
-                forward.setdefault(q, asset.asset_id)
-        if forward:
-            self._forward(rec, forward, out)
-
-    def _note_refused(self, topic: str, refused: list[Ambiguous]) -> None:
-        self._ambiguous[topic] += len(refused)
-        for amb in refused:
-            if amb.identifier not in self._ambiguous_logged and len(self._ambiguous_logged) < 10_000:
-                self._ambiguous_logged.add(amb.identifier)
-                log.warning(
-                    "refused an input on %s: %s; give the dataset's exact identity to one contract "
-                    "(servers, or a floe alias) — see `floe contracts coverage --seen`",
-                    topic,
-                    amb.describe(),
-                )
-        refused.clear()
-
-    def _apply(self, asset: MonitoredAsset, update: AssetUpdate, out: list[OutRecord]) -> None:
-        self.context.note_update(asset, update)
-        o = Outputs()
-        self.engine.update_into(asset, update, self._ts_dt, o)
-        self._emit(o, out)
-
-    @staticmethod
-    def _forward(rec: ConsumerRecord[bytes, bytes], to: dict[int, str], out: list[OutRecord]) -> None:
-        """An event that arrived on another asset's partition goes, once, to its owner's partition."""
-        for q, aid in to.items():
-            headers = [*(rec.headers or ()), (REROUTED, aid.encode())]
-            out.append(OutRecord(rec.topic, q, aid.encode(), rec.value or b"", headers))
-
-    def _emit(self, outputs: Outputs, out: list[OutRecord]) -> None:
-        # Hand-inlined per-result loop (locals for attributes, lanes grouped here instead of a helper per
-        # result): once per check result, measured by bench/processor_cpu.py and bench/processor.py.
-        n_res = self.out_partitions[self.t_results]
-        counts = self._check_counts
-        t_results, lanes = self.t_results, self._lanes
-        note, noted = self.obs.result, self.obs.result_types
-        for r in outputs.check_results:
-            lane = (t_results, partition_for(r.asset, n_res))
-            rec = (r.asset.encode(), r.to_json(), NO_HEADERS)
-            if lane in lanes:
-                lanes[lane].append(rec)
-            else:
-                lanes[lane] = [rec]
-            if r.check_type in noted:
-                note(r)
-            counts[(r.check_type, r.status)] += 1
-        if not outputs.violations:
-            return
-        metrics = self.metrics
-        n_v = self.out_partitions[self.t_viol]
-        for v in outputs.violations:
-            v = self.context.enrich(v)  # consumers + impact/root-cause context
-            self.obs.violation(v)
-            key, value, headers = self.obs.encode(v)  # + traceparent of the verdict span
-            out.append(OutRecord(self.t_viol, partition_for(v.asset, n_v), key, value, headers))
-            if isinstance(v, ViolationData):
-                metrics.violations.add(
-                    1,
-                    {
-                        "contract": v.contract_name,
-                        "asset": v.asset,
-                        "type": v.violation_type.value,
-                        "severity": v.severity.value,
-                    },
-                )
-            for cb in self.on_violation:
-                cb(v)

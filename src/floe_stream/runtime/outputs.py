@@ -1,0 +1,131 @@
+"""The processor's outputs as Kafka records: what the pipeline (processors/pipeline.py) produced for one input
+record → check-results, violations (CloudEvents), dlq and re-routed input records, each on its partition.
+
+Encoding only: the records are collected in an :class:`Emitted` that the commit strategy hands to Kafka
+(runtime/commit.py). What is written is known per input record here, before any of it is sent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Protocol
+
+from floe_stream.processors.model import Outputs, Record
+from floe_stream.processors.router import REROUTED
+from floe_stream.runtime.kafka import NO_HEADERS, Lanes, OutRecord, dead_letter
+from floe_stream.telemetry.tracing import TRACEPARENT
+from floe_stream.topics.catalog import TopicKey, topic_name
+from floe_stream.topics.check_result import CheckResult
+from floe_stream.topics.enums import CheckStatus, CheckType
+from floe_stream.topics.partitioning import partition_for
+from floe_stream.topics.violation import ResolvedData, ViolationData, encode_violation
+
+
+class Emitted:
+    """Encoded records of some input records: check results grouped by (topic, partition) as they are made
+    (the per-event path, :meth:`BatchProducer.enqueue`'s ``lanes``), everything else as records."""
+
+    __slots__ = ("lanes", "records")
+
+    def __init__(self) -> None:
+        self.lanes: Lanes = {}
+        self.records: list[OutRecord] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.lanes or self.records)
+
+
+class OutputObserver(Protocol):
+    """Telemetry's view of the outputs (telemetry/hooks.py)."""
+
+    result_types: frozenset[CheckType]
+    """The check types whose results :meth:`result` wants to see."""
+
+    def result(self, r: CheckResult) -> None: ...
+
+    def violation(self, v: ViolationData | ResolvedData) -> None: ...
+
+    def dead_letter(self, topic: str, reason: str) -> None: ...
+
+
+class OutputEncoder:
+    """Encodes the outputs of each input record into :attr:`buf` (set by the processor per input partition)."""
+
+    def __init__(
+        self,
+        topic_prefix: str,
+        observer: OutputObserver | None = None,
+        traceparent: Callable[[str], str | None] | None = None,
+        max_record_bytes: int = 1_000_000,
+    ) -> None:
+        """``traceparent(check type)``: the trace context a violation continues (telemetry/tracing.py)."""
+        self.t_results = topic_name(topic_prefix, TopicKey.CHECK_RESULTS)
+        self.t_viol = topic_name(topic_prefix, TopicKey.VIOLATIONS)
+        self.t_dlq = topic_name(topic_prefix, TopicKey.DLQ)
+        self.partitions: dict[str, int] = {self.t_results: 1, self.t_viol: 1, self.t_dlq: 1}
+        """Partition count of each output topic (set when the processor has read them)."""
+        self.observer = observer
+        self.traceparent = traceparent
+        self.max_record_bytes = max_record_bytes
+        self.buf = Emitted()
+        self.check_counts: Counter[tuple[CheckType, CheckStatus]] = Counter()
+        """Check results by (type, status) since the last :meth:`take_counts` (``floe_contract_checks_total``)."""
+        self.on_violation: list[Callable[[ViolationData | ResolvedData], None]] = []
+        """Called with each violation written (`floe dev` shows them)."""
+
+    def emit(self, rec: Record | None, out: Outputs) -> None:
+        # Hand-inlined per-result loop (locals for attributes, lanes grouped here instead of a helper per
+        # result): once per check result, measured by bench/processor_cpu.py and bench/processor.py.
+        buf = self.buf
+        if out.check_results:
+            n_res = self.partitions[self.t_results]
+            counts = self.check_counts
+            t_results, lanes = self.t_results, buf.lanes
+            obs = self.observer
+            noted = obs.result_types if obs is not None else frozenset()
+            for r in out.check_results:
+                lane = (t_results, partition_for(r.asset, n_res))
+                value = (r.asset.encode(), r.to_json(), NO_HEADERS)
+                if lane in lanes:
+                    lanes[lane].append(value)
+                else:
+                    lanes[lane] = [value]
+                if r.check_type in noted:
+                    obs.result(r)  # type: ignore[union-attr]
+                counts[(r.check_type, r.status)] += 1
+        if out.violations:
+            self._violations(out.violations, buf)
+        if out.dead_letters:
+            n_dlq = self.partitions[self.t_dlq]
+            for d in out.dead_letters:
+                buf.records.append(dead_letter(self.t_dlq, d.record, d.reason, n_dlq, self.max_record_bytes))
+                if self.observer is not None:
+                    self.observer.dead_letter(d.record.topic, d.reason)
+        for f in out.forwards:
+            # an event that arrived on another asset's partition goes, once, to its owner's partition
+            aid = f.asset_id.encode()
+            headers = [*f.record.headers, (REROUTED, aid)]
+            buf.records.append(OutRecord(f.record.topic, f.partition, aid, f.record.value or b"", headers))
+
+    def _violations(self, violations: list[ViolationData | ResolvedData], buf: Emitted) -> None:
+        n_v = self.partitions[self.t_viol]
+        for v in violations:
+            if self.observer is not None:
+                self.observer.violation(v)
+            tp = self.traceparent(v.violation_type.value) if self.traceparent is not None else None
+            key, value, headers = encode_violation(v, traceparent=tp)  # + the verdict span's context
+            if tp:
+                headers = [*headers, (TRACEPARENT, tp.encode())]
+            buf.records.append(OutRecord(self.t_viol, partition_for(v.asset, n_v), key, value, headers))
+            for cb in self.on_violation:
+                cb(v)
+
+    def take(self) -> Emitted:
+        """The records encoded since the last call; :attr:`buf` starts empty again."""
+        buf, self.buf = self.buf, Emitted()
+        return buf
+
+    def take_counts(self) -> Counter[tuple[CheckType, CheckStatus]]:
+        counts, self.check_counts = self.check_counts, Counter()
+        return counts
