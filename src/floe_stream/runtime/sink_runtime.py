@@ -6,6 +6,10 @@ uncommitted and the runner's partitions are paused (the member keeps polling, so
 ``kafka.max_poll_interval_ms`` does not cost the group a rebalance); anything else is the record's fault and goes to the dead-letter topic with a reason. The reason
 format is the same in every sink: ``<context>: <ExceptionType>: <message>`` (a :class:`DecodeError` carries its
 own reason), at most 500 characters, plus the origin headers of :func:`floe_stream.runtime.kafka.dead_letter`.
+
+A record never stops a sink: when a write fails with an error that is not transient, the runner writes the
+batch again record by record (effects are idempotent) and dead-letters each record whose own write fails,
+with the reason ``write failed: <ExceptionType>: <message>`` — the rest of the batch is written.
 """
 
 from __future__ import annotations
@@ -389,8 +393,12 @@ class SinkRunner(ConsumerService, Generic[S]):
         if records:
             self._writing = True
             try:
-                await self.sink.write(out)
-                await self.sink.flush()
+                try:
+                    await self._write(out)
+                except Exception as exc:
+                    if isinstance(exc, NotCommitted) or is_transient(exc):
+                        raise  # stopping (or out of retries) while the destination is down: the batch replays
+                    out = await self._write_one_by_one(records, exc, dead)
             finally:  # written, refused, or stopping: the partitions are not left paused
                 self._writing = False
                 await self.end_pause()
@@ -399,3 +407,30 @@ class SinkRunner(ConsumerService, Generic[S]):
         self.records_dead_lettered += len(dead.records)
         if dead.records:
             await self.produce(dead.take())
+
+    async def _write(self, batch: SinkBatch) -> None:
+        await self.sink.write(batch)
+        await self.sink.flush()
+
+    async def _write_one_by_one(
+        self, records: list[SinkRecord], failure: BaseException, dead: DeadLetters
+    ) -> SinkBatch:
+        """The batch's write failed for a reason retrying cannot cure: write each record alone; a record whose
+        own write fails is dead-lettered with the reason, the others are written. Returns the records the
+        sink rejected on the way."""
+        log.warning(
+            "%s: a batch of %d records failed (%s: %s); writing them one by one",
+            self.name, len(records), type(failure).__name__, str(failure)[:200],
+        )  # fmt: skip
+        out = SinkBatch(records)
+        for rec in records:
+            one = SinkBatch([rec])
+            try:
+                await self._write(one)
+            except Exception as exc:
+                if isinstance(exc, NotCommitted) or is_transient(exc):
+                    raise
+                dead.add_exc(rec.ref, exc, "write failed")
+                continue
+            out.rejected.extend(one.rejected)
+        return out
