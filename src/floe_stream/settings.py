@@ -41,6 +41,7 @@ from pydantic_settings import (
 )
 
 from floe_stream.contracts.policy import CheckPolicy
+from floe_stream.topics.bounds import InputLimits
 
 
 class ConfigError(Exception):
@@ -526,6 +527,7 @@ class Settings(BaseSettings):
     openlineage: OpenLineageSettings = OpenLineageSettings()
     sources: SourcesSettings = SourcesSettings()
     checks: ChecksSettings = ChecksSettings()
+    limits: InputLimits = InputLimits()
     contracts_dir: Path = Path("contracts")
     tick_interval_s: float = Field(
         default=10.0, gt=0, description="ticker period; absence is detected within one"

@@ -48,13 +48,15 @@ from floe_stream.runtime.embedded import Broker, EmbeddedKafka
 from floe_stream.runtime.health import MAX_CONNECTIONS, REQUEST_DEADLINE_S, HealthServer
 from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.runtime.supervision import TASK_UP_METRIC
-from floe_stream.settings import Settings
+from floe_stream.settings import AlertsSettings, Settings
 from floe_stream.telemetry.metrics import setup_metrics
+from floe_stream.topics import CatalogCommitEvent, IcebergField, IcebergSchema
+from floe_stream.topics.bounds import IDENTIFIER_PATTERN, RULES, TEXT_MAX
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
-from floe_stream.topics.enums import CheckStatus, CheckType
+from floe_stream.topics.enums import CheckStatus, CheckType, Severity
 from floe_stream.topics.materialization import MaterializationEvent
-from floe_stream.topics.violation import encode_violation
+from floe_stream.topics.violation import ViolationData, encode_violation
 from tests.conftest import REPO, make_settings, wait_for
 from tests.integration.checks_support import CleartextPostgres, HttpTarget, Tarpit, TcpTarget
 from tests.integration.helpers import floe_env, publish, read_all, start_floe, stop_process
@@ -735,3 +737,307 @@ async def test_alias_bomb_contract_is_refused_at_once_in_lint_the_directory_and_
             assert processor.running
     assert "contract not loaded: " in caplog.text and "bomb.yaml: document too large" in caplog.text
     assert "contracts-topic:bomb2: document too large" in caplog.text
+
+
+# --- input records: one record never stops the processor, never silences another asset ----------------------
+
+
+def _mat(asset: str, event_id: str, **fields: Any) -> bytes:
+    """A materialization event as a producer writes it (JSON), with ``fields`` as they are, unvalidated."""
+    ev: dict[str, Any] = {"asset": asset, "event_id": event_id, "materialized_at": _now(), **fields}
+    return orjson.dumps(ev)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def _publish(settings: Settings, key: TopicKey, *items: tuple[str, bytes]) -> None:
+    await publish(settings, key, list(items))
+
+
+async def _results_for(settings: Settings, asset: str) -> list[dict[str, Any]]:
+    return await records_of(settings, TopicKey.CHECK_RESULTS, lambda r: r.get("asset") == asset)
+
+
+async def test_30000_extra_columns_make_bounded_outputs_and_the_processor_goes_on(
+    apache_kafka: Broker, pg_dsn: str
+) -> None:
+    """Amplification: 0.86 MB listing 30,000 extra columns used to become 30,011 violations, a 1.95 MiB check
+    result and a 15.2 MiB state record; on Apache Kafka the processor exited (MessageSizeTooLargeError) and
+    every restart re-read the event."""
+    s = await hostile_settings(apache_kafka, pg_dsn)
+    columns = [{"name": "id", "type": "long"}, {"name": "amount", "type": "double"},
+               {"name": "updated_at", "type": "timestamptz"}]  # fmt: skip
+    columns += [{"name": f"c{i:05d}", "type": "int"} for i in range(30_000)]
+    wide = _mat("test.fast", "wide", columns=columns)
+    assert 800_000 < len(wide) < s.kafka.max_record_bytes  # an input the processor evaluates
+    async with deployed("processor", s) as proc:
+        await _publish(s, TopicKey.MATERIALIZATIONS, ("test.fast", wide))
+        await _publish(s, TopicKey.MATERIALIZATIONS, ("test.slow", _mat("test.slow", "after")))
+
+        async def state_written() -> list[ConsumerRecord[bytes, bytes]] | None:
+            recs = [r for r in await read_all(s, TopicKey.PROCESSOR_STATE) if r.key == b"test.fast"]
+            return recs if recs and await _results_for(s, "test.slow") else None
+
+        states = await wait_for(state_written, timeout=60)
+        assert proc.running, proc.failure()
+    drift = [r for r in await _results_for(s, "test.fast") if r["check_type"] == "schema_drift"]
+    assert [r["status"] for r in drift] == ["fail"]
+    assert "30000 columns" in drift[0]["message"]
+    assert len(orjson.dumps(drift[0])) < 16_384  # was 1.95 MiB
+    assert largest(states) < 65_536  # was 15.2 MiB
+    added = await records_of(
+        s,
+        TopicKey.VIOLATIONS,
+        lambda v: v["data"]["asset"] == "test.fast" and v["data"].get("drift_kind") == "column_added",
+    )
+    assert (
+        len(added) == 1
+        and "30000 columns are in the table but not in the contract" in added[0]["data"]["message"]
+    )
+    assert len(await read_all(s, TopicKey.VIOLATIONS)) <= s.limits.max_findings
+
+
+async def test_strings_are_bounded_at_decode_and_each_bad_record_is_dead_lettered_with_its_field(
+    broker_settings: Settings,
+) -> None:
+    """Every input string is length-capped and free of control characters when it is decoded; identifiers are
+    printable text (what real emitters send passes: see tests/unit/test_bounds.py)."""
+    s = broker_settings.model_copy(update={"contracts_dir": CONTRACTS})
+    ol = orjson.loads(_ol_event("test", "fast"))
+    ol["outputs"][0]["namespace"] = "postgres://db:5432\u202e"  # a bidi override: two names that look alike
+    bad = [
+        ("a" * 2000, _mat("a" * 2000, "long-asset")),
+        ("test.fast", _mat("test.fast", "esc", job="\x1b[2J\x1b[31mjob")),
+        ("test.fast", _mat("test.fast", "crlf", labels={"team\r\nX-Injected": "x"})),
+        ("test.fast", orjson.dumps(ol)),
+    ]
+    async with deployed("processor", s) as proc:
+        await _publish(s, TopicKey.MATERIALIZATIONS, *bad)
+        await _publish(s, TopicKey.MATERIALIZATIONS, ("test.slow", _mat("test.slow", "after")))
+
+        async def settled() -> list[DeadLetter] | None:
+            dlq = await dead_letters(s)
+            return dlq if len(dlq) >= len(bad) and await _results_for(s, "test.slow") else None
+
+        dlq = await wait_for(settled, timeout=40)
+        assert proc.running, proc.failure()
+    assert sorted(d.reason for d in dlq) == sorted([
+        "invalid MaterializationEvent: asset: String should have at most 1024 characters",
+        f"invalid MaterializationEvent: job: {RULES[IDENTIFIER_PATTERN]}",
+        f"invalid MaterializationEvent: labels.team\\x0d\\x0aX-Injected.[key]: {RULES[IDENTIFIER_PATTERN]}",
+        f"invalid OpenLineageRunEvent: outputs.0.namespace: {RULES[IDENTIFIER_PATTERN]}",
+    ])  # fmt: skip
+    assert not await _results_for(s, "test.fast")  # none of them was evaluated
+
+
+def _ol_event(namespace: str, name: str, **facets: Any) -> bytes:
+    return orjson.dumps({
+        "eventType": "COMPLETE", "eventTime": _now(), "producer": "https://example.com/job",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "0194c8d2-6f0e-7c3a-9d1e-2b3c4d5e6f70"}, "job": {"namespace": "jobs", "name": "load"},
+        "inputs": [], "outputs": [{"namespace": namespace, "name": name, "facets": facets}],
+    })  # fmt: skip
+
+
+def _hook_alerts(url: str) -> AlertsSettings:
+    return AlertsSettings(
+        policy={"group_wait_s": 0, "rate_limit": {"max_alerts": 1000}},
+        channels=[{"name": "hook", "type": "webhook", "url": url, "backoff_initial_s": 0.1}],
+        routes=[{"channel": "hook"}],
+    )
+
+
+async def test_a_nul_in_a_column_name_is_refused_and_alerting_and_history_go_on(
+    apache_kafka: Broker, pg_dsn: str
+) -> None:
+    """NUL: a column named "x\\u0000y" put a NUL into a drift violation; the alerts sink exited on it (PostgreSQL:
+    invalid byte sequence 0x00) at every restart and the PostgreSQL sink dropped it from the SLA history. Now
+    the processor refuses the record at decode, and a real breach after it reaches both sinks."""
+    async with HttpReceiver() as hook:
+        s = await hostile_settings(apache_kafka, pg_dsn, alerts=_hook_alerts(hook.url))
+        nul = [{"name": "id", "type": "long"}, {"name": "amount", "type": "double"},
+               {"name": "updated_at", "type": "timestamptz"}, {"name": "x\u0000y", "type": "int"}]  # fmt: skip
+        dropped = [{"name": "id", "type": "long"}, {"name": "updated_at", "type": "timestamptz"}]
+        async with (
+            deployed("processor", s) as proc,
+            deployed("sink-alerts", s) as alerts,
+            deployed("sink-postgres", s) as history,
+        ):
+            await _publish(s, TopicKey.MATERIALIZATIONS, ("test.fast", _mat("test.fast", "nul", columns=nul)))
+            await _publish(
+                s, TopicKey.MATERIALIZATIONS, ("test.fast", _mat("test.fast", "drop", columns=dropped))
+            )
+
+            def delivered() -> bool:
+                return any(b"'amount' is in the contract but missing" in r.body for r in hook.requests)
+
+            await wait_for(delivered, timeout=60)
+            dsn = s.database.dsn.get_secret_value()
+            await wait_for(lambda: _violation_rows(dsn, "test.fast"), timeout=30)
+            assert proc.running and alerts.running and history.running, (proc.failure(), alerts.failure())
+    (dead,) = await dead_letters(s)
+    assert dead.reason == f"invalid MaterializationEvent: columns.3.name: {RULES[IDENTIFIER_PATTERN]}"
+    assert all(b"\\u0000" not in r.value for r in await read_all(s, TopicKey.VIOLATIONS) if r.value)
+    assert all(b"\\u0000" not in r.value for r in await read_all(s, TopicKey.CHECK_RESULTS) if r.value)
+
+
+async def _violation_rows(dsn: str, asset: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch("SELECT * FROM violation_events WHERE asset = $1", asset))
+    finally:
+        await conn.close()
+
+
+async def test_each_sink_contains_a_record_it_cannot_write_and_writes_the_rest(
+    broker_settings: Settings, pg_dsn: str
+) -> None:
+    """Whatever a producer of the violations topic writes: a record a sink cannot write (here a NUL, which
+    PostgreSQL refuses) is dead-lettered with its reason; the sink goes on and the rest of its batch is
+    written. (The alerts sink used to exit on it, on every restart.)"""
+    async with HttpReceiver() as hook:
+        s = broker_settings.model_copy(update={"contracts_dir": CONTRACTS, "alerts": _hook_alerts(hook.url)})
+        now = datetime.now(UTC)
+        common: dict[str, Any] = {
+            "contract_id": "test-pipeline", "contract_name": "test-pipeline", "contract_version": "1.2.0",
+            "violation_type": CheckType.SCHEMA_DRIFT, "severity": Severity.ERROR, "detected_at": now,
+            "episode_started_at": now,
+        }  # fmt: skip
+        poisoned = ViolationData(
+            violation_id="v-nul",
+            correlation_key="test.fast/x",
+            asset="test.fast",
+            message="bad \x00 byte",
+            **common,
+        )
+        fine = ViolationData(
+            violation_id="v-ok",
+            correlation_key="test.slow/y",
+            asset="test.slow",
+            message="column dropped",
+            **common,
+        )
+        async with deployed("sink-alerts", s) as alerts, deployed("sink-postgres", s) as history:
+            await publish_violations(s, [poisoned, fine])
+            await wait_for(lambda: any(b"column dropped" in r.body for r in hook.requests), timeout=60)
+            dsn = s.database.dsn.get_secret_value()
+            await wait_for(lambda: _violation_rows(dsn, "test.slow"), timeout=30)
+
+            async def both_dead_lettered() -> list[DeadLetter] | None:
+                dlq = await dead_letters(s)
+                return dlq if len(dlq) >= 2 else None
+
+            dlq = await wait_for(both_dead_lettered, timeout=30)
+            assert alerts.running and history.running, (alerts.failure(), history.failure())
+        assert not await _violation_rows(dsn, "test.fast")
+    assert len(dlq) == 2 and all(b"bad \\u0000 byte" in d.value for d in dlq)
+    assert all("0x00" in d.reason or "\\u0000" in d.reason for d in dlq)  # PostgreSQL's words for a NUL
+    assert any(d.reason.startswith("write failed: ") for d in dlq)  # the alerts sink's, by the runtime
+
+
+async def test_a_quadratic_type_name_is_refused_and_does_not_hold_up_the_other_assets(
+    broker_settings: Settings,
+) -> None:
+    """ReDoS: the drift check's type regex was quadratic; a type of 250,000 spaces held the processor ~60 s (and
+    its /healthz). Type names are capped at decode and parsed in linear time."""
+    s = broker_settings.model_copy(update={"contracts_dir": CONTRACTS})
+    slow_type = "x" + " " * 250_000 + "x"
+    columns = [{"name": "id", "type": "long"}, {"name": "amount", "type": slow_type}]
+    near_cap = [{"name": "id", "type": "long"}, {"name": "amount", "type": "x" + " " * (TEXT_MAX - 2) + "x"}]
+    async with deployed("processor", s) as proc:
+        await _publish(
+            s, TopicKey.MATERIALIZATIONS,
+            ("test.fast", _mat("test.fast", "slow-type", columns=columns)),
+            ("test.fast", _mat("test.fast", "near-cap", columns=near_cap)),
+            ("test.slow", _mat("test.slow", "after")),
+        )  # fmt: skip
+
+        async def settled() -> list[DeadLetter] | None:
+            dlq = await dead_letters(s)
+            return dlq if dlq and await _results_for(s, "test.slow") else None
+
+        (dead,) = await wait_for(settled, timeout=20)  # the processor was not held up
+        assert proc.running, proc.failure()
+    assert (
+        dead.reason
+        == f"invalid MaterializationEvent: columns.1.type: String should have at most {TEXT_MAX} characters"
+    )
+    drift = [r for r in await _results_for(s, "test.fast") if r["check_type"] == "schema_drift"]
+    assert [r["source_event_id"] for r in drift] == ["near-cap"]  # within the cap: evaluated
+
+
+async def test_a_far_future_materialization_is_refused_and_the_asset_still_goes_stale(
+    broker_settings: Settings,
+) -> None:
+    """Time: one ``materialized_at: 9999-12-31T23:59:59Z`` made the asset fresh forever (persisted in the
+    changelog). A time beyond the record's own time + limits.max_future_s (or an event time implausibly old) is
+    dead-lettered and moves nothing: a stale update after it is still judged stale."""
+    s = broker_settings.model_copy(update={"contracts_dir": CONTRACTS})
+    stale = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()  # test.fast's SLA is 2 s
+    async with deployed("processor", s) as proc:
+        await _publish(
+            s, TopicKey.MATERIALIZATIONS,
+            ("test.fast", _mat("test.fast", "forever", materialized_at="9999-12-31T23:59:59Z")),
+            ("test.fast", _mat("test.fast", "data-forever", data_timestamp="9999-12-31T23:59:59Z")),
+            ("test.fast", _mat("test.fast", "epoch", materialized_at="1970-01-01T00:00:00Z")),
+            ("test.fast", _mat("test.fast", "stale", materialized_at=stale)),
+            ("test.slow", _mat("test.slow", "after")),
+        )  # fmt: skip
+
+        async def judged() -> list[dict[str, Any]] | None:
+            fresh = [r for r in await _results_for(s, "test.fast") if r["check_type"] == "freshness"]
+            done = any(r["source_event_id"] == "stale" for r in fresh) and await _results_for(s, "test.slow")
+            return fresh if done else None
+
+        freshness = await wait_for(judged, timeout=30)
+        assert proc.running, proc.failure()
+    assert [(r["source_event_id"], r["status"]) for r in freshness] == [("stale", "fail")]
+    reasons = sorted(d.reason.split(" is ", 1)[0] for d in await dead_letters(s))
+    assert reasons == [
+        "implausible time: data_timestamp 9999-12-31T23:59:59+00:00",
+        "implausible time: materialized_at 1970-01-01T00:00:00+00:00",
+        "implausible time: materialized_at 9999-12-31T23:59:59+00:00",
+    ]
+    state = [
+        orjson.loads(r.value) for r in await read_all(s, TopicKey.PROCESSOR_STATE) if r.key == b"test.fast"
+    ]
+    assert all(st["last_update_at"] < "9999" for st in state if st)  # nothing of it reached the changelog
+
+
+async def test_a_sequence_jump_is_refused_and_a_later_dropped_column_is_still_seen(
+    broker_settings: Settings,
+) -> None:
+    """Sequence: ``sequence_number: 2**62`` on one catalog commit made every later commit of the table "older",
+    so a dropped column was never seen. A jump beyond limits.max_sequence_jump is dead-lettered."""
+    s = broker_settings.model_copy(update={"contracts_dir": CONTRACTS})
+    full = [IcebergField(id=1, name="id", required=True, type="long"), IcebergField(id=2, name="amount", type="double"),
+            IcebergField(id=3, name="updated_at", type="timestamptz")]  # fmt: skip
+
+    def commit(seq: int, fields: list[IcebergField]) -> CatalogCommitEvent:
+        return CatalogCommitEvent(
+            table="test.fast", snapshot_id=seq, sequence_number=seq, operation="append",
+            timestamp_ms=int(datetime.now(UTC).timestamp() * 1000), table_schema=IcebergSchema(fields=fields),
+        )  # fmt: skip
+
+    async with deployed("processor", s) as proc:
+        await publish(s, TopicKey.CATALOG_COMMITS, [
+            ("test.fast", commit(1, full)), ("test.fast", commit(2**62, full)),
+            ("test.fast", commit(2, [full[0], full[2]])),
+        ])  # fmt: skip
+        await _publish(s, TopicKey.MATERIALIZATIONS, ("test.slow", _mat("test.slow", "after")))
+
+        async def removed() -> list[dict[str, Any]] | None:
+            found = await records_of(
+                s, TopicKey.VIOLATIONS, lambda v: v["data"].get("drift_kind") == "column_removed"
+            )
+            return found if found and await _results_for(s, "test.slow") else None
+
+        (gone,) = await wait_for(removed, timeout=30)
+        assert proc.running, proc.failure()
+    assert gone["data"]["element"] == "amount"
+    (dead,) = await dead_letters(s)
+    assert dead.reason.startswith(
+        f"sequence jump: sequence_number {2**62} is more than limits.max_sequence_jump"
+    )

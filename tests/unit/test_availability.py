@@ -16,6 +16,7 @@ from floe_stream.probes.registry import load_probes
 from floe_stream.probes.runner import ProbeRunner
 from floe_stream.probes.targets import target_for
 from floe_stream.processors.engine import Engine
+from floe_stream.processors.model import Outputs
 from floe_stream.topics import CheckStatus, ResolvedData, Severity, ViolationData
 from floe_stream.topics.probe import ProbeResult
 from tests.conftest import wait_for
@@ -39,12 +40,17 @@ def probe(i: int, ok: bool, reason: str | None = None) -> ProbeResult:
                        ok=ok, reason=reason, probe="tcp", target="db.internal:5432")  # fmt: skip
 
 
+def judge(eng: Engine, a: MonitoredAsset, result: ProbeResult) -> Outputs:
+    """The engine judges a ping when its result is published: now = the ping's own time."""
+    return eng.apply_probe(a, result, result.started_at)
+
+
 def test_ratio_breach_opens_and_recovery_resolves() -> None:
     eng, a = Engine(), asset(target=0.5)
-    assert eng.apply_probe(a, probe(0, True), T0).violations == []
-    out = eng.apply_probe(a, probe(1, False, "timeout"), T0)  # 1/2 = 50%: budget fully used, not below
+    assert judge(eng, a, probe(0, True)).violations == []
+    out = judge(eng, a, probe(1, False, "timeout"))  # 1/2 = 50%: budget fully used, not below
     assert [v.severity for v in out.violations] == [Severity.WARNING]
-    out = eng.apply_probe(a, probe(2, False, "connection refused"), T0)  # 1/3 < 50%
+    out = judge(eng, a, probe(2, False, "connection refused"))  # 1/3 < 50%
     [res] = out.check_results
     assert (res.status, res.metric) == (CheckStatus.FAIL, pytest.approx(1 / 3, abs=1e-6))
     [v] = out.violations
@@ -55,7 +61,7 @@ def test_ratio_breach_opens_and_recovery_resolves() -> None:
     st = eng.states["api.orders"].checks["availability"]
     assert st["consecutive_failures"] == 2
     for i in range(3, 6):
-        out = eng.apply_probe(a, probe(i, True), T0)
+        out = judge(eng, a, probe(i, True))
     assert [type(v).__name__ for v in out.violations] == ["ResolvedData"]  # 4/6 ≥ 50%
     assert isinstance(out.violations[0], ResolvedData)
     assert out.violations[0].correlation_key == v.correlation_key
@@ -63,16 +69,16 @@ def test_ratio_breach_opens_and_recovery_resolves() -> None:
 
 def test_duplicate_or_older_ping_is_not_counted_twice() -> None:
     eng, a = Engine(), asset()
-    eng.apply_probe(a, probe(1, True), T0)
-    assert eng.apply_probe(a, probe(1, False), T0).check_results == []
-    assert eng.apply_probe(a, probe(0, False), T0).check_results == []
+    judge(eng, a, probe(1, True))
+    assert judge(eng, a, probe(1, False)).check_results == []
+    assert judge(eng, a, probe(0, False)).check_results == []
 
 
 def test_old_failures_leave_the_24h_window() -> None:
     # judged from the first ping (by default a 90 % SLA is judged from 10 pings, see test_availability_999)
     eng, a = Engine(), asset(target=0.9, overrides={"checks": {"availability_min_samples": 1}})
-    eng.apply_probe(a, probe(0, False), T0)
-    out = eng.apply_probe(a, probe(60 * 25, True), T0)  # 25 h later
+    judge(eng, a, probe(0, False))
+    out = judge(eng, a, probe(60 * 25, True))  # 25 h later
     assert out.check_results[0].metric == 1.0
     assert [type(v).__name__ for v in out.violations] == ["ResolvedData"]
 
@@ -80,13 +86,13 @@ def test_old_failures_leave_the_24h_window() -> None:
 def test_budget_severity_info_and_warning_before_breach() -> None:
     eng, a = Engine(), asset(target=0.9)  # 10 % budget
     for i in range(11):
-        eng.apply_probe(a, probe(i, True), T0)
-    out = eng.apply_probe(a, probe(11, False), T0)  # 1/12 failed = 8.3 % → 83 % of the budget
+        judge(eng, a, probe(i, True))
+    out = judge(eng, a, probe(11, False))  # 1/12 failed = 8.3 % → 83 % of the budget
     assert [v.severity for v in out.violations] == [Severity.INFO]
 
 
 def test_asset_without_availability_sla_is_not_judged() -> None:
-    assert Engine().apply_probe(asset(availability=None), probe(0, False), T0).check_results == []
+    assert judge(Engine(), asset(availability=None), probe(0, False)).check_results == []
 
 
 def test_targets_from_servers_and_overrides() -> None:

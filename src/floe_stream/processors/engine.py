@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.processors.bounds import RejectedInput, admit_probe, admit_update
 from floe_stream.processors.checks.base import Check
 from floe_stream.processors.episodes import apply_evaluation, record_evaluation, resolved_event
 from floe_stream.processors.model import (
+    DEFAULT_LIMITS,
     AssetState,
     AssetUpdate,
     EvalContext,
@@ -22,10 +24,13 @@ from floe_stream.processors.model import (
 )
 from floe_stream.processors.policy import CheckPolicy, resolve_policy
 from floe_stream.processors.registry import CHECKS
+from floe_stream.topics.bounds import InputLimits
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.probe import ProbeResult
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Engine", "RejectedInput"]
 
 
 def _applies(check: Check, asset: MonitoredAsset) -> bool:
@@ -44,6 +49,7 @@ class Engine:
         info_at: float | None = None,
         warning_at: float | None = None,
         policy: CheckPolicy | None = None,
+        limits: InputLimits | None = None,
     ) -> None:
         self.checks = tuple(checks)
         self.untimed = tuple(untimed) if untimed is not None else self.checks
@@ -56,6 +62,9 @@ class Engine:
         duration histogram keeps a few samples per batch). The per-event path then skips the wrapper's
         call: bench/processor_cpu.py (fresh) and bench/versus.py."""
         self.clock_skew_s = clock_skew_s
+        self.limits = limits or DEFAULT_LIMITS
+        """Bounds on what one input may do (processors/bounds.py): implausible times and sequence jumps are
+        refused with :class:`RejectedInput` before anything changes; findings and state keys are capped."""
         base = policy or CheckPolicy()
         if info_at is not None or warning_at is not None:
             base = base.model_copy(
@@ -129,6 +138,7 @@ class Engine:
             warning_at=policy.warning_at,
             trigger=trigger,  # type: ignore[arg-type]
             policy=policy,
+            limits=self.limits,
         )
         return ctx
 
@@ -174,10 +184,13 @@ class Engine:
     def update_into(
         self, asset: MonitoredAsset, update: AssetUpdate, now: datetime, out: Outputs, trigger: str = "event"
     ) -> None:
-        """:meth:`apply_update` appending to ``out`` (the processor's per-event path)."""
-        ctx = self._ctx(now, trigger, asset)
+        """:meth:`apply_update` appending to ``out`` (the processor's per-event path). Raises
+        :class:`RejectedInput` (nothing changed) for an implausible update (processors/bounds.py)."""
         aid = asset.asset_id
-        state = self.states.get(aid) or self.state(aid, now)
+        known = self.states.get(aid)
+        admit_update(update, known.last_sequence if known is not None else None, now, self.limits)
+        ctx = self._ctx(now, trigger, asset)
+        state = known or self.state(aid, now)
         source = update.event_id
         new_data = True
         if update.operation is not None or update.row_count == 0:  # rare: is it new data? (commit-aware)
@@ -234,7 +247,9 @@ class Engine:
         self.dirty.add(aid)
 
     def apply_probe(self, asset: MonitoredAsset, result: ProbeResult, now: datetime) -> Outputs:
-        """Judge one availability ping outcome (pure: the ping itself happened elsewhere)."""
+        """Judge one availability ping outcome (pure: the ping itself happened elsewhere). Raises
+        :class:`RejectedInput` (nothing changed) when its times are implausible at ``now``."""
+        admit_probe(result, now, self.limits)
         ctx = self._ctx(now, "event", asset)
         before = self.states.get(asset.asset_id)
         state = self.state(asset.asset_id, now)

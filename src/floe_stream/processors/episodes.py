@@ -11,7 +11,10 @@ Per finding key (``asset/check-key`` is the correlation key) the state machine i
 * CRITICAL: each time an episode of a check type reaches ERROR the time is kept per asset; when more than
   ``critical_count`` breaches of that type fall in ``critical_window_s`` the new violation is CRITICAL;
 * every open and every escalation is a new violation event (never swallowed); a resolve is a
-  ``floe.contract.violation.resolved`` event with the same correlation key and the open duration.
+  ``floe.contract.violation.resolved`` event with the same correlation key and the open duration;
+* bounded whatever the input (``processors/bounds.py``): at most ``limits.max_findings`` findings per
+  evaluation, texts clipped, breach times and finding keys per asset capped (``limits.max_tracked_keys``:
+  the oldest settled tracks are forgotten first, then the oldest open episodes are resolved).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import datetime
 from hashlib import blake2b
 
 from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.processors.bounds import bound_findings
 from floe_stream.processors.ids import stable_id
 from floe_stream.processors.model import (
     AssetState,
@@ -30,12 +34,25 @@ from floe_stream.processors.model import (
     OpenEpisode,
     Outputs,
 )
+from floe_stream.topics.bounds import clip
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.enums import Severity
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
 _RESULT_FIELDS = set(CheckResult.model_fields)
 """Shared by every result built here: pydantic copies a fields set before it changes one (model_copy)."""
+
+TEXT_MAX = 2000
+"""Characters of a message, expected or actual value in a check result or violation (a check's message may
+list every column of a wide table)."""
+EPISODE_MESSAGE_MAX = 500
+"""Characters of an open episode's message kept in the asset's state (the resolved event quotes it)."""
+BREACHES_MAX = 100
+"""Breach times kept per check type (CRITICAL escalation needs the newest ``critical_count + 1``)."""
+
+
+def _clip(text: str | None, limit: int = TEXT_MAX) -> str | None:
+    return text if text is None or len(text) <= limit else clip(text, limit)
 
 
 def check_result(
@@ -60,9 +77,9 @@ def check_result(
             "trigger": ctx.trigger,
             "metric": ev.metric,
             "sla_consumed": ev.sla_consumed,
-            "expected": ev.expected,
-            "actual": ev.actual,
-            "message": ev.message,
+            "expected": _clip(ev.expected),
+            "actual": _clip(ev.actual),
+            "message": ev.message if len(ev.message) <= TEXT_MAX else clip(ev.message, TEXT_MAX),
             "source_event_id": source_event_id,
         },
         _RESULT_FIELDS,
@@ -92,10 +109,10 @@ def _open(
         violation_type=ev.check_type,
         drift_kind=f.drift_kind,
         severity=severity,
-        message=f.message,
-        element=f.element,
-        expected_value=f.expected,
-        actual_value=f.actual,
+        message=clip(f.message, TEXT_MAX),
+        element=_clip(f.element),
+        expected_value=_clip(f.expected),
+        actual_value=_clip(f.actual),
         detected_at=ctx.now,
         episode_started_at=started,
         sla_consumed=f.sla_consumed,
@@ -112,7 +129,7 @@ def _open(
         correlation_key=corr,
         severity=severity,
         opened_at=started,
-        message=f.message,
+        message=clip(f.message, EPISODE_MESSAGE_MAX),
         flapping=flapping,
     )
     return episode, data
@@ -167,6 +184,7 @@ class _Machine:
         pol, now = self.ctx.policy, self.ctx.now
         kind = self.ev.check_type.value
         times = [*_within(self.breaches.get(kind, []), now, pol.critical_window_s), now]
+        times = times[-min(pol.critical_count + 1, BREACHES_MAX) :]  # the newest decide "more than N"
         self.breaches[kind] = times
         if len(times) > pol.critical_count:
             context["breaches_in_window"] = str(len(times))
@@ -227,6 +245,36 @@ class _Machine:
             self.tracks[key] = new
             self.changed = True
 
+    def bound(self, limit: int) -> None:
+        """At most ``limit`` finding keys (tracked or open) in the state: forget the tracks of keys not open,
+        settled ones (flips only) before pending failures, oldest first; then resolve the oldest open
+        episodes (their key is tracked again if it fires next time)."""
+        if len(self.open) + len(self.tracks) <= limit:
+            return  # the common case, without building the union
+        excess = len(self.open.keys() | self.tracks.keys()) - limit
+        if excess <= 0:
+            return
+
+        def age(key: str) -> tuple[bool, datetime]:
+            t = self.tracks[key]
+            last = max(t.flips) if t.flips else (t.failing_since or self.ctx.now)
+            return (t.failing, last)
+
+        for key in sorted((k for k in self.tracks if k not in self.open), key=lambda k: (age(k), k))[:excess]:
+            del self.tracks[key]
+            excess -= 1
+        self.changed = True
+        if excess <= 0:
+            return
+        for ep in sorted(self.open.values(), key=lambda e: (e.opened_at, e.key))[:excess]:
+            self.out.violations.append(
+                resolved_event(
+                    self.asset, ep, self.ctx.now, f"more than limits.max_tracked_keys ({limit}) open"
+                )
+            )
+            del self.open[ep.key]
+            self.tracks.pop(ep.key, None)
+
 
 def _settled(track: KeyTrack | None, now: datetime, window_s: float) -> bool:
     """A key that is absent from an evaluation, not open, not failing, and whose flips are all still in the
@@ -274,6 +322,8 @@ def record_evaluation(
     out: Outputs,
 ) -> AssetState:
     """:func:`apply_evaluation` appending to ``out``; returns the new state."""
+    if len(ev.findings) > ctx.limits.max_findings:
+        ev = bound_findings(ev, ctx.limits.max_findings)
     out.check_results.append(check_result(asset, ev, ctx, source_event_id))
     if ev.state_update is None and _quiet(state, ev):
         return state  # nothing firing, nothing open or tracked for these keys: no state change
@@ -289,6 +339,7 @@ def record_evaluation(
             if key not in m.open and _settled(m.tracks.get(key), ctx.now, window):
                 continue  # stepping it would change nothing (the common case: O(open keys), not O(tracked))
             m.step(key, None)
+    m.bound(ctx.limits.max_tracked_keys)
     checks = state.checks
     if ev.state_update is not None:
         checks = {**checks, ev.check_type.value: ev.state_update}

@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, Field
 
 from floe_stream.processors.policy import DEFAULT_POLICY, CheckPolicy
 from floe_stream.topics.base import WireModel
+from floe_stream.topics.bounds import InputLimits
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.enums import CheckStatus, CheckType, DriftKind, Severity
 from floe_stream.topics.materialization import ObservedColumn, QualityResult
@@ -77,6 +78,9 @@ def counts_as_new_data(update: AssetUpdate, replace: bool, delete_only: bool, ze
     return zero_rows or rows != 0
 
 
+DEFAULT_LIMITS = InputLimits()
+
+
 @dataclass(frozen=True, slots=True)
 class EvalContext:
     now: datetime
@@ -85,6 +89,7 @@ class EvalContext:
     warning_at: float = 0.9
     trigger: Literal["event", "tick", "replay"] = "event"
     policy: CheckPolicy = DEFAULT_POLICY
+    limits: InputLimits = DEFAULT_LIMITS
 
 
 class Finding(NamedTuple):

@@ -1,4 +1,8 @@
-"""Map every accepted input format to :class:`AssetUpdate` facts. Pure."""
+"""Map every accepted input format to :class:`AssetUpdate` facts. Pure.
+
+What is read from an input's free-form parts (OpenLineage facets, Iceberg nested types) is validated by the
+same wire models as the rest (``topics/bounds.py``): a bad value raises :class:`DecodeError`, like a bad
+field of the record itself."""
 
 from __future__ import annotations
 
@@ -6,10 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from floe_stream.processors.model import AssetUpdate
+from floe_stream.topics.bounds import printable
 from floe_stream.topics.commit import CatalogCommitEvent, IcebergField
+from floe_stream.topics.decode import invalid
 from floe_stream.topics.materialization import (
+    MAX_INT64,
     MaterializationEvent,
     ObservedColumn,
     OLDataset,
@@ -84,8 +92,9 @@ def _ol_columns(ds: OLDataset) -> tuple[tuple[ObservedColumn, ...] | None, bool]
 def _ol_row_count(ds: OLDataset) -> int | None:
     for facets in (ds.outputFacets, ds.facets):
         stats = facets.get("outputStatistics") or facets.get("dataQualityMetrics")
-        if isinstance(stats, dict) and isinstance(stats.get("rowCount"), int):
-            return int(stats["rowCount"])
+        rows = stats.get("rowCount") if isinstance(stats, dict) else None
+        if isinstance(rows, int) and not isinstance(rows, bool) and 0 <= rows <= MAX_INT64:
+            return rows
     return None
 
 
@@ -120,7 +129,7 @@ def _float(value: Any) -> float | None:
         return None
     try:
         f = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return f if f == f and f not in (float("inf"), float("-inf")) else None
 
@@ -206,10 +215,18 @@ def _run_failure(ev: OpenLineageRunEvent, kind: str) -> str:
     err = ev.run.facets.get("errorMessage") if ev.run.facets else None
     if isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"].strip():
         text += f": {err['message'].strip()}"
-    return text if len(text) <= 500 else text[:499] + "…"
+    return printable(text, 500)  # the facet's message is input: no control character goes on
 
 
 def from_openlineage(ev: OpenLineageRunEvent) -> list[tuple[DatasetRef, AssetUpdate]]:
+    """:func:`updates_of_openlineage`; a facet value the wire models refuse raises :class:`DecodeError`."""
+    try:
+        return updates_of_openlineage(ev)
+    except ValidationError as exc:
+        raise invalid("OpenLineage facet", exc) from None
+
+
+def updates_of_openlineage(ev: OpenLineageRunEvent) -> list[tuple[DatasetRef, AssetUpdate]]:
     """What a run event means for each dataset it names (the emitter's meaning):
 
     * ``COMPLETE``: each output dataset was materialized (with any quality facets on it); quality facets on an
@@ -312,19 +329,30 @@ def iceberg_columns(
     return tuple(_observed(f.name, f.type, f.required, (f.id in ids) if ids else None) for f in fields)
 
 
+def _count(text: str | None) -> int | None:
+    """A record count of an Iceberg summary (a string of ASCII digits that fits a long), else None."""
+    if text and len(text) <= 18 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def from_commit(ev: CatalogCommitEvent, fallback_id: str) -> list[tuple[str, AssetUpdate]]:
     summary = ev.summary
     rows = summary.get("total-records")
     added = summary.get("added-records")
+    try:
+        columns = iceberg_columns(ev.table_schema.fields, ev.table_schema.identifier_field_ids)
+    except ValidationError as exc:
+        raise invalid("Iceberg nested type", exc, "schema.fields") from None
     update = AssetUpdate(
         asset_id=ev.table,
         source="catalog_commit",
         event_id=ev.event_id or f"commit:{ev.table}:{ev.snapshot_id}",
         updated_at=datetime.fromtimestamp(ev.timestamp_ms / 1000, tz=UTC),
-        columns=iceberg_columns(ev.table_schema.fields, ev.table_schema.identifier_field_ids),
-        row_count=int(rows) if rows and rows.isdigit() else None,
+        columns=columns,
+        row_count=_count(rows),
         sequence=ev.sequence_number,
         operation=ev.operation,
-        added_rows=int(added) if added and added.isdigit() else None,
+        added_rows=_count(added),
     )
     return [(ev.table, update)]

@@ -280,7 +280,9 @@ async def replay(
     summary.from_time = start if isinstance(start, datetime) else first
     summary.to_time = end if isinstance(end, datetime) else None
     t1 = time.perf_counter()
-    engine = Engine(clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy())
+    engine = Engine(
+        clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy(), limits=settings.limits
+    )
     out = evaluate(records, registry, assets, engine, summary, progress, partitions=partitions)
     results = [r.model_copy(update={"trigger": "replay"}) for r in out.check_results]
     events = [_violation_event(v) for v in out.violations]

@@ -98,6 +98,7 @@ class ProcessorService(ConsumerService):
             untimed=CHECKS,
             clock_skew_s=settings.clock_skew_s,
             policy=settings.checks.policy(),
+            limits=settings.limits,
         )
         # the pure enrichment step (consumers, impact, root cause), shared across instances by the lineage view
         self.context = ViolationEnricher(registry, engine.state_of)

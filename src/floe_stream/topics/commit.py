@@ -7,16 +7,20 @@ from typing import Any, Literal
 from pydantic import Field
 
 from floe_stream.topics.base import ForeignModel, WireModel
+from floe_stream.topics.bounds import Identifier, NonEmptyIdentifier, Text
+from floe_stream.topics.materialization import MAX_INT64
+
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a datetime holds
 
 
 class IcebergField(ForeignModel):
     id: int
-    name: str
+    name: Identifier
     required: bool = False
-    type: str | dict[str, Any] = Field(
+    type: Text | dict[str, Any] = Field(
         description="primitive name ('long', 'decimal(10,2)') or nested type JSON"
     )
-    doc: str | None = None
+    doc: Text | None = None
 
 
 class IcebergSchema(ForeignModel):
@@ -30,12 +34,14 @@ class IcebergSchema(ForeignModel):
 
 class CatalogCommitEvent(WireModel):
     kind: Literal["floe.catalog_commit"] = "floe.catalog_commit"
-    event_id: str | None = None
-    catalog: str | None = Field(default=None, description="catalog name, e.g. 'polaris', 'sql'")
-    table: str = Field(min_length=1, description="table identifier 'namespace.table' (= asset id or alias)")
-    snapshot_id: int
-    sequence_number: int = Field(ge=0)
-    timestamp_ms: int = Field(ge=0, description="snapshot commit time, epoch milliseconds")
+    event_id: Identifier | None = None
+    catalog: Identifier | None = Field(default=None, description="catalog name, e.g. 'polaris', 'sql'")
+    table: NonEmptyIdentifier = Field(description="table identifier 'namespace.table' (= asset id or alias)")
+    snapshot_id: int = Field(ge=-MAX_INT64 - 1, le=MAX_INT64)
+    sequence_number: int = Field(ge=0, le=MAX_INT64)
+    timestamp_ms: int = Field(
+        ge=0, le=MAX_TIMESTAMP_MS, description="snapshot commit time, epoch milliseconds"
+    )
     operation: Literal["append", "replace", "overwrite", "delete"]
     table_schema: IcebergSchema = Field(alias="schema")
-    summary: dict[str, str] = Field(default_factory=dict)
+    summary: dict[Identifier, Text] = Field(default_factory=dict)

@@ -1,4 +1,7 @@
-"""Bytes → typed input models. Raises :class:`DecodeError` with a reason fit for the dead-letter header."""
+"""Bytes → typed input models. Raises :class:`DecodeError` with a reason fit for the dead-letter header.
+
+Every string of an input is bounded here, by the models' string types (``topics/bounds.py``): a record with
+an over-long string or a control character in one is refused with the field and the rule in its reason."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from floe_stream.topics.bounds import RULES, escaped
 from floe_stream.topics.commit import CatalogCommitEvent
 from floe_stream.topics.materialization import MaterializationEvent, OpenLineageRunEvent
 from floe_stream.topics.probe import ProbeResult
@@ -33,15 +37,25 @@ def _loads(value: bytes | None) -> dict[str, Any]:
     return obj
 
 
+def invalid(what: str, exc: ValidationError, where: str = "") -> DecodeError:
+    """The dead-letter reason of a validation error: ``invalid <what>: <field>: <problem> (+N more)``; a string
+    that breaks a bound names the rule (``topics/bounds.py``), not its pattern."""
+    errs = exc.errors(include_url=False, include_input=False)
+    first = errs[0]
+    loc = ".".join(escaped(str(p), 100) for p in first["loc"])  # a dict key is input: escaped
+    loc = f"{where}.{loc}" if where and loc else (where or loc or "<root>")
+    msg = first["msg"]
+    if first["type"] == "string_pattern_mismatch":
+        msg = RULES.get(str((first.get("ctx") or {}).get("pattern")), msg)
+    more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
+    return DecodeError(f"invalid {what}: {loc}: {msg}{more}")
+
+
 def _validate(model: type[M], obj: dict[str, Any]) -> M:
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
-        errs = exc.errors()
-        first = errs[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "<root>"
-        more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
-        raise DecodeError(f"invalid {model.__name__}: {loc}: {first['msg']}{more}") from None
+        raise invalid(model.__name__, exc) from None
 
 
 def decode_materialization(value: bytes | None) -> MaterializationEvent | OpenLineageRunEvent:

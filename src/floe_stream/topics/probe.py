@@ -5,19 +5,20 @@ from __future__ import annotations
 from pydantic import AwareDatetime, Field
 
 from floe_stream.topics.base import WireModel
+from floe_stream.topics.bounds import Identifier, NonEmptyIdentifier, Text
 
 
 class ProbeResult(WireModel):
-    probe_id: str = Field(description="deterministic: asset + scheduled tick time")
-    asset: str = Field(min_length=1)
+    probe_id: Identifier = Field(description="deterministic: asset + scheduled tick time")
+    asset: NonEmptyIdentifier
     scheduled_at: AwareDatetime = Field(
         description="the tick time the ping was due for (dedupe key per asset)"
     )
     started_at: AwareDatetime
-    duration_ms: float = Field(ge=0)
+    duration_ms: float = Field(ge=0, allow_inf_nan=False)
     ok: bool
-    reason: str | None = Field(
+    reason: Text | None = Field(
         default=None, description="why it failed: timeout, connection refused, status 503 …"
     )
-    probe: str = Field(description="probe type used: postgres, http, tcp, kafka or a plug-in name")
-    target: str = Field(description="host:port or URL without credentials")
+    probe: Identifier = Field(description="probe type used: postgres, http, tcp, kafka or a plug-in name")
+    target: Identifier = Field(description="host:port or URL without credentials")

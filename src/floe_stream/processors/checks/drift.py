@@ -6,8 +6,10 @@ import re
 from typing import Any
 
 from floe_stream.contracts.models import ColumnSpec, MonitoredAsset
+from floe_stream.processors.bounds import SAMPLE, SAMPLE_CHARS
 from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
+from floe_stream.topics.bounds import clip
 from floe_stream.topics.enums import CheckStatus, CheckType, DriftKind, Severity
 from floe_stream.topics.materialization import ObservedColumn
 
@@ -46,8 +48,13 @@ _LOGICAL_ALIASES = {
     "decimal": "number",
 }
 
+# Linear in the type's length (no nested quantifiers over the same characters); the type names of an input
+# are at most topics.bounds.TEXT_MAX characters anyway.
 _DECIMAL = re.compile(r"^(?:decimal|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
-_PARAM = re.compile(r"^([a-z_ ]+?)\s*\(.*\)$")
+_STRING_PARAMS = {"varchar": "string", "char": "string", "character varying": "string", "string": "string",
+                  "fixed": "binary"}  # fmt: skip
+ADDED_ONE_BY_ONE = 10
+"""Added columns reported one finding each; more are one finding ("N columns added", with a sample)."""
 
 
 def normalize_physical(type_name: str | None) -> str | None:
@@ -60,9 +67,9 @@ def normalize_physical(type_name: str | None) -> str | None:
         return f"decimal({m.group(1)},{m.group(2)})"
     if t in _PHYSICAL:
         return _PHYSICAL[t]
-    m = _PARAM.match(t)
-    if m and m.group(1).strip() in ("varchar", "char", "character varying", "fixed", "string"):
-        return "string" if m.group(1).strip() != "fixed" else "binary"
+    head, paren, _ = t.partition("(")  # a parameterized name: varchar(10), fixed[16] spelled fixed(16)
+    if paren and t.endswith(")") and (base := _STRING_PARAMS.get(head.strip())) is not None:
+        return base
     if t.startswith(("struct<", "array<", "list<", "map<")):
         return _PHYSICAL[t.split("<", 1)[0]]
     return None
@@ -181,12 +188,15 @@ def diff_schema(
                 out.append(_finding(DriftKind.CONSTRAINT_CHANGED, f"{name}:{flag}", Severity.INFO,
                                     f"column '{name}' is {label} in the table but not in the contract",
                                     f"not {label}", label))  # fmt: skip
-    for key, obs in have.items():
-        if key not in want:
-            name = f"{prefix}{obs.name}"
-            out.append(_finding(DriftKind.COLUMN_ADDED, name, Severity.WARNING,
-                                f"column '{name}' ({obs.type}) is in the table but not in the contract",
-                                "absent", f"{name} {obs.type}"))  # fmt: skip
+    added = [obs for key, obs in have.items() if key not in want]
+    if len(added) > ADDED_ONE_BY_ONE:
+        out.append(_added_columns(added, prefix))
+        return out
+    for obs in added:
+        name = f"{prefix}{obs.name}"
+        out.append(_finding(DriftKind.COLUMN_ADDED, name, Severity.WARNING,
+                            f"column '{name}' ({obs.type}) is in the table but not in the contract",
+                            "absent", f"{name} {obs.type}"))  # fmt: skip
     return out
 
 
@@ -196,6 +206,30 @@ DECLARED_SCHEMA_SKIPPED = Evaluation(
     message="skipped: the schema facet lists columns without types, a declared schema (e.g. dbt-ol without a "
     "fresh catalog.json), not the table's observed one; not compared",
 )
+
+
+def _added_columns(added: list[ObservedColumn], prefix: str) -> Finding:
+    """One finding for many added columns: their count and the first few (in the table's order)."""
+    sample = ", ".join(f"{prefix}{c.name} ({c.type})" for c in added[:SAMPLE])
+    more = f", … (+{len(added) - SAMPLE} more)" if len(added) > SAMPLE else ""
+    listed = clip(f"{sample}{more}", SAMPLE_CHARS)
+    return Finding(
+        key=f"{SCOPE}{DriftKind.COLUMN_ADDED}:{prefix}*",
+        severity=Severity.WARNING,
+        message=f"{len(added)} columns are in the table but not in the contract: {listed}",
+        element=prefix.removesuffix(".") or None,
+        expected="absent",
+        actual=f"{len(added)} columns added",
+        drift_kind=DriftKind.COLUMN_ADDED,
+        context={"columns_added": str(len(added))},
+    )
+
+
+def _names(columns: tuple[ColumnSpec, ...] | tuple[ObservedColumn, ...] | list[ObservedColumn]) -> str:
+    """The column names of a schema, for a check result: a wide table's list is cut (its count stays)."""
+    if len(columns) <= 100:
+        return ", ".join(c.name for c in columns)
+    return f"{len(columns)} columns: " + clip(", ".join(c.name for c in columns[:100]), SAMPLE_CHARS)
 
 
 class SchemaDriftCheck:
@@ -216,8 +250,8 @@ class SchemaDriftCheck:
             return []  # an older snapshot arriving late must not reopen or resolve anything
         findings = diff_schema(asset.columns, update.columns, asset.nested)
         worst = max((f.severity for f in findings if f.severity), key=lambda s: s.rank, default=None)
-        expected = ", ".join(c.name for c in asset.columns)
-        actual = ", ".join(c.name for c in update.columns)
+        expected = _names(asset.columns)
+        actual = _names(update.columns)
         message = "; ".join(f.message for f in findings) if findings else "schema matches the contract"
         return [
             Evaluation(
