@@ -30,12 +30,19 @@ from datetime import UTC, datetime
 from floe_stream.probes.base import Probe, ProbeError, ProbeTarget
 from floe_stream.probes.guard import ProbeGuard, ProbeRefused
 from floe_stream.processors.ids import stable_id
+from floe_stream.topics.bounds import as_text
 from floe_stream.topics.probe import ProbeResult
 
 log = logging.getLogger(__name__)
 
 
 def failure_reason(exc: BaseException) -> str:
+    """Why a ping failed, as the probe result's ``reason`` (valid input text: an exception quoting a server's
+    answer may hold control characters, which would make the processor refuse the result)."""
+    return as_text(_failure_reason(exc), 200)
+
+
+def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, ProbeError):

@@ -13,7 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from floe_stream.processors.model import AssetUpdate
-from floe_stream.topics.bounds import printable
+from floe_stream.topics.bounds import as_text
 from floe_stream.topics.commit import CatalogCommitEvent, IcebergField
 from floe_stream.topics.decode import invalid
 from floe_stream.topics.materialization import (
@@ -215,7 +215,7 @@ def _run_failure(ev: OpenLineageRunEvent, kind: str) -> str:
     err = ev.run.facets.get("errorMessage") if ev.run.facets else None
     if isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"].strip():
         text += f": {err['message'].strip()}"
-    return printable(text, 500)  # the facet's message is input: no control character goes on
+    return as_text(text, 500)  # the facet's message is input: no control character goes on
 
 
 def from_openlineage(ev: OpenLineageRunEvent) -> list[tuple[DatasetRef, AssetUpdate]]:

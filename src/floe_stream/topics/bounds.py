@@ -104,21 +104,9 @@ def clip(text: str, limit: int) -> str:
 
 
 _NOT_TEXT_RE = re.compile(rf"[{_NOT_TEXT}]")
-_NOT_IDENTIFIER_RE = re.compile(rf"[{_NOT_IDENTIFIER}]")
 
 
-def _escape(m: re.Match[str]) -> str:
-    c = ord(m.group())
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-
-
-def escaped(text: str, limit: int = 200) -> str:
-    """``text`` quoted from an input into floe's own messages (a dead-letter reason naming a field): every
-    character an identifier may not hold written as an escape (``\\x00``, ``\\u202e``), clipped to ``limit``."""
-    return clip(_NOT_IDENTIFIER_RE.sub(_escape, text), limit)
-
-
-def printable(text: str, limit: int = TEXT_MAX) -> str:
+def as_text(text: str, limit: int = TEXT_MAX) -> str:
     """``text`` as valid :data:`Text`: characters the rule refuses replaced by U+FFFD, clipped to ``limit`` (for
     texts floe itself puts on an input topic, e.g. a probe's failure reason quoting an exception)."""
     return clip(_NOT_TEXT_RE.sub("\ufffd", text), limit)

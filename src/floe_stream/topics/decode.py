@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from floe_stream.topics.bounds import RULES, escaped
+from floe_stream.printable import printable
+from floe_stream.topics.bounds import RULES, clip
 from floe_stream.topics.commit import CatalogCommitEvent
 from floe_stream.topics.materialization import MaterializationEvent, OpenLineageRunEvent
 from floe_stream.topics.probe import ProbeResult
@@ -42,7 +43,7 @@ def invalid(what: str, exc: ValidationError, where: str = "") -> DecodeError:
     that breaks a bound names the rule (``topics/bounds.py``), not its pattern."""
     errs = exc.errors(include_url=False, include_input=False)
     first = errs[0]
-    loc = ".".join(escaped(str(p), 100) for p in first["loc"])  # a dict key is input: escaped
+    loc = ".".join(clip(printable(str(p)), 100) for p in first["loc"])  # a dict key is input: escaped
     loc = f"{where}.{loc}" if where and loc else (where or loc or "<root>")
     msg = first["msg"]
     if first["type"] == "string_pattern_mismatch":
