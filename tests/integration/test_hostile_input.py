@@ -826,7 +826,7 @@ async def test_strings_are_bounded_at_decode_and_each_bad_record_is_dead_lettere
     assert sorted(d.reason for d in dlq) == sorted([
         "invalid MaterializationEvent: asset: String should have at most 1024 characters",
         f"invalid MaterializationEvent: job: {RULES[IDENTIFIER_PATTERN]}",
-        f"invalid MaterializationEvent: labels.team\\x0d\\x0aX-Injected.[key]: {RULES[IDENTIFIER_PATTERN]}",
+        f"invalid MaterializationEvent: labels.team\\r\\nX-Injected.[key]: {RULES[IDENTIFIER_PATTERN]}",
         f"invalid OpenLineageRunEvent: outputs.0.namespace: {RULES[IDENTIFIER_PATTERN]}",
     ])  # fmt: skip
     assert not await _results_for(s, "test.fast")  # none of them was evaluated
