@@ -3,10 +3,14 @@
 One grammar, read by every caller:
 
 - a number with a time unit, units may be combined: ``90d``, ``2w``, ``36h``, ``30m``, ``45s``, ``1.5h``,
-  ``4h30m``, ``30 min``, ``2 weeks``; units are ``s``/``sec``/``second(s)``, ``m``/``min``/``minute(s)``,
-  ``h``/``hr``/``hour(s)``, ``d``/``day(s)``, ``w``/``week(s)``, ``month(s)`` (30 days), ``y``/``yr``/
-  ``year(s)`` (365 days), in any case;
-- an ISO 8601 duration: ``PT6H``, ``P1D``, ``P2W``, ``P1DT12H``, ``P1M`` (30 days), ``P1Y`` (365 days).
+  ``4h30m``, ``30 min``, ``2 weeks``, ``500ms``; units are ``ns``, ``us``/``µs``, ``ms``/``millisecond(s)``,
+  ``s``/``sec``/``second(s)``, ``m``/``min``/``minute(s)``, ``h``/``hr``/``hour(s)``, ``d``/``day(s)``,
+  ``w``/``week(s)``, ``month(s)`` (30 days), ``y``/``yr``/``year(s)`` (365 days), in any case;
+- an ISO 8601 duration: ``PT6H``, ``P1D``, ``P2W``, ``P1DT12H``, ``PT0.5S``, ``P1M`` (30 days), ``P1Y``
+  (365 days).
+
+An ODCS SLA writes one as ``value`` + ``unit`` (``500`` + ``ms``), as a value with its unit in it
+(``'500ms'``, ``'6 hours'``) or as ISO 8601 (``PT6H``): :func:`duration_seconds` reads all three.
 
 :func:`parse_duration` reads a flag's text, :func:`duration_seconds` an ODCS SLA ``value`` + ``unit`` pair,
 :func:`interval_seconds` a ``floe`` setting (a bare number is seconds there). A plain number without a unit is
@@ -36,6 +40,9 @@ __all__ = [
 
 _DAY = 86_400.0
 UNITS: dict[str, float] = {
+    **dict.fromkeys(("ns", "nanosecond", "nanoseconds"), 1e-9),
+    **dict.fromkeys(("us", "µs", "μs", "microsecond", "microseconds"), 1e-6),
+    **dict.fromkeys(("ms", "msec", "msecs", "millisecond", "milliseconds"), 1e-3),
     **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
     **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
     **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3_600.0),
@@ -47,9 +54,11 @@ UNITS: dict[str, float] = {
 """Seconds per time unit (lower case)."""
 
 _NUMBER = r"\d+(?:\.\d+)?"
-_PART = re.compile(rf"({_NUMBER})\s*([a-z]+)", re.IGNORECASE)
-_COMPACT = re.compile(rf"^\s*(?:{_NUMBER}\s*[a-z]+\s*)+$", re.IGNORECASE)
-_ONE_PART = re.compile(rf"^\s*({_NUMBER})\s*([a-z]+)\s*$", re.IGNORECASE)
+_LETTERS = "[a-zµμ]+"
+_PART = re.compile(rf"({_NUMBER})\s*({_LETTERS})", re.IGNORECASE)
+_COMPACT = re.compile(rf"^\s*(?:{_NUMBER}\s*{_LETTERS}\s*)+$", re.IGNORECASE)
+_ONE_PART = re.compile(rf"^\s*({_NUMBER})\s*({_LETTERS})\s*$", re.IGNORECASE)
+_UNIT_NAMES = "ms, s, m, h, d, w or y"
 EXAMPLES = "90d, 2w, 36h, 30m, 4h30m or ISO 8601 PT6H"
 
 
@@ -73,24 +82,35 @@ def parse_duration(text: str) -> timedelta:
 
 
 def duration_seconds(value: object, unit: str | None = None) -> float:
-    """Seconds in an SLA duration: a number with a time unit (``4`` + ``d``) or ISO 8601 (``PT6H``).
+    """Seconds in an SLA duration: a number with a time unit (``4`` + ``d``, ``500`` + ``ms``), a value with
+    its unit in it (``'500ms'``, ``'6 hours'``, ``'4h30m'``) or ISO 8601 (``PT6H``).
 
     Raises ValueError with a message that names the bad value or unit.
     """
-    if isinstance(value, str) and value.strip().startswith("P"):
-        text = value.strip()
+    text = value.strip() if isinstance(value, str) else None
+    if text and text[:1] in ("P", "p") and not _COMPACT.match(text):
         if unit:
             raise ValueError(f"value {text!r} is an ISO-8601 duration, so unit {unit!r} must be left out")
-        seconds = _iso_seconds(text)
+        seconds = _iso_seconds(text.upper())
+    elif text and _COMPACT.match(text):  # the unit is in the value: '500ms', '6 hours', '4h30m'
+        one = _ONE_PART.match(text)
+        if one and UNITS.get(one.group(2).lower()) is None:
+            raise ValueError(f"value {text!r}: {one.group(2)!r} is not a time unit (use {_UNIT_NAMES})")
+        found = _compact_seconds(text)
+        if found is None:
+            raise ValueError(f"value {text!r} is not a duration (use e.g. {EXAMPLES})")
+        if unit and unit.strip().lower() != (one.group(2).lower() if one else ""):
+            raise ValueError(f"value {text!r} already has a unit, so unit {unit!r} must be left out")
+        seconds = found
     else:
         amount = number(value, "a number with a unit or an ISO-8601 duration such as 'PT6H'")
         if not unit:
             raise ValueError(
-                f"value {value!r} has no unit; add a unit (s, m, h, d, w, y) or write an ISO-8601 duration such as 'PT6H'"
+                f"value {value!r} has no unit; add a unit ({_UNIT_NAMES}) or write an ISO-8601 duration such as 'PT6H'"
             )
         factor = UNITS.get(unit.strip().lower())
         if factor is None:
-            raise ValueError(f"unit {unit!r} is not a time unit (use s, m, h, d, w or y)")
+            raise ValueError(f"unit {unit!r} is not a time unit (use {_UNIT_NAMES})")
         seconds = amount * factor
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"value {value!r} is not a positive duration")
@@ -173,6 +193,8 @@ def format_duration(value: float | timedelta, style: DurationStyle = "age") -> s
 
 
 def _age(seconds: float) -> str:
+    if 0 < seconds < 1:
+        return f"{round(seconds * 1000)}ms"
     s = round(seconds)
     if s < 120:
         return f"{s}s"
@@ -184,6 +206,8 @@ def _age(seconds: float) -> str:
 
 
 def _exact(seconds: float) -> str:
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:g}ms"
     for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"

@@ -66,7 +66,7 @@ EXPECTED_WARNINGS: dict[str, list[str]] = {
     "quality__column-custom.odcs.yaml": ["quality[0] (Air_Quality.UniqueID): 'custom'", "quality[1]"],
     "roles__service-and-operational-roles.odcs.yaml": ["no schema objects"],
     "server__azure-server.odcs.yaml": ["no schema objects"],
-    "sla__database-table-sla.odcs.yaml": ["no schema objects", "element 'tab1.txn_ref_dt' names no table"],
+    "sla__database-table-sla.odcs.yaml": ["no schema objects"],
     "stakeholders__basic-four-dpo.odcs.yaml": ["no schema objects"],
 }
 
@@ -128,7 +128,15 @@ def test_sla_example_has_no_tables_so_its_latency_is_parsed_but_not_attached() -
     contract = load_contract(ODCS_EXAMPLES / "sla__database-table-sla.odcs.yaml")
     assert contract.assets == ()
     assert contract.name == "my_table"
-    assert len(contract.warnings) == 2
+    assert contract.warnings == (
+        "no schema objects: the contract describes no tables, so it has no monitored assets",
+    )
+    # every SLA property is still named once, with why it is not evaluated (explain and lint show the notes)
+    doc = yaml.safe_load((ODCS_EXAMPLES / "sla__database-table-sla.odcs.yaml").read_text())
+    assert len(contract.notes) == len(doc["slaProperties"])
+    assert contract.notes[1].startswith("slaProperties[1] generalAvailability = ")
+    assert all(n.endswith("not evaluated: the contract describes no tables (no schema objects), so there is "
+                          "no asset to judge it on") for n in contract.notes)  # fmt: skip
 
     # the same SLAs once the contract declares the table the latency element names
     doc = yaml.safe_load((ODCS_EXAMPLES / "sla__database-table-sla.odcs.yaml").read_text())
@@ -303,9 +311,19 @@ def test_demo_contracts_are_valid_odcs_v310() -> None:
         (2, "years", 730 * DAY),
         (0.5, "h", 1_800),
         ("4", "d", 4 * DAY),
+        # what contracts written by others use (datacontract-cli's fixtures): sub-second units, the unit in
+        # the value, or both saying the same
+        (500, "ms", 0.5),
+        ("500", "milliseconds", 0.5),
+        (250, "us", 0.00025),
+        ("500ms", None, 0.5),
+        ("500 ms", None, 0.5),
+        ("6 hours", None, 6 * 3_600),
+        ("4h30m", None, 4.5 * 3_600),
+        ("500ms", "ms", 0.5),
     ],
 )
-def test_duration_units(value: object, unit: str, seconds: float) -> None:
+def test_duration_units(value: object, unit: str | None, seconds: float) -> None:
     assert duration_seconds(value, unit) == seconds
 
 
@@ -315,6 +333,7 @@ def test_duration_units(value: object, unit: str, seconds: float) -> None:
         ("PT6H", 6 * 3_600),
         ("PT30S", 30),
         ("PT1.5S", 1.5),
+        ("PT0.5S", 0.5),
         ("P1D", DAY),
         ("P1W", 7 * DAY),
         ("P1DT2H30M", DAY + 9_000),
@@ -330,7 +349,9 @@ def test_iso_8601_durations(value: str, seconds: float) -> None:
     ("value", "unit", "message"),
     [
         (2, "fortnight", "unit 'fortnight' is not a time unit"),
-        (2, "ms", "unit 'ms' is not a time unit"),
+        (2, "parsecs", "unit 'parsecs' is not a time unit (use ms, s, m, h, d, w or y)"),
+        ("5 parsecs", None, "'parsecs' is not a time unit"),
+        ("500ms", "s", "value '500ms' already has a unit, so unit 's' must be left out"),
         (4, None, "value 4 has no unit"),
         ("PT6X", None, "'PT6X' is not a valid ISO-8601 duration"),
         ("PT6H", "h", "unit 'h' must be left out"),
@@ -679,18 +700,6 @@ ORDERS = [table("orders", "id", "ts")]
             {"schema_": [{"name": "t", "properties": [{"name": "a"}, {"name": "a"}]}]},
             "schema[0].properties[1] (t.a): column declared twice",
         ),
-        (
-            {"schema_": ORDERS, "slaProperties": [{"property": "latency", "value": 2, "unit": "fortnight"}]},
-            "slaProperties[0] latency: unit 'fortnight' is not a time unit",
-        ),
-        (
-            {"schema_": ORDERS, "slaProperties": [{"property": "latency", "value": 4}]},
-            "slaProperties[0] latency: value 4 has no unit",
-        ),
-        (
-            {"schema_": ORDERS, "slaProperties": [{"property": "availability", "value": "150%"}]},
-            "slaProperties[0] availability: value '150%' is not an availability between 0 and 100%",
-        ),
         ({"slaProperties": [{"value": 1}]}, "slaProperties[0]: missing required key 'property'"),
         ({"slaProperties": ["latency"]}, "slaProperties[0]: Input should be a valid dictionary"),
         (
@@ -756,6 +765,36 @@ ORDERS = [table("orders", "id", "ts")]
 )
 def test_specific_error_messages(fields: dict[str, Any], message: str) -> None:
     assert message in error_of(**fields)
+
+
+@pytest.mark.parametrize(
+    ("sla", "message"),
+    [
+        (
+            {"property": "latency", "value": 2, "unit": "fortnight"},
+            "unit 'fortnight' is not a time unit (use ms, s, m, h, d, w or y)",
+        ),
+        (
+            {"property": "latency", "value": 4},
+            "value 4 has no unit; add a unit (ms, s, m, h, d, w or y) or write an ISO-8601 duration such as 'PT6H'",
+        ),
+        (
+            {"property": "availability", "value": "150%"},
+            "value '150%' is not an availability between 0 and 100%",
+        ),
+    ],
+)
+def test_an_sla_value_floe_cannot_use_is_a_warning_never_a_refusal(sla: dict[str, Any], message: str) -> None:
+    """The contract loads (its tables, columns and other SLAs are monitored); the property is not evaluated,
+    once in the warnings and in what explain shows for it."""
+    contract = load(schema_=ORDERS, slaProperties=[sla, {"property": "retention", "value": 1, "unit": "y"}])
+    (asset,) = contract.assets
+    assert (asset.freshness, asset.availability) == (None, None)
+    assert asset.retention is not None
+    warned = [w for w in contract.warnings if w.startswith(f"slaProperties[0] {sla['property']}:")]
+    assert warned == [f"slaProperties[0] {sla['property']}: {message}; not evaluated"]
+    note = next(n for n in asset.sla_notes if n.index == 0)
+    assert (note.evaluated_by, note.detail) == (None, f"not evaluated: {message}")
 
 
 @pytest.mark.parametrize(

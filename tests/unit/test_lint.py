@@ -85,7 +85,7 @@ def test_an_empty_set_fails(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     report = lint_paths([tmp_path / "empty"])
     assert not report.ok
-    assert "no contract files (*.yaml, *.yml) found" in str(report.errors[0])
+    assert "no contract files (*.yaml, *.yml, *.json) found" in str(report.errors[0])
 
 
 def test_cli_takes_files_and_folders_and_fails_on_nothing(tmp_path: Path) -> None:

@@ -298,9 +298,12 @@ def contracts_retire(contract_ids: tuple[str, ...]) -> None:
 
 @contracts.command("lint")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def contracts_lint(paths: tuple[Path, ...]) -> None:
-    """Validate the contracts in PATHS (folders, searched recursively, or files; default: the current
-    folder); exit 1 on any error, including when no contract file is found.
+@click.option("--schema", "schema", is_flag=True,
+              help="also validate each file against the official ODCS JSON Schema of its apiVersion")  # fmt: skip
+def contracts_lint(paths: tuple[Path, ...], schema: bool) -> None:
+    """Validate the contracts in PATHS (folders, searched recursively for *.yaml, *.yml and *.json, or files;
+    default: the current folder); exit 1 on any error, including when no contract file is found. An invalid
+    contract names every problem, one per line.
     """
     from floe_stream.contracts.lint import lint_paths
     from floe_stream.probes.targets import probe_problems
@@ -308,14 +311,19 @@ def contracts_lint(paths: tuple[Path, ...]) -> None:
     from floe_stream.runtime.checks_runtime import probe_guard
 
     guard = probe_guard(_settings())
-    report = lint_paths(list(paths) or [Path(".")], (override_problems, lambda a: probe_problems(a, guard)))
+    report = lint_paths(
+        list(paths) or [Path(".")], (override_problems, lambda a: probe_problems(a, guard)), schema=schema
+    )
     for w in report.warnings:
         click.echo(f"warning: {printable(w)}")  # contract text: no control character reaches the terminal
+    problems = 0
     for e in report.errors:
-        click.echo(f"error: {printable(str(e))}", err=True)
+        for p in e.problems:
+            problems += 1
+            click.echo(f"error: {printable(f'{e.source}: {p}')}", err=True)
     click.echo(
         f"{report.files_checked} file(s), {len(report.contracts)} contract(s), {len(report.assets)} asset(s), "
-        f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+        f"{problems} error(s), {len(report.warnings)} warning(s)"
     )
     if report.errors:
         sys.exit(1)

@@ -13,14 +13,25 @@ from __future__ import annotations
 
 import re
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import ValidationError
 
-__all__ = ["DocumentProblem", "describe", "kind", "load_yaml", "parse", "required", "shown"]
+__all__ = [
+    "DocumentProblem",
+    "Problems",
+    "describe",
+    "kind",
+    "load_yaml",
+    "parse",
+    "problems_of",
+    "required",
+    "shown",
+]
 
 MAX_DOCUMENT_CHARS = 4 * 1024 * 1024
 """A contract is YAML text of at most this many characters (a contracts-topic record is ~1 MB at most)."""
@@ -35,11 +46,35 @@ _UNION_MEMBER = re.compile(r"^(?:[A-Z].*|.*\[.*|str|int|float|bool|none)$")
 
 
 class DocumentProblem(Exception):
-    """A problem in the document; the loader adds the source."""
+    """What is wrong with the document (every problem found, not the first); the loader adds the source."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems: tuple[str, ...] = problems
+
+
+class Problems:
+    """Collects the problems of the parts of a document, so that one invalid contract names all its errors:
+    ``with problems.each(): ...`` records a :class:`DocumentProblem` raised in the block and goes on;
+    :meth:`raise_any` raises them together at the end."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    @contextmanager
+    def each(self) -> Iterator[None]:
+        try:
+            yield
+        except DocumentProblem as exc:
+            self.found.extend(p for p in exc.problems if p not in self.found)
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise DocumentProblem(*self.found)
 
 
 class _YamlLoader(yaml.CSafeLoader):
-    """Safe loader that keeps dates and timestamps as the strings ODCS declares them to be."""
+    """Safe loader that keeps dates and timestamps as the strings ODCS declares them to be (JSON is YAML)."""
 
 
 _YamlLoader.yaml_implicit_resolvers = {
@@ -147,13 +182,14 @@ def parse(text: str, warnings: list[str]) -> OpenDataContractStandard:
         raise DocumentProblem(
             f"not an ODCS v3 document: apiVersion {api_version!r} is not supported, use v3.x"
         )
+    problems: list[str] = []
     if doc.get("kind") is None:
-        raise DocumentProblem("missing required key 'kind' (must be 'DataContract')")
-    if doc["kind"] != "DataContract":
-        raise DocumentProblem(f"kind {doc['kind']!r} is not supported, must be 'DataContract'")
+        problems.append("missing required key 'kind' (must be 'DataContract')")
+    elif doc["kind"] != "DataContract":
+        problems.append(f"kind {doc['kind']!r} is not supported, must be 'DataContract'")
     for key in ("id", "version", "status"):
         if doc.get(key) in (None, ""):
-            raise DocumentProblem(f"missing required key {key!r}")
+            problems.append(f"missing required key {key!r}")
     sla = doc.get("slaProperties")
     if isinstance(sla, dict):
         doc = {**doc, "slaProperties": _sla_map_to_list(sla)}
@@ -161,7 +197,13 @@ def parse(text: str, warnings: list[str]) -> OpenDataContractStandard:
             "slaProperties is written as a map keyed by property (not ODCS); read as a list of "
             "{property, value, ...} items — write it as a list"
         )
-    return OpenDataContractStandard.model_validate(doc)
+    try:
+        model = OpenDataContractStandard.model_validate(doc)
+    except ValidationError as exc:
+        problems += problems_of(exc)
+    if problems:
+        raise DocumentProblem(*problems)
+    return model
 
 
 def _sla_map_to_list(sla: dict[Any, Any]) -> list[dict[str, Any]]:
@@ -176,8 +218,8 @@ def _sla_map_to_list(sla: dict[Any, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def describe(exc: ValidationError) -> str:
-    """Up to three distinct problems of an ODCS validation error, each naming its ODCS key path."""
+def problems_of(exc: ValidationError) -> list[str]:
+    """Every distinct problem of an ODCS validation error, each naming its ODCS key path."""
     problems: list[str] = []
     for err in exc.errors(include_url=False):
         where = _location(err["loc"])
@@ -191,7 +233,12 @@ def describe(exc: ValidationError) -> str:
             problem = f"{where}: {err['msg']}"
         if problem not in problems:
             problems.append(problem)
-    return "; ".join(problems[:3])
+    return problems
+
+
+def describe(exc: ValidationError) -> str:
+    """:func:`problems_of` in one line."""
+    return "; ".join(problems_of(exc))
 
 
 def _location(loc: Sequence[int | str]) -> str:

@@ -27,6 +27,7 @@ from floe_stream.contracts.extension import did_you_mean
 from floe_stream.contracts.identity import dataset_key
 from floe_stream.contracts.loader import contract_files, load_contract
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
+from floe_stream.contracts.odcs_schema import schema_problems
 
 __all__ = ["AssetProblems", "LintReport", "lint_directory", "lint_paths", "unknown_odcs_keys"]
 
@@ -51,14 +52,21 @@ AssetProblems = Callable[[MonitoredAsset], list[str]]
 :func:`~floe_stream.probes.targets.probe_problems`)."""
 
 
-def lint_directory(path: Path, asset_problems: Sequence[AssetProblems] = ()) -> LintReport:
+def lint_directory(
+    path: Path, asset_problems: Sequence[AssetProblems] = (), *, schema: bool = False
+) -> LintReport:
     """:func:`lint_paths` of one folder or file."""
-    return lint_paths([path], asset_problems)
+    return lint_paths([path], asset_problems, schema=schema)
 
 
-def lint_paths(paths: Sequence[Path], asset_problems: Sequence[AssetProblems] = ()) -> LintReport:
+def lint_paths(
+    paths: Sequence[Path], asset_problems: Sequence[AssetProblems] = (), *, schema: bool = False
+) -> LintReport:
     """Load every contract under ``paths`` (folders recursively, or single files) and report file errors,
     warnings, typos and identifier clashes. No contract file at all is an error.
+
+    With ``schema``, each file is also validated against the official ODCS JSON Schema of its
+    ``apiVersion`` (:mod:`floe_stream.contracts.odcs_schema`); every place it breaks it is an error.
 
     Clashes are errors: two files with the same contract id (only one would be monitored), an asset id or
     explicit alias (compared case-insensitively, as the registry resolves them) or an OpenLineage identity
@@ -77,10 +85,12 @@ def lint_paths(paths: Sequence[Path], asset_problems: Sequence[AssetProblems] = 
             errors.append(ContractError(str(path), "not a directory"))  # nor a file: it does not exist
     if not files and not errors:
         where = ", ".join(str(p) for p in paths) or "."
-        errors.append(ContractError(where, "no contract files (*.yaml, *.yml) found"))
+        errors.append(ContractError(where, "no contract files (*.yaml, *.yml, *.json) found"))
     contracts: list[LoadedContract] = []
     warnings: list[str] = []
     for file in dict.fromkeys(files):
+        if schema:
+            errors += [ContractError(str(file), p) for p in _schema_problems(file)]
         try:
             contract = load_contract(file)
         except ContractError as exc:
@@ -104,6 +114,14 @@ def lint_paths(paths: Sequence[Path], asset_problems: Sequence[AssetProblems] = 
     )
 
 
+def _schema_problems(file: Path) -> list[str]:
+    try:
+        raw = load_yaml(file.read_text(encoding="utf-8"))  # bounded, as the loader reads it
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, DocumentProblem):
+        return []  # the loader says why it cannot read it
+    return schema_problems(raw)
+
+
 def _contract_warnings(file: Path, contract: LoadedContract, rules: Sequence[AssetProblems]) -> list[str]:
     out = [*contract.warnings]
     try:
@@ -118,13 +136,16 @@ def _contract_warnings(file: Path, contract: LoadedContract, rules: Sequence[Ass
         out += unknown_odcs_keys(raw)
     out += contract.notes
     seen: set[tuple[int, str]] = set()
+    # an SLA item the loader already warned about (an unusable value) is not said again in other words
+    warned = {w.split(" ", 1)[0] for w in out if w.startswith("slaProperties[")}
     for asset in contract.assets:
         for note in asset.sla_notes:
             if note.evaluated_by is None and (note.index, note.detail) not in seen:
                 seen.add((note.index, note.detail))
-                out.append(f"slaProperties[{note.index}] {note.property}: {note.detail}")
+                if f"slaProperties[{note.index}]" not in warned:
+                    out.append(f"slaProperties[{note.index}] {note.property}: {note.detail}")
         out += [p for rule in rules for p in rule(asset)]
-    return out
+    return list(dict.fromkeys(out))  # each warning once
 
 
 # --- unknown keys ---------------------------------------------------------------------------------------

@@ -19,11 +19,19 @@ from typing import Any
 from open_data_contract_standard.model import OpenDataContractStandard, SchemaObject
 from pydantic import ValidationError
 
-from floe_stream.contracts.document import DocumentProblem, describe, parse, required
+from floe_stream.contracts.document import DocumentProblem, Problems, parse, problems_of, required
+from floe_stream.contracts.extension import FloeExtension
 from floe_stream.contracts.identity import default_asset_id, table_identities
 from floe_stream.contracts.interning import compact
 from floe_stream.contracts.metadata import floe_settings, server_ref, team_and_owner, typed_floe
-from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
+from floe_stream.contracts.models import (
+    ColumnSpec,
+    ContractError,
+    LoadedContract,
+    MonitoredAsset,
+    QualityRule,
+    ServerRef,
+)
 from floe_stream.contracts.schema import columns_and_rules
 from floe_stream.contracts.slas import freshness_and_availability, other_slas, sla_targets_by_item
 
@@ -36,9 +44,10 @@ def load_contract_text(text: str, source: str) -> LoadedContract:
     try:
         return _build(parse(text, warnings), source, warnings)
     except DocumentProblem as exc:
-        raise ContractError(source, str(exc)) from None
+        raise ContractError(source, str(exc), exc.problems) from None
     except ValidationError as exc:
-        raise ContractError(source, describe(exc)) from None
+        problems = tuple(problems_of(exc))
+        raise ContractError(source, "; ".join(problems), problems) from None
 
 
 def load_contract(path: Path) -> LoadedContract:
@@ -52,13 +61,17 @@ def load_contract(path: Path) -> LoadedContract:
     return load_contract_text(text, source)
 
 
+CONTRACT_SUFFIXES = (".yaml", ".yml", ".json")
+"""A contract is YAML or JSON (ODCS allows both; JSON is YAML to the parser)."""
+
+
 def contract_files(path: Path) -> list[Path]:
-    """The ``*.yaml``/``*.yml`` files in ``path`` and its sub-folders, sorted; hidden files and folders are
-    left out."""
+    """The ``*.yaml``/``*.yml``/``*.json`` files in ``path`` and its sub-folders, sorted; hidden files and
+    folders are left out."""
     return sorted(
         p
         for p in path.rglob("*")
-        if p.suffix.lower() in (".yaml", ".yml")
+        if p.suffix.lower() in CONTRACT_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(path).parts)
         and p.is_file()
     )
@@ -81,6 +94,9 @@ def load_directory(path: Path) -> tuple[list[LoadedContract], list[ContractError
 
 
 def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> LoadedContract:
+    """The monitoring view; every problem of the document is found (each table, column, quality rule, SLA
+    item and server is read even after another failed) and raised together."""
+    problems = Problems()
     contract_id = required(doc.id, "", "id")
     name = doc.name or contract_id
     version = required(doc.version, "", "version")
@@ -90,17 +106,32 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
         warnings.append("no schema objects: the contract describes no tables, so it has no monitored assets")
     tables: list[str] = []
     for i, obj in enumerate(objects):
-        tables.append(required(obj.name, f"schema[{i}]", "name"))
+        tables.append(obj.name or "")
+        with problems.each():
+            required(obj.name, f"schema[{i}]", "name")
         if obj.logicalType not in (None, "object", "table"):
-            raise DocumentProblem(
-                f"schema[{i}] ({obj.name}): logicalType {obj.logicalType!r} is not a table; use 'object'"
-            )
+            with problems.each():
+                raise DocumentProblem(
+                    f"schema[{i}] ({obj.name}): logicalType {obj.logicalType!r} is not a table; use 'object'"
+                )
 
-    freshness, availability = freshness_and_availability(doc, objects, warnings)
+    freshness: dict[int, Any] = {}
+    availability: dict[int, Any] = {}
+    with problems.each():
+        freshness, availability = freshness_and_availability(doc, objects, warnings)
     notes: list[str] = []
     sla_targets = sla_targets_by_item(doc, objects, warnings, notes)
+    if not objects:
+        notes += _slas_without_tables(doc)
     team, owner = team_and_owner(doc.team, doc.customProperties)
-    contract_floe, contract_typed = floe_settings(doc.customProperties, "customProperties", warnings)
+    contract_floe: dict[str, Any] = {}
+    contract_typed = FloeExtension()
+    with problems.each():
+        contract_floe, contract_typed = floe_settings(doc.customProperties, "customProperties", warnings)
+    servers: list[ServerRef] = []
+    for n, server in enumerate(doc.servers or []):
+        with problems.each():
+            servers.append(server_ref(server, f"servers[{n}]", warnings))
     shared: dict[str, Any] = {
         "contract_id": contract_id,
         "contract_name": name,
@@ -109,35 +140,48 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
         "owner": owner,
         "team": team,
         "domain": doc.domain,
-        "servers": tuple(
-            server_ref(server, f"servers[{n}]", warnings) for n, server in enumerate(doc.servers or [])
-        ),
+        "servers": tuple(servers),
     }
 
     assets: list[MonitoredAsset] = []
     first_use: dict[str, int] = {}
     for i, (obj, table) in enumerate(zip(objects, tables, strict=True)):
+        if not table:
+            continue  # reported above
         where = f"schema[{i}] ({table})"
-        table_floe, table_typed = floe_settings(
-            obj.customProperties, f"schema[{i}].customProperties", warnings
-        )
+        before = len(problems.found)
+        table_floe: dict[str, Any] = {}
+        table_typed = FloeExtension()
+        with problems.each():
+            table_floe, table_typed = floe_settings(
+                obj.customProperties, f"schema[{i}].customProperties", warnings
+            )
         floe = {**contract_floe, **table_floe}
         # from the typed settings of each level: the raw values are unchecked (`consumers: null`)
         consumers = _unique([*contract_typed.consumers, *table_typed.consumers])
-        typed = typed_floe({**floe, "consumers": list(consumers)}, f"schema[{i}] floe")
+        typed = FloeExtension()
+        with problems.each():
+            typed = typed_floe({**floe, "consumers": list(consumers)}, f"schema[{i}] floe")
         physical = obj.physicalName or table
         identities = table_identities(shared["servers"], physical, single_table=len(objects) == 1)
         asset_id: str = typed.asset or default_asset_id(shared["servers"], physical)
         if asset_id.lower() in first_use:
             other = first_use[asset_id.lower()]
-            raise DocumentProblem(
-                f"{where}: asset id {asset_id!r} is already used by schema[{other}] ({tables[other]}); "
-                "set a distinct 'asset' in its floe customProperty"
-            )
-        first_use[asset_id.lower()] = i
+            with problems.each():
+                raise DocumentProblem(
+                    f"{where}: asset id {asset_id!r} is already used by schema[{other}] ({tables[other]}); "
+                    "set a distinct 'asset' in its floe customProperty"
+                )
+        first_use.setdefault(asset_id.lower(), i)
         aliases = {table, f"{name}.{table}", physical, *typed.aliases}
         aliases.discard(asset_id)
-        columns, rules, nested = columns_and_rules(obj, f"schema[{i}]", table, warnings)
+        columns: tuple[ColumnSpec, ...] = ()
+        rules: tuple[QualityRule, ...] = ()
+        nested: dict[str, tuple[ColumnSpec, ...]] = {}
+        with problems.each():
+            columns, rules, nested = columns_and_rules(obj, f"schema[{i}]", table, warnings)
+        if len(problems.found) > before:
+            continue  # this table's problems are reported; the others are still read
         more = other_slas(doc, sla_targets, i, typed, freshness.get(i), availability.get(i), warnings)
         assets.append(
             MonitoredAsset(
@@ -159,6 +203,7 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                 floe=typed,
             )
         )
+    problems.raise_any()
     for asset in assets:
         compact(asset)
     return LoadedContract(
@@ -168,9 +213,22 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
         status=status,
         source=source,
         assets=tuple(assets),
-        warnings=tuple(warnings),
+        warnings=tuple(dict.fromkeys(warnings)),
         notes=tuple(notes),
     )
+
+
+def _slas_without_tables(doc: OpenDataContractStandard) -> list[str]:
+    """A contract without schema objects has no asset to carry its SLA properties: each one is still named,
+    with why it is not evaluated (explain and lint never leave one out)."""
+    out = []
+    for n, sla in enumerate(doc.slaProperties or []):
+        shown = f"{sla.value}{' ' + sla.unit if sla.unit else ''}"
+        out.append(
+            f"slaProperties[{n}] {sla.property} = {shown}: not evaluated: the contract describes no tables "
+            "(no schema objects), so there is no asset to judge it on"
+        )
+    return out
 
 
 def _unique(items: list[str]) -> tuple[str, ...]:

@@ -228,9 +228,15 @@ _MAX_PROBLEM = 2_000
 class ContractError(Exception):
     """A contract file that cannot be monitored; the message names the file and the exact problem."""
 
-    def __init__(self, source: str, problem: str) -> None:
+    def __init__(self, source: str, problem: str, problems: tuple[str, ...] | None = None) -> None:
         if len(problem) > _MAX_PROBLEM:  # a message quoting a value as large as the document
             problem = problem[: _MAX_PROBLEM - 1] + "…"
         super().__init__(f"{source}: {problem}")
         self.source = source
         self.problem = problem
+        self.problems: tuple[str, ...] = (
+            tuple(p if len(p) <= _MAX_PROBLEM else p[: _MAX_PROBLEM - 1] + "…" for p in problems)
+            if problems
+            else (problem,)
+        )
+        """Each problem on its own (an invalid contract names all of them; ``problem`` joins them)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from open_data_contract_standard.model import SchemaObject, SchemaProperty
 
-from floe_stream.contracts.document import DocumentProblem, required
+from floe_stream.contracts.document import DocumentProblem, Problems, required
 from floe_stream.contracts.models import ColumnSpec, QualityRule
 from floe_stream.contracts.quality import named, quality_rules
 
@@ -32,19 +32,25 @@ def columns_and_rules(
     """(columns, quality rules, nested properties by column path) of one table."""
     columns: list[ColumnSpec] = []
     nested: dict[str, tuple[ColumnSpec, ...]] = {}
-    rules = quality_rules(obj.quality, path, table, None, warnings)
+    problems = Problems()
+    rules: list[QualityRule] = []
+    with problems.each():
+        rules += quality_rules(obj.quality, path, table, None, warnings)
     declared: dict[str, int] = {}
     for j, prop in enumerate(obj.properties or []):
         where = f"{path}.properties[{j}]"
-        column = _column(prop, where, table)
-        if column.name in declared:
-            raise DocumentProblem(
-                f"{where} ({table}.{column.name}): column declared twice (also properties[{declared[column.name]}])"
-            )
-        declared[column.name] = j
-        columns.append(column)
-        _nested(prop, column.name, where, table, nested)
-        rules += quality_rules(prop.quality, where, f"{table}.{column.name}", column.name, warnings)
+        with problems.each():
+            column = _column(prop, where, table)
+            if column.name in declared:
+                raise DocumentProblem(
+                    f"{where} ({table}.{column.name}): column declared twice (also properties[{declared[column.name]}])"
+                )
+            declared[column.name] = j
+            columns.append(column)
+            _nested(prop, column.name, where, table, nested)
+        with problems.each():
+            rules += quality_rules(prop.quality, where, f"{table}.{prop.name}", prop.name, warnings)
+    problems.raise_any()
     return tuple(columns), named(rules), nested
 
 
@@ -87,8 +93,11 @@ def _nested(
     if not children:
         return
     specs = []
+    problems = Problems()
     for child, at in children:
-        spec = _column(child, at, f"{table}.{path}")
-        specs.append(spec)
-        _nested(child, f"{path}.{spec.name}", at, table, out)
+        with problems.each():
+            spec = _column(child, at, f"{table}.{path}")
+            specs.append(spec)
+            _nested(child, f"{path}.{spec.name}", at, table, out)
+    problems.raise_any()
     out[path] = tuple(specs)

@@ -17,8 +17,8 @@ Resolution rules:
   names no table of the contract is reported as a warning and the SLA is not attached there. When a
   table gets two SLAs of one kind, one naming it in ``element`` beats one without; otherwise the
   stricter wins, with a warning.
-- A bad freshness or availability value is a load error; a bad value of another property is a warning and
-  that property is not evaluated.
+- A value floe cannot use (a duration without a unit, a unit that is no time unit …) is a warning and that
+  property is not evaluated (explain and lint say so); the rest of the contract is monitored.
 """
 
 from __future__ import annotations
@@ -176,8 +176,8 @@ def freshness_and_availability(
                 for index, _ in _sla_targets(element, objects, where, warnings):
                     availability.setdefault(index, []).append((specific, n, avail))
             # every other SLA property (retention, frequency, timeOfAvailability, ...) is not monitored
-        except ValueError as exc:
-            raise DocumentProblem(f"{where}: {exc}") from None
+        except ValueError as exc:  # valid ODCS floe cannot use: that property is not evaluated, the rest is
+            warnings.append(f"{where}: {exc}; not evaluated")
     return (
         _strictest(freshness, lambda f: f.threshold_s, "freshness", objects, warnings),
         _strictest(availability, lambda a: -a.target_ratio, "availability", objects, warnings),
@@ -239,12 +239,13 @@ def other_slas(
         evaluated_by, detail = known.evaluated_by, known.reason
         try:
             if known.name in ("latency", "freshness"):
+                duration_seconds(sla.value, sla.unit)  # an unusable value: "not evaluated" (warned already)
                 if freshness is None or freshness.source_property != sla.property:
                     detail = (
                         f"{detail} (another {known.name} SLA for this table is stricter or more specific)"
                     )
             elif known.name == "availability":
-                pass
+                availability_ratio(sla.value, sla.unit)  # an unusable value: "not evaluated" (warned already)
             elif known.name == "frequency":
                 frequency = _frequency(sla, column_of[index], floe)
                 detail = (
@@ -265,7 +266,8 @@ def other_slas(
             elif known.name in ("timeToDetect", "timeToNotify", "timeToRepair"):
                 response[_RESPONSE_FIELDS[known.name]] = duration_seconds(sla.value, sla.unit)
         except ValueError as exc:
-            warnings.append(f"{where}: {exc}; not evaluated")
+            if known.name not in ("latency", "freshness", "availability"):  # those were warned about once
+                warnings.append(f"{where}: {exc}; not evaluated")
             evaluated_by, detail = None, f"not evaluated: {exc}"
         notes.append(
             SlaNote(
@@ -339,6 +341,8 @@ def _sla_targets(
     element: str | None, objects: list[SchemaObject], where: str, warnings: list[str]
 ) -> list[tuple[int, str | None]]:
     """(table index, column) pairs an SLA element names; no element means every table."""
+    if not objects:
+        return []  # a contract without tables: its SLA items are noted once each (loader), not per element
     if element is None:
         return [(i, None) for i in range(len(objects))]
     targets: list[tuple[int, str | None]] = []
