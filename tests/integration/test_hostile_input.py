@@ -60,7 +60,7 @@ from floe_stream.topics.violation import ViolationData, encode_violation
 from tests.conftest import REPO, make_settings, wait_for
 from tests.integration.checks_support import CleartextPostgres, HttpTarget, Tarpit, TcpTarget
 from tests.integration.helpers import floe_env, publish, read_all, start_floe, stop_process
-from tests.integration.receivers import HttpReceiver, publish_violations
+from tests.integration.receivers import HttpReceiver, SmtpReceiver, publish_violations
 from tests.integration.test_sla_accuracy import AS_OF
 from tests.unit.alert_factory import violation
 
@@ -1041,3 +1041,101 @@ async def test_a_sequence_jump_is_refused_and_a_later_dropped_column_is_still_se
     assert dead.reason.startswith(
         f"sequence jump: sequence_number {2**62} is more than limits.max_sequence_jump"
     )
+
+
+# --- alerts: one contract cannot stop the alerts sink or silence a channel for everyone -------------------------
+
+
+def stale_contract(cid: str, assets: list[str], *, name: str | None = None, floe: str = "") -> str:
+    """Tables with a 1 s freshness SLA (a materialization an hour old breaches it at once)."""
+    tables = "".join(
+        f"  - name: t{i}\n    customProperties:\n      - property: floe\n        value: {{asset: {a}{floe}}}\n"
+        for i, a in enumerate(assets)
+    )
+    return (
+        f"apiVersion: v3.1.0\nkind: DataContract\nid: {cid}\nname: {name or cid}\nversion: 1.0.0\n"
+        f"status: active\nschema:\n{tables}slaProperties:\n  - property: latency\n    value: 1\n    unit: s\n"
+    )
+
+
+async def materialize_stale(settings: Settings, asset: str) -> None:
+    ev = MaterializationEvent(
+        event_id=f"stale-{asset}", asset=asset, materialized_at=datetime.now(UTC) - timedelta(hours=1)
+    )
+    await publish(settings, TopicKey.MATERIALIZATIONS, [(asset, ev)])
+
+
+def mail_routing(smtp: SmtpReceiver) -> AlertsSettings:
+    channel = {
+        "name": "mail", "type": "email", "secret_env": "T_HOSTILE_SMTP", "timeout_s": 5, "max_attempts": 1,
+        "options": {"host": "127.0.0.1", "port": smtp.port, "tls": "starttls", "username": "alerts",
+                    "from": "floe@example.test", "to": ["oncall@example.test"], "ca_file": str(smtp.cert)},
+    }  # fmt: skip
+    return AlertsSettings(
+        policy={"group_wait_s": 0, "circuit_failures": 2, "circuit_cooldown_s": 600},
+        channels=[channel],
+        routes=[{"channel": "mail"}],
+    )
+
+
+async def alerts_dead_letters(settings: Settings) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in await read_all(settings, TopicKey.ALERTS_DLQ) if r.value]
+
+
+async def test_contract_name_with_crlf_never_trips_the_mail_circuit_for_everyone(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T_HOSTILE_SMTP", "s3cret")
+    crlf = [f"hostile.crlf{i}" for i in range(4)]
+    (contracts_dir / "crlf.yaml").write_text(
+        stale_contract("crlf", crlf, name='"sales\\r\\nBcc: x@evil.test"')
+    )
+    (contracts_dir / "good.yaml").write_text(stale_contract("good", ["hostile.mailgood"]))
+    with SmtpReceiver(tmp_path) as smtp:
+        s = await hostile_settings(kafka, pg_dsn, contracts_dir, alerts=mail_routing(smtp))
+        async with deployed("processor", s) as processor, deployed("sink-alerts", s) as sink:
+            for asset in crlf:
+                await materialize_stale(s, asset)
+
+            async def handled() -> bool:  # delivered or dead-lettered, every one of them
+                return len(smtp.messages) + len(await alerts_dead_letters(s)) >= len(crlf)
+
+            await wait_for(handled, timeout=60)
+            await materialize_stale(s, "hostile.mailgood")  # after them: the circuit would be open by now
+            await wait_for(
+                lambda: any("hostile.mailgood" in str(m["Subject"]) for m in smtp.messages), timeout=60
+            )
+            assert processor.running and sink.running
+        subjects = [str(m["Subject"]) for m in smtp.messages]
+        assert sum("sales Bcc: x@evil.test" in t for t in subjects) == len(
+            crlf
+        )  # one line, no header injected
+        assert not any("\r" in t or "\n" in t for t in subjects)
+        assert all(m["Bcc"] is None for m in smtp.messages)
+        assert await alerts_dead_letters(s) == []
+
+
+async def test_unknown_channel_in_a_contracts_routing_drops_that_override_not_the_sink(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("T_HOSTILE_SMTP", "s3cret")
+    typo = ", alerts: {channels: [pager-typo]}"
+    (contracts_dir / "typo.yaml").write_text(stale_contract("typo", ["hostile.typo"], floe=typo))
+    (contracts_dir / "good.yaml").write_text(stale_contract("good", ["hostile.mailgood"]))
+    with SmtpReceiver(tmp_path) as smtp:
+        s = await hostile_settings(kafka, pg_dsn, contracts_dir, alerts=mail_routing(smtp))
+        with caplog.at_level(logging.ERROR):
+            async with deployed("processor", s) as processor, deployed("sink-alerts", s) as sink:
+                assert sink.running, sink.failure()
+                await materialize_stale(s, "hostile.mailgood")
+                await materialize_stale(s, "hostile.typo")
+                for asset in (
+                    "hostile.mailgood",
+                    "hostile.typo",
+                ):  # the typo's alerts follow the routing table
+                    await wait_for(
+                        lambda a=asset: any(a in str(m["Subject"]) for m in smtp.messages), timeout=60
+                    )
+                assert processor.running and sink.running
+    assert "contract typo (hostile.typo): floe.alerts names unknown channel(s) ['pager-typo']" in caplog.text

@@ -6,7 +6,10 @@
   up to ``max_retry_after_s``; non-retryable answers (4xx) go straight to the dead-letter topic;
 * a circuit breaker per channel: after ``circuit_failures`` dead-lettered deliveries in a row, deliveries
   to that channel are dead-lettered without being attempted for ``circuit_cooldown_s`` (then one probe),
-  so a dead receiver cannot hold the sink's batches for its full retry budget over and over;
+  so a dead receiver cannot hold the sink's batches for its full retry budget over and over; a notification
+  that cannot be built into a message (:class:`MessageError`, or any error a channel raises other than
+  DeliveryError) is that notification's dead letter and never counts towards the circuit (one contract's
+  odd name cannot silence a channel for everyone);
 * the ledger (:class:`~floe_stream.sinks.alerts.store.AlertStore`) makes a successful delivery happen at
   most once per (event, channel), across restarts, replicas and replays; a sink that dies after claiming
   but before recording the outcome leaves a 'sending' claim that another sink takes over once it is older
@@ -26,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from floe_stream.runtime.sink_runtime import NotCommitted, SinkContext
-from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError
+from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError, MessageError
 from floe_stream.sinks.alerts.config import ChannelConfig, Policy
 from floe_stream.sinks.alerts.metrics import alert_instruments
 from floe_stream.sinks.alerts.model import DeadLetter, Notification
@@ -180,10 +183,11 @@ class Dispatcher:
                 attempts,
             )
             return Outcome(n.notification_id, n.channel, "delivered", attempts)
-        circuit.failures += 1
-        if circuit.failures >= self.policy.circuit_failures:
-            circuit.open_until = time.monotonic() + self.policy.circuit_cooldown_s
-        return await self._fail(n, ch, error, attempts)
+        if not isinstance(error, MessageError):  # a message that cannot be built says nothing of the channel
+            circuit.failures += 1
+            if circuit.failures >= self.policy.circuit_failures:
+                circuit.open_until = time.monotonic() + self.policy.circuit_cooldown_s
+        return await self._fail(n, ch, error.reason, attempts)
 
     async def _fail(self, n: Notification, ch: Channel, reason: str, attempts: int) -> Outcome:
         # dead letter first, then the ledger: a crash in between re-sends (never loses) the notification
@@ -200,7 +204,7 @@ class Dispatcher:
         )
         return Outcome(n.notification_id, n.channel, "dead_lettered", attempts, reason)
 
-    async def _attempts(self, ch: Channel, n: Notification) -> tuple[int, str | None]:
+    async def _attempts(self, ch: Channel, n: Notification) -> tuple[int, DeliveryError | None]:
         backing_off = False
 
         def first_retry() -> None:
@@ -220,7 +224,7 @@ class Dispatcher:
 
     async def _attempt_loop(
         self, ch: Channel, n: Notification, first_retry: Callable[[], None]
-    ) -> tuple[int, str | None]:
+    ) -> tuple[int, DeliveryError | None]:
         cfg = ch.config
         # the channel's own timeout bounds each HTTP call; this guard also bounds SMTP and multi-request sends
         guard = cfg.timeout_s * max(1, len(n.alerts)) + 1.0
@@ -235,11 +239,13 @@ class Dispatcher:
                 err = exc
             except TimeoutError:
                 err = DeliveryError(f"timed out after {guard:g}s")
-            except Exception as exc:  # a bug in a channel: do not retry, keep the notification in the DLQ
-                err = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=False)
+            except Exception as exc:
+                # a channel failing with anything but DeliveryError failed on this notification (a value it
+                # could not format): not retried, its dead letter, and not held against the channel's circuit
+                err = MessageError(f"{type(exc).__name__}: {exc}")
             alert_instruments().attempt_failures.add(1, {"channel": ch.name})
             if not err.retryable or attempt >= cfg.max_attempts:
-                return attempt, err.reason
+                return attempt, err
             if attempt == 1:
                 first_retry()
             delay = backoff_delay(cfg, attempt, err.retry_after, self.rng)

@@ -77,23 +77,25 @@ def build_channels(config: AlertsConfig, http: httpx.AsyncClient, public_url: st
 
 
 def contract_overrides(registry: ContractRegistry | None, channels: set[str]) -> dict[str, ContractAlerting]:
-    """asset id → the contract's ``floe.alerts`` channel override (validated against configured channels)."""
+    """asset id → the contract's ``floe.alerts`` channel override. An override naming a channel that is not
+    configured is dropped with an error line (that contract's alerts follow the routing table): one contract's
+    typo never stops the sink for everyone."""
     out: dict[str, ContractAlerting] = {}
     if registry is None:
         return out
-    problems = []
     for asset in registry.assets():
         ov = asset.floe.alerts  # typed and validated when the contract loaded
         if ov is None:
             continue
         unknown = [c for c in ov.channels if c not in channels]
         if unknown:
-            problems.append(
-                f"contract {asset.contract_id} ({asset.asset_id}): floe.alerts names unknown channel(s) {unknown}"
-            )
+            log.error(
+                "contract %s (%s): floe.alerts names unknown channel(s) %s (configured: %s); override "
+                "ignored, its alerts follow the routing table",
+                asset.contract_id, asset.asset_id, unknown, sorted(channels),
+            )  # fmt: skip
+            continue
         out[asset.asset_id] = ov
-    if problems:
-        raise ConfigError("invalid contract alert overrides: " + "; ".join(problems))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from floe_stream.sinks.alerts.channels.base import Channel, ChannelContext, DeliveryError
+from floe_stream.sinks.alerts.channels.base import Channel, ChannelContext, DeliveryError, MessageError
 
 GROUP = "floe.alert_channels"
 
@@ -20,4 +20,4 @@ def channel_types() -> dict[str, type[Channel]]:
     return out
 
 
-__all__ = ["GROUP", "Channel", "ChannelContext", "DeliveryError", "channel_types"]
+__all__ = ["GROUP", "Channel", "ChannelContext", "DeliveryError", "MessageError", "channel_types"]

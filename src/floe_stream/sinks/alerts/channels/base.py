@@ -30,6 +30,14 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+class MessageError(DeliveryError):
+    """This notification cannot be turned into a message for the channel (a value the format cannot carry):
+    its dead letter, never a failure of the channel — it does not count towards the channel's circuit."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, retryable=False)
+
+
 class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

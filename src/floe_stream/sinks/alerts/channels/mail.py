@@ -6,6 +6,7 @@ part. Every value in the HTML part is HTML-escaped. Firing and resolved mails of
 from __future__ import annotations
 
 import html
+import re
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -16,7 +17,7 @@ import aiosmtplib
 from pydantic import BaseModel, ConfigDict, Field
 
 from floe_stream.processors.ids import stable_id
-from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError
+from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError, MessageError
 from floe_stream.sinks.alerts.channels.slack import headline, open_for
 from floe_stream.sinks.alerts.model import Alert, Notification
 
@@ -60,10 +61,19 @@ def _rows(a: Alert) -> list[tuple[str, str]]:
     return rows
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def header_text(value: str) -> str:
+    """A header value from input text: control characters (CR/LF above all: header injection, and a header
+    the email library refuses) become one space."""
+    return _CONTROL.sub(" ", value).strip()
+
+
 def build_message(n: Notification, opts: EmailOptions, link_for: object) -> EmailMessage:
     assert callable(link_for)
     msg = EmailMessage()
-    msg["Subject"] = f"{opts.subject_prefix} {headline(n)}".strip()
+    msg["Subject"] = header_text(f"{opts.subject_prefix} {headline(n)}")
     msg["From"] = opts.from_addr
     msg["To"] = ", ".join(opts.to)
     msg["Date"] = formatdate(localtime=False)
@@ -103,7 +113,10 @@ class EmailChannel(Channel):
     async def send(self, n: Notification) -> None:
         opts = self.options
         assert isinstance(opts, EmailOptions)
-        msg = build_message(n, opts, self.ctx.link)
+        try:
+            msg = build_message(n, opts, self.ctx.link)
+        except (ValueError, TypeError, UnicodeError) as exc:  # this notification only, never the channel
+            raise MessageError(f"message cannot be built: {type(exc).__name__}: {exc}") from None
         tls = opts.tls
         try:
             await aiosmtplib.send(
