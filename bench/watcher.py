@@ -124,6 +124,7 @@ async def main() -> None:
             print(f"(c) {args.changed} changed of {args.tables}: median {statistics.median(changed) * 1000:.1f} ms per poll "
                   f"({args.changed} loads, {args.changed} published)")  # fmt: skip
         finally:
+            await w.leave()
             await producer.stop()
 
         g = IcebergWatcher(s, catalog=Generic(cat))
@@ -134,6 +135,7 @@ async def main() -> None:
             print(f"(d) generic path (REST-like), nothing changed: median {statistics.median(p.seconds for p in gen) * 1000:.0f} ms "
                   f"({gen[0].loaded} loads, 0 published; marks restored from the topic: {len(g.marks)})")  # fmt: skip
         finally:
+            await g.leave()
             await producer.stop()
     finally:
         broker.stop()

@@ -11,7 +11,7 @@ What the test changes, and why (nothing else is touched):
   rewritten the same way (the process runs on this machine's root, and sees only its own pod's files);
 * service hostnames (in env values and in mounted files): the Kafka bootstrap list → the test broker, the
   PostgreSQL DSN (a Secret in the chart, a literal in compose) → the test database, alertmanager /
-  marquez / iceberg-rest hosts → the local Alertmanager / OpenLineage receiver / REST catalog;
+  marquez / iceberg-rest hosts → the local Alertmanager / OpenLineage receiver / Apache Iceberg REST catalog server;
 * FLOE_HEALTH_PORT: the chart gives every container the same port (they are separate pods); local
   processes need distinct ones, so each gets a free port;
 * FLOE_KAFKA__TOPIC_PREFIX / GROUP_PREFIX: one broker serves every run of the session, so each run gets
@@ -38,12 +38,10 @@ import re
 import shutil
 import signal
 import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -91,28 +89,24 @@ class Services:
         }
 
 
-@contextlib.contextmanager
-def rest_catalog(tmp: Path) -> Iterator[str]:
-    """An empty Iceberg REST catalog on loopback (the REST shim of the watcher tests over a SQL catalog)."""
-    from tests.integration.test_iceberg_rest import RestShim
-    from tests.integration.test_iceberg_watcher import make_catalog
+@pytest.fixture(scope="module")
+def rest_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty catalog of its own on Apache Iceberg's REST catalog server (installed by `make tools`)."""
+    from tests.integration.tools import ICEBERG_REST_VERSION, IcebergRestServer, tool
 
-    cat, _ = make_catalog(tmp)
-    handler = type("Handler", (RestShim,), {"catalog": cat, "requests": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    jar = tool(
+        f"iceberg-rest/iceberg-open-api-{ICEBERG_REST_VERSION}.jar", "Apache Iceberg's REST catalog server"
+    )
+    server = IcebergRestServer(tmp_path_factory.mktemp("deploy-iceberg-rest"), jar).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield server.uri
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 @pytest.fixture
-async def services(kafka: EmbeddedKafka, tmp_path: Path) -> AsyncIterator[Services]:
+async def services(kafka: EmbeddedKafka, rest_catalog: str, tmp_path: Path) -> AsyncIterator[Services]:
     (tmp_path / "am").mkdir()
-    (tmp_path / "catalog").mkdir()
     hook = HttpReceiver()
     async with (
         hook,
@@ -120,8 +114,7 @@ async def services(kafka: EmbeddedKafka, tmp_path: Path) -> AsyncIterator[Servic
         HttpReceiver() as slack,
         Alertmanager(tmp_path / "am", f"{hook.url}/hook", group_by=["asset"]) as am,
     ):
-        with rest_catalog(tmp_path / "catalog") as rest:
-            yield Services(kafka.bootstrap, am, hook, lineage, slack, rest)
+        yield Services(kafka.bootstrap, am, hook, lineage, slack, rest_catalog)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from floe_stream.topics import (
     ViolationData,
 )
 from floe_stream.topics.enums import CheckType
+from floe_stream.topics.partitioning import partition_for
 from tests.conftest import wait_for
 from tests.integration.helpers import Running, read_all, violations
 from tests.integration.tools import IcebergRestServer
@@ -319,49 +319,52 @@ async def test_a_restarted_watcher_misses_and_repeats_nothing(
     assert [f.name for f in got[2].table_schema.fields][-1] == "extra"  # the missed ALTER rode on the newest
 
 
-async def test_two_watcher_replicas_double_no_effect(
+async def test_two_watcher_replicas_publish_each_snapshot_once_and_fail_over(
     settings: Settings, iceberg_rest: IcebergRestServer, tmp_path: Path
 ) -> None:
-    """Two replicas (fail-over) both publish each snapshot, with the same event id: every result they cause has
-    the same deterministic id (one row in the SLA history), and a drift is one violation, not two."""
+    """Two replicas split the tables by catalog-commits partition (one consumer group): each snapshot is
+    published once; when the owner of a table stops, the other takes it over without missing or repeating."""
     cat, ns = lake(iceberg_rest)
-    orders = cat.create_table(f"{ns}.orders", schema=ORDERS)
+    names: list[str] = []  # two tables on each catalog-commits partition: both replicas own some
+    for i in range(1000):
+        name, p = f"{ns}.t{i}", partition_for(f"{ns}.t{i}", settings.kafka.partitions)
+        if sum(partition_for(n, settings.kafka.partitions) == p for n in names) < 2:
+            names.append(name)
+    tables = {n: cat.create_table(n, schema=ORDERS) for n in names}
     s = setup(settings, iceberg_rest, ns, tmp_path)
-    processor = ProcessorService(s, load_registry(s))
     a, b = IcebergWatcher(s), IcebergWatcher(s)
-    table = f"{ns}.orders"
+    tasks = {w: asyncio.create_task(w.run()) for w in (a, b)}
 
-    def both_at(seq: int) -> bool:
-        return all(w.marks.get(table) is not None and w.marks[table].sequence_number == seq for w in (a, b))
+    async def stop(w: IcebergWatcher) -> None:
+        w.request_stop()
+        await asyncio.wait_for(tasks.pop(w), 30)
 
-    async with Running(processor, a, b):
-        await wait_for(lambda: processor.ever_assigned and a.polls > 0 and b.polls > 0, timeout=60)
-        for i in range(2):
-            await asyncio.to_thread(append_orders, orders, [i])
-            await wait_for(lambda i=i: both_at(i + 1), timeout=30)
-
-        def evolve_and_append() -> None:  # one commit: a new column and rows with it
-            with orders.transaction() as tx:
-                with tx.update_schema() as u:
-                    u.add_column("extra", DoubleType())
-                schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("qty", pa.int32()),
-                                    ("note", pa.string()), ("extra", pa.float64())])  # fmt: skip
-                tx.append(pa.table({"id": [9], "qty": [1], "note": ["x"], "extra": [0.5]}, schema=schema))
-
-        await asyncio.to_thread(evolve_and_append)
-        await wait_for(lambda: both_at(3), timeout=30)
-        await wait_for(lambda: _drift_results(s, 6), timeout=30)
-        await wait_for(lambda: _violations_where(s, lambda v: len(v) >= 1), timeout=30)
-    published = Counter(c.event_id for c in await commits(s))
-    assert len(published) == 3 and set(published.values()) == {2}  # both replicas published each snapshot
-    drift = [r for r in await results(s) if r.check_type == CheckType.SCHEMA_DRIFT]
-    ids = {
-        r.source_event_id: {d.result_id for d in drift if d.source_event_id == r.source_event_id}
-        for r in drift
-    }
-    assert set(ids) == set(published) and all(len(v) == 1 for v in ids.values())  # one result id per snapshot
-    (added,) = [v for v in await _violations_where(s, bool) or [] if isinstance(v, ViolationData)]
-    assert (added.drift_kind, added.element) == (DriftKind.COLUMN_ADDED, "extra")  # one violation, not two
+    try:
+        await wait_for(lambda: a.joined and b.joined, timeout=60)
+        await wait_for(lambda: a.owned and b.owned and not a.owned & b.owned, timeout=60)
+        for t in tables.values():
+            await asyncio.to_thread(append_orders, t, [1])
+        await wait_for(lambda: n_commits(s, 6), timeout=30)
+        for t in tables.values():
+            await asyncio.to_thread(append_orders, t, [2])
+        await wait_for(lambda: n_commits(s, 12), timeout=30)
+        owner_a = {n for n in names if n in a.marks}
+        assert owner_a and owner_a != set(names)  # each replica watched some of the tables
+        await stop(a)  # a's tables move to b
+        await wait_for(lambda: len(b.owned) == 3, timeout=60)
+        for t in tables.values():
+            await asyncio.to_thread(append_orders, t, [3])
+        await wait_for(lambda: n_commits(s, 18), timeout=30)
+        polls = b.polls
+        await wait_for(lambda: b.polls >= polls + 3, timeout=30)
+    finally:
+        for w in list(tasks):
+            await stop(w)
+    got = await commits(s)
+    assert len(names) == 6
+    assert len(got) == 18 and len({c.event_id for c in got}) == 18  # each snapshot published once
+    for n in names:  # nothing missed, nothing repeated, across the fail-over
+        assert [c.sequence_number for c in got if c.table == n] == [1, 2, 3], n
 
 
 async def _drift_results(s: Settings, n: int) -> list[CheckResult] | None:

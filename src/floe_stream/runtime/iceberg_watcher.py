@@ -5,10 +5,16 @@ whose metadata location moved or is unknown (``load_concurrency`` at a time, in 
 (:func:`~floe_stream.sources.iceberg.snapshots.new_events`), produce them keyed by table and wait for the
 broker's acknowledgement, and only then advance the in-memory marks.
 
-Restart: the marks are rebuilt once at start from the catalog-commits topic itself — every record this watcher
-publishes carries the ``floe-iceberg-mark`` header (metadata location, snapshot id, sequence number, schema id),
-and the last one per table wins. A crash between produce and acknowledgement republishes the same events with
-the same deterministic ids; nothing older than a published snapshot is ever published again.
+Restart: the marks are rebuilt from the catalog-commits topic itself — every record this watcher publishes
+carries the ``floe-iceberg-mark`` header (metadata location, snapshot id, sequence number, schema id), and the
+last one per table wins. A crash between produce and acknowledgement republishes the same events with the same
+deterministic ids; nothing older than a published snapshot is ever published again.
+
+Replicas: every watcher of a catalog joins the consumer group ``<group_prefix>-source-iceberg-<catalog>`` on the
+catalog-commits topic (its partitions paused: the membership is all it wants) and watches only the tables whose
+key falls in the partitions it is assigned, restoring their marks from those partitions when it gets them. A
+revocation waits for the poll in flight (its events acknowledged, its marks moved) before the partitions move,
+so two replicas never publish the same snapshot; one replica alone owns every table.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
 from floe_stream.runtime.health import HealthServer
@@ -71,6 +78,33 @@ def _m() -> _Metrics:
     return _metrics
 
 
+class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Which catalog-commits partitions (and so which tables) this replica watches."""
+
+    def __init__(self, watcher: IcebergWatcher) -> None:
+        self.w = watcher
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.w._poll_lock:  # the poll in flight finishes (acknowledged) before the tables move
+            gone = {tp.partition for tp in revoked}
+            self.w.owned -= gone
+            for table in [t for t in self.w.marks if partition_for(t, self.w.partitions) in gone]:
+                del self.w.marks[table]  # the next owner advances them; take them again from the topic
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self.w._poll_lock:
+            if self.w._group is not None and assigned:
+                self.w._group.pause(*assigned)  # membership only: nothing is read through the group
+            new = {tp.partition for tp in assigned} - self.w.owned
+            restored = await self.w.restore(new) if new else 0
+            self.w.owned |= new
+            self.w.joined = True
+            log.info(
+                "watching the tables of catalog-commits partitions %s (%d tables restored)",
+                sorted(self.w.owned), restored,
+            )  # fmt: skip
+
+
 class IcebergWatcher:
     name = "source-iceberg"
 
@@ -87,17 +121,24 @@ class IcebergWatcher:
         self.last_stats = PollStats()
         self._stop = asyncio.Event()
         self._sender: BatchProducer | None = None
+        self.owned: set[int] = set()  # catalog-commits partitions whose tables this replica watches
+        self.joined = False  # the group gave this replica its first assignment (possibly empty)
+        self._group: Any = None
+        self._poll_lock = asyncio.Lock()
+        self.group_id = f"{settings.kafka.group_prefix}-source-iceberg-{self.cfg.catalog_name}"
 
     def request_stop(self) -> None:
         self._stop.set()
 
     # --- state ------------------------------------------------------------------------------------
-    async def restore(self) -> int:
-        """Rebuild the marks from this catalog's records in the catalog-commits topic. Returns tables restored."""
+    async def restore(self, partitions: set[int] | None = None) -> int:
+        """Rebuild the marks of the tables in ``partitions`` (all: None) from this catalog's records in the
+        catalog-commits topic. Returns how many tables have a mark."""
         reader = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=10)
         await reader.start()
         try:
-            tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+            wanted = range(self.partitions) if partitions is None else sorted(partitions)
+            tps = [TopicPartition(self.topic, p) for p in wanted]
             reader.assign(tps)
             await reader.seek_to_beginning(*tps)
             end = await reader.end_offsets(tps)
@@ -127,10 +168,16 @@ class IcebergWatcher:
 
     # --- one poll ---------------------------------------------------------------------------------
     async def poll_once(self) -> PollStats:
+        async with self._poll_lock:
+            return await self._poll()
+
+    async def _poll(self) -> PollStats:
         assert self._sender is not None, "poll_once() runs inside run() or after start()"
         t0 = time.perf_counter()
         stats = PollStats()
         listing = await asyncio.to_thread(list_tables, self.catalog, self.cfg)
+        owned = self.owned
+        listing = {t: loc for t, loc in listing.items() if partition_for(t, self.partitions) in owned}
         stats.tables = len(listing)
         todo = [
             t
@@ -235,14 +282,32 @@ class IcebergWatcher:
         producer = make_producer(self.settings.kafka)
         await producer.start()
         self._sender = BatchProducer(producer)
-        restored = await self.restore()
+        self._group = make_consumer(self.settings.kafka, group_id=self.group_id)
+        self._group.subscribe([self.topic], listener=_Ownership(self))
+        await self._group.start()
+        while not self.joined and not self._stop.is_set():  # the first assignment (maybe none: a standby)
+            await self._group.getmany(timeout_ms=200)
         log.info(
-            "watching Iceberg catalog %r; %d tables restored from %s",
-            self.cfg.catalog_name,
-            restored,
-            self.topic,
+            "watching Iceberg catalog %r (group %s on %s)", self.cfg.catalog_name, self.group_id, self.topic
         )
         return producer
+
+    async def leave(self) -> None:
+        """Leave the group (after :meth:`start`): the other replicas take this one's tables at once."""
+        group, self._group = self._group, None
+        if group is not None:
+            await group.stop()
+        self.owned.clear()
+
+    async def _keep_membership(self, seconds: float) -> None:
+        """Wait ``seconds`` (or until stopped) while polling the group: its rebalances run meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._stop.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            await self._group.getmany(timeout_ms=int(min(left, 1.0) * 1000))
 
     async def run(self) -> None:
         health = None
@@ -260,6 +325,11 @@ class IcebergWatcher:
             producer = await self.start()
             while producer is not None and not self._stop.is_set():
                 started = time.monotonic()
+                await self._group.getmany(timeout_ms=0)  # rebalances happen here and in the waits below
+                if not self.owned:  # a standby replica (more replicas than partitions): healthy, idle
+                    self.last_poll_ok = time.time()
+                    await self._keep_membership(min(self.cfg.poll_interval_s, 1.0))
+                    continue
                 try:
                     await self.poll_once()
                 except Exception as exc:  # the catalog or the broker is down: retry next interval
@@ -269,10 +339,9 @@ class IcebergWatcher:
                         type(exc).__name__,
                         exc,
                     )
-                wait = max(0.0, self.cfg.poll_interval_s - (time.monotonic() - started))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), wait)
+                await self._keep_membership(max(0.0, self.cfg.poll_interval_s - (time.monotonic() - started)))
         finally:
+            await self.leave()
             if producer is not None:
                 await producer.stop()
             if health is not None:
