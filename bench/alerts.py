@@ -84,12 +84,22 @@ def violation(i: int, run: str) -> ViolationData:
     now = datetime.now(UTC)
     corr = f"bench.{run}.{i}/freshness"
     return ViolationData(
-        violation_id=stable_id("violation", corr, now.isoformat()), correlation_key=corr,
-        contract_id=f"c{i % 50}", contract_name=f"contract-{i % 50}", contract_version="1.0.0",
-        asset=f"bench.{run}.{i}", violation_type=CheckType.FRESHNESS, severity=Severity.ERROR,
-        message="stale by 61s", expected_value="<= 60s", actual_value="121s", detected_at=now,
-        episode_started_at=now, labels={"domain": "bench"}, consumers=["dashboard"],
-    )  # fmt: skip
+        violation_id=stable_id("violation", corr, now.isoformat()),
+        correlation_key=corr,
+        contract_id=f"c{i % 50}",
+        contract_name=f"contract-{i % 50}",
+        contract_version="1.0.0",
+        asset=f"bench.{run}.{i}",
+        violation_type=CheckType.FRESHNESS,
+        severity=Severity.ERROR,
+        message="stale by 61s",
+        expected_value="<= 60s",
+        actual_value="121s",
+        detected_at=now,
+        episode_started_at=now,
+        labels={"domain": "bench"},
+        consumers=["dashboard"],
+    )
 
 
 async def one_hop(k: KafkaSettings, n: int) -> list[float]:
@@ -129,10 +139,21 @@ async def main(kind: BrokerKind, single: int, burst: int, partitions: int, event
     tmp = Path(tempfile.mkdtemp())
     broker = make_broker(kind, log_file=tmp / "broker.log").start()
     try:
-        k = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix="bench.", group_prefix="bench",
-                          partitions=partitions, fetch_max_wait_ms=5, linger_ms=0)  # fmt: skip
-        settings = Settings(kafka=k, database=DatabaseSettings(dsn=dsn), health_port=-1,  # type: ignore[arg-type]
-                            contracts_dir=contract_dir(tmp / "contracts", 3600), clock_skew_s=0)  # fmt: skip
+        k = KafkaSettings(
+            bootstrap_servers=broker.bootstrap,
+            topic_prefix="bench.",
+            group_prefix="bench",
+            partitions=partitions,
+            fetch_max_wait_ms=5,
+            linger_ms=0,
+        )
+        settings = Settings(
+            kafka=k,
+            database=DatabaseSettings(dsn=dsn),
+            health_port=-1,  # type: ignore[arg-type]
+            contracts_dir=contract_dir(tmp / "contracts", 3600),
+            clock_skew_s=0,
+        )
         await ensure_topics(k)
         hop = await one_hop(k, single)
         print(f"(0) baseline, one record at a time, produce → consumer received (ms): {summary(hop[5:])}")
@@ -140,13 +161,22 @@ async def main(kind: BrokerKind, single: int, burst: int, partitions: int, event
         await rx.start()
         cfg = parse_config(
             {
-                "policy": {"group_wait_s": 0, "rate_limit": {"max_alerts": 1_000_000},
-                           "dedup_window_s": 0},  # (c) drifts the same 64 assets again and again
-                "channels": [{"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{rx.port}/e",
-                              "secret": "bench-secret"}],
+                "policy": {
+                    "group_wait_s": 0,
+                    "rate_limit": {"max_alerts": 1_000_000},
+                    "dedup_window_s": 0,
+                },  # (c) drifts the same 64 assets again and again
+                "channels": [
+                    {
+                        "name": "hook",
+                        "type": "webhook",
+                        "url": f"http://127.0.0.1:{rx.port}/e",
+                        "secret": "bench-secret",
+                    }
+                ],
                 "routes": [{"channel": "hook"}],
             }
-        )  # fmt: skip
+        )
         sink = alerts_sink(settings, cfg)
         from floe_stream.runtime.app import tune_gc  # as the composition root does before running
 

@@ -151,10 +151,21 @@ def main() -> None:
 
     print("(d) OpenLineage: violation CloudEvent → RunEvent dict → JSON (openlineage-python's Serde)")
     d = ViolationData(
-        violation_id="v", correlation_key="bench.t00001/freshness", contract_id="c0", contract_name="contract-0",
-        contract_version="1.0.0", asset="bench.t00001", violation_type=CheckType.QUALITY, severity=Severity.ERROR,
-        message="12 null ids", element="ids", expected_value="0", actual_value="12", detected_at=T0, episode_started_at=T0,
-    )  # fmt: skip
+        violation_id="v",
+        correlation_key="bench.t00001/freshness",
+        contract_id="c0",
+        contract_name="contract-0",
+        contract_version="1.0.0",
+        asset="bench.t00001",
+        violation_type=CheckType.QUALITY,
+        severity=Severity.ERROR,
+        message="12 null ids",
+        element="ids",
+        expected_value="0",
+        actual_value="12",
+        detected_at=T0,
+        episode_started_at=T0,
+    )
     key, value, headers = encode_violation(d)
     ce = decode_violation(dict(headers), key, value)
     cfg = OpenLineageSettings()

@@ -40,9 +40,27 @@ async def fill(
                 run = raw_per_day
                 failed = rnd.choice([0, 0, 0, 1, 2])
                 within = 86400.0 - failed * 1800.0 if ct == "freshness" else 0.0
-                agg.append((f"bench.a{a:04d}", ct, day, "bench", run, run - failed, failed, 0, 0, within,
-                            86400.0 - within if ct == "freshness" else 0.0, 0.0, 2 if failed else None, run,
-                            float(run), 0.5, 1.5))  # fmt: skip
+                agg.append(
+                    (
+                        f"bench.a{a:04d}",
+                        ct,
+                        day,
+                        "bench",
+                        run,
+                        run - failed,
+                        failed,
+                        0,
+                        0,
+                        within,
+                        86400.0 - within if ct == "freshness" else 0.0,
+                        0.0,
+                        2 if failed else None,
+                        run,
+                        float(run),
+                        0.5,
+                        1.5,
+                    )
+                )
     await conn.copy_records_to_table(
         "daily_aggregates",
         records=agg,
@@ -78,8 +96,25 @@ async def fill(
             while t < now:
                 st = "fail" if rnd.random() < 0.05 else "pass"
                 rid = f"a{a}-{ct}-{i}"
-                raw.append((rid, f"bench.a{a:04d}", "bench", "1.0.0", ct, st, None, t, "event", 1.0, None, None,
-                            None, "", None))  # fmt: skip
+                raw.append(
+                    (
+                        rid,
+                        f"bench.a{a:04d}",
+                        "bench",
+                        "1.0.0",
+                        ct,
+                        st,
+                        None,
+                        t,
+                        "event",
+                        1.0,
+                        None,
+                        None,
+                        None,
+                        "",
+                        None,
+                    )
+                )
                 last = (f"bench.a{a:04d}", ct, "bench", "1.0.0", rid, st, t)
                 t += timedelta(seconds=step * rnd.uniform(0.5, 1.5))
                 i += 1
@@ -155,15 +190,19 @@ async def main() -> None:
         now = datetime.now(UTC).replace(microsecond=0)
         t0 = time.perf_counter()
         n_agg, n_raw = await fill(conn, args.assets, args.days, args.raw_per_day, now)
-        print(f"filled {n_agg:,} aggregate rows ({args.assets} assets × {len(TYPES)} checks × {args.days} days) and "
-              f"{n_raw:,} raw results (30 days) in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+        print(
+            f"filled {n_agg:,} aggregate rows ({args.assets} assets × {len(TYPES)} checks × {args.days} days) and "
+            f"{n_raw:,} raw results (30 days) in {time.perf_counter() - t0:.1f} s"
+        )
         for window, by in (("30d", "day"), ("30d", "week"), ("30d", "month"), ("7d", "day"), ("24h", "day")):
             await timed(
                 f"build_report window={window} by={by}",
                 lambda w=window, b=by: build_report(conn, window=w, by=b, as_of=now),
             )
-        await timed("build_report window=30d --asset (one asset)",
-                    lambda: build_report(conn, window="30d", as_of=now, asset="bench.a0007"))  # fmt: skip
+        await timed(
+            "build_report window=30d --asset (one asset)",
+            lambda: build_report(conn, window="30d", as_of=now, asset="bench.a0007"),
+        )
         report = await build_report(conn, window="30d", by="day", as_of=now)
         for label, fn in (
             ("render json", render_json),

@@ -46,11 +46,20 @@ def results(n: int, assets: int, start: datetime, tag: str = "") -> list[CheckRe
     for i in range(per):
         for a in range(assets):
             t = start + timedelta(seconds=60 * i + a % 60)
-            out.append(CheckResult(
-                result_id=f"{tag}{a}-{i}", asset=f"bench.a{a:04d}", contract_id="bench", contract_version="1.0.0",
-                check_type="freshness", status="fail" if rnd.random() < 0.05 else "pass",  # type: ignore[arg-type]
-                evaluated_at=t, metric=float(i), sla_consumed=0.5, message="within freshness SLA",
-            ))  # fmt: skip
+            out.append(
+                CheckResult(
+                    result_id=f"{tag}{a}-{i}",
+                    asset=f"bench.a{a:04d}",
+                    contract_id="bench",
+                    contract_version="1.0.0",
+                    check_type="freshness",
+                    status="fail" if rnd.random() < 0.05 else "pass",  # type: ignore[arg-type]
+                    evaluated_at=t,
+                    metric=float(i),
+                    sla_consumed=0.5,
+                    message="within freshness SLA",
+                )
+            )
     return out[:n]
 
 
@@ -71,8 +80,14 @@ async def end_to_end(s: Settings, rs: list[CheckResult], partitions: int) -> flo
     await producer.start()
     try:
         topic = topic_name(s.kafka.topic_prefix, TopicKey.CHECK_RESULTS)
-        await fill(producer, topic, [(partition_for(r.asset, partitions), r.asset.encode(),
-                                      r.model_dump_json().encode()) for r in rs])  # fmt: skip
+        await fill(
+            producer,
+            topic,
+            [
+                (partition_for(r.asset, partitions), r.asset.encode(), r.model_dump_json().encode())
+                for r in rs
+            ],
+        )
     finally:
         await producer.stop()
     sink = postgres_sink(s)
@@ -118,8 +133,10 @@ async def main() -> None:
             await migrate(conn)
             rate = await db_path(conn, rs, a.batch)
             if "a" in a.only:
-                print(f"(a) write_history, in order:              {rate:10,.0f} results/s"
-                      f"  (client CPU {CPU_US[-1]:.0f} µs/result)")  # fmt: skip
+                print(
+                    f"(a) write_history, in order:              {rate:10,.0f} results/s"
+                    f"  (client CPU {CPU_US[-1]:.0f} µs/result)"
+                )
             if "b" in a.only:
                 rate = await db_path(conn, rs, a.batch)
                 print(f"(b) write_history, all duplicates:        {rate:10,.0f} results/s")
@@ -142,12 +159,22 @@ async def main() -> None:
         await migrate(conn)
         await conn.close()
         with make_broker(a.broker, log_file=tmp / f"{a.broker}.log") as broker:
-            k = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix="bench.", group_prefix="bench",
-                              partitions=a.partitions, fetch_max_wait_ms=50, session_timeout_ms=6000,
-                              heartbeat_interval_ms=1000)  # fmt: skip
+            k = KafkaSettings(
+                bootstrap_servers=broker.bootstrap,
+                topic_prefix="bench.",
+                group_prefix="bench",
+                partitions=a.partitions,
+                fetch_max_wait_ms=50,
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=1000,
+            )
             await ensure_topics(k)
-            s = Settings(kafka=k, database=DatabaseSettings(dsn=dsn2), health_port=-1,  # type: ignore[arg-type]
-                         history=HistorySettings(register_contracts=False))  # fmt: skip
+            s = Settings(
+                kafka=k,
+                database=DatabaseSettings(dsn=dsn2),
+                health_port=-1,  # type: ignore[arg-type]
+                history=HistorySettings(register_contracts=False),
+            )
             rate = await end_to_end(s, rs, a.partitions)
             print(f"(d) PostgreSQL sink via {a.broker}, end to end: {rate:10,.0f} results/s")
     finally:

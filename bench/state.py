@@ -114,13 +114,23 @@ async def main() -> None:
         f"{a.assets:,} assets in {len(list(contracts.iterdir()))} contracts (written in {time.perf_counter() - t:.1f} s)"
     )
     with make_broker(a.broker, log_file=tmp / "broker.log") as broker:
-        k = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_prefix="st.", group_prefix="st",
-                          partitions=a.partitions, fetch_max_wait_ms=20, linger_ms=5)  # fmt: skip
+        k = KafkaSettings(
+            bootstrap_servers=broker.bootstrap,
+            topic_prefix="st.",
+            group_prefix="st",
+            partitions=a.partitions,
+            fetch_max_wait_ms=20,
+            linger_ms=5,
+        )
         state_topic = topic_name(k.topic_prefix, TopicKey.PROCESSOR_STATE)
         admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
         await admin.start()
-        compaction = {"cleanup.policy": "compact", "segment.ms": "2000", "min.cleanable.dirty.ratio": "0.01",
-                      "min.compaction.lag.ms": "0"}  # fmt: skip
+        compaction = {
+            "cleanup.policy": "compact",
+            "segment.ms": "2000",
+            "min.cleanable.dirty.ratio": "0.01",
+            "min.compaction.lag.ms": "0",
+        }
         await admin.create_topics([NewTopic(state_topic, a.partitions, 1, topic_configs=compaction)])
         await admin.close()
         await ensure_topics(k)

@@ -121,8 +121,10 @@ async def main() -> None:
                 st = await w.poll_once()
                 assert (st.loaded, st.published) == (args.changed, args.changed), st
                 changed.append(st.seconds)
-            print(f"(c) {args.changed} changed of {args.tables}: median {statistics.median(changed) * 1000:.1f} ms per poll "
-                  f"({args.changed} loads, {args.changed} published)")  # fmt: skip
+            print(
+                f"(c) {args.changed} changed of {args.tables}: median {statistics.median(changed) * 1000:.1f} ms per poll "
+                f"({args.changed} loads, {args.changed} published)"
+            )
         finally:
             await w.leave()
             await producer.stop()
@@ -132,8 +134,10 @@ async def main() -> None:
         try:
             gen = [(await g.poll_once()) for _ in range(max(2, args.polls // 2))]
             assert all(p.published == 0 for p in gen), gen
-            print(f"(d) generic path (REST-like), nothing changed: median {statistics.median(p.seconds for p in gen) * 1000:.0f} ms "
-                  f"({gen[0].loaded} loads, 0 published; marks restored from the topic: {len(g.marks)})")  # fmt: skip
+            print(
+                f"(d) generic path (REST-like), nothing changed: median {statistics.median(p.seconds for p in gen) * 1000:.0f} ms "
+                f"({gen[0].loaded} loads, 0 published; marks restored from the topic: {len(g.marks)})"
+            )
         finally:
             await g.leave()
             await producer.stop()

@@ -171,3 +171,55 @@ def test_replay_positions() -> None:
     assert parse_position("2026-03-01") == datetime(2026, 3, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="not a time"):
         parse_position("yesterday")
+
+
+def test_summarize_and_roll_up_are_pure_over_the_fetched_history() -> None:
+    """The report's arithmetic without a database: a hand-made History in, the judged report out."""
+    from floe_stream.reporting.compliance import History, Targets, roll_up, summarize
+
+    start = T - timedelta(days=1)
+    figures = {
+        "checks_run": 10,
+        "passed": 9,
+        "failed": 1,
+        "skipped": 0,
+        "errored": 0,
+        "within_s": 82_800.0,
+        "breached_s": 3_600.0,
+        "unknown_s": 0.0,
+        "worst": None,
+        "metric_avg": None,
+        "metric_min": None,
+        "metric_max": None,
+        "contract_id": "shop",
+    }
+    history = History(
+        start=start,
+        end=T,
+        window={("orders", "freshness"): figures},
+        status={},
+        series={},
+        first_seen={},
+        meta={
+            "quiet": {
+                "contract_id": "shop",
+                "owner": "ann",
+                "team": None,
+                "targets": None,
+                "expected_intervals": '{"quality": 3600}',
+            }
+        },
+        opened={("orders", "freshness"): {"error": 1}},
+        resolved={("orders", "freshness"): (1, 600.0)},
+    )
+    summary = summarize(history)
+    assert sorted(summary.checks) == ["orders", "quiet"] and summary.contract_of["orders"] == "shop"
+    [fresh] = summary.checks["orders"]
+    assert (fresh.compliance_pct, fresh.violations, fresh.mttr_s) == (95.8333, 1, 600.0)
+    [quiet] = summary.checks["quiet"]  # registered, never ran: coverage 0 %, compliance n/a
+    assert (quiet.checks_run, quiet.coverage_pct, quiet.compliance_pct) == (0, 0.0, None)
+    report = roll_up(
+        history, summary, Targets(fail_under=99.0), window="24h", by="day", filters={}, generated_at=T
+    )
+    assert [(a.asset, a.status) for a in report.assets] == [("orders", "breaching"), ("quiet", "no_data")]
+    assert (report.episodes_opened, report.episodes_resolved, report.coverage_pct) == (1, 1, 0.0)

@@ -69,34 +69,80 @@ def _with_conn(
 @click.option("--asset", "assets", multiple=True, help="asset id (repeatable: --asset a --asset b)")
 @click.option("--owner", default=None, help="contract owner (registered contracts)")
 @click.option("--team", default=None, help="contract team (registered contracts)")
-@click.option("--window", type=DURATION, default="30d", show_default=True,
-              help="rolling window ending now (or --as-of): any duration, e.g. 24h, 7d, 2w, 90d, PT6H")  # fmt: skip
-@click.option("--by", "by", type=click.Choice(["day", "week", "month"]), default="day", show_default=True,
-              help="calendar buckets of the series (ISO weeks)")  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html", "junit", "github"]),
-              default="table", show_default=True,
-              help="junit: JUnit XML for CI; github: GitHub Actions annotations")  # fmt: skip
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="write to FILE instead of stdout")  # fmt: skip
-@click.option("--sort", type=click.Choice(list(SORTS)), default="status", show_default=True,
-              help="status: breaching, then at risk, then the rest; compliance: lowest first; budget: least left")  # fmt: skip
+@click.option(
+    "--window",
+    type=DURATION,
+    default="30d",
+    show_default=True,
+    help="rolling window ending now (or --as-of): any duration, e.g. 24h, 7d, 2w, 90d, PT6H",
+)
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(["day", "week", "month"]),
+    default="day",
+    show_default=True,
+    help="calendar buckets of the series (ISO weeks)",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv", "html", "junit", "github"]),
+    default="table",
+    show_default=True,
+    help="junit: JUnit XML for CI; github: GitHub Actions annotations",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write to FILE instead of stdout",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(list(SORTS)),
+    default="status",
+    show_default=True,
+    help="status: breaching, then at risk, then the rest; compliance: lowest first; budget: least left",
+)
 @click.option(
     "--top", type=click.IntRange(min=1), default=None, metavar="N", help="show the first N assets only"
 )
 @click.option("--only-failing", is_flag=True, help="show only assets with a check below its target")
-@click.option("--fail-under", type=FAIL_UNDER, default=None, metavar="PCT|target",
-              help=f"exit {EXIT_BELOW_TARGET} listing every asset/check below PCT ('target': below its own "
-              "target); an empty window or unknown asset fails too")  # fmt: skip
+@click.option(
+    "--fail-under",
+    type=FAIL_UNDER,
+    default=None,
+    metavar="PCT|target",
+    help=f"exit {EXIT_BELOW_TARGET} listing every asset/check below PCT ('target': below its own "
+    "target); an empty window or unknown asset fails too",
+)
 @click.option("--allow-empty", is_flag=True, help="with --fail-under: pass when the window has no data")
 @click.option("--as-of", default=None, help="ISO 8601 end of the window (default: now)")
-@click.option("--response", is_flag=True,
-              help="only floe's response: timeToDetect / timeToNotify / timeToRepair per asset vs the contracts' "
-                   "targets (FLOE_CONTRACTS_DIR)")  # fmt: skip
+@click.option(
+    "--response",
+    is_flag=True,
+    help="only floe's response: timeToDetect / timeToNotify / timeToRepair per asset vs the contracts' "
+    "targets (FLOE_CONTRACTS_DIR)",
+)
 def sla_report(
-    contract: str | None, assets: tuple[str, ...], owner: str | None, team: str | None, window: timedelta,
-    by: str, fmt: str, output: Path | None, sort: str, top: int | None, only_failing: bool,
-    fail_under: float | str | None, allow_empty: bool, as_of: str | None, response: bool,
-) -> None:  # fmt: skip
+    contract: str | None,
+    assets: tuple[str, ...],
+    owner: str | None,
+    team: str | None,
+    window: timedelta,
+    by: str,
+    fmt: str,
+    output: Path | None,
+    sort: str,
+    top: int | None,
+    only_failing: bool,
+    fail_under: float | str | None,
+    allow_empty: bool,
+    as_of: str | None,
+    response: bool,
+) -> None:
     """SLA compliance per asset and check type, judged against each target, worst first.
 
     Targets: the contract's own (availability %, `slo` in the floe property), else FLOE_HISTORY__DEFAULT_TARGETS;
@@ -110,7 +156,7 @@ def sla_report(
         render_json,
         render_junit,
         table_text,
-    )  # fmt: skip
+    )
 
     end = None
     if as_of:
@@ -130,11 +176,19 @@ def sla_report(
 
     async def build(conn: asyncpg.Connection) -> Any:
         return await build_report(
-            conn, window=label, by=by, as_of=end, contract=contract,  # type: ignore[arg-type]
-            asset=list(assets), owner=owner, team=team, default_targets=settings.history.default_targets,
+            conn,
+            window=label,
+            by=by,  # type: ignore[arg-type]
+            as_of=end,
+            contract=contract,
+            asset=list(assets),
+            owner=owner,
+            team=team,
+            default_targets=settings.history.default_targets,
             fail_under=fail_under if isinstance(fail_under, float) else None,
-            at_risk_budget_pct=settings.history.at_risk_budget_pct, allow_unknown=allow_empty,
-        )  # fmt: skip
+            at_risk_budget_pct=settings.history.at_risk_budget_pct,
+            allow_unknown=allow_empty,
+        )
 
     try:
         report = _with_conn(settings, build, reraise=(ReportError,))
@@ -147,8 +201,13 @@ def sla_report(
     if fmt == "table":
         text = table_text(shown, output_width(), color=output is None and sys.stdout.isatty())
     else:
-        render = {"json": render_json, "csv": render_csv, "html": render_html, "junit": render_junit,
-                  "github": render_github}[fmt]  # fmt: skip
+        render = {
+            "json": render_json,
+            "csv": render_csv,
+            "html": render_html,
+            "junit": render_junit,
+            "github": render_github,
+        }[fmt]
         text = render(shown)
     if output:
         output.write_text(text, encoding="utf-8")
@@ -163,9 +222,10 @@ def sla_report(
             for a, c in failing:
                 click.echo(
                     f"  {printable(a.asset)} {c.check_type} {c.compliance_pct:.2f} % < {c.target_pct:.2f} %"
-                    + (f" since {c.since:%Y-%m-%d}" if c.since else "") + (f" (owner {printable(a.owner)})" if a.owner else ""),
+                    + (f" since {c.since:%Y-%m-%d}" if c.since else "")
+                    + (f" (owner {printable(a.owner)})" if a.owner else ""),
                     err=True,
-                )  # fmt: skip
+                )
             sys.exit(EXIT_BELOW_TARGET)
         if not report.has_data() and not allow_empty:
             click.echo(
@@ -213,8 +273,13 @@ def _response_report(
 
 # --- floe db prune / rebuild-aggregates ---------------------------------------------------------------
 @click.command("prune")
-@click.option("--older-than", "older_than", type=DURATION, default=None,
-              help="age of raw rows to delete, any duration: 90d, 12w, PT36H (default: FLOE_HISTORY__RETENTION_DAYS)")  # fmt: skip
+@click.option(
+    "--older-than",
+    "older_than",
+    type=DURATION,
+    default=None,
+    help="age of raw rows to delete, any duration: 90d, 12w, PT36H (default: FLOE_HISTORY__RETENTION_DAYS)",
+)
 def db_prune(older_than: timedelta | None) -> None:
     """Delete raw check results and violation events older than the retention (aggregates are kept)."""
     from floe_stream.reporting import store
@@ -230,8 +295,12 @@ def db_prune(older_than: timedelta | None) -> None:
 
 
 @click.command("rebuild-aggregates")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="first day to rebuild (default: the oldest day with complete raw data)")  # fmt: skip
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="first day to rebuild (default: the oldest day with complete raw data)",
+)
 @click.option("--asset", "assets", multiple=True, help="only these assets (repeatable)")
 def db_rebuild_aggregates(since: datetime | None, assets: tuple[str, ...]) -> None:
     """Recompute daily aggregates and the SLA status from the raw check results."""
@@ -273,13 +342,22 @@ def contracts_register(directory: Path | None) -> None:
 
 # --- floe replay -------------------------------------------------------------------------------------------
 @click.command("replay")
-@click.option("--from", "from_", required=True,
-              help="ISO 8601 time, a duration ago (7d, 12h), an offset (in every partition) or 'earliest'")  # fmt: skip
+@click.option(
+    "--from",
+    "from_",
+    required=True,
+    help="ISO 8601 time, a duration ago (7d, 12h), an offset (in every partition) or 'earliest'",
+)
 @click.option(
     "--to", "to", default=None, help="same forms as --from (default: the current end of the topics)"
 )
-@click.option("--contracts", "contracts_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="contract files to evaluate with (default FLOE_CONTRACTS_DIR)")  # fmt: skip
+@click.option(
+    "--contracts",
+    "contracts_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="contract files to evaluate with (default FLOE_CONTRACTS_DIR)",
+)
 @click.option(
     "--contract", "contract_ids", multiple=True, help="only the assets of these contract ids (repeatable)"
 )
@@ -335,10 +413,13 @@ def replay_cmd(
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             with Progress(
-                TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:>10} rec/s"), TimeElapsedColumn(),
+                TextColumn("{task.description:<9}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:>10} rec/s"),
+                TimeElapsedColumn(),
                 console=Console(stderr=True),
-            ) as bar:  # fmt: skip
+            ) as bar:
                 tasks: dict[str, Any] = {}
                 started: dict[str, float] = {}
 

@@ -128,17 +128,34 @@ def publish() -> None:
 @click.option("--job", default=None)
 @click.option("--event-id", default=None, help="default: ASSET:RUN_ID, or a random UUID")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE (repeatable)")
-@click.option("--quality-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="JSON list of quality results (the QualityResult schema)")  # fmt: skip
-@click.option("--dbt-run-results", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="dbt target/run_results.json: the tests of this model become quality results")  # fmt: skip
+@click.option(
+    "--quality-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON list of quality results (the QualityResult schema)",
+)
+@click.option(
+    "--dbt-run-results",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="dbt target/run_results.json: the tests of this model become quality results",
+)
 @click.option("--dbt-manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--dbt-model", default=None, help="model key in the dbt results (default: --asset)")
 def publish_materialization(
-    asset: str, materialized_at: str, data_timestamp: str | None, row_count: int | None, run_id: str | None,
-    job: str | None, event_id: str | None, labels: tuple[str, ...], quality_file: Path | None,
-    dbt_run_results: Path | None, dbt_manifest: Path | None, dbt_model: str | None,
-) -> None:  # fmt: skip
+    asset: str,
+    materialized_at: str,
+    data_timestamp: str | None,
+    row_count: int | None,
+    run_id: str | None,
+    job: str | None,
+    event_id: str | None,
+    labels: tuple[str, ...],
+    quality_file: Path | None,
+    dbt_run_results: Path | None,
+    dbt_manifest: Path | None,
+    dbt_model: str | None,
+) -> None:
     """Tell floe-stream that ASSET was materialized."""
     from floe_stream.client import FloeClient, PublishError
 
@@ -166,9 +183,17 @@ def publish_materialization(
     client = FloeClient(kafka=_settings().kafka)
     try:
         ev = client.publish_materialization(
-            asset, materialized_at=materialized_at, data_timestamp=data_timestamp, row_count=row_count,
-            run_id=run_id, job=job, event_id=event_id, labels=label_map, quality=quality, producer="floe-cli",
-        )  # fmt: skip
+            asset,
+            materialized_at=materialized_at,
+            data_timestamp=data_timestamp,
+            row_count=row_count,
+            run_id=run_id,
+            job=job,
+            event_id=event_id,
+            labels=label_map,
+            quality=quality,
+            producer="floe-cli",
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except PublishError as exc:
@@ -241,8 +266,16 @@ def topics_create() -> None:
 
 
 @topics.command("schemas")
-@click.option("--output", "-o", "--out", "out", type=click.Path(path_type=Path), default=Path("topics"),
-              show_default=True, help="folder (--out: the old name)")  # fmt: skip
+@click.option(
+    "--output",
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    default=Path("topics"),
+    show_default=True,
+    help="folder (--out: the old name)",
+)
 def topics_schemas(out: Path) -> None:
     """Write the JSON Schema of every topic's payload (for publishers and subscribers) and asyncapi.yaml."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -254,8 +287,16 @@ def topics_schemas(out: Path) -> None:
 
 
 @topics.command("asyncapi")
-@click.option("--output", "-o", "--out", "out", type=click.Path(path_type=Path),
-              default=Path("topics/asyncapi.yaml"), show_default=True, help="file (--out: the old name)")  # fmt: skip
+@click.option(
+    "--output",
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    default=Path("topics/asyncapi.yaml"),
+    show_default=True,
+    help="file (--out: the old name)",
+)
 def topics_asyncapi(out: Path) -> None:
     """Write the AsyncAPI 3.0 document of every topic (channels, messages, keys, headers)."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -376,10 +417,19 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
     since = datetime.now(UTC) - window
     gap = _run(seen_assets(settings, registry, since))
     if fmt == "json":
-        rows = [{"asset": g.identifier, "topic": g.topic, "events": g.events, "last_seen": g.last_seen.isoformat(),
-                 "ambiguous": list(g.ambiguous),
-                 "likely": [{"asset": s.asset, "contract": s.contract_id, "add": s.hint} for s in g.suggestions]}
-                for g in gap]  # fmt: skip
+        rows = [
+            {
+                "asset": g.identifier,
+                "topic": g.topic,
+                "events": g.events,
+                "last_seen": g.last_seen.isoformat(),
+                "ambiguous": list(g.ambiguous),
+                "likely": [
+                    {"asset": s.asset, "contract": s.contract_id, "add": s.hint} for s in g.suggestions
+                ],
+            }
+            for g in gap
+        ]
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{len(gap)} asset(s) seen in the last {format_duration(window, 'exact')} without a contract")
@@ -389,22 +439,35 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
             f"  {what}  {printable(g.identifier)}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"
         )
         if g.ambiguous:
-            click.echo(f"    names {len(g.ambiguous)} assets ({printable(', '.join(sorted(g.ambiguous)))}): refused; give "
-                       "the full dataset identity to one contract (servers) or publish by asset id")  # fmt: skip
+            click.echo(
+                f"    names {len(g.ambiguous)} assets ({printable(', '.join(sorted(g.ambiguous)))}): refused; give "
+                "the full dataset identity to one contract (servers) or publish by asset id"
+            )
         for s in g.suggestions:
             click.echo(printable(f"    likely {s.asset} ({s.contract_id}): {s.hint}"))
 
 
 @contracts.command("coverage")
-@click.option("--contracts", "contracts_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="default: FLOE_CONTRACTS_DIR")  # fmt: skip
+@click.option(
+    "--contracts",
+    "contracts_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="default: FLOE_CONTRACTS_DIR",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option(
     "--fail-on-missing", is_flag=True, help="exit 1 when a contract points at a table that does not exist"
 )
-@click.option("--seen", "seen", type=DURATION, default=None, metavar="WINDOW",
-              help="instead of the catalog: assets the input topics talked about in the last WINDOW (any "
-                   "duration, e.g. 1h, 7d, PT6H) that no contract covers")  # fmt: skip
+@click.option(
+    "--seen",
+    "seen",
+    type=DURATION,
+    default=None,
+    metavar="WINDOW",
+    help="instead of the catalog: assets the input topics talked about in the last WINDOW (any "
+    "duration, e.g. 1h, 7d, PT6H) that no contract covers",
+)
 def contracts_coverage(
     contracts_dir: Path | None, fmt: str, fail_on_missing: bool, seen: timedelta | None
 ) -> None:
@@ -446,8 +509,11 @@ def contracts_coverage(
         for t in report.uncovered:
             click.echo(f"  uncovered  {t}")
         for m in report.missing:
-            click.echo(f"  missing    {m.asset} ({m.contract_id}): no table " + " | ".join(m.identifiers)
-                       + (f"  [{m.hint}]" if m.hint else ""))  # fmt: skip
+            click.echo(
+                f"  missing    {m.asset} ({m.contract_id}): no table "
+                + " | ".join(m.identifiers)
+                + (f"  [{m.hint}]" if m.hint else "")
+            )
     if fail_on_missing and report.missing:
         sys.exit(1)
 
@@ -478,9 +544,13 @@ main.add_command(replay_cmd)
 @click.option("--demo", is_flag=True, help="publish a scripted scenario, print violations and the SLA report")
 @click.option("--contracts", "contracts_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".floe-dev"), show_default=True)
-@click.option("--duration", type=DURATION_OR_SECONDS, default=None,
-              help="how long to run: any duration (90s, 10m, 1h, PT30M) or a number of seconds (demo default: "
-                   "the scenario length)")  # fmt: skip
+@click.option(
+    "--duration",
+    type=DURATION_OR_SECONDS,
+    default=None,
+    help="how long to run: any duration (90s, 10m, 1h, PT30M) or a number of seconds (demo default: "
+    "the scenario length)",
+)
 @click.option(
     "--broker",
     type=click.Choice(["tansu", "kafka"]),

@@ -245,9 +245,13 @@ def floe_sensor(
                 if mat is None:
                     continue
                 ev = event_from_materialization(
-                    mat.asset_key, mat.metadata, run_id=run_id, partition=mat.partition,
-                    materialized_at=entry.timestamp, job=entry.job_name,
-                )  # fmt: skip
+                    mat.asset_key,
+                    mat.metadata,
+                    run_id=run_id,
+                    partition=mat.partition,
+                    materialized_at=entry.timestamp,
+                    job=entry.job_name,
+                )
                 assert floe is not None
                 floe.publish_materialization(
                     ev.asset, **_fields(ev)

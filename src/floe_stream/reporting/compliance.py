@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import shlex
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -281,8 +282,18 @@ WHERE day >= $1 AND day <= $2 AND ($3::text[] IS NULL OR asset = ANY($3))
 GROUP BY 1, 2
 """
 
-_SUMS = ("checks_run", "passed", "failed", "skipped", "errored", "within_s", "breached_s", "unknown_s",
-         "metric_count", "metric_sum")  # fmt: skip
+_SUMS = (
+    "checks_run",
+    "passed",
+    "failed",
+    "skipped",
+    "errored",
+    "within_s",
+    "breached_s",
+    "unknown_s",
+    "metric_count",
+    "metric_sum",
+)
 
 
 async def _window(
@@ -308,9 +319,16 @@ async def _window(
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for rows in parts:  # later parts win for the contract id
         for r in rows:
-            x = out.setdefault((r["asset"], r["check_type"]), {
-                **dict.fromkeys(_SUMS, 0), "worst": None, "metric_min": None, "metric_max": None, "contract_id": None,
-            })  # fmt: skip
+            x = out.setdefault(
+                (r["asset"], r["check_type"]),
+                {
+                    **dict.fromkeys(_SUMS, 0),
+                    "worst": None,
+                    "metric_min": None,
+                    "metric_max": None,
+                    "contract_id": None,
+                },
+            )
             for f in _SUMS:
                 x[f] += r[f] or 0
             for f, pick in (("worst", max), ("metric_max", max), ("metric_min", min)):
@@ -321,8 +339,16 @@ async def _window(
         for key, st in status.items():
             if st["last_evaluated_at"] >= inner_hi:
                 continue
-            x = out.setdefault(key, {**dict.fromkeys(_SUMS, 0), "worst": None, "metric_min": None,
-                                     "metric_max": None, "contract_id": st["contract_id"]})  # fmt: skip
+            x = out.setdefault(
+                key,
+                {
+                    **dict.fromkeys(_SUMS, 0),
+                    "worst": None,
+                    "metric_min": None,
+                    "metric_max": None,
+                    "contract_id": st["contract_id"],
+                },
+            )
             secs = (inner_hi - max(st["last_evaluated_at"], inner_lo)).total_seconds()
             field = {"pass": "within_s", "fail": "breached_s"}.get(st["last_status"], "unknown_s")
             x[field] += max(0.0, secs)
@@ -366,9 +392,13 @@ async def _resolve_assets(
             "SELECT EXISTS (SELECT 1 FROM registered_contracts WHERE contract_id = $1)", contract
         )
         if not rows and not known:
-            names = [r[0] for r in await conn.fetch(
-                "SELECT contract_id FROM registered_contracts UNION SELECT contract_id FROM sla_status "
-                "WHERE contract_id IS NOT NULL ORDER BY 1 LIMIT 20")]  # fmt: skip
+            names = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT contract_id FROM registered_contracts UNION SELECT contract_id FROM sla_status "
+                    "WHERE contract_id IS NOT NULL ORDER BY 1 LIMIT 20"
+                )
+            ]
             raise ReportError(
                 f"unknown contract {contract!r}" + (f" (known: {', '.join(names)})" if names else "")
             )
@@ -379,8 +409,12 @@ async def _resolve_assets(
                 f"SELECT asset FROM contract_assets WHERE lower({col}) = lower($1)", value
             )
             if not rows:
-                names = [r[0] for r in await conn.fetch(
-                    f"SELECT DISTINCT {col} FROM contract_assets WHERE {col} IS NOT NULL ORDER BY 1 LIMIT 20")]  # fmt: skip
+                names = [
+                    r[0]
+                    for r in await conn.fetch(
+                        f"SELECT DISTINCT {col} FROM contract_assets WHERE {col} IS NOT NULL ORDER BY 1 LIMIT 20"
+                    )
+                ]
                 hint = (
                     f" (known: {', '.join(names)})"
                     if names
@@ -422,8 +456,9 @@ async def _first_seen(
         "(SELECT min(c.evaluated_at) FROM check_results c WHERE c.asset = k.asset AND c.check_type = k.check_type) "
         "AS first_at, (SELECT min(d.day) FROM daily_aggregates d WHERE d.asset = k.asset AND "
         "d.check_type = k.check_type) AS first_day FROM unnest($1::text[], $2::text[]) AS k(asset, check_type)",
-        [k[0] for k in keys], [k[1] for k in keys],
-    )  # fmt: skip
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
     out: dict[tuple[str, str], datetime] = {}
     for r in rows:
         first_at, first_day = r["first_at"], r["first_day"]
@@ -458,7 +493,8 @@ async def build_report(
     at_risk_budget_pct: float = 25.0,
     allow_unknown: bool = False,
 ) -> ComplianceReport:
-    """The compliance report over the rolling ``window`` ending at ``as_of`` (default now), with bucket series.
+    """The compliance report over the rolling ``window`` ending at ``as_of`` (default now), with bucket series:
+    :func:`fetch_history` (PostgreSQL) → :func:`summarize` (per asset and check type) → :func:`roll_up`.
 
     Each (asset, check type) is judged against ``fail_under`` when given, else its contract's target, else
     ``default_targets[check type]`` (:data:`~floe_stream.settings.DEFAULT_TARGETS`). Assets come worst first.
@@ -474,7 +510,90 @@ async def build_report(
         except ValueError as exc:
             raise ReportError(f"window: {exc}") from None
     end = (as_of or datetime.now(UTC)).astimezone(UTC)
-    start = end - span
+    wanted = [asset] if isinstance(asset, str) else list(asset or [])
+    filters = {
+        k: v
+        for k, v in (("contract", contract), ("asset", ",".join(wanted)), ("owner", owner), ("team", team))
+        if v
+    }
+    history = await fetch_history(
+        conn,
+        end - span,
+        end,
+        by,
+        contract=contract,
+        assets=wanted,
+        owner=owner,
+        team=team,
+        allow_unknown=allow_unknown,
+    )
+    targets = Targets(
+        fail_under=fail_under,
+        defaults=DEFAULT_TARGETS if default_targets is None else default_targets,
+        at_risk_budget_pct=at_risk_budget_pct,
+    )
+    return roll_up(
+        history,
+        summarize(history),
+        targets,
+        window=window,
+        by=by,
+        filters=filters,
+        generated_at=datetime.now(UTC),
+    )
+
+
+Key = tuple[str, str]
+"""(asset, check type)"""
+
+
+@dataclass(frozen=True)
+class History:
+    """What a report reads from the SLA history for ``[start, end)``, as stored: no judgement yet."""
+
+    start: datetime
+    end: datetime
+    meta: dict[str, Mapping[str, Any]]
+    """asset → its registered contract (contract_id, owner, team, expected_intervals, targets)"""
+    status: dict[Key, Mapping[str, Any]]
+    """the current SLA status (the newest result)"""
+    window: dict[Key, dict[str, Any]]
+    """figures over the window (:func:`_window`)"""
+    opened: dict[Key, dict[str, int]]
+    """episodes opened in the window, by severity"""
+    resolved: dict[Key, tuple[int, float | None]]
+    """episodes resolved in the window and their mean time to repair"""
+    series: dict[Key, CheckSeries]
+    """the bucket series"""
+    first_seen: dict[Key, datetime]
+    """the first result of each key"""
+
+    def all_keys(self) -> list[Key]:
+        """Every key with figures, a series, or an expected cadence: registered assets whose checks never ran in
+        the window still show up (coverage 0 %, compliance n/a)."""
+        expected = {
+            (a, ct)
+            for a, m in self.meta.items()
+            if m["expected_intervals"]
+            for ct in json.loads(m["expected_intervals"])
+        }
+        return sorted(set(self.window) | set(self.series) | expected)
+
+
+async def fetch_history(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    by: Bucket,
+    *,
+    contract: str | None = None,
+    assets: list[str] | None = None,
+    owner: str | None = None,
+    team: str | None = None,
+    allow_unknown: bool = False,
+) -> History:
+    """One read per table for the report's assets (all when no filter is given); :class:`ReportError` when the
+    history is empty or a filter names nothing known."""
     has_data = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM check_results) OR EXISTS (SELECT 1 FROM daily_aggregates)"
     )
@@ -482,162 +601,234 @@ async def build_report(
         raise ReportError(
             "the SLA history is empty: no check results recorded yet (is `floe run sink postgres` running?)"
         )
-    wanted = [asset] if isinstance(asset, str) else list(asset or [])
-    assets = await _resolve_assets(conn, contract, wanted, owner, team, allow_unknown)
-    filters = {
-        k: v
-        for k, v in (("contract", contract), ("asset", ",".join(wanted)), ("owner", owner), ("team", team))
-        if v
-    }
-
+    chosen = await _resolve_assets(conn, contract, assets or [], owner, team, allow_unknown)
     meta = {
         r["asset"]: r
         for r in await conn.fetch(
             "SELECT asset, contract_id, owner, team, expected_intervals, targets FROM contract_assets "
             "WHERE ($1::text[] IS NULL OR asset = ANY($1))",
-            assets,
+            chosen,
         )
     }
     status = {
         (r["asset"], r["check_type"]): r
         for r in await conn.fetch(
             "SELECT * FROM sla_status WHERE last_evaluated_at IS NOT NULL AND ($1::text[] IS NULL OR asset = ANY($1))",
-            assets,
+            chosen,
         )
     }
-    win = await _window(conn, start, end, assets, status)
-
-    # episodes
-    opened: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    win = await _window(conn, start, end, chosen, status)
+    opened: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in await conn.fetch(
         "SELECT asset, violation_type, severity, count(*)::int AS n FROM violation_episodes "
         "WHERE opened_at >= $1 AND opened_at < $2 AND ($3::text[] IS NULL OR asset = ANY($3)) GROUP BY 1, 2, 3",
-        start, end, assets,
-    ):  # fmt: skip
+        start,
+        end,
+        chosen,
+    ):
         opened[(r["asset"], r["violation_type"])][r["severity"]] += r["n"]
     resolved = {
         (r["asset"], r["violation_type"]): (r["n"], r["mttr"])
         for r in await conn.fetch(
             "SELECT asset, violation_type, count(*)::int AS n, avg(duration_s) AS mttr FROM violation_episodes "
             "WHERE resolved_at >= $1 AND resolved_at < $2 AND ($3::text[] IS NULL OR asset = ANY($3)) GROUP BY 1, 2",
-            start, end, assets,
+            start,
+            end,
+            chosen,
         )
-    }  # fmt: skip
-
-    series = await _series(conn, start, end, by, assets, status)
-
-    # registered assets whose checks never ran in the window still show up: coverage 0 %, compliance n/a
-    expected_keys = {
-        (a, ct)
-        for a, m in meta.items()
-        if m["expected_intervals"]
-        for ct in json.loads(m["expected_intervals"])
     }
-    keys = sorted(set(win) | set(series) | expected_keys)
-    first_seen = await _first_seen(conn, [k for k in keys if k in win or k in status])
+    series = await _series(conn, start, end, by, chosen, status)
+    history = History(start, end, meta, status, win, opened, resolved, series, first_seen={})
+    keys = [k for k in history.all_keys() if k in win or k in status]
+    return replace(history, first_seen=await _first_seen(conn, keys))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Every (asset, check type) summarized, by asset, and the contract each asset belongs to."""
+
+    checks: dict[str, list[CheckSummary]]
+    contract_of: dict[str, str | None]
+
+
+def summarize(h: History) -> Summary:
+    """The :class:`CheckSummary` of every key of the history (pure)."""
     per_asset: dict[str, list[CheckSummary]] = defaultdict(list)
     contract_of: dict[str, str | None] = {}
-    for key in keys:
-        a, ct = key
-        w = win.get(key)
-        st = status.get(key)
-        basis = basis_of(ct)
-        within = float(w["within_s"]) if w else 0.0
-        breached = float(w["breached_s"]) if w else 0.0
-        unknown = float(w["unknown_s"]) if w else 0.0
-        passed = int(w["passed"]) if w else 0
-        failed = int(w["failed"]) if w else 0
-        checks_run = int(w["checks_run"]) if w else 0
-        m = meta.get(a)
-        intervals = json.loads(m["expected_intervals"]) if m and m["expected_intervals"] else {}
-        interval = intervals.get(ct)
-        # expected checks over the time the key existed in the window: 3 days of data in a 7-day window is not
-        # 43 % coverage; a key that never ran is expected over the whole window
-        since = max(start, first_seen[key]) if key in first_seen else start
-        expected = (end - since).total_seconds() / float(interval) if interval and since < end else None
-        coverage = min(100.0, 100.0 * checks_run / expected) if expected else None
-        by_sev = dict(sorted(opened.get(key, {}).items(), key=lambda kv: SEVERITY_RANK.get(kv[0], 9)))
-        n_res, mttr = resolved.get(key, (0, None))
-        s = series.get(key)
-        contract_of.setdefault(a, (w["contract_id"] if w else None) or (st["contract_id"] if st else None)
-                               or (m["contract_id"] if m else None))  # fmt: skip
-        observed = within + breached
-        per_asset[a].append(
-            CheckSummary(
-                check_type=ct, basis=basis,
-                compliance_pct=_r(compliance_pct(basis, within, breached, passed, failed)),
-                checks_run=checks_run, passed=passed, failed=failed,
-                skipped=int(w["skipped"]) if w else 0, errored=int(w["errored"]) if w else 0,
-                minutes_observed=round(observed / 60, 4), minutes_within_sla=round(within / 60, 4),
-                minutes_breached=round(breached / 60, 4), minutes_unknown=round(unknown / 60, 4),
-                uptime_ratio=_r(within / observed, 6) if observed > 0 else None,
-                expected_checks=_r(expected, 2), coverage_pct=_r(coverage, 2),
-                coverage_from=since if since > start else None,
-                worst_severity=RANK_SEVERITY.get(w["worst"]) if w and w["worst"] is not None else None,
-                metric_avg=_r(w["metric_avg"], 6) if w else None,
-                metric_min=_r(w["metric_min"], 6) if w else None,
-                metric_max=_r(w["metric_max"], 6) if w else None,
-                violations=sum(by_sev.values()), violations_by_severity=by_sev,
-                episodes_resolved=n_res, mttr_s=_r(mttr, 3),
-                current_status=st["last_status"] if st else None,
-                consecutive_failures=int(st["consecutive_failures"]) if st else 0,
-                trend=s.trend if s else "stable", trend_change_pp=s.trend_change_pp if s else 0.0,
-            )
-        )  # fmt: skip
+    for key in h.all_keys():
+        a = key[0]
+        w, st, m = h.window.get(key), h.status.get(key), h.meta.get(a)
+        contract_of.setdefault(
+            a,
+            (w["contract_id"] if w else None)
+            or (st["contract_id"] if st else None)
+            or (m["contract_id"] if m else None),
+        )
+        per_asset[a].append(_summary(h, key, w, st, m))
+    return Summary(per_asset, contract_of)
 
-    defaults = DEFAULT_TARGETS if default_targets is None else default_targets
-    asset_rows: list[AssetCompliance] = []
-    for a in sorted(per_asset):
-        m = meta.get(a)
-        stated = json.loads(m["targets"]) if m and m["targets"] else {}
-        checks = []
-        for c in per_asset[a]:
-            if fail_under is not None:
-                target, source = fail_under, "--fail-under"
-            elif c.check_type in stated:
-                target, source = (
-                    float(stated[c.check_type]["pct"]),
-                    stated[c.check_type].get("source", "contract"),
-                )
-            else:
-                target, source = defaults.get(c.check_type, 99.0), "default"
-            checks.append(judge(c, target, source, series.get((a, c.check_type)), status.get((a, c.check_type)),
-                                at_risk_budget_pct))  # fmt: skip
-        checks.sort(key=_check_order)
-        pcts = [c.compliance_pct for c in checks if c.compliance_pct is not None]
-        asset_rows.append(
-            AssetCompliance(
-                asset=a, contract_id=contract_of.get(a), owner=m["owner"] if m else None,
-                team=m["team"] if m else None, compliance_pct=_r(sum(pcts) / len(pcts)) if pcts else None,
-                checks=checks, series=[series[(a, c.check_type)] for c in checks if (a, c.check_type) in series],
-                status=min((c.status for c in checks), key=VERDICT_RANK.__getitem__, default="no_data"),
-            )
-        )  # fmt: skip
-    asset_rows.sort(key=asset_order("status"))
 
-    totals = _totals(asset_rows, by)
+def _summary(
+    h: History,
+    key: Key,
+    w: Mapping[str, Any] | None,
+    st: Mapping[str, Any] | None,
+    m: Mapping[str, Any] | None,
+) -> CheckSummary:
+    ct = key[1]
+    basis = basis_of(ct)
+    within = float(w["within_s"]) if w else 0.0
+    breached = float(w["breached_s"]) if w else 0.0
+    unknown = float(w["unknown_s"]) if w else 0.0
+    passed = int(w["passed"]) if w else 0
+    failed = int(w["failed"]) if w else 0
+    checks_run = int(w["checks_run"]) if w else 0
+    intervals = json.loads(m["expected_intervals"]) if m and m["expected_intervals"] else {}
+    interval = intervals.get(ct)
+    # expected checks over the time the key existed in the window: 3 days of data in a 7-day window is not
+    # 43 % coverage; a key that never ran is expected over the whole window
+    since = max(h.start, h.first_seen[key]) if key in h.first_seen else h.start
+    expected = (h.end - since).total_seconds() / float(interval) if interval and since < h.end else None
+    coverage = min(100.0, 100.0 * checks_run / expected) if expected else None
+    by_sev = dict(sorted(h.opened.get(key, {}).items(), key=lambda kv: SEVERITY_RANK.get(kv[0], 9)))
+    n_res, mttr = h.resolved.get(key, (0, None))
+    s = h.series.get(key)
+    observed = within + breached
+    return CheckSummary(
+        check_type=ct,
+        basis=basis,
+        compliance_pct=_r(compliance_pct(basis, within, breached, passed, failed)),
+        checks_run=checks_run,
+        passed=passed,
+        failed=failed,
+        skipped=int(w["skipped"]) if w else 0,
+        errored=int(w["errored"]) if w else 0,
+        minutes_observed=round(observed / 60, 4),
+        minutes_within_sla=round(within / 60, 4),
+        minutes_breached=round(breached / 60, 4),
+        minutes_unknown=round(unknown / 60, 4),
+        uptime_ratio=_r(within / observed, 6) if observed > 0 else None,
+        expected_checks=_r(expected, 2),
+        coverage_pct=_r(coverage, 2),
+        coverage_from=since if since > h.start else None,
+        worst_severity=RANK_SEVERITY.get(w["worst"]) if w and w["worst"] is not None else None,
+        metric_avg=_r(w["metric_avg"], 6) if w else None,
+        metric_min=_r(w["metric_min"], 6) if w else None,
+        metric_max=_r(w["metric_max"], 6) if w else None,
+        violations=sum(by_sev.values()),
+        violations_by_severity=by_sev,
+        episodes_resolved=n_res,
+        mttr_s=_r(mttr, 3),
+        current_status=st["last_status"] if st else None,
+        consecutive_failures=int(st["consecutive_failures"]) if st else 0,
+        trend=s.trend if s else "stable",
+        trend_change_pp=s.trend_change_pp if s else 0.0,
+    )
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What each (asset, check type) is judged against: ``fail_under`` for all, else the contract's target,
+    else ``defaults[check type]`` (99 % for a type without one)."""
+
+    fail_under: float | None = None
+    defaults: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    at_risk_budget_pct: float = 25.0
+
+    def of(self, check_type: str, stated: Mapping[str, Any]) -> tuple[float, str]:
+        """(target %, where it comes from) given the contract's stated targets."""
+        if self.fail_under is not None:
+            return self.fail_under, "--fail-under"
+        if check_type in stated:
+            return float(stated[check_type]["pct"]), stated[check_type].get("source", "contract")
+        return self.defaults.get(check_type, 99.0), "default"
+
+
+def roll_up(
+    h: History,
+    summary: Summary,
+    targets: Targets,
+    *,
+    window: str,
+    by: Bucket,
+    filters: dict[str, str],
+    generated_at: datetime,
+) -> ComplianceReport:
+    """Judge every check against its target, then roll up per asset, per check type and overall (pure)."""
+    asset_rows = sorted(
+        (
+            _asset_row(h, a, summary.checks[a], summary.contract_of.get(a), targets)
+            for a in sorted(summary.checks)
+        ),
+        key=asset_order("status"),
+    )
     all_pcts = [c.compliance_pct for a in asset_rows for c in a.checks if c.compliance_pct is not None]
     violations = [
         ViolationCount(check_type=ct, severity=sev, episodes=n)
         for (ct, sev), n in sorted(
-            _sum_violations(opened).items(), key=lambda kv: (kv[0][0], SEVERITY_RANK.get(kv[0][1], 9))
+            _sum_violations(h.opened).items(), key=lambda kv: (kv[0][0], SEVERITY_RANK.get(kv[0][1], 9))
         )
     ]
-    n_resolved = sum(n for n, _ in resolved.values())
+    n_resolved = sum(n for n, _ in h.resolved.values())
     mttr_all = (
-        sum(n * float(m) for n, m in resolved.values() if m is not None) / n_resolved if n_resolved else None
+        sum(n * float(m) for n, m in h.resolved.values() if m is not None) / n_resolved
+        if n_resolved
+        else None
     )
     expected_total = sum(c.expected_checks or 0 for a in asset_rows for c in a.checks)
     run_total = sum(c.checks_run for a in asset_rows for c in a.checks if c.expected_checks)
     return ComplianceReport(
-        generated_at=datetime.now(UTC), as_of=end, window=window, window_start=start, window_end=end, bucket=by,
-        filters=filters, compliance_pct=_r(sum(all_pcts) / len(all_pcts)) if all_pcts else None,
+        generated_at=generated_at,
+        as_of=h.end,
+        window=window,
+        window_start=h.start,
+        window_end=h.end,
+        bucket=by,
+        filters=filters,
+        compliance_pct=_r(sum(all_pcts) / len(all_pcts)) if all_pcts else None,
         checks_run=sum(c.checks_run for a in asset_rows for c in a.checks),
         coverage_pct=_r(min(100.0, 100.0 * run_total / expected_total), 2) if expected_total else None,
-        episodes_opened=sum(v.episodes for v in violations), episodes_resolved=n_resolved,
-        mttr_s=_r(mttr_all, 3), totals=totals, violations=violations, groups=_groups(asset_rows),
-        assets=asset_rows, attention=_attention(asset_rows, window), assets_total=len(asset_rows),
-    )  # fmt: skip
+        episodes_opened=sum(v.episodes for v in violations),
+        episodes_resolved=n_resolved,
+        mttr_s=_r(mttr_all, 3),
+        totals=_totals(asset_rows, by),
+        violations=violations,
+        groups=_groups(asset_rows),
+        assets=asset_rows,
+        attention=_attention(asset_rows, window),
+        assets_total=len(asset_rows),
+    )
+
+
+def _asset_row(
+    h: History, a: str, summaries: list[CheckSummary], contract_id: str | None, targets: Targets
+) -> AssetCompliance:
+    m = h.meta.get(a)
+    stated = json.loads(m["targets"]) if m and m["targets"] else {}
+    checks = sorted(
+        (
+            judge(
+                c,
+                *targets.of(c.check_type, stated),
+                h.series.get((a, c.check_type)),
+                h.status.get((a, c.check_type)),
+                targets.at_risk_budget_pct,
+            )
+            for c in summaries
+        ),
+        key=_check_order,
+    )
+    pcts = [c.compliance_pct for c in checks if c.compliance_pct is not None]
+    return AssetCompliance(
+        asset=a,
+        contract_id=contract_id,
+        owner=m["owner"] if m else None,
+        team=m["team"] if m else None,
+        compliance_pct=_r(sum(pcts) / len(pcts)) if pcts else None,
+        checks=checks,
+        series=[h.series[(a, c.check_type)] for c in checks if (a, c.check_type) in h.series],
+        status=min((c.status for c in checks), key=VERDICT_RANK.__getitem__, default="no_data"),
+    )
 
 
 def judge(
@@ -720,8 +911,12 @@ def asset_order(sort: str) -> Callable[[AssetCompliance], tuple[Any, ...]]:
         return lambda a: (a.compliance_pct is None, a.compliance_pct or 0.0, a.asset)
     if sort == "budget":
         return lambda a: (min((_budget(c) for c in a.checks), default=1e9), a.asset)
-    return lambda a: (VERDICT_RANK[a.status], -max((c.below_target_pp or 0.0 for c in a.checks), default=0.0),
-                      min((_budget(c) for c in a.checks), default=1e9), a.asset)  # fmt: skip
+    return lambda a: (
+        VERDICT_RANK[a.status],
+        -max((c.below_target_pp or 0.0 for c in a.checks), default=0.0),
+        min((_budget(c) for c in a.checks), default=1e9),
+        a.asset,
+    )
 
 
 def _attention(assets: list[AssetCompliance], window: str) -> list[Attention]:
@@ -729,15 +924,30 @@ def _attention(assets: list[AssetCompliance], window: str) -> list[Attention]:
     for a in assets:
         for c in a.checks:
             if c.status in ("breaching", "at_risk"):
-                out.append(Attention(
-                    asset=a.asset, owner=a.owner or a.team, contract_id=a.contract_id, check_type=c.check_type,
-                    status=c.status, compliance_pct=c.compliance_pct, target_pct=c.target_pct,
-                    below_target_pp=c.below_target_pp, error_budget_left_pct=c.error_budget_left_pct,
-                    since=c.since, reason=c.reason,
-                    command=f"floe sla report --asset {shlex.quote(a.asset)} --window {window} --by day",
-                ))  # fmt: skip
-    out.sort(key=lambda x: (VERDICT_RANK[x.status], -(x.below_target_pp or 0.0),
-                            x.error_budget_left_pct if x.error_budget_left_pct is not None else 1e9, x.asset))  # fmt: skip
+                out.append(
+                    Attention(
+                        asset=a.asset,
+                        owner=a.owner or a.team,
+                        contract_id=a.contract_id,
+                        check_type=c.check_type,
+                        status=c.status,
+                        compliance_pct=c.compliance_pct,
+                        target_pct=c.target_pct,
+                        below_target_pp=c.below_target_pp,
+                        error_budget_left_pct=c.error_budget_left_pct,
+                        since=c.since,
+                        reason=c.reason,
+                        command=f"floe sla report --asset {shlex.quote(a.asset)} --window {window} --by day",
+                    )
+                )
+    out.sort(
+        key=lambda x: (
+            VERDICT_RANK[x.status],
+            -(x.below_target_pp or 0.0),
+            x.error_budget_left_pct if x.error_budget_left_pct is not None else 1e9,
+            x.asset,
+        )
+    )
     return out
 
 
@@ -767,13 +977,18 @@ def _groups(assets: list[AssetCompliance]) -> list[GroupCompliance]:
         pcts = [c.compliance_pct for a in group for c in a.checks if c.compliance_pct is not None]
         scored = [a for a in group if a.compliance_pct is not None]
         low = min(scored, key=lambda a: a.compliance_pct or 0.0, default=None)
-        out.append(GroupCompliance(
-            kind=kind, name=name, assets=len(group),  # type: ignore[arg-type]
-            compliance_pct=_r(sum(pcts) / len(pcts)) if pcts else None,
-            checks_run=sum(c.checks_run for a in group for c in a.checks),
-            violations=sum(c.violations for a in group for c in a.checks),
-            lowest_asset=low.asset if low else None, lowest_pct=low.compliance_pct if low else None,
-        ))  # fmt: skip
+        out.append(
+            GroupCompliance(
+                kind=kind,
+                name=name,
+                assets=len(group),  # type: ignore[arg-type]
+                compliance_pct=_r(sum(pcts) / len(pcts)) if pcts else None,
+                checks_run=sum(c.checks_run for a in group for c in a.checks),
+                violations=sum(c.violations for a in group for c in a.checks),
+                lowest_asset=low.asset if low else None,
+                lowest_pct=low.compliance_pct if low else None,
+            )
+        )
     return out
 
 
@@ -799,10 +1014,22 @@ async def _series(
     acc: dict[tuple[str, str], dict[date, dict[str, Any]]] = defaultdict(dict)
 
     def slot(key: tuple[str, str], b: date) -> dict[str, Any]:
-        return acc[key].setdefault(b, {
-            "checks_run": 0, "passed": 0, "failed": 0, "within_s": 0.0, "breached_s": 0.0, "worst": None,
-            "metric_count": 0, "metric_sum": 0.0, "metric_min": None, "metric_max": None, "violations": 0,
-        })  # fmt: skip
+        return acc[key].setdefault(
+            b,
+            {
+                "checks_run": 0,
+                "passed": 0,
+                "failed": 0,
+                "within_s": 0.0,
+                "breached_s": 0.0,
+                "worst": None,
+                "metric_count": 0,
+                "metric_sum": 0.0,
+                "metric_min": None,
+                "metric_max": None,
+                "violations": 0,
+            },
+        )
 
     for r in await conn.fetch(_BUCKET_SQL, by, first, last_day, assets):
         slot((r["asset"], r["check_type"]), r["b"]).update(r.items())
@@ -822,8 +1049,11 @@ async def _series(
         "SELECT asset, violation_type, date_trunc($1, opened_at AT TIME ZONE 'UTC')::date AS b, count(*)::int AS n "
         "FROM violation_episodes WHERE opened_at >= $2 AND opened_at < $3 AND ($4::text[] IS NULL OR asset = ANY($4)) "
         "GROUP BY 1, 2, 3",
-        trunc, midnight(first), end, assets,
-    ):  # fmt: skip
+        trunc,
+        midnight(first),
+        end,
+        assets,
+    ):
         key = (r["asset"], r["violation_type"])
         if key in acc:
             slot(key, r["b"])["violations"] += r["n"]
@@ -837,25 +1067,49 @@ async def _series(
         for b in starts:
             got = by_bucket.get(b)
             if got is None:
-                points.append(BucketPoint(
-                    start=b, end=ends[b], label=labels[b], compliance_pct=None, checks_run=0,
-                    passed=0, failed=0, minutes_observed=0.0, minutes_within_sla=0.0, uptime_ratio=None,
-                    metric_avg=None, metric_min=None, metric_max=None, worst_severity=None, violations=0,
-                ))  # fmt: skip
+                points.append(
+                    BucketPoint(
+                        start=b,
+                        end=ends[b],
+                        label=labels[b],
+                        compliance_pct=None,
+                        checks_run=0,
+                        passed=0,
+                        failed=0,
+                        minutes_observed=0.0,
+                        minutes_within_sla=0.0,
+                        uptime_ratio=None,
+                        metric_avg=None,
+                        metric_min=None,
+                        metric_max=None,
+                        worst_severity=None,
+                        violations=0,
+                    )
+                )
                 continue
             x = got
             observed = x["within_s"] + x["breached_s"]
-            points.append(BucketPoint(
-                start=b, end=ends[b], label=labels[b],
-                compliance_pct=_r(compliance_pct(basis, x["within_s"], x["breached_s"], x["passed"], x["failed"])),
-                checks_run=x["checks_run"], passed=x["passed"], failed=x["failed"],
-                minutes_observed=round(observed / 60, 4), minutes_within_sla=round(x["within_s"] / 60, 4),
-                uptime_ratio=_r(x["within_s"] / observed, 6) if observed > 0 else None,
-                metric_avg=_r(x["metric_sum"] / x["metric_count"], 6) if x["metric_count"] else None,
-                metric_min=_r(x["metric_min"], 6), metric_max=_r(x["metric_max"], 6),
-                worst_severity=RANK_SEVERITY.get(x["worst"]) if x["worst"] is not None else None,
-                violations=x["violations"],
-            ))  # fmt: skip
+            points.append(
+                BucketPoint(
+                    start=b,
+                    end=ends[b],
+                    label=labels[b],
+                    compliance_pct=_r(
+                        compliance_pct(basis, x["within_s"], x["breached_s"], x["passed"], x["failed"])
+                    ),
+                    checks_run=x["checks_run"],
+                    passed=x["passed"],
+                    failed=x["failed"],
+                    minutes_observed=round(observed / 60, 4),
+                    minutes_within_sla=round(x["within_s"] / 60, 4),
+                    uptime_ratio=_r(x["within_s"] / observed, 6) if observed > 0 else None,
+                    metric_avg=_r(x["metric_sum"] / x["metric_count"], 6) if x["metric_count"] else None,
+                    metric_min=_r(x["metric_min"], 6),
+                    metric_max=_r(x["metric_max"], 6),
+                    worst_severity=RANK_SEVERITY.get(x["worst"]) if x["worst"] is not None else None,
+                    violations=x["violations"],
+                )
+            )
         direction, change = trend([p.compliance_pct for p in points])
         out[key] = CheckSeries(
             check_type=key[1], basis=basis, points=points, trend=direction, trend_change_pp=change
@@ -899,21 +1153,41 @@ def _totals(assets: list[AssetCompliance], by: Bucket) -> list[CheckSummary]:
         direction, change = trend(pooled)
         metrics = [c for c in cs if c.metric_avg is not None]
         runs = sum(c.checks_run for c in metrics)
-        out.append(CheckSummary(
-            check_type=ct, basis=basis, compliance_pct=_r(compliance_pct(basis, within, breached, passed, failed)),
-            checks_run=sum(c.checks_run for c in cs), passed=passed, failed=failed,
-            skipped=sum(c.skipped for c in cs), errored=sum(c.errored for c in cs),
-            minutes_observed=round(within + breached, 4), minutes_within_sla=round(within, 4),
-            minutes_breached=round(breached, 4), minutes_unknown=round(sum(c.minutes_unknown for c in cs), 4),
-            uptime_ratio=_r(within / (within + breached), 6) if within + breached > 0 else None,
-            expected_checks=_r(expected, 2) if expected else None,
-            coverage_pct=_r(min(100.0, 100.0 * run_exp / expected), 2) if expected else None,
-            worst_severity=max((c.worst_severity for c in cs if c.worst_severity),
-                               key=lambda s: SEVERITY_RANK.get(s, -1), default=None),
-            metric_avg=_r(sum((c.metric_avg or 0) * c.checks_run for c in metrics) / runs, 6) if runs else None,
-            metric_min=min((c.metric_min for c in cs if c.metric_min is not None), default=None),
-            metric_max=max((c.metric_max for c in cs if c.metric_max is not None), default=None),
-            violations=sum(by_sev.values()), violations_by_severity=dict(by_sev), episodes_resolved=n_res,
-            mttr_s=_r(mttr, 3), current_status=None, consecutive_failures=0, trend=direction, trend_change_pp=change,
-        ))  # fmt: skip
+        out.append(
+            CheckSummary(
+                check_type=ct,
+                basis=basis,
+                compliance_pct=_r(compliance_pct(basis, within, breached, passed, failed)),
+                checks_run=sum(c.checks_run for c in cs),
+                passed=passed,
+                failed=failed,
+                skipped=sum(c.skipped for c in cs),
+                errored=sum(c.errored for c in cs),
+                minutes_observed=round(within + breached, 4),
+                minutes_within_sla=round(within, 4),
+                minutes_breached=round(breached, 4),
+                minutes_unknown=round(sum(c.minutes_unknown for c in cs), 4),
+                uptime_ratio=_r(within / (within + breached), 6) if within + breached > 0 else None,
+                expected_checks=_r(expected, 2) if expected else None,
+                coverage_pct=_r(min(100.0, 100.0 * run_exp / expected), 2) if expected else None,
+                worst_severity=max(
+                    (c.worst_severity for c in cs if c.worst_severity),
+                    key=lambda s: SEVERITY_RANK.get(s, -1),
+                    default=None,
+                ),
+                metric_avg=_r(sum((c.metric_avg or 0) * c.checks_run for c in metrics) / runs, 6)
+                if runs
+                else None,
+                metric_min=min((c.metric_min for c in cs if c.metric_min is not None), default=None),
+                metric_max=max((c.metric_max for c in cs if c.metric_max is not None), default=None),
+                violations=sum(by_sev.values()),
+                violations_by_severity=dict(by_sev),
+                episodes_resolved=n_res,
+                mttr_s=_r(mttr, 3),
+                current_status=None,
+                consecutive_failures=0,
+                trend=direction,
+                trend_change_pp=change,
+            )
+        )
     return out

@@ -55,8 +55,9 @@ class _Col:
     wrap: int = 0  # > 0: may wrap down to this width instead of being dropped
 
 
-def _layout(cols: list[_Col], rows: list[list[str]], width: int | None, styles: list[dict[int, str]] | None = None
-            ) -> tuple[list[str], list[str]]:  # fmt: skip
+def _layout(
+    cols: list[_Col], rows: list[list[str]], width: int | None, styles: list[dict[int, str]] | None = None
+) -> tuple[list[str], list[str]]:
     """Plain-text table fitted to ``width`` (None = natural width): columns are dropped by priority (or wrapped),
     never truncated. Returns (lines, names of the columns dropped)."""
     gap = 2
@@ -107,13 +108,19 @@ def _paint(line: str, color: bool) -> str:
 def _wrap(text: str, width: int | None, indent: str = "", first: str = "") -> list[str]:
     if width is None:
         return [indent + first + text]
-    return textwrap.wrap(text, max(20, width), initial_indent=indent + first,
-                         subsequent_indent=indent + " " * (len(first) + 2),
-                         break_long_words=False, break_on_hyphens=False) or [indent]  # fmt: skip
+    return textwrap.wrap(
+        text,
+        max(20, width),
+        initial_indent=indent + first,
+        subsequent_indent=indent + " " * (len(first) + 2),
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [indent]
 
 
-def table_text(report: ComplianceReport, width: int | None = None, color: bool = False, attention_max: int = 15
-               ) -> str:  # fmt: skip
+def table_text(
+    report: ComplianceReport, width: int | None = None, color: bool = False, attention_max: int = 15
+) -> str:
     """The text report, fitted to ``width`` columns (None: as wide as the content; pipes and files get the same
     layout as a terminal of that width): a headline, "needs attention", one row per (asset, check) worst first,
     totals per check type. Asset ids are never truncated; control characters of input text are shown escaped."""
@@ -123,11 +130,15 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
     every = {x.asset for x in report.attention if x.status == "breaching"}
     out += _wrap(
         f"SLA compliance, last {report.window} ({report.window_start:%Y-%m-%d %H:%M} → "
-        f"{report.window_end:%Y-%m-%d %H:%M} UTC){' — ' + flt if flt else ''}", width)  # fmt: skip
+        f"{report.window_end:%Y-%m-%d %H:%M} UTC){' — ' + flt if flt else ''}",
+        width,
+    )
     out += _wrap(
         f"{len(every)} of {max(report.assets_total, len(report.assets))} asset(s) breaching their target, "
         f"{len({x.asset for x in report.attention}) - len(every)} at risk · overall {_pct(report.compliance_pct)} · "
-        f"{report.checks_run:,} checks · {report.episodes_opened} episodes opened · MTTR {_dur(report.mttr_s)}", width)  # fmt: skip
+        f"{report.checks_run:,} checks · {report.episodes_opened} episodes opened · MTTR {_dur(report.mttr_s)}",
+        width,
+    )
     if report.attention:
         out += ["", "Needs attention"]
         for x in report.attention[:attention_max]:
@@ -151,11 +162,20 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
                 f"        … and {len(report.attention) - attention_max} more (--only-failing, --top N, --format json)"
             )
     cols = [
-        _Col("status", 1), _Col("asset", 0), _Col("check", 2), _Col("compliance", 3, right=True),
-        _Col("target", 4, right=True), _Col("budget left", 6, right=True), _Col("since", 8), _Col("owner", 7),
-        _Col("violations", 10, right=True), _Col("MTTR", 11, right=True), _Col(f"trend by {report.bucket}", 9),
-        _Col("checks", 12, right=True), _Col("why", 5, wrap=24),
-    ]  # fmt: skip
+        _Col("status", 1),
+        _Col("asset", 0),
+        _Col("check", 2),
+        _Col("compliance", 3, right=True),
+        _Col("target", 4, right=True),
+        _Col("budget left", 6, right=True),
+        _Col("since", 8),
+        _Col("owner", 7),
+        _Col("violations", 10, right=True),
+        _Col("MTTR", 11, right=True),
+        _Col(f"trend by {report.bucket}", 9),
+        _Col("checks", 12, right=True),
+        _Col("why", 5, wrap=24),
+    ]
     rows: list[list[str]] = []
     styles: list[dict[int, str]] = []
     not_run: list[str] = []
@@ -164,13 +184,23 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
         ran = [c for c in a.checks if c.status != "no_data"]
         if a.status == "ok" and len(ran) > 1:  # a healthy asset reads as one row: its lowest check
             low = min(ran, key=lambda c: c.compliance_pct or 0.0)
-            rows.append([
-                "ok", a.asset, f"{len(ran)} checks", _pct(low.compliance_pct), _pct(low.target_pct),
-                _budget(low.error_budget_left_pct), "", a.owner or a.team or "",
-                str(sum(c.violations for c in ran)), _dur(low.mttr_s), _TREND_ARROW[low.trend],
-                str(sum(c.checks_run for c in ran)),
-                f"lowest: {low.check_type}" if (low.compliance_pct or 0) < 100 else "",
-            ])  # fmt: skip
+            rows.append(
+                [
+                    "ok",
+                    a.asset,
+                    f"{len(ran)} checks",
+                    _pct(low.compliance_pct),
+                    _pct(low.target_pct),
+                    _budget(low.error_budget_left_pct),
+                    "",
+                    a.owner or a.team or "",
+                    str(sum(c.violations for c in ran)),
+                    _dur(low.mttr_s),
+                    _TREND_ARROW[low.trend],
+                    str(sum(c.checks_run for c in ran)),
+                    f"lowest: {low.check_type}" if (low.compliance_pct or 0) < 100 else "",
+                ]
+            )
             styles.append({0: "green:0"})
             not_run += [f"{a.asset} ({c.check_type})" for c in a.checks if c.status == "no_data"]
             continue
@@ -178,23 +208,44 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
             if c.status == "no_data":
                 not_run.append(f"{a.asset} ({c.check_type})")
                 continue
-            rows.append([
-                _STATUS[c.status], a.asset if first else "", c.check_type, _pct(c.compliance_pct), _pct(c.target_pct),
-                _budget(c.error_budget_left_pct), _since(c.since), (a.owner or a.team or "") if first else "",
-                str(c.violations), _dur(c.mttr_s), _TREND_ARROW[c.trend], str(c.checks_run),
-                c.reason if c.status != "ok" else "",
-            ])  # fmt: skip
+            rows.append(
+                [
+                    _STATUS[c.status],
+                    a.asset if first else "",
+                    c.check_type,
+                    _pct(c.compliance_pct),
+                    _pct(c.target_pct),
+                    _budget(c.error_budget_left_pct),
+                    _since(c.since),
+                    (a.owner or a.team or "") if first else "",
+                    str(c.violations),
+                    _dur(c.mttr_s),
+                    _TREND_ARROW[c.trend],
+                    str(c.checks_run),
+                    c.reason if c.status != "ok" else "",
+                ]
+            )
             sty = _STATUS_STYLE.get(c.status)
             styles.append({0: f"{sty[0]}:{int(sty[1])}"} if sty else {})
             first = False
-    out += ["", "Assets, worst first" + (f" ({len(report.assets)} of {max(report.assets_total, len(report.assets))} shown)"
-                                         if len(report.assets) < max(report.assets_total, len(report.assets)) else "")]  # fmt: skip
+    out += [
+        "",
+        "Assets, worst first"
+        + (
+            f" ({len(report.assets)} of {max(report.assets_total, len(report.assets))} shown)"
+            if len(report.assets) < max(report.assets_total, len(report.assets))
+            else ""
+        ),
+    ]
     if rows:
         lines, dropped = _layout(cols, rows, width, styles)
         out += [_paint(line, color) for line in lines]
         if dropped:
-            out += _wrap(f"(not shown at {width} columns: {', '.join(dropped)} — widen the terminal, set COLUMNS, "
-                         "or use --format json/csv/html)", width)  # fmt: skip
+            out += _wrap(
+                f"(not shown at {width} columns: {', '.join(dropped)} — widen the terminal, set COLUMNS, "
+                "or use --format json/csv/html)",
+                width,
+            )
     else:
         out.append("no check results in this window")
     if not_run:
@@ -203,21 +254,51 @@ def table_text(report: ComplianceReport, width: int | None = None, color: bool =
             *_wrap(f"expected but no result in the window ({len(not_run)}): " + ", ".join(not_run), width),
         ]
     if report.totals:
-        t_cols = [_Col("check", 0), _Col("compliance", 1, right=True), _Col("checks", 4, right=True),
-                  _Col("coverage", 5, right=True), _Col("violations", 2, right=True), _Col("resolved", 6, right=True),
-                  _Col("MTTR", 3, right=True), _Col("trend", 7)]  # fmt: skip
-        t_rows = [[c.check_type, _pct(c.compliance_pct), str(c.checks_run), _pct(c.coverage_pct), str(c.violations),
-                   str(c.episodes_resolved), _dur(c.mttr_s), _TREND_ARROW[c.trend]] for c in report.totals]  # fmt: skip
+        t_cols = [
+            _Col("check", 0),
+            _Col("compliance", 1, right=True),
+            _Col("checks", 4, right=True),
+            _Col("coverage", 5, right=True),
+            _Col("violations", 2, right=True),
+            _Col("resolved", 6, right=True),
+            _Col("MTTR", 3, right=True),
+            _Col("trend", 7),
+        ]
+        t_rows = [
+            [
+                c.check_type,
+                _pct(c.compliance_pct),
+                str(c.checks_run),
+                _pct(c.coverage_pct),
+                str(c.violations),
+                str(c.episodes_resolved),
+                _dur(c.mttr_s),
+                _TREND_ARROW[c.trend],
+            ]
+            for c in report.totals
+        ]
         out += ["", "All assets, by check type"] + _layout(t_cols, t_rows, width)[0]
     for kind in ("contract", "team", "owner"):
         groups = [g for g in report.groups if g.kind == kind]
         if len(groups) < 2:
             continue
-        g_cols = [_Col(kind, 0), _Col("assets", 2, right=True), _Col("compliance", 1, right=True),
-                  _Col("violations", 3, right=True), _Col("lowest asset", 4, wrap=20)]  # fmt: skip
-        g_rows = [[g.name, str(g.assets), _pct(g.compliance_pct), str(g.violations),
-                   f"{g.lowest_asset} ({_pct(g.lowest_pct)})" if g.lowest_asset else ""]
-                  for g in sorted(groups, key=lambda g: (g.compliance_pct is None, g.compliance_pct or 0.0))]  # fmt: skip
+        g_cols = [
+            _Col(kind, 0),
+            _Col("assets", 2, right=True),
+            _Col("compliance", 1, right=True),
+            _Col("violations", 3, right=True),
+            _Col("lowest asset", 4, wrap=20),
+        ]
+        g_rows = [
+            [
+                g.name,
+                str(g.assets),
+                _pct(g.compliance_pct),
+                str(g.violations),
+                f"{g.lowest_asset} ({_pct(g.lowest_pct)})" if g.lowest_asset else "",
+            ]
+            for g in sorted(groups, key=lambda g: (g.compliance_pct is None, g.compliance_pct or 0.0))
+        ]
         out += ["", f"By {kind}, lowest first"] + _layout(g_cols, g_rows, width)[0]
     return "\n".join(out) + "\n"
 
@@ -239,15 +320,20 @@ def render_junit(report: ComplianceReport) -> str:
     cases = [(a, c) for a in report.assets for c in a.checks]
     failures = sum(1 for _, c in cases if c.status == "breaching")
     skipped = sum(1 for _, c in cases if c.status == "no_data")
-    out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           f'<testsuites name="floe sla report" tests="{len(cases)}" failures="{failures}" skipped="{skipped}">',
-           f'<testsuite name={quoteattr(f"SLA compliance, last {report.window}")} tests="{len(cases)}" '
-           f'failures="{failures}" skipped="{skipped}" timestamp="{report.window_end.isoformat()}">']  # fmt: skip
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuites name="floe sla report" tests="{len(cases)}" failures="{failures}" skipped="{skipped}">',
+        f'<testsuite name={quoteattr(f"SLA compliance, last {report.window}")} tests="{len(cases)}" '
+        f'failures="{failures}" skipped="{skipped}" timestamp="{report.window_end.isoformat()}">',
+    ]
     for a, c in cases:
         head = f"<testcase classname={quoteattr(a.asset)} name={quoteattr(c.check_type)}"
-        detail = (f"{a.asset} {c.check_type}: {c.reason}" + (f", since {_since(c.since)}" if c.since else "")
-                  + f" (owner {a.owner or a.team or '-'}, contract {a.contract_id or '-'}); look closer: "
-                  f"floe sla report --asset {a.asset} --window {report.window} --by day")  # fmt: skip
+        detail = (
+            f"{a.asset} {c.check_type}: {c.reason}"
+            + (f", since {_since(c.since)}" if c.since else "")
+            + f" (owner {a.owner or a.team or '-'}, contract {a.contract_id or '-'}); look closer: "
+            f"floe sla report --asset {a.asset} --window {report.window} --by day"
+        )
         if c.status == "breaching":
             out.append(f'{head}><failure message={quoteattr(detail)} type="below-target"/></testcase>')
         elif c.status == "no_data":
@@ -271,12 +357,18 @@ def render_github(report: ComplianceReport) -> str:
     for x in report.attention:
         level = "error" if x.status == "breaching" else "warning"
         title = f"SLA {'breach' if level == 'error' else 'at risk'}: {x.asset} {x.check_type}"
-        msg = (f"{x.reason}" + (f", since {_since(x.since)}" if x.since else "")
-               + (f" (owner {x.owner})" if x.owner else "") + f" — look closer: {x.command}")  # fmt: skip
+        msg = (
+            f"{x.reason}"
+            + (f", since {_since(x.since)}" if x.since else "")
+            + (f" (owner {x.owner})" if x.owner else "")
+            + f" — look closer: {x.command}"
+        )
         out.append(f"::{level} title={esc(title).replace(',', '%2C').replace(':', '%3A')}::{esc(msg)}")
     n = sum(1 for x in report.attention if x.status == "breaching")
-    out.append(f"{n} (asset, check) pair(s) below target, {len(report.attention) - n} at risk, "
-               f"overall {_pct(report.compliance_pct)} over the last {report.window}")  # fmt: skip
+    out.append(
+        f"{n} (asset, check) pair(s) below target, {len(report.attention) - n} at risk, "
+        f"overall {_pct(report.compliance_pct)} over the last {report.window}"
+    )
     return "\n".join(out) + "\n"
 
 
@@ -299,19 +391,52 @@ def render_csv(report: ComplianceReport) -> str:
     w.writerow(CSV_COLUMNS)
     for a in report.assets:
         for c in a.checks:
-            w.writerow([
-                a.asset, a.contract_id or "", a.owner or "", a.team or "", c.check_type, "window",
-                report.window_start.isoformat(), report.window_end.isoformat(), _num(c.compliance_pct),
-                c.checks_run, c.passed, c.failed, c.minutes_observed, c.minutes_within_sla, _num(c.coverage_pct),
-                c.violations, _num(c.mttr_s), c.trend,
-            ])  # fmt: skip
+            w.writerow(
+                [
+                    a.asset,
+                    a.contract_id or "",
+                    a.owner or "",
+                    a.team or "",
+                    c.check_type,
+                    "window",
+                    report.window_start.isoformat(),
+                    report.window_end.isoformat(),
+                    _num(c.compliance_pct),
+                    c.checks_run,
+                    c.passed,
+                    c.failed,
+                    c.minutes_observed,
+                    c.minutes_within_sla,
+                    _num(c.coverage_pct),
+                    c.violations,
+                    _num(c.mttr_s),
+                    c.trend,
+                ]
+            )
         for s in a.series:
             for p in s.points:
-                w.writerow([
-                    a.asset, a.contract_id or "", a.owner or "", a.team or "", s.check_type, report.bucket,
-                    p.start.isoformat(), p.end.isoformat(), _num(p.compliance_pct), p.checks_run, p.passed,
-                    p.failed, p.minutes_observed, p.minutes_within_sla, "", p.violations, "", "",
-                ])  # fmt: skip
+                w.writerow(
+                    [
+                        a.asset,
+                        a.contract_id or "",
+                        a.owner or "",
+                        a.team or "",
+                        s.check_type,
+                        report.bucket,
+                        p.start.isoformat(),
+                        p.end.isoformat(),
+                        _num(p.compliance_pct),
+                        p.checks_run,
+                        p.passed,
+                        p.failed,
+                        p.minutes_observed,
+                        p.minutes_within_sla,
+                        "",
+                        p.violations,
+                        "",
+                        "",
+                    ]
+                )
     return buf.getvalue()
 
 
@@ -413,16 +538,22 @@ def _sparkline(a: AssetCompliance, lo: float, width: int = 190, height: int = 34
         return 2 + (height - 4) * (1 - (v - lo) / (100.0 - lo if lo < 100 else 1))
 
     color = {"breaching": "#dc2626", "at_risk": "#d97706"}.get(c.status, "#16a34a")
-    parts = [f'<svg class="spark" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
-             f'aria-label="{_e(c.check_type)} by {_e(s.points[0].label)}…, y axis {lo:.0f}–100 %">',
-             f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fafafa"/>']  # fmt: skip
+    parts = [
+        f'<svg class="spark" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
+        f'aria-label="{_e(c.check_type)} by {_e(s.points[0].label)}…, y axis {lo:.0f}–100 %">',
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fafafa"/>',
+    ]
     if c.target_pct is not None:
-        parts.append(f'<line class="target" data-target="{c.target_pct}" x1="0" x2="{width}" y1="{y(c.target_pct):.1f}" '
-                     f'y2="{y(c.target_pct):.1f}" stroke="#6b7280" stroke-dasharray="3 2" stroke-width="1"/>')  # fmt: skip
+        parts.append(
+            f'<line class="target" data-target="{c.target_pct}" x1="0" x2="{width}" y1="{y(c.target_pct):.1f}" '
+            f'y2="{y(c.target_pct):.1f}" stroke="#6b7280" stroke-dasharray="3 2" stroke-width="1"/>'
+        )
     pts = [(x(i), y(p.compliance_pct)) for i, p in enumerate(s.points) if p.compliance_pct is not None]
     if len(pts) > 1:
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" '
-                     f'points="{" ".join(f"{px:.1f},{py:.1f}" for px, py in pts)}"/>')  # fmt: skip
+        parts.append(
+            f'<polyline fill="none" stroke="{color}" stroke-width="1.6" '
+            f'points="{" ".join(f"{px:.1f},{py:.1f}" for px, py in pts)}"/>'
+        )
     for (px, py), p in zip(pts, [p for p in s.points if p.compliance_pct is not None], strict=True):
         if c.target_pct is not None and (p.compliance_pct or 0) < c.target_pct:
             parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="1.8" fill="{color}"/>')
@@ -430,8 +561,9 @@ def _sparkline(a: AssetCompliance, lo: float, width: int = 190, height: int = 34
     return "".join(parts)
 
 
-def _line_chart(series: list[CheckSeries], lo: float, targets: dict[str, float], width: int = 720,
-                height: int = 200) -> str:  # fmt: skip
+def _line_chart(
+    series: list[CheckSeries], lo: float, targets: dict[str, float], width: int = 720, height: int = 200
+) -> str:
     pad_l, pad_r, pad_t, pad_b = 44, 110, 10, 28
     n = max((len(s.points) for s in series), default=0)
     if n == 0:
@@ -444,8 +576,10 @@ def _line_chart(series: list[CheckSeries], lo: float, targets: dict[str, float],
     def y(v: float) -> float:
         return pad_t + ih * (1 - (v - lo) / (100.0 - lo if lo < 100 else 1))
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" style="max-width:100%;'
-             f'height:auto" width="{width}" role="img" aria-label="compliance over time">']  # fmt: skip
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" style="max-width:100%;'
+        f'height:auto" width="{width}" role="img" aria-label="compliance over time">'
+    ]
     for v in (lo, (lo + 100) / 2, 100.0):
         parts.append(
             f'<line x1="{pad_l}" x2="{pad_l + iw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e7eb"/>'
@@ -461,8 +595,10 @@ def _line_chart(series: list[CheckSeries], lo: float, targets: dict[str, float],
         color = _COLORS.get(s.check_type, "#374151")
         if s.check_type in targets:
             ty = y(targets[s.check_type])
-            parts.append(f'<line x1="{pad_l}" x2="{pad_l + iw}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="{color}" '
-                         'stroke-dasharray="4 3" opacity=".7"/>')  # fmt: skip
+            parts.append(
+                f'<line x1="{pad_l}" x2="{pad_l + iw}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="{color}" '
+                'stroke-dasharray="4 3" opacity=".7"/>'
+            )
         pts = [(x(i), y(p.compliance_pct)) for i, p in enumerate(s.points) if p.compliance_pct is not None]
         if len(pts) > 1:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
@@ -483,15 +619,19 @@ def _bar_chart(report: ComplianceReport, width: int = 520, height: int = 200) ->
     for v in report.violations:
         by_type.setdefault(v.check_type, {})[v.severity] = v.episodes
     if not by_type:
-        return '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1" aria-hidden="true"></svg>' \
-               '<p class="muted">No violation episodes in this window.</p>'  # fmt: skip
+        return (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1" aria-hidden="true"></svg>'
+            '<p class="muted">No violation episodes in this window.</p>'
+        )
     pad_l, pad_b, pad_t = 110, 20, 10
     top = max(sum(s.values()) for s in by_type.values())
     bar_h = max(12, min(30, (height - pad_t - pad_b) // max(1, len(by_type)) - 8))
     iw = width - pad_l - 60
     h = pad_t + pad_b + len(by_type) * (bar_h + 8)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" width="{width}" '
-             f'style="max-width:100%;height:auto" role="img" aria-label="violations by type">']  # fmt: skip
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" width="{width}" '
+        f'style="max-width:100%;height:auto" role="img" aria-label="violations by type">'
+    ]
     for i, (ct, sevs) in enumerate(sorted(by_type.items())):
         yy = pad_t + i * (bar_h + 8)
         parts.append(f'<text x="{pad_l - 6}" y="{yy + bar_h / 2 + 4:.1f}" text-anchor="end">{_e(ct)}</text>')
@@ -501,8 +641,10 @@ def _bar_chart(report: ComplianceReport, width: int = 520, height: int = 200) ->
             if not n:
                 continue
             w = iw * n / top
-            parts.append(f'<rect x="{xx:.1f}" y="{yy}" width="{w:.1f}" height="{bar_h}" fill="{_SEV_COLORS[sev]}">'
-                         f"<title>{_e(ct)} {sev}: {n}</title></rect>")  # fmt: skip
+            parts.append(
+                f'<rect x="{xx:.1f}" y="{yy}" width="{w:.1f}" height="{bar_h}" fill="{_SEV_COLORS[sev]}">'
+                f"<title>{_e(ct)} {sev}: {n}</title></rect>"
+            )
             xx += w
         parts.append(f'<text x="{xx + 6:.1f}" y="{yy + bar_h / 2 + 4:.1f}">{sum(sevs.values())}</text>')
     parts.append("</svg>")
@@ -538,7 +680,8 @@ def render_html(report: ComplianceReport) -> str:
         k: sum(1 for a in report.assets if a.status == k) for k in ("breaching", "at_risk", "ok", "no_data")
     }
     out = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">'
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>SLA compliance — last {_e(report.window)}</title><style>{_CSS}</style></head><body>",
         f"<h1>SLA compliance — last {_e(report.window)} ({_e(flt)})</h1>",
@@ -546,7 +689,7 @@ def render_html(report: ComplianceReport) -> str:
         f"generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC by floe-stream · "
         f"{len(report.assets)} of {max(report.assets_total, len(report.assets))} asset(s) shown</p>",
         '<section id="summary"><div id="kpis">',
-    ]  # fmt: skip
+    ]
     for label, key in (("breaching", "breaching"), ("at risk", "at_risk"), ("ok", "ok")):
         out.append(f'<div class="kpi {key}" data-count="{key}"><b>{counts[key]}</b>asset(s) {label}</div>')
     for label, field, value in (
@@ -557,41 +700,54 @@ def render_html(report: ComplianceReport) -> str:
         ("MTTR", "mttr_s", _dur(report.mttr_s)),
     ):
         raw = getattr(report, field)
-        out.append(f'<div class="kpi" data-field="{field}" data-value="{_e("" if raw is None else raw)}">'
-                   f"<b>{_e(value)}</b>{_e(label)}</div>")  # fmt: skip
+        out.append(
+            f'<div class="kpi" data-field="{field}" data-value="{_e("" if raw is None else raw)}">'
+            f"<b>{_e(value)}</b>{_e(label)}</div>"
+        )
     out.append("</div></section>")
 
     out.append('<section id="attention"><h2>Needs attention</h2>')
     if report.attention:
         out.append("<ol>")
         for x in report.attention:
-            far = (f"{x.below_target_pp:.1f} pp below target" if x.below_target_pp is not None
-                   else f"{_budget(x.error_budget_left_pct)} of the error budget left")  # fmt: skip
+            far = (
+                f"{x.below_target_pp:.1f} pp below target"
+                if x.below_target_pp is not None
+                else f"{_budget(x.error_budget_left_pct)} of the error budget left"
+            )
             out.append(
                 f'<li class="{x.status}" data-asset="{_e(x.asset)}" data-check="{_e(x.check_type)}" '
                 f'data-status="{x.status}"><span class="badge {x.status}">{_STATUS[x.status]}</span> '
                 f'<span class="what">{_e(x.asset)} · {_e(x.check_type)}</span>'
-                + (f' · owner <b>{_e(x.owner)}</b>' if x.owner else "")
+                + (f" · owner <b>{_e(x.owner)}</b>" if x.owner else "")
                 + f'<br><span class="num">{_pct(x.compliance_pct)}</span> against target '
                 f'<span class="num" data-field="target_pct" data-value="{_e(x.target_pct)}">{_pct(x.target_pct)}</span>'
                 f" — {_e(far if x.status == 'breaching' else x.reason)}"
-                + (f", since {_since(x.since)}" if x.since else "") + f"<code>{_e(x.command)}</code></li>"
-            )  # fmt: skip
+                + (f", since {_since(x.since)}" if x.since else "")
+                + f"<code>{_e(x.command)}</code></li>"
+            )
         out.append("</ol>")
     else:
         out.append('<p class="muted">Every asset meets its target.</p>')
     out.append("</section>")
 
-    out.append(f'<section id="assets"><h2>Assets, worst first</h2><p class="muted">Sparklines: the worst check by '
-               f"{_e(report.bucket)}, every one on the same scale ({lo:.0f} – 100 %); dashed = its target. "
-               "Click a row for its checks.</p>")  # fmt: skip
-    out.append('<div class="asset-head"><span>status</span><span>asset · contract</span><span>owner</span>'
-               "<span>compliance / target</span><span>budget left</span><span>trend</span></div>")  # fmt: skip
+    out.append(
+        f'<section id="assets"><h2>Assets, worst first</h2><p class="muted">Sparklines: the worst check by '
+        f"{_e(report.bucket)}, every one on the same scale ({lo:.0f} – 100 %); dashed = its target. "
+        "Click a row for its checks.</p>"
+    )
+    out.append(
+        '<div class="asset-head"><span>status</span><span>asset · contract</span><span>owner</span>'
+        "<span>compliance / target</span><span>budget left</span><span>trend</span></div>"
+    )
     for a in report.assets:
         worst = a.checks[0] if a.checks else None
-        comp = (f'<span class="{"bad" if worst.status == "breaching" else ""}">{_pct(worst.compliance_pct)}</span>'
-                f' / {_pct(worst.target_pct)}<br><small class="muted">{_e(worst.check_type)}</small>'
-                if worst else "—")  # fmt: skip
+        comp = (
+            f'<span class="{"bad" if worst.status == "breaching" else ""}">{_pct(worst.compliance_pct)}</span>'
+            f' / {_pct(worst.target_pct)}<br><small class="muted">{_e(worst.check_type)}</small>'
+            if worst
+            else "—"
+        )
         out.append(
             f'<details class="asset" data-asset="{_e(a.asset)}" data-status="{a.status}"><summary>'
             f'<span class="badge {a.status}">{_STATUS[a.status]}</span>'
@@ -599,30 +755,44 @@ def render_html(report: ComplianceReport) -> str:
             f'<span class="owner">{_e(a.owner or a.team or "—")}</span><span class="num comp">{comp}</span>'
             f'<span class="num budget">{_budget(worst.error_budget_left_pct if worst else None)}</span>'
             f"{_sparkline(a, lo)}</summary>"
-        )  # fmt: skip
-        out.append('<div class="detail"><div class="scroll"><table class="checks"><tr><th class="l">check</th>'
-                   '<th class="l">status</th><th>compliance</th><th>target</th><th>budget left</th><th>checks</th>'
-                   "<th>passed</th><th>failed</th><th>time within SLA</th><th>coverage</th><th>violations</th>"
-                   '<th>MTTR</th><th class="l">trend</th><th class="l">why</th></tr>')  # fmt: skip
+        )
+        out.append(
+            '<div class="detail"><div class="scroll"><table class="checks"><tr><th class="l">check</th>'
+            '<th class="l">status</th><th>compliance</th><th>target</th><th>budget left</th><th>checks</th>'
+            "<th>passed</th><th>failed</th><th>time within SLA</th><th>coverage</th><th>violations</th>"
+            '<th>MTTR</th><th class="l">trend</th><th class="l">why</th></tr>'
+        )
         for c in a.checks:
             bad = "bad" if c.status == "breaching" else ""
             out.append(
                 f'<tr data-asset="{_e(a.asset)}" data-check="{_e(c.check_type)}"><td class="l">{_e(c.check_type)}</td>'
                 f'<td class="l"><span class="badge {c.status}">{_STATUS[c.status]}</span></td>'
-                + _td(c.compliance_pct, "compliance_pct", cls=bad) + _td(c.target_pct, "target_pct")
+                + _td(c.compliance_pct, "compliance_pct", cls=bad)
+                + _td(c.target_pct, "target_pct")
                 + _td(c.error_budget_left_pct, "error_budget_left_pct", _budget(c.error_budget_left_pct))
-                + _td(c.checks_run, "checks_run") + _td(c.passed, "passed") + _td(c.failed, "failed")
-                + _td(c.minutes_within_sla, "minutes_within_sla", format_duration(c.minutes_within_sla * 60, "report"))
-                + _td(c.coverage_pct, "coverage_pct") + _td(c.violations, "violations")
-                + _td(c.mttr_s, "mttr_s", _dur(c.mttr_s)) + _td(c.trend, "trend", _TREND_ARROW[c.trend], "l")
+                + _td(c.checks_run, "checks_run")
+                + _td(c.passed, "passed")
+                + _td(c.failed, "failed")
+                + _td(
+                    c.minutes_within_sla,
+                    "minutes_within_sla",
+                    format_duration(c.minutes_within_sla * 60, "report"),
+                )
+                + _td(c.coverage_pct, "coverage_pct")
+                + _td(c.violations, "violations")
+                + _td(c.mttr_s, "mttr_s", _dur(c.mttr_s))
+                + _td(c.trend, "trend", _TREND_ARROW[c.trend], "l")
                 + f'<td class="l">{_e(c.reason)}</td></tr>'
-            )  # fmt: skip
+            )
         out.append("</table></div>")
         if a.series:
             targets = {c.check_type: c.target_pct for c in a.checks if c.target_pct is not None}
             out.append(_line_chart(a.series, lo, targets))
-            out.append(f'<div class="scroll"><table class="series"><tr><th class="l">{_e(report.bucket)}</th>'
-                       + "".join(f"<th>{_e(s.check_type)}</th>" for s in a.series) + "</tr>")  # fmt: skip
+            out.append(
+                f'<div class="scroll"><table class="series"><tr><th class="l">{_e(report.bucket)}</th>'
+                + "".join(f"<th>{_e(s.check_type)}</th>" for s in a.series)
+                + "</tr>"
+            )
             for i, p in enumerate(a.series[0].points):
                 out.append(f'<tr data-bucket="{p.start.isoformat()}"><td class="l">{_e(p.label)}</td>')
                 for s in a.series:
@@ -633,28 +803,39 @@ def render_html(report: ComplianceReport) -> str:
         out.append("</div></details>")
     out.append("</section>")
 
-    out.append('<section id="totals-section"><h2>All assets, by check type</h2><div class="scroll"><table id="totals">'
-               '<tr><th class="l">check</th><th>compliance</th><th>checks</th><th>coverage</th><th>violations</th>'
-               '<th>MTTR</th><th class="l">trend</th></tr>')  # fmt: skip
+    out.append(
+        '<section id="totals-section"><h2>All assets, by check type</h2><div class="scroll"><table id="totals">'
+        '<tr><th class="l">check</th><th>compliance</th><th>checks</th><th>coverage</th><th>violations</th>'
+        '<th>MTTR</th><th class="l">trend</th></tr>'
+    )
     for c in report.totals:
         out.append(
             f'<tr data-check="{_e(c.check_type)}"><td class="l">{_e(c.check_type)}</td>'
-            + _td(c.compliance_pct, "compliance_pct") + _td(c.checks_run, "checks_run")
-            + _td(c.coverage_pct, "coverage_pct") + _td(c.violations, "violations")
-            + _td(c.mttr_s, "mttr_s", _dur(c.mttr_s)) + _td(c.trend, "trend", _TREND_ARROW[c.trend], "l") + "</tr>"
-        )  # fmt: skip
+            + _td(c.compliance_pct, "compliance_pct")
+            + _td(c.checks_run, "checks_run")
+            + _td(c.coverage_pct, "coverage_pct")
+            + _td(c.violations, "violations")
+            + _td(c.mttr_s, "mttr_s", _dur(c.mttr_s))
+            + _td(c.trend, "trend", _TREND_ARROW[c.trend], "l")
+            + "</tr>"
+        )
     out.append("</table></div>")
     groups = [g for g in report.groups if g.kind in ("contract", "team")]
     if groups:
-        out.append('<h2>By contract and team</h2><div class="scroll"><table id="groups"><tr><th class="l">kind</th>'
-                   '<th class="l">name</th><th>assets</th><th>compliance</th><th>checks</th><th>violations</th>'
-                   '<th class="l">lowest asset</th></tr>')  # fmt: skip
+        out.append(
+            '<h2>By contract and team</h2><div class="scroll"><table id="groups"><tr><th class="l">kind</th>'
+            '<th class="l">name</th><th>assets</th><th>compliance</th><th>checks</th><th>violations</th>'
+            '<th class="l">lowest asset</th></tr>'
+        )
         for g in sorted(groups, key=lambda g: (g.compliance_pct is None, g.compliance_pct or 0.0)):
             out.append(
                 f'<tr data-group="{_e(g.kind)}:{_e(g.name)}"><td class="l">{_e(g.kind)}</td><td class="l">{_e(g.name)}</td>'
-                + _td(g.assets, "assets") + _td(g.compliance_pct, "compliance_pct") + _td(g.checks_run, "checks_run")
-                + _td(g.violations, "violations") + f'<td class="l">{_e(g.lowest_asset or "")}</td></tr>'
-            )  # fmt: skip
+                + _td(g.assets, "assets")
+                + _td(g.compliance_pct, "compliance_pct")
+                + _td(g.checks_run, "checks_run")
+                + _td(g.violations, "violations")
+                + f'<td class="l">{_e(g.lowest_asset or "")}</td></tr>'
+            )
         out.append("</table></div>")
     out.append("<h2>Violations by type</h2>")
     out.append(_bar_chart(report))

@@ -260,10 +260,22 @@ FROM u WHERE s.asset = u.asset AND s.check_type = u.check_type
 
 def _result_row(r: CheckResult) -> tuple[Any, ...]:
     return (
-        r.result_id, r.asset, r.contract_id, r.contract_version, r.check_type.value, r.status.value,
-        r.severity.value if r.severity else None, r.evaluated_at, r.trigger, r.metric, r.sla_consumed,
-        r.expected, r.actual, r.message, r.source_event_id,
-    )  # fmt: skip
+        r.result_id,
+        r.asset,
+        r.contract_id,
+        r.contract_version,
+        r.check_type.value,
+        r.status.value,
+        r.severity.value if r.severity else None,
+        r.evaluated_at,
+        r.trigger,
+        r.metric,
+        r.sla_consumed,
+        r.expected,
+        r.actual,
+        r.message,
+        r.source_event_id,
+    )
 
 
 async def _stage(
@@ -276,10 +288,22 @@ def result_columns(results: Sequence[CheckResult]) -> list[list[Any]]:
     cols: list[list[Any]] = [[] for _ in range(15)]
     for r in results:
         row = (
-            r.result_id, r.asset, r.contract_id, r.contract_version, r.check_type.value, r.status.value,
-            r.severity.value if r.severity else None, r.evaluated_at, r.trigger, r.metric, r.sla_consumed,
-            r.expected, r.actual, r.message, r.source_event_id,
-        )  # fmt: skip
+            r.result_id,
+            r.asset,
+            r.contract_id,
+            r.contract_version,
+            r.check_type.value,
+            r.status.value,
+            r.severity.value if r.severity else None,
+            r.evaluated_at,
+            r.trigger,
+            r.metric,
+            r.sla_consumed,
+            r.expected,
+            r.actual,
+            r.message,
+            r.source_event_id,
+        )
         for c, v in zip(cols, row, strict=True):
             c.append(v)
     return cols
@@ -297,10 +321,25 @@ def violation_columns(events: Sequence[ViolationCloudEvent]) -> list[list[Any]]:
             drift = d.drift_kind.value if d.drift_kind else None
             element, expected, actual = d.element, d.expected_value, d.actual_value
         row = (
-            ev.id, ev.type, d.correlation_key, d.asset, d.contract_id, d.contract_name, d.contract_version,
-            d.violation_type.value, drift, d.severity.value, d.message, element, expected, actual,
-            occurred, started, duration, ev.model_dump_json(),
-        )  # fmt: skip
+            ev.id,
+            ev.type,
+            d.correlation_key,
+            d.asset,
+            d.contract_id,
+            d.contract_name,
+            d.contract_version,
+            d.violation_type.value,
+            drift,
+            d.severity.value,
+            d.message,
+            element,
+            expected,
+            actual,
+            occurred,
+            started,
+            duration,
+            ev.model_dump_json(),
+        )
         for c, v in zip(cols, row, strict=True):
             c.append(v)
     return cols
@@ -308,21 +347,31 @@ def violation_columns(events: Sequence[ViolationCloudEvent]) -> list[list[Any]]:
 
 def _point(r: CheckResult) -> ResultPoint:
     return ResultPoint(
-        result_id=r.result_id, status=r.status.value, at=r.evaluated_at,
-        severity=r.severity.value if r.severity else None, metric=r.metric,
-        contract_id=r.contract_id, contract_version=r.contract_version,
-    )  # fmt: skip
+        result_id=r.result_id,
+        status=r.status.value,
+        at=r.evaluated_at,
+        severity=r.severity.value if r.severity else None,
+        metric=r.metric,
+        contract_id=r.contract_id,
+        contract_version=r.contract_version,
+    )
 
 
 def _last(row: asyncpg.Record) -> LastState | None:
     if row["last_evaluated_at"] is None:
         return None
     return LastState(
-        result_id=row["last_result_id"], status=row["last_status"], at=row["last_evaluated_at"],
-        consecutive_failures=row["consecutive_failures"], last_pass_at=row["last_pass_at"],
-        last_fail_at=row["last_fail_at"], severity=row["last_severity"], metric=row["last_metric"],
-        contract_id=row["contract_id"] or "", contract_version=row["contract_version"] or "",
-    )  # fmt: skip
+        result_id=row["last_result_id"],
+        status=row["last_status"],
+        at=row["last_evaluated_at"],
+        consecutive_failures=row["consecutive_failures"],
+        last_pass_at=row["last_pass_at"],
+        last_fail_at=row["last_fail_at"],
+        severity=row["last_severity"],
+        metric=row["last_metric"],
+        contract_id=row["contract_id"] or "",
+        contract_version=row["contract_version"] or "",
+    )
 
 
 async def write_history(
@@ -356,8 +405,9 @@ async def write_history(
                 await conn.execute(
                     "INSERT INTO registered_contracts (contract_id, version, registered_by) "
                     "SELECT * , 'sink' FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
-                    [p[0] for p in pairs], [p[1] for p in pairs],
-                )  # fmt: skip
+                    [p[0] for p in pairs],
+                    [p[1] for p in pairs],
+                )
                 if seen_contracts is not None:
                     seen_contracts |= pairs
     if violations:
@@ -404,11 +454,22 @@ async def apply_results(conn: asyncpg.Connection, fresh: Sequence[CheckResult]) 
                 day_rows.append((key[0], key[1], d, delta))
         last = applied.last
         if last is not None and last is not before:
-            status_rows.append((
-                key[0], key[1], last.contract_id, last.contract_version, last.result_id, last.status,
-                last.severity, last.metric, last.at, last.consecutive_failures, last.last_pass_at,
-                last.last_fail_at,
-            ))  # fmt: skip
+            status_rows.append(
+                (
+                    key[0],
+                    key[1],
+                    last.contract_id,
+                    last.contract_version,
+                    last.result_id,
+                    last.status,
+                    last.severity,
+                    last.metric,
+                    last.at,
+                    last.consecutive_failures,
+                    last.last_pass_at,
+                    last.last_fail_at,
+                )
+            )
     if day_rows:
         await _stage(conn, "floe_stage_days", DAY_FIELDS, map(_day_row, day_rows))
         await conn.execute(UPSERT_STAGED_DAYS)
@@ -424,18 +485,48 @@ async def apply_results(conn: asyncpg.Connection, fresh: Sequence[CheckResult]) 
 def _day_row(row: tuple[str, str, date, DayDelta]) -> tuple[Any, ...]:
     asset, ct, d, x = row
     return (
-        asset, ct, d, x.contract_id, x.checks_run, x.passed, x.failed, x.skipped, x.errored, x.within_s,
-        x.breached_s, x.unknown_s, x.worst_rank, x.metric_count, x.metric_sum, x.metric_min, x.metric_max,
-    )  # fmt: skip
+        asset,
+        ct,
+        d,
+        x.contract_id,
+        x.checks_run,
+        x.passed,
+        x.failed,
+        x.skipped,
+        x.errored,
+        x.within_s,
+        x.breached_s,
+        x.unknown_s,
+        x.worst_rank,
+        x.metric_count,
+        x.metric_sum,
+        x.metric_min,
+        x.metric_max,
+    )
 
 
 def _day_columns(rows: Sequence[tuple[str, str, date, DayDelta]]) -> list[list[Any]]:
     cols: list[list[Any]] = [[] for _ in range(17)]
     for asset, ct, d, x in rows:
         row = (
-            asset, ct, d, x.contract_id, x.checks_run, x.passed, x.failed, x.skipped, x.errored, x.within_s,
-            x.breached_s, x.unknown_s, x.worst_rank, x.metric_count, x.metric_sum, x.metric_min, x.metric_max,
-        )  # fmt: skip
+            asset,
+            ct,
+            d,
+            x.contract_id,
+            x.checks_run,
+            x.passed,
+            x.failed,
+            x.skipped,
+            x.errored,
+            x.within_s,
+            x.breached_s,
+            x.unknown_s,
+            x.worst_rank,
+            x.metric_count,
+            x.metric_sum,
+            x.metric_min,
+            x.metric_max,
+        )
         for c, v in zip(cols, row, strict=True):
             c.append(v)
     return cols
@@ -466,15 +557,35 @@ async def apply_episodes(conn: asyncpg.Connection, events: Sequence[ViolationClo
     for ev in sorted(events, key=lambda e: (e.time, e.type)):
         d = ev.data
         if isinstance(d, ResolvedData):
-            rows.append((
-                d.correlation_key, d.opened_at, d.asset, d.contract_id, d.violation_type.value, d.severity.value,
-                SEVERITY_RANK[d.severity.value], d.message, d.resolved_at, d.open_duration_s,
-            ))  # fmt: skip
+            rows.append(
+                (
+                    d.correlation_key,
+                    d.opened_at,
+                    d.asset,
+                    d.contract_id,
+                    d.violation_type.value,
+                    d.severity.value,
+                    SEVERITY_RANK[d.severity.value],
+                    d.message,
+                    d.resolved_at,
+                    d.open_duration_s,
+                )
+            )
         else:
-            rows.append((
-                d.correlation_key, d.episode_started_at, d.asset, d.contract_id, d.violation_type.value,
-                d.severity.value, SEVERITY_RANK[d.severity.value], d.message, None, None,
-            ))  # fmt: skip
+            rows.append(
+                (
+                    d.correlation_key,
+                    d.episode_started_at,
+                    d.asset,
+                    d.contract_id,
+                    d.violation_type.value,
+                    d.severity.value,
+                    SEVERITY_RANK[d.severity.value],
+                    d.message,
+                    None,
+                    None,
+                )
+            )
     await conn.executemany(UPSERT_EPISODE, rows)
 
 
@@ -508,8 +619,9 @@ async def rebuild_aggregates(
         )
         await conn.execute(
             "DELETE FROM daily_aggregates WHERE day >= $1 AND ($2::text[] IS NULL OR asset = ANY($2))",
-            start, list(assets) if assets is not None else None,
-        )  # fmt: skip
+            start,
+            list(assets) if assets is not None else None,
+        )
         if keys:
             await conn.execute(
                 RECOMPUTE, [k["asset"] for k in keys], [k["check_type"] for k in keys], [start] * len(keys)
@@ -574,8 +686,9 @@ async def daily_prune(conn: asyncpg.Connection, now: datetime, retention_days: i
             "INSERT INTO floe_maintenance (job, last_run_on, details) VALUES ('daily-prune', $1, $2::jsonb) "
             "ON CONFLICT (job) DO UPDATE SET last_run_on = EXCLUDED.last_run_on, details = EXCLUDED.details, "
             "updated_at = now()",
-            today, json.dumps(counts),
-        )  # fmt: skip
+            today,
+            json.dumps(counts),
+        )
         log.info("daily prune (retention %d days): %s", retention_days, counts)
         return counts
     finally:
@@ -622,14 +735,28 @@ async def register_contracts(
                 "INSERT INTO registered_contracts (contract_id, version, name, status, source, registered_by) "
                 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (contract_id, version) DO UPDATE SET "
                 "name = EXCLUDED.name, status = EXCLUDED.status, source = EXCLUDED.source, updated_at = now()",
-                c.contract_id, c.version, c.name, c.status, c.source, by,
-            )  # fmt: skip
+                c.contract_id,
+                c.version,
+                c.name,
+                c.status,
+                c.source,
+                by,
+            )
             n_c += 1
             rows = [
-                (a.asset_id, a.contract_id, a.contract_version, a.contract_name, a.owner, a.team, a.domain,
-                 json.dumps(expected_intervals(a)), json.dumps(sla_targets(a)))
+                (
+                    a.asset_id,
+                    a.contract_id,
+                    a.contract_version,
+                    a.contract_name,
+                    a.owner,
+                    a.team,
+                    a.domain,
+                    json.dumps(expected_intervals(a)),
+                    json.dumps(sla_targets(a)),
+                )
                 for a in c.assets
-            ]  # fmt: skip
+            ]
             await conn.executemany(
                 "INSERT INTO contract_assets (asset, contract_id, contract_version, contract_name, owner, team, "
                 "domain, expected_intervals, targets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb) "

@@ -154,10 +154,17 @@ def _advance(last: LastState | None, p: ResultPoint) -> LastState:
     elif p.status == "fail":
         fails, last_fail = fails + 1, p.at
     return LastState(
-        result_id=p.result_id, status=p.status, at=p.at, consecutive_failures=fails,
-        last_pass_at=last_pass, last_fail_at=last_fail, severity=p.severity, metric=p.metric,
-        contract_id=p.contract_id, contract_version=p.contract_version,
-    )  # fmt: skip
+        result_id=p.result_id,
+        status=p.status,
+        at=p.at,
+        consecutive_failures=fails,
+        last_pass_at=last_pass,
+        last_fail_at=last_fail,
+        severity=p.severity,
+        metric=p.metric,
+        contract_id=p.contract_id,
+        contract_version=p.contract_version,
+    )
 
 
 def apply_points(last: LastState | None, points: Iterable[ResultPoint]) -> Applied:

@@ -65,8 +65,10 @@ def dsn_url(raw: str) -> str:
     try:
         port_no = parts.port
     except ValueError:
-        raise ConfigError(f"FLOE_DATABASE__DSN: the port in {parts.netloc.rpartition('@')[2]!r} is not a number "
-                          "between 1 and 65535") from None  # fmt: skip
+        raise ConfigError(
+            f"FLOE_DATABASE__DSN: the port in {parts.netloc.rpartition('@')[2]!r} is not a number "
+            "between 1 and 65535"
+        ) from None
     if port_no is not None and not 0 < port_no < 65536:
         raise ConfigError(f"FLOE_DATABASE__DSN: port {port_no} is not between 1 and 65535")
     return text

@@ -207,19 +207,32 @@ class IcebergWatcher:
             stats.loaded += 1
             metadata, location = got
             events, mark = new_events(
-                table, metadata, location, self.marks.get(table),
-                catalog=self.cfg.catalog_name, backfill=self.cfg.backfill,
-                max_snapshots=self.cfg.max_snapshots_per_poll, schema_changes=self.cfg.schema_changes,
-            )  # fmt: skip
+                table,
+                metadata,
+                location,
+                self.marks.get(table),
+                catalog=self.cfg.catalog_name,
+                backfill=self.cfg.backfill,
+                max_snapshots=self.cfg.max_snapshots_per_poll,
+                schema_changes=self.cfg.schema_changes,
+            )
             new_marks[table] = mark
             part = partition_for(table, self.partitions)
             for i, ev in enumerate(events):
                 # an intermediate mark has no location: if only part of a burst was acknowledged before a
                 # crash, the restarted watcher reloads the table instead of trusting an unchanged pointer
-                ev_mark = mark if i == len(events) - 1 else TableMark(
-                    metadata_location=None, snapshot_id=ev.snapshot_id, sequence_number=ev.sequence_number,
-                    timestamp_ms=ev.timestamp_ms, schema_id=ev.table_schema.schema_id, table_uuid=mark.table_uuid,
-                )  # fmt: skip
+                ev_mark = (
+                    mark
+                    if i == len(events) - 1
+                    else TableMark(
+                        metadata_location=None,
+                        snapshot_id=ev.snapshot_id,
+                        sequence_number=ev.sequence_number,
+                        timestamp_ms=ev.timestamp_ms,
+                        schema_id=ev.table_schema.schema_id,
+                        table_uuid=mark.table_uuid,
+                    )
+                )
                 headers = [(SOURCE_HEADER, self.source_id), (MARK_HEADER, ev_mark.model_dump_json().encode())]
                 records.append(
                     OutRecord(
@@ -243,8 +256,12 @@ class IcebergWatcher:
         if records or stats.failed:
             log.info(
                 "poll: %d tables, %d loaded, %d commits published, %d failed in %.3fs",
-                stats.tables, stats.loaded, stats.published, stats.failed, stats.seconds,
-            )  # fmt: skip
+                stats.tables,
+                stats.loaded,
+                stats.published,
+                stats.failed,
+                stats.seconds,
+            )
         return stats
 
     # --- lifecycle --------------------------------------------------------------------------------

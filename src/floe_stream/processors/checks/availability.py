@@ -173,16 +173,20 @@ class AvailabilityCheck:
         if asset.availability is None:
             return []
         where, policy = ex.probe_where(asset), ex.policy
-        return [{
-            "check": "availability",
-            "evaluates": f"availability {asset.availability.target_ratio:.3%}",
-            "measured": where if where.startswith("not evaluated") else (
-                f"ping {where} every {format_duration(policy.ping_interval_s, 'exact')} "
-                f"(timeout {format_duration(policy.ping_timeout_s, 'exact')}); "
-                f"ratio over {format_duration(policy.availability_window_s, 'exact')}"
-            ),
-            "severity": ex.severities.replace("SLA", "error budget"),
-        }]  # fmt: skip
+        return [
+            {
+                "check": "availability",
+                "evaluates": f"availability {asset.availability.target_ratio:.3%}",
+                "measured": where
+                if where.startswith("not evaluated")
+                else (
+                    f"ping {where} every {format_duration(policy.ping_interval_s, 'exact')} "
+                    f"(timeout {format_duration(policy.ping_timeout_s, 'exact')}); "
+                    f"ratio over {format_duration(policy.availability_window_s, 'exact')}"
+                ),
+                "severity": ex.severities.replace("SLA", "error budget"),
+            }
+        ]
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         return []

@@ -106,12 +106,16 @@ class FrequencyCheck:
         fr = asset.frequency
         if fr is None:
             return []
-        return [{
-            "check": "frequency",
-            "evaluates": f"cron '{fr.cron}' ({fr.timezone})" if fr.cron else f"every {format_duration(fr.interval_s or 0, 'exact')}",
-            "measured": "arrival of updates; a run without an update within 10 % of its period is missed",
-            "severity": "missed run ERROR",
-        }]  # fmt: skip
+        return [
+            {
+                "check": "frequency",
+                "evaluates": f"cron '{fr.cron}' ({fr.timezone})"
+                if fr.cron
+                else f"every {format_duration(fr.interval_s or 0, 'exact')}",
+                "measured": "arrival of updates; a run without an update within 10 % of its period is missed",
+                "severity": "missed run ERROR",
+            }
+        ]
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         sla = asset.frequency
@@ -126,9 +130,14 @@ class FrequencyCheck:
             return []  # only news: a newly missed run (an arriving update resolves it)
         message = f"missed run: {actual}; expected {expected}"
         finding = Finding(
-            KEY, Severity.ERROR, message, sla.element, expected, actual,
+            KEY,
+            Severity.ERROR,
+            message,
+            sla.element,
+            expected,
+            actual,
             context={"breached_at": breached_at.isoformat()},
-        )  # fmt: skip
+        )
         return [
             Evaluation(
                 check_type=CheckType.FREQUENCY,

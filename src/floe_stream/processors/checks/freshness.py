@@ -89,12 +89,14 @@ class FreshnessCheck:
         f = asset.freshness
         if f is None:
             return []
-        return [{
-            "check": "freshness",
-            "evaluates": f"{f.source_property} {format_duration(f.threshold_s, 'exact')}",
-            "measured": f"now (or arrival) minus the newest {f.element or 'update time'}; on every update and tick",
-            "severity": ex.severities,
-        }]  # fmt: skip
+        return [
+            {
+                "check": "freshness",
+                "evaluates": f"{f.source_property} {format_duration(f.threshold_s, 'exact')}",
+                "measured": f"now (or arrival) minus the newest {f.element or 'update time'}; on every update and tick",
+                "severity": ex.severities,
+            }
+        ]
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         since = state.last_update_at or state.watch_since

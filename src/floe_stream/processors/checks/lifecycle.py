@@ -60,12 +60,14 @@ class LifecycleCheck:
         life = asset.lifecycle
         if life is None:
             return []
-        return [{
-            "check": "lifecycle",
-            "evaluates": _dates(life, ("generalAvailability", "endOfSupport", "endOfLife")),
-            "measured": f"INFO notice {life.notice_days:g} days before, WARNING once past; to the consumers",
-            "severity": "INFO / WARNING",
-        }]  # fmt: skip
+        return [
+            {
+                "check": "lifecycle",
+                "evaluates": _dates(life, ("generalAvailability", "endOfSupport", "endOfLife")),
+                "measured": f"INFO notice {life.notice_days:g} days before, WARNING once past; to the consumers",
+                "severity": "INFO / WARNING",
+            }
+        ]
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         sla = asset.lifecycle

@@ -259,17 +259,19 @@ class QualityCheck:
     def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
         if not asset.quality_rules:
             return []
-        return [{
-            "check": "quality",
-            "evaluates": [
-                f"{r.name}: {r.metric} {r.operator} {r.threshold} {r.unit}"
-                + (f" (severity {r.severity})" if r.severity else "")
-                + (f" weight {r.weight:g}" if r.weight != 1 else "")
-                for r in asset.quality_rules
-            ],
-            "measured": "producer-reported results re-judged by the rules; weighted score",
-            "severity": f"score below {ex.policy.quality_threshold:.0%} ERROR; each failed rule its own episode",
-        }]  # fmt: skip
+        return [
+            {
+                "check": "quality",
+                "evaluates": [
+                    f"{r.name}: {r.metric} {r.operator} {r.threshold} {r.unit}"
+                    + (f" (severity {r.severity})" if r.severity else "")
+                    + (f" weight {r.weight:g}" if r.weight != 1 else "")
+                    for r in asset.quality_rules
+                ],
+                "measured": "producer-reported results re-judged by the rules; weighted score",
+                "severity": f"score below {ex.policy.quality_threshold:.0%} ERROR; each failed rule its own episode",
+            }
+        ]
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         return []

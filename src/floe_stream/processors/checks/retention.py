@@ -71,13 +71,15 @@ class RetentionCheck:
     def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
         if asset.retention is None:
             return []
-        return [{
-            "check": "retention",
-            "evaluates": f"retention {format_duration(asset.retention.period_s, 'exact')}",
-            "measured": "the oldest row a producer reports (oldest_data_timestamp): rows younger than the period "
-            "must still be there; no result for inputs that do not report it",
-            "severity": "rows gone early ERROR",
-        }]  # fmt: skip
+        return [
+            {
+                "check": "retention",
+                "evaluates": f"retention {format_duration(asset.retention.period_s, 'exact')}",
+                "measured": "the oldest row a producer reports (oldest_data_timestamp): rows younger than the period "
+                "must still be there; no result for inputs that do not report it",
+                "severity": "rows gone early ERROR",
+            }
+        ]
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         return []

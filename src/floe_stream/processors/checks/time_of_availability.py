@@ -70,12 +70,15 @@ class TimeOfAvailabilityCheck:
         ]
 
     def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
-        return [{
-            "check": "time_of_availability",
-            "evaluates": f"by {toa.deadline.isoformat('minutes')} {toa.timezone} daily",
-            "measured": "an update between the previous deadline and this one (wall clock, DST-aware)",
-            "severity": "missed deadline ERROR",
-        } for toa in asset.time_of_availability]  # fmt: skip
+        return [
+            {
+                "check": "time_of_availability",
+                "evaluates": f"by {toa.deadline.isoformat('minutes')} {toa.timezone} daily",
+                "measured": "an update between the previous deadline and this one (wall clock, DST-aware)",
+                "severity": "missed deadline ERROR",
+            }
+            for toa in asset.time_of_availability
+        ]
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         if not asset.time_of_availability or state.watch_since is None:

@@ -77,9 +77,14 @@ def silence() -> None:
 @click.option("--by", "old_by", default=None, hidden=True, help="the old name of --created-by")
 @click.option("--force", is_flag=True, help="add it even when no registered contract has this contract/asset")
 def silence_add(
-    contract: str | None, asset: str | None, until: str, comment: str, created_by: str | None,
-    old_by: str | None, force: bool,
-) -> None:  # fmt: skip
+    contract: str | None,
+    asset: str | None,
+    until: str,
+    comment: str,
+    created_by: str | None,
+    old_by: str | None,
+    force: bool,
+) -> None:
     """Add a silence; prints its id. The contract (id or name) and asset must belong to a registered contract
     (`floe contracts register`), so a typo cannot silently mute nothing (--force skips the check).
     """
@@ -107,8 +112,10 @@ async def check_known(pool: Any, contract: str | None, asset: str | None) -> Non
     import difflib
 
     async with pool.acquire() as conn:
-        contracts = {r["contract_id"]: r["name"] for r in await conn.fetch(
-            "SELECT DISTINCT contract_id, name FROM registered_contracts")}  # fmt: skip
+        contracts = {
+            r["contract_id"]: r["name"]
+            for r in await conn.fetch("SELECT DISTINCT contract_id, name FROM registered_contracts")
+        }
         assets = {
             r["asset"]: r["contract_id"]
             for r in await conn.fetch("SELECT asset, contract_id FROM contract_assets")
@@ -123,8 +130,9 @@ async def check_known(pool: Any, contract: str | None, asset: str | None) -> Non
         near = difflib.get_close_matches(value, names, n=3, cutoff=0.6)
         listed = ", ".join(sorted(names)[:15]) + (" …" if len(names) > 15 else "")
         hint = f"did you mean {', '.join(near)}? " if near else ""
-        raise click.BadParameter(f"no registered contract has {kind} {value!r} ({hint}known: {listed})",
-                                 param_hint=f"--{kind}")  # fmt: skip
+        raise click.BadParameter(
+            f"no registered contract has {kind} {value!r} ({hint}known: {listed})", param_hint=f"--{kind}"
+        )
 
     ids = {c for c in contracts} | {n for n in contracts.values() if n}
     if contract and contract not in ids:
@@ -132,8 +140,9 @@ async def check_known(pool: Any, contract: str | None, asset: str | None) -> Non
     if asset and asset not in assets:
         known("asset", asset, sorted(assets))
     if contract and asset and assets[asset] != contract and contracts.get(assets[asset]) != contract:
-        raise click.BadParameter(f"asset {asset!r} belongs to contract {assets[asset]!r}, not {contract!r}",
-                                 param_hint="--asset")  # fmt: skip
+        raise click.BadParameter(
+            f"asset {asset!r} belongs to contract {assets[asset]!r}, not {contract!r}", param_hint="--asset"
+        )
 
 
 def _what(s: Any) -> str:

@@ -123,8 +123,12 @@ class PostgresSink(Sink):
             except (ContractError, UnicodeDecodeError) as exc:
                 log.debug("contract %s from the topic not registered: %s", cid, exc)
             except Exception as exc:  # a loader bug: skip this record, never the sink's batch
-                log.warning("contract %s from the topic not registered: unexpected %s: %s",
-                            cid, type(exc).__name__, exc)  # fmt: skip
+                log.warning(
+                    "contract %s from the topic not registered: unexpected %s: %s",
+                    cid,
+                    type(exc).__name__,
+                    exc,
+                )
         assert self.pool is not None
         async with self.pool.acquire(timeout=10) as conn:
             if loaded:
