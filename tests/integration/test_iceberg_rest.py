@@ -39,7 +39,11 @@ from tests.conftest import wait_for
 from tests.integration.helpers import Running, read_all, violations
 from tests.integration.tools import IcebergRestServer
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.postgres,
+    pytest.mark.tool,
+]  # the REST catalog server of `make tools`
 
 CONTRACT = """\
 apiVersion: v3.1.0
