@@ -50,7 +50,9 @@ class FakeStore:
 def dead_letters(dead: list[tuple[str, str, int]]) -> SinkContext:
     """A runtime context whose dead letters land in ``dead`` as (channel, reason, attempts)."""
 
-    async def publish(topic: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def publish(
+        topic: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]], *, source: object = None
+    ) -> None:
         assert topic == TopicKey.ALERTS_DLQ
         dl = DeadLetter.model_validate_json(value)
         dead.append((dl.channel, dl.reason, dl.attempts))

@@ -268,7 +268,7 @@ async def test_delivery_skips_only_rejected_records_and_never_resends() -> None:
     t = ScriptedTransport(reject={"c", "f"}, outage_at="e")
     sink = OpenLineageSink(Settings(openlineage=OpenLineageSettings(retry_backoff_s=0.01)), transport=t)  # type: ignore[arg-type]
 
-    async def publish(*_: object) -> None:
+    async def publish(*_: object, source: object = None) -> None:
         pass
 
     sink.ctx = SinkContext(asyncio.Event(), lambda: None, publish)

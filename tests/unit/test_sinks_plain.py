@@ -61,14 +61,22 @@ class Ctx:
         self.stopping = asyncio.Event()
         self.alive = 0
         self.published: list[tuple[TopicKey, bytes, bytes, list[tuple[str, bytes]]]] = []
+        self.sources: list[SinkRecord | None] = []  # the input record each side output is owed to
 
     def still_working(self) -> None:
         self.alive += 1
 
     async def publish(
-        self, topic: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+        self,
+        topic: TopicKey,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        *,
+        source: SinkRecord | None = None,
     ) -> None:
         self.published.append((topic, key, value, headers))
+        self.sources.append(source)
 
     def context(self) -> SinkContext:
         return SinkContext(self.stopping, self.still_working, self.publish)

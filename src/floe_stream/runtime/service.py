@@ -387,7 +387,7 @@ class ConsumerService:
 
     async def process(self, batch: Batch) -> None:
         async with self.lock:
-            owned = {tp: recs for tp, recs in batch.items() if tp in self.assigned and recs}
+            owned = self._unhandled(batch)
             if not owned:
                 return
             spans = tracing.start_batch_spans(f"floe.sink.{self.name}", owned) if self.record_spans else []
@@ -403,6 +403,21 @@ class ConsumerService:
             self.records += sum(len(r) for r in owned.values())
             if asyncio.get_running_loop().time() >= self._flush_at:
                 await self.flush()
+
+    def _unhandled(self, batch: Batch) -> Batch:
+        """The records of ``batch`` this member owns and has not reached yet: a partition sought forward on
+        assignment (its committed offset read again, :meth:`on_assigned`) may have records fetched before."""
+        owned: Batch = {}
+        for tp, recs in batch.items():
+            if not recs or tp not in self.assigned:
+                continue
+            position = self.positions.get(tp)
+            if position is not None and recs[0].offset < position:
+                recs = [r for r in recs if r.offset >= position]
+                if not recs:
+                    continue
+            owned[tp] = recs
+        return owned
 
     async def flush(self) -> None:
         """Start the commit of every batch handled so far, behind the previous commit (strict order).
@@ -438,6 +453,11 @@ class ConsumerService:
             await prev
         if tail is not None:
             await tail
+        await self.commit_offsets(offsets)
+
+    async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit ``offsets`` (next offset per partition) through the consumer group, after every effect of the
+        batches they cover (a sink under exactly_once commits them in its transactions instead)."""
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:

@@ -15,19 +15,22 @@ with the reason ``write failed: <ExceptionType>: <message>`` — the rest of the
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import zlib
 from abc import ABC, abstractmethod
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import asyncpg
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
 from floe_stream.runtime.service import Batch, ConsumerService
-from floe_stream.settings import Settings
+from floe_stream.runtime.transactions import PartitionTransactions
+from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -113,9 +116,13 @@ class DeadLetters:
         self.topic = topic
         self.partitions = partitions
         self.records: list[OutRecord] = []
+        self.sources: list[
+            int
+        ] = []  # the input partition of each record (its transaction under exactly_once)
 
     def add(self, rec: ConsumerRecord[bytes, bytes], reason: str, metric_reason: str) -> None:
         self.records.append(dead_letter(self.topic, rec, reason[:REASON_MAX], self.partitions))
+        self.sources.append(rec.partition)
         instruments().dead_lettered.add(1, {"topic": rec.topic, "reason": metric_reason})
         log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason[:200])
 
@@ -123,7 +130,14 @@ class DeadLetters:
         self.add(rec, reason_of(exc, context), type(exc).__name__)
 
     def take(self) -> list[OutRecord]:
-        out, self.records = self.records, []
+        out, self.records, self.sources = self.records, [], []
+        return out
+
+    def take_by_partition(self) -> dict[int, list[OutRecord]]:
+        """The records by the input partition they came from."""
+        out: dict[int, list[OutRecord]] = defaultdict(list)
+        for p, rec in zip(self.sources, self.take(), strict=True):
+            out[p].append(rec)
         return out
 
 
@@ -175,15 +189,38 @@ def _no_pause(degraded: bool, what: str) -> None:
     return None
 
 
+async def _run_now(fn: Callable[[], Awaitable[None]]) -> None:
+    await fn()
+
+
+class Publish(Protocol):
+    def __call__(
+        self,
+        topic: TopicKey,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        /,
+        *,
+        source: SinkRecord | None = None,
+    ) -> Awaitable[None]:
+        """Produce a side-output record (the alerts sink's ``alerts-dlq``). ``source``: the input record it is
+        owed to; under exactly_once the record joins the transaction of that record's partition."""
+
+
 @dataclass(frozen=True, slots=True)
 class SinkContext:
     """What the runtime lends a sink at start: the stop signal, the retry, side outputs. Nothing of Kafka."""
 
     stopping: asyncio.Event
     still_working: Callable[[], None]
-    publish: Callable[[TopicKey, bytes, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+    publish: Publish
     on_destination: Callable[[bool, str], None] = _no_pause
     """``(degraded, what)`` on every retry outcome: the runner pauses its partitions while degraded."""
+    after_commit: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] = _run_now
+    """Run ``fn`` once what the current batch published is committed: at once under at_least_once (it is sent
+    already); under exactly_once after the transaction holding it committed — bookkeeping that must not outlive
+    an aborted side output (the alerts ledger's "dead-lettered")."""
 
     async def retry(
         self,
@@ -269,6 +306,10 @@ class Sink(ABC):
 
 S = TypeVar("S", bound=Sink)
 
+_IN_BATCH: contextvars.ContextVar[bool] = contextvars.ContextVar("floe_sink_in_batch", default=False)
+"""True inside a batch's handling (its write, in every task it starts): side outputs then belong to the batch's
+transactions. A sink's own background task (the alerts' re-sends) has its own context: False."""
+
 
 class SinkRunner(ConsumerService, Generic[S]):
     """The one sink runtime: consume → decode (bad input dead-lettered with its reason) → ``sink.write`` →
@@ -277,7 +318,16 @@ class SinkRunner(ConsumerService, Generic[S]):
     assigned partition and keeps polling, so the member stays in its group however long the outage
     (``ConsumerService.pause_fetching``; ``details.paused_partitions`` and ``floe_consumer_paused_partitions``
     meanwhile), and resumes once the write went through. /readyz reports the sink's own readiness (503 while
-    degraded) and ``details``; stop finishes the batch, commits, leaves the group."""
+    degraded) and ``details``; stop finishes the batch, commits, leaves the group.
+
+    ``kafka.processing_guarantee = exactly_once`` (Apache Kafka): what the runner writes to Kafka because of an
+    input record — its dead letter, a side output the sink publishes for it (``ctx.publish(..., source=)``) —
+    goes in the transaction of the record's input partition, which also commits that partition's offsets
+    (``send_offsets_to_transaction``): runtime/transactions.py's one producer per owned partition,
+    ``<group>-p<n>``, so a sink's inputs must be co-partitioned (checked at start). A new owner's producer fences
+    the previous one and ends its open transaction before the partition's committed offset is read again, so a
+    sink killed with a transaction open leaves nothing a read_committed reader sees twice. Bookkeeping tied to a
+    side output (the alerts ledger's "dead-lettered") waits for the commit (``ctx.after_commit``)."""
 
     def __init__(self, settings: Settings, sink: S) -> None:
         k = settings.kafka
@@ -290,6 +340,15 @@ class SinkRunner(ConsumerService, Generic[S]):
         self.records_dead_lettered = 0  # undecodable or rejected input records
         self._writing = False  # inside handle's write/flush, holding the lock: pausing is safe
         super().__init__(settings, list(self._inputs), f"{k.group_prefix}-{sink.name}")
+        self.txns = PartitionTransactions(k, self.group_id) if k.exactly_once else None
+        self._batch_partitions: list[int] = []  # the input partitions of the batch in hand
+        self._after: list[Callable[[], Awaitable[None]]] = []  # ctx.after_commit of the batches not flushed
+        # per commit under way, in order: the ctx.after_commit of the batches it covers
+        self._committing: deque[list[Callable[[], Awaitable[None]]]] = deque()
+        self._txn_failed = False  # a transaction failed: nothing after it may commit (its batches replay)
+        # PartitionTransactions begins a transaction on a partition's first send: one send at a time (a sink's
+        # concurrent deliveries publish concurrently)
+        self._sending = asyncio.Lock()
 
     def context(self) -> SinkContext:
         """What the sink gets at start."""
@@ -298,13 +357,42 @@ class SinkRunner(ConsumerService, Generic[S]):
             still_working=self.still_working,
             publish=self._publish,
             on_destination=self._on_destination,
+            after_commit=self._after_commit,
         )
 
     async def setup(self) -> None:
         k = self.settings.kafka
         outputs = [topic_name(k.topic_prefix, t) for t in self.sink.outputs]
         self.partitions = await partition_counts(k, [self.t_dlq, *outputs])
+        if self.txns is not None:
+            counts = await partition_counts(k, self.topics)
+            if len(set(counts.values())) > 1:
+                raise ConfigError(
+                    f"kafka.processing_guarantee=exactly_once: the input topics of {self.name} must be "
+                    "co-partitioned (same partition count): "
+                    + ", ".join(f"{t}={n}" for t, n in sorted(counts.items()))
+                )
+            await self.txns.check_broker()
         await self.sink.start(self.context())
+
+    async def on_assigned(self, tps: list[TopicPartition]) -> None:
+        if self.txns is None:
+            return
+        # InitProducerId of <group>-p<n> fences the previous owner and completes (or aborts) its open transaction;
+        # only then is the committed offset final: aiokafka may have started fetching from the one it read
+        # before, so the partitions are sought to it again (what was fetched before it is dropped: _unhandled)
+        await self.txns.acquire(sorted({tp.partition for tp in tps}))
+        for tp in tps:
+            committed = await self.consumer.committed(tp)
+            if committed is not None:
+                self.consumer.seek(tp, committed)
+                self.positions[tp] = committed
+
+    async def on_revoked(self, tps: list[TopicPartition]) -> None:
+        if self.txns is None:
+            return
+        owned = {tp.partition for tp in self.assigned}  # the revoked batches are committed by now (drain)
+        await self.txns.release(sorted({tp.partition for tp in tps} - owned))
 
     def _on_destination(self, degraded: bool, what: str) -> None:
         if not degraded:
@@ -313,16 +401,73 @@ class SinkRunner(ConsumerService, Generic[S]):
             self.pause_fetching(f"{self.name}: {what} unavailable")
 
     async def teardown(self) -> None:
-        await self.sink.close()
+        try:
+            await self.sink.close()
+        finally:
+            if self.txns is not None:
+                await self.txns.close()
+
+    def _transaction_of(self, source: SinkRecord | None) -> int | None:
+        """The input partition whose transaction a side output joins; None: produced at once (at_least_once,
+        or outside a batch: nothing to commit it with)."""
+        if self.txns is None or not _IN_BATCH.get() or not self._batch_partitions:
+            return None
+        ref = source.ref if source is not None else None
+        if isinstance(ref, ConsumerRecord) and ref.partition in self._batch_partitions:
+            return int(ref.partition)
+        return self._batch_partitions[0]
 
     async def _publish(
-        self, topic: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+        self,
+        topic: TopicKey,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        *,
+        source: SinkRecord | None = None,
     ) -> None:
         name = topic_name(self.settings.kafka.topic_prefix, topic)
         if name not in self.partitions:
             self.partitions.update(await partition_counts(self.settings.kafka, [name]))
         partition = zlib.crc32(key) % self.partitions.get(name, 1)
-        await self.produce([OutRecord(name, partition, key, value, headers)])
+        record = OutRecord(name, partition, key, value, headers)
+        txn = self._transaction_of(source)
+        if txn is None:
+            await self.produce([record])
+        else:
+            assert self.txns is not None
+            async with self._sending:
+                await self.txns.send(txn, [record])
+
+    async def _after_commit(self, fn: Callable[[], Awaitable[None]]) -> None:
+        if self.txns is None or not _IN_BATCH.get():
+            await fn()
+        else:
+            self._after.append(fn)
+
+    def take_tail(self) -> Awaitable[None] | None:
+        # called when a commit is started, for exactly the batches it covers (commit_offsets pops it, in order)
+        self._committing.append(self._after)
+        self._after = []
+        return None
+
+    async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.txns is None:
+            await super().commit_offsets(offsets)
+        else:
+            if self._txn_failed:  # later offsets would skip the aborted batches: the next owner replays them
+                raise RuntimeError(f"{self.name}: an earlier transaction failed, nothing more is committed")
+            by_partition: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
+            for tp, offset in offsets.items():
+                by_partition[tp.partition][tp] = offset
+            try:
+                await self.txns.commit(by_partition, {})  # a failure (fenced: a zombie) stops the service
+            except BaseException:
+                self._txn_failed = True
+                self._committing.clear()  # their side outputs are aborted: no bookkeeping for them
+                raise
+        for fn in self._committing.popleft() if self._committing else []:
+            await fn()
 
     async def readiness(self) -> dict[str, bool]:
         checks = await super().readiness()
@@ -374,6 +519,15 @@ class SinkRunner(ConsumerService, Generic[S]):
                 size += len(recs)
 
     async def handle(self, batch: Batch) -> None:
+        token = _IN_BATCH.set(True)
+        self._batch_partitions = sorted({tp.partition for tp in batch})
+        try:
+            await self._handle(batch)
+        finally:
+            _IN_BATCH.reset(token)
+            self._batch_partitions = []
+
+    async def _handle(self, batch: Batch) -> None:
         dead = DeadLetters(self.t_dlq, self.partitions.get(self.t_dlq, 1))
         records: list[SinkRecord] = []
         for tp, recs in batch.items():
@@ -405,8 +559,14 @@ class SinkRunner(ConsumerService, Generic[S]):
         for r, reason, metric_reason in out.rejected:
             dead.add(r.ref, reason, metric_reason)
         self.records_dead_lettered += len(dead.records)
-        if dead.records:
+        if not dead.records:
+            return
+        if self.txns is None:
             await self.produce(dead.take())
+        else:
+            async with self._sending:
+                for p, recs in dead.take_by_partition().items():
+                    await self.txns.send(p, recs)  # committed with p's offsets
 
     async def _write(self, batch: SinkBatch) -> None:
         await self.sink.write(batch)

@@ -23,12 +23,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from floe_stream.runtime.sink_runtime import NotCommitted, SinkContext
+from floe_stream.runtime.sink_runtime import NotCommitted, SinkContext, SinkRecord
 from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError, MessageError
 from floe_stream.sinks.alerts.config import ChannelConfig, Policy
 from floe_stream.sinks.alerts.metrics import alert_instruments
@@ -66,15 +66,22 @@ def backoff_delay(cfg: ChannelConfig, attempt: int, retry_after: float | None, r
     return float(base / 2 + rng.uniform(0, base / 2))
 
 
-async def dead_letter(ctx: SinkContext, n: Notification, reason: str, attempts: int) -> None:
+async def dead_letter(
+    ctx: SinkContext, n: Notification, reason: str, attempts: int, source: SinkRecord | None = None
+) -> None:
     """Publish ``n`` to the alerts dead-letter topic (``floe alerts replay`` re-sends it), keyed by channel.
-    Alerts keep their dead-letter names (``event_id``, ``expected``, ``actual``): written by alias."""
+    Alerts keep their dead-letter names (``event_id``, ``expected``, ``actual``): written by alias. ``source``:
+    the input record of its first alert (under exactly_once the dead letter joins that record's transaction)."""
     record = DeadLetter(
         channel=n.channel, reason=reason, attempts=attempts, failed_at=datetime.now(UTC), notification=n
     )
     headers = [("floe-dlq-reason", reason[:1000].encode()), ("floe-dlq-channel", n.channel.encode())]
     await ctx.publish(
-        TopicKey.ALERTS_DLQ, n.channel.encode(), record.model_dump_json(by_alias=True).encode(), headers
+        TopicKey.ALERTS_DLQ,
+        n.channel.encode(),
+        record.model_dump_json(by_alias=True).encode(),
+        headers,
+        source=source,
     )
 
 
@@ -101,6 +108,8 @@ class Dispatcher:
         self.stopping = ctx.stopping
         self.rng = rng or random.Random()
         self.circuits: dict[str, _Circuit] = {name: _Circuit() for name in channels}
+        self.sources: Mapping[str, SinkRecord] = {}
+        """Violation id → the input record it came in (the sink's batch in hand): a dead letter's transaction."""
         self.slots = {name: asyncio.Semaphore(ch.config.max_in_flight) for name, ch in channels.items()}
 
     async def deliver_all(
@@ -138,7 +147,7 @@ class Dispatcher:
         ch = self.channels.get(n.channel)
         if ch is None:  # a dead letter of a channel that was removed from the configuration
             reason = f"channel {n.channel!r} is not configured"
-            await dead_letter(self.ctx, n, reason, 0)
+            await dead_letter(self.ctx, n, reason, 0, self._source(n))
             return Outcome(n.notification_id, n.channel, "dead_lettered", reason=reason)
         if claim is None:
             todo = list(n.event_ids)
@@ -189,10 +198,22 @@ class Dispatcher:
                 circuit.open_until = time.monotonic() + self.policy.circuit_cooldown_s
         return await self._fail(n, ch, error.reason, attempts)
 
+    def _source(self, n: Notification) -> SinkRecord | None:
+        return self.sources.get(n.event_ids[0]) if n.alerts else None
+
     async def _fail(self, n: Notification, ch: Channel, reason: str, attempts: int) -> Outcome:
         # dead letter first, then the ledger: a crash in between re-sends (never loses) the notification
-        await dead_letter(self.ctx, n, reason, attempts)
-        await self.store.mark(n.event_ids, n.channel, delivered=False, attempts=attempts, error=reason[:1000])
+        await dead_letter(self.ctx, n, reason, attempts, self._source(n))
+
+        async def mark() -> None:
+            await self.store.mark(
+                n.event_ids, n.channel, delivered=False, attempts=attempts, error=reason[:1000]
+            )
+
+        # under exactly_once the ledger says "dead-lettered" only once the dead letter is committed: a sink
+        # killed before leaves the delivery claimed, and the replay that follows delivers or dead-letters it
+        # again (an aborted dead letter is never lost)
+        await self.ctx.after_commit(mark)
         alert_instruments().failures.add(1, {"channel": n.channel})
         log.error(
             "dead-lettered %s notification %s for %s after %d attempt(s): %s",

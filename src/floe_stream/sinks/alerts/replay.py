@@ -57,7 +57,9 @@ async def replay_dead_letters(settings: Settings, config: AlertsConfig | None = 
     try:
         batch_producer = BatchProducer(producer)
 
-        async def publish(_: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        async def publish(
+            _: TopicKey, key: bytes, value: bytes, headers: list[tuple[str, bytes]], *, source: object = None
+        ) -> None:
             await batch_producer.send_all(
                 [OutRecord(topic, zlib.crc32(key) % partitions, key, value, headers)]
             )

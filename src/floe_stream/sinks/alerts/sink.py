@@ -205,6 +205,7 @@ class AlertSink(Sink):
     async def write(self, batch: SinkBatch) -> None:
         assert self.dispatcher is not None
         alerts: list[Alert] = [rec.value for rec in batch.records]
+        self.dispatcher.sources = {rec.value.violation_id: rec for rec in batch.records}
         self.alerts_seen += len(alerts)
         alerts = list({a.violation_id: a for a in alerts}.values())  # a replaying processor re-emits ids
         if not alerts:
