@@ -23,7 +23,7 @@ import asyncpg
 import httpx
 import pytest
 
-from floe_stream.runtime.embedded import free_port
+from floe_stream.runtime.embedded import KAFKA_NOT_INSTALLED, free_port
 from floe_stream.settings import Settings
 from tests.conftest import ADMIN_DSN, REPO
 from tests.integration.helpers import floe_env
@@ -160,3 +160,35 @@ async def test_the_installed_wheel_migrates_and_runs_the_processor(
         admin = await asyncpg.connect(ADMIN_DSN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def test_a_wheel_user_is_told_how_to_get_apache_kafka_and_that_way_works(
+    wheel_venv: Path, tmp_path: Path
+) -> None:
+    """Outside a clone there is no `make tools`: `floe dev --broker kafka` names `floe tools install-kafka`,
+    which installs the broker from Maven Central with the pom shipped in the wheel, where `floe dev` looks."""
+    floe = str(wheel_venv / "bin" / "floe")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    env = venv_env(wheel_venv, dict(os.environ))
+    env.pop("FLOE_KAFKA_HOME", None)
+    env["XDG_DATA_HOME"] = str(
+        tmp_path / "data"
+    )  # the user's ~/.local/share (Maven's ~/.m2 stays the real one)
+
+    dev = subprocess.run(
+        [floe, "dev", "--broker", "kafka", "--demo", "--data-dir", str(tmp_path / "dev")],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert dev.returncode == 1
+    assert dev.stderr.strip().splitlines() == [f"Error: {KAFKA_NOT_INSTALLED}"]
+    assert "floe tools install-kafka" in KAFKA_NOT_INSTALLED and "make tools" not in KAFKA_NOT_INSTALLED
+
+    out = run([floe, "tools", "install-kafka"], cwd=work, env=env, timeout=600)
+    home = tmp_path / "data" / "floe-stream" / "kafka"
+    assert f"in {home}" in out, out
+    assert (home / "VERSION").read_text().strip() == "4.4.0"
+    assert list((home / "lib").glob("kafka_2.13-4.4.0.jar")) and (home / "log4j2.properties").is_file()
+    assert "already installed" in run([floe, "tools", "install-kafka"], cwd=work, env=env)
+    code = "from floe_stream.runtime.embedded import kafka_installed; print(kafka_installed())"
+    assert run([str(wheel_venv / "bin" / "python"), "-c", code], cwd=work, env=env).strip() == "True"

@@ -556,7 +556,8 @@ main.add_command(replay_cmd)
     type=click.Choice(["tansu", "kafka"]),
     default="tansu",
     show_default=True,
-    help="tansu: the embedded Tansu binary (no Java); kafka: Apache Kafka (KRaft) installed by `make tools`",
+    help="tansu: the embedded Tansu binary (no Java); kafka: Apache Kafka (KRaft) installed by "
+    "`floe tools install-kafka`",
 )
 def dev(
     demo: bool, contracts_dir: Path | None, data_dir: Path, duration: timedelta | None, broker: str
@@ -568,6 +569,29 @@ def dev(
     kind: BrokerKind = "kafka" if broker == "kafka" else "tansu"
     seconds = duration.total_seconds() if duration is not None else None
     _run(run_dev(demo=demo, contracts_dir=contracts_dir, data_dir=data_dir, duration=seconds, broker=kind))
+
+
+@main.group()
+def tools() -> None:
+    """Local tools for `floe dev` and development."""
+
+
+@tools.command("install-kafka")
+@click.option(
+    "--version", "version", default=None, help="Apache Kafka version (default: $KAFKA_VERSION, else 4.4.0)"
+)
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="install here (default: $FLOE_KAFKA_HOME, a clone's .tools/kafka, else ~/.local/share/floe-stream/kafka)")  # fmt: skip
+def tools_install_kafka(version: str | None, home: Path | None) -> None:
+    """Install Apache Kafka (KRaft) from Maven Central for `floe dev --broker kafka` (needs java and mvn).
+    Idempotent. Installed elsewhere than the default? Point FLOE_KAFKA_HOME at it."""
+    from floe_stream.runtime.embedded import BrokerNotInstalled
+    from floe_stream.runtime.kafka_install import install_kafka
+
+    try:
+        install_kafka(home, version, say=click.echo)
+    except BrokerNotInstalled as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _register_alert_commands() -> None:

