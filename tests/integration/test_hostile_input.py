@@ -605,6 +605,7 @@ def _closed(s: socket.socket) -> bool:
         return True
 
 
+@pytest.mark.slow  # waits out the 5 s request deadline
 async def test_slowloris_connections_are_capped_and_dropped_by_the_whole_request_deadline() -> None:
     server = HealthServer("127.0.0.1", 0, liveness=_ok, readiness=_ok)
     await server.start()
