@@ -42,6 +42,7 @@ from pydantic_settings import (
 
 from floe_stream.contracts.policy import CheckPolicy
 from floe_stream.topics.bounds import InputLimits
+from floe_stream.validation import describe
 
 
 class ConfigError(Exception):
@@ -596,9 +597,7 @@ def load_settings(*, defaults: Mapping[str, Any] | None = None, **overrides: Any
     try:
         return cls(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"FLOE_{'__'.join(str(p).upper() for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = describe(exc, location=lambda loc: "FLOE_" + "__".join(str(p).upper() for p in loc))
         where = overrides.get("config_file") or os.environ.get(CONFIG_FILE_ENV)
         suffix = f" (environment, .env or {CONFIG_FILE_ENV}={where})" if where else ""
         raise ConfigError(f"invalid configuration{suffix}: {problems}") from None

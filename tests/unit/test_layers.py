@@ -28,6 +28,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
         {*UPPER, "topics", "contracts", "processors", "settings"}
     ),  # a leaf: imports no floe
     "printable": frozenset({*UPPER, "topics", "contracts", "processors", "settings"}),  # a leaf too
+    "validation": frozenset({*UPPER, "topics", "contracts", "processors", "settings"}),  # a leaf too
     "runtime": frozenset({"cli"}),
     "sinks": frozenset({"cli"}),
     "reporting": frozenset({"cli"}),

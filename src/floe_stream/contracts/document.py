@@ -20,6 +20,9 @@ from typing import Any
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from floe_stream.validation import problems as validation_problems
 
 __all__ = [
     "DocumentProblem",
@@ -220,20 +223,17 @@ def _sla_map_to_list(sla: dict[Any, Any]) -> list[dict[str, Any]]:
 
 def problems_of(exc: ValidationError) -> list[str]:
     """Every distinct problem of an ODCS validation error, each naming its ODCS key path."""
-    problems: list[str] = []
-    for err in exc.errors(include_url=False):
-        where = _location(err["loc"])
-        if err["type"] == "extra_forbidden":
-            problem = f"unknown top-level key {where!r}: not an ODCS v3 field"
-        elif err["type"] == "string_type":
-            problem = f"{where}: expected a string, got {shown(err['input'])}"
-        elif isinstance(err["input"], str | int | float):
-            problem = f"{where}: {err['msg']}, got {shown(err['input'])}"
-        else:
-            problem = f"{where}: {err['msg']}"
-        if problem not in problems:
-            problems.append(problem)
-    return problems
+    return validation_problems(exc, location=_location, root="", wording=_odcs_wording)
+
+
+def _odcs_wording(err: ErrorDetails, where: str) -> str:
+    if err["type"] == "extra_forbidden":
+        return f"unknown top-level key {where!r}: not an ODCS v3 field"
+    if err["type"] == "string_type":
+        return f"{where}: expected a string, got {shown(err['input'])}"
+    if isinstance(err["input"], str | int | float):
+        return f"{where}: {err['msg']}, got {shown(err['input'])}"
+    return f"{where}: {err['msg']}"
 
 
 def describe(exc: ValidationError) -> str:

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from floe_stream.contracts.document import shown
 from floe_stream.durations import interval_seconds
 from floe_stream.topics.enums import Severity
+from floe_stream.validation import dotted, message
 
 __all__ = [
     "AlertsOverride",
@@ -267,14 +268,14 @@ def extension_problem(exc: ValidationError, model: type[BaseModel] | None = None
 
     ``model`` is the model that was validated (default :class:`FloeExtension`)."""
     err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = dotted(err["loc"])
     if err["type"] == "extra_forbidden":
         parent, _, key = loc.rpartition(".")
         known = _fields_at(parent, model or FloeExtension)
         return loc, f"unknown key{did_you_mean(key, known)} (known: {', '.join(sorted(known))})"
-    msg = str(err["msg"])
-    if msg.startswith("Value error, "):
-        return loc, msg[len("Value error, ") :]
+    msg = message(err)
+    if msg != err["msg"]:  # a validator's own words
+        return loc, msg
     value = err.get("input")
     got = f", got {shown(value)}" if isinstance(value, str | int | float | bool) or value is None else ""
     return loc, f"{msg[0].lower()}{msg[1:]}{got}"

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from floe_stream.contracts.extension import ChecksOverride, FloeExtension, extension_problem
 from floe_stream.contracts.policy import DEFAULT_POLICY, POLICY_FIELDS, CheckPolicy
+from floe_stream.validation import problems
 
 __all__ = ["DEFAULT_POLICY", "POLICY_FIELDS", "CheckPolicy", "override_problems", "resolve_policy"]
 
@@ -52,9 +53,7 @@ def resolve_policy(
     try:
         policy = CheckPolicy.model_validate({**base.model_dump(), **checks})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "checks"
-        return base, f"floe.checks.{where}: {err['msg']}"
+        return base, f"floe.checks.{problems(exc, root='checks')[0]}"
     return policy, None
 
 

@@ -5,10 +5,12 @@ an over-long string or a control character in one is refused with the field and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from floe_stream.printable import printable
 from floe_stream.topics.bounds import RULES, clip
@@ -16,6 +18,7 @@ from floe_stream.topics.commit import CatalogCommitEvent
 from floe_stream.topics.materialization import MaterializationEvent, OpenLineageRunEvent
 from floe_stream.topics.probe import ProbeResult
 from floe_stream.topics.tick import Tick
+from floe_stream.validation import problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,15 +44,22 @@ def _loads(value: bytes | None) -> dict[str, Any]:
 def invalid(what: str, exc: ValidationError, where: str = "") -> DecodeError:
     """The dead-letter reason of a validation error: ``invalid <what>: <field>: <problem> (+N more)``; a string
     that breaks a bound names the rule (``topics/bounds.py``), not its pattern."""
-    errs = exc.errors(include_url=False, include_input=False)
-    first = errs[0]
-    loc = ".".join(clip(printable(str(p)), 100) for p in first["loc"])  # a dict key is input: escaped
-    loc = f"{where}.{loc}" if where and loc else (where or loc or "<root>")
-    msg = first["msg"]
-    if first["type"] == "string_pattern_mismatch":
-        msg = RULES.get(str((first.get("ctx") or {}).get("pattern")), msg)
-    more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
-    return DecodeError(f"invalid {what}: {loc}: {msg}{more}")
+    found = problems(exc, location=lambda loc: _escaped(where, loc), root=where or "<root>", wording=_rule)
+    more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+    return DecodeError(f"invalid {what}: {found[0]}{more}")
+
+
+def _escaped(where: str, loc: Sequence[int | str]) -> str:
+    path = ".".join(clip(printable(str(p)), 100) for p in loc)  # a dict key is input: escaped
+    return f"{where}.{path}" if where and path else path
+
+
+def _rule(err: ErrorDetails, where: str) -> str:
+    """A string that breaks a bound names the rule (``topics/bounds.py``), not its pattern."""
+    msg = str(err["msg"])
+    if err["type"] == "string_pattern_mismatch":
+        msg = RULES.get(str((err.get("ctx") or {}).get("pattern")), msg)
+    return f"{where}: {msg}"
 
 
 def _validate(model: type[M], obj: dict[str, Any]) -> M:

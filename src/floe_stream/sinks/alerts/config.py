@@ -36,6 +36,7 @@ from pydantic import (
 
 from floe_stream.settings import CONFIG_FILE_ENV, AlertsSettings, ConfigError
 from floe_stream.topics.enums import Severity
+from floe_stream.validation import describe
 
 MATCH_KEYS = frozenset(
     {"contract", "contract_id", "asset", "owner", "team", "domain", "tags", "violation_type", "severity"}
@@ -175,10 +176,7 @@ def parse_config(raw: Any, source: str = "alerts config") -> AlertsConfig:
     try:
         return AlertsConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid alerts configuration {source}: {problems}") from None
+        raise ConfigError(f"invalid alerts configuration {source}: {describe(exc)}") from None
 
 
 def resolve_config(alerts: AlertsSettings, config_file: Path | None = None) -> AlertsConfig:

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from floe_stream.contracts.extension import AlertsOverride
 from floe_stream.sinks.alerts.config import Policy, Route
 from floe_stream.sinks.alerts.model import Alert, Decision, DedupEntry, Incident, Notification, Silence
+from floe_stream.validation import describe
 
 ContractAlerting = AlertsOverride
 """``alerts:`` inside a contract's ``floe`` custom property (typed at load: ``MonitoredAsset.floe.alerts``)."""
@@ -45,8 +46,7 @@ def contract_override(overrides: Mapping[str, Any]) -> ContractAlerting | None:
     try:
         return ContractAlerting.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"floe.alerts: {problems}") from None
+        raise ValueError(f"floe.alerts: {describe(exc)}") from None
 
 
 def _matches(route: Route, alert: Alert) -> bool:

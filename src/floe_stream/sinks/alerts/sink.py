@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from pydantic import ValidationError
 
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.runtime.database import create_pool, ping
@@ -35,6 +36,7 @@ from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.decode import DecodeError
 from floe_stream.topics.violation import decode_violation
+from floe_stream.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,7 @@ def build_channels(config: AlertsConfig, http: httpx.AsyncClient, public_url: st
         try:
             options = cls.Options.model_validate(cfg.options)
         except Exception as exc:
-            errs = getattr(exc, "errors", None)
-            detail = (
-                "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errs())
-                if callable(errs)
-                else str(exc)
-            )
+            detail = describe(exc) if isinstance(exc, ValidationError) else str(exc)
             problems.append(f"channel {cfg.name!r} ({cfg.type}) options: {detail}")
             continue
         ch = cls(cfg, options, ctx)
