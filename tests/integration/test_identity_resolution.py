@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +162,55 @@ async def test_servers_identities_ambiguity_fail_events_and_declared_schemas(
 
 async def _at_least(fn, n: float) -> bool:  # type: ignore[no-untyped-def]
     return await fn() >= n
+
+
+@pytest.mark.postgres
+async def test_the_report_shows_that_the_last_run_failed(pg_dsn: str) -> None:
+    """The violation context says the producing run failed; `floe sla report` shows it beside the pair in
+    trouble (text) and per asset (JSON)."""
+    import asyncpg
+
+    from floe_stream.contracts.loader import load_contract_text
+    from floe_stream.processors.context import ImpactContext
+    from floe_stream.processors.engine import Engine
+    from floe_stream.processors.normalize import from_openlineage
+    from floe_stream.reporting import store
+    from floe_stream.reporting.compliance import build_report
+    from floe_stream.reporting.render import table_text
+    from floe_stream.topics import OpenLineageRunEvent
+    from floe_stream.topics.violation import decode_violation, encode_violation
+
+    c = load_contract_text(contract("shop", DUCKDB, "orders", ["order_id", "status"]), "shop.yaml")
+    (asset,) = c.assets
+    now = datetime.now(UTC)
+    out_of = [{**{"namespace": "duckdb://warehouse.duckdb", "name": "warehouse.sales.orders"},
+               "facets": {"schema": {"fields": [{"name": "order_id", "type": "VARCHAR"}]}}}]  # fmt: skip
+    failed = json.loads(event("FAIL", "r9", "warehouse.sales.shop.orders.build.run", out_of))
+    failed["run"]["facets"] = {"errorMessage": {"message": "Binder Error", "programmingLanguage": "sql"}}
+    [(_, failure)] = from_openlineage(OpenLineageRunEvent.model_validate(failed))
+    ctx = ImpactContext()
+    ctx.note_run_failed(asset.asset_id, now, failure.run_failed or "")
+    [(_, update)] = from_openlineage(
+        OpenLineageRunEvent.model_validate(json.loads(event("COMPLETE", "r8", "j", out_of)))
+    )
+    out = Engine(clock_skew_s=0).apply_update(asset, update, now)  # 'status' removed: a drift violation
+    [v] = [v for v in out.violations if isinstance(v, ViolationData)]
+    v = ctx.enrich_violation(
+        v, declared_consumers=(), asset_identifiers=(), upstream_health=lambda _: None, now=now
+    )
+    key, value, headers = encode_violation(v)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await store.register_contracts(conn, [c])
+        await store.write_history(conn, out.check_results, [decode_violation(dict(headers), key, value)])
+        report = await build_report(conn, window="1d", as_of=now + timedelta(minutes=1))
+    finally:
+        await conn.close()
+    [row] = [a for a in report.assets if a.asset == asset.asset_id]
+    assert (
+        row.last_run_failed is not None
+        and "FAIL of job dbt/warehouse.sales.shop.orders.build.run" in row.last_run_failed
+    )
+    assert row.last_run_failed.endswith("Binder Error")
+    text = table_text(report)
+    assert "last run failed: " in text and "Binder Error" in text

@@ -150,6 +150,11 @@ class AssetCompliance(_M):
     checks: list[CheckSummary]
     series: list[CheckSeries]
     status: Verdict = "no_data"
+    last_run_failed: str | None = Field(
+        default=None,
+        description="the producing run failed (an OpenLineage FAIL/ABORT) and the asset was not produced since, as "
+        "its latest violation in the window says (context last_run.failed)",
+    )
 
 
 class Attention(_M):
@@ -167,6 +172,7 @@ class Attention(_M):
     since: datetime | None
     reason: str
     command: str
+    last_run_failed: str | None = None
 
 
 class ViolationCount(_M):
@@ -567,6 +573,8 @@ class History:
     """the bucket series"""
     first_seen: dict[Key, datetime]
     """the first result of each key"""
+    run_failed: dict[str, str] = field(default_factory=dict)
+    """asset → what its newest violation in the window says of its producing run (context last_run.failed)"""
 
     def all_keys(self) -> list[Key]:
         """Every key with figures, a series, or an expected cadence: registered assets whose checks never ran in
@@ -638,7 +646,21 @@ async def fetch_history(
         )
     }
     series = await _series(conn, start, end, by, chosen, status)
-    history = History(start, end, meta, status, win, opened, resolved, series, first_seen={})
+    run_failed = {
+        r["asset"]: r["failed"]
+        for r in await conn.fetch(
+            "SELECT DISTINCT ON (asset) asset, payload->'data'->'context'->>'last_run.failed' AS failed "
+            "FROM violation_events WHERE event_type = 'floe.contract.violation' AND occurred_at >= $1 "
+            "AND occurred_at < $2 AND ($3::text[] IS NULL OR asset = ANY($3)) ORDER BY asset, occurred_at DESC",
+            start,
+            end,
+            chosen,
+        )
+        if r["failed"]
+    }
+    history = History(
+        start, end, meta, status, win, opened, resolved, series, first_seen={}, run_failed=run_failed
+    )
     keys = [k for k in history.all_keys() if k in win or k in status]
     return replace(history, first_seen=await _first_seen(conn, keys))
 
@@ -828,6 +850,7 @@ def _asset_row(
         checks=checks,
         series=[h.series[(a, c.check_type)] for c in checks if (a, c.check_type) in h.series],
         status=min((c.status for c in checks), key=VERDICT_RANK.__getitem__, default="no_data"),
+        last_run_failed=h.run_failed.get(a),
     )
 
 
@@ -937,6 +960,7 @@ def _attention(assets: list[AssetCompliance], window: str) -> list[Attention]:
                         error_budget_left_pct=c.error_budget_left_pct,
                         since=c.since,
                         reason=c.reason,
+                        last_run_failed=a.last_run_failed,
                         command=f"floe sla report --asset {shlex.quote(a.asset)} --window {window} --by day",
                     )
                 )

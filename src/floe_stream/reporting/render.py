@@ -156,6 +156,8 @@ def table_text(
                 + (f"; owner {x.owner}" if extra else "")
             )
             out += _wrap(why, width, " " * 8)
+            if x.last_run_failed:
+                out += _wrap(f"last run failed: {x.last_run_failed}", width, " " * 8)
             out += _wrap(x.command, width, " " * 8, "→ ")
         if len(report.attention) > attention_max:
             out.append(
