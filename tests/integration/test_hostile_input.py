@@ -50,7 +50,7 @@ from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.runtime.supervision import TASK_UP_METRIC
 from floe_stream.settings import AlertsSettings, Settings
 from floe_stream.telemetry.metrics import setup_metrics
-from floe_stream.topics import CatalogCommitEvent, IcebergField, IcebergSchema
+from floe_stream.topics import CatalogCommitEvent, IcebergField, IcebergSchema, Tick
 from floe_stream.topics.bounds import IDENTIFIER_PATTERN, RULES, TEXT_MAX
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
@@ -1041,6 +1041,95 @@ async def test_a_sequence_jump_is_refused_and_a_later_dropped_column_is_still_se
     (dead,) = await dead_letters(s)
     assert dead.reason.startswith(
         f"sequence jump: sequence_number {2**62} is more than limits.max_sequence_jump"
+    )
+
+
+async def test_an_input_whose_outputs_would_not_fit_a_record_is_dead_lettered_on_apache_kafka(
+    apache_kafka: Broker, pg_dsn: str, tmp_path: Path
+) -> None:
+    """The net under the bounds: outputs that still would not fit the broker's record size (here every check
+    result of an asset whose contract id is 1.1 MB) used to stop the processor with MessageSizeTooLargeError at
+    every restart. The input is dead-lettered with the reason, its state changes undone; the rest goes on."""
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    (contracts / "pipeline.odcs.yaml").write_text((CONTRACTS / "pipeline.odcs.yaml").read_text())
+    (contracts / "huge.odcs.yaml").write_text(
+        f"apiVersion: v3.1.0\nkind: DataContract\nid: {'x' * 1_100_000}\nname: huge\nversion: 1.0.0\n"
+        "status: active\nschema:\n  - name: big\n    customProperties:\n      - property: floe\n"
+        "        value: {asset: hostile.big}\nslaProperties:\n  - {property: latency, value: 1, unit: h}\n"
+    )
+    s = await hostile_settings(apache_kafka, pg_dsn, contracts)
+    async with deployed("processor", s) as proc:
+        await _publish(
+            s, TopicKey.MATERIALIZATIONS,
+            ("hostile.big", _mat("hostile.big", "big")), ("test.slow", _mat("test.slow", "after")),
+        )  # fmt: skip
+
+        async def settled() -> list[DeadLetter] | None:
+            dlq = await dead_letters(s)
+            return dlq if dlq and await _results_for(s, "test.slow") else None
+
+        (dead,) = await wait_for(settled, timeout=40)
+        await _publish(s, TopicKey.MATERIALIZATIONS, ("test.slow", _mat("test.slow", "later")))
+        await wait_for(lambda: _evaluated(s, "test.slow", "later"), timeout=30)
+        assert proc.running, proc.failure()
+    assert dead.reason.startswith("outputs too large: a freshness check result of hostile.big would be ")
+    assert dead.reason.endswith(f"bytes > kafka.max_record_bytes={s.kafka.max_record_bytes}")
+    assert not await _results_for(s, "hostile.big")
+
+
+async def _evaluated(settings: Settings, asset: str, event_id: str) -> bool:
+    return any(r["source_event_id"] == event_id for r in await _results_for(settings, asset))
+
+
+async def test_a_producers_clock_cannot_stop_time_for_the_processor(broker_settings: Settings) -> None:
+    """Time, the other way in: a record stamped 50 minutes ahead (its own Kafka timestamp is the core's "now", so
+    its materialized_at passed) made the asset fresh until then; one tick at 9999-12-31 made every later tick
+    "not new" (absence never detected again). Both are dead-lettered; the real ticks after them still judge."""
+    s = broker_settings.model_copy(update={"contracts_dir": CONTRACTS})
+    now = datetime.now(UTC)
+    ahead = now + timedelta(
+        minutes=50
+    )  # within Apache Kafka's own bound (message.timestamp.after.max.ms, 1 h)
+    t_mat = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
+    async with deployed("processor", s) as proc:
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, linger_ms=0)
+        await producer.start()
+        try:
+            forged = _mat("test.fast", "ahead", materialized_at=ahead.isoformat())
+            await producer.send_and_wait(
+                t_mat, forged, key=b"test.fast", timestamp_ms=int(ahead.timestamp() * 1000)
+            )
+        finally:
+            await producer.stop()
+        for tick_time in (
+            datetime(9999, 12, 31, tzinfo=UTC),
+            now - timedelta(seconds=10),
+            now - timedelta(seconds=4),
+        ):
+            tick = Tick(tick_time=tick_time, interval_s=5, ticker_id="t")
+            for p in range(s.kafka.partitions):
+                await publish(s, TopicKey.TICKS, [(None, tick)], partition=p)
+        await _publish(s, TopicKey.MATERIALIZATIONS, ("test.slow", _mat("test.slow", "after")))
+
+        async def judged_by_a_tick() -> list[dict[str, Any]] | None:
+            fresh = [r for r in await _results_for(s, "test.fast") if r["trigger"] == "tick"]
+            return fresh if fresh and await _results_for(s, "test.slow") else None
+
+        ticked = await wait_for(judged_by_a_tick, timeout=30)
+        assert proc.running, proc.failure()
+    assert [(r["check_type"], r["status"]) for r in ticked] == [
+        ("freshness", "fail")
+    ]  # absent: never updated
+    assert datetime.fromisoformat(ticked[0]["evaluated_at"]) < now  # by a real tick, not the forged one
+    reasons = sorted(d.reason for d in await dead_letters(s))
+    assert (
+        len(reasons) == 1 + s.kafka.partitions
+    )  # the forged materialization, the 9999 tick on each partition
+    assert reasons[0].startswith("implausible time: the record timestamp ")
+    assert all(
+        r.startswith("implausible time: tick_time 9999-12-31T00:00:00+00:00 is later than")
+        for r in reasons[1:]
     )
 
 

@@ -320,3 +320,52 @@ async def test_a_record_the_destination_refuses_is_dead_lettered_and_the_rest_wr
     await runner.consumer.stop()
     assert runner.producer is not None
     await runner.producer.stop()
+
+
+# --- the net under the bounds: outputs that would not fit a record ------------------------------------------
+def test_an_input_whose_outputs_would_not_fit_is_dead_lettered_and_its_state_changes_undone() -> None:
+    from floe_stream.contracts.models import FreshnessSla, LoadedContract
+    from floe_stream.contracts.registry import ContractRegistry
+    from floe_stream.processors.bounds import OutputTooLarge
+    from floe_stream.processors.model import Outputs, Record
+    from floe_stream.processors.testing import Inputs, pipeline
+    from floe_stream.topics.tick import Tick
+
+    a = asset().model_copy(update={"freshness": FreshnessSla(threshold_s=60, element="orders.updated_at")})
+    registry = ContractRegistry(
+        [
+            LoadedContract(
+                contract_id="c1", name="sales", version="1", status="active", source="t", assets=(a,)
+            )
+        ]
+    )
+    p = pipeline(registry)
+    inputs = Inputs()
+    emitted: list[tuple[Record | None, Outputs]] = []
+
+    def emit(rec: Record | None, out: Outputs) -> None:  # refuses any violation, as a too small record size
+        if out.violations:
+            raise OutputTooLarge("outputs too large: a violation would be 2000000 bytes")
+        emitted.append((rec, out))
+
+    ok = MaterializationEvent(asset="sales.orders", event_id="ok", materialized_at=T0, columns=list(cols()))
+    kind, rec = inputs(TopicKey.MATERIALIZATIONS, ok, at=T0, key="sales.orders")
+    p.feed(kind, 0, [rec], emit)
+    before = p.engine.states["sales.orders"]
+    dropped = MaterializationEvent(
+        asset="sales.orders", event_id="drop", materialized_at=T0, columns=list(cols())[:1]
+    )
+    kind, rec = inputs(TopicKey.MATERIALIZATIONS, dropped, at=T0 + timedelta(seconds=1), key="sales.orders")
+    p.feed(kind, 0, [rec], emit)
+    (_, refused) = emitted[-1]
+    assert [d.reason for d in refused.dead_letters] == [
+        "outputs too large: a violation would be 2000000 bytes"
+    ]
+    assert refused.check_results == [] and p.engine.states["sales.orders"] is before  # nothing happened
+    # a tick is never dead-lettered: what fits is written, the rest dropped
+    tick = Tick(tick_time=T0 + timedelta(days=1), interval_s=10, ticker_id="t")
+    kind, rec = inputs(TopicKey.TICKS, tick, at=T0 + timedelta(days=1))
+    p.feed(kind, 0, [rec], emit)
+    ticked = [o for r, o in emitted if r is rec]
+    assert [r.status for o in ticked for r in o.check_results] == [CheckStatus.FAIL]  # stale: a breach
+    assert not any(o.dead_letters or o.violations for o in ticked)  # its violation dropped, nothing refused

@@ -16,7 +16,7 @@ record's timestamp — the core has no wall clock) or the asset's state is bound
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from floe_stream.processors.model import AssetUpdate, Evaluation, Finding
 from floe_stream.topics.bounds import InputLimits, clip
@@ -37,6 +37,15 @@ _EVENT_TIME = {
 
 class RejectedInput(DecodeError):
     """An input the core refuses as implausible: it changes nothing and is dead-lettered with this reason."""
+
+
+class OutputTooLarge(Exception):
+    """Raised by an ``emit`` (the processor's encoder) when one output of an input record would not fit the
+    broker's record size: the pipeline undoes the record's state changes and dead-letters it instead."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _future(field: str, value: datetime, now: datetime, limits: InputLimits) -> str:
@@ -86,6 +95,26 @@ def admit_probe(result: ProbeResult, now: datetime, limits: InputLimits) -> None
             raise RejectedInput(_future(field, value, now, limits))
         if value < floor:
             raise RejectedInput(_past(field, value, now, limits))
+
+
+def admit_tick(tick_time: datetime, now: datetime, limits: InputLimits) -> None:
+    """Raise :class:`RejectedInput` when a tick's time is implausible at ``now`` (its record time): a far
+    future tick would stand for "now" in every freshness verdict and hold back every later tick."""
+    if tick_time > now + timedelta(seconds=limits.max_future_s):
+        raise RejectedInput(_future("tick_time", tick_time, now, limits))
+    if tick_time < now - timedelta(days=limits.max_past_days):
+        raise RejectedInput(_past("tick_time", tick_time, now, limits))
+
+
+def record_time_problem(timestamp_ms: int, not_after_ms: int, limits: InputLimits) -> str:
+    """The dead-letter reason of a record whose own timestamp lies beyond the processor's clock + the tolerance
+    (the runtime's bound: the core has no clock; "now" is the record's time, so it must be plausible)."""
+    at = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).isoformat()
+    bound = datetime.fromtimestamp(not_after_ms / 1000, tz=UTC).isoformat()
+    return (
+        f"implausible time: the record timestamp {at} is later than the processor's clock "
+        f"+ limits.max_future_s ({limits.max_future_s:g} s): {bound}"
+    )
 
 
 def _rank(f: Finding) -> tuple[int, str]:

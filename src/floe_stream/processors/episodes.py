@@ -49,10 +49,26 @@ EPISODE_MESSAGE_MAX = 500
 """Characters of an open episode's message kept in the asset's state (the resolved event quotes it)."""
 BREACHES_MAX = 100
 """Breach times kept per check type (CRITICAL escalation needs the newest ``critical_count + 1``)."""
+FLIPS_MAX = 64
+"""Flip times kept per finding key: a flap threshold above it is never reached (the default is 4)."""
+STATE_BYTES = 256 * 1024
+"""About the most an asset's finding keys (episodes, tracks) weigh in its changelog record."""
+SMALL_STATE_KEYS = 16
+"""Up to this many keys the state is small by construction and is not weighed."""
+LABELS_MAX = 50
+"""Labels a violation carries (a contract's, clipped like every other text from a contract)."""
 
 
 def _clip(text: str | None, limit: int = TEXT_MAX) -> str | None:
     return text if text is None or len(text) <= limit else clip(text, limit)
+
+
+def _bounded(pairs: dict[str, str]) -> dict[str, str]:
+    """Labels or context for a violation: at most LABELS_MAX entries of clipped keys and values (the same dict
+    when it is within bounds: the common case)."""
+    if len(pairs) <= LABELS_MAX and all(len(k) <= 200 and len(v) <= 500 for k, v in pairs.items()):
+        return pairs
+    return {clip(k, 200): clip(v, 500) for k, v in list(pairs.items())[:LABELS_MAX]}
 
 
 def check_result(
@@ -103,7 +119,7 @@ def _open(
         violation_id=vid,
         correlation_key=corr,
         contract_id=asset.contract_id,
-        contract_name=asset.contract_name,
+        contract_name=clip(asset.contract_name, TEXT_MAX),
         contract_version=asset.contract_version,
         asset=asset.asset_id,
         violation_type=ev.check_type,
@@ -116,11 +132,11 @@ def _open(
         detected_at=ctx.now,
         episode_started_at=started,
         sla_consumed=f.sla_consumed,
-        owner=asset.owner,
-        team=asset.team,
-        labels=asset.labels(),
-        consumers=list(asset.consumers),
-        context=context,
+        owner=_clip(asset.owner),
+        team=_clip(asset.team),
+        labels=_bounded(asset.labels()),
+        consumers=[clip(c, 500) for c in asset.consumers[:LABELS_MAX]],
+        context=_bounded(context),
     )
     episode = OpenEpisode(
         key=f.key,
@@ -142,7 +158,7 @@ def resolved_event(
         violation_id=stable_id("resolved", ep.correlation_key, ep.opened_at.isoformat()),
         correlation_key=ep.correlation_key,
         contract_id=asset.contract_id,
-        contract_name=asset.contract_name,
+        contract_name=clip(asset.contract_name, TEXT_MAX),
         contract_version=asset.contract_version,
         asset=asset.asset_id,
         violation_type=ep.check_type,
@@ -151,9 +167,9 @@ def resolved_event(
         opened_at=ep.opened_at,
         resolved_at=now,
         open_duration_s=max(0.0, (now - ep.opened_at).total_seconds()),
-        owner=asset.owner,
-        team=asset.team,
-        labels=asset.labels(),
+        owner=_clip(asset.owner),
+        team=_clip(asset.team),
+        labels=_bounded(asset.labels()),
     )
 
 
@@ -199,7 +215,8 @@ class _Machine:
         flips = _within(track.flips, now, pol.flap_window_s) if track else []
         if failing != was_failing:
             flips.append(now)
-        flips = flips[-(pol.flap_threshold + 1) :]  # the newest K+1 decide "more than K in the window"
+        # the newest K+1 decide "more than K in the window" (at most FLIPS_MAX kept, whatever K)
+        flips = flips[-(min(pol.flap_threshold, FLIPS_MAX) + 1) :]
         flapping = len(flips) > pol.flap_threshold
         ep = self.open.get(key)
         fails = 0
@@ -246,13 +263,16 @@ class _Machine:
             self.changed = True
 
     def bound(self, limit: int) -> None:
-        """At most ``limit`` finding keys (tracked or open) in the state: forget the tracks of keys not open,
-        settled ones (flips only) before pending failures, oldest first; then resolve the oldest open
-        episodes (their key is tracked again if it fires next time)."""
-        if len(self.open) + len(self.tracks) <= limit:
-            return  # the common case, without building the union
-        excess = len(self.open.keys() | self.tracks.keys()) - limit
-        if excess <= 0:
+        """At most ``limit`` finding keys (tracked or open) and about :data:`STATE_BYTES` of them in the
+        state: forget the tracks of keys not open, settled ones (flips only) before pending failures, oldest
+        first; then resolve the oldest open episodes (their key is tracked again if it fires next time)."""
+        n = len(self.open) + len(self.tracks)
+        if n <= SMALL_STATE_KEYS:
+            return  # the common case: a few keys cannot weigh STATE_BYTES (texts and flips are capped)
+        keys = self.open.keys() | self.tracks.keys()
+        excess = len(keys) - limit
+        weight = sum(self._weight(k) for k in keys)
+        if excess <= 0 and weight <= STATE_BYTES:
             return
 
         def age(key: str) -> tuple[bool, datetime]:
@@ -260,20 +280,33 @@ class _Machine:
             last = max(t.flips) if t.flips else (t.failing_since or self.ctx.now)
             return (t.failing, last)
 
-        for key in sorted((k for k in self.tracks if k not in self.open), key=lambda k: (age(k), k))[:excess]:
+        for key in sorted((k for k in self.tracks if k not in self.open), key=lambda k: (age(k), k)):
+            if excess <= 0 and weight <= STATE_BYTES:
+                return
+            weight -= self._weight(key)
             del self.tracks[key]
             excess -= 1
-        self.changed = True
-        if excess <= 0:
-            return
-        for ep in sorted(self.open.values(), key=lambda e: (e.opened_at, e.key))[:excess]:
-            self.out.violations.append(
-                resolved_event(
-                    self.asset, ep, self.ctx.now, f"more than limits.max_tracked_keys ({limit}) open"
-                )
-            )
+            self.changed = True
+        for ep in sorted(self.open.values(), key=lambda e: (e.opened_at, e.key)):
+            if excess <= 0 and weight <= STATE_BYTES:
+                return
+            weight -= self._weight(ep.key)
+            why = f"more than limits.max_tracked_keys ({limit}) or {STATE_BYTES // 1024} KiB of episodes open"
+            self.out.violations.append(resolved_event(self.asset, ep, self.ctx.now, why))
             del self.open[ep.key]
             self.tracks.pop(ep.key, None)
+            excess -= 1
+
+    def _weight(self, key: str) -> int:
+        """About the bytes ``key`` costs in the state's JSON (its track and its open episode)."""
+        size = 0
+        t = self.tracks.get(key)
+        if t is not None:
+            size += len(key.encode()) + 100 + 36 * len(t.flips)
+        ep = self.open.get(key)
+        if ep is not None:
+            size += 2 * len(key.encode()) + len(ep.correlation_key.encode()) + len(ep.message.encode()) + 250
+        return size
 
 
 def _settled(track: KeyTrack | None, now: datetime, window_s: float) -> bool:

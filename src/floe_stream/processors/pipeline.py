@@ -11,6 +11,11 @@ produces is known before anything is written anywhere. The processor encodes the
 State changes (dirty asset states, tombstones of retired assets, per-partition checkpoints) are taken
 when the caller commits: :meth:`Pipeline.take_changes`.
 
+An input whose outputs would not fit a record (``emit`` raises :class:`OutputTooLarge`; or the state of an
+asset it updated would not fit the changelog) is dead-lettered with the reason and its state changes are undone:
+never a process exit. (Outputs are bounded by construction — processors/bounds.py, episodes.py — this is the
+net under that.) A tick is never dead-lettered: an output of it that does not fit is dropped and logged.
+
 No Kafka, no clock: "now" is the record's timestamp or the tick's time (a retired contract's resolution
 takes the caller's time). The pipeline owns the engine and the per-partition checkpoints (the last offset
 fed per topic, the last tick applied); nothing else holds the engine's states.
@@ -27,6 +32,7 @@ from typing import Literal, Protocol
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import Ambiguous, ContractRegistry
+from floe_stream.processors.bounds import OutputTooLarge, admit_tick, record_time_problem
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.enrich import Shared, ViolationEnricher
 from floe_stream.processors.model import (
@@ -51,6 +57,10 @@ from floe_stream.topics.materialization import OpenLineageRunEvent
 from floe_stream.topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
+
+UNMEASURED_STATE_KEYS = 32
+"""An asset state with at most this many finding keys and check states is small by construction (texts, flips
+and breach times are capped: processors/episodes.py) and is not measured after each update."""
 
 Emit = Callable[[Record | None, Outputs], None]
 """Receives the outputs of one input record (``None``: of a retired contract, no input)."""
@@ -130,6 +140,10 @@ class Pipeline:
         self._ambiguous_logged: set[str] = set()  # each ambiguous identifier is logged once per process
         self.applied: Counter[str] = Counter()
         """Inputs evaluated: ``updates`` (asset updates), ``probes``; ticks go to ``on_tick``."""
+        self.not_after_ms: int | None = None
+        """A record whose own timestamp (epoch ms) is later than this is dead-lettered, not evaluated: its time
+        would be "now" for the core. Set by the processor before each batch from its clock + limits.max_future_s
+        (the pipeline has no clock); None: no bound."""
 
     # --- the step --------------------------------------------------------------------------------------
     def feed(self, kind: TopicKey, partition: int, records: Sequence[Record], emit: Emit) -> None:
@@ -139,16 +153,32 @@ class Pipeline:
             return
         cp = self.checkpoints.get(partition) or PartitionCheckpoint(partition=partition)
         last_tick = cp.last_tick
+        todo = records
+        bound = self.not_after_ms
+        if bound is not None and any(r.timestamp > bound for r in records):  # rare: a producer's clock
+            todo = self._plausible(records, bound, emit)
         if kind == TopicKey.TICKS:
-            last_tick = self._ticks(partition, records, last_tick, emit)
+            last_tick = self._ticks(partition, todo, last_tick, emit)
         elif kind == TopicKey.PROBE_RESULTS:
-            self._probes(partition, records, emit)
+            self._probes(partition, todo, emit)
         else:
-            self._updates(kind, partition, records, emit)
+            self._updates(kind, partition, todo, emit)
         self.checkpoints[partition] = cp.evolve(
             offsets={**cp.offsets, records[-1].topic: records[-1].offset}, last_tick=last_tick
         )
         self._touched.add(partition)
+
+    def _plausible(self, records: Sequence[Record], bound: int, emit: Emit) -> list[Record]:
+        """The records whose timestamp is not beyond ``bound``; the others are dead-lettered."""
+        kept: list[Record] = []
+        for rec in records:
+            if rec.timestamp <= bound:
+                kept.append(rec)
+                continue
+            reason = record_time_problem(rec.timestamp, bound, self.engine.limits)
+            log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
+            emit(rec, Outputs(dead_letters=[DeadLetter(rec, reason)]))
+        return kept
 
     def _traced(self) -> Callable[[Record], None] | None:
         obs = self.observer
@@ -165,6 +195,9 @@ class Pipeline:
             try:
                 if not self._too_large(rec, out):
                     tick = decode_tick(rec.value)
+                    admit_tick(
+                        tick.tick_time, _ts(rec.timestamp), self.engine.limits
+                    )  # before it moves anything
                     if not tick_is_new(last_tick, tick.tick_time):
                         continue  # a duplicate tick (second ticker, re-delivery): no effect twice
                     last_tick = tick.tick_time
@@ -177,7 +210,7 @@ class Pipeline:
                         self.on_tick(owned, tick.tick_time)
             except Exception as exc:
                 self._dead(rec, exc, out)
-            emit(rec, out)
+            self._emit_each(rec, out, emit)
         return last_tick
 
     def _probes(self, p: int, records: Sequence[Record], emit: Emit) -> None:
@@ -186,16 +219,18 @@ class Pipeline:
             if trace is not None:
                 trace(rec)
             out = Outputs()
+            touched: list[tuple[str, AssetState | None]] = []
             try:
                 if not self._too_large(rec, out):
                     probe, asset = route_probe(rec.value, self.registry.get, p, self.partitions)
                     if asset is not None and (self.select is None or self.select(asset.asset_id)):
+                        touched = [(asset.asset_id, self.engine.states.get(asset.asset_id))]
                         out = self.engine.apply_probe(asset, probe, _ts(rec.timestamp))
                         self._enrich(out)
                         self.applied["probes"] += 1
             except Exception as exc:
                 self._dead(rec, exc, out)
-            emit(rec, out)
+            self._emit_or_refuse(rec, out, touched, emit)
 
     def _updates(self, kind: TopicKey, p: int, records: Sequence[Record], emit: Emit) -> None:
         # Locals for attributes: once per event (bench/processor_cpu.py, bench/versus.py throughput).
@@ -208,10 +243,12 @@ class Pipeline:
             inputs = None  # custom metrics are fed by materializations
         ts_ms, now = -1, _ts(0)
         updates = 0
+        states = engine.states
         for rec in records:
             if trace is not None:
                 trace(rec)
             out = Outputs()
+            touched: list[tuple[str, AssetState | None]] = []  # (asset, its state before): undone if refused
             try:
                 if self._too_large(rec, out):
                     emit(rec, out)
@@ -248,6 +285,7 @@ class Pipeline:
                             continue
                     if select is not None and not select(aid):
                         continue
+                    touched.append((aid, states.get(aid)))
                     if enricher is None:
                         engine.update_into(asset, update, now, out, trigger)
                     else:
@@ -261,7 +299,7 @@ class Pipeline:
                     out.forwards.extend(Forward(rec, q, aid) for q, aid in forward.items())
             except Exception as exc:
                 self._dead(rec, exc, out)
-            emit(rec, out)
+            self._emit_or_refuse(rec, out, touched, emit)
         if updates:
             self.applied["updates"] += updates
 
@@ -287,6 +325,58 @@ class Pipeline:
         log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
         out.dead_letters.append(DeadLetter(rec, reason))
         return True
+
+    def _emit_or_refuse(
+        self, rec: Record, out: Outputs, touched: list[tuple[str, AssetState | None]], emit: Emit
+    ) -> None:
+        """``emit(rec, out)``; when an output (or the new state of an asset the record updated) would not fit a
+        record, the record's state changes are undone and it is dead-lettered instead."""
+        try:
+            if touched:
+                self._state_fits(touched)
+            emit(rec, out)
+        except OutputTooLarge as exc:
+            states = self.engine.states
+            for aid, before in reversed(touched):
+                if before is None:
+                    states.pop(aid, None)
+                else:
+                    states[aid] = before
+            log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, exc.reason)
+            emit(rec, Outputs(dead_letters=[DeadLetter(rec, exc.reason)]))
+
+    def _state_fits(self, touched: list[tuple[str, AssetState | None]]) -> None:
+        """Raise OutputTooLarge when the state of an asset the record updated would not fit the changelog. A
+        state with few finding keys is small by construction (episodes.py) and not measured."""
+        states = self.engine.states
+        for aid, _ in touched:
+            st = states.get(aid)
+            if st is None or len(st.open) + len(st.tracks) + len(st.checks) <= UNMEASURED_STATE_KEYS:
+                continue
+            size = len(st.model_dump_json())
+            if size > self.max_record_bytes:
+                raise OutputTooLarge(
+                    f"outputs too large: the state of {aid} would be {size} bytes "
+                    f"> kafka.max_record_bytes={self.max_record_bytes}"
+                )
+
+    def _emit_each(self, rec: Record | None, out: Outputs, emit: Emit) -> None:
+        """``emit(rec, out)`` for an input that is never dead-lettered (a tick, a retired contract): an output
+        that would not fit a record is dropped and logged; the others are written."""
+        try:
+            emit(rec, out)
+            return
+        except OutputTooLarge:
+            pass
+        emit(rec, Outputs(dead_letters=out.dead_letters, forwards=out.forwards))
+        for one in (
+            *(Outputs(check_results=[r]) for r in out.check_results),
+            *(Outputs(violations=[v]) for v in out.violations),
+        ):
+            try:
+                emit(rec, one)
+            except OutputTooLarge as exc:
+                log.error("output dropped: %s", exc.reason)
 
     @staticmethod
     def _dead(rec: Record, exc: Exception, out: Outputs) -> None:
@@ -317,7 +407,7 @@ class Pipeline:
             return False
         out = self.engine.retire(asset, now)
         self._enrich(out)  # resolutions pass unchanged; their asset's health is shared
-        emit(None, out)
+        self._emit_each(None, out, emit)
         return True
 
     # --- state -------------------------------------------------------------------------------------------

@@ -175,9 +175,11 @@ def evaluate(
     progress: Progress | None = None,
     *,
     partitions: int,
+    not_after_ms: int | None = None,
 ) -> Outputs:
     """Feed the records, in event-time order, through the processor's pipeline (``partitions`` = the inputs'
-    partition count). Pure apart from the progress callback."""
+    partition count; a record stamped after ``not_after_ms`` is dead-lettered, as the processor does). Pure
+    apart from the progress callback."""
     ordered = sorted(
         records, key=lambda kr: (kr[1].timestamp, _TOPIC_RANK[kr[0]], kr[1].partition, kr[1].offset)
     )
@@ -192,6 +194,7 @@ def evaluate(
         trigger="replay",
         on_tick=lambda _, t: tick_times.add(t),
     )
+    pipeline.not_after_ms = not_after_ms
     out = Outputs()
 
     def collect(_: Record | None, o: Outputs) -> None:
@@ -283,7 +286,10 @@ async def replay(
     engine = Engine(
         clock_skew_s=settings.clock_skew_s, policy=settings.checks.policy(), limits=settings.limits
     )
-    out = evaluate(records, registry, assets, engine, summary, progress, partitions=partitions)
+    not_after_ms = int((time.time() + settings.limits.max_future_s) * 1000)  # what the processor refuses
+    out = evaluate(
+        records, registry, assets, engine, summary, progress, partitions=partitions, not_after_ms=not_after_ms
+    )
     results = [r.model_copy(update={"trigger": "replay"}) for r in out.check_results]
     events = [_violation_event(v) for v in out.violations]
     summary.results, summary.violations = len(results), len(events)

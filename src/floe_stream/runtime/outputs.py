@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
+from floe_stream.processors.bounds import OutputTooLarge
 from floe_stream.processors.model import Outputs, Record
 from floe_stream.processors.router import REROUTED
 from floe_stream.runtime.kafka import NO_HEADERS, Lanes, OutRecord, dead_letter
@@ -75,18 +76,25 @@ class OutputEncoder:
         """Called with each violation written (`floe dev` shows them)."""
 
     def emit(self, rec: Record | None, out: Outputs) -> None:
+        """Encode the outputs of one input record. Raises :class:`OutputTooLarge`, having added nothing, when
+        one of them is over ``max_record_bytes`` (the pipeline dead-letters the input instead)."""
         # Hand-inlined per-result loop (locals for attributes, lanes grouped here instead of a helper per
         # result): once per check result, measured by bench/processor_cpu.py and bench/processor.py.
         buf = self.buf
-        if out.check_results:
+        results = [r.to_json() for r in out.check_results]
+        violations = [self._encode(v) for v in out.violations] if out.violations else []
+        limit = self.max_record_bytes
+        if (results and max(map(len, results)) > limit) or any(len(v[1]) > limit for _, v in violations):
+            raise OutputTooLarge(self._too_large(out, results, violations))
+        if results:
             n_res = self.partitions[self.t_results]
             counts = self.check_counts
             t_results, lanes = self.t_results, buf.lanes
             obs = self.observer
             noted = obs.result_types if obs is not None else frozenset()
-            for r in out.check_results:
+            for r, encoded in zip(out.check_results, results, strict=True):
                 lane = (t_results, partition_for(r.asset, n_res))
-                value = (r.asset.encode(), r.to_json(), NO_HEADERS)
+                value = (r.asset.encode(), encoded, NO_HEADERS)
                 if lane in lanes:
                     lanes[lane].append(value)
                 else:
@@ -94,8 +102,8 @@ class OutputEncoder:
                 if r.check_type in noted:
                     obs.result(r)  # type: ignore[union-attr]
                 counts[(r.check_type, r.status)] += 1
-        if out.violations:
-            self._violations(out.violations, buf)
+        if violations:
+            self._violations(violations, buf)
         if out.dead_letters:
             n_dlq = self.partitions[self.t_dlq]
             for d in out.dead_letters:
@@ -108,18 +116,41 @@ class OutputEncoder:
             headers = [*f.record.headers, (REROUTED, aid)]
             buf.records.append(OutRecord(f.record.topic, f.partition, aid, f.record.value or b"", headers))
 
-    def _violations(self, violations: list[ViolationData | ResolvedData], buf: Emitted) -> None:
+    def _encode(
+        self, v: ViolationData | ResolvedData
+    ) -> tuple[ViolationData | ResolvedData, tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+        tp = self.traceparent(v.violation_type.value) if self.traceparent is not None else None
+        key, value, headers = encode_violation(v, traceparent=tp)  # + the verdict span's context
+        if tp:
+            headers = [*headers, (TRACEPARENT, tp.encode())]
+        return v, (key, value, headers)
+
+    def _violations(
+        self,
+        violations: list[tuple[ViolationData | ResolvedData, tuple[bytes, bytes, list[tuple[str, bytes]]]]],
+        buf: Emitted,
+    ) -> None:
         n_v = self.partitions[self.t_viol]
-        for v in violations:
+        for v, (key, value, headers) in violations:
             if self.observer is not None:
                 self.observer.violation(v)
-            tp = self.traceparent(v.violation_type.value) if self.traceparent is not None else None
-            key, value, headers = encode_violation(v, traceparent=tp)  # + the verdict span's context
-            if tp:
-                headers = [*headers, (TRACEPARENT, tp.encode())]
             buf.records.append(OutRecord(self.t_viol, partition_for(v.asset, n_v), key, value, headers))
             for cb in self.on_violation:
                 cb(v)
+
+    def _too_large(
+        self,
+        out: Outputs,
+        results: list[bytes],
+        violations: list[tuple[ViolationData | ResolvedData, tuple[bytes, bytes, list[tuple[str, bytes]]]]],
+    ) -> str:
+        sizes = [
+            (len(b), f"a {r.check_type.value} check result of {r.asset}")
+            for r, b in zip(out.check_results, results, strict=True)
+        ]
+        sizes += [(len(e[1]), f"a {v.violation_type.value} violation of {v.asset}") for v, e in violations]
+        size, what = max(sizes)
+        return f"outputs too large: {what} would be {size} bytes > kafka.max_record_bytes={self.max_record_bytes}"
 
     def take(self) -> Emitted:
         """The records encoded since the last call; :attr:`buf` starts empty again."""
