@@ -1229,3 +1229,44 @@ async def test_unknown_channel_in_a_contracts_routing_drops_that_override_not_th
                     )
                 assert processor.running and sink.running
     assert "contract typo (hostile.typo): floe.alerts names unknown channel(s) ['pager-typo']" in caplog.text
+
+
+# --- lineage: run events about datasets nobody monitors do not grow every processor's graph ------------------
+
+
+def run_event(job: str, inputs: list[str], outputs: list[str], event_type: str = "START") -> bytes:
+    def ds(name: str) -> dict[str, str]:
+        return {"namespace": "postgres://db:5432", "name": name}
+
+    return orjson.dumps({
+        "eventType": event_type, "eventTime": datetime.now(UTC).isoformat(), "producer": "https://example/x",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "01934b8e-7a3c-7c4e-9b1a-5f2d8e6c4a10"}, "job": {"namespace": "etl", "name": job},
+        "inputs": [ds(i) for i in inputs], "outputs": [ds(o) for o in outputs],
+    })  # fmt: skip
+
+
+async def test_run_events_about_unmonitored_datasets_leave_no_lineage_edges(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path
+) -> None:
+    (contracts_dir / "lin.yaml").write_text(hostile_contract("lin", "l", "hostile.lin"))
+    s = await hostile_settings(kafka, pg_dsn, contracts_dir)
+    noise = [(f"job{i}", run_event(f"job{i}", [f"raw.in{i}"], [f"tmp.out{i}"])) for i in range(300)]
+    async with deployed("processor", s) as processor:
+        await publish(s, TopicKey.MATERIALIZATIONS, noise)  # type: ignore[arg-type]
+        await publish(s, TopicKey.MATERIALIZATIONS, [
+            ("hostile.lin", run_event("build_lin", ["raw.source"], ["hostile.lin"], "COMPLETE")),
+        ])  # fmt: skip
+        done = lambda: records_of(s, TopicKey.LINEAGE, lambda r: r.get("job") == "etl/build_lin")  # noqa: E731
+        await wait_for(done, timeout=60)
+        assert await wait_for(lambda: evaluated_for_any(s, "hostile.lin"), timeout=30)
+        assert processor.running
+    edges = await records_of(s, TopicKey.LINEAGE, lambda r: r.get("kind") == "edge")
+    assert {(e["job"], e["direction"], e["dataset"].rpartition("/")[2]) for e in edges} == {
+        ("etl/build_lin", "in", "raw.source"),
+        ("etl/build_lin", "out", "hostile.lin"),
+    }
+
+
+async def evaluated_for_any(settings: Settings, asset: str) -> list[dict[str, Any]]:
+    return await records_of(settings, TopicKey.CHECK_RESULTS, lambda r: r["asset"] == asset)

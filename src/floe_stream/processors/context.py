@@ -54,37 +54,115 @@ def identifiers(ds_id: str) -> list[str]:
     return [ds_id, f"{ns}.{name}", name] if ns else [ds_id]
 
 
+MAX_LINEAGE_EDGES = 100_000
+"""Edges one processor keeps; past it the least recently seen go (``bench``: ~300 B an edge)."""
+MAX_EDGES_PER_NODE = 500
+"""Inputs (outputs) per job and readers (writers) per dataset; a new edge beyond it is refused, the known
+ones stay (a flood of invented jobs around one dataset cannot push out the real ones)."""
+LINEAGE_TTL = timedelta(days=7)
+"""An edge not seen again for this long (tick time) is forgotten."""
+LINEAGE_REFRESH = timedelta(days=1)
+"""A known edge seen again is re-stamped (and shared again) at most this often."""
+
+EdgeKey = tuple[str, str, str]
+"""(job, direction "in"/"out", dataset)"""
+
+
 @dataclass
 class LineageGraph:
-    """Jobs with their input and output datasets (ids ``namespace/name``), learnt from run events."""
+    """Jobs with their input and output datasets (ids ``namespace/name``), learnt from run events.
+
+    Bounded: at most ``MAX_LINEAGE_EDGES`` edges and ``MAX_EDGES_PER_NODE`` per job or dataset and direction;
+    an edge not seen for ``LINEAGE_TTL`` on the graph's clock (the latest tick time, :meth:`advance`) expires.
+    Which run events feed it is the caller's choice (the processor: only those touching a monitored asset)."""
 
     job_inputs: dict[str, set[str]] = field(default_factory=dict)
     job_outputs: dict[str, set[str]] = field(default_factory=dict)
     readers: dict[str, set[str]] = field(default_factory=dict)
     writers: dict[str, set[str]] = field(default_factory=dict)
     _index: dict[str, set[str]] = field(default_factory=dict)
+    seen: dict[EdgeKey, datetime | None] = field(default_factory=dict)
+    """every edge → when it was last stamped; least recently stamped first"""
+    clock: datetime | None = None
+    refused: int = 0
+    """new edges refused by the per-node bound"""
 
-    def _node(self, ds_id: str) -> None:
-        for ident in identifiers(ds_id):
-            self._index.setdefault(ident, set()).add(ds_id)
+    def __len__(self) -> int:
+        return len(self.seen)
 
-    def add_edge(self, job: str, dataset: str, direction: str) -> bool:
-        """``direction`` "in": the job reads the dataset; "out": it writes it. Returns whether it was new."""
-        if direction == "in":
-            if dataset in self.job_inputs.setdefault(job, set()):
+    def _sides(self, direction: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        return (self.job_inputs, self.readers) if direction == "in" else (self.job_outputs, self.writers)
+
+    def add_edge(self, job: str, dataset: str, direction: str, at: datetime | None = None) -> bool:
+        """``direction`` "in": the job reads the dataset; "out": it writes it. ``at`` (default the clock):
+        when it was seen. Returns whether the edge is new or re-stamped (to be shared)."""
+        at = at if at is not None else self.clock
+        key = (job, direction, dataset)
+        if key in self.seen:
+            last = self.seen[key]
+            if at is None or (last is not None and at - last < LINEAGE_REFRESH):
                 return False
-            self.job_inputs[job].add(dataset)
-            self.readers.setdefault(dataset, set()).add(job)
-        else:
-            if dataset in self.job_outputs.setdefault(job, set()):
-                return False
-            self.job_outputs[job].add(dataset)
-            self.writers.setdefault(dataset, set()).add(job)
-        self._node(dataset)
+            del self.seen[key]  # re-stamped: to the end (the most recently seen)
+            self.seen[key] = at
+            return True
+        by_job, by_dataset = self._sides(direction)
+        if (
+            len(by_job.get(job, ())) >= MAX_EDGES_PER_NODE
+            or len(by_dataset.get(dataset, ())) >= MAX_EDGES_PER_NODE
+        ):
+            self.refused += 1
+            return False
+        by_job.setdefault(job, set()).add(dataset)
+        by_dataset.setdefault(dataset, set()).add(job)
+        for ident in identifiers(dataset):
+            self._index.setdefault(ident, set()).add(dataset)
+        self.seen[key] = at
+        while len(self.seen) > MAX_LINEAGE_EDGES:
+            self.remove_edge(*next(iter(self.seen)))
         return True
 
+    def remove_edge(self, job: str, direction: str, dataset: str) -> bool:
+        if self.seen.pop((job, direction, dataset), False) is False:
+            return False
+        by_job, by_dataset = self._sides(direction)
+        for index, k, v in ((by_job, job, dataset), (by_dataset, dataset, job)):
+            members = index.get(k)
+            if members is not None:
+                members.discard(v)
+                if not members:
+                    del index[k]
+        if dataset not in self.readers and dataset not in self.writers:
+            for ident in identifiers(dataset):
+                ids = self._index.get(ident)
+                if ids is not None:
+                    ids.discard(dataset)
+                    if not ids:
+                        del self._index[ident]
+        return True
+
+    def advance(self, now: datetime) -> list[EdgeKey]:
+        """Move the clock to ``now`` (never back) and forget the edges not seen for ``LINEAGE_TTL``.
+        Returns the forgotten edges."""
+        if self.clock is None:
+            for k, v in self.seen.items():  # learnt before the first tick: seen now
+                if v is None:
+                    self.seen[k] = now
+        if self.clock is not None and now <= self.clock:
+            return []
+        self.clock = now
+        cutoff = now - LINEAGE_TTL
+        gone: list[EdgeKey] = []
+        while self.seen:
+            key, at = next(iter(self.seen.items()))
+            if at is None or at >= cutoff:
+                break
+            self.remove_edge(*key)
+            gone.append(key)
+        return gone
+
     def observe(self, ev: OpenLineageRunEvent) -> list[tuple[str, str, str]]:
-        """Record the job's inputs and outputs (any event type). Returns the new (job, dataset, direction)."""
+        """Record the job's inputs and outputs (any event type). Returns the (job, dataset, direction) that are
+        new or re-stamped."""
         job = f"{ev.job.namespace}/{ev.job.name}"
         new = []
         for direction, datasets in (("in", ev.inputs), ("out", ev.outputs)):

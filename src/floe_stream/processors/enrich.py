@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -20,6 +22,7 @@ from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.context import (
     ImpactContext,
     OpenIssue,
+    dataset_id,
     identifiers,
     open_issues,
     split_dataset_id,
@@ -31,7 +34,17 @@ from floe_stream.topics.violation import ResolvedData, ViolationData
 
 log = logging.getLogger(__name__)
 
-Shared = LineageEdge | AssetHealth
+
+class EdgeGone(NamedTuple):
+    """An expired lineage edge: a tombstone of its key on the lineage topic."""
+
+    edge_key: str
+
+    def key(self) -> str:
+        return self.edge_key
+
+
+Shared = LineageEdge | AssetHealth | EdgeGone
 
 
 class ViolationEnricher:
@@ -46,13 +59,32 @@ class ViolationEnricher:
         """Open issues of assets owned by other instances, as they published them."""
         self.touched: set[str] = set()
         self._pending: list[Shared] = []
+        self.lineage_ignored = 0
+        """OpenLineage run events that touch no monitored asset (their edges are not kept)."""
         self._published_health: dict[str, list[OpenEpisodeSummary]] = {}
 
     # --- inputs -------------------------------------------------------------------------------------------
     def observe_openlineage(self, ev: OpenLineageRunEvent) -> None:
-        """Learn the run's lineage edges (shared after the batch)."""
+        """Learn the run's lineage edges (shared after the batch) — only of a run that reads or writes a
+        monitored asset: impact and root cause are about monitored assets, and a run about datasets nobody
+        monitors (a START too) must not grow every processor's graph."""
+        if not any(self._monitored(dataset_id(ds)) for ds in (*ev.inputs, *ev.outputs)):
+            self.lineage_ignored += 1
+            return
+        at = self.impact.lineage.clock
         for job, ds, direction in self.impact.observe_openlineage(ev):
-            self._pending.append(LineageEdge(job=job, dataset=ds, direction=direction))  # type: ignore[arg-type]
+            self._pending.append(LineageEdge(job=job, dataset=ds, direction=direction, seen_at=at))  # type: ignore[arg-type]
+
+    def on_tick(self, tick_time: datetime) -> None:
+        """The lineage graph's clock: edges not seen for ``LINEAGE_TTL`` expire (and leave the shared topic)."""
+        for job, direction, ds in self.impact.lineage.advance(tick_time):
+            self._pending.append(EdgeGone(f"edge:{job}|{direction}|{ds}"))
+
+    def _monitored(self, ds_id: str) -> bool:
+        ns, name = split_dataset_id(ds_id)
+        if ns and isinstance(self.registry.resolve_dataset(ns, name), MonitoredAsset):
+            return True
+        return any(isinstance(self.registry.resolve(i), MonitoredAsset) for i in identifiers(ds_id))
 
     def note_update(self, asset: MonitoredAsset, update: AssetUpdate) -> None:
         if update.run_failed is not None:  # not a materialization: the asset's "last run failed" context
@@ -114,13 +146,18 @@ class ViolationEnricher:
         return pending
 
     def apply_shared(self, key: bytes | None, value: bytes | None) -> None:
-        """One record of the lineage topic (another instance's edge or health)."""
+        """One record of the lineage topic (another instance's edge or health; a tombstone: an expired edge)."""
+        if key and not value and key.startswith(b"edge:"):
+            job, _, rest = key[5:].decode("utf-8", "replace").partition("|")
+            direction, _, ds = rest.partition("|")
+            self.impact.lineage.remove_edge(job, direction, ds)
+            return
         if not key or not value:
             return
         try:
             if key.startswith(b"edge:"):
                 e = LineageEdge.model_validate_json(value)
-                self.impact.lineage.add_edge(e.job, e.dataset, e.direction)
+                self.impact.lineage.add_edge(e.job, e.dataset, e.direction, e.seen_at)
             elif key.startswith(b"health:"):
                 h = AssetHealth.model_validate_json(value)
                 self.remote_health[h.asset] = [OpenIssue(o.check_type, o.severity, o.since) for o in h.open]

@@ -208,6 +208,8 @@ class Pipeline:
                     self._enrich(out)
                     if self.on_tick is not None:
                         self.on_tick(owned, tick.tick_time)
+                    if self.enricher is not None:
+                        self.enricher.on_tick(tick.tick_time)  # the lineage graph's clock (edges expire)
             except Exception as exc:
                 self._dead(rec, exc, out)
             self._emit_each(rec, out, emit)

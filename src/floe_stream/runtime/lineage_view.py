@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from floe_stream.processors.enrich import Shared, ViolationEnricher
+from floe_stream.processors.enrich import EdgeGone, Shared, ViolationEnricher
 from floe_stream.runtime.kafka import OutRecord, make_consumer, partition_counts
 from floe_stream.runtime.supervision import supervise
 from floe_stream.settings import ConfigError
@@ -40,7 +40,13 @@ class LineageView:
             return []
         n = self.partitions
         return [
-            OutRecord(self.topic, partition_for(r.key(), n), r.key().encode(), r.model_dump_json().encode())
+            OutRecord(
+                self.topic,
+                partition_for(r.key(), n),
+                r.key().encode(),
+                # an expired edge: an empty value (read as deleted, like the processor-state changelog's)
+                b"" if isinstance(r, EdgeGone) else r.model_dump_json().encode(),
+            )
             for r in shared
         ]
 
