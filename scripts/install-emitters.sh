@@ -3,6 +3,7 @@
 #
 #   .tools/dbt/           venv: dbt-core 1.11 + dbt-duckdb + openlineage-dbt (dbt-ol)     scripts/tools/dbt.txt
 #   .tools/airflow/       venv: Airflow 3.3 + OpenLineage + PostgreSQL providers + floe    scripts/tools/airflow.txt
+#                         (+ metadata-template.db: an empty, migrated SQLite metadata database for the tests)
 #   .tools/iceberg-rest/  Apache Iceberg's REST catalog server (iceberg-open-api, one runnable jar, Java 17)
 #   Dagster               in floe-stream's own venv (the extra floe-stream[dagster], `make install`): its pins fit
 #
@@ -21,7 +22,7 @@ venv_tool() {  # venv_tool NAME REQUIREMENTS [extra pip args…]
     local name="$1" reqs="$2"; shift 2
     local dest="${TOOLS}/${name}" pyver stamp
     pyver="$("${PY}" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
-    stamp="${pyver} $(cat "${reqs}" "$@" 2>/dev/null | sha256sum | cut -c1-16)"
+    stamp="${pyver} $(cat "${reqs}" "$@" "${BASH_SOURCE[0]}" 2>/dev/null | sha256sum | cut -c1-16)"  # this script too
     if [[ -f "${dest}/INSTALLED" && "$(cat "${dest}/INSTALLED")" == "${stamp}" ]]; then
         echo "${name} already installed: ${dest} ($(cat "${dest}/VERSIONS"))"
         return 0
@@ -37,6 +38,12 @@ venv_tool() {  # venv_tool NAME REQUIREMENTS [extra pip args…]
         PYTHONWARNINGS=ignore "${dest}/bin/pip" install -q -r "${reqs}" "${ROOT}"  # floe-stream with its dependencies, pins checked together
     else
         "${dest}/bin/pip" install -q -r "${reqs}"
+    fi
+    if [[ "${name}" == airflow ]]; then  # a migrated, empty metadata database the tests copy (saves a migration each)
+        rm -rf "${dest}/home" "${dest}/metadata-template.db"
+        AIRFLOW_HOME="${dest}/home" AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///${dest}/metadata-template.db" \
+            AIRFLOW__CORE__LOAD_EXAMPLES=false "${dest}/bin/airflow" db migrate >"${dest}/db-migrate.log" 2>&1 \
+            || { echo "install-emitters: airflow db migrate failed, see ${dest}/db-migrate.log" >&2; exit 1; }
     fi
     "${dest}/bin/pip" list --format=freeze 2>/dev/null \
         | grep -iE '^(dbt-core|dbt-duckdb|openlineage-dbt|openlineage-python|apache-airflow|apache-airflow-providers-(openlineage|postgres))==' \

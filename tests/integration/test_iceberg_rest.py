@@ -239,20 +239,40 @@ async def test_delete_snapshots_are_no_new_data_an_overwrite_is(
     async with Running(processor, watcher, Ticker(s, ticker_id="t1")):
         await wait_for(lambda: processor.ever_assigned and watcher.polls > 0, timeout=60)
         await asyncio.to_thread(one_file_per_row, events, list(range(60)))
+        (appended,) = await wait_for(lambda: n_commits(s, 1), timeout=30)
+        await wait_for(lambda: _evaluated(s, [appended]), timeout=30)
+        before = len(
+            await _freshness(s, ViolationData, Severity.ERROR) or []
+        )  # an "absent" one before the data
+        resolved_before = len(await _freshness(s, ResolvedData) or [])
+
+        enough = asyncio.Event()
 
         async def deletes() -> None:  # a delete-only snapshot every 0.3 s, against the 2 s latency SLA
             for i in range(60):
+                if enough.is_set():
+                    return
                 await asyncio.to_thread(events.delete, f"id = {i}")
                 await asyncio.sleep(0.3)
 
         task = asyncio.create_task(deletes())
         try:
-            breach = await wait_for(lambda: _freshness(s, ViolationData, Severity.ERROR), timeout=60)
-            assert not task.done()  # the breach came while delete snapshots kept arriving
+
+            async def breached() -> list[Any] | None:  # a breach after the data, while the deletes come
+                got = await _freshness(s, ViolationData, Severity.ERROR) or []
+                return got[before:] or None
+
+            breach = await wait_for(breached, timeout=60)
+
+            async def deletes_evaluated() -> list[CatalogCommitEvent] | None:
+                done = [c for c in await commits(s) if c.operation == "delete"]
+                return done if len(done) >= 3 and await _evaluated(s, done) else None
+
+            deleted = await wait_for(deletes_evaluated, timeout=60)  # processed, and the breach stays open:
+            assert len(await _freshness(s, ResolvedData) or []) == resolved_before  # deletes are no new data
         finally:
-            task.cancel()
-        deleted = [c for c in await commits(s) if c.operation == "delete"]
-        assert len(deleted) >= 2
+            enough.set()
+            await asyncio.wait_for(task, 60)  # its last delete committed: the overwrite below cannot race it
         assert all(
             c.summary.get("deleted-records") == "1" and "added-records" not in c.summary for c in deleted
         )
@@ -369,6 +389,11 @@ async def test_two_watcher_replicas_publish_each_snapshot_once_and_fail_over(
     assert len(got) == 18 and len({c.event_id for c in got}) == 18  # each snapshot published once
     for n in names:  # nothing missed, nothing repeated, across the fail-over
         assert [c.sequence_number for c in got if c.table == n] == [1, 2, 3], n
+
+
+async def _evaluated(s: Settings, done: list[CatalogCommitEvent]) -> bool:
+    seen = {r.source_event_id for r in await results(s)}
+    return all(c.event_id in seen for c in done)
 
 
 async def _drift_results(s: Settings, n: int) -> list[CheckResult] | None:

@@ -114,3 +114,33 @@ def iceberg_rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IcebergRe
     server = IcebergRestServer(tmp_path_factory.mktemp("iceberg-rest"), jar).start()
     yield server
     server.stop()
+
+
+CLEAN_OPENLINEAGE = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE_DISABLED", "OPENLINEAGE_API_KEY")
+
+
+def tool_env(venv: Path, **extra: str) -> dict[str, str]:
+    """The environment of a tool in its own venv: its ``bin`` first on PATH, no OpenLineage or ``CATALOG_*``
+    settings of the caller in the way, ``extra`` on top."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in CLEAN_OPENLINEAGE
+        and not k.startswith(("OPENLINEAGE__", "AIRFLOW", "CATALOG_", "VIRTUAL_ENV"))
+    }
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+    env.update(extra)
+    return env
+
+
+def run_tool(
+    args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool to its end (blocking: call it in a thread), its output kept in ``log``."""
+    proc = subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    log.write_text(
+        f"$ {' '.join(args)}\n--- exit {proc.returncode}\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    )
+    return proc

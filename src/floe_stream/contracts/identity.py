@@ -69,7 +69,6 @@ __all__ = [
     "name_key",
     "server_identities",
     "server_problem",
-    "short_names",
     "split_name",
     "suggest",
     "table_identities",
@@ -210,27 +209,6 @@ def dataset_key(namespace: str, name: str) -> Identity:
 def name_key(name: str) -> str:
     """The name-only fallback compares case-insensitively (as asset ids and aliases always have)."""
     return name.strip().lower()
-
-
-_TABLE_SCHEMES = frozenset(
-    {
-        *_FOLDING,
-        "bigquery",
-        "mssql",
-        "sqlserver",
-        "spark",
-    }
-)
-
-
-def short_names(namespace: str, name: str) -> list[str]:
-    """The qualified table names a database-like dataset is also called by without its leading levels:
-    ``shop.sales.orders`` → ``sales.orders`` (dbt's ``schema.alias``, what a user types). Names of kafka topics
-    and paths are never cut."""
-    if _SCHEME_ALIASES.get(_scheme(namespace), _scheme(namespace)) not in _TABLE_SCHEMES:
-        return []
-    parts = split_name(name)
-    return [".".join(parts[k:]) for k in range(1, len(parts) - 1)]
 
 
 # --- identities of a table --------------------------------------------------------------------------------

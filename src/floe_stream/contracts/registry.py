@@ -8,7 +8,7 @@ that registered it first; a contract claiming a name or dataset another contract
 schemas or on two servers is two datasets: two assets, no conflict.
 
 Implicit names (the table name, ``<contract>.<table>``, the physical name, the name part of each dataset
-identity and its shorter qualified forms — ``sales.orders`` of ``shop.sales.orders``) are not claims: they never shadow a claim, and one that two assets share is **ambiguous** —
+identity) are not claims: they never shadow a claim, and one that two assets share is **ambiguous** —
 resolving it gives :class:`Ambiguous` (the router refuses the event for that dataset, counts and logs it)
 instead of silently picking one (the same ``db.schema.table`` from two environments, one table name in two
 contracts). Every index is kept incrementally as contracts come and go.
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from floe_stream.contracts.identity import dataset_key, name_key, short_names
+from floe_stream.contracts.identity import dataset_key, name_key
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
 from floe_stream.topics.partitioning import partition_for
 
@@ -56,14 +56,7 @@ def dataset_claims(asset: MonitoredAsset) -> dict[tuple[str, str], tuple[str, st
 
 def implicit_names(asset: MonitoredAsset) -> set[str]:
     """The names events may use for ``asset`` without owning them, lower-cased (claims excluded)."""
-    return {
-        name_key(n)
-        for n in (
-            *asset.aliases,
-            *(name for _, name in asset.identities),
-            *(short for ns, name in asset.identities for short in short_names(ns, name)),
-        )
-    } - claims(asset)
+    return {name_key(n) for n in (*asset.aliases, *(name for _, name in asset.identities))} - claims(asset)
 
 
 _Claim = str | tuple[str, ...]  # one asset id (the common case), or the ids of every asset with that name

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from floe_stream.contracts.identity import server_problem, short_names
+from floe_stream.contracts.identity import server_problem
 from floe_stream.contracts.models import LoadedContract, MonitoredAsset
 from floe_stream.durations import format_duration
 from floe_stream.processors.checks.base import Check, ExplainContext, ProbeOf
@@ -72,13 +72,7 @@ def answers_to(asset: MonitoredAsset, single_table: bool = True) -> dict[str, An
     return {
         "datasets": [f"{ns} + {name}" for ns, name in asset.identities],
         "names": sorted(
-            {
-                asset.asset_id,
-                *asset.aliases,
-                *(name for _, name in asset.identities),
-                *(short for ns, name in asset.identities for short in short_names(ns, name)),
-            },
-            key=str.lower,
+            {asset.asset_id, *asset.aliases, *(name for _, name in asset.identities)}, key=str.lower
         ),
         "servers_without_dataset": [
             f"{s.server} ({s.type}): {why}"
