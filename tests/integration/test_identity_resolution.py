@@ -109,6 +109,9 @@ async def test_servers_identities_ambiguity_fail_events_and_declared_schemas(
                 "facets": {"schema": {"fields": [{"name": "id", "type": "text"}]}}}])),
             # a table name alone, from a host no contract names: both contracts have a 'customers'
             (None, event("COMPLETE", "r4", "adhoc", [{"namespace": "postgres://elsewhere:5432", "name": "customers"}])),
+            # a table no contract names: coverage --seen says which contract table it most likely is
+            (None, event("COMPLETE", "r5", "warehouse.marts.shop.orders.build.run",
+                         [{"namespace": "duckdb://warehouse.duckdb", "name": "warehouse.marts.orders"}])),
         ])  # fmt: skip
         port = processor.health.port  # type: ignore[union-attr]
 
@@ -157,6 +160,12 @@ async def test_servers_identities_ambiguity_fail_events_and_declared_schemas(
     assert proc.returncode == 0, err.decode()
     text = out.decode()
     assert "ambiguous  postgres://elsewhere:5432/customers" in text
+    assert "uncovered  duckdb://warehouse.duckdb/warehouse.marts.orders" in text
+    assert (
+        "likely warehouse.sales.orders (shop): its servers give duckdb:///srv/dbt/warehouse.duckdb + "
+        "warehouse.sales.orders; add the server {type: duckdb, database: warehouse.duckdb, schema: marts}"
+        in text
+    )
     assert "postgres.marketing.customers, postgres.sales.customers" in text
 
 
