@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import random
 import threading
 import uuid
 from collections.abc import Coroutine, Iterable, Mapping
@@ -38,6 +37,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
+from floe_stream.backoff import Backoff
 from floe_stream.settings import KafkaSettings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.commit import CatalogCommitEvent, IcebergSchema
@@ -328,7 +328,7 @@ class FloeClient:
         await self._send(topic, key, event.model_dump_json(by_alias=True, exclude_none=True).encode())
 
     async def _send(self, topic: str, key: str | None, value: bytes) -> None:
-        delay = self.backoff_s
+        backoff = Backoff(self.backoff_s, self.max_backoff_s, jitter=True)
         for attempt in range(self.retries + 1):
             try:
                 producer = await self._producer()
@@ -350,6 +350,7 @@ class FloeClient:
                         f"could not publish to {topic} at {self.kafka.bootstrap_servers} after {attempt + 1} attempt(s): "
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
+                delay = backoff.next()
                 log.warning(
                     "publish to %s failed (%s), retry %d/%d in %.2fs",
                     topic,
@@ -358,8 +359,7 @@ class FloeClient:
                     self.retries,
                     delay,
                 )
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, self.max_backoff_s)
+                await asyncio.sleep(delay)
 
     async def _check_exists(self, producer: AIOKafkaProducer, topic: str) -> None:
         """Never let a send create the topic: aiokafka's metadata request for one topic allows auto-creation,

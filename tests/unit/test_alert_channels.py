@@ -21,7 +21,7 @@ from floe_stream.sinks.alerts.channels.pagerduty import PagerDutyOptions, dedup_
 from floe_stream.sinks.alerts.channels.slack import build_payload
 from floe_stream.sinks.alerts.channels.webhook import cloud_event, sign, verify
 from floe_stream.sinks.alerts.config import ChannelConfig, parse_config
-from floe_stream.sinks.alerts.delivery import backoff_delay
+from floe_stream.sinks.alerts.delivery import channel_backoff
 from floe_stream.sinks.alerts.model import Notification
 from floe_stream.sinks.alerts.sink import build_channels
 from floe_stream.topics.enums import Severity
@@ -127,10 +127,11 @@ def test_retry_after_and_backoff() -> None:
     assert retry_after_s("soon") is None
     cfg = ChannelConfig(name="c", type="webhook", backoff_initial_s=1, backoff_max_s=8, max_retry_after_s=10)
     rng = random.Random(1)
-    delays = [backoff_delay(cfg, n, None, rng) for n in (1, 2, 3, 4, 5)]
+    backoff = channel_backoff(cfg, rng)
+    delays = [backoff.next() for _ in (1, 2, 3, 4, 5)]
     assert 0.5 <= delays[0] <= 1
     assert 4 <= delays[4] <= 8  # capped
-    assert backoff_delay(cfg, 1, 30.0, rng) == 10  # Retry-After honoured up to the cap
+    assert channel_backoff(cfg, rng).next(30.0) == 10  # Retry-After honoured up to the cap
 
 
 async def test_channel_config_problems_stop_start_up(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     ),  # a leaf: imports no floe
     "printable": frozenset({*UPPER, "topics", "contracts", "processors", "settings"}),  # a leaf too
     "validation": frozenset({*UPPER, "topics", "contracts", "processors", "settings"}),  # a leaf too
+    "backoff": frozenset({*UPPER, "topics", "contracts", "processors", "settings"}),  # a leaf too
     "runtime": frozenset({"cli"}),
     "sinks": frozenset({"cli"}),
     "reporting": frozenset({"cli"}),

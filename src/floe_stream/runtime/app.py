@@ -70,8 +70,9 @@ def load_registry(settings: Settings) -> ContractRegistry:
 def postgres_sink(settings: Settings, pool: asyncpg.Pool | None = None) -> SinkRunner[PostgresSink]:
     from floe_stream.runtime.sink_runtime import SinkRunner
     from floe_stream.sinks.postgres.sink import PostgresSink
+    from floe_stream.telemetry.metrics import instruments
 
-    return SinkRunner(settings, PostgresSink(settings, pool))
+    return SinkRunner(settings, PostgresSink(settings, pool), metrics=instruments())
 
 
 def alerts_sink(
@@ -83,11 +84,19 @@ def alerts_sink(
     instance_id: str | None = None,
 ) -> SinkRunner[AlertSink]:
     from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.sinks.alerts.metrics import AlertInstruments
     from floe_stream.sinks.alerts.sink import AlertSink
+    from floe_stream.telemetry.metrics import instruments
 
-    return SinkRunner(
-        settings, AlertSink(settings, config, registry=registry, pool=pool, instance_id=instance_id)
+    sink = AlertSink(
+        settings,
+        config,
+        registry=registry,
+        pool=pool,
+        instance_id=instance_id,
+        alert_metrics=AlertInstruments(),
     )
+    return SinkRunner(settings, sink, metrics=instruments())
 
 
 def openlineage_sink(
@@ -95,8 +104,9 @@ def openlineage_sink(
 ) -> SinkRunner[OpenLineageSink]:
     from floe_stream.runtime.sink_runtime import SinkRunner
     from floe_stream.sinks.openlineage.sink import OpenLineageSink
+    from floe_stream.telemetry.metrics import instruments
 
-    return SinkRunner(settings, OpenLineageSink(settings, registry, transport))
+    return SinkRunner(settings, OpenLineageSink(settings, registry, transport), metrics=instruments())
 
 
 def build(kind: str, settings: Settings) -> Runnable:

@@ -45,7 +45,7 @@ from floe_stream.runtime.kafka import (
 )
 from floe_stream.runtime.supervision import supervise
 from floe_stream.settings import Settings
-from floe_stream.telemetry.metrics import instruments
+from floe_stream.telemetry.metrics import Instruments, instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
 
@@ -58,8 +58,15 @@ def probe_guard(settings: Settings) -> ProbeGuard:
 
 
 class ChecksRuntime:
-    def __init__(self, settings: Settings, registry: ContractRegistry, engine: Engine) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ContractRegistry,
+        engine: Engine,
+        metrics: Instruments | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
         self.live = LiveRegistry(registry)
         self.engine = engine
         self.t_contracts = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)
@@ -120,7 +127,7 @@ class ChecksRuntime:
             return
         if change.errors:
             self.contracts_refused += len(change.errors)
-            instruments().contracts_refused.add(len(change.errors), {"source": source})
+            self.metrics.contracts_refused.add(len(change.errors), {"source": source})
         for cid in change.added:
             log.info("contract %s registered", cid)
         for cid in change.updated:
@@ -273,7 +280,7 @@ class ChecksRuntime:
     def _probe_refused(self, asset_id: str, reason: str) -> None:
         """Once per asset and reason: its availability is not evaluated (no result, no violation)."""
         log.warning("asset %s: availability not evaluated: %s", asset_id, reason)
-        instruments().probes_refused.add(1)
+        self.metrics.probes_refused.add(1)
 
     def forget(self, asset_ids: Iterable[str]) -> None:
         for aid in asset_ids:

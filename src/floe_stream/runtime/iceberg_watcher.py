@@ -29,6 +29,7 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
+from floe_stream.backoff import Backoff
 from floe_stream.runtime.health import HealthServer
 from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer, partition_counts
 from floe_stream.settings import Settings
@@ -277,13 +278,13 @@ class IcebergWatcher:
 
     async def start(self) -> Any:
         """Open the catalog, start the producer and restore the marks; return the producer (None: stopped first)."""
-        delay = 1.0
+        backoff = Backoff(1.0, 60.0)
         while self.catalog is None:
             try:
                 self.catalog = await asyncio.to_thread(open_catalog, self.cfg)
-            except (
-                OSError
-            ) as exc:  # unreachable catalog: wait for it (a bad configuration raises ConfigError)
+            except OSError as exc:
+                # unreachable catalog: wait for it (a bad configuration raises ConfigError)
+                delay = backoff.next()
                 log.warning(
                     "Iceberg catalog %r unreachable (retrying in %.0fs): %s",
                     self.cfg.catalog_name,
@@ -294,7 +295,6 @@ class IcebergWatcher:
                     await asyncio.wait_for(self._stop.wait(), delay)
                 if self._stop.is_set():
                     return None
-                delay = min(delay * 2, 60.0)
         self.partitions = (await partition_counts(self.settings.kafka, [self.topic]))[self.topic]
         producer = make_producer(self.settings.kafka)
         await producer.start()

@@ -27,12 +27,13 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import asyncpg
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from floe_stream.backoff import Backoff
 from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
 from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.runtime.transactions import PartitionTransactions
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
-from floe_stream.telemetry.metrics import instruments
+from floe_stream.telemetry.metrics import Instruments, instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.decode import DecodeError
 
@@ -77,7 +78,7 @@ async def retry_transient(
     propagates. While stopping, a transient error propagates too: the next owner replays the batch; so does
     the transient error after ``max_retries`` retries (None: retry until it works).
     ``on_state(True)`` marks the destination degraded (readiness), ``on_state(False)`` healthy again."""
-    delay = BACKOFF_START_S if first_delay_s is None else first_delay_s
+    backoff = Backoff(BACKOFF_START_S if first_delay_s is None else first_delay_s, BACKOFF_MAX_S)
     attempt = 0
     while True:
         try:
@@ -92,11 +93,11 @@ async def retry_transient(
                 raise
             if max_retries is not None and attempt > max_retries:
                 raise
+            delay = backoff.next()
             log.warning(
                 "%s unavailable, retry %d in %.1fs (offsets not committed): %s", what, attempt, delay, exc
             )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX_S)
             continue
         if on_state is not None:
             on_state(False)
@@ -112,18 +113,18 @@ def reason_of(exc: BaseException, context: str = "") -> str:
 class DeadLetters:
     """Records to dead-letter after a batch: the original bytes with the reason, one metric, one log line each."""
 
-    def __init__(self, topic: str, partitions: int) -> None:
+    def __init__(self, topic: str, partitions: int, metrics: Instruments | None = None) -> None:
         self.topic = topic
         self.partitions = partitions
+        self.metrics = metrics or instruments()  # the runner's
         self.records: list[OutRecord] = []
-        self.sources: list[
-            int
-        ] = []  # the input partition of each record (its transaction under exactly_once)
+        # the input partition of each record (its transaction under exactly_once)
+        self.sources: list[int] = []
 
     def add(self, rec: ConsumerRecord[bytes, bytes], reason: str, metric_reason: str) -> None:
         self.records.append(dead_letter(self.topic, rec, reason[:REASON_MAX], self.partitions))
         self.sources.append(rec.partition)
-        instruments().dead_lettered.add(1, {"topic": rec.topic, "reason": metric_reason})
+        self.metrics.dead_lettered.add(1, {"topic": rec.topic, "reason": metric_reason})
         log.warning("dead-lettered %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason[:200])
 
     def add_exc(self, rec: ConsumerRecord[bytes, bytes], exc: BaseException, context: str = "") -> None:
@@ -221,6 +222,8 @@ class SinkContext:
     """Run ``fn`` once what the current batch published is committed: at once under at_least_once (it is sent
     already); under exactly_once after the transaction holding it committed — bookkeeping that must not outlive
     an aborted side output (the alerts ledger's "dead-lettered")."""
+    metrics: Instruments = field(default_factory=instruments)
+    """The process's instruments (the runner's, given by the composition root)."""
 
     async def retry(
         self,
@@ -329,8 +332,9 @@ class SinkRunner(ConsumerService, Generic[S]):
     sink killed with a transaction open leaves nothing a read_committed reader sees twice. Bookkeeping tied to a
     side output (the alerts ledger's "dead-lettered") waits for the commit (``ctx.after_commit``)."""
 
-    def __init__(self, settings: Settings, sink: S) -> None:
+    def __init__(self, settings: Settings, sink: S, metrics: Instruments | None = None) -> None:
         k = settings.kafka
+        self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
         self.sink = sink
         self.name = sink.name
         self.record_spans = sink.record_spans
@@ -358,6 +362,7 @@ class SinkRunner(ConsumerService, Generic[S]):
             publish=self._publish,
             on_destination=self._on_destination,
             after_commit=self._after_commit,
+            metrics=self.metrics,
         )
 
     async def setup(self) -> None:
@@ -528,7 +533,7 @@ class SinkRunner(ConsumerService, Generic[S]):
             self._batch_partitions = []
 
     async def _handle(self, batch: Batch) -> None:
-        dead = DeadLetters(self.t_dlq, self.partitions.get(self.t_dlq, 1))
+        dead = DeadLetters(self.t_dlq, self.partitions.get(self.t_dlq, 1), self.metrics)
         records: list[SinkRecord] = []
         for tp, recs in batch.items():
             spec = self._inputs[tp.topic]

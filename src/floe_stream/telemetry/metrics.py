@@ -299,8 +299,9 @@ class BatchMetrics:
 
     (Check counts by status are aggregated by the processor itself: ``floe_contract_checks_total``.)"""
 
-    def __init__(self, contract_of: Callable[[str], str]) -> None:
+    def __init__(self, contract_of: Callable[[str], str], metrics: Instruments | None = None) -> None:
         self.contract_of = contract_of
+        self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
         self.durations: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.quality: dict[tuple[str, str], float] = {}
         self.availability: dict[tuple[str, str], float] = {}
@@ -344,7 +345,7 @@ class BatchMetrics:
         if not force and now - self._recorded_at < self.RECORD_EVERY_S:
             return
         self._recorded_at = now
-        m = instruments()
+        m = self.metrics
         cap = _settings.histogram_samples_per_batch
         for (contract, ct), values in self.durations.items():
             for d in _sample(values, cap):

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from floe_stream.backoff import Backoff
 from floe_stream.runtime.sink_runtime import NotCommitted, SinkContext, SinkRecord
 from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError, MessageError
 from floe_stream.sinks.alerts.config import ChannelConfig, Policy
-from floe_stream.sinks.alerts.metrics import alert_instruments
+from floe_stream.sinks.alerts.metrics import AlertInstruments
 from floe_stream.sinks.alerts.model import DeadLetter, Notification
 from floe_stream.sinks.alerts.store import AlertStore, Claim
 from floe_stream.topics.catalog import TopicKey
@@ -58,14 +59,6 @@ class _Circuit:
     open_until: float = 0.0
 
 
-def backoff_delay(cfg: ChannelConfig, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-    """Delay before attempt ``attempt + 1``: the receiver's Retry-After (capped), else exponential with jitter."""
-    if retry_after is not None:
-        return float(min(retry_after, cfg.max_retry_after_s))
-    base = min(cfg.backoff_max_s, cfg.backoff_initial_s * (2 ** (attempt - 1)))
-    return float(base / 2 + rng.uniform(0, base / 2))
-
-
 async def dead_letter(
     ctx: SinkContext, n: Notification, reason: str, attempts: int, source: SinkRecord | None = None
 ) -> None:
@@ -85,6 +78,17 @@ async def dead_letter(
     )
 
 
+def channel_backoff(cfg: ChannelConfig, rng: random.Random) -> Backoff:
+    """The delays between one delivery's attempts: jittered exponential, a receiver's Retry-After capped."""
+    return Backoff(
+        cfg.backoff_initial_s,
+        cfg.backoff_max_s,
+        jitter=True,
+        max_retry_after_s=cfg.max_retry_after_s,
+        rng=rng,
+    )
+
+
 class Dispatcher:
     """Delivers notifications through ``ctx`` (the runtime's, or ``floe alerts replay``'s): its stop signal,
     ``publish`` for dead letters, and ``on_destination`` — True when a first delivery starts backing off, False
@@ -98,10 +102,12 @@ class Dispatcher:
         policy: Policy,
         ctx: SinkContext,
         *,
+        metrics: AlertInstruments | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.channels = channels
         self.ctx = ctx
+        self.metrics = metrics or AlertInstruments()  # the sink's (the composition root's)
         self.backing_off = 0  # deliveries between a retryable failure and their last attempt
         self.store = store
         self.policy = policy
@@ -178,7 +184,7 @@ class Dispatcher:
         if error is None:
             await self.store.mark(n.event_ids, n.channel, delivered=True, attempts=attempts)
             circuit.failures, circuit.open_until = 0, 0.0
-            inst = alert_instruments()
+            inst = self.metrics
             inst.deliveries.add(1, {"channel": n.channel, "status": n.status})
             done = datetime.now(UTC)
             for a in n.alerts:
@@ -214,7 +220,7 @@ class Dispatcher:
         # killed before leaves the delivery claimed, and the replay that follows delivers or dead-letters it
         # again (an aborted dead letter is never lost)
         await self.ctx.after_commit(mark)
-        alert_instruments().failures.add(1, {"channel": n.channel})
+        self.metrics.failures.add(1, {"channel": n.channel})
         log.error(
             "dead-lettered %s notification %s for %s after %d attempt(s): %s",
             n.status,
@@ -249,6 +255,7 @@ class Dispatcher:
         cfg = ch.config
         # the channel's own timeout bounds each HTTP call; this guard also bounds SMTP and multi-request sends
         guard = cfg.timeout_s * max(1, len(n.alerts)) + 1.0
+        backoff = channel_backoff(cfg, self.rng)
         attempt = 0
         while True:
             attempt += 1
@@ -264,12 +271,12 @@ class Dispatcher:
                 # a channel failing with anything but DeliveryError failed on this notification (a value it
                 # could not format): not retried, its dead letter, and not held against the channel's circuit
                 err = MessageError(f"{type(exc).__name__}: {exc}")
-            alert_instruments().attempt_failures.add(1, {"channel": ch.name})
+            self.metrics.attempt_failures.add(1, {"channel": ch.name})
             if not err.retryable or attempt >= cfg.max_attempts:
                 return attempt, err
             if attempt == 1:
                 first_retry()
-            delay = backoff_delay(cfg, attempt, err.retry_after, self.rng)
+            delay = backoff.next(err.retry_after)
             log.warning(
                 "delivery to %s failed (attempt %d/%d): %s; retrying in %.2fs",
                 ch.name,

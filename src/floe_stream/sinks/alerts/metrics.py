@@ -8,6 +8,9 @@ from opentelemetry import metrics
 
 
 class AlertInstruments:
+    """Made by the composition root (``runtime/app.py``, ``floe alerts replay``) and handed to the sink and its
+    dispatcher. Instruments are named per meter: a second set in one process records into the same ones."""
+
     def __init__(self) -> None:
         meter = metrics.get_meter("floe_stream.alerts")
         self.failures = meter.create_counter(
@@ -46,13 +49,3 @@ class AlertInstruments:
             "floe_alerts_suppressed",
             description="alerts not notified, by reason (silenced, duplicate, rate_limited…)",
         )
-
-
-_inst: AlertInstruments | None = None
-
-
-def alert_instruments() -> AlertInstruments:
-    global _inst
-    if _inst is None:
-        _inst = AlertInstruments()
-    return _inst

@@ -23,6 +23,7 @@ from floe_stream.runtime.sink_runtime import SinkContext
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
 from floe_stream.sinks.alerts.delivery import Dispatcher
+from floe_stream.sinks.alerts.metrics import AlertInstruments
 from floe_stream.sinks.alerts.model import DeadLetter
 from floe_stream.sinks.alerts.sink import build_channels
 from floe_stream.sinks.alerts.store import AlertStore
@@ -65,7 +66,7 @@ async def replay_dead_letters(settings: Settings, config: AlertsConfig | None = 
             )
 
         ctx = SinkContext(stopping=asyncio.Event(), still_working=lambda: None, publish=publish)
-        dispatcher = Dispatcher(channels, AlertStore(pool), config.policy, ctx)
+        dispatcher = Dispatcher(channels, AlertStore(pool), config.policy, ctx, metrics=AlertInstruments())
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         end = await consumer.end_offsets(tps)

@@ -29,10 +29,9 @@ from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_t
 from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
 from floe_stream.sinks.alerts.decisions import ContractAlerting, Decisions, Rules, decide
 from floe_stream.sinks.alerts.delivery import Dispatcher
-from floe_stream.sinks.alerts.metrics import alert_instruments
+from floe_stream.sinks.alerts.metrics import AlertInstruments
 from floe_stream.sinks.alerts.model import Alert
 from floe_stream.sinks.alerts.store import AlertStore
-from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.decode import DecodeError
 from floe_stream.topics.violation import decode_violation
@@ -114,8 +113,10 @@ class AlertSink(Sink):
         registry: ContractRegistry | None = None,
         pool: asyncpg.Pool | None = None,
         instance_id: str | None = None,
+        alert_metrics: AlertInstruments | None = None,
     ) -> None:
         self.settings = settings
+        self.alert_metrics = alert_metrics or AlertInstruments()  # given by the composition root
         self.config = config if config is not None else resolve_config(settings.alerts, settings.config_file)
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.channels = build_channels(self.config, self.http, settings.alerts.public_url)
@@ -180,7 +181,7 @@ class AlertSink(Sink):
         if self.pool is None:
             self.pool = await create_pool(self.settings.database)
         self.store = AlertStore(self.pool, self.instance_id)
-        self.dispatcher = Dispatcher(self.channels, self.store, self.policy, ctx)
+        self.dispatcher = Dispatcher(self.channels, self.store, self.policy, ctx, metrics=self.alert_metrics)
         if any(ch.resend_while_firing for ch in self.channels.values()):
             self._resend_task = supervise(self._resend_loop(), "alerts-resend")
 
@@ -209,9 +210,8 @@ class AlertSink(Sink):
             return
         assert self.ctx is not None
         decided = await self.ctx.retry(lambda: self._decide(alerts), "database")
-        inst = alert_instruments()
         for a, d in decided.suppressed:
-            inst.suppressed.add(1, {"reason": d.reason.split(":", 1)[0]})
+            self.alert_metrics.suppressed.add(1, {"reason": d.reason.split(":", 1)[0]})
             log.info(
                 "suppressed %s alert %s (%s %s %s): %s",
                 a.status,
@@ -224,7 +224,7 @@ class AlertSink(Sink):
         outcomes = await self.dispatcher.deliver_all(decided.notifications)
         self.delivered += sum(o.result == "delivered" for o in outcomes)
         self.dead_lettered += sum(o.result == "dead_lettered" for o in outcomes)
-        instruments().sink_writes.add(len(alerts), {"sink": "alerts"})
+        self.ctx.metrics.sink_writes.add(len(alerts), {"sink": "alerts"})  # (ctx checked above)
 
     async def _decide(self, alerts: list[Alert]) -> Decisions:
         """One transaction under the batch's contract locks: the state, the pure decisions, their effects."""
@@ -256,7 +256,7 @@ class AlertSink(Sink):
                             self.channels[c].resend(items), self.channels[c].config.timeout_s + 1
                         )
                     except Exception as exc:
-                        alert_instruments().attempt_failures.add(1, {"channel": c})
+                        self.alert_metrics.attempt_failures.add(1, {"channel": c})
                         log.warning("re-send of %d firing alert(s) to %s failed: %s", len(items), c, exc)
             except asyncio.CancelledError:
                 raise

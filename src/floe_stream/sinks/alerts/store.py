@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from floe_stream.backoff import Backoff
 from floe_stream.sinks.alerts.decisions import AlertState, Decisions
 from floe_stream.sinks.alerts.model import Alert, Decision, DedupEntry, Incident, Silence
 from floe_stream.topics.enums import Severity
@@ -290,7 +291,7 @@ class AlertStore:
         Returns the event ids this sink must send."""
         mine: list[str] = []
         todo = list(event_ids)
-        delay = 0.1
+        backoff = Backoff(0.1, 1.0)
         while todo:
             c = await self.claim(todo, channel, notification_id, stale_s=stale_s, retry_failed=retry_failed)
             mine.extend(e for e in todo if e in c.claimed)
@@ -298,8 +299,7 @@ class AlertStore:
             if todo:
                 if stopping is not None and stopping.is_set():
                     raise asyncio.CancelledError("stopping while another sink holds a delivery claim")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                await asyncio.sleep(backoff.next())
         return mine
 
     async def mark(

@@ -27,7 +27,6 @@ from floe_stream.settings import Settings
 from floe_stream.sinks.openlineage.events import lineage_events
 from floe_stream.sinks.openlineage.transport import Event, Transport, TransportError, make_transport
 from floe_stream.telemetry import tracing
-from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.violation import ViolationCloudEvent, ViolationData, decode_violation
 
@@ -90,7 +89,8 @@ class OpenLineageSink(Sink):
             self.dead += 1
         ok = len(items) - len(failed)
         self.emitted += ok
-        m = instruments()
+        assert self.ctx is not None
+        m = self.ctx.metrics
         m.sink_writes.add(ok, {"sink": "openlineage"})
         for _, _, evs in items:
             for ev in evs:

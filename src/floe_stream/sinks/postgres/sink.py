@@ -22,7 +22,6 @@ from floe_stream.reporting.timeline import day_of
 from floe_stream.runtime.database import create_pool, ping
 from floe_stream.runtime.sink_runtime import Input, Sink, SinkBatch, SinkContext, SinkRecord, is_transient
 from floe_stream.settings import Settings
-from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.decode import DecodeError, decode_tick
@@ -225,4 +224,5 @@ class PostgresSink(Sink):
         if latest_tick is not None:
             await self.maybe_prune(latest_tick)
         self.rows_written += len(results) + len(violations)
-        instruments().sink_writes.add(len(results) + len(violations), {"sink": "postgres"})
+        assert self.ctx is not None
+        self.ctx.metrics.sink_writes.add(len(results) + len(violations), {"sink": "postgres"})
