@@ -51,8 +51,13 @@ _LOGICAL_ALIASES = {
 # Linear in the type's length (no nested quantifiers over the same characters); the type names of an input
 # are at most topics.bounds.TEXT_MAX characters anyway.
 _DECIMAL = re.compile(r"^(?:decimal|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
-_STRING_PARAMS = {"varchar": "string", "char": "string", "character varying": "string", "string": "string",
-                  "fixed": "binary"}  # fmt: skip
+_STRING_PARAMS = {
+    "varchar": "string",
+    "char": "string",
+    "character varying": "string",
+    "string": "string",
+    "fixed": "binary",
+}
 ADDED_ONE_BY_ONE = 10
 """Added columns reported one finding each; more are one finding ("N columns added", with a sample)."""
 
@@ -150,8 +155,16 @@ def diff_schema(
         if obs is None:
             severity = Severity.CRITICAL if col.required else Severity.ERROR
             what = "required column" if col.required else "column"
-            out.append(_finding(DriftKind.COLUMN_REMOVED, name, severity,
-                                f"{what} '{name}' is in the contract but missing from the table", declared, "absent"))  # fmt: skip
+            out.append(
+                _finding(
+                    DriftKind.COLUMN_REMOVED,
+                    name,
+                    severity,
+                    f"{what} '{name}' is in the contract but missing from the table",
+                    declared,
+                    "absent",
+                )
+            )
             continue
         exp_phys, act_phys = normalize_physical(col.physical_type), normalize_physical(obs.type)
         exp_log, act_log = _contract_logical(col), logical_of(obs.type)
@@ -161,42 +174,93 @@ def diff_schema(
         if changed:
             exp_t = col.physical_type or col.logical_type or "?"
             if widening(exp_phys, act_phys):
-                out.append(_finding(DriftKind.TYPE_CHANGED, name, Severity.INFO,
-                                    f"column '{name}' widened from {exp_t} to {obs.type} (safe for readers)", exp_t, obs.type))  # fmt: skip
+                out.append(
+                    _finding(
+                        DriftKind.TYPE_CHANGED,
+                        name,
+                        Severity.INFO,
+                        f"column '{name}' widened from {exp_t} to {obs.type} (safe for readers)",
+                        exp_t,
+                        obs.type,
+                    )
+                )
             else:
-                out.append(_finding(DriftKind.TYPE_CHANGED, name, Severity.ERROR,
-                                    f"column '{name}' changed type from {exp_t} to {obs.type}", exp_t, obs.type))  # fmt: skip
+                out.append(
+                    _finding(
+                        DriftKind.TYPE_CHANGED,
+                        name,
+                        Severity.ERROR,
+                        f"column '{name}' changed type from {exp_t} to {obs.type}",
+                        exp_t,
+                        obs.type,
+                    )
+                )
         elif nested and name in nested and obs.fields is not None:
             out += diff_schema(nested[name], obs.fields, nested, f"{name}.")
         if col.required and obs.nullable is True:
-            out.append(_finding(DriftKind.NULLABILITY_CHANGED, name, Severity.ERROR,
-                                f"column '{name}' is required by the contract but nullable in the table",
-                                "required (not null)", "nullable"))  # fmt: skip
+            out.append(
+                _finding(
+                    DriftKind.NULLABILITY_CHANGED,
+                    name,
+                    Severity.ERROR,
+                    f"column '{name}' is required by the contract but nullable in the table",
+                    "required (not null)",
+                    "nullable",
+                )
+            )
         elif not col.required and obs.nullable is False and not col.primary_key:
-            out.append(_finding(DriftKind.NULLABILITY_CHANGED, name, Severity.INFO,
-                                f"column '{name}' is optional in the contract but required (not null) in the table",
-                                "nullable", "required (not null)"))  # fmt: skip
+            out.append(
+                _finding(
+                    DriftKind.NULLABILITY_CHANGED,
+                    name,
+                    Severity.INFO,
+                    f"column '{name}' is optional in the contract but required (not null) in the table",
+                    "nullable",
+                    "required (not null)",
+                )
+            )
         for flag, label in (("primary_key", "primary key"), ("unique", "unique")):
             want_flag, seen = getattr(col, flag), getattr(obs, flag)
             if seen is None or bool(want_flag) == seen:
                 continue
             if want_flag:
-                out.append(_finding(DriftKind.CONSTRAINT_CHANGED, f"{name}:{flag}", Severity.WARNING,
-                                    f"column '{name}' is {label} in the contract but not in the table",
-                                    label, f"not {label}"))  # fmt: skip
+                out.append(
+                    _finding(
+                        DriftKind.CONSTRAINT_CHANGED,
+                        f"{name}:{flag}",
+                        Severity.WARNING,
+                        f"column '{name}' is {label} in the contract but not in the table",
+                        label,
+                        f"not {label}",
+                    )
+                )
             else:
-                out.append(_finding(DriftKind.CONSTRAINT_CHANGED, f"{name}:{flag}", Severity.INFO,
-                                    f"column '{name}' is {label} in the table but not in the contract",
-                                    f"not {label}", label))  # fmt: skip
+                out.append(
+                    _finding(
+                        DriftKind.CONSTRAINT_CHANGED,
+                        f"{name}:{flag}",
+                        Severity.INFO,
+                        f"column '{name}' is {label} in the table but not in the contract",
+                        f"not {label}",
+                        label,
+                    )
+                )
     added = [obs for key, obs in have.items() if key not in want]
     if len(added) > ADDED_ONE_BY_ONE:
         out.append(_added_columns(added, prefix))
         return out
     for obs in added:
         name = f"{prefix}{obs.name}"
-        out.append(_finding(DriftKind.COLUMN_ADDED, name, Severity.WARNING,
-                            f"column '{name}' ({obs.type}) is in the table but not in the contract",
-                            "absent", f"{name} {obs.type}"))  # fmt: skip
+        out.append(
+            _finding(
+                DriftKind.COLUMN_ADDED,
+                name,
+                Severity.WARNING,
+                f"column '{name}' ({obs.type}) is in the table but not in the contract",
+                "absent",
+                f"{name} {obs.type}",
+            )
+        )
     return out
 
 
@@ -270,14 +334,16 @@ class SchemaDriftCheck:
     def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
         if not asset.columns:
             return []
-        return [{
-            "check": "schema_drift",
-            "evaluates": f"{len(asset.columns)} declared column(s)",
-            "measured": "observed columns of each update (Iceberg schema, OpenLineage schema facet, materialization); "
-                        "a schema facet without column types is a declared schema (dbt-ol without catalog.json), "
-                        "not compared",
-            "severity": "removed/type-changed column ERROR, added column WARNING",
-        }]  # fmt: skip
+        return [
+            {
+                "check": "schema_drift",
+                "evaluates": f"{len(asset.columns)} declared column(s)",
+                "measured": "observed columns of each update (Iceberg schema, OpenLineage schema facet, materialization); "
+                "a schema facet without column types is a declared schema (dbt-ol without catalog.json), "
+                "not compared",
+                "severity": "removed/type-changed column ERROR, added column WARNING",
+            }
+        ]
 
     def on_tick(self, asset: MonitoredAsset, state: AssetState, ctx: EvalContext) -> list[Evaluation]:
         return []
