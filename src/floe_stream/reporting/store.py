@@ -507,27 +507,8 @@ def _day_row(row: tuple[str, str, date, DayDelta]) -> tuple[Any, ...]:
 
 def _day_columns(rows: Sequence[tuple[str, str, date, DayDelta]]) -> list[list[Any]]:
     cols: list[list[Any]] = [[] for _ in range(17)]
-    for asset, ct, d, x in rows:
-        row = (
-            asset,
-            ct,
-            d,
-            x.contract_id,
-            x.checks_run,
-            x.passed,
-            x.failed,
-            x.skipped,
-            x.errored,
-            x.within_s,
-            x.breached_s,
-            x.unknown_s,
-            x.worst_rank,
-            x.metric_count,
-            x.metric_sum,
-            x.metric_min,
-            x.metric_max,
-        )
-        for c, v in zip(cols, row, strict=True):
+    for r in rows:
+        for c, v in zip(cols, _day_row(r), strict=True):
             c.append(v)
     return cols
 
