@@ -33,11 +33,10 @@ from aiokafka.structs import TopicPartition
 from bench.common import summary
 from bench.processor import ASSETS, contract_dir, create_topics, event
 from floe_stream.processors.ids import stable_id
-from floe_stream.runtime.app import alerts_sink, load_registry
+from floe_stream.runtime.app import alerts_sink, load_registry, processor_service
 from floe_stream.runtime.database import migrate
 from floe_stream.runtime.embedded import BROKER_KINDS, BrokerKind, make_broker
 from floe_stream.runtime.kafka import ensure_topics
-from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -222,7 +221,7 @@ async def main(kind: BrokerKind, single: int, burst: int, partitions: int, event
 
         # (c) event → processor → violation → alerts sink → webhook
         if events:
-            proc = ProcessorService(settings, load_registry(settings))
+            proc = processor_service(settings, load_registry(settings))
             ptask = asyncio.create_task(proc.run())
             while not proc.ever_assigned:
                 await asyncio.sleep(0.05)

@@ -21,34 +21,45 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.processor import ASSETS, contract_dir, event
-from floe_stream.runtime.app import load_registry, tune_gc
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service, tune_gc
+from floe_stream.runtime.outputs import Emitted
 from floe_stream.settings import KafkaSettings, Settings
+from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
+
+PARTITIONS = 6
 
 
 class _NoBroker:
-    async def enqueue(self, records: Any, lanes: Any = None) -> list[Any]:
-        return []
+    """The commit strategy with Kafka taken out: outputs are encoded into a buffer, then dropped."""
 
-    async def send_all(self, records: Any, lanes: Any = None) -> None:
-        return None
+    def __init__(self) -> None:
+        self.buf = Emitted()
+
+    def buffer(self, partition: int) -> Emitted:
+        return self.buf
+
+    async def send(self) -> None:
+        self.buf = Emitted()
+
+    def finish(self, offsets: Any, changes: Any, commit_offsets: Any) -> None:
+        return None  # the changelog write is I/O: not measured here
 
 
-def _batches(svc: ProcessorService, mode: str, n: int, size: int) -> list[dict[TopicPartition, list[Any]]]:
+def _batches(t_mat: str, mode: str, n: int, size: int) -> list[dict[TopicPartition, list[Any]]]:
     now = int(time.time() * 1000)
     flat: list[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]] = []
     offsets: dict[int, int] = {}
     for i in range(n):
         a = ASSETS[i % len(ASSETS)]
         drift = mode == "drift" or (mode == "mix" and (i // len(ASSETS)) % 10 == 0)
-        p = partition_for(a, svc.partitions)
+        p = partition_for(a, PARTITIONS)
         off = offsets[p] = offsets.get(p, -1) + 1
         rec = ConsumerRecord(
-            svc.t_mat, p, off, now + i // 1000, 0, a.encode(), event(i, a, drift=True if drift else None),
+            t_mat, p, off, now + i // 1000, 0, a.encode(), event(i, a, drift=True if drift else None),
             None, 0, 0, [],
         )  # fmt: skip
-        flat.append((TopicPartition(svc.t_mat, p), rec))
+        flat.append((TopicPartition(t_mat, p), rec))
     out = []
     for j in range(0, n, size):
         b: dict[TopicPartition, list[Any]] = {}
@@ -66,12 +77,12 @@ async def run(mode: str, n: int, size: int, profile: Path | None) -> float:
         health_port=-1,
         clock_skew_s=0,
     )
-    svc = ProcessorService(s, load_registry(s))
-    svc.partitions = svc.pipeline.partitions = 6
+    svc = processor_service(s, load_registry(s))
+    svc.pipeline.partitions = PARTITIONS
     enc = svc.encoder
-    enc.partitions = {enc.t_results: 6, enc.t_viol: 6, enc.t_dlq: 6}
-    svc.batch_producer = _NoBroker()  # type: ignore[assignment]
-    batches = _batches(svc, mode, n, size)
+    enc.partitions = {enc.t_results: PARTITIONS, enc.t_viol: PARTITIONS, enc.t_dlq: PARTITIONS}
+    svc.strategy = _NoBroker()  # type: ignore[assignment]
+    batches = _batches(topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS), mode, n, size)
     tune_gc()
     prof = cProfile.Profile() if profile else None
     t0 = time.perf_counter()
@@ -79,9 +90,7 @@ async def run(mode: str, n: int, size: int, profile: Path | None) -> float:
         prof.enable()
     for b in batches:
         await svc.handle(b)
-        tail = svc.take_tail()
-        if asyncio.iscoroutine(tail):
-            tail.close()  # the changelog write is I/O: not measured here
+        svc.finish({})  # the state changes are taken (their changelog write is I/O: not measured)
     if prof:
         prof.disable()
         prof.dump_stats(profile)

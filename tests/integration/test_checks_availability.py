@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.checks_runtime import publish_contracts, retire_contracts
-from floe_stream.runtime.processor import ProcessorService
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, ResolvedData, Severity, TopicKey, ViolationData
@@ -46,7 +45,7 @@ async def test_failing_http_and_stopped_tcp_targets_violate_then_resolve(
     server = f"  - server: api\n    type: api\n    location: http://127.0.0.1:{http.port}/health"
     write(contracts, "http.odcs.yaml", availability_contract("avail-http", "test.http", server))
     s = probing_loopback(settings, contracts_dir=contracts)
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     try:
         async with Running(processor, Ticker(s, ticker_id="t1")):
             await wait_for(lambda: processor.ever_assigned, timeout=30)

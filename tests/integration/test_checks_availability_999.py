@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, CheckStatus, ResolvedData, Severity, TopicKey, ViolationData
@@ -35,7 +34,7 @@ async def test_outage_and_recovery_at_999(settings: Settings, tmp_path: Path) ->
         availability_contract("avail-999", "test.api", server, sla="99.9%", interval_s=0.3),
     )
     s = probing_loopback(settings, contracts_dir=contracts)
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     try:
         async with Running(processor, Ticker(s, ticker_id="t1")):
             await wait_for(lambda: processor.ever_assigned, timeout=30)

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import (
@@ -53,7 +52,7 @@ async def _freshness(s: Settings, kind: type) -> list:  # type: ignore[type-arg]
 
 async def test_compactions_are_not_new_data(settings: Settings) -> None:
     s = settings.model_copy(update={"contracts_dir": REPO / "tests" / "fixtures" / "contracts"})
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     async with Running(processor, Ticker(s, ticker_id="t1")):
         await wait_for(lambda: processor.ever_assigned)
         await publish(s, TopicKey.CATALOG_COMMITS, [("test.fast", commit(1, "append", "10"))])

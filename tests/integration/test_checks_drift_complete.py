@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import (
     CatalogCommitEvent,
@@ -42,7 +41,7 @@ async def test_drift_severities_over_the_broker(settings: Settings, tmp_path: Pa
     s = settings.model_copy(
         update={"contracts_dir": write(tmp_path / "c", "d.odcs.yaml", yaml.safe_dump(CONTRACT)).parent}
     )
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     fields = [
         IcebergField(id=1, name="id", required=True, type="long"),
         IcebergField(id=3, name="address", type={"type": "struct", "fields": [

@@ -14,8 +14,7 @@ from floe_stream.processors.checks.freshness import FreshnessCheck
 from floe_stream.processors.checks.quality import QualityCheck
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, MaterializationEvent, TopicKey, ViolationData
 from floe_stream.topics.enums import CheckStatus, CheckType
@@ -43,7 +42,7 @@ class BrokenDrift:
 async def test_a_raising_check_is_an_error_result_not_a_dead_letter(settings: Settings) -> None:
     s = settings.model_copy(update={"contracts_dir": REPO / "tests" / "fixtures" / "contracts"})
     engine = Engine(checks=(FreshnessCheck(), BrokenDrift(), QualityCheck()), clock_skew_s=s.clock_skew_s)
-    processor = ProcessorService(s, load_registry(s), engine=engine)
+    processor = processor_service(s, load_registry(s), engine=engine)
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned)
         old = datetime.now(UTC) - timedelta(hours=2)  # test.slow: 1 h latency SLA → breached on arrival

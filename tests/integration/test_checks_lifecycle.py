@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from floe_stream.processors.model import AssetState
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.checks_runtime import publish_contracts, retire_contracts
-from floe_stream.runtime.processor import ProcessorService
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData
@@ -40,7 +39,7 @@ async def test_contract_retired_while_down_is_resolved_by_the_next_processor(
             e.data for e in await violations(s) if isinstance(e.data, ViolationData) and e.data.asset == ASSET
         ]
 
-    first = ProcessorService(s, load_registry(s))
+    first = processor_service(s, load_registry(s))
     async with Running(first, Ticker(s, ticker_id="t1")):
         await wait_for(lambda: first.ever_assigned, timeout=30)
         assert first.registry.get(ASSET) is not None  # registered from the contracts topic at start-up
@@ -48,7 +47,7 @@ async def test_contract_retired_while_down_is_resolved_by_the_next_processor(
 
     await retire_contracts(s, ["retire-me"])  # nobody is running
 
-    second = ProcessorService(s, load_registry(s))
+    second = processor_service(s, load_registry(s))
     async with Running(second):
         await wait_for(lambda: second.ever_assigned, timeout=30)
         assert second.registry.get(ASSET) is None

@@ -12,8 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from floe_stream.runtime.app import load_registry, postgres_sink
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, postgres_sink, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import MaterializationEvent, TopicKey
 from tests.conftest import wait_for
@@ -79,7 +78,7 @@ async def test_openlineage_assertions_become_per_expectation_violations(
 ) -> None:
     write(tmp_path / "c", "dq.odcs.yaml", CONTRACT)
     s = settings.model_copy(update={"contracts_dir": tmp_path / "c"})
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     sink = postgres_sink(s)
     now = datetime.now(UTC)
     async with Running(processor, sink):

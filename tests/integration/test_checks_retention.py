@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import MaterializationEvent, Severity, TopicKey, ViolationData
 from floe_stream.topics.enums import CheckType
@@ -31,7 +30,7 @@ async def test_rows_deleted_before_their_retention_ends(settings: Settings, tmp_
     s = settings.model_copy(
         update={"contracts_dir": write(tmp_path / "c", "r.odcs.yaml", yaml.safe_dump(CONTRACT)).parent}
     )
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     now = datetime.now(UTC)
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned)

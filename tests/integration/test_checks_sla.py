@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from floe_stream.processors.model import AssetState
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import MaterializationEvent, ResolvedData, Severity, TopicKey, ViolationData
@@ -79,7 +78,7 @@ async def test_frequency_time_of_availability_and_lifecycle(settings: Settings, 
     # floe has watched test.toa for two days (as a processor running since then would have)
     seeded = AssetState(asset_id="test.toa", watch_since=now - timedelta(days=2))
     await publish(s, TopicKey.PROCESSOR_STATE, [("test.toa", seeded.model_dump_json().encode())])
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     async with Running(processor, Ticker(s, ticker_id="t1")):
         await wait_for(lambda: processor.ever_assigned)
         await publish(s, TopicKey.MATERIALIZATIONS, [

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from floe_stream.processors.model import AssetState
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import ResolvedData, Severity, TopicKey, ViolationData
@@ -64,7 +63,7 @@ async def test_state_survives_kill_and_rebalance(settings: Settings, tmp_path: P
             fails_before = before.checks["availability"]["consecutive_failures"]
             pings_before = sum(v[1] for v in before.checks["availability"]["buckets"].values())
 
-            b = ProcessorService(s, load_registry(s))
+            b = processor_service(s, load_registry(s))
             async with Running(b):
                 # B rebuilds the state from the changelog and goes on counting from there
                 def counted_on() -> AssetState | None:

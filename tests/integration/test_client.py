@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from floe_stream.client import FloeClient
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CatalogCommitEvent, CheckResult, MaterializationEvent, TopicKey
 from floe_stream.topics.partitioning import partition_for
@@ -30,7 +29,7 @@ def s(broker_settings: Settings) -> Settings:
 
 
 async def test_sync_and_async_client_events_reach_the_processor(s: Settings) -> None:
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned, timeout=30)
         client = FloeClient(s.kafka.bootstrap_servers, s.kafka.topic_prefix)

@@ -22,8 +22,7 @@ from examples.integrations.dagster import definitions as recipe
 
 from floe_stream.client import FloeClient
 from floe_stream.integrations.dagster import configure
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, DriftKind, MaterializationEvent, Severity, TopicKey, ViolationData
 from floe_stream.topics.enums import CheckType
@@ -64,7 +63,7 @@ async def test_dagster_materializations_end_in_violations(settings: Settings, tm
     configure(client)  # what the recipe's hook and sensor use (else one from FLOE_KAFKA__*)
     sensor = recipe.defs.resolve_sensor_def("floe_materializations")
     instance = dg.DagsterInstance.ephemeral(tempdir=str(tmp_path))
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     try:
         async with Running(processor):
             await wait_for(lambda: processor.ever_assigned, timeout=30)

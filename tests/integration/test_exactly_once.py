@@ -17,10 +17,9 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.ids import stable_id
-from floe_stream.runtime.app import postgres_sink
+from floe_stream.runtime.app import postgres_sink, processor_service
 from floe_stream.runtime.embedded import ApacheKafka, EmbeddedKafka
 from floe_stream.runtime.kafka import ensure_topics
-from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData, topic_name
 from floe_stream.topics.enums import CheckType, Severity
@@ -177,7 +176,7 @@ async def test_exactly_once_is_refused_on_tansu_with_one_message(
     k = fast_kafka(kafka.bootstrap, prefix).model_copy(update={"processing_guarantee": "exactly_once"})
     s = Settings(kafka=k, contracts_dir=tmp_path, health_port=-1)
     await ensure_topics(k)
-    svc = ProcessorService(s, ContractRegistry())
+    svc = processor_service(s, ContractRegistry())
     with pytest.raises(ConfigError) as err:
         await svc.setup()
     msg = str(err.value)

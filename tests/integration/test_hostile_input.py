@@ -247,8 +247,8 @@ async def test_contract_claiming_another_contracts_asset_on_the_topic_is_refused
             await publish_contract(s, "intruder2", hostile_contract("intruder2", "y", "HOSTILE.ORDERS"))
             await wait_for(lambda: "contract 'intruder2' refused" in caplog.text, timeout=30)
             await publish_contract(s, "intruder", None)
-            await wait_for(lambda: "intruder" not in processor.service.checks_rt.live.from_topic or
-                           processor.service.checks_rt.live.from_topic["intruder"] is None, timeout=30)  # fmt: skip
+            await wait_for(lambda: "intruder" not in processor.service.checks.live.from_topic or
+                           processor.service.checks.live.from_topic["intruder"] is None, timeout=30)  # fmt: skip
             await materialize(s, "hostile.orders", "m2")
             assert await wait_for(lambda: evaluated_for(s, "hostile.orders", "m2"), timeout=30) == {"sales"}
             assert processor.running

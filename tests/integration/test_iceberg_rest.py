@@ -19,9 +19,8 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, IntegerType, LongType, NestedField, StringType
 
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.iceberg_watcher import IcebergWatcher
-from floe_stream.runtime.processor import ProcessorService
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import IcebergSourceSettings, Settings, SourcesSettings
 from floe_stream.topics import (
@@ -169,7 +168,7 @@ async def test_appends_and_schema_evolution_over_the_rest_catalog_raise_drift(
     cat.create_namespace(f"{ns}.eu")  # a nested namespace is discovered too
     eu = cat.create_table(f"{ns}.eu.orders", schema=ORDERS)
     s = setup(settings, iceberg_rest, ns, tmp_path)
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     watcher = IcebergWatcher(s)
     async with Running(processor, watcher):
         await wait_for(lambda: processor.ever_assigned and watcher.polls > 0, timeout=60)
@@ -234,7 +233,7 @@ async def test_delete_snapshots_are_no_new_data_an_overwrite_is(
     cat, ns = lake(iceberg_rest)
     events = cat.create_table(f"{ns}.events", schema=EVENTS, properties={"write.target-file-size-bytes": "1"})
     s = setup(settings, iceberg_rest, ns, tmp_path)
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     watcher = IcebergWatcher(s)
     async with Running(processor, watcher, Ticker(s, ticker_id="t1")):
         await wait_for(lambda: processor.ever_assigned and watcher.polls > 0, timeout=60)

@@ -17,9 +17,8 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, IntegerType, LongType, NestedField, StringType
 
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.iceberg_watcher import IcebergWatcher
-from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import IcebergSourceSettings, Settings, SourcesSettings
 from floe_stream.topics import CatalogCommitEvent, DriftKind, Severity, TopicKey, ViolationData
 from tests.conftest import wait_for
@@ -117,7 +116,7 @@ async def test_snapshots_and_schema_evolution_raise_drift_end_to_end(
     cat, props = make_catalog(tmp_path)
     table = create_orders(cat)
     s = watch_settings(settings, props, tmp_path / "contracts")
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     watcher = IcebergWatcher(s)
     async with Running(processor, watcher):
         await wait_for(lambda: processor.ever_assigned and watcher.polls > 0, timeout=30)

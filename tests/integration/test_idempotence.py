@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import MaterializationEvent, TopicKey
@@ -24,7 +23,7 @@ pytestmark = [pytest.mark.kafka]
 async def test_the_processors_producers_are_idempotent_on_apache_kafka(kafka_settings: Settings) -> None:
     s = kafka_settings.model_copy(update={"contracts_dir": REPO / "tests" / "fixtures" / "contracts"})
     assert s.kafka.enable_idempotence
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     async with Running(processor, Ticker(s, ticker_id="t")):
         await wait_for(lambda: processor.ever_assigned, timeout=30)
         ev = MaterializationEvent(event_id="i1", asset="test.fast", materialized_at=datetime.now(UTC))
@@ -32,7 +31,7 @@ async def test_the_processors_producers_are_idempotent_on_apache_kafka(kafka_set
         results = await wait_for(lambda: _results(s), timeout=20)
         # the broker granted each of the processor's producers (outputs, changelog) a producer id; every floe
         # producer (sinks, ticker, client) is built by the same runtime/kafka.make_producer from the same setting
-        for producer in (processor.producer, processor.state_producer):
+        for producer in (processor.producer, processor.strategy.state_producer):  # type: ignore[attr-defined]
             assert producer is not None and producer._txn_manager is not None
             assert producer._txn_manager.producer_id >= 0
     assert len(results) == 1

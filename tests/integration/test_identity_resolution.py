@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics import CheckResult, CheckStatus, CheckType, TopicKey, ViolationData
@@ -86,7 +85,7 @@ async def test_servers_identities_ambiguity_fail_events_and_declared_schemas(
     assert sorted(a.asset_id for a in registry.assets()) == [
         "postgres.marketing.customers", "postgres.sales.customers", "warehouse.sales.orders",
     ]  # fmt: skip
-    processor = ProcessorService(s, registry)
+    processor = processor_service(s, registry)
     duck_orders = {"namespace": "duckdb://warehouse.duckdb", "name": "warehouse.sales.orders"}
     failed_tests = {"_producer": "p", "_schemaURL": "s", "assertions": [
         {"assertion": "not_null", "name": "not_null_orders_order_id", "column": "order_id", "success": False,

@@ -17,11 +17,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from floe_stream.processors.model import AssetState
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.changelog import CHECKPOINT_KEY
 from floe_stream.runtime.checks_runtime import publish_contracts, retire_contracts
 from floe_stream.runtime.embedded import ApacheKafka
 from floe_stream.runtime.kafka import ensure_topics
-from floe_stream.runtime.processor import CHECKPOINT_KEY, ProcessorService
 from floe_stream.settings import Settings
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData
 from floe_stream.topics.catalog import topic_name
@@ -99,7 +99,7 @@ async def test_state_restored_from_a_compacted_changelog_equals_the_state_before
     await ensure_topics(s.kafka)  # the other topics (the changelog exists: skipped)
     await publish_contracts(s, [write(tmp_path / "pub", "r.odcs.yaml", RETIRED_CONTRACT)])
 
-    first = ProcessorService(s, load_registry(s))
+    first = processor_service(s, load_registry(s))
     async with Running(first):
         await wait_for(lambda: first.ever_assigned, timeout=30)
         assert first.registry.get(RETIRED) is not None
@@ -149,7 +149,7 @@ async def test_state_restored_from_a_compacted_changelog_equals_the_state_before
     ] == [None]  # only the retired asset's tombstone (kept for delete.retention.ms)
     assert _latest(left) == before
 
-    second = ProcessorService(s, load_registry(s))
+    second = processor_service(s, load_registry(s))
     async with Running(second):
         await wait_for(lambda: second.ever_assigned, timeout=30)
         assert second.registry.get(RETIRED) is None  # the contracts topic is compacted too

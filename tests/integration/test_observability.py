@@ -23,12 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.enrich import ViolationEnricher
-from floe_stream.runtime.app import load_registry, postgres_sink
+from floe_stream.runtime.app import load_registry, postgres_sink, processor_service
 from floe_stream.runtime.database import migrate
 from floe_stream.runtime.embedded import EmbeddedPostgres, free_port
 from floe_stream.runtime.kafka import make_producer
 from floe_stream.runtime.lineage_view import LineageView
-from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import CustomMetric, DatabaseSettings, Settings, TelemetrySettings
 from floe_stream.sinks.openlineage.validate import LineageSchemas
 from floe_stream.telemetry import tracing
@@ -130,7 +129,7 @@ async def test_metrics_health_and_impact_context_of_a_running_processor(
             CustomMetric(name="floe_test_rows_materialized", instrument="histogram", field="row_count", labels=["asset"]),
         ]),
     })  # fmt: skip
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     t_mat = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned and processor.health is not None, timeout=30)
@@ -141,13 +140,13 @@ async def test_metrics_health_and_impact_context_of_a_running_processor(
             TopicKey.MATERIALIZATIONS,
             [(None, ol_event("revenue_report", [("test", "fast")], [("marts", "revenue")]))],
         )
-        await wait_for(lambda: processor.context.impact.lineage.readers, timeout=20)
+        await wait_for(lambda: processor.lineage.context.impact.lineage.readers, timeout=20)
         now = datetime.now(UTC)
         await publish(s, TopicKey.MATERIALIZATIONS, [
             ("test.fast", MaterializationEvent(event_id="m1", asset="test.fast", materialized_at=now, row_count=42, job="dbt/build_fast")),
             ("test.fast", b"{broken"),
         ])  # fmt: skip
-        await wait_for(lambda: "test.fast" in processor.context.impact.history, timeout=20)
+        await wait_for(lambda: "test.fast" in processor.lineage.context.impact.history, timeout=20)
         await publish(s, TopicKey.CATALOG_COMMITS, [("test.fast", commit(1, DRIFTED))])
         evs = await wait_for(lambda: _drift(s), timeout=30)
 
@@ -222,7 +221,7 @@ async def _drift(s: Settings, asset: str = "test.fast") -> list:  # type: ignore
 async def test_upstream_violations_are_shared_through_the_lineage_topic(settings: Settings) -> None:
     s = settings.model_copy(update={"contracts_dir": FIXTURES})
     registry = load_registry(s)
-    processor = ProcessorService(s, registry)
+    processor = processor_service(s, registry)
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned, timeout=30)
         # dbt/build_fast reads test.slow and writes test.fast
@@ -231,7 +230,7 @@ async def test_upstream_violations_are_shared_through_the_lineage_topic(settings
             TopicKey.MATERIALIZATIONS,
             [(None, ol_event("build_fast", [("test", "slow")], [("test", "fast")]))],
         )
-        await wait_for(lambda: processor.context.impact.lineage.writers, timeout=20)
+        await wait_for(lambda: processor.lineage.context.impact.lineage.writers, timeout=20)
         slow_extra = [
             IcebergField(id=1, name="id", required=True, type="long"),
             IcebergField(id=9, name="x", type="int"),
@@ -277,7 +276,7 @@ async def test_one_trace_from_commit_through_processor_to_a_sink_process(
                    FLOE_TELEMETRY__TRACES_EXPORTER="file", FLOE_TELEMETRY__TRACES_FILE=str(span_file))  # fmt: skip
     sink = await start_floe(["run", "sink", "openlineage"], env, tmp_path / "sink.log")
     try:
-        processor = ProcessorService(s, load_registry(s))
+        processor = processor_service(s, load_registry(s))
         pg_sink = postgres_sink(
             s
         )  # in this process: continues the trace through the sink runtime's record spans

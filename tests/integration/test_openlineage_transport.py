@@ -19,8 +19,7 @@ from openlineage.client.event_v2 import Job, OutputDataset, Run, RunEvent, RunSt
 from openlineage.client.facet_v2 import output_statistics_output_dataset, schema_dataset
 from openlineage.client.uuid import generate_new_uuid
 
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, DriftKind, TopicKey, ViolationData
 from tests.conftest import REPO, wait_for
@@ -79,7 +78,7 @@ async def test_openlineage_kafka_transport_end_to_end(
         f"    bootstrap.servers: {s.kafka.bootstrap_servers}\n"
         "    acks: all\n",
     )
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     run_id = str(generate_new_uuid())
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned, timeout=30)

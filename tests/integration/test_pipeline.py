@@ -10,8 +10,7 @@ import asyncpg
 import pytest
 
 from floe_stream.reporting.compliance import build_report
-from floe_stream.runtime.app import load_registry, postgres_sink
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, postgres_sink, processor_service
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import (
@@ -56,7 +55,7 @@ def pipeline_settings(broker_settings: Settings) -> Settings:
 
 async def test_events_to_violations_to_postgres_to_report(pipeline_settings: Settings) -> None:
     s = pipeline_settings
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     sink = postgres_sink(s)
     async with Running(processor, sink, Ticker(s, ticker_id="t1")):
         await wait_for(lambda: processor.ever_assigned and sink.ever_assigned)
@@ -157,7 +156,7 @@ async def _count(conn: asyncpg.Connection, table: str, expected: int) -> bool:
 
 async def test_bad_input_goes_to_dlq_and_the_stream_goes_on(pipeline_settings: Settings) -> None:
     s = pipeline_settings
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned)
         await publish(s, TopicKey.MATERIALIZATIONS, [
@@ -189,7 +188,7 @@ async def _at_least(s: Settings, key: TopicKey, n: int):  # type: ignore[no-unty
 @pytest.mark.slow
 async def test_two_tickers_do_not_double_any_effect(pipeline_settings: Settings) -> None:
     s = pipeline_settings
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned)
         await publish(s, TopicKey.MATERIALIZATIONS, [
@@ -231,7 +230,7 @@ async def test_a_long_commit_interval_still_commits_when_the_stream_goes_quiet(
     fetch comes back empty: a quiet processor never sits on handled-but-uncommitted work."""
     k = pipeline_settings.kafka.model_copy(update={"commit_interval_ms": 600_000})
     s = pipeline_settings.model_copy(update={"kafka": k})
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     now = datetime.now(UTC)
     events = [
         ("test.fast", MaterializationEvent(event_id=f"q{i}", asset="test.fast", materialized_at=now))

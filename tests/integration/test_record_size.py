@@ -12,10 +12,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.embedded import Broker
 from floe_stream.runtime.kafka import ensure_topics
-from floe_stream.runtime.processor import ProcessorService
 from floe_stream.topics import MaterializationEvent, TopicKey
 from floe_stream.topics.catalog import topic_name
 from tests.conftest import REPO, make_settings, wait_for
@@ -52,7 +51,7 @@ async def test_oversized_inputs_are_dead_lettered_truncated_and_the_stream_goes_
     five_mb = b'{"asset": "test.fast", "blob": "' + b"y" * (5 * 1024 * 1024) + b'"}'
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=8 * 1024 * 1024)
     await producer.start()
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     try:
         async with Running(processor):
             await wait_for(lambda: processor.ever_assigned, timeout=30)

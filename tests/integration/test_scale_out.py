@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from floe_stream.runtime.app import load_registry, postgres_sink
+from floe_stream.runtime.app import load_registry, postgres_sink, processor_service
 from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import Settings
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData
@@ -33,7 +33,7 @@ async def test_scale_out_to_three_and_back_to_one_misses_and_repeats_nothing(
 ) -> None:
     s = broker_settings.model_copy(update={"contracts_dir": many_tables_contract(tmp_path / "contracts")})
     half = N // 2
-    a = ProcessorService(s, load_registry(s))
+    a = processor_service(s, load_registry(s))
     async with Running(a, postgres_sink(s)):
         await wait_for(lambda: a.ever_assigned, timeout=30)
         # one member: the first half of the tables gain a column
@@ -42,7 +42,7 @@ async def test_scale_out_to_three_and_back_to_one_misses_and_repeats_nothing(
         everything = _inputs(a)
         assert {p for _, p in everything} == set(range(s.kafka.partitions))
 
-        b, c = ProcessorService(s, load_registry(s)), ProcessorService(s, load_registry(s))
+        b, c = processor_service(s, load_registry(s)), processor_service(s, load_registry(s))
         async with Running(b, c):
 
             def spread() -> bool:

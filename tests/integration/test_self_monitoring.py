@@ -29,9 +29,8 @@ from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.checks.freshness import FreshnessCheck
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation
-from floe_stream.runtime.app import alerts_sink, load_registry
+from floe_stream.runtime.app import alerts_sink, load_registry, processor_service
 from floe_stream.runtime.embedded import free_port
-from floe_stream.runtime.processor import ProcessorService
 from floe_stream.settings import Settings, TelemetrySettings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.telemetry.metrics import setup_metrics
@@ -134,7 +133,7 @@ async def test_the_charts_rules_fire_over_a_running_floe(settings: Settings, tmp
         set_json=("settings.tickIntervalSeconds=1", "prometheusRule.deadLetters.ratePerSecond=0"),
     )
     engine = Engine(checks=(FreshnessCheck(), BrokenDrift()), clock_skew_s=s.clock_skew_s)
-    processor = ProcessorService(s, load_registry(s), engine=engine)
+    processor = processor_service(s, load_registry(s), engine=engine)
     async with HttpReceiver(handler=lambda r: Reply(400, b"no such hook")) as hook:
         cfg = parse_config({
             "policy": {"group_wait_s": 0},

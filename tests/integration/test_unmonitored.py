@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.seen import identifiers_of
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import setup_metrics
@@ -45,7 +44,7 @@ async def test_unmonitored_events_are_counted_and_listed(settings: Settings) -> 
             "health_host": "127.0.0.1",
         }
     )
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     t_mat = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned and processor.health is not None, timeout=30)

@@ -14,12 +14,15 @@ from floe_stream.settings import ConfigError, Settings
 if TYPE_CHECKING:
     import asyncpg
 
+    from floe_stream.processors.engine import Engine
+    from floe_stream.runtime.processor import ProcessorService
     from floe_stream.runtime.sink_runtime import SinkRunner
     from floe_stream.sinks.alerts.config import AlertsConfig
     from floe_stream.sinks.alerts.sink import AlertSink
     from floe_stream.sinks.openlineage.sink import OpenLineageSink
     from floe_stream.sinks.openlineage.transport import Transport
     from floe_stream.sinks.postgres.sink import PostgresSink
+    from floe_stream.telemetry.metrics import Instruments
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,73 @@ def load_registry(settings: Settings) -> ContractRegistry:
         instruments().contracts_refused.add(len(errors) + len(registry.refused), {"source": "directory"})
     log.info("loaded %d contracts, %d monitored assets from %s", len(registry.contracts), len(registry), path)
     return registry
+
+
+# --- the processor: the Kafka shell, the pipeline and the commit strategy of the processing guarantee -----
+def processor_service(
+    settings: Settings,
+    registry: ContractRegistry,
+    *,
+    metrics: Instruments | None = None,
+    engine: Engine | None = None,
+) -> ProcessorService:
+    """The processor: the engine runs the checks measured by telemetry; the pipeline evaluates and enriches;
+    the encoder writes its outputs as records; at_least_once or exactly_once commits them."""
+    from floe_stream.processors.engine import Engine
+    from floe_stream.processors.enrich import ViolationEnricher
+    from floe_stream.processors.pipeline import Pipeline
+    from floe_stream.processors.registry import CHECKS
+    from floe_stream.runtime.changelog import Changelog
+    from floe_stream.runtime.checks_runtime import ChecksRuntime
+    from floe_stream.runtime.commit import AtLeastOnce, CommitStrategy, ExactlyOnce
+    from floe_stream.runtime.kafka import make_producer
+    from floe_stream.runtime.lineage_view import LineageView
+    from floe_stream.runtime.outputs import OutputEncoder
+    from floe_stream.runtime.processor import ProcessorService, processor_group
+    from floe_stream.runtime.transactions import PartitionTransactions
+    from floe_stream.telemetry import tracing
+    from floe_stream.telemetry.hooks import ProcessorObservability
+    from floe_stream.telemetry.metrics import instruments
+
+    k = settings.kafka
+    metrics = metrics or instruments()
+    obs = ProcessorObservability(registry, telemetry=settings.telemetry, metrics=metrics)
+    engine = engine or Engine(
+        obs.instrument(CHECKS),
+        untimed=CHECKS,
+        clock_skew_s=settings.clock_skew_s,
+        policy=settings.checks.policy(),
+    )
+    enricher = ViolationEnricher(registry, engine.state_of)  # consumers, impact, root cause
+    checks = ChecksRuntime(settings, registry, engine)  # contract lifecycle + availability pings
+    pipeline = Pipeline(
+        engine,
+        registry,
+        enricher=enricher,
+        observer=obs,
+        on_tick=checks.schedule_pings,  # in the background, never awaited
+        max_record_bytes=k.max_record_bytes,
+    )
+    obs.watch(pipeline.data_times)  # the data-age gauge
+    encoder = OutputEncoder(k.topic_prefix, obs, tracing.verdict_traceparent, k.max_record_bytes)
+    changelog = Changelog(k)
+    strategy: CommitStrategy = (
+        ExactlyOnce(PartitionTransactions(k, processor_group(k)), changelog)
+        if k.exactly_once
+        else AtLeastOnce(k, changelog, make_producer(k))  # the changelog on a producer of its own
+    )
+    return ProcessorService(
+        settings,
+        registry,
+        pipeline=pipeline,
+        encoder=encoder,
+        strategy=strategy,
+        changelog=changelog,
+        checks=checks,
+        lineage=LineageView(enricher),
+        obs=obs,
+        metrics=metrics,
+    )
 
 
 # --- sinks: the only place that knows both the plain sink classes and the runtime that consumes for them -----
@@ -111,10 +181,9 @@ def openlineage_sink(
 
 def build(kind: str, settings: Settings) -> Runnable:
     if kind == "processor":
-        from floe_stream.runtime.processor import ProcessorService
         from floe_stream.telemetry.metrics import instruments
 
-        return ProcessorService(settings, load_registry(settings), metrics=instruments())
+        return processor_service(settings, load_registry(settings), metrics=instruments())
     if kind == "ticker":
         from floe_stream.runtime.ticker import Ticker
 

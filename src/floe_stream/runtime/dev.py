@@ -164,10 +164,9 @@ async def _run_dev(
 ) -> None:
     from floe_stream.reporting.compliance import build_report
     from floe_stream.reporting.render import render_table
-    from floe_stream.runtime.app import load_registry, postgres_sink, run_until_signalled
+    from floe_stream.runtime.app import load_registry, postgres_sink, processor_service, run_until_signalled
     from floe_stream.runtime.database import connect, migrate
     from floe_stream.runtime.kafka import ensure_topics
-    from floe_stream.runtime.processor import ProcessorService
     from floe_stream.runtime.ticker import Ticker
     from floe_stream.telemetry.metrics import setup_logging, setup_metrics
 
@@ -219,7 +218,7 @@ async def _run_dev(
             f"tick {settings.tick_interval_s:g}s, clock skew {settings.clock_skew_s:g}s "
             "(flags > environment/.env > FLOE_CONFIG_FILE > dev defaults)"
         )
-        processor = ProcessorService(settings, registry)
+        processor = processor_service(settings, registry)
         sink = postgres_sink(settings)
         ticker = Ticker(settings, ticker_id="dev")
         table = ViolationTable()

@@ -1,11 +1,11 @@
 """A consumer-group member: fetch a batch → complete its effects → commit its offsets. Never the reverse.
 
 Subclasses implement :meth:`handle`. Its effects are either complete when it returns (a sink's database
-write) or complete in :meth:`take_tail` (the processor: produce acknowledgements, then its state
-changelog). Offsets are committed at most every ``kafka.commit_interval_ms`` (and when idle, on
-revocation and on shutdown), always after the tail of every batch they cover, strictly in order. A crash
-anywhere replays from the last commit; effects are idempotent by id, so nothing is lost and nothing is
-doubled.
+write) or complete in what :meth:`finish` returns (the processor: produce acknowledgements, its state
+changelog, then the offsets — or one transaction per partition, runtime/commit.py). Offsets are committed
+at most every ``kafka.commit_interval_ms`` (and when idle, on revocation and on shutdown), always after the
+effects of every batch they cover, strictly in order. A crash anywhere replays from the last commit;
+effects are idempotent by id, so nothing is lost and nothing is doubled.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class ConsumerService:
         """Called after the consumer left the group."""
 
     async def on_assigned(self, tps: list[TopicPartition]) -> None:
-        pass
+        """Newly assigned partitions (the lock held)."""
 
     async def on_revoked(self, tps: list[TopicPartition]) -> None:
         pass
@@ -422,38 +422,26 @@ class ConsumerService:
     async def flush(self) -> None:
         """Start the commit of every batch handled so far, behind the previous commit (strict order).
 
-        The batches' last effects (``take_tail``: the processor's produce acknowledgements and state
-        changelog write) and then their commit run behind the next batches; the commit is sent only after
-        that tail and the previous commit completed. A failure surfaces before the next batch. At most one
-        commit is in flight: when the previous one is still running, this waits for it (back-pressure).
+        What :meth:`finish` returns (the batches' last effects, then their commit) runs behind the next
+        batches, only after the previous commit completed. A failure surfaces before the next batch. At most
+        one commit is in flight: when the previous one is still running, this waits for it (back-pressure).
         Call with :attr:`lock` held."""
-        if not self._uncommitted:
-            return
-        loop = asyncio.get_running_loop()
         prev = self._finishing
         if prev is not None and not prev.done():
             await asyncio.shield(prev)
         offsets, self._uncommitted = self._uncommitted, {}
-        tail = self.take_tail()
-        self._finishing = asyncio.ensure_future(self._finish(prev, tail, offsets))
-        self._flush_at = loop.time() + self.settings.kafka.commit_interval_ms / 1000
+        work = self.finish(offsets)
+        if work is None:
+            return
+        self._finishing = asyncio.ensure_future(self._chain(prev, work))
+        self._flush_at = asyncio.get_running_loop().time() + self.settings.kafka.commit_interval_ms / 1000
 
-    def take_tail(self) -> Awaitable[None] | None:
-        """Effects of the batches handled since the last commit that may complete while the next batches
-        run (before their commit)."""
-        return None
-
-    async def _finish(
-        self,
-        prev: asyncio.Future[None] | None,
-        tail: Awaitable[None] | None,
-        offsets: dict[TopicPartition, int],
-    ) -> None:
-        if prev is not None:
-            await prev
-        if tail is not None:
-            await tail
-        await self.commit_offsets(offsets)
+    def finish(self, offsets: dict[TopicPartition, int]) -> Awaitable[None] | None:
+        """The rest of the effects of the batches handled since the last call, then the commit of
+        ``offsets`` (next offset per partition; may be empty): run after the previous one, while the next
+        batches are handled. Called synchronously by :meth:`flush` — what it captures is what the commit
+        covers. None: nothing to do. This one commits the offsets (a sink's effects are complete by then)."""
+        return self.commit_offsets(offsets) if offsets else None
 
     async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit ``offsets`` (next offset per partition) through the consumer group, after every effect of the
@@ -463,6 +451,17 @@ class ConsumerService:
         except (CommitFailedError, IllegalStateError) as exc:
             # The group rebalanced under us: the new owner replays this batch (idempotent effects).
             log.warning("commit failed after rebalance, batch will be replayed by the new owner: %s", exc)
+
+    @staticmethod
+    async def _chain(prev: asyncio.Future[None] | None, work: Awaitable[None]) -> None:
+        try:
+            if prev is not None:
+                await prev
+        except BaseException:
+            if asyncio.iscoroutine(work):
+                work.close()  # never started: its batches are replayed
+            raise
+        await work
 
     def _raise_finish_error(self) -> None:
         """Surface the failure of a pipelined tail/commit (the supervisor restarts us; the batch replays)."""

@@ -450,11 +450,13 @@ class SinkRunner(ConsumerService, Generic[S]):
         else:
             self._after.append(fn)
 
-    def take_tail(self) -> Awaitable[None] | None:
+    def finish(self, offsets: dict[TopicPartition, int]) -> Awaitable[None] | None:
         # called when a commit is started, for exactly the batches it covers (commit_offsets pops it, in order)
+        if not offsets:
+            return None
         self._committing.append(self._after)
         self._after = []
-        return None
+        return self.commit_offsets(offsets)
 
     async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
         if self.txns is None:

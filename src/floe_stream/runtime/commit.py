@@ -1,0 +1,215 @@
+"""How the processor's outputs reach Kafka and its input offsets are committed: one strategy per
+``kafka.processing_guarantee``, chosen by the composition root (runtime/app.py).
+
+The processor hands a strategy the encoded outputs of each input partition's records (:meth:`buffer`, then
+:meth:`send` once per batch) and, at each commit (ConsumerService.flush), the pipeline's state changes and
+the offsets handled (:meth:`finish`: what it returns runs behind the next batches, strictly in order).
+
+* :class:`AtLeastOnce`: outputs go to the service's producer at once (acknowledgements not awaited: the
+  next batch is handled meanwhile). The commit awaits them → writes the changelog records (states, then
+  checkpoints) on a second producer, so the changelog never queues in front of a violation → awaits →
+  commits the offsets through the consumer group. A crash replays the batches since the last checkpoint
+  with the state they were evaluated against: the same deterministic outputs again, deduplicated by id.
+* :class:`ExactlyOnce`: one transaction per owned input partition (runtime/transactions.py). Everything
+  the records of input partition p cause — check results, violations, dead letters, forwards, lineage
+  edges and health — goes into p's open transaction; the commit adds p's changelog records, checkpoint and
+  consumed offsets and commits it (partitions in parallel). p's next records wait for that commit. A
+  ``read_committed`` reader sees each output once; a crash aborts the open transactions and the successor
+  replays exactly their inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+
+from floe_stream.processors.pipeline import StateChanges
+from floe_stream.runtime.changelog import Changelog
+from floe_stream.runtime.kafka import BatchProducer, OutRecord, start_producer
+from floe_stream.runtime.outputs import Emitted
+from floe_stream.runtime.transactions import PartitionTransactions
+from floe_stream.settings import KafkaSettings
+
+Offsets = dict[TopicPartition, int]
+CommitOffsets = Callable[[Offsets], Awaitable[None]]
+
+
+class CommitStrategy(Protocol):
+    async def start(self, producer: BatchProducer) -> None:
+        """Before the consumer joins its group; ``producer``: the service's own (plain) producer."""
+
+    async def close(self) -> None: ...
+
+    async def acquire(self, partitions: Sequence[int]) -> None:
+        """Newly owned input partitions, before their state is restored."""
+
+    async def release(self, partitions: Sequence[int]) -> None:
+        """Input partitions given up (everything handled from them is committed by then)."""
+
+    def buffer(self, partition: int) -> Emitted:
+        """Where the outputs of input partition ``partition``'s records go."""
+
+    def retired_buffer(self, partition: int) -> Emitted:
+        """Where the outputs of retiring an asset owned by ``partition`` go (no input caused them)."""
+
+    async def send(self) -> None:
+        """Hand the buffers to Kafka (once per batch)."""
+
+    def finish(
+        self, offsets: Offsets, changes: StateChanges, commit_offsets: CommitOffsets
+    ) -> Awaitable[None] | None:
+        """The commit of everything sent so far, ``changes`` and ``offsets`` (None: nothing to commit);
+        ``commit_offsets``: through the consumer group."""
+
+
+class AtLeastOnce:
+    def __init__(self, cfg: KafkaSettings, changelog: Changelog, state_producer: AIOKafkaProducer) -> None:
+        """``state_producer``: the changelog's own producer (its own in-flight request)."""
+        self.cfg = cfg
+        self.changelog = changelog
+        self.state_producer = state_producer
+        self._state = BatchProducer(state_producer)
+        self._out: BatchProducer | None = None
+        self._buf = Emitted()
+        self._acks: list[asyncio.Future[Any]] = []  # outputs handed to the producer since the last commit
+
+    async def start(self, producer: BatchProducer) -> None:
+        self._out = producer
+        await start_producer(self.state_producer, self.cfg)
+
+    async def close(self) -> None:
+        with contextlib.suppress(KafkaError, RuntimeError):
+            await self.state_producer.stop()
+
+    async def acquire(self, partitions: Sequence[int]) -> None:
+        return None
+
+    async def release(self, partitions: Sequence[int]) -> None:
+        return None
+
+    def buffer(self, partition: int) -> Emitted:
+        return self._buf  # one produce of the whole batch (per-partition sends would queue behind each other)
+
+    def retired_buffer(self, partition: int) -> Emitted:
+        return self._buf
+
+    async def send(self) -> None:
+        buf = self._buf
+        if not buf:
+            return
+        self._buf = Emitted()
+        assert self._out is not None, "start() first"
+        # sent now, acknowledged before the next changelog write
+        self._acks.extend(await self._out.enqueue(buf.records, buf.lanes))
+
+    def finish(
+        self, offsets: Offsets, changes: StateChanges, commit_offsets: CommitOffsets
+    ) -> Awaitable[None] | None:
+        acks, self._acks = self._acks, []
+        if not acks and not changes:
+            return commit_offsets(offsets) if offsets else None
+        return self._finish(acks, changes, offsets, commit_offsets)
+
+    async def _finish(
+        self,
+        acks: list[asyncio.Future[Any]],
+        changes: StateChanges,
+        offsets: Offsets,
+        commit_offsets: CommitOffsets,
+    ) -> None:
+        if acks:
+            await asyncio.gather(*acks)  # a state never claims an effect that is not durable
+        if changes:
+            await self._state.send_all(await self.changelog.records(changes))
+        if offsets:
+            await commit_offsets(offsets)
+
+
+class ExactlyOnce:
+    def __init__(self, txn: PartitionTransactions, changelog: Changelog) -> None:
+        self.txn = txn
+        self.changelog = changelog
+        self._plain: BatchProducer | None = None
+        self._buffers: dict[int, Emitted] = {}
+        self._foreign = Emitted()  # outputs of assets retired while their partition is elsewhere
+        self._acks: list[asyncio.Future[Any]] = []  # of those (plain records)
+        self._committed: asyncio.Future[None] | None = None  # the last commit's end
+
+    async def start(self, producer: BatchProducer) -> None:
+        self._plain = producer
+        await self.txn.check_broker()  # refuses a broker without transactions, one clear message
+
+    async def close(self) -> None:
+        await self.txn.close()
+
+    async def acquire(self, partitions: Sequence[int]) -> None:
+        # fences the previous owner and settles its open transaction, before its state is read
+        await self.txn.acquire(partitions)
+
+    async def release(self, partitions: Sequence[int]) -> None:
+        await self.txn.release(partitions)
+
+    def buffer(self, partition: int) -> Emitted:
+        if partition not in self.txn.producers:
+            raise RuntimeError(
+                f"no transactional producer for partition {partition} (see the assignment log)"
+            )
+        return self._buffers.get(partition) or self._buffers.setdefault(partition, Emitted())
+
+    def retired_buffer(self, partition: int) -> Emitted:
+        if partition in self.txn.producers:
+            return self.buffer(partition)  # with that partition's tombstone, in its transaction
+        return self._foreign  # not ours (a contract retired while its partition is elsewhere): plain records
+
+    async def send(self) -> None:
+        if self._committed is not None:
+            await self._committed  # the previous commit ended the transactions these records would join
+        buffers, self._buffers = self._buffers, {}
+        for p, buf in buffers.items():
+            if buf:
+                await self.txn.send(p, buf.records, buf.lanes)
+        if self._foreign:
+            buf, self._foreign = self._foreign, Emitted()
+            assert self._plain is not None, "start() first"
+            self._acks.extend(await self._plain.enqueue(buf.records, buf.lanes))
+
+    def finish(
+        self, offsets: Offsets, changes: StateChanges, commit_offsets: CommitOffsets
+    ) -> Awaitable[None] | None:
+        if not (offsets or changes or self.txn.open or self._acks):
+            return None
+        acks, self._acks = self._acks, []
+        self._committed = asyncio.get_running_loop().create_future()
+        return self._commit(offsets, changes, acks, self._committed)
+
+    async def _commit(
+        self,
+        offsets: Offsets,
+        changes: StateChanges,
+        acks: list[asyncio.Future[Any]],
+        done: asyncio.Future[None],
+    ) -> None:
+        """Per owned partition, its open transaction gets its changelog records and checkpoint and its
+        consumed offsets, and is committed (partitions in parallel)."""
+        try:
+            by_partition: dict[int, list[OutRecord]] = {}
+            for r in await self.changelog.records(changes):
+                by_partition.setdefault(r.partition, []).append(r)  # changelog partition = input partition
+            foreign = [r for p, rs in by_partition.items() if p not in self.txn.producers for r in rs]
+            part_offsets: dict[int, Offsets] = {}
+            for tp, off in offsets.items():
+                part_offsets.setdefault(tp.partition, {})[tp] = off
+            await self.txn.commit(part_offsets, by_partition)
+            if foreign:  # tombstones of assets retired while their partition is elsewhere
+                assert self._plain is not None
+                await self._plain.send_all(foreign)
+            if acks:
+                await asyncio.gather(*acks)
+        finally:
+            done.set_result(None)
