@@ -1,19 +1,23 @@
 """processing_guarantee=exactly_once on Apache Kafka: a processor killed (SIGKILL) with a transaction open,
-a second takes over — a read_committed reader sees every violation record exactly once. On Tansu the
-processor refuses to start with one clear message."""
+a second takes over — a read_committed reader sees every violation record, and every dead letter of the
+malformed input interleaved with it, exactly once. On Tansu the processor refuses to start with one clear
+message."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from pydantic import BaseModel
 
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.ids import stable_id
@@ -42,9 +46,12 @@ async def apache_kafka_settings(apache_kafka: ApacheKafka, tmp_path: Path) -> Se
     return s
 
 
-async def read_violations(s: Settings, isolation: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of the violations topic up to its end (the last stable offset for read_committed)."""
-    topic = topic_name(s.kafka.topic_prefix, TopicKey.VIOLATIONS)
+async def read_violations(
+    s: Settings, isolation: str, key: TopicKey = TopicKey.VIOLATIONS
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of the violations topic (or ``key``'s) up to its end (the last stable offset for
+    read_committed)."""
+    topic = topic_name(s.kafka.topic_prefix, key)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=s.kafka.bootstrap_servers,
         enable_auto_commit=False,
@@ -167,6 +174,83 @@ async def test_killed_with_an_open_transaction_each_violation_is_seen_exactly_on
 
 async def _at_least(s: Settings, kind: type, n: int) -> bool:
     return int(await committed_count(s, kind)) >= n
+
+
+def _malformed(start: int, n: int) -> list[tuple[str, bytes]]:
+    return [(f"bad{j}", f"{{not json {j}".encode()) for j in range(start, start + n)]
+
+
+async def _dead_letters(s: Settings, isolation: str) -> list[ConsumerRecord[bytes, bytes]]:
+    return await read_violations(s, isolation, TopicKey.DLQ)
+
+
+async def _group_committed(s: Settings) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(f"{s.kafka.group_prefix}-processor")
+    finally:
+        await admin.close()
+    return any(m.offset > 0 for m in offsets.values())
+
+
+async def test_killed_mid_stream_with_malformed_input_each_dead_letter_is_seen_exactly_once(
+    apache_kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """Malformed records interleaved with valid ones; A is killed while handling them, B takes over a backlog
+    (its first fetch arrives while it is still fencing A and restoring the state). Every dead letter is in
+    the transaction of the input that caused it: a read_committed reader sees each bad input's dead letter
+    once, and each violation once (issue 24: 2,082–2,175 dead letters for 1,811 bad inputs)."""
+    s = apache_kafka_settings.model_copy(
+        update={"contracts_dir": many_tables_contract(tmp_path / "contracts")}
+    )
+    env = floe_env(s, FLOE_KAFKA__PROCESSING_GUARANTEE="exactly_once")
+
+    def interleaved(seq: int, extra: bool, bad_from: int) -> list[tuple[str | None, BaseModel | bytes]]:
+        out: list[tuple[str | None, BaseModel | bytes]] = []
+        for (k, v), good in zip(
+            _malformed(bad_from, N), [commit(i, seq, extra) for i in range(N)], strict=True
+        ):
+            out.extend([(k, v), good])
+        return out
+
+    a = await start_floe(["run", "processor"], env, tmp_path / "a.log")
+    b = None
+    try:
+        # round 1, committed by A: the group has offsets and A a checkpoint to be taken over from
+        await publish(s, TopicKey.CATALOG_COMMITS, interleaved(1, True, 0))
+        await wait_for(lambda: _count(_dead_letters(s, "read_committed"), N), timeout=90)
+        await wait_for(lambda: _group_committed(s), timeout=30)
+        # round 2: A is killed (no commit, no abort) once it has handled some of it
+        await publish(s, TopicKey.CATALOG_COMMITS, interleaved(2, False, N))
+        await wait_for(lambda: _count(_dead_letters(s, "read_uncommitted"), N + 1), timeout=60)
+        a.send_signal(signal.SIGKILL)
+        await a.wait()
+        # round 3 while nobody consumes: B starts with a backlog
+        await publish(s, TopicKey.CATALOG_COMMITS, interleaved(3, False, 2 * N))
+        b = await start_floe(["run", "processor"], env, tmp_path / "b.log")
+        await wait_for(lambda: _count(_dead_letters(s, "read_committed"), 3 * N), timeout=120)
+        await wait_for(lambda: _at_least(s, ResolvedData, N), timeout=60)
+    finally:
+        for p in (a, b):
+            if p is not None:
+                await stop_process(p)
+    dead = await _dead_letters(s, "read_committed")
+    origins = [
+        (int(dict(r.headers)["floe-dlq-partition"]), int(dict(r.headers)["floe-dlq-offset"])) for r in dead
+    ]
+    assert len(dead) == 3 * N  # one per bad input, no more
+    assert len(set(origins)) == 3 * N  # each bad input once
+    assert sorted(r.value for r in dead) == sorted(v for _, v in _malformed(0, 3 * N))
+    events = decoded(await read_violations(s, "read_committed"))
+    fired = [e for e in events if isinstance(e.data, ViolationData)]
+    resolved = [e for e in events if isinstance(e.data, ResolvedData)]
+    assert len({e.id for e in events}) == len(events) == 2 * N  # opened, then resolved: once each
+    assert len(fired) == N and len(resolved) == N
+
+
+async def _count(read: Awaitable[list[ConsumerRecord[bytes, bytes]]], n: int) -> bool:
+    return len(await read) >= n
 
 
 async def test_exactly_once_is_refused_on_tansu_with_one_message(

@@ -182,7 +182,7 @@ class ProcessorService(ConsumerService):
                 (o for o in (None if done is None else done + 1, committed) if o is not None), default=None
             )
             if start is not None:
-                self.consumer.seek(tp, start)
+                self.seek(tp, start)  # what aiokafka fetched before is dropped, not handled twice
         log.info(
             "assigned partitions %s (%d assets in state; %d changelog records read in %.2f s)",
             parts,

@@ -302,6 +302,13 @@ class ConsumerService:
         private client told before: it never empties). Our own bookkeeping, not aiokafka's internals."""
         return self._kafka_ok
 
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Consume ``tp`` from ``offset`` on (in :meth:`on_assigned`); a record before it that aiokafka fetched
+        already — it starts fetching from the committed offset while the assignment callback still runs — is
+        dropped, not handled a second time (:meth:`_unhandled`)."""
+        self.consumer.seek(tp, offset)
+        self.positions[tp] = offset
+
     async def produce(self, records: Sequence[OutRecord]) -> None:
         assert self.batch_producer is not None
         await self.batch_producer.send_all(records)
