@@ -369,3 +369,25 @@ def test_an_input_whose_outputs_would_not_fit_is_dead_lettered_and_its_state_cha
     ticked = [o for r, o in emitted if r is rec]
     assert [r.status for o in ticked for r in o.check_results] == [CheckStatus.FAIL]  # stale: a breach
     assert not any(o.dead_letters or o.violations for o in ticked)  # its violation dropped, nothing refused
+
+
+# --- the same rules for what does not come through a wire model (contract identifiers and text) --------------
+@pytest.mark.parametrize(
+    "value",
+    ["sales.orders", "postgres://db:5432", "販売.注文", 'DB."Order Lines"', "x" * 1024, "a\tb", "a\r\nb", "a\x00b",
+     "e\x1b[2J", "bidi\u202e", "zw\u200bsp", "\x85nel", "x" * 1025],
+)  # fmt: skip
+def test_identifier_and_text_problems_judge_as_the_wire_models_do(value: str) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from floe_stream.topics.bounds import Identifier, identifier_problem, text_problem
+
+    try:
+        TypeAdapter(Identifier).validate_python(value)
+        wire_ok = True
+    except ValidationError:
+        wire_ok = False
+    assert (identifier_problem(value) is None) == wire_ok
+    assert (text_problem(value) is None) == bool(re.fullmatch(TEXT_PATTERN, value, re.DOTALL))
+    for problem in (identifier_problem(value), text_problem(value)):
+        assert problem is None or ("\x00" not in problem and "\x1b" not in problem and len(problem) < 200)

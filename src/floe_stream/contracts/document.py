@@ -22,6 +22,8 @@ from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from floe_stream.printable import printable
+from floe_stream.topics.bounds import text_problem
 from floe_stream.validation import problems as validation_problems
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "problems_of",
     "required",
     "shown",
+    "text_problems",
 ]
 
 MAX_DOCUMENT_CHARS = 4 * 1024 * 1024
@@ -185,7 +188,9 @@ def parse(text: str, warnings: list[str]) -> OpenDataContractStandard:
         raise DocumentProblem(
             f"not an ODCS v3 document: apiVersion {api_version!r} is not supported, use v3.x"
         )
-    problems: list[str] = []
+    problems: list[str] = text_problems(doc)
+    if problems:  # a NUL, an ESC, a bidi override: nothing of the document is read further
+        raise DocumentProblem(*problems)
     if doc.get("kind") is None:
         problems.append("missing required key 'kind' (must be 'DataContract')")
     elif doc["kind"] != "DataContract":
@@ -207,6 +212,42 @@ def parse(text: str, warnings: list[str]) -> OpenDataContractStandard:
     if problems:
         raise DocumentProblem(*problems)
     return model
+
+
+MAX_TEXT_PROBLEMS = 10
+"""Text problems named per document (a document may have thousands of them)."""
+
+
+def text_problems(doc: Any) -> list[str]:
+    """Every string of a parsed document (keys too) under the character rule of the input topics' free text
+    (``topics/bounds.py``): no control character but tab and line breaks, no bidi or zero-width character —
+    what would break PostgreSQL (NUL), a terminal or log (ESC) or make two names look alike. Each problem
+    names its key path (``schema[0].properties[2].name``), never the text. Aliased nodes are read once."""
+    found: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack and len(found) < MAX_TEXT_PROBLEMS:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                found.append(f"{where or '<document>'}: {problem}")
+            continue
+        if not isinstance(value, dict | list) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(value))))
+            continue
+        for k, v in reversed(list(value.items())):
+            key = str(k)
+            shown_key = printable(key[:60]) + ("…" if len(key) > 60 else "")
+            path = f"{where}.{shown_key}" if where else shown_key
+            problem = text_problem(key)
+            if problem is not None:
+                found.append(f"{path} (a key): {problem}")
+            stack.append((v, path))
+    return found
 
 
 def _sla_map_to_list(sla: dict[Any, Any]) -> list[dict[str, Any]]:

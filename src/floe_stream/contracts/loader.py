@@ -13,6 +13,7 @@ Invalid ODCS is an error; valid ODCS that floe cannot evaluate is skipped with a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from floe_stream.contracts.models import (
 )
 from floe_stream.contracts.schema import columns_and_rules
 from floe_stream.contracts.slas import freshness_and_availability, other_slas, sla_targets_by_item
+from floe_stream.topics.bounds import identifier_problem
 
 __all__ = ["contract_files", "load_contract", "load_contract_text", "load_directory"]
 
@@ -132,6 +134,18 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
     for n, server in enumerate(doc.servers or []):
         with problems.each():
             servers.append(server_ref(server, f"servers[{n}]", warnings))
+    # what names things (and goes into every result, violation, alert, row and log line of the contract's
+    # assets) follows the identifier rule of the input topics: no 1 MB id, no CR/LF in an alias
+    _identifiers(problems, [
+        ("id", contract_id), ("name", name), ("version", version), ("status", status), ("domain", doc.domain),
+        ("team.name", team), ("owner", owner), *((f"tags[{k}]", t) for k, t in enumerate(doc.tags or [])),
+        *(
+            (f"servers[{n}].{_SERVER_KEYS.get(key, key)}", value)
+            for n, ref in enumerate(servers)
+            for key, value in ref.model_dump().items()
+            if isinstance(value, str)
+        ),
+    ])  # fmt: skip
     shared: dict[str, Any] = {
         "contract_id": contract_id,
         "contract_name": name,
@@ -173,6 +187,13 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
                     "set a distinct 'asset' in its floe customProperty"
                 )
         first_use.setdefault(asset_id.lower(), i)
+        _identifiers(problems, [
+            (f"schema[{i}].name", table), (f"schema[{i}].physicalName", obj.physicalName),
+            (f"schema[{i}] floe.asset", asset_id),
+            *((f"schema[{i}] floe.aliases[{k}]", a) for k, a in enumerate(typed.aliases)),
+            *((f"schema[{i}] floe.consumers[{k}]", c) for k, c in enumerate(consumers)),
+            *((f"schema[{i}].tags[{k}]", t) for k, t in enumerate(obj.tags or [])),
+        ])  # fmt: skip
         aliases = {table, f"{name}.{table}", physical, *typed.aliases}
         aliases.discard(asset_id)
         columns: tuple[ColumnSpec, ...] = ()
@@ -216,6 +237,20 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
         warnings=tuple(dict.fromkeys(warnings)),
         notes=tuple(notes),
     )
+
+
+_SERVER_KEYS = {"schema_name": "schema", "service_name": "serviceName", "catalog_url": "catalogUrl"}
+"""ServerRef field → the ODCS key it is read from, where they differ (for messages)."""
+
+
+def _identifiers(problems: Problems, named: Iterable[tuple[str, str | None]]) -> None:
+    """Each (where, value) under the identifier rule of ``topics/bounds.py``; a problem per value that breaks
+    it, naming where it is (never quoting it)."""
+    for where, value in named:
+        problem = identifier_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            with problems.each():
+                raise DocumentProblem(f"{where}: {problem}")
 
 
 def _slas_without_tables(doc: OpenDataContractStandard) -> list[str]:

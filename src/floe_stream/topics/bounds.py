@@ -104,6 +104,30 @@ def clip(text: str, limit: int) -> str:
 
 
 _NOT_TEXT_RE = re.compile(rf"[{_NOT_TEXT}]")
+_NOT_IDENTIFIER_RE = re.compile(rf"[{_NOT_IDENTIFIER}]")
+
+
+def _found(m: re.Match[str]) -> str:
+    return f"U+{ord(m.group()):04X} at character {m.start() + 1}"
+
+
+def identifier_problem(value: str) -> str | None:
+    """Why ``value`` is no :data:`Identifier` (its length, or the first character the rule refuses, by code
+    point), or None. Never quotes the value: it may be a megabyte, or an ESC sequence. For identifiers that do
+    not come through a wire model (a contract's id, names, owner, asset ids, aliases, servers)."""
+    if len(value) > IDENTIFIER_MAX:
+        return f"{len(value):,} characters, more than the {IDENTIFIER_MAX:,} of an identifier"
+    m = _NOT_IDENTIFIER_RE.search(value)
+    return None if m is None else f"{RULES[IDENTIFIER_PATTERN]}: {_found(m)}"
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` breaks the character rule of :data:`Text` (the first character it refuses, by code point;
+    its length is not judged), or None."""
+    m = _NOT_TEXT_RE.search(value)
+    if m is None:
+        return None
+    return f"must be text without control, bidi or zero-width characters (tab and line breaks allowed): {_found(m)}"
 
 
 def as_text(text: str, limit: int = TEXT_MAX) -> str:
