@@ -193,6 +193,12 @@ class IcebergSourceSettings(BaseModel):
         default=True, description="also publish a schema change that made no snapshot"
     )
     load_concurrency: int = Field(default=8, ge=1, description="tables loaded in parallel (metadata reads)")
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="REST catalogs: connect and read timeout of each request (pyiceberg sets none: a catalog "
+        "that never answers would hold the watcher, and every table, for ever)",
+    )
 
 
 class SourcesSettings(BaseModel):

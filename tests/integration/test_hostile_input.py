@@ -1363,3 +1363,172 @@ async def test_a_contract_with_control_characters_or_a_huge_id_is_refused_and_th
         "bidi or zero-width character; at most 1024 characters): U+000D at character 2"
     ) in log
     assert "x" * 2000 not in log and "\x1b[2J" not in log  # the refusal quotes neither
+
+
+# --- the Iceberg watcher: one table's metadata never silences the catalog's other tables ------------------------
+
+
+class HostileRestCatalog:
+    """An Iceberg REST catalog (the endpoints pyiceberg calls) answering with the metadata a test gives it, or
+    never answering at all (``tarpit``: the paths it holds open)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import unquote, urlsplit
+
+        self.tables: dict[tuple[str, str], dict[str, Any]] = {}
+        self.tarpit: set[str] = set()
+        self._release = threading.Event()
+        cat = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                path = unquote(url.path)
+                if path in cat.tarpit:
+                    cat._release.wait(120)  # holds the connection: never an answer
+                    return
+                parts = path.split("/")
+                if path == "/v1/config":
+                    self._json({"defaults": {}, "overrides": {}})
+                elif path == "/v1/namespaces":
+                    nss = (
+                        [] if "parent" in url.query else [[ns] for ns in sorted({ns for ns, _ in cat.tables})]
+                    )
+                    self._json({"namespaces": nss})
+                elif len(parts) == 5 and parts[4] == "tables":
+                    names = sorted(t for ns, t in cat.tables if ns == parts[3])
+                    self._json({"identifiers": [{"namespace": [parts[3]], "name": t} for t in names]})
+                elif len(parts) == 6 and (md := cat.tables.get((parts[3], parts[5]))) is not None:
+                    loc = f"file:///lake/{parts[3]}/{md['current-snapshot-id']}.metadata.json"
+                    self._json({"metadata-location": loc, "metadata": md, "config": {}})
+                else:
+                    self._json({"error": {"message": path, "type": "NoSuchTableException", "code": 404}}, 404)
+
+            def _json(self, body: Any, status: int = 200) -> None:
+                data = json.dumps(body).encode()  # json: integers beyond 64 bits too
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.uri = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def table(self, ns: str, name: str, columns: list[dict[str, Any]], *, snapshot: int = 1, seq: int = 1,
+              ts_ms: int | None = None) -> None:  # fmt: skip
+        """Table ``ns.name`` with one more snapshot (``snapshot``), its schema ``columns``."""
+        ts = ts_ms if ts_ms is not None else int(datetime.now(UTC).timestamp() * 1000)
+        md = self.tables.get((ns, name)) or {
+            "format-version": 2, "table-uuid": f"00000000-0000-4000-8000-{abs(hash((ns, name))) % 10**12:012d}",
+            "location": f"file:///lake/{ns}/{name}", "last-sequence-number": 0, "last-updated-ms": ts,
+            "last-column-id": 0, "current-schema-id": 0, "schemas": [], "default-spec-id": 0,
+            "partition-specs": [{"spec-id": 0, "fields": []}], "last-partition-id": 999,
+            "default-sort-order-id": 0, "sort-orders": [{"order-id": 0, "fields": []}], "snapshots": [],
+            "snapshot-log": [], "metadata-log": [], "refs": {},
+        }  # fmt: skip
+        parent = md.get("current-snapshot-id")
+        md.update({
+            "last-sequence-number": seq, "last-column-id": max((c["id"] for c in columns), default=0),
+            "schemas": [{"type": "struct", "schema-id": 0, "fields": columns}], "current-snapshot-id": snapshot,
+            "snapshots": [*md["snapshots"], {
+                "snapshot-id": snapshot, "sequence-number": seq, "timestamp-ms": ts, "schema-id": 0,
+                **({"parent-snapshot-id": parent} if parent is not None else {}),
+                "manifest-list": f"file:///lake/{ns}/{name}/snap-{snapshot}.avro", "summary": {"operation": "append"},
+            }],
+            "refs": {"main": {"snapshot-id": snapshot, "type": "branch"}},
+        })  # fmt: skip
+        self.tables[(ns, name)] = md
+
+    def close(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+ID = [{"id": 1, "name": "id", "required": True, "type": "long"}]
+
+
+def test_a_rest_catalog_that_never_answers_is_a_timeout_not_a_hang() -> None:
+    """A REST catalog that accepts and never answers held `floe run source iceberg` at start for ever (pyiceberg
+    sets no timeout; /healthz stayed 200, nothing logged). Its requests now time out (an OSError: the
+    watcher logs it and retries)."""
+    from floe_stream.settings import IcebergSourceSettings
+    from floe_stream.sources.iceberg.catalog import open_catalog
+
+    catalog = HostileRestCatalog()
+    catalog.tarpit.add("/v1/config")
+    try:
+        cfg = IcebergSourceSettings(
+            catalog_name="lake", properties={"uri": catalog.uri}, request_timeout_s=0.5
+        )
+        with pytest.raises(OSError, match="timed out"):
+            open_catalog(cfg)
+    finally:
+        catalog.close()
+
+
+@pytest.mark.slow  # each poll waits out the tarpit table's 1 s timeout
+async def test_one_tables_hostile_metadata_never_silences_the_catalogs_other_tables(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`floe run source iceberg` against a REST catalog that answers, for some tables, what its writers made of
+    them: a NUL in a column name, an ESC in a table name, a snapshot time beyond year 9999, a sequence number
+    beyond 64 bits, 30,000 columns (2 MB: over kafka.max_record_bytes), and one table whose loadTable never
+    answers. Each used to fail the whole poll (or hang it), every poll: no table of the catalog was published
+    again. Now each such snapshot is dead-lettered with its reason (the tarpit table is logged and retried),
+    and the other tables are published and monitored, poll after poll."""
+    from floe_stream.settings import IcebergSourceSettings, SourcesSettings
+
+    (contracts_dir / "ice.yaml").write_text(hostile_contract("ice", "good", "shop.good"))
+    catalog = HostileRestCatalog()
+    try:
+        catalog.table("shop", "good", ID)
+        catalog.table("shop", "nul", [{"id": 1, "name": "x\u0000y", "required": True, "type": "long"}])
+        catalog.table("shop", "esc\x1b[2J", ID)
+        catalog.table("shop", "future", ID, ts_ms=2**62)
+        catalog.table("shop", "bigseq", ID, seq=2**64)
+        catalog.table("shop", "wide", ID + [{"id": i, "name": f"c{i:05d}", "required": False, "type": "int"}
+                                            for i in range(2, 30_002)])  # fmt: skip
+        catalog.table("shop", "tarpit", ID)
+        catalog.tarpit.add("/v1/namespaces/shop/tables/tarpit")
+        iceberg = IcebergSourceSettings(
+            catalog_name="lake", properties={"type": "rest", "uri": catalog.uri}, poll_interval_s=0.2,
+            request_timeout_s=1.0,
+        )  # fmt: skip
+        s = await hostile_settings(kafka, pg_dsn, contracts_dir, sources=SourcesSettings(iceberg=iceberg))
+        with caplog.at_level(logging.WARNING):
+            async with deployed("processor", s) as processor, deployed("source-iceberg", s) as watcher:
+                await wait_for(lambda: evaluated_for(s, "shop.good", "shop.good:1"), timeout=60)
+                catalog.table("shop", "good", ID, snapshot=2, seq=2)  # polls go on
+                await wait_for(lambda: evaluated_for(s, "shop.good", "shop.good:2"), timeout=60)
+
+                async def five() -> list[DeadLetter] | None:
+                    dlq = await dead_letters(s)
+                    return dlq if len(dlq) >= 5 else None
+
+                dlq = await wait_for(five, timeout=30)
+                assert processor.running and watcher.running, processor.failure() or watcher.failure()
+    finally:
+        catalog.close()
+    published = [orjson.loads(r.value)["event_id"] for r in await read_all(s, TopicKey.CATALOG_COMMITS)]
+    assert published == ["shop.good:1", "shop.good:2"]
+    t_commits = topic_name(s.kafka.topic_prefix, TopicKey.CATALOG_COMMITS)
+    assert {d.topic for d in dlq} == {t_commits}
+    reasons = sorted(d.reason for d in dlq)
+    (too_large,) = [r for r in reasons if r.startswith("record too large: ")]
+    assert too_large.endswith(f" bytes > kafka.max_record_bytes={s.kafka.max_record_bytes}")
+    assert int(too_large.split()[3]) > 2_000_000
+    assert [r for r in reasons if r != too_large] == sorted([
+        f"invalid CatalogCommitEvent: event_id: {RULES[IDENTIFIER_PATTERN]} (+1 more)",
+        f"invalid CatalogCommitEvent: schema.fields.0.name: {RULES[IDENTIFIER_PATTERN]}",
+        "invalid CatalogCommitEvent: sequence_number: Input should be less than or equal to 9223372036854775807",
+        "invalid CatalogCommitEvent: timestamp_ms: Input should be less than or equal to 253402300799999",
+    ])  # fmt: skip
+    assert "cannot load Iceberg table shop.tarpit: ReadTimeout" in caplog.text

@@ -31,10 +31,18 @@ from aiokafka.structs import TopicPartition
 
 from floe_stream.backoff import Backoff
 from floe_stream.runtime.health import HealthServer
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer, partition_counts
+from floe_stream.runtime.kafka import (
+    DLQ_TRUNCATED_BYTES,
+    BatchProducer,
+    OutRecord,
+    make_consumer,
+    make_producer,
+    partition_counts,
+)
 from floe_stream.settings import Settings
 from floe_stream.sources.iceberg.catalog import list_tables, load_metadata, open_catalog
-from floe_stream.sources.iceberg.snapshots import TableMark, new_events
+from floe_stream.sources.iceberg.snapshots import Refused, TableMark, new_events
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
 
@@ -51,6 +59,7 @@ class PollStats:
     published: int = 0
     vanished: int = 0
     failed: int = 0
+    dead_lettered: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -113,6 +122,8 @@ class IcebergWatcher:
         self.settings = settings
         self.cfg = settings.sources.iceberg
         self.topic = topic_name(settings.kafka.topic_prefix, TopicKey.CATALOG_COMMITS)
+        self.t_dlq = topic_name(settings.kafka.topic_prefix, TopicKey.DLQ)
+        self.dlq_partitions = 1
         self.source_id = f"iceberg:{self.cfg.catalog_name}".encode()
         self.catalog = catalog
         self.marks: dict[str, TableMark] = {}
@@ -200,23 +211,29 @@ class IcebergWatcher:
             if isinstance(got, BaseException):
                 stats.failed += 1
                 stats.errors.append(f"{table}: {type(got).__name__}: {got}")
-                log.warning("cannot load Iceberg table %s: %s", table, got)
+                log.warning("cannot load Iceberg table %s: %s: %s", table, type(got).__name__, got)
                 continue
             if got is None:
                 stats.vanished += 1
                 continue
             stats.loaded += 1
             metadata, location = got
-            events, mark = new_events(
-                table,
-                metadata,
-                location,
-                self.marks.get(table),
-                catalog=self.cfg.catalog_name,
-                backfill=self.cfg.backfill,
-                max_snapshots=self.cfg.max_snapshots_per_poll,
-                schema_changes=self.cfg.schema_changes,
-            )
+            try:
+                events, mark = new_events(
+                    table,
+                    metadata,
+                    location,
+                    self.marks.get(table),
+                    catalog=self.cfg.catalog_name,
+                    backfill=self.cfg.backfill,
+                    max_snapshots=self.cfg.max_snapshots_per_poll,
+                    schema_changes=self.cfg.schema_changes,
+                )
+            except Exception as exc:  # metadata no event can be made of: this table only, retried next poll
+                stats.failed += 1
+                stats.errors.append(f"{table}: {type(exc).__name__}: {exc}")
+                log.warning("cannot read Iceberg table %s: %s: %s", table, type(exc).__name__, exc)
+                continue
             new_marks[table] = mark
             part = partition_for(table, self.partitions)
             for i, ev in enumerate(events):
@@ -230,25 +247,32 @@ class IcebergWatcher:
                         snapshot_id=ev.snapshot_id,
                         sequence_number=ev.sequence_number,
                         timestamp_ms=ev.timestamp_ms,
-                        schema_id=ev.table_schema.schema_id,
+                        schema_id=ev.schema_id if isinstance(ev, Refused) else ev.table_schema.schema_id,
                         table_uuid=mark.table_uuid,
                     )
                 )
+                if isinstance(ev, Refused):  # breaks the wire model: dead-lettered, the mark moves past it
+                    records.append(self._dead_letter(table, part, ev.snapshot_id, ev.value, ev.reason))
+                    stats.dead_lettered += 1
+                    continue
+                value = ev.model_dump_json(by_alias=True).encode()
+                limit = self.settings.kafka.max_record_bytes
+                if len(value) > limit:  # the processor would refuse it (the broker might, failing the poll)
+                    reason = f"record too large: {len(value)} bytes > kafka.max_record_bytes={limit}"
+                    records.append(self._dead_letter(table, part, ev.snapshot_id, value, reason))
+                    stats.dead_lettered += 1
+                    continue
                 headers = [(SOURCE_HEADER, self.source_id), (MARK_HEADER, ev_mark.model_dump_json().encode())]
-                records.append(
-                    OutRecord(
-                        self.topic, part, table.encode(), ev.model_dump_json(by_alias=True).encode(), headers
-                    )
-                )
+                records.append(OutRecord(self.topic, part, table.encode(), value, headers))
         await self._sender.send_all(records)  # acknowledged by the broker before the marks move
         self.marks.update(new_marks)
         for gone in set(self.marks) - set(listing):
             if self.marks[gone].snapshot_id is None:
                 self.marks.pop(gone)  # never published: nothing to remember
-        stats.published = len(records)
+        stats.published = len(records) - stats.dead_lettered
         stats.seconds = time.perf_counter() - t0
         m = _m()
-        m.published.add(len(records), {"catalog": self.cfg.catalog_name})
+        m.published.add(stats.published, {"catalog": self.cfg.catalog_name})
         m.loaded.add(stats.loaded, {"catalog": self.cfg.catalog_name})
         m.poll.record(stats.seconds, {"catalog": self.cfg.catalog_name})
         self.polls += 1
@@ -256,14 +280,34 @@ class IcebergWatcher:
         self.last_stats = stats
         if records or stats.failed:
             log.info(
-                "poll: %d tables, %d loaded, %d commits published, %d failed in %.3fs",
+                "poll: %d tables, %d loaded, %d commits published, %d dead-lettered, %d failed in %.3fs",
                 stats.tables,
                 stats.loaded,
                 stats.published,
+                stats.dead_lettered,
                 stats.failed,
                 stats.seconds,
             )
         return stats
+
+    def _dead_letter(
+        self, table: str, partition: int, snapshot_id: int, value: bytes, reason: str
+    ) -> OutRecord:
+        """The dead letter of a snapshot the watcher cannot publish (the headers of the processor's dead letters;
+        no offset: it never reached its topic), with one log line and the dead-letter metric."""
+        log.warning("dead-lettered Iceberg table %s snapshot %s: %s", table, snapshot_id, reason)
+        instruments().dead_lettered.add(1, {"topic": self.topic, "reason": reason.split(":", 1)[0]})
+        headers = [
+            ("floe-dlq-reason", reason[:1000].encode()),
+            ("floe-dlq-topic", self.topic.encode()),
+            ("floe-dlq-partition", str(partition).encode()),
+            (SOURCE_HEADER, self.source_id),
+        ]
+        limit = self.settings.kafka.max_record_bytes
+        if len(value) > limit:
+            headers.append(("floe-dlq-truncated", str(len(value)).encode()))
+            value = value[: min(DLQ_TRUNCATED_BYTES, limit)]
+        return OutRecord(self.t_dlq, partition % self.dlq_partitions, table.encode(), value, headers)
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def _readiness(self) -> dict[str, bool]:
@@ -295,7 +339,8 @@ class IcebergWatcher:
                     await asyncio.wait_for(self._stop.wait(), delay)
                 if self._stop.is_set():
                     return None
-        self.partitions = (await partition_counts(self.settings.kafka, [self.topic]))[self.topic]
+        counts = await partition_counts(self.settings.kafka, [self.topic, self.t_dlq])
+        self.partitions, self.dlq_partitions = counts[self.topic], counts[self.t_dlq]
         producer = make_producer(self.settings.kafka)
         await producer.start()
         self._sender = BatchProducer(producer)

@@ -37,7 +37,8 @@ _HEADERS: dict[str, dict[str, str]] = {
         "floe-dlq-reason": "why the record could not be processed",
         "floe-dlq-topic": "topic the record came from",
         "floe-dlq-partition": "its partition",
-        "floe-dlq-offset": "its offset",
+        "floe-dlq-offset": "its offset (absent: a catalog commit the Iceberg watcher could not publish)",
+        "floe-source": "'iceberg:<catalog>' on a catalog commit the Iceberg watcher could not publish",
     },
 }
 _RAW_CONTENT = {

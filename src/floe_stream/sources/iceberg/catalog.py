@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 from typing import Any
 
@@ -19,10 +20,53 @@ from floe_stream.settings import ConfigError, IcebergSourceSettings
 log = logging.getLogger(__name__)
 
 MAX_NAMESPACE_DEPTH = 5
+TIMEOUT_PROPERTY = "floe.request-timeout-s"
+"""The catalog property that carries ``request_timeout_s`` to :class:`DeadlineRestCatalog`."""
+
+
+def _with_timeout(session: Any, timeout_s: float) -> Any:
+    """``session`` (requests) whose requests time out after ``timeout_s`` (connect, and each read) unless the
+    caller gives a timeout: pyiceberg's REST client gives none, so a catalog that accepts and never answers
+    held a poll (and the start) for ever. A timeout is a ``requests`` error, an OSError: retried."""
+    request = session.request
+
+    def timed(method: str, url: str, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = timeout_s
+        return request(method, url, **kwargs)
+
+    session.request = timed
+    return session
+
+
+@functools.cache
+def _rest_catalog_class() -> type:
+    from pyiceberg.catalog.rest import RestCatalog
+
+    class DeadlineRestCatalog(RestCatalog):  # type: ignore[misc]
+        """pyiceberg's REST catalog, each of its sessions (the config request at start too) with a timeout."""
+
+        def _create_session(self) -> Any:
+            timeout_s = float(self.properties.get(TIMEOUT_PROPERTY) or 30.0)
+            return _with_timeout(super()._create_session(), timeout_s)
+
+    return DeadlineRestCatalog
+
+
+def __getattr__(name: str) -> Any:  # pyiceberg imports py-catalog-impl classes by module attribute
+    if name == "DeadlineRestCatalog":
+        return _rest_catalog_class()
+    raise AttributeError(name)
+
+
+def _is_rest(props: dict[str, str]) -> bool:
+    kind = props.get("type")
+    return kind.lower() == "rest" if kind else props.get("uri", "").startswith("http")
 
 
 def open_catalog(cfg: IcebergSourceSettings) -> Any:
     """The pyiceberg catalog named ``cfg.catalog_name`` (properties from settings, else ~/.pyiceberg.yaml / env).
+    A REST catalog's requests time out after ``cfg.request_timeout_s``.
 
     Raises :class:`ConfigError` for a bad configuration and ``OSError`` when the catalog is unreachable.
     """
@@ -30,8 +74,12 @@ def open_catalog(cfg: IcebergSourceSettings) -> Any:
 
     props: dict[str, str] = dict(cfg.properties)
     props.update({k: v.get_secret_value() for k, v in cfg.secret_properties.items()})
+    if _is_rest(props) and "py-catalog-impl" not in props:
+        props.pop("type", None)  # pyiceberg takes a catalog type or an implementation, not both
+        props["py-catalog-impl"] = f"{__name__}.DeadlineRestCatalog"
+        props[TIMEOUT_PROPERTY] = str(cfg.request_timeout_s)
     try:
-        return load_catalog(cfg.catalog_name, **props)
+        catalog = load_catalog(cfg.catalog_name, **props)
     except OSError:  # unreachable (REST catalogs fetch /v1/config at once): the caller may retry
         raise
     except Exception as exc:  # ValueError, NotInstalledError …: a bad or missing configuration
@@ -39,6 +87,10 @@ def open_catalog(cfg: IcebergSourceSettings) -> Any:
             f"cannot open Iceberg catalog {cfg.catalog_name!r} (FLOE_SOURCES__ICEBERG__PROPERTIES): "
             f"{type(exc).__name__}: {exc}"
         ) from None
+    session = getattr(catalog, "_session", None)
+    if session is not None and hasattr(session, "request") and TIMEOUT_PROPERTY not in props:
+        _with_timeout(session, cfg.request_timeout_s)  # a REST catalog configured by pyiceberg's own files
+    return catalog
 
 
 def ident(namespace: tuple[str, ...] | str, name: str) -> str:

@@ -14,16 +14,23 @@ Rules (the watcher's idempotence rests on them):
   current snapshot (its timestamp too: an ALTER is no new data) with the new schema and a distinct id, when
   ``schema_changes`` is on;
 * event ids are deterministic (``{table}:{snapshot_id}``, ``{table}:{snapshot_id}:schema-{schema_id}``),
-  so a replay after a crash is recognisable downstream.
+  so a replay after a crash is recognisable downstream;
+* a snapshot whose event breaks the wire model (``topics/bounds.py``: a NUL or an ESC in a name, a time
+  beyond year 9999, a sequence number beyond 64 bits — what a table's writers put in its metadata) is a
+  :class:`Refused`, dead-lettered by the watcher; it moves the mark like a published one, and never stops the
+  other snapshots or tables.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from floe_stream.topics.commit import CatalogCommitEvent, IcebergSchema
+from floe_stream.topics.commit import CatalogCommitEvent
+from floe_stream.topics.decode import invalid
 
 SCHEMA_TRIGGER = "floe.trigger"
 
@@ -58,8 +65,39 @@ def _summary(snapshot: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in dict(summary.additional_properties).items()}
 
 
-def _schema(schema: Any) -> IcebergSchema:
-    return IcebergSchema.model_validate_json(schema.model_dump_json(by_alias=True))
+def _schema(schema: Any) -> dict[str, Any]:
+    return json.loads(schema.model_dump_json(by_alias=True))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A snapshot whose catalog-commit event breaks the wire model: never published, dead-lettered with
+    ``reason``; ``value`` is the event as it would have been written (JSON)."""
+
+    table: str
+    event_id: str
+    snapshot_id: int
+    sequence_number: int
+    timestamp_ms: int
+    schema_id: int | None
+    reason: str
+    value: bytes
+
+
+def _event(fields: dict[str, Any]) -> CatalogCommitEvent | Refused:
+    try:
+        return CatalogCommitEvent.model_validate(fields)
+    except ValidationError as exc:
+        return Refused(
+            table=fields["table"],
+            event_id=fields["event_id"],
+            snapshot_id=fields["snapshot_id"],
+            sequence_number=fields["sequence_number"],
+            timestamp_ms=fields["timestamp_ms"],
+            schema_id=fields["schema"].get("schema-id"),
+            reason=invalid("CatalogCommitEvent", exc).reason,
+            value=json.dumps(fields, default=str).encode(),  # json: integers beyond 64 bits too
+        )
 
 
 def new_events(
@@ -72,7 +110,7 @@ def new_events(
     backfill: bool = False,
     max_snapshots: int = 100,
     schema_changes: bool = True,
-) -> tuple[list[CatalogCommitEvent], TableMark]:
+) -> tuple[list[CatalogCommitEvent | Refused], TableMark]:
     """Events to publish for ``table`` (pyiceberg ``TableMetadata``), oldest first, and the mark after them.
 
     When nothing is new the returned mark keeps the published position and only records the metadata location,
@@ -102,22 +140,17 @@ def new_events(
         snap = metadata.snapshot_by_id(parent) if parent is not None else None
     chain.reverse()
 
-    events: list[CatalogCommitEvent] = []
+    events: list[CatalogCommitEvent | Refused] = []
     for s in chain:
         schema = current_schema if s is current else (metadata.schema_by_id(s.schema_id) or current_schema)
         events.append(
-            CatalogCommitEvent(
-                event_id=f"{table}:{s.snapshot_id}",
-                catalog=catalog,
-                table=table,
-                snapshot_id=s.snapshot_id,
-                sequence_number=s.sequence_number or 0,
-                timestamp_ms=s.timestamp_ms,
-                operation=_operation(s),  # type: ignore[arg-type]
-                table_schema=_schema(schema),
-                summary=_summary(s),
-            )
-        )
+            _event({
+                "event_id": f"{table}:{s.snapshot_id}", "catalog": catalog, "table": table,
+                "snapshot_id": s.snapshot_id, "sequence_number": s.sequence_number or 0,
+                "timestamp_ms": s.timestamp_ms, "operation": _operation(s), "schema": _schema(schema),
+                "summary": _summary(s),
+            })
+        )  # fmt: skip
     schema_id = current_schema.schema_id
     if (
         not events
@@ -128,18 +161,15 @@ def new_events(
         and last.schema_id != schema_id
     ):
         events.append(
-            CatalogCommitEvent(
-                event_id=f"{table}:{current.snapshot_id}:schema-{schema_id}",
-                catalog=catalog,
-                table=table,
-                snapshot_id=current.snapshot_id,
-                sequence_number=current.sequence_number or 0,
-                timestamp_ms=current.timestamp_ms,  # the data is as old as its snapshot: no false freshness
-                operation=_operation(current),  # type: ignore[arg-type]
-                table_schema=_schema(current_schema),
-                summary={**_summary(current), SCHEMA_TRIGGER: "schema-change"},
-            )
-        )
+            _event({
+                "event_id": f"{table}:{current.snapshot_id}:schema-{schema_id}", "catalog": catalog,
+                "table": table, "snapshot_id": current.snapshot_id,
+                "sequence_number": current.sequence_number or 0,
+                "timestamp_ms": current.timestamp_ms,  # the data is as old as its snapshot: no false freshness
+                "operation": _operation(current), "schema": _schema(current_schema),
+                "summary": {**_summary(current), SCHEMA_TRIGGER: "schema-change"},
+            })
+        )  # fmt: skip
     if events:
         newest = chain[-1] if chain else current
         mark = TableMark(
