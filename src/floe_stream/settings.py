@@ -335,6 +335,11 @@ class ChecksSettings(CheckPolicy):
     )
     contracts_poll_s: float = Field(default=5.0, gt=0, description="contracts directory re-scan period")
     watch_contracts_dir: bool = Field(default=True, description="reload changed contract files while running")
+    contracts_cache_dir: Path | None = Field(
+        default=None,
+        description="where the compiled forms of the contracts directory's files are kept (default: "
+        "<contracts_dir>/.floe-compiled); a file is parsed once, later starts load its compiled form",
+    )
 
     @field_validator("probe_allow", mode="before")
     @classmethod

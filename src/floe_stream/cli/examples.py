@@ -9,6 +9,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "floe alerts": ("floe alerts replay",),
     "floe alerts replay": ("floe alerts replay",),
     "floe contracts": ("floe contracts lint contracts/", "floe contracts publish contracts/"),
+    "floe contracts compile": ("floe contracts compile contracts/",
+                               "FLOE_CHECKS__CONTRACTS_CACHE_DIR=/cache floe contracts compile contracts/"),
     "floe contracts coverage": ("floe contracts coverage --contracts contracts/ --fail-on-missing",
                                 "floe contracts coverage --format json",
                                 "floe contracts coverage --seen 24h"),

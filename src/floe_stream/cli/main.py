@@ -326,6 +326,30 @@ def contracts_publish(paths: tuple[Path, ...]) -> None:
         click.echo(f"published {printable(cid)} ({printable(file)})")
 
 
+@contracts.command("compile")
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def contracts_compile(directory: Path | None) -> None:
+    """Parse the contracts directory (default: FLOE_CONTRACTS_DIR) once into its compiled-forms cache
+    (checks.contracts_cache_dir, default <dir>/.floe-compiled): a processor started afterwards loads them
+    without parsing YAML. A processor fills the cache itself when it can write it; run this where it cannot
+    (an image build, an init container)."""
+    from floe_stream.contracts.compiled import ContractCache
+    from floe_stream.contracts.loader import load_directory
+
+    settings = _settings()
+    folder = directory or settings.contracts_dir
+    cache = ContractCache.beside(folder, settings.checks.contracts_cache_dir)
+    contracts, errors = load_directory(folder, cache.load)
+    for e in errors:
+        click.echo(f"not compiled: {printable(str(e))}", err=True)
+    click.echo(
+        f"{len(contracts)} contracts ({sum(len(c.assets) for c in contracts)} assets) in {printable(str(cache.folder))}: "
+        f"{cache.misses} compiled, {cache.hits} already compiled"
+    )
+    if errors:
+        raise SystemExit(1)
+
+
 @contracts.command("retire")
 @click.argument("contract_ids", nargs=-1, required=True)
 def contracts_retire(contract_ids: tuple[str, ...]) -> None:

@@ -196,7 +196,13 @@ def dataset_key(namespace: str, name: str) -> Identity:
     """What two spellings of one dataset have in common (the case rules of the module docstring)."""
     ns, folding = _namespace_key(namespace)
     if folding:
-        name = ".".join(_fold(p) for p in split_name(name.strip()))
+        given = name
+        name = name.strip()
+        # no quoted part: every part folds at once (a registry of 100,000 tables keys each: bench/state.py)
+        quoted = '"' in name or "`" in name
+        name = ".".join(_fold(p) for p in split_name(name)) if quoted else name.casefold()
+        if name == given:
+            name = given  # the same string object, held once
     else:
         name = name.strip()
         if ns.split(":", 1)[0] in ("s3", "gs", "abfss", "wasbs"):

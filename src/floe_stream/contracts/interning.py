@@ -15,14 +15,15 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 
+from floe_stream.contracts.extension import FloeExtension
 from floe_stream.contracts.models import MonitoredAsset
 
-__all__ = ["compact"]
+__all__ = ["compact", "shared_part"]
 
 _T = TypeVar("_T")
 _SHARED: dict[Any, Any] = {}
 _SHARED_MAX = 200_000
-_INTERNED_FIELDS = (
+_INTERNED_FIELDS: tuple[str, ...] = (
     "columns",
     "freshness",
     "availability",
@@ -37,6 +38,9 @@ _INTERNED_FIELDS = (
     "tags",
     "consumers",
 )
+
+
+_SHARED_FIELDS = frozenset(_INTERNED_FIELDS)
 
 
 def _shared(value: _T) -> _T:
@@ -70,9 +74,38 @@ def _shared_key(key: Any, value: _T) -> _T:
     return cast(_T, _SHARED.setdefault(key, value))
 
 
+def shared_part(field: str, value: _T) -> _T:
+    """``value`` of an asset's ``field``, or the equal one loaded before (the compiled form's loader)."""
+    if field in _SHARED_FIELDS:
+        value = _shared(value)
+        _share_fields_set(value)
+    elif field == "floe":
+        floe = cast(FloeExtension, value)
+        if not floe.asset and not floe.aliases:
+            value = _shared_key(("floe", floe.model_dump_json()), value)
+            _share_fields_set(value)
+    elif field in ("overrides", "nested") and not value:
+        return cast(_T, _EMPTY)
+    return value
+
+
 def compact(asset: MonitoredAsset) -> None:
     """Share equal frozen sub-objects and fields sets of ``asset`` with the assets loaded before it."""
-    _share_fields_set(asset)
-    fields = asset.__dict__
     for name in _INTERNED_FIELDS:  # equal values only: the asset's fields keep their values
-        fields[name] = _shared(fields[name])
+        value = _shared(getattr(asset, name))
+        _share_fields_set(value)
+        object.__setattr__(asset, name, value)
+    floe = asset.floe
+    if not floe.asset and not floe.aliases:  # most tables set neither: one typed floe for all of them
+        # by its JSON: a FloeExtension holds dicts (intervals, probe options), so it has no hash
+        floe = _shared_key(("floe", floe.model_dump_json()), floe)
+        _share_fields_set(floe)
+        object.__setattr__(asset, "floe", floe)
+    if not asset.overrides:
+        object.__setattr__(asset, "overrides", _EMPTY)
+    if not asset.nested:
+        object.__setattr__(asset, "nested", _EMPTY)
+
+
+_EMPTY: dict[str, Any] = {}
+"""The empty ``overrides`` / ``nested`` of most assets, held once (assets are never mutated)."""

@@ -13,7 +13,7 @@ Invalid ODCS is an error; valid ODCS that floe cannot evaluate is skipped with a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from floe_stream.contracts.schema import columns_and_rules
 from floe_stream.contracts.slas import freshness_and_availability, other_slas, sla_targets_by_item
 from floe_stream.topics.bounds import identifier_problem
 
-__all__ = ["contract_files", "load_contract", "load_contract_text", "load_directory"]
+__all__ = ["contract_files", "load_contract", "load_contract_bytes", "load_contract_text", "load_directory"]
 
 
 def load_contract_text(text: str, source: str) -> LoadedContract:
@@ -55,11 +55,18 @@ def load_contract_text(text: str, source: str) -> LoadedContract:
 def load_contract(path: Path) -> LoadedContract:
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContractError(source, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise ContractError(source, f"cannot read the file: {exc.strerror or exc}") from None
+    return load_contract_bytes(data, source)
+
+
+def load_contract_bytes(data: bytes, source: str) -> LoadedContract:
+    """:func:`load_contract_text` of a file's bytes (UTF-8)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(source, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
     return load_contract_text(text, source)
 
 
@@ -79,15 +86,20 @@ def contract_files(path: Path) -> list[Path]:
     )
 
 
-def load_directory(path: Path) -> tuple[list[LoadedContract], list[ContractError]]:
-    """Load every contract file in ``path``; a file that fails becomes an error and never stops the others."""
+def load_directory(
+    path: Path, load: Callable[[Path], LoadedContract] | None = None
+) -> tuple[list[LoadedContract], list[ContractError]]:
+    """Load every contract file in ``path``; a file that fails becomes an error and never stops the others.
+    ``load``: how one file is read (default :func:`load_contract`; the processor's reads compiled forms:
+    :class:`~floe_stream.contracts.compiled.ContractCache`)."""
     if not path.is_dir():
         return [], [ContractError(str(path), "not a directory")]
+    read = load or load_contract
     contracts: list[LoadedContract] = []
     errors: list[ContractError] = []
     for file in contract_files(path):
         try:
-            contracts.append(load_contract(file))
+            contracts.append(read(file))
         except ContractError as exc:
             errors.append(exc)
         except Exception as exc:  # a loader bug must not hide the other contracts

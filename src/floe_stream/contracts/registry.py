@@ -44,22 +44,39 @@ class Ambiguous(NamedTuple):
         return f"{self.identifier!r} names {len(self.assets)} assets ({', '.join(sorted(self.assets))})"
 
 
+def _same(folded: str, given: str) -> str:
+    """``folded``, or ``given`` itself when they are equal: index keys share the asset's strings (memory at
+    100,000 assets, bench/state.py)."""
+    return given if folded == given else folded
+
+
 def claims(asset: MonitoredAsset) -> set[str]:
     """The names ``asset`` owns, lower-cased: its id and its explicit ``floe.aliases``."""
-    return {asset.asset_id.lower(), *(a.lower() for a in asset.floe.aliases)}
+    aid = asset.asset_id
+    return {_same(aid.lower(), aid), *(_same(a.lower(), a) for a in asset.floe.aliases)}
 
 
 def dataset_claims(asset: MonitoredAsset) -> dict[tuple[str, str], tuple[str, str]]:
     """The datasets ``asset`` owns: comparison key → the identity as derived."""
-    return {dataset_key(*ident): ident for ident in asset.identities}
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for ident in asset.identities:
+        key = dataset_key(*ident)
+        out[ident if key == ident else key] = ident
+    return out
 
 
 def implicit_names(asset: MonitoredAsset) -> set[str]:
     """The names events may use for ``asset`` without owning them, lower-cased (claims excluded)."""
-    return {name_key(n) for n in (*asset.aliases, *(name for _, name in asset.identities))} - claims(asset)
+    names = (*asset.aliases, *(name for _, name in asset.identities))
+    return {_same(name_key(n), n) for n in names} - claims(asset)
 
 
 _Claim = str | tuple[str, ...]  # one asset id (the common case), or the ids of every asset with that name
+_Keys = tuple[MonitoredAsset, set[str], set[str], dict[tuple[str, str], tuple[str, str]]]
+
+
+def _keys(contract: LoadedContract) -> list[_Keys]:
+    return [(a, claims(a), implicit_names(a), dataset_claims(a)) for a in contract.assets]
 
 
 def _add(index: dict[Any, _Claim], key: object, aid: str) -> None:
@@ -109,17 +126,17 @@ class ContractRegistry:
         asset = self._assets.get(first)
         return asset.contract_id if asset is not None else None
 
-    def conflicts(self, contract: LoadedContract) -> list[str]:
+    def conflicts(self, contract: LoadedContract, keys: list[_Keys] | None = None) -> list[str]:
         """Why ``contract`` cannot be registered: the names and datasets it claims that another contract owns."""
         out: list[str] = []
-        for asset in contract.assets:
-            for name in sorted(claims(asset)):
+        for asset, claimed, _, datasets in keys if keys is not None else _keys(contract):
+            for name in sorted(claimed):
                 owner = self._owner(self._claimed.get(name))
                 if owner is not None and owner != contract.contract_id:
                     what = "asset id" if name == asset.asset_id.lower() else "alias"
                     shown = asset.asset_id if what == "asset id" else name
                     out.append(f"{what} {shown!r} is owned by contract {owner!r}")
-            for key, (ns, name) in dataset_claims(asset).items():
+            for key, (ns, name) in datasets.items():
                 owner = self._owner(self._datasets.get(key))
                 if owner is not None and owner != contract.contract_id:
                     out.append(f"dataset {ns} + {name} (from its servers) is owned by contract {owner!r}")
@@ -128,7 +145,8 @@ class ContractRegistry:
     def add(self, contract: LoadedContract) -> None:
         """Register (or replace the registered version of) ``contract``; raises :class:`ContractConflict`
         (and changes nothing) when it claims a name or dataset another contract owns."""
-        problems = self.conflicts(contract)
+        keys = _keys(contract)  # each asset's names and dataset keys, derived once
+        problems = self.conflicts(contract, keys)
         if problems:
             raise ContractConflict(
                 contract, f"contract {contract.contract_id!r} refused: " + "; ".join(problems)
@@ -137,17 +155,20 @@ class ContractRegistry:
         if old is not None:
             self.remove(old.contract_id)
         self.contracts[contract.contract_id] = contract
-        for asset in contract.assets:
+        for asset, claimed, implicit, datasets in keys:
             aid = asset.asset_id
             self._assets[aid] = asset
-            for name in claims(asset):
+            for name in claimed:
                 self._claimed[name] = aid
-            for name in implicit_names(asset):
+            for name in implicit:
                 _add(self._implicit, name, aid)
-            for key, ident in dataset_claims(asset).items():
+            for key, ident in datasets.items():
                 _add(self._datasets, key, aid)
-                _add(self._datasets, ident, aid)
-        self._by_partition.clear()
+                if ident != key:
+                    _add(self._datasets, ident, aid)
+        for partitions, index in self._by_partition.items():  # only this contract's assets are placed
+            for asset in contract.assets:
+                index.setdefault(str(partition_for(asset.asset_id, partitions)), []).append(asset)
 
     def remove(self, contract_id: str) -> None:
         contract = self.contracts.pop(contract_id, None)
@@ -162,10 +183,14 @@ class ContractRegistry:
                 _drop(self._implicit, name, aid)
             for key, ident in dataset_claims(asset).items():
                 _drop(self._datasets, key, aid)
-                _drop(self._datasets, ident, aid)
+                if ident != key:
+                    _drop(self._datasets, ident, aid)
             if self._assets.get(aid) is asset:
                 del self._assets[aid]
-        self._by_partition.clear()
+        gone = {id(a) for a in contract.assets}
+        for partitions, index in self._by_partition.items():  # the other contracts' assets stay in place
+            for p in {str(partition_for(a.asset_id, partitions)) for a in contract.assets}:
+                index[p] = [a for a in index.get(p, ()) if id(a) not in gone]
 
     def __len__(self) -> int:
         return len(self._assets)

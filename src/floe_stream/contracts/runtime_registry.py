@@ -23,9 +23,11 @@ downstream incident tools close what they opened).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from floe_stream.contracts.compiled import CompiledFormError, load_compiled
 from floe_stream.contracts.loader import contract_files, load_contract, load_contract_text
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
 from floe_stream.contracts.registry import ContractConflict, ContractRegistry
@@ -52,9 +54,39 @@ class Change:
         self.errors += other.errors
 
 
+def read_record(key: str, text: str | None, compiled: bytes | None = None) -> LoadedContract | Change | None:
+    """The contract a contracts-topic record carries (None: a tombstone), or a Change with the error that
+    refuses it. From its compiled form when it has one this floe reads (milliseconds), else from the YAML; a
+    compiled form of another version is refused with one line and the YAML read instead. Pure: it touches
+    no registry, so it may run off the event loop."""
+    if text is None:
+        return None
+    source = f"contracts-topic:{key}"
+    if compiled is not None:
+        try:
+            return load_compiled(compiled, source)
+        except CompiledFormError as exc:
+            log.warning("contracts topic: %s; reading its YAML instead", exc)
+    try:
+        return load_contract_text(text, source)
+    except ContractError as exc:
+        log.error("contracts topic: %s (the previous version stays in force)", exc)
+        return Change(errors=[str(exc)])
+    except Exception as exc:  # a loader bug: this record is skipped, the others still load
+        msg = f"{source}: unexpected {type(exc).__name__} while loading: {exc}"
+        log.error("contracts topic: %s (skipped; the previous version stays in force)", msg)
+        return Change(errors=[msg])
+
+
 class LiveRegistry:
-    def __init__(self, registry: ContractRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: ContractRegistry | None = None,
+        load: Callable[[Path], LoadedContract] | None = None,
+    ) -> None:
         self.registry = registry if registry is not None else ContractRegistry()  # an empty one is falsy
+        self._load = load or load_contract
+        """How a contract file is read (the processor: from its compiled form when cached)."""
         self.from_dir: dict[str, LoadedContract] = {
             c.contract_id: c for c in self.registry.contracts.values()
         }
@@ -115,20 +147,19 @@ class LiveRegistry:
         return change
 
     # --- the contracts topic ---------------------------------------------------------------------
-    def apply_record(self, key: str, text: str | None) -> Change:
-        """One record of the contracts topic: YAML text registers/updates, None (tombstone) retires."""
-        if text is None:
+    def apply_record(self, key: str, text: str | None, compiled: bytes | None = None) -> Change:
+        """One record of the contracts topic: YAML text (and its compiled form, when the publisher added it)
+        registers/updates, None (tombstone) retires."""
+        return self.apply_read(key, read_record(key, text, compiled))
+
+    def apply_read(self, key: str, read: LoadedContract | Change | None) -> Change:
+        """Apply what :func:`read_record` made of a record (on the thread that owns the registry)."""
+        if read is None:
             self.from_topic[key] = None
             return self._refresh(key)
-        try:
-            contract = load_contract_text(text, f"contracts-topic:{key}")
-        except ContractError as exc:
-            log.error("contracts topic: %s (the previous version stays in force)", exc)
-            return Change(errors=[str(exc)])
-        except Exception as exc:  # a loader bug: this record is skipped, the others still load
-            msg = f"contracts-topic:{key}: unexpected {type(exc).__name__} while loading: {exc}"
-            log.error("contracts topic: %s (skipped; the previous version stays in force)", msg)
-            return Change(errors=[msg])
+        if isinstance(read, Change):
+            return read
+        contract = read
         if contract.contract_id != key:
             msg = f"contracts topic: record key {key!r} differs from the contract id {contract.contract_id!r}; ignored"
             log.error(msg)
@@ -154,7 +185,7 @@ class LiveRegistry:
                 continue
             old_id = known[2] if known else None
             try:
-                contract = load_contract(path)
+                contract = self._load(path)
             except Exception as exc:  # a ContractError, or a loader bug: this file only
                 if not isinstance(exc, ContractError):
                     exc = ContractError(str(path), f"unexpected {type(exc).__name__} while loading: {exc}")

@@ -26,6 +26,7 @@ from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.bounds import bound_findings
 from floe_stream.processors.ids import stable_id
 from floe_stream.processors.model import (
+    EMPTY,
     AssetState,
     EvalContext,
     Evaluation,
@@ -377,5 +378,11 @@ def record_evaluation(
     if ev.state_update is not None:
         checks = {**checks, ev.check_type.value: ev.state_update}
     if m.open != state.open or m.changed or m.breaches != state.breaches or checks is not state.checks:
-        state = state.evolve(open=m.open, tracks=m.tracks, breaches=m.breaches, checks=checks)
+        # an emptied mapping becomes the shared empty one (AssetState.compact; bench/state.py, memory)
+        state = state.evolve(
+            open=m.open or EMPTY,
+            tracks=m.tracks or EMPTY,
+            breaches=m.breaches or EMPTY,
+            checks=checks or EMPTY,
+        )
     return state

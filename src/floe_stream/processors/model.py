@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
+import orjson
 from pydantic import AwareDatetime, Field
 
 from floe_stream.processors.policy import DEFAULT_POLICY, CheckPolicy
-from floe_stream.topics.base import WireModel
+from floe_stream.topics.base import WireModel, shared_fields_set
 from floe_stream.topics.bounds import InputLimits
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.enums import CheckStatus, CheckType, DriftKind, Severity
@@ -168,6 +169,94 @@ class AssetState(WireModel):
         default_factory=dict, description="per check type: times episodes reached ERROR (CRITICAL escalation)"
     )
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-check private state")
+
+    def compact(self) -> AssetState:
+        """This state (just built, not yet shared) holding the one shared empty dict for each of its empty
+        mappings and the shared fields set: most assets have nothing open, tracked or private (bench/state.py:
+        ~250 B less per asset). Safe because states are copy-on-write: every change builds new mappings
+        (processors/episodes.py), none is updated in place."""
+        d = self.__dict__
+        for name in _MAPPINGS:
+            if not d[name]:
+                d[name] = EMPTY
+        return self.share_fields_set()
+
+
+EMPTY: dict[str, Any] = {}
+"""The empty mapping every state shares (never mutated: see :meth:`AssetState.compact`)."""
+_MAPPINGS = ("open", "tracks", "breaches", "checks")
+_QUIET_TAIL = b',"open":{},"tracks":{},"breaches":{},"checks":{}}'
+_SCALARS = ("asset_id", "watch_since", "last_update_at", "last_event_id", "last_sequence")
+
+
+class StateDecoder:
+    """Reads changelog records back into compact states (a restore: every asset a processor owns).
+
+    Most assets have nothing open, tracked or private: their record ends with four empty mappings, in field
+    order (``model_dump_json``). Such a record is read without them, its times parsed once per distinct value
+    and shared, and the state built directly with the shared empties: bench/state.py, 100,000 states, ~0.5 s
+    and ~50 MB of RSS instead of ~1.2 s and ~170 MB through ``model_validate_json`` (whose four fresh empty
+    dicts and fields set per state, freed at once, stay in the allocator's pools). Any other record, or one
+    whose values are not of the expected types, goes through ``model_validate_json`` as before."""
+
+    def __init__(self) -> None:
+        self._times: dict[str, datetime] = {}
+        self._fields_set: set[str] | None = None
+
+    def decode(self, value: bytes) -> AssetState:
+        if value.endswith(_QUIET_TAIL):
+            fast = self._quiet(value)
+            if fast is not None:
+                return fast
+        return AssetState.model_validate_json(value).compact()
+
+    def _quiet(self, value: bytes) -> AssetState | None:
+        try:
+            d = orjson.loads(value[: -len(_QUIET_TAIL)] + b"}")
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(d, dict) or len(d) != len(_SCALARS) or any(k not in d for k in _SCALARS):
+            return None
+        aid, event, seq = d["asset_id"], d["last_event_id"], d["last_sequence"]
+        if not isinstance(aid, str) or not (event is None or isinstance(event, str)):
+            return None
+        if not (seq is None or (isinstance(seq, int) and not isinstance(seq, bool))):
+            return None
+        watch, last = self._time(d["watch_since"]), self._time(d["last_update_at"])
+        if watch is False or last is False:
+            return None
+        fields = {
+            "asset_id": aid,
+            "watch_since": watch,
+            "last_update_at": last,
+            "last_event_id": event,
+            "last_sequence": seq,
+            "open": EMPTY,
+            "tracks": EMPTY,
+            "breaches": EMPTY,
+            "checks": EMPTY,
+        }
+        if self._fields_set is None:
+            self._fields_set = shared_fields_set(set(fields))
+        return AssetState.from_fields(fields, self._fields_set)
+
+    def _time(self, raw: Any) -> datetime | Literal[False] | None:
+        """An aware datetime (shared between the states that hold the same one), None, or False (invalid)."""
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            return False
+        t = self._times.get(raw)
+        if t is None:
+            try:
+                t = datetime.fromisoformat(raw)
+            except ValueError:
+                return False
+            if t.tzinfo is None:
+                return False
+            if len(self._times) < 1_000_000:
+                self._times[raw] = t
+        return t
 
 
 class PartitionCheckpoint(WireModel):

@@ -25,9 +25,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from floe_stream.contracts.models import MonitoredAsset
+from floe_stream.contracts.compiled import COMPILED_HEADER, ContractCache, compile_contract
+from floe_stream.contracts.models import LoadedContract, MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.contracts.runtime_registry import Change, LiveRegistry
+from floe_stream.contracts.runtime_registry import Change, LiveRegistry, read_record
 from floe_stream.probes.base import ProbeTarget
 from floe_stream.probes.credentials import ProbeCredentials
 from floe_stream.probes.guard import ProbeGuard
@@ -64,10 +65,11 @@ class ChecksRuntime:
         registry: ContractRegistry,
         engine: Engine,
         metrics: Instruments | None = None,
+        cache: ContractCache | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
-        self.live = LiveRegistry(registry)
+        self.live = LiveRegistry(registry, load=cache.load if cache is not None else None)
         self.engine = engine
         self.t_contracts = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)
         self.t_probe = topic_name(settings.kafka.topic_prefix, TopicKey.PROBE_RESULTS)
@@ -136,7 +138,9 @@ class ChecksRuntime:
             log.info("contract %s retired", cid)
         if change.added or change.updated or change.retired:
             self.contract_changes += 1
-            self._targets.clear()
+            changed = {*change.added, *change.updated, *change.retired}
+            for aid in [aid for aid, (a, _) in self._targets.items() if a.contract_id in changed]:
+                del self._targets[aid]  # only the changed contracts' probe targets are worked out again
         self._gone.extend(change.gone_assets)
 
     async def _open_contracts_topic(self) -> None:
@@ -170,22 +174,15 @@ class ChecksRuntime:
         """Apply records in publication order (timestamps) across partitions, in offset order within one:
         which of two contracts claimed an asset first must not depend on which partition was fetched first,
         so every instance (and every restart) decides alike."""
-        for rec in heapq.merge(*batch.values(), key=lambda r: r.timestamp):
-            self._apply(rec.key, rec.value)
+        for rec in _in_order(batch):
+            self._apply(rec.key, _read(rec))
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            log.error("contracts topic: a record without a key (the contract id) was ignored")
-            self._record(Change(errors=["a record without a key"]))
+    def _apply(self, key: bytes | None, read: LoadedContract | Change | None) -> None:
+        if key is None or isinstance(read, Change):
+            self._record(read if isinstance(read, Change) else Change(errors=["a record without a key"]))
             return
         try:
-            text = value.decode("utf-8") if value else None
-        except UnicodeDecodeError:
-            log.error("contracts topic: record %r is not UTF-8 text; ignored", key)
-            self._record(Change(errors=["not UTF-8 text"]))
-            return
-        try:
-            change = self.live.apply_record(key.decode("utf-8", "replace"), text)
+            change = self.live.apply_read(key.decode("utf-8", "replace"), read)
         except Exception as exc:  # never let one record stop the tail: it is skipped with one line
             log.error("contracts topic: record %r skipped: unexpected %s: %s", key, type(exc).__name__, exc)
             change = Change(errors=[f"{type(exc).__name__}: {exc}"])
@@ -194,7 +191,11 @@ class ChecksRuntime:
     async def _tail_contracts(self) -> None:
         assert self._reader is not None
         while True:
-            self._apply_in_order(await self._reader.getmany(timeout_ms=500, max_records=1000))
+            batch = await self._reader.getmany(timeout_ms=500, max_records=1000)
+            for rec in _in_order(batch):
+                # read (a compiled form: milliseconds; YAML: up to seconds) off the event loop, so evaluation
+                # never waits for a contract being read; applied here, in order (bench/state.py, change)
+                self._apply(rec.key, await asyncio.to_thread(_read, rec))
 
     async def _watch_directory(self) -> None:
         directory = self.settings.contracts_dir
@@ -309,6 +310,32 @@ class ChecksRuntime:
                 )
 
 
+def _in_order(
+    batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+) -> Iterable[ConsumerRecord[bytes, bytes]]:
+    return heapq.merge(*batch.values(), key=lambda r: r.timestamp)
+
+
+def _read(rec: ConsumerRecord[bytes, bytes]) -> LoadedContract | Change | None:
+    """What one contracts-topic record carries (runtime_registry.read_record); a Change with the error when
+    it cannot be read. Touches no registry: runs off the event loop."""
+    key, value = rec.key, rec.value
+    if key is None:
+        log.error("contracts topic: a record without a key (the contract id) was ignored")
+        return Change(errors=["a record without a key"])
+    try:
+        text = value.decode("utf-8") if value else None
+    except UnicodeDecodeError:
+        log.error("contracts topic: record %r is not UTF-8 text; ignored", key)
+        return Change(errors=["not UTF-8 text"])
+    compiled = next((v for k, v in rec.headers or () if k == COMPILED_HEADER), None)
+    try:
+        return read_record(key.decode("utf-8", "replace"), text, compiled)
+    except Exception as exc:  # never let one record stop the tail: it is skipped with one line
+        log.error("contracts topic: record %r skipped: unexpected %s: %s", key, type(exc).__name__, exc)
+        return Change(errors=[f"{type(exc).__name__}: {exc}"])
+
+
 # --- `floe contracts publish|retire` ---------------------------------------------------------------------
 async def publish_contracts(settings: Settings, paths: list[Path]) -> list[tuple[str, str]]:
     """Validate and publish contract files to the contracts topic (key = contract id). Returns (id, file).
@@ -321,7 +348,14 @@ async def publish_contracts(settings: Settings, paths: list[Path]) -> list[tuple
     producer = make_producer(settings.kafka, linger_ms=0)
     await start_client(producer, settings.kafka.bootstrap_servers)
     try:
-        futures = [await producer.send(topic, f.read_bytes(), key=c.contract_id.encode()) for c, f in loaded]
+        futures = []
+        for c, f in loaded:
+            # the YAML stays the value (the PostgreSQL sink and any reader keep reading it); its compiled form
+            # rides in a header, so processors load it without parsing (contracts/compiled.py)
+            headers = [(COMPILED_HEADER, compile_contract(c))]
+            futures.append(
+                await producer.send(topic, f.read_bytes(), key=c.contract_id.encode(), headers=headers)
+            )
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
