@@ -300,6 +300,10 @@ class MonitoredAsset(_AssetSlots):
         """A copy with ``changes`` (validated)."""
         return MonitoredAsset(**{**self.fields(), **changes})
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> MonitoredAsset:
+        """:meth:`replace` under pydantic's name (code written when assets were pydantic models)."""
+        return self.replace(**(update or {}))
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"MonitoredAsset is immutable (cannot set {name!r})")
 

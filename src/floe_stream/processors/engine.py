@@ -166,9 +166,8 @@ class Engine:
         return self.states.get(asset_id)
 
     def load(self, states: Iterable[AssetState]) -> None:
-        for (
-            st
-        ) in states:  # restored from the changelog: shared empties and fields set (bench/state.py, memory)
+        # restored from the changelog: shared empties and fields set (bench/state.py, memory)
+        for st in states:
             self.states[st.asset_id] = st.compact()
 
     def drop(self, asset_ids: Iterable[str]) -> None:

@@ -170,12 +170,18 @@ class ChecksRuntime:
         self._apply_in_order(read)
         self._reader = reader
 
-    def _apply_in_order(self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    def _apply_in_order(
+        self,
+        batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        reads: list[LoadedContract | Change | None] | None = None,
+    ) -> None:
         """Apply records in publication order (timestamps) across partitions, in offset order within one:
         which of two contracts claimed an asset first must not depend on which partition was fetched first,
-        so every instance (and every restart) decides alike."""
-        for rec in _in_order(batch):
-            self._apply(rec.key, _read(rec))
+        so every instance (and every restart) decides alike. ``reads``: what each record carries, read
+        beforehand (off the event loop), in that order."""
+        records = list(_in_order(batch))
+        for i, rec in enumerate(records):
+            self._apply(rec.key, _read(rec) if reads is None else reads[i])
 
     def _apply(self, key: bytes | None, read: LoadedContract | Change | None) -> None:
         if key is None or isinstance(read, Change):
@@ -192,10 +198,12 @@ class ChecksRuntime:
         assert self._reader is not None
         while True:
             batch = await self._reader.getmany(timeout_ms=500, max_records=1000)
-            for rec in _in_order(batch):
-                # read (a compiled form: milliseconds; YAML: up to seconds) off the event loop, so evaluation
-                # never waits for a contract being read; applied here, in order (bench/state.py, change)
-                self._apply(rec.key, await asyncio.to_thread(_read, rec))
+            if not batch:
+                continue
+            # read (a compiled form: milliseconds; YAML: up to seconds) off the event loop, so evaluation never
+            # waits for a contract being parsed; applied here, in order (bench/state.py, a contract change)
+            reads = await asyncio.to_thread(_read_all, batch)
+            self._apply_in_order(batch, reads)
 
     async def _watch_directory(self) -> None:
         directory = self.settings.contracts_dir
@@ -314,6 +322,12 @@ def _in_order(
     batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
 ) -> Iterable[ConsumerRecord[bytes, bytes]]:
     return heapq.merge(*batch.values(), key=lambda r: r.timestamp)
+
+
+def _read_all(
+    batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+) -> list[LoadedContract | Change | None]:
+    return [_read(rec) for rec in _in_order(batch)]
 
 
 def _read(rec: ConsumerRecord[bytes, bytes]) -> LoadedContract | Change | None:
