@@ -187,15 +187,20 @@ class ContractCache:
     cannot be written (a read-only mount) is reported once and the YAML is read every time; ``floe contracts
     compile DIR`` fills it ahead (an image build, an init container)."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, *, explicit: bool = True) -> None:
         self.folder = folder
+        self.explicit = explicit
+        """Set by the operator (a folder that cannot be written is then a warning; the default's, beside a
+        read-only mount, only an info line)."""
         self._warned = False
         self.hits = 0
         self.misses = 0
 
     @classmethod
     def beside(cls, contracts_dir: Path, folder: Path | None = None) -> ContractCache:
-        return cls(folder if folder is not None else contracts_dir / ".floe-compiled")
+        if folder is not None:
+            return cls(folder)
+        return cls(contracts_dir / ".floe-compiled", explicit=False)
 
     def _path(self, data: bytes) -> Path | None:
         if self.folder is None:
@@ -241,13 +246,15 @@ class ContractCache:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".tmp-")
+            os.fchmod(fd, 0o644)  # readable by a processor running as another user than `floe contracts compile`
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, cached)
         except OSError as exc:
             if not self._warned:
                 self._warned = True
-                log.warning(
+                log.log(
+                    logging.WARNING if self.explicit else logging.INFO,
                     "contracts cache %s cannot be written (%s): contracts are parsed from YAML at each start "
                     "(set checks.contracts_cache_dir to a writable folder, or run `floe contracts compile`)",
                     self.folder,
