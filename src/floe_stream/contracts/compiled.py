@@ -246,7 +246,9 @@ class ContractCache:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".tmp-")
-            os.fchmod(fd, 0o644)  # readable by a processor running as another user than `floe contracts compile`
+            os.fchmod(
+                fd, 0o644
+            )  # readable by a processor running as another user than `floe contracts compile`
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, cached)
