@@ -1532,3 +1532,63 @@ async def test_one_tables_hostile_metadata_never_silences_the_catalogs_other_tab
         "invalid CatalogCommitEvent: timestamp_ms: Input should be less than or equal to 253402300799999",
     ])  # fmt: skip
     assert "cannot load Iceberg table shop.tarpit: ReadTimeout" in caplog.text
+
+
+# --- alert channels: a message a receiver refuses is that message's dead letter, never the channel's silence -----
+
+
+def slack_limits(req: Any) -> Any:
+    """A Slack incoming webhook's answer: 400 ``invalid_blocks`` for a payload beyond Block Kit's documented
+    limits (a text object ≤ 3,000 characters, a header ≤ 150, ≤ 10 fields of ≤ 2,000, ≤ 50 blocks), else ok."""
+    from tests.integration.receivers import Reply
+
+    body = req.json()
+    texts: list[tuple[str, int]] = []
+    for block in body.get("blocks", []):
+        if block["type"] == "header":
+            texts.append((block["text"]["text"], 150))
+        if "text" in block and block["type"] == "section":
+            texts.append((block["text"]["text"], 3000))
+        fields = block.get("fields", [])
+        texts += [(f["text"], 2000) for f in fields] + [(e["text"], 3000) for e in block.get("elements", [])]
+        if len(fields) > 10:
+            texts.append(("x" * 2, 1))
+    if len(body.get("blocks", [])) > 50 or any(len(t) > n for t, n in texts):
+        return Reply(status=400, body=b"invalid_blocks")
+    return Reply(body=b"ok")
+
+
+async def test_a_message_slack_refuses_never_opens_the_slack_circuit_for_everyone(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path
+) -> None:
+    """A producer's quality result named with 1,000 '&' (a valid identifier) made an alert whose Slack context
+    line (the incident key, escaped: 5,000 characters) broke Block Kit's 3,000-character text limit: Slack
+    answers 400, and two such alerts opened the Slack channel's circuit — every other asset's alert was
+    dead-lettered "circuit open" for the cooldown. Slack's limits are kept, and a receiver that refuses one
+    message's content (400, 413, 422) fails that message only, never the channel."""
+    async with HttpReceiver(handler=slack_limits) as slack:
+        alerts = AlertsSettings(
+            policy={"group_wait_s": 0, "circuit_failures": 2, "circuit_cooldown_s": 600},
+            channels=[{"name": "slack", "type": "slack", "url": f"{slack.url}/services/T/B/X",
+                       "max_attempts": 1}],
+            routes=[{"channel": "slack"}],
+        )  # fmt: skip
+        for name in ("q0", "q1", "ok"):  # one contract each: one notification each
+            (contracts_dir / f"{name}.yaml").write_text(stale_contract(name, [f"hostile.{name}"]))
+        s = await hostile_settings(kafka, pg_dsn, contracts_dir, alerts=alerts)
+        async with deployed("processor", s) as processor, deployed("sink-alerts", s) as sink:
+            for i in range(2):  # circuit_failures
+                bad = [{"name": "&" * 999 + str(i), "passed": False, "severity": "error"}]
+                asset = f"hostile.q{i}"
+                await _publish(s, TopicKey.MATERIALIZATIONS, (asset, _mat(asset, f"q{i}", quality=bad)))
+
+            def answered() -> int:
+                return sum(b"&amp;&amp;" in r.body for r in slack.requests)
+
+            await wait_for(lambda: answered() >= 2, timeout=60)
+            await materialize_stale(s, "hostile.ok")  # another contract's asset, after them
+            await wait_for(lambda: any(b"hostile.ok" in r.body for r in slack.requests), timeout=60)
+            assert processor.running and sink.running
+        dead = await alerts_dead_letters(s)
+        assert not any("circuit open" in json.dumps(d) for d in dead), dead
+        assert all(slack_limits(r).status == 200 for r in slack.requests)

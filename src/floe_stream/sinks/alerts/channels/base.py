@@ -134,4 +134,12 @@ def raise_for_status(resp: httpx.Response) -> None:
         raise DeliveryError(
             reason, retryable=True, retry_after=retry_after_s(resp.headers.get("retry-after"))
         )
+    if code in REFUSED_CONTENT:
+        raise MessageError(reason)  # this message's content: never held against the channel's circuit
     raise DeliveryError(reason, retryable=False)
+
+
+REFUSED_CONTENT = frozenset({400, 413, 422})
+"""Answers about one message's content (bad request, too large, unprocessable), not the channel: a producer who
+shapes an alert's text must not open the circuit of a channel every other asset's alerts go through. A wrong
+URL or credential (401, 403, 404, 410) still counts towards it."""

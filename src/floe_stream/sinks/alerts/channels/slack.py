@@ -1,8 +1,9 @@
 """Slack incoming webhook: a Block Kit message with a plain-text fallback; resolved alerts post an update.
 
 Incoming webhooks cannot edit a message, so the recovery is a new message marked RESOLVED that names the
-incident and how long it was open. Limits respected: header ≤ 150 chars (plain_text), section ≤ 3000,
-≤ 10 fields, ≤ 50 blocks (alerts beyond ``max_alerts`` are summarised)."""
+incident and how long it was open. Limits respected (Slack answers 400 ``invalid_blocks`` beyond them): header
+≤ 150 chars (plain_text), every other text object ≤ 3000 (section, context), ≤ 10 fields of ≤ 2000, ≤ 50
+blocks (alerts beyond ``max_alerts`` are summarised)."""
 
 from __future__ import annotations
 
@@ -123,8 +124,11 @@ def build_payload(n: Notification, link_for: Any, opts: SlackOptions | None = No
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": esc(
-                        f"floe-stream · {first.occurred_at.isoformat()} · incident {first.correlation_key}"
+                    "text": _cut(
+                        esc(
+                            f"floe-stream · {first.occurred_at.isoformat()} · incident {first.correlation_key}"
+                        ),
+                        3000,  # a text object's limit: the incident key is input (1,000 '&' escape to 5,000)
                     ),
                 }
             ],
