@@ -522,6 +522,23 @@ async def test_compose_services_run(services: Services, fresh_db: str, tmp_path:
         assert seen["postgres"]
         await until(lambda: alert_at_alertmanager(services), 60, "the alert at Alertmanager", deployments)
         await until(lambda: fail_at_receiver(services), 60, "a FAIL RunEvent at the receiver", deployments)
+        # what a compose user sees of sales.orders' availability: its probe targets the order service's health
+        # port on 127.0.0.1 (served by `floe dev --demo` only), a loopback address compose's floe.yaml does not
+        # allow — not evaluated, said once in the processor's log and counted, never a failed ping or an alert
+        processor = procs["processor"]
+        refusal = "asset sales.orders: availability not evaluated: probe target not allowed: 127.0.0.1 is a loopback"
+        await until(lambda: refusal in processor.log.read_text(), 60, "the refused probe", deployments)
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{processor.health_port}/metrics", timeout=5)).text
+        assert re.search(r"^floe_probes_refused_total(\{[^}]*\})? 1\.0$", metrics, re.M), metrics[-2000:]
     finally:
         codes = await stop_all(deployments)
     assert all(c == 0 for c in codes.values()), codes
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        availability = await conn.fetchval(
+            "SELECT count(*) FROM check_results WHERE asset = $1 AND check_type = 'availability'", ASSET
+        )
+    finally:
+        await conn.close()
+    assert availability == 0
