@@ -16,8 +16,8 @@
    then; the time to consume every materialization (its group's committed offsets reach the end) and its RSS
    holding every asset's state (VmRSS, peak VmHWM from /proc).
 4. A contract change while A runs: ``floe contracts publish`` (the CLI, start included) of the first contract
-   with its latency SLA tightened from 1 h to 1 s, ticks every second (``floe run ticker``) → the first
-   violation of one of its tables on the violations topic.
+   with its latency SLA tightened from 1 h to 1 s, ticks every second from then on (what ``floe run ticker``
+   sends) → the first violation of one of its tables on the violations topic.
 5. SIGTERM; process B on the same group: spawn → ``/readyz`` 200 (state restored from the changelog; its log
    line gives the records read and the restore's own time), its RSS then.
 
@@ -49,6 +49,7 @@ from floe_stream.runtime.kafka import ensure_topics, make_producer
 from floe_stream.settings import KafkaSettings
 from floe_stream.topics import MaterializationEvent, TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
+from floe_stream.topics.tick import Tick
 
 FLOE = Path(sys.executable).parent / "floe"
 
@@ -180,14 +181,28 @@ async def contract_change(
     await reader.seek_to_end(*tps)
     for tp in tps:
         await reader.position(tp)
-    ticker = await spawn(
-        ["run", "ticker"], {**env, "FLOE_TICK_INTERVAL_S": "1", "FLOE_HEALTH_PORT": "-1"}, tmp / "ticker.log"
-    )
+    ticks = make_producer(k, linger_ms=0)
+    await ticks.start()
+    tick_topic = topic_name(k.topic_prefix, TopicKey.TICKS)
+
+    async def tick_every_second() -> None:
+        # what `floe run ticker` sends, started with the publish: no backlog of earlier sweeps in the way
+        while True:
+            body = (
+                Tick(tick_time=datetime.now(UTC), interval_s=1, ticker_id="bench").model_dump_json().encode()
+            )
+            await asyncio.gather(
+                *[await ticks.send(tick_topic, body, partition=p) for p in range(a.partitions)]
+            )
+            await asyncio.sleep(1)
+
+    ticker: asyncio.Task[None] | None = None
     try:
         t0 = time.perf_counter()
         pub = await asyncio.create_subprocess_exec(
             str(FLOE), "contracts", "publish", str(changed), env=env, stdout=subprocess.DEVNULL
         )
+        ticker = asyncio.create_task(tick_every_second())
         await pub.wait()
         deadline = t0 + 300
         while time.perf_counter() < deadline:
@@ -196,8 +211,10 @@ async def contract_change(
                 return time.perf_counter() - t0
         raise TimeoutError("no violation of the changed contract within 300 s")
     finally:
-        ticker.send_signal(signal.SIGTERM)
-        await ticker.wait()
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+        await ticks.stop()
         await reader.stop()
 
 
@@ -211,6 +228,12 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="materializations per asset")
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--no-change", action="store_true", help="skip the contract change")
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="compiled contracts kept here across runs (new floe only)",
+    )
     a = ap.parse_args()
     style = a.style
     tmp = Path(tempfile.mkdtemp(prefix="floe-bench-state-"))
@@ -287,6 +310,8 @@ async def main() -> None:
             "FLOE_TICK_INTERVAL_S": "3600",
             "FLOE_CLOCK_SKEW_S": "0",
         }
+        if a.cache_dir is not None:
+            env["FLOE_CHECKS__CONTRACTS_CACHE_DIR"] = str(a.cache_dir)
         if a.contracts == "topic":
             t = time.perf_counter()
             cmd = [str(FLOE), "contracts", "publish", str(contracts)]

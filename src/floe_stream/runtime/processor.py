@@ -33,6 +33,7 @@ from floe_stream.runtime.checks_runtime import ChecksRuntime
 from floe_stream.runtime.commit import CommitStrategy
 from floe_stream.runtime.kafka import partition_counts
 from floe_stream.runtime.lineage_view import LineageView
+from floe_stream.runtime.memory import MemoryTrimmer
 from floe_stream.runtime.outputs import OutputEncoder
 from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.settings import ConfigError, KafkaSettings, Settings
@@ -83,6 +84,7 @@ class ProcessorService(ConsumerService):
         self.lineage = lineage  # impact context shared with the other instances
         self.obs = obs
         self.metrics = metrics
+        self.trimmer = MemoryTrimmer()
         self.on_violation = encoder.on_violation  # `floe dev` shows each violation written
         # per-record sums, handed to the instruments at most once a second and when idle
         self._processed: Counter[str] = Counter()
@@ -115,6 +117,7 @@ class ProcessorService(ConsumerService):
     async def handle(self, batch: Batch) -> None:
         # the first updates of each batch are measured (duration histogram, spans), the rest skip the wrapper
         self.pipeline.measure(self.obs.timed_updates())
+        self.trimmer.busy = True
         # a record stamped beyond this clock + limits.max_future_s is dead-lettered: its time is "now" for the core
         self.pipeline.not_after_ms = int((time.time() + self.settings.limits.max_future_s) * 1000)
         self._retire_gone()
@@ -138,6 +141,7 @@ class ProcessorService(ConsumerService):
         """Between batches: record pending metrics; retire the state of assets whose contract was retired."""
         self.obs.acc.flush(None, force=True)
         self._record_counts(force=True)
+        self.trimmer.when_idle()  # a drained backlog's freed pages back to the system (bench/state.py)
         if not self.checks.has_gone:
             return
         async with self.lock:
@@ -172,6 +176,7 @@ class ProcessorService(ConsumerService):
             self.pipeline.restore(new, states, checkpoints)
             gc.collect()
             gc.freeze()  # the restored states are long-lived: keep them out of every later GC pass
+            self.trimmer.now()  # the changelog records read are freed: their pages back (bench/state.py, restart)
             self.checks.find_orphans(self.pipeline.asset_ids())  # contracts retired while unowned
         for tp in tps:
             # past the checkpoint, or the committed offset if later (exactly_once: as read after the fencing
