@@ -51,7 +51,7 @@ from floe_stream.runtime.supervision import TASK_UP_METRIC
 from floe_stream.settings import AlertsSettings, Settings
 from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics import CatalogCommitEvent, IcebergField, IcebergSchema, Tick
-from floe_stream.topics.bounds import IDENTIFIER_PATTERN, RULES, TEXT_MAX
+from floe_stream.topics.bounds import IDENTIFIER_MAX, IDENTIFIER_PATTERN, RULES, TEXT_MAX
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.enums import CheckStatus, CheckType, Severity
@@ -1592,3 +1592,48 @@ async def test_a_message_slack_refuses_never_opens_the_slack_circuit_for_everyon
         dead = await alerts_dead_letters(s)
         assert not any("circuit open" in json.dumps(d) for d in dead), dead
         assert all(slack_limits(r).status == 200 for r in slack.requests)
+
+
+# --- OpenLineage facets: what is read from a facet is bounded like the record's own fields ---------------------
+
+
+async def test_a_symlink_facet_is_bounded_like_the_datasets_own_names(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ``symlinks`` facet (Spark's and dbt-athena's table names) was read unbounded: a symlink of 500,000
+    spaces + ``orders`` (a name two contracts' tables share) was refused as ambiguous and logged whole — a
+    500 KB log line per distinct spelling, each kept in memory (up to 10,000 of them: gigabytes) — and a NUL
+    went on to the lookups. Symlink identifiers are identifiers (topics/bounds.py): such an event is
+    dead-lettered naming the facet, and the other assets are still monitored."""
+    (contracts_dir / "a.yaml").write_text(hostile_contract("a", "orders", "hostile.a"))
+    (contracts_dir / "b.yaml").write_text(hostile_contract("b", "orders", "hostile.b"))
+    s = await hostile_settings(kafka, pg_dsn, contracts_dir)
+
+    def linked(symlink: dict[str, str]) -> bytes:
+        ev = orjson.loads(_ol_event("s3://bucket", "warehouse/orders"))
+        ev["outputs"][0]["facets"] = {"symlinks": {"identifiers": [{**symlink, "type": "TABLE"}]}}
+        return orjson.dumps(ev)
+
+    with caplog.at_level(logging.INFO):
+        async with deployed("processor", s) as processor:
+            await _publish(
+                s, TopicKey.MATERIALIZATIONS,
+                ("orders", linked({"namespace": "hive://metastore", "name": " " * 500_000 + "orders"})),
+                ("orders", linked({"namespace": "hive://meta\x00store", "name": "sales.orders"})),
+            )  # fmt: skip
+            await materialize(s, "hostile.a", "m-a")
+            assert await wait_for(lambda: evaluated_for(s, "hostile.a", "m-a"), timeout=30) == {"a"}
+
+            async def two() -> list[DeadLetter] | None:
+                dlq = await dead_letters(s)
+                return dlq if len(dlq) >= 2 else None
+
+            dlq = await wait_for(two, timeout=30)
+            assert processor.running, processor.failure()
+    assert sorted(d.reason for d in dlq) == [
+        f"invalid OpenLineageRunEvent: outputs.0.facets.symlinks.identifiers.0.name: String should have at most "
+        f"{IDENTIFIER_MAX} characters",
+        f"invalid OpenLineageRunEvent: outputs.0.facets.symlinks.identifiers.0.namespace: "
+        f"{RULES[IDENTIFIER_PATTERN]}",
+    ]
+    assert max(len(line) for line in caplog.text.splitlines()) < 20_000

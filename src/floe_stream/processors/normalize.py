@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from floe_stream.processors.model import AssetUpdate
-from floe_stream.topics.bounds import as_text
+from floe_stream.topics.bounds import Identifier, as_text
 from floe_stream.topics.commit import CatalogCommitEvent, IcebergField
 from floe_stream.topics.decode import invalid
 from floe_stream.topics.materialization import (
@@ -58,15 +58,29 @@ DatasetRef = tuple[str, str, tuple[tuple[str, str], ...]]
 """An OpenLineage dataset as the registry resolves it: (namespace, name, symlinks' (namespace, name))."""
 
 
-def dataset_ref(ds: OLDataset) -> DatasetRef:
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def _identifier(value: Any, where: str) -> str:
+    """``value`` as an identifier of the wire models (``topics/bounds.py``), else DecodeError naming ``where``."""
+    try:
+        return _IDENTIFIER.validate_python(str(value))
+    except ValidationError as exc:
+        raise invalid("OpenLineageRunEvent", exc, where) from None
+
+
+def dataset_ref(ds: OLDataset, where: str = "dataset") -> DatasetRef:
     """(namespace, name, symlinks): Spark names a Hive or Iceberg table by its location and gives the table's
-    catalog name in the ``symlinks`` facet (dbt-athena too)."""
+    catalog name in the ``symlinks`` facet (dbt-athena too). A symlink is bounded like the dataset's own names
+    (DecodeError naming it: ``<where>.facets.symlinks.identifiers.<i>.name``); an entry without both parts is
+    ignored."""
     symlinks: tuple[tuple[str, str], ...] = ()
     facet = ds.facets.get("symlinks") if ds.facets else None
     if isinstance(facet, dict) and isinstance(facet.get("identifiers"), list):
+        at = f"{where}.facets.symlinks.identifiers"
         symlinks = tuple(
-            (str(i["namespace"]), str(i["name"]))
-            for i in facet["identifiers"]
+            (_identifier(i["namespace"], f"{at}.{j}.namespace"), _identifier(i["name"], f"{at}.{j}.name"))
+            for j, i in enumerate(facet["identifiers"])
             if isinstance(i, dict) and i.get("namespace") and i.get("name")
         )
     return ds.namespace, ds.name, symlinks
@@ -242,7 +256,7 @@ def updates_of_openlineage(ev: OpenLineageRunEvent) -> list[tuple[DatasetRef, As
     out: list[tuple[DatasetRef, AssetUpdate]] = []
     job = f"{ev.job.namespace}/{ev.job.name}"
     failed = _run_failure(ev, kind) if kind != "COMPLETE" else None
-    for ds in ev.outputs:
+    for n, ds in enumerate(ev.outputs):
         quality = _ol_quality([ds.facets, ds.outputFacets, ds.inputFacets])
         if failed is not None:
             update = AssetUpdate(
@@ -270,8 +284,8 @@ def updates_of_openlineage(ev: OpenLineageRunEvent) -> list[tuple[DatasetRef, As
                 job=job,
                 declared_schema=declared,
             )
-        out.append((dataset_ref(ds), update))
-    for ds in ev.inputs:
+        out.append((dataset_ref(ds, f"outputs.{n}"), update))
+    for n, ds in enumerate(ev.inputs):
         quality = _ol_quality([ds.inputFacets, ds.facets])
         if quality is None:
             continue
@@ -285,7 +299,7 @@ def updates_of_openlineage(ev: OpenLineageRunEvent) -> list[tuple[DatasetRef, As
             job=job,
             quality_only=True,
         )
-        out.append((dataset_ref(ds), update))
+        out.append((dataset_ref(ds, f"inputs.{n}"), update))
     return out
 
 

@@ -16,7 +16,7 @@ from floe_stream.processors.normalize import dataset_ref
 from floe_stream.runtime.kafka import make_consumer
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
-from floe_stream.topics.decode import decode_commit, decode_materialization
+from floe_stream.topics.decode import DecodeError, decode_commit, decode_materialization
 from floe_stream.topics.materialization import MaterializationEvent
 
 __all__ = ["SeenAsset", "identifiers_of", "seen_assets", "uncovered"]
@@ -48,7 +48,10 @@ def identifiers_of(topic_key: TopicKey, value: bytes | None) -> list[Seen]:
         return []
     if isinstance(ev, MaterializationEvent):
         return [ev.asset]
-    return [dataset_ref(ds) for ds in [*ev.outputs, *ev.inputs]]
+    try:
+        return [dataset_ref(ds) for ds in [*ev.outputs, *ev.inputs]]
+    except DecodeError:  # a facet the processor dead-letters
+        return []
 
 
 def uncovered(
