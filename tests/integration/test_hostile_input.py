@@ -23,6 +23,7 @@ import re
 import socket
 import sys
 import threading
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -1637,3 +1638,84 @@ async def test_a_symlink_facet_is_bounded_like_the_datasets_own_names(
         f"{RULES[IDENTIFIER_PATTERN]}",
     ]
     assert max(len(line) for line in caplog.text.splitlines()) < 20_000
+
+
+# --- compiled contracts: the form in a contracts-topic header is bounded like the YAML it stands for -------------
+
+
+def zlib_bomb_form(expanded: int) -> bytes:
+    """A compiled-form header (``floe-compiled/<version>``) of a few hundred KB that inflates to ``expanded``
+    bytes of JSON (a padding string), built in chunks."""
+    from floe_stream.contracts.compiled import COMPILED_VERSION
+
+    z = zlib.compressobj(9)
+    parts = [z.compress(b'{"pad": "')]
+    chunk = b"x" * (1 << 20)
+    parts += [z.compress(chunk) for _ in range(expanded >> 20)]
+    parts += [z.compress(b'"}'), z.flush()]
+    return f"floe-compiled/{COMPILED_VERSION}\n".encode() + b"".join(parts)
+
+
+async def test_a_compiled_form_header_is_bounded_like_its_yaml(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Processors load a contracts-topic record from its compiled form (the ``floe-compiled`` header) when it
+    has one, without reading the YAML. The form was trusted whole: a 200 KB zlib bomb inflated to 200 MB
+    (a gigabyte from a 1 MB header: every processor out of memory at every start, the record being on the
+    compacted topic for ever), and a form carrying a NUL owner or a 1.1 MB asset id loaded although its YAML
+    would be refused. A form is now inflated only up to a bound and holds to the rules of the YAML path
+    (topics/bounds.py); one that does not is refused with one line and the YAML is read instead."""
+    from floe_stream.contracts.compiled import COMPILED_HEADER, compile_contract
+    from floe_stream.contracts.loader import load_contract_text
+
+    s = await hostile_settings(kafka, pg_dsn, contracts_dir)
+    good = hostile_contract("bomb", "b", "hostile.bomb")
+
+    def forge(cid: str, **fields: str) -> bytes:  # the form of a clean YAML, with fields it would refuse
+        c = load_contract_text(hostile_contract(cid, cid[0], f"hostile.{cid}"), "x")
+        return compile_contract(
+            c.model_copy(update={"assets": tuple(a.model_copy(update=fields) for a in c.assets)})
+        )
+
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    try:
+        topic = topic_name(s.kafka.topic_prefix, TopicKey.CONTRACTS)
+        await producer.send_and_wait(
+            topic, good.encode(), key=b"bomb", headers=[(COMPILED_HEADER, zlib_bomb_form(200 << 20))]
+        )
+        for cid, form in (
+            ("forged", forge("forged", owner="bob\x00")),
+            ("huge", forge("huge", asset_id="y" * 1_100_000)),
+        ):
+            await producer.send_and_wait(
+                topic, hostile_contract(cid, cid[0], f"hostile.{cid}").encode(), key=cid.encode(),
+                headers=[(COMPILED_HEADER, form)],
+            )  # fmt: skip
+    finally:
+        await producer.stop()
+    with caplog.at_level(logging.WARNING):
+        async with deployed("processor", s) as processor:
+            for asset, cid in (
+                ("hostile.bomb", "bomb"),
+                ("hostile.forged", "forged"),
+                ("hostile.huge", "huge"),
+            ):
+                await materialize(s, asset, f"m-{cid}")
+                assert await wait_for(lambda a=asset, c=cid: evaluated_for(s, a, f"m-{c}"), timeout=30) == {
+                    cid
+                }
+            assert processor.service.registry.get("y" * 1_100_000) is None
+            assert processor.running, processor.failure()
+    assert (
+        "contracts-topic:bomb: compiled contract form refused (more than the 67,108,864 bytes floe inflates); "
+        "reading its YAML instead" in caplog.text
+    )
+    assert (
+        "contracts-topic:forged: compiled contract form refused (a string holds a control, bidi or zero-width "
+        "character: \\u0000 at character "
+    ) in caplog.text
+    assert (
+        "contracts-topic:huge: compiled contract form refused (asset_id: 1,100,000 characters, more than the "
+        "1,024 of an identifier); reading its YAML instead"
+    ) in caplog.text

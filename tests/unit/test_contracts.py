@@ -945,3 +945,27 @@ def test_tables_with_equal_columns_and_slas_share_them_and_stay_independent() ->
         a.owner = "someone"  # type: ignore[misc]
     c = a.replace(owner="someone", nested={})
     assert c.owner == "someone" and b.owner is None and a.owner is None and c.columns == a.columns
+
+
+def test_a_contract_file_is_read_only_up_to_the_document_bound(tmp_path: Path) -> None:
+    """A huge file in the contracts directory (a sparse 200 MiB one here; gigabytes on a volume) was read whole
+    into memory, twice (bytes, then text), before its size was judged: a processor or sink OOM at every start.
+    It is refused after reading at most the bound."""
+    import tracemalloc
+
+    from floe_stream.contracts.document import MAX_DOCUMENT_CHARS
+    from floe_stream.contracts.loader import load_directory
+
+    with (tmp_path / "huge.yaml").open("wb") as f:
+        f.truncate(200 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        contracts, errors = load_directory(tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert contracts == []
+    assert [e.problem for e in errors] == [
+        f"document too large: more than the {4 * MAX_DOCUMENT_CHARS:,} bytes floe reads"
+    ]
+    assert peak < 8 * MAX_DOCUMENT_CHARS  # the bound, not the file

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -35,13 +36,16 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from floe_stream import __version__
+from floe_stream.contracts.document import MAX_DOCUMENT_CHARS, MAX_NODES
 from floe_stream.contracts.interning import shared_part
+from floe_stream.contracts.loader import identifier_problems
 from floe_stream.contracts.models import (
     _ASSET_FIELDS,
-    ContractError,
     LoadedContract,
     MonitoredAsset,
 )
+from floe_stream.printable import printable
+from floe_stream.topics.bounds import NOT_TEXT
 
 __all__ = [
     "COMPILED_HEADER",
@@ -127,16 +131,69 @@ def load_compiled(data: bytes, source: str) -> LoadedContract:
             f"(floe-stream {__version__} reads version {COMPILED_VERSION})"
         )
     try:
-        doc = orjson.loads(zlib.decompress(data[data.index(b"\n") + 1 :]))
-        return _build(doc, source)
+        inflate = zlib.decompressobj()
+        body = inflate.decompress(data[data.index(b"\n") + 1 :], MAX_INFLATED_BYTES + 1)
+        if len(body) > MAX_INFLATED_BYTES:  # a zlib bomb: a 1 MB header would have been a gigabyte
+            raise _refused(source, f"more than the {MAX_INFLATED_BYTES:,} bytes floe inflates")
+        # what the YAML path refuses (topics/bounds.py) a form never brings in: it travels in a header anyone
+        # who may write the contracts topic writes, and is read instead of the YAML. One scan of the JSON
+        # (raw or escaped)
+        found = _not_text(body)
+        if found is not None:
+            raise _refused(
+                source,
+                f"a string holds a control, bidi or zero-width character: {printable(found.group())} at "
+                f"character {found.start() + 1} of its JSON",
+            )
+        contract = _build(orjson.loads(body), source)
     except (zlib.error, ValidationError, KeyError, IndexError, TypeError, ValueError) as exc:
+        if isinstance(exc, CompiledFormError):
+            raise
         raise CompiledFormError(
             f"{source}: damaged compiled contract form ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
+    problems = identifier_problems(contract)
+    if problems:
+        raise _refused(source, problems[0])
+    return contract
+
+
+_RAW = re.compile(rf"[{NOT_TEXT}]")
+_ESCAPE = re.compile(
+    r"(\\+)(?:[bf]|u(?:00(?:0[0-8bcef]|1[0-9a-f]|[89][0-9a-f]|7f)|061c|200[bef]|202[89a-e]|2060|206[6-9]|feff))",
+    re.IGNORECASE,
+)
+
+
+def _not_text(body: bytes) -> re.Match[str] | None:
+    """The first character :data:`~floe_stream.topics.bounds.Text` refuses in a JSON document, raw or escaped
+    (not the escapes of tab and line breaks; an escape after an escaped backslash is text). A raw one can only
+    be DEL or beyond ASCII (raw C0 controls are no JSON), an escaped one only follows a backslash: the usual
+    ASCII form without either is judged in microseconds (load_compiled's cost: bench/state.py)."""
+    raw_possible = b"\x7f" in body or not body.isascii()
+    if not raw_possible and b"\\" not in body:
+        return None
+    text = body.decode("utf-8")
+    raw = _RAW.search(text) if raw_possible else None
+    for m in _ESCAPE.finditer(text, 0, raw.start() if raw is not None else len(text)):
+        if len(m.group(1)) % 2:
+            return m
+    return raw
+
+
+MAX_INFLATED_BYTES = 16 * MAX_DOCUMENT_CHARS
+"""The most a compiled form inflates to (its JSON holds each distinct value of a document of at most
+``MAX_DOCUMENT_CHARS`` once: a few times less than this)."""
+
+
+def _refused(source: str, problem: str) -> CompiledFormError:
+    return CompiledFormError(f"{source}: compiled contract form refused ({problem})")
 
 
 def _build(doc: dict[str, Any], source: str) -> LoadedContract:
     n: int = doc["assets"]
+    if not isinstance(n, int) or not 0 <= n <= MAX_NODES:  # a count that only allocates
+        raise ValueError(f"{n!r} assets")
     fields: dict[str, Any] = doc["fields"]
     strings: dict[str, str] = {}
     intern: Callable[[str, str], str] = strings.setdefault  # equal strings of this contract held once
@@ -211,13 +268,10 @@ class ContractCache:
     def load(self, path: Path) -> LoadedContract:
         """The contract in ``path`` (raises ContractError like :func:`~floe_stream.contracts.loader.load_contract`),
         from its compiled form when the cache has one for this content."""
-        from floe_stream.contracts.loader import load_contract_bytes
+        from floe_stream.contracts.loader import load_contract_bytes, read_contract_file
 
         source = str(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ContractError(source, f"cannot read the file: {exc.strerror or exc}") from None
+        data = read_contract_file(path)
         cached = self._path(data)
         if cached is not None:
             try:

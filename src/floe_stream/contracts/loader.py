@@ -20,7 +20,14 @@ from typing import Any
 from open_data_contract_standard.model import OpenDataContractStandard, SchemaObject
 from pydantic import ValidationError
 
-from floe_stream.contracts.document import DocumentProblem, Problems, parse, problems_of, required
+from floe_stream.contracts.document import (
+    MAX_DOCUMENT_CHARS,
+    DocumentProblem,
+    Problems,
+    parse,
+    problems_of,
+    required,
+)
 from floe_stream.contracts.extension import FloeExtension
 from floe_stream.contracts.identity import default_asset_id, table_identities
 from floe_stream.contracts.interning import compact
@@ -52,13 +59,27 @@ def load_contract_text(text: str, source: str) -> LoadedContract:
         raise ContractError(source, "; ".join(problems), problems) from None
 
 
-def load_contract(path: Path) -> LoadedContract:
-    source = str(path)
+MAX_FILE_BYTES = 4 * MAX_DOCUMENT_CHARS
+"""The most bytes a contract file is read for (UTF-8 takes at most 4 per character): a larger file is refused
+without being read whole (a huge file on a volume was read into memory, twice, before its size was judged)."""
+
+
+def read_contract_file(path: Path) -> bytes:
+    """The bytes of a contract file, at most :data:`MAX_FILE_BYTES` of them; ContractError otherwise."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise ContractError(source, f"cannot read the file: {exc.strerror or exc}") from None
-    return load_contract_bytes(data, source)
+        raise ContractError(str(path), f"cannot read the file: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ContractError(
+            str(path), f"document too large: more than the {MAX_FILE_BYTES:,} bytes floe reads"
+        )
+    return data
+
+
+def load_contract(path: Path) -> LoadedContract:
+    return load_contract_bytes(read_contract_file(path), str(path))
 
 
 def load_contract_bytes(data: bytes, source: str) -> LoadedContract:
@@ -253,6 +274,50 @@ def _build(doc: OpenDataContractStandard, source: str, warnings: list[str]) -> L
 
 _SERVER_KEYS = {"schema_name": "schema", "service_name": "serviceName", "catalog_url": "catalogUrl"}
 """ServerRef field → the ODCS key it is read from, where they differ (for messages)."""
+
+
+def identifier_problems(contract: LoadedContract) -> list[str]:
+    """The identifier rule of :func:`load_contract_text` applied to a contract that was not built from its YAML
+    here (a compiled form): each problem names the field (``asset_id: …``), never quotes it. Each distinct
+    value (and each shared server) is judged once: ~1 µs per asset."""
+    found: list[str] = []
+    judged: set[str] = set()
+    servers: set[int] = set()
+
+    def judge(where: str, value: str | None) -> None:
+        if value is None or value in judged:
+            return
+        judged.add(value)
+        problem = identifier_problem(value)
+        if problem is not None:
+            found.append(f"{where}: {problem}")
+
+    top: tuple[tuple[str, str | None], ...] = (
+        ("id", contract.contract_id), ("name", contract.name), ("version", contract.version),
+        ("status", contract.status),
+    )  # fmt: skip
+    for where, value in top:
+        judge(where, value)
+    for a in contract.assets:
+        judge("asset_id", a.asset_id)
+        judge("table", a.table)
+        judge("physical_name", a.physical_name)
+        judge("owner", a.owner)
+        judge("team", a.team)
+        judge("domain", a.domain)
+        judge("contract_id", a.contract_id)
+        judge("contract_name", a.contract_name)
+        judge("contract_version", a.contract_version)
+        for where, values in (("aliases", a.aliases), ("consumers", a.consumers), ("tags", a.tags)):
+            for value in values:
+                judge(where, value)
+        for ref in a.servers:
+            if id(ref) not in servers:
+                servers.add(id(ref))
+                for key, value in ref.model_dump().items():
+                    if isinstance(value, str):
+                        judge(f"servers.{key}", value)
+    return found
 
 
 def _identifiers(problems: Problems, named: Iterable[tuple[str, str | None]]) -> None:

@@ -38,6 +38,8 @@ TEXT_MAX = 8192
 # (U+2066–9); BOM/ZWNBSP (U+FEFF). Lone surrogates never get this far (JSON decoders refuse them).
 _NOT_TEXT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff"
 _NOT_IDENTIFIER = r"\t\n\r" + _NOT_TEXT  # and neither TAB, LF nor CR
+NOT_TEXT = _NOT_TEXT
+"""The characters :data:`Text` refuses, as the inside of a regex character class."""
 IDENTIFIER_PATTERN = rf"^[^{_NOT_IDENTIFIER}]*$"
 TEXT_PATTERN = rf"^[^{_NOT_TEXT}]*$"
 
@@ -117,6 +119,10 @@ def identifier_problem(value: str) -> str | None:
     not come through a wire model (a contract's id, names, owner, asset ids, aliases, servers)."""
     if len(value) > IDENTIFIER_MAX:
         return f"{len(value):,} characters, more than the {IDENTIFIER_MAX:,} of an identifier"
+    if (
+        value.isascii() and value.isprintable()
+    ):  # the usual case, without a regex (ASCII printable: 0x20-0x7e)
+        return None
     m = _NOT_IDENTIFIER_RE.search(value)
     return None if m is None else f"{RULES[IDENTIFIER_PATTERN]}: {_found(m)}"
 
