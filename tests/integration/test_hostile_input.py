@@ -1719,3 +1719,54 @@ async def test_a_compiled_form_header_is_bounded_like_its_yaml(
         "contracts-topic:huge: compiled contract form refused (asset_id: 1,100,000 characters, more than the "
         "1,024 of an identifier); reading its YAML instead"
     ) in caplog.text
+
+
+# --- sink-openlineage: an event its destination can never take is that record's dead letter --------------------
+
+
+async def test_an_openlineage_event_kafka_can_never_take_is_dead_lettered_not_retried_for_ever(
+    apache_kafka: Broker, pg_dsn: str
+) -> None:
+    """A violation whose message is 400 KB (a valid record: a producer of the violations topic wrote it) made
+    an OpenLineage event of 1.2 MB (the message is in three facets); Apache Kafka refuses it (message.max.bytes
+    1 MB), the Kafka transport's delivery error counted as transient and the sink retried it for ever: no
+    later violation of any asset reached the lineage backend again. A refusal no retry can change (the record
+    is too large, or invalid) is that record's dead letter; the events after it are delivered."""
+    from floe_stream.settings import OpenLineageSettings
+
+    s = await hostile_settings(apache_kafka, pg_dsn)
+    ol_topic = f"{s.kafka.topic_prefix}ol-events"
+    s = s.model_copy(update={"openlineage": OpenLineageSettings(
+        transport="kafka", topic=ol_topic, timeout_s=10, retry_backoff_s=0.05
+    )})  # fmt: skip
+    now = datetime.now(UTC)
+    common: dict[str, Any] = {
+        "contract_id": "test-pipeline", "contract_name": "test-pipeline", "contract_version": "1.2.0",
+        "violation_type": CheckType.FRESHNESS, "severity": Severity.ERROR, "detected_at": now,
+        "episode_started_at": now,
+    }  # fmt: skip
+    big = ViolationData(violation_id="v-big", correlation_key="test.fast/f", asset="test.fast",
+                        message="m" * 400_000, **common)  # fmt: skip
+    fine = ViolationData(violation_id="v-ok", correlation_key="test.slow/f", asset="test.slow",
+                         message="stale", **common)  # fmt: skip
+    async with deployed("sink-openlineage", s) as sink:
+        await publish_violations(s, [big, fine])
+
+        async def delivered() -> bool:
+            from aiokafka import AIOKafkaConsumer
+
+            consumer = AIOKafkaConsumer(
+                ol_topic, bootstrap_servers=s.kafka.bootstrap_servers, auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )  # fmt: skip
+            await consumer.start()
+            try:
+                batch = await consumer.getmany(timeout_ms=1000)
+            finally:
+                await consumer.stop()
+            return any(b"test.slow" in (r.value or b"") for recs in batch.values() for r in recs)
+
+        await wait_for(delivered, timeout=60)
+        (dead,) = await wait_for(lambda: dead_letters(s), timeout=30)
+        assert sink.running, sink.failure()
+    assert b"v-big" in dead.value and "Broker: Message size too large" in dead.reason, dead.reason

@@ -9,8 +9,9 @@ logs each event at INFO). floe's shorthands ``http|kafka|file|console`` build th
 
 One adapter (:class:`OpenLineageTransport`) keeps floe's contract around whichever transport that is: a batch is
 emitted event by event, in order, on a worker thread; :class:`TransportError` says how many went out
-(``delivered``) and whether a retry can help (``permanent``: an HTTP 4xx other than 408/429; everything else —
-connection refused, 5xx, timeouts, a Kafka delivery error — is transient). floe's retries, dead-lettering and
+(``delivered``) and whether a retry can help (``permanent``: an HTTP 4xx other than 408/429, a Kafka message
+refused for its size or form; everything else — connection refused, 5xx, timeouts, other Kafka delivery
+errors — is transient). floe's retries, dead-lettering and
 delivery accounting (the sink) stay around it.
 
 Kafka: the library's KafkaTransport only logs a delivery error and flushes without a bound. The adapter watches
@@ -169,6 +170,7 @@ class _Ticket:
     def __init__(self) -> None:
         self.pending: dict[int, int] = {}  # event index → messages awaiting their report
         self.failed: dict[int, str] = {}  # event index → the first delivery error
+        self.refused: set[int] = set()  # event indexes whose message the broker can never take
 
     def first_bad(self) -> tuple[int, str] | None:
         bad = [(i, e) for i, e in self.failed.items()]
@@ -199,6 +201,8 @@ class _WatchedProducer:
                 ticket.pending[i] -= 1
                 if err is not None:
                     ticket.failed.setdefault(i, str(err))
+                    if _never_deliverable(err):
+                        ticket.refused.add(i)
             if theirs is not None:
                 theirs(err, msg)
 
@@ -260,11 +264,34 @@ def _status(exc: BaseException) -> int | None:
     return None
 
 
+_NEVER_DELIVERABLE = frozenset({
+    2,  # INVALID_MSG (corrupt)
+    4,  # INVALID_MSG_SIZE
+    10,  # MSG_SIZE_TOO_LARGE: over the broker's (or the topic's) message.max.bytes
+    18,  # RECORD_LIST_TOO_LARGE
+    87,  # INVALID_RECORD
+})  # fmt: skip
+"""Kafka error codes (librdkafka's, the protocol's) of a message no retry can deliver: the message itself is at
+fault, never the cluster. Authorization and connection errors stay transient (the destination is wrong or down:
+the sink holds its offsets until it is fixed)."""
+
+
+def _never_deliverable(err: Any) -> bool:
+    """``err`` (a confluent-kafka KafkaError, or an exception carrying one) says this message can never be
+    delivered: an event built from one violation too large for the topic (a 400 KB message is in three facets)
+    would otherwise be retried for ever, and no later event of any asset delivered."""
+    if not hasattr(err, "code") and getattr(err, "args", None):
+        err = err.args[0]
+    code = getattr(err, "code", None)
+    return callable(code) and code() in _NEVER_DELIVERABLE
+
+
 def classify(exc: BaseException) -> tuple[bool, str]:
-    """(permanent, reason): an HTTP 4xx other than 408/429 is permanent; everything else is transient."""
+    """(permanent, reason): an HTTP 4xx other than 408/429 is permanent, and so is a Kafka message the
+    producer or broker refuses for its size or form; everything else is transient."""
     status = _status(exc)
     if status is None:
-        return False, f"{type(exc).__name__}: {exc}"
+        return _never_deliverable(exc), f"{type(exc).__name__}: {exc}"
     permanent = 400 <= status < 500 and status not in (408, 429)
     return permanent, f"HTTP {status}: {exc}"
 
@@ -338,7 +365,7 @@ class OpenLineageTransport:
         if bad is not None and (error is None or bad[0] < done):
             raise TransportError(
                 f"openlineage {self.kind} → {self._kafka_topics()}: {bad[1]}",
-                permanent=False,
+                permanent=bad[0] in ticket.refused,  # that event's dead letter; the ones after it go on
                 delivered=bad[0],
             )
         if error is not None:
