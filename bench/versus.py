@@ -10,7 +10,9 @@ change of the machine's load, and the broker's growing number of topics, hit bot
 
   throughput: ``--events`` pre-filled materialization events (64 assets, 6 partitions, freshness contract)
               drained by the processor; events/s from its first to its last committed offset (commit interval
-              100 ms, polled every 50 ms);
+              100 ms, polled every 50 ms), and the CPU time the processor process used for the whole run
+              (start-up included) per event: on a shared machine the neighbours' load moves events/s a lot
+              and CPU per event little;
   latency:    bench.processor's event → violation row (open-loop ``--rate`` for ``--seconds``, 1 in 10 events
               changes its asset's schema: a drift opens, the previous one resolves).
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -93,9 +96,12 @@ async def dead_letters(k: KafkaSettings) -> int:
     return sum(ends.values())
 
 
-async def throughput(s: Settings, n: int, src: Path | None, log: Path) -> float:
+async def throughput(s: Settings, n: int, src: Path | None, log: Path) -> tuple[float, float]:
+    """(events/s, CPU µs per event of the processor process)."""
     await prefill(s, n)
     group = f"{s.kafka.group_prefix}-tp-processor"
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = usage.ru_utime + usage.ru_stime
     with open(log, "ab") as fh:
         proc = await asyncio.create_subprocess_exec(
             *processor_cmd(src), env=processor_env(s, "-tp", src), stdout=fh, stderr=fh
@@ -118,9 +124,11 @@ async def throughput(s: Settings, n: int, src: Path | None, log: Path) -> float:
         if proc.returncode is None:
             proc.terminate()
         await proc.wait()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_us = (usage.ru_utime + usage.ru_stime - cpu_before) / n * 1e6
     if dead := await dead_letters(s.kafka):
         raise RuntimeError(f"{dead} events dead-lettered (see {log}): the sides must read the same events")
-    return (n - first) / elapsed
+    return (n - first) / elapsed, cpu_us
 
 
 async def main() -> None:
@@ -150,6 +158,7 @@ async def main() -> None:
                              heartbeat_interval_ms=1000, linger_ms=5, commit_interval_ms=100)  # fmt: skip
 
     eps: dict[str, list[float]] = {name: [] for name, _ in sides}
+    cpu: dict[str, list[float]] = {name: [] for name, _ in sides}
     lat: dict[str, list[float]] = {name: [] for name, _ in sides}
     p99: dict[str, list[float]] = {name: [] for name, _ in sides}
     with Brokers(a.broker, tmp) as brokers:
@@ -161,9 +170,13 @@ async def main() -> None:
                     with brokers.row(f"{tag}t") as (broker, prefix):
                         s = Settings(kafka=kafka_on(broker.bootstrap, prefix), health_port=-1, clock_skew_s=0,
                                      contracts_dir=contract_dir(tmp / f"c-{prefix}", 3600))  # fmt: skip
-                        r = await throughput(s, a.events, src, tmp / f"{prefix}.log")
+                        r, us = await throughput(s, a.events, src, tmp / f"{prefix}.log")
                     eps[name].append(r)
-                    print(f"pair {i + 1} {name:<28} throughput {r:10,.0f} events/s", flush=True)
+                    cpu[name].append(us)
+                    print(
+                        f"pair {i + 1} {name:<28} throughput {r:10,.0f} events/s  CPU {us:5.1f} µs/event",
+                        flush=True,
+                    )
                 if a.only != "throughput":
                     with brokers.row(f"{tag}l") as (broker, prefix):
                         k = kafka_on(broker.bootstrap, prefix).model_copy(update={"commit_interval_ms": 1000})
@@ -183,6 +196,7 @@ async def main() -> None:
         line = f"  {name:<28}"
         if eps[name]:
             line += f" throughput {statistics.median(eps[name]):10,.0f} events/s"
+            line += f"  CPU {statistics.median(cpu[name]):5.1f} µs/event"
         if lat[name]:
             line += f"  p50 {pct(lat[name], 50):6.1f} ms  p99 {pct(lat[name], 99):6.1f} ms"
             line += f"  (p99 per pair: {', '.join(f'{x:.1f}' for x in p99[name])})"
