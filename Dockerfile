@@ -33,7 +33,9 @@ ENV PATH=/opt/floe/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     FLOE_CONTRACTS_DIR=/etc/floe/contracts \
-    FLOE_HEALTH_PORT=8080
+    FLOE_HEALTH_PORT=8080 \
+    XDG_CACHE_HOME=/tmp/.cache
+# /tmp is the writable mount (the chart's emptyDir, compose's tmpfs): the compiled-contracts cache lives there
 WORKDIR /tmp
 # Numeric uid so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001

@@ -66,6 +66,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.apache_kafka)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _contracts_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The compiled-contracts cache (default: the user's ``~/.cache``) in a folder of this session, for every
+    process the tests start too: no test reads what an earlier run compiled."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedKafka]:
     broker = EmbeddedKafka(log_file=tmp_path_factory.mktemp("tansu") / "tansu.log").start()

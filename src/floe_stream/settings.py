@@ -338,7 +338,8 @@ class ChecksSettings(CheckPolicy):
     contracts_cache_dir: Path | None = Field(
         default=None,
         description="where the compiled forms of the contracts directory's files are kept (default: "
-        "<contracts_dir>/.floe-compiled); a file is parsed once, later starts load its compiled form",
+        "$XDG_CACHE_HOME or ~/.cache, /floe-stream/compiled; entries are named by content, one folder serves "
+        "every directory); a file is parsed once, later starts load its compiled form",
     )
 
     @field_validator("probe_allow", mode="before")

@@ -20,8 +20,7 @@ import asyncpg
 import pytest
 
 from floe_stream.processors.router import is_rerouted
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, MaterializationEvent, TopicKey
 from floe_stream.topics.enums import CheckType
@@ -90,7 +89,7 @@ async def test_airflow_dags_test_provider_and_callback_reach_the_contract(
         text = (EXAMPLE / "contracts" / "shop.odcs.yaml").read_text()
         (contracts / "shop.odcs.yaml").write_text(text.replace("database: shop", f"database: {database}"))
         s = settings.model_copy(update={"contracts_dir": contracts})
-        processor = ProcessorService(s, load_registry(s))
+        processor = processor_service(s, load_registry(s))
         async with Running(processor):
             await wait_for(lambda: processor.ever_assigned, timeout=30)
             output = await asyncio.to_thread(airflow_dags_test, s, tmp_path, database)

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from floe_stream.client import FloeClient
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.sources.dbt import quality_by_model
 from floe_stream.topics import CheckResult, TopicKey, ViolationData
@@ -67,7 +66,7 @@ async def test_dbt_ol_build_updates_quality_no_false_drift_and_the_run_results_r
     settings: Settings, tmp_path: Path
 ) -> None:
     s = settings.model_copy(update={"contracts_dir": PROJECT / "contracts"})
-    processor = ProcessorService(s, load_registry(s))
+    processor = processor_service(s, load_registry(s))
     async with Running(processor):
         await wait_for(lambda: processor.ever_assigned, timeout=30)
         code, target = await asyncio.to_thread(dbt_ol_build, s, tmp_path)

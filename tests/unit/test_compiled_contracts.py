@@ -131,11 +131,12 @@ def test_the_directory_cache_parses_a_file_once_and_again_when_it_changes(tmp_pa
     folder.mkdir()
     f = folder / "orders.odcs.yaml"
     f.write_text(_contract())
-    cache = ContractCache.beside(folder)
+    cache = ContractCache.configured(tmp_path / "cache")
     first = cache.load(f)
     assert (cache.hits, cache.misses) == (0, 1)
-    assert [p.suffix for p in (folder / ".floe-compiled").iterdir()] == [".floec"]
-    again = ContractCache.beside(folder)  # a new process
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".floec"]
+    assert sorted(p.name for p in folder.iterdir()) == ["orders.odcs.yaml"]  # nothing written beside it
+    again = ContractCache.configured(tmp_path / "cache")  # a new process
     assert again.load(f) == first and (again.hits, again.misses) == (1, 0)
     f.write_text(_contract(latency="5 m"))
     changed = again.load(f)
@@ -228,3 +229,15 @@ def test_a_restored_state_is_the_state_that_was_written() -> None:
                 b'"last_sequence":null,"open":{},"tracks":{},"breaches":{},"checks":{}}'):  # fmt: skip
         with pytest.raises(ValidationError):
             decoder.decode(bad)
+
+
+def test_the_default_cache_is_the_users_cache_folder_not_the_contracts_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    (folder / "orders.odcs.yaml").write_text(_contract())
+    ContractCache.configured(None).load(folder / "orders.odcs.yaml")
+    assert sorted(p.name for p in folder.iterdir()) == ["orders.odcs.yaml"]
+    assert [p.suffix for p in (tmp_path / "xdg" / "floe-stream" / "compiled").iterdir()] == [".floec"]

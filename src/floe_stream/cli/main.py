@@ -330,7 +330,7 @@ def contracts_publish(paths: tuple[Path, ...]) -> None:
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def contracts_compile(directory: Path | None) -> None:
     """Parse the contracts directory (default: FLOE_CONTRACTS_DIR) once into its compiled-forms cache
-    (checks.contracts_cache_dir, default <dir>/.floe-compiled): a processor started afterwards loads them
+    (checks.contracts_cache_dir, default ~/.cache/floe-stream/compiled): a processor started afterwards loads them
     without parsing YAML. A processor fills the cache itself when it can write it; run this where it cannot
     (an image build, an init container)."""
     from floe_stream.contracts.compiled import ContractCache
@@ -338,7 +338,7 @@ def contracts_compile(directory: Path | None) -> None:
 
     settings = _settings()
     folder = directory or settings.contracts_dir
-    cache = ContractCache.beside(folder, settings.checks.contracts_cache_dir)
+    cache = ContractCache.configured(settings.checks.contracts_cache_dir)
     contracts, errors = load_directory(folder, cache.load)
     for e in errors:
         click.echo(f"not compiled: {printable(str(e))}", err=True)

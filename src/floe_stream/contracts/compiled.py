@@ -236,13 +236,20 @@ def _build(doc: dict[str, Any], source: str) -> LoadedContract:
 
 
 # --- the contracts directory's cache --------------------------------------------------------------------
+def default_cache_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "floe-stream" / "compiled"
+
+
 class ContractCache:
     """Compiled forms of a contracts directory's files, one cache file per file content (its SHA-256 and the
     compiled version): a file read once is loaded from its compiled form afterwards, until it changes.
 
-    ``folder`` defaults to ``<contracts dir>/.floe-compiled`` (hidden: never read as a contract). A folder that
-    cannot be written (a read-only mount) is reported once and the YAML is read every time; ``floe contracts
-    compile DIR`` fills it ahead (an image build, an init container)."""
+    ``folder`` defaults to the user's cache (``$XDG_CACHE_HOME/floe-stream/compiled``, else
+    ``~/.cache/floe-stream/compiled``): entries are named by content, so one folder serves every contracts
+    directory, and floe never writes into a contracts directory (a clone's examples, an installed package, a
+    mount). A folder that cannot be written (a read-only root file system) is reported once and the YAML is read
+    every time; ``floe contracts compile DIR`` fills it ahead (an image build, an init container)."""
 
     def __init__(self, folder: Path | None, *, explicit: bool = True) -> None:
         self.folder = folder
@@ -254,10 +261,11 @@ class ContractCache:
         self.misses = 0
 
     @classmethod
-    def beside(cls, contracts_dir: Path, folder: Path | None = None) -> ContractCache:
+    def configured(cls, folder: Path | None = None) -> ContractCache:
+        """The operator's folder (``checks.contracts_cache_dir``), else the user's cache folder."""
         if folder is not None:
             return cls(folder)
-        return cls(contracts_dir / ".floe-compiled", explicit=False)
+        return cls(default_cache_folder(), explicit=False)
 
     def _path(self, data: bytes) -> Path | None:
         if self.folder is None:

@@ -53,7 +53,7 @@ def contracts_cache(settings: Settings) -> ContractCache:
     """The compiled forms of the contracts directory's files (contracts/compiled.py)."""
     from floe_stream.contracts.compiled import ContractCache
 
-    return ContractCache.beside(settings.contracts_dir, settings.checks.contracts_cache_dir)
+    return ContractCache.configured(settings.checks.contracts_cache_dir)
 
 
 def load_registry(settings: Settings, cache: ContractCache | None = None) -> ContractRegistry:
