@@ -4,8 +4,8 @@
                                     [--style user|minimal] [--contracts dir|topic] [--rounds 2]
 
 1. Generated contracts, ``--per-contract`` tables each. ``--style user`` (default) writes them the way users do:
-   a postgres server, a team, 4 typed columns per table, a latency SLA on a column (the asset id comes from the
-   server and the table); ``--style minimal`` is one column and an explicit ``floe.asset`` per table.
+   a postgres server, a team, 4 typed columns per table, a qualified physical name (the asset id), a latency
+   SLA on a column; ``--style minimal`` is one column and an explicit ``floe.asset`` per table.
    ``--contracts dir`` (default): in FLOE_CONTRACTS_DIR, compiled first with ``floe contracts compile`` when
    this floe has it (timed apart: done once per contract version, at deploy); ``topic``: published with
    ``floe contracts publish`` and read from the contracts topic (an empty directory).
@@ -60,9 +60,11 @@ def asset_id(i: int, per: int, style: str) -> str:
 
 
 def user_contract(c: int, tables: int, latency: str = "value: 1\n    unit: h") -> str:
-    """A contract as users write them: a server, a team, 4 typed columns per table, a latency SLA."""
+    """A contract as users write them: a server, a team, 4 typed columns per table (its qualified physical name:
+    the asset id, in this floe and the older ones alike), a latency SLA."""
     body = "".join(
-        f"  - name: t{i:04d}\n    physicalName: t{i:04d}\n    physicalType: table\n    logicalType: object\n"
+        f"  - name: t{i:04d}\n    physicalName: db{c:04d}.public.t{i:04d}\n    physicalType: table\n"
+        "    logicalType: object\n"
         f"    description: Table {i} of domain {c}, loaded hourly.\n"
         "    properties:\n"
         "      - {name: id, logicalType: integer, physicalType: bigint, required: true, primaryKey: true}\n"
@@ -229,6 +231,9 @@ async def main() -> None:
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--no-change", action="store_true", help="skip the contract change")
     ap.add_argument(
+        "--contracts-dir", type=Path, default=None, help="contracts written before (--style user), not again"
+    )
+    ap.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
@@ -238,8 +243,8 @@ async def main() -> None:
     style = a.style
     tmp = Path(tempfile.mkdtemp(prefix="floe-bench-state-"))
     t = time.perf_counter()
-    contracts = write_contracts(tmp / "contracts", a.assets, a.per_contract, style)
-    n_contracts = len(list(contracts.iterdir()))
+    contracts = a.contracts_dir or write_contracts(tmp / "contracts", a.assets, a.per_contract, style)
+    n_contracts = len(list(contracts.glob("*.yaml")))
     print(
         f"floe: {FLOE}; load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}"
     )
