@@ -17,6 +17,9 @@ from collections.abc import Callable
 __all__ = ["MemoryTrimmer"]
 
 MIN_INTERVAL_S = 30.0
+QUIET_S = 2.0
+"""Idle for this long after the last work: a drained backlog, not a gap between two records of a stream (a trim
+pauses the loop for milliseconds: never in a steady stream, bench/versus.py)."""
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -35,8 +38,14 @@ class MemoryTrimmer:
         self._trim = _malloc_trim()
         self.min_interval_s = min_interval_s
         self._last = -min_interval_s
+        self._worked = 0.0
         self.busy = False
-        """Set by the caller when it handled work since the last trim (an idle processor trims nothing)."""
+        """Whether there was work since the last trim (an idle processor trims nothing)."""
+
+    def worked(self) -> None:
+        """The caller handled work (a batch) just now."""
+        self.busy = True
+        self._worked = time.monotonic()
 
     def now(self) -> bool:
         """Trim now (after a restore). Returns whether anything was called."""
@@ -46,9 +55,13 @@ class MemoryTrimmer:
         return True
 
     def when_idle(self) -> bool:
-        """Trim if there was work since the last idle trim and that one is ``min_interval_s`` old."""
-        if not self.busy or time.monotonic() - self._last < self.min_interval_s:
+        """Trim if there was work since the last idle trim, none for ``QUIET_S`` and that trim is
+        ``min_interval_s`` old."""
+        if not self.busy:
+            return False
+        t = time.monotonic()
+        if t - self._worked < QUIET_S or t - self._last < self.min_interval_s:
             return False
         self.busy = False
-        self._last = time.monotonic()
+        self._last = t
         return self.now()

@@ -117,7 +117,7 @@ class ProcessorService(ConsumerService):
     async def handle(self, batch: Batch) -> None:
         # the first updates of each batch are measured (duration histogram, spans), the rest skip the wrapper
         self.pipeline.measure(self.obs.timed_updates())
-        self.trimmer.busy = True
+        self.trimmer.worked()
         # a record stamped beyond this clock + limits.max_future_s is dead-lettered: its time is "now" for the core
         self.pipeline.not_after_ms = int((time.time() + self.settings.limits.max_future_s) * 1000)
         self._retire_gone()
