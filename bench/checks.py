@@ -30,6 +30,7 @@ from floe_stream.probes.guard import ProbeGuard
 from floe_stream.probes.runner import ProbeRunner
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetUpdate
+from floe_stream.telemetry.metrics import instruments
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)  # the ping pass runs at ~now
 RULES = (
@@ -106,7 +107,7 @@ async def sweep(n: int) -> None:
     from floe_stream.runtime.checks_runtime import ChecksRuntime
     from floe_stream.settings import Settings
 
-    rt = ChecksRuntime(Settings(health_port=-1), ContractRegistry(), eng)
+    rt = ChecksRuntime(Settings(health_port=-1), ContractRegistry(), eng, instruments())
     rt.runner = (
         ProbeRunner(  # the assets' server is 127.0.0.1:9, never connected to: the guard would refuse it
             {"tcp": NoopProbe()},  # type: ignore[dict-item]

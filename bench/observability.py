@@ -31,7 +31,13 @@ from floe_stream.processors.registry import CHECKS
 from floe_stream.settings import OpenLineageSettings, TelemetrySettings
 from floe_stream.sinks.openlineage.events import lineage_events
 from floe_stream.telemetry import tracing
-from floe_stream.telemetry.metrics import BatchMetrics, instrument_checks, setup_metrics, track_freshness
+from floe_stream.telemetry.metrics import (
+    BatchMetrics,
+    instrument_checks,
+    instruments,
+    setup_metrics,
+    track_freshness,
+)
 from floe_stream.topics import QualityResult, Severity, ViolationData
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import decode_violation, encode_violation
@@ -95,7 +101,7 @@ def main() -> None:
     all_assets = assets(args.assets)
     work = updates(all_assets, args.updates)
     print(f"(a) Engine.apply_update, {args.updates} updates on {args.assets} assets, {len(CHECKS)} checks")
-    acc = BatchMetrics(lambda a: "c")
+    acc = BatchMetrics(lambda a: "c", instruments())
     for label, instrumented, trace_ratio in (
         ("raw checks (no observability)", False, None),
         ("instrumented, tracing off (default)", True, None),

@@ -33,6 +33,7 @@ from floe_stream.runtime.embedded import EmbeddedKafka
 from floe_stream.runtime.iceberg_watcher import IcebergWatcher
 from floe_stream.runtime.kafka import ensure_topics
 from floe_stream.settings import IcebergSourceSettings, KafkaSettings, Settings, SourcesSettings
+from floe_stream.telemetry.metrics import instruments
 
 SCHEMA = Schema(
     NestedField(1, "id", LongType(), required=True),
@@ -102,7 +103,7 @@ async def main() -> None:
         src = SourcesSettings(iceberg=IcebergSourceSettings(catalog_name="bench", poll_interval_s=1))
         s = Settings(kafka=kafka, sources=src, health_port=-1)
 
-        w = IcebergWatcher(s, catalog=cat)
+        w = IcebergWatcher(s, catalog=cat, metrics=instruments())
         producer = await w.start()
         try:
             cold = await w.poll_once()
@@ -129,7 +130,7 @@ async def main() -> None:
             await w.leave()
             await producer.stop()
 
-        g = IcebergWatcher(s, catalog=Generic(cat))
+        g = IcebergWatcher(s, catalog=Generic(cat), metrics=instruments())
         producer = await g.start()  # restores the marks from the topic: nothing is republished
         try:
             gen = [(await g.poll_once()) for _ in range(max(2, args.polls // 2))]

@@ -23,6 +23,7 @@ from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.iceberg_watcher import IcebergWatcher
 from floe_stream.runtime.ticker import Ticker
 from floe_stream.settings import IcebergSourceSettings, Settings, SourcesSettings
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics import (
     CatalogCommitEvent,
     CheckResult,
@@ -169,7 +170,7 @@ async def test_appends_and_schema_evolution_over_the_rest_catalog_raise_drift(
     eu = cat.create_table(f"{ns}.eu.orders", schema=ORDERS)
     s = setup(settings, iceberg_rest, ns, tmp_path)
     processor = processor_service(s, load_registry(s))
-    watcher = IcebergWatcher(s)
+    watcher = IcebergWatcher(s, metrics=instruments())
     async with Running(processor, watcher):
         await wait_for(lambda: processor.ever_assigned and watcher.polls > 0, timeout=60)
         assert await commits(s) == []  # tables without a snapshot publish nothing
@@ -234,7 +235,7 @@ async def test_delete_snapshots_are_no_new_data_an_overwrite_is(
     events = cat.create_table(f"{ns}.events", schema=EVENTS, properties={"write.target-file-size-bytes": "1"})
     s = setup(settings, iceberg_rest, ns, tmp_path)
     processor = processor_service(s, load_registry(s))
-    watcher = IcebergWatcher(s)
+    watcher = IcebergWatcher(s, metrics=instruments())
     async with Running(processor, watcher, Ticker(s, ticker_id="t1")):
         await wait_for(lambda: processor.ever_assigned and watcher.polls > 0, timeout=60)
         await asyncio.to_thread(one_file_per_row, events, list(range(60)))
@@ -292,7 +293,7 @@ async def test_a_dropped_table_and_its_successor(
     await asyncio.to_thread(append_orders, cat.create_table(name, schema=ORDERS), [1, 2])
     await asyncio.to_thread(append_orders, cat.load_table(name), [3])
     s = setup(settings, iceberg_rest, ns, tmp_path)
-    watcher = IcebergWatcher(s)
+    watcher = IcebergWatcher(s, metrics=instruments())
     async with Running(watcher):
         (old,) = await wait_for(lambda: n_commits(s, 1), timeout=60)
         await asyncio.to_thread(cat.drop_table, name)
@@ -315,7 +316,7 @@ async def test_a_restarted_watcher_misses_and_repeats_nothing(
     cat, ns = lake(iceberg_rest)
     orders = cat.create_table(f"{ns}.orders", schema=ORDERS)
     s = setup(settings, iceberg_rest, ns, tmp_path)
-    first = IcebergWatcher(s)
+    first = IcebergWatcher(s, metrics=instruments())
     async with Running(first):
         await asyncio.to_thread(append_orders, orders, [1])
         await wait_for(lambda: n_commits(s, 1), timeout=60)
@@ -328,7 +329,7 @@ async def test_a_restarted_watcher_misses_and_repeats_nothing(
             u.add_column("extra", DoubleType())
 
     await asyncio.to_thread(evolve)
-    second = IcebergWatcher(s)
+    second = IcebergWatcher(s, metrics=instruments())
     async with Running(second):
         await wait_for(lambda: n_commits(s, 3), timeout=60)
         polls = second.polls
@@ -355,7 +356,7 @@ async def test_two_watcher_replicas_publish_each_snapshot_once_and_fail_over(
             names.append(name)
     tables = {n: cat.create_table(n, schema=ORDERS) for n in names}
     s = setup(settings, iceberg_rest, ns, tmp_path)
-    a, b = IcebergWatcher(s), IcebergWatcher(s)
+    a, b = IcebergWatcher(s, metrics=instruments()), IcebergWatcher(s, metrics=instruments())
     tasks = {w: asyncio.create_task(w.run()) for w in (a, b)}
 
     async def stop(w: IcebergWatcher) -> None:

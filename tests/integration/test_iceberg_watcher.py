@@ -20,6 +20,7 @@ from pyiceberg.types import DoubleType, IntegerType, LongType, NestedField, Stri
 from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.runtime.iceberg_watcher import IcebergWatcher
 from floe_stream.settings import IcebergSourceSettings, Settings, SourcesSettings
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics import CatalogCommitEvent, DriftKind, Severity, TopicKey, ViolationData
 from tests.conftest import wait_for
 from tests.integration.helpers import Running, floe_env, read_all, start_floe, stop_process, violations
@@ -117,7 +118,7 @@ async def test_snapshots_and_schema_evolution_raise_drift_end_to_end(
     table = create_orders(cat)
     s = watch_settings(settings, props, tmp_path / "contracts")
     processor = processor_service(s, load_registry(s))
-    watcher = IcebergWatcher(s)
+    watcher = IcebergWatcher(s, metrics=instruments())
     async with Running(processor, watcher):
         await wait_for(lambda: processor.ever_assigned and watcher.polls > 0, timeout=30)
         assert await commits(s) == []  # a table without a snapshot publishes nothing
@@ -207,7 +208,7 @@ async def test_restart_publishes_nothing_twice_and_continues(settings: Settings,
     assert first[0].sequence_number == 2
 
     # 2. a new watcher restores its marks from the topic: the same snapshot is not published again
-    watcher = IcebergWatcher(s)
+    watcher = IcebergWatcher(s, metrics=instruments())
     async with Running(watcher):
         await wait_for(lambda: watcher.polls >= 3, timeout=30)
         assert watcher.marks["shop.orders"].snapshot_id == first[0].snapshot_id

@@ -17,6 +17,7 @@ from floe_stream.sinks.alerts.config import ChannelConfig, Policy
 from floe_stream.sinks.alerts.delivery import Dispatcher
 from floe_stream.sinks.alerts.model import DeadLetter, Notification
 from floe_stream.sinks.alerts.store import Claim
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey
 from tests.unit.alert_factory import alert, resolved, violation
 
@@ -57,7 +58,9 @@ def dead_letters(dead: list[tuple[str, str, int]]) -> SinkContext:
         dl = DeadLetter.model_validate_json(value)
         dead.append((dl.channel, dl.reason, dl.attempts))
 
-    return SinkContext(stopping=asyncio.Event(), still_working=lambda: None, publish=publish)
+    return SinkContext(
+        stopping=asyncio.Event(), still_working=lambda: None, publish=publish, metrics=instruments()
+    )
 
 
 class Scripted(Channel):

@@ -20,6 +20,7 @@ from floe_stream.processors.model import AssetUpdate, Evaluation, Finding
 from floe_stream.runtime.kafka import OutRecord
 from floe_stream.runtime.sink_runtime import Input, SinkBatch, SinkContext, SinkRunner
 from floe_stream.settings import Settings
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics import ObservedColumn
 from floe_stream.topics.bounds import IDENTIFIER_PATTERN, TEXT_PATTERN, InputLimits, as_text
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -300,7 +301,7 @@ class PoisonSink:
 async def test_a_record_the_destination_refuses_is_dead_lettered_and_the_rest_written() -> None:
     s = Settings()
     sink = PoisonSink()
-    runner = SinkRunner(s, sink)
+    runner = SinkRunner(s, sink, instruments())
     produced: list[OutRecord] = []
 
     async def produce(records: Sequence[OutRecord]) -> None:

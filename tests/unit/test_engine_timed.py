@@ -11,7 +11,7 @@ from floe_stream.contracts.models import FreshnessSla, MonitoredAsset
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetUpdate, Outputs
 from floe_stream.processors.registry import CHECKS
-from floe_stream.telemetry.metrics import BatchMetrics, instrument_checks
+from floe_stream.telemetry.metrics import BatchMetrics, instrument_checks, instruments
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -35,7 +35,7 @@ def run(engine: Engine, n: int) -> list[tuple[str, str, str]]:
 
 
 def test_only_the_budgeted_updates_are_measured_and_the_verdicts_do_not_change() -> None:
-    acc = BatchMetrics(lambda _: "sales-orders")
+    acc = BatchMetrics(lambda _: "sales-orders", instruments())
     engine = Engine(instrument_checks(CHECKS, acc), untimed=CHECKS)
     engine.timed_updates = 3
     measured = run(engine, 10)

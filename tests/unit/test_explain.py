@@ -15,7 +15,7 @@ from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.explain import explain_contract
 from floe_stream.processors.policy import CheckPolicy
 from floe_stream.processors.registry import CHECKS
-from floe_stream.telemetry.metrics import BatchMetrics, instrument_checks
+from floe_stream.telemetry.metrics import BatchMetrics, instrument_checks, instruments
 
 EXAMPLES = Path(__file__).parents[2] / "src" / "floe_stream" / "examples" / "contracts"
 
@@ -141,5 +141,5 @@ def test_explain_is_in_registry_order_and_instrumented_checks_explain_the_same(t
     shown = [c["check"] for c in asset["checks"]]
     assert shown == sorted(shown, key=order.index)
     assert shown.index("retention") < shown.index("lifecycle")  # as before checks explained themselves
-    instrumented = instrument_checks(CHECKS, BatchMetrics(lambda a: "every-sla"))
+    instrumented = instrument_checks(CHECKS, BatchMetrics(lambda a: "every-sla", instruments()))
     assert explain_contract(contract, CheckPolicy(), checks=instrumented) == plain

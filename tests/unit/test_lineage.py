@@ -18,6 +18,7 @@ from floe_stream.sinks.openlineage.events import (
     run_id,
 )
 from floe_stream.sinks.openlineage.validate import LineageSchemas
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics import DriftKind, ResolvedData, Severity, ViolationData
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import decode_violation, encode_violation
@@ -271,7 +272,7 @@ async def test_delivery_skips_only_rejected_records_and_never_resends() -> None:
     async def publish(*_: object, source: object = None) -> None:
         pass
 
-    sink.ctx = SinkContext(asyncio.Event(), lambda: None, publish)
+    sink.ctx = SinkContext(asyncio.Event(), lambda: None, publish, metrics=instruments())
     items = [(SimpleNamespace(offset=i), None, [{"id": x}]) for i, x in enumerate("abcdefg")]
     failed = await sink._deliver(items)  # type: ignore[arg-type]
     assert t.sent == ["a", "b", "d", "e", "g"]  # in order, each once, across an outage and two rejections

@@ -11,6 +11,7 @@ from aiokafka.structs import ConsumerRecord
 from floe_stream.runtime import sink_runtime
 from floe_stream.runtime.sink_runtime import DeadLetters, is_transient, reason_of, retry_transient
 from floe_stream.sinks.openlineage.transport import TransportError
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.decode import DecodeError
 
 
@@ -65,7 +66,7 @@ async def test_stopping_during_an_outage_leaves_the_batch_uncommitted() -> None:
 
 def test_one_reason_format_with_origin_headers() -> None:
     rec = ConsumerRecord("t.violations", 3, 42, 0, 0, b"k", b"\xff", None, 1, 1, [("traceparent", b"x")])
-    dead = DeadLetters("t.dlq", partitions=2)
+    dead = DeadLetters("t.dlq", partitions=2, metrics=instruments())
     dead.add_exc(rec, DecodeError("empty message"))
     dead.add_exc(rec, ValueError("x" * 900), "undecodable violation event")
     assert reason_of(KeyError("a")) == "KeyError: 'a'"

@@ -35,6 +35,7 @@ from floe_stream.sinks.alerts.sink import NO_ROUTES, AlertSink
 from floe_stream.sinks.openlineage.sink import OpenLineageSink
 from floe_stream.sinks.openlineage.transport import TransportError
 from floe_stream.sinks.postgres.sink import PostgresSink
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics import Severity, ViolationData
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.decode import DecodeError
@@ -79,7 +80,7 @@ class Ctx:
         self.sources.append(source)
 
     def context(self) -> SinkContext:
-        return SinkContext(self.stopping, self.still_working, self.publish)
+        return SinkContext(self.stopping, self.still_working, self.publish, metrics=instruments())
 
 
 def decoded(sink: Sink, name: str, key: bytes | None, value: bytes | None, headers: Any = ()) -> SinkRecord:
@@ -373,7 +374,7 @@ class FakeSink:
 async def test_runner_decodes_writes_flushes_then_dead_letters_with_reasons() -> None:
     s = Settings()
     fake = FakeSink()
-    runner = SinkRunner(s, fake)
+    runner = SinkRunner(s, fake, instruments())
     topic = topic_name(s.kafka.topic_prefix, TopicKey.CHECK_RESULTS)
     assert runner.topics == [topic] and runner.group_id == f"{s.kafka.group_prefix}-sink-fake"
     produced: list[OutRecord] = []
@@ -488,7 +489,7 @@ async def test_runner_pauses_its_partitions_and_keeps_polling_while_the_destinat
     monkeypatch.setattr(sink_runtime, "BACKOFF_MAX_S", 0.02)
     s = Settings()
     sink = DownSink()
-    runner = SinkRunner(s, sink)
+    runner = SinkRunner(s, sink, instruments())
     await sink.start(runner.context())
     topic = topic_name(s.kafka.topic_prefix, TopicKey.CHECK_RESULTS)
     tp0, tp1, tp2 = (TopicPartition(topic, p) for p in range(3))

@@ -21,7 +21,13 @@ from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext
 from floe_stream.settings import ConfigError, CustomMetric, TelemetrySettings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.custom import CustomMetrics, lookup
-from floe_stream.telemetry.metrics import BatchMetrics, InstrumentedCheck, JsonFormatter, setup_metrics
+from floe_stream.telemetry.metrics import (
+    BatchMetrics,
+    InstrumentedCheck,
+    JsonFormatter,
+    instruments,
+    setup_metrics,
+)
 from floe_stream.topics import CheckResult, MaterializationEvent, Severity, ViolationData
 from floe_stream.topics.enums import CheckStatus, CheckType
 from floe_stream.topics.materialization import OpenLineageRunEvent
@@ -77,7 +83,7 @@ def result(check: CheckType, metric: float, asset_id: str = "sales.orders") -> C
 
 
 def test_batch_metrics_reach_the_prometheus_exposition() -> None:
-    acc = BatchMetrics(lambda a: "sales-orders")
+    acc = BatchMetrics(lambda a: "sales-orders", instruments())
     acc.result(result(CheckType.QUALITY, 0.93, "unit.q"))
     acc.result(result(CheckType.AVAILABILITY, 0.995, "unit.q"))
     for _ in range(3):
@@ -99,7 +105,7 @@ def test_batch_metrics_reach_the_prometheus_exposition() -> None:
 
 
 def test_histograms_are_sampled_not_dropped_in_a_flood() -> None:
-    acc = BatchMetrics(lambda a: "x")
+    acc = BatchMetrics(lambda a: "x", instruments())
     for _ in range(10_000):
         acc.duration("flood-contract", "freshness", 0.00001)
     acc.flush()
@@ -154,7 +160,7 @@ def test_custom_metrics_from_configuration() -> None:
 
 def test_one_span_per_check_evaluation_continuing_the_inbound_trace(spans: InMemorySpanExporter) -> None:
     inbound = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    acc = BatchMetrics(lambda a: "sales-orders")
+    acc = BatchMetrics(lambda a: "sales-orders", instruments())
     check = InstrumentedCheck(FreshnessCheck(), acc)
     a = asset()
     st = AssetState(asset_id=a.asset_id, watch_since=T0)

@@ -126,7 +126,7 @@ def processor_service(
     )
     enricher = ViolationEnricher(registry, engine.state_of)  # consumers, impact, root cause
     # contract lifecycle + availability pings; ``cache``: the contracts directory's compiled forms
-    checks = ChecksRuntime(settings, registry, engine, cache=cache)
+    checks = ChecksRuntime(settings, registry, engine, metrics, cache=cache)
     pipeline = Pipeline(
         engine,
         registry,
@@ -224,8 +224,9 @@ def build(kind: str, settings: Settings) -> Runnable:
         )
     if kind == "source-iceberg":
         from floe_stream.runtime.iceberg_watcher import IcebergWatcher
+        from floe_stream.telemetry.metrics import instruments
 
-        return IcebergWatcher(settings)
+        return IcebergWatcher(settings, metrics=instruments())
     raise ConfigError(f"unknown deployable {kind!r}")
 
 

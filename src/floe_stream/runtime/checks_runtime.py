@@ -46,7 +46,7 @@ from floe_stream.runtime.kafka import (
 )
 from floe_stream.runtime.supervision import supervise
 from floe_stream.settings import Settings
-from floe_stream.telemetry.metrics import Instruments, instruments
+from floe_stream.telemetry.metrics import Instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
 
@@ -64,11 +64,11 @@ class ChecksRuntime:
         settings: Settings,
         registry: ContractRegistry,
         engine: Engine,
-        metrics: Instruments | None = None,
+        metrics: Instruments,
         cache: ContractCache | None = None,
     ) -> None:
         self.settings = settings
-        self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
+        self.metrics = metrics  # the process's instruments, given by the composition root
         self.live = LiveRegistry(registry, load=cache.load if cache is not None else None)
         self.engine = engine
         self.t_contracts = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)

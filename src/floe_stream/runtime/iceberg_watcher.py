@@ -42,7 +42,7 @@ from floe_stream.runtime.kafka import (
 from floe_stream.settings import Settings
 from floe_stream.sources.iceberg.catalog import list_tables, load_metadata, open_catalog
 from floe_stream.sources.iceberg.snapshots import Refused, TableMark, new_events
-from floe_stream.telemetry.metrics import instruments
+from floe_stream.telemetry.metrics import Instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
 
@@ -118,8 +118,9 @@ class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
 class IcebergWatcher:
     name = "source-iceberg"
 
-    def __init__(self, settings: Settings, catalog: Any | None = None) -> None:
+    def __init__(self, settings: Settings, catalog: Any | None = None, *, metrics: Instruments) -> None:
         self.settings = settings
+        self.metrics = metrics  # the process's instruments, given by the composition root
         self.cfg = settings.sources.iceberg
         self.topic = topic_name(settings.kafka.topic_prefix, TopicKey.CATALOG_COMMITS)
         self.t_dlq = topic_name(settings.kafka.topic_prefix, TopicKey.DLQ)
@@ -296,7 +297,7 @@ class IcebergWatcher:
         """The dead letter of a snapshot the watcher cannot publish (the headers of the processor's dead letters;
         no offset: it never reached its topic), with one log line and the dead-letter metric."""
         log.warning("dead-lettered Iceberg table %s snapshot %s: %s", table, snapshot_id, reason)
-        instruments().dead_lettered.add(1, {"topic": self.topic, "reason": reason.split(":", 1)[0]})
+        self.metrics.dead_lettered.add(1, {"topic": self.topic, "reason": reason.split(":", 1)[0]})
         headers = [
             ("floe-dlq-reason", reason[:1000].encode()),
             ("floe-dlq-topic", self.topic.encode()),

@@ -33,7 +33,7 @@ from floe_stream.runtime.service import Batch, ConsumerService
 from floe_stream.runtime.transactions import PartitionTransactions
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
-from floe_stream.telemetry.metrics import Instruments, instruments
+from floe_stream.telemetry.metrics import Instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.decode import DecodeError
 
@@ -113,10 +113,10 @@ def reason_of(exc: BaseException, context: str = "") -> str:
 class DeadLetters:
     """Records to dead-letter after a batch: the original bytes with the reason, one metric, one log line each."""
 
-    def __init__(self, topic: str, partitions: int, metrics: Instruments | None = None) -> None:
+    def __init__(self, topic: str, partitions: int, metrics: Instruments) -> None:
         self.topic = topic
         self.partitions = partitions
-        self.metrics = metrics or instruments()  # the runner's
+        self.metrics = metrics  # the runner's
         self.records: list[OutRecord] = []
         # the input partition of each record (its transaction under exactly_once)
         self.sources: list[int] = []
@@ -222,7 +222,7 @@ class SinkContext:
     """Run ``fn`` once what the current batch published is committed: at once under at_least_once (it is sent
     already); under exactly_once after the transaction holding it committed — bookkeeping that must not outlive
     an aborted side output (the alerts ledger's "dead-lettered")."""
-    metrics: Instruments = field(default_factory=instruments)
+    metrics: Instruments = field(kw_only=True)
     """The process's instruments (the runner's, given by the composition root)."""
 
     async def retry(
@@ -332,9 +332,9 @@ class SinkRunner(ConsumerService, Generic[S]):
     sink killed with a transaction open leaves nothing a read_committed reader sees twice. Bookkeeping tied to a
     side output (the alerts ledger's "dead-lettered") waits for the commit (``ctx.after_commit``)."""
 
-    def __init__(self, settings: Settings, sink: S, metrics: Instruments | None = None) -> None:
+    def __init__(self, settings: Settings, sink: S, metrics: Instruments) -> None:
         k = settings.kafka
-        self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
+        self.metrics = metrics  # the process's instruments, given by the composition root
         self.sink = sink
         self.name = sink.name
         self.record_spans = sink.record_spans

@@ -29,7 +29,6 @@ from floe_stream.telemetry.metrics import (
     custom_metrics,
     data_age_s,
     instrument_checks,
-    instruments,
     samples_per_batch,
     track_freshness,
 )
@@ -50,13 +49,14 @@ class ProcessorObservability:
         self,
         registry: ContractRegistry,
         telemetry: TelemetrySettings | None = None,
-        metrics: Instruments | None = None,
+        *,
+        metrics: Instruments,
     ) -> None:
         self.registry = registry
-        self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
+        self.metrics = metrics  # the process's instruments, given by the composition root
         self.data_times: DataTimes = tuple
         """(asset, data time) of the assets this processor owns (see :meth:`watch`)."""
-        self.acc = BatchMetrics(self._contract_of)
+        self.acc = BatchMetrics(self._contract_of, metrics)
         # the configured custom metrics (instruments are per process: building them again returns the same ones)
         self.custom = CustomMetrics(telemetry.custom_metrics) if telemetry is not None else custom_metrics()
         self.result_types: frozenset[CheckType] = (

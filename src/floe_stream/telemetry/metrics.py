@@ -299,9 +299,9 @@ class BatchMetrics:
 
     (Check counts by status are aggregated by the processor itself: ``floe_contract_checks_total``.)"""
 
-    def __init__(self, contract_of: Callable[[str], str], metrics: Instruments | None = None) -> None:
+    def __init__(self, contract_of: Callable[[str], str], metrics: Instruments) -> None:
         self.contract_of = contract_of
-        self.metrics = metrics or instruments()  # the process's instruments, given by the composition root
+        self.metrics = metrics  # the process's instruments, given by the composition root
         self.durations: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.quality: dict[tuple[str, str], float] = {}
         self.availability: dict[tuple[str, str], float] = {}

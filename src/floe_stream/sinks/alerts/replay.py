@@ -27,6 +27,7 @@ from floe_stream.sinks.alerts.metrics import AlertInstruments
 from floe_stream.sinks.alerts.model import DeadLetter
 from floe_stream.sinks.alerts.sink import build_channels
 from floe_stream.sinks.alerts.store import AlertStore
+from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,10 @@ async def replay_dead_letters(settings: Settings, config: AlertsConfig | None = 
                 [OutRecord(topic, zlib.crc32(key) % partitions, key, value, headers)]
             )
 
-        ctx = SinkContext(stopping=asyncio.Event(), still_working=lambda: None, publish=publish)
+        # a one-shot command: its own composition (nothing of it is scraped)
+        ctx = SinkContext(
+            stopping=asyncio.Event(), still_working=lambda: None, publish=publish, metrics=instruments()
+        )
         dispatcher = Dispatcher(channels, AlertStore(pool), config.policy, ctx, metrics=AlertInstruments())
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
