@@ -29,6 +29,7 @@ from floe_stream.telemetry.metrics import (
     setup_metrics,
 )
 from floe_stream.topics import CheckResult, MaterializationEvent, Severity, ViolationData
+from floe_stream.topics.decode import decode_materialization
 from floe_stream.topics.enums import CheckStatus, CheckType
 from floe_stream.topics.materialization import OpenLineageRunEvent
 
@@ -286,3 +287,27 @@ def test_alert_channels_get_display_lines_in_a_useful_order() -> None:
         ("Upstream violating", "raw.orders: freshness error since x"),
         ("Pattern", "recurring: 2 earlier freshness violation(s) in 24h"),
     ]
+
+
+def test_custom_metric_labels_from_facets_follow_the_identifier_rule() -> None:
+    """A label taken from an OpenLineage facet (free-form JSON, unbounded at decode) is a label only when it is an
+    identifier by topics/bounds.py's rule; a megabyte value or an ESC sequence is recorded as '(invalid)'."""
+    custom = CustomMetrics(
+        [CustomMetric(name="unit_runs_by_team", source="materialization", labels=["run.facets.owner.team"])]
+    )
+
+    def run_event(team: str) -> OpenLineageRunEvent:
+        ev = {
+            "eventType": "COMPLETE", "eventTime": T0.isoformat(), "producer": "https://example.com/p",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "run": {"runId": "01890000-0000-7000-8000-000000000001", "facets": {"owner": {"team": team}}},
+            "job": {"namespace": "ns", "name": "job"}, "outputs": [{"namespace": "pg", "name": "sales.orders"}],
+        }  # fmt: skip
+        decoded = decode_materialization(json.dumps(ev).encode())
+        assert isinstance(decoded, OpenLineageRunEvent)
+        return decoded
+
+    for team in ("data-eng", "x" * 1025, "ops\x1b[2J", "a\u202eb", "é" * 1024):
+        custom.observe("materialization", run_event(team))
+    got = {lab["run_facets_owner_team"]: v for lab, v in samples("unit_runs_by_team_total")}
+    assert got == {"data-eng": 1, "(invalid)": 3, "é" * 1024: 1}

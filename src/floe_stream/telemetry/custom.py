@@ -8,6 +8,11 @@ Example (environment, JSON)::
 ``source`` is ``materialization`` (floe's materialization event or an OpenLineage run event, as decoded),
 ``check_result`` or ``violation``. ``field`` and ``labels`` are dotted paths (``labels.region``,
 ``run.facets.x``); ``where`` keeps only events whose field equals the given string.
+
+A label value comes from an event, so it follows the producers' rule for identifiers (``topics/bounds.py``): at
+most 1,024 printable characters, no control, line-break, bidi or zero-width character. A value that breaks it (an
+OpenLineage facet is free-form JSON: nothing bounded it at decode) is recorded as :data:`INVALID_LABEL`, never
+as itself: a megabyte string or an ESC sequence never becomes a label of the ``/metrics`` page.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from typing import Any
 from opentelemetry import metrics
 
 from floe_stream.settings import ConfigError, CustomMetric
+from floe_stream.topics.bounds import identifier_problem
+
+INVALID_LABEL = "(invalid)"
+"""The label value recorded instead of one that is no identifier (too long, or a character the rule refuses)."""
 
 
 def lookup(obj: Any, path: str) -> Any:
@@ -47,6 +56,12 @@ def _number(v: Any) -> float | None:
     return None
 
 
+def label_value(v: Any) -> str:
+    """``v`` as a label value: its text when that is an identifier (topics/bounds.py), else :data:`INVALID_LABEL`."""
+    text = str(v)
+    return text if identifier_problem(text) is None else INVALID_LABEL
+
+
 class _Custom:
     def __init__(self, spec: CustomMetric, meter: metrics.Meter) -> None:
         self.spec = spec
@@ -67,7 +82,7 @@ class _Custom:
             value = _number(lookup(event, spec.field))
         if value is None:
             return  # the event does not carry the field: nothing to record
-        attrs = {label.replace(".", "_"): str(lookup(event, label)) for label in spec.labels}
+        attrs = {label.replace(".", "_"): label_value(lookup(event, label)) for label in spec.labels}
         if spec.instrument == "counter":
             if value >= 0:
                 self.inst.add(value, attrs)
