@@ -184,6 +184,16 @@ async def broker_settings(broker: Broker, pg_dsn: str) -> Settings:
     return s
 
 
+def rdkafka_threads() -> int:
+    """librdkafka's threads in this process (it names them rdk:main, rdk:broker…): they live as long as the
+    producer they serve, reconnecting and logging while its broker is down."""
+    return sum(
+        1
+        for t in Path("/proc/self/task").iterdir()
+        if (t / "comm").read_text(errors="replace").startswith("rdk:")
+    )
+
+
 async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
     """Poll ``predicate`` (sync or async) until truthy; return its value or fail the test."""
     loop = asyncio.get_running_loop()

@@ -29,7 +29,7 @@ from floe_stream.topics import ResolvedData, Severity, TopicKey, ViolationData
 from floe_stream.topics.catalog import topic_name
 from floe_stream.topics.enums import CheckType
 from floe_stream.topics.violation import encode_violation
-from tests.conftest import OPENLINEAGE_SCHEMAS, REPO, wait_for
+from tests.conftest import OPENLINEAGE_SCHEMAS, REPO, rdkafka_threads, wait_for
 from tests.integration.helpers import Running, read_all, use_openlineage_yml
 
 pytestmark = [pytest.mark.kafka]
@@ -238,13 +238,17 @@ async def test_kafka_transport_writes_the_lineage_topic(
             )
         }
     )
+    threads = rdkafka_threads()
     sink = openlineage_sink(s)
     async with Running(sink):
         await publish_violations(
             s, [violation("test.fast", CheckType.AVAILABILITY), resolved("test.fast", CheckType.AVAILABILITY)]
         )
         await wait_for(lambda: sink.sink.emitted == 2, timeout=30)
+        assert rdkafka_threads() > threads
     assert type(sink.sink.transport.transport).__name__ == "KafkaTransport"  # type: ignore[attr-defined]
+    # the stopped sink's producer is gone, though the sink object lives on (here, in the test's frame)
+    await wait_for(lambda: rdkafka_threads() <= threads, timeout=20)
     recs = await read_topic(s, s.openlineage.topic, 2)
     events = [json.loads(r.value) for r in sorted(recs, key=lambda r: r.offset)]
     assert [e["eventType"] for e in events] == ["FAIL", "COMPLETE"]

@@ -6,6 +6,7 @@ tests/integration/test_openlineage.py; here a fake confluent-kafka producer scri
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from floe_stream.sinks.openlineage.transport import (
     kafka_producer_config,
     run_key,
 )
+from tests.conftest import rdkafka_threads, wait_for
 
 
 def ev(i: int, job: str = "j") -> dict[str, Any]:
@@ -194,3 +196,32 @@ async def test_kafka_undelivered_after_the_flush_timeout_is_transient_and_the_qu
     p.stuck_from = None
     await a.emit([ev(1), ev(2)])  # the retry: only what had not gone out
     assert [json.loads(v)["run"]["runId"] for _, v in p.sent] == ["r0", "r1", "r2"]  # once each, in order
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc (Linux)")
+async def test_close_ends_the_kafka_producer_while_the_adapter_lives_on() -> None:
+    """close() flushes within timeout_s, drops what the broker never took and ends the producer: a sink closed
+    while its Kafka was unreachable kept a confluent-kafka producer alive (the adapter held it), which went on
+    reconnecting and logging long after. Here the broker is a loopback port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    before = rdkafka_threads()
+    t = KafkaTransport(
+        KafkaConfig(
+            config={"bootstrap.servers": f"127.0.0.1:{port}", "reconnect.backoff.max.ms": 200},
+            topic="lineage",
+            flush=True,
+        )
+    )
+    a = OpenLineageTransport(OpenLineageSettings(transport="openlineage", timeout_s=0.5), KafkaSettings(), t)
+    await a.start()
+    assert rdkafka_threads() > before
+    with pytest.raises(TransportError) as err:
+        await a.emit([ev(0)])
+    assert err.value.permanent is False  # unreachable: transient, retried
+    await a.close()
+    assert await wait_for(lambda: rdkafka_threads() == before, timeout=10)
+    with pytest.raises(TransportError, match="closed"):  # never a fresh, unwatched producer behind its back
+        await a.emit([ev(1)])
+    assert rdkafka_threads() == before

@@ -19,6 +19,8 @@ its producer (:class:`_WatchedProducer`): every produced message is accounted fo
 batch ends with one flush bounded by ``timeout_s``, and an error or a message still undelivered then is a
 transient failure from that event on (the queued rest is purged). A message that was in flight when the flush
 gave up may still arrive: the retry then re-sends an identical event (events are deterministic), never loses one.
+``close()`` flushes within ``timeout_s`` too, then ends the producer (its librdkafka threads live as long as the
+producer object, and the library only drops its own reference); a closed adapter emits nothing.
 async_http delivers in the background and only counts failures: the adapter waits for the batch (bounded) and any
 failure — a rejection included — fails the whole batch transiently.
 """
@@ -224,6 +226,21 @@ class _WatchedProducer:
         self._producer.purge(in_queue=True, in_flight=False, blocking=True)
         self._producer.poll(0)
 
+    def release(self) -> None:
+        """End the producer (after the bounded flush of close): what it still holds is dropped — a batch not
+        delivered was reported failed and is retried by whoever consumes it next — and its threads stop. Its
+        threads live as long as the producer object: the library's close() only forgets its own reference."""
+        p, self._producer = self._producer, None
+        if p is None:
+            return
+        p.purge(in_queue=True, in_flight=True, blocking=False)
+        p.poll(0)  # serve the purged messages' reports (they hold the batch's callbacks)
+        end = getattr(
+            p, "close", None
+        )  # confluent-kafka >= 2.11; before it, dropping the last reference does it
+        if end is not None:
+            end()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._producer, name)
 
@@ -308,6 +325,7 @@ class OpenLineageTransport:
         self.name: str = cfg.transport
         self.transport: OLTransport | None = transport
         self._watches: list[_WatchedProducer] = []
+        self._closed = False
 
     @property
     def kind(self) -> str:
@@ -336,12 +354,27 @@ class OpenLineageTransport:
             log.info("created OpenLineage topic %s", self.cfg.topic)
 
     async def close(self) -> None:
+        """Flush within ``timeout_s`` and end every producer: nothing of the transport outlives it (a Kafka
+        producer left alive kept reconnecting to, and logging about, a stopped broker)."""
+        self._closed = True
         if self.transport is not None:
-            await asyncio.to_thread(self.transport.close, self.cfg.timeout_s)
+            await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        try:
+            assert self.transport is not None
+            self.transport.close(self.cfg.timeout_s)  # the library's: a flush bounded by the timeout
+        finally:
+            for w in self._watches:
+                w.release()
+            self._watches = []
 
     async def emit(self, events: Sequence[Event]) -> None:
-        if events:
-            await asyncio.to_thread(self._emit_all, events)
+        if not events:
+            return
+        if self._closed:  # the library would build a new producer, unwatched and never closed
+            raise TransportError(f"openlineage {self.kind}: transport closed", permanent=False)
+        await asyncio.to_thread(self._emit_all, events)
 
     def _emit_all(self, events: Sequence[Event]) -> None:
         t = self.transport
