@@ -79,13 +79,16 @@ def _keys(contract: LoadedContract) -> list[_Keys]:
     return [(a, claims(a), implicit_names(a), dataset_claims(a)) for a in contract.assets]
 
 
-def _add(index: dict[Any, _Claim], key: object, aid: str) -> None:
-    cur: _Claim | None = index.get(key)
+def _add(index: dict[Any, _Claim], key: object, aid: str, grow: bool = False) -> None:
+    cur: _Claim | list[str] | None = index.get(key)
     if cur is None:
         index[key] = aid
     elif isinstance(cur, str):
         if cur != aid:
-            index[key] = (cur, aid)
+            index[key] = [cur, aid] if grow else (cur, aid)  # type: ignore[assignment]
+    elif isinstance(cur, list):  # while the constructor loads (``grow``): made a tuple once at its end
+        if aid not in cur[-1:]:
+            cur.append(aid)
     elif aid not in cur:
         index[key] = (*cur, aid)
 
@@ -113,11 +116,20 @@ class ContractRegistry:
         self.contracts: dict[str, LoadedContract] = {}
         self.refused: list[ContractConflict] = []
         """Contracts given to the constructor that were refused (in order); the caller reports them."""
+        self._grow = False
+        # a name many contracts share (the table name ``t0001`` of 1,000 contracts) grows as a list while they
+        # load, a tuple at the end: one tuple rebuilt per contract was quadratic (bench/state.py, 1,000,000 assets)
+        self._grow = True
         for c in contracts:
             try:
                 self.add(c)
             except ContractConflict as exc:
                 self.refused.append(exc)
+        self._grow = False
+        for index in (self._implicit, self._datasets):
+            for key, found in index.items():
+                if isinstance(found, list):
+                    index[key] = tuple(found)
 
     def _owner(self, aid: _Claim | None) -> str | None:
         if aid is None:
@@ -155,17 +167,18 @@ class ContractRegistry:
         if old is not None:
             self.remove(old.contract_id)
         self.contracts[contract.contract_id] = contract
+        grow = self._grow
         for asset, claimed, implicit, datasets in keys:
             aid = asset.asset_id
             self._assets[aid] = asset
             for name in claimed:
                 self._claimed[name] = aid
             for name in implicit:
-                _add(self._implicit, name, aid)
+                _add(self._implicit, name, aid, grow)
             for key, ident in datasets.items():
-                _add(self._datasets, key, aid)
+                _add(self._datasets, key, aid, grow)
                 if ident != key:
-                    _add(self._datasets, ident, aid)
+                    _add(self._datasets, ident, aid, grow)
         for partitions, index in self._by_partition.items():  # only this contract's assets are placed
             for asset in contract.assets:
                 index.setdefault(str(partition_for(asset.asset_id, partitions)), []).append(asset)
