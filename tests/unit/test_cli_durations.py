@@ -43,9 +43,9 @@ def test_dev_duration_rejects_non_durations_in_one_line(value: str) -> None:
 def test_coverage_seen_takes_any_duration(monkeypatch: pytest.MonkeyPatch) -> None:
     since: list[datetime] = []
 
-    async def fake_seen(settings: Any, registry: Any, t: datetime) -> list[Any]:
+    async def fake_seen(settings: Any, registry: Any, t: datetime) -> seen.SeenGap:
         since.append(t)
-        return []
+        return seen.SeenGap([])
 
     monkeypatch.setattr(seen, "seen_assets", fake_seen)
     before = datetime.now(UTC)

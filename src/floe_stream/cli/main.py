@@ -436,10 +436,23 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
     from datetime import UTC, datetime
 
     from floe_stream.durations import format_duration
-    from floe_stream.runtime.seen import seen_assets
+    from floe_stream.runtime.seen import MAX_LISTED, seen_assets
 
     since = datetime.now(UTC) - window
-    gap = _run(seen_assets(settings, registry, since))
+    found = _run(seen_assets(settings, registry, since))
+    gap = found.assets
+    notes = []  # what the list leaves out: stderr under --format json (its stdout stays the list)
+    if found.truncated:
+        notes.append(
+            f"read the window's first {found.records:,} input records only (a busy window): a shorter --seen "
+            "reads it all"
+        )
+    if found.more:
+        at_least = "at least " if found.more_at_least else ""
+        notes.append(
+            f"{at_least}{found.more:,} more dataset(s) without a contract, not listed ({found.more_events:,} "
+            f"mention(s)): only the first {MAX_LISTED:,} distinct ones are"
+        )
     if fmt == "json":
         rows = [
             {
@@ -455,6 +468,8 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
             for g in gap
         ]
         click.echo(json.dumps(rows, indent=2))
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
         return
     click.echo(f"{len(gap)} asset(s) seen in the last {format_duration(window, 'exact')} without a contract")
     for g in gap:  # identifiers as producers wrote them: escaped
@@ -469,6 +484,8 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
             )
         for s in g.suggestions:
             click.echo(printable(f"    likely {s.asset} ({s.contract_id}): {s.hint}"))
+    for note in notes:
+        click.echo(f"  … {note}")
 
 
 @contracts.command("coverage")

@@ -3,6 +3,7 @@ contract covers — the coverage gap, read from the topics themselves (materiali
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.decode import DecodeError, decode_commit, decode_materialization
 from floe_stream.topics.materialization import MaterializationEvent
 
-__all__ = ["SeenAsset", "identifiers_of", "seen_assets", "uncovered"]
+__all__ = ["Coverage", "SeenAsset", "SeenGap", "identifiers_of", "seen_assets", "uncovered"]
 
 
 @dataclass(frozen=True)
@@ -54,46 +55,117 @@ def identifiers_of(topic_key: TopicKey, value: bytes | None) -> list[Seen]:
         return []
 
 
-def uncovered(
-    records: Iterable[tuple[TopicKey, str, bytes | None, datetime]], registry: ContractRegistry
-) -> list[SeenAsset]:
-    """The seen identifiers that resolve to no asset (or to several), busiest first, each with the contract
-    tables it most likely is (pure)."""
-    found: dict[str, tuple[str, int, datetime, tuple[str, ...], Seen]] = {}
-    for key, topic, value, at in records:
+MAX_LISTED = 1_000
+"""Distinct uncovered identifiers listed by name (each bounded by the decoder: at most 2 × 1,024 characters)."""
+MAX_COUNTED = 100_000
+"""Distinct identifiers beyond :data:`MAX_LISTED` counted (an 8-byte digest each); past it, "at least"."""
+MAX_RECORDS = 200_000
+"""Input records read per run: a busy window is read from its start up to this many (the report says so)."""
+
+
+@dataclass(frozen=True)
+class SeenGap:
+    """What ``floe contracts coverage --seen`` reports: the uncovered identifiers listed, busiest first, and what
+    was not listed."""
+
+    assets: list[SeenAsset]
+    more: int = 0
+    """Distinct uncovered identifiers not listed (beyond :data:`MAX_LISTED`)."""
+    more_at_least: bool = False
+    """``more`` is a lower bound: more than :data:`MAX_COUNTED` were seen."""
+    more_events: int = 0
+    """Datasets in input records about the identifiers not listed."""
+    records: int = 0
+    """Input records read."""
+    truncated: bool = False
+    """The window held more than ``max_records`` records: only its first ones were read."""
+
+
+class Coverage:
+    """The coverage gap of a stream of input records, in bounded memory (pure): a record's value is decoded and
+    dropped at once; per uncovered identifier only its topic, count, last time and what it resolves to are
+    kept, for the first :data:`MAX_LISTED` distinct ones; later ones are counted (by digest, up to
+    :data:`MAX_COUNTED`) as "N more". A busy or hostile topic (a million distinct names) grows nothing else."""
+
+    def __init__(
+        self, registry: ContractRegistry, max_listed: int = MAX_LISTED, max_counted: int = MAX_COUNTED
+    ) -> None:
+        self.registry = registry
+        self.max_listed = max_listed
+        self.max_counted = max_counted
+        self.records = 0
+        self.truncated = False
+        self._found: dict[str, tuple[str, int, datetime, tuple[str, ...], Seen]] = {}
+        self._more: set[int] = set()
+        self._more_full = False
+        self._more_events = 0
+
+    def add(self, key: TopicKey, topic: str, value: bytes | None, at: datetime) -> None:
+        self.records += 1
         for seen in identifiers_of(key, value):
             if isinstance(seen, str):
-                hit = registry.lookup(seen)
+                hit = self.registry.lookup(seen)
                 shown = seen
             else:
-                hit = registry.resolve_dataset(*seen)
+                hit = self.registry.resolve_dataset(*seen)
                 shown = f"{seen[0]}/{seen[1]}"
             if isinstance(hit, MonitoredAsset):
                 continue
+            known = self._found.get(shown)
+            if known is None and len(self._found) >= self.max_listed:
+                self._more_events += 1
+                if len(self._more) < self.max_counted:
+                    digest = hashlib.blake2b(shown.encode(errors="surrogatepass"), digest_size=8).digest()
+                    self._more.add(int.from_bytes(digest, "big"))
+                else:
+                    self._more_full = True
+                continue
             ambiguous = hit.assets if isinstance(hit, Ambiguous) else ()
-            _, n, last, _, _ = found.get(shown, (topic, 0, at, (), seen))
-            found[shown] = (topic, n + 1, max(last, at), ambiguous, seen)
-    assets = registry.assets()
-    out = []
-    for k, (t, n, last, ambiguous, seen) in found.items():
-        ns, name = ("", seen) if isinstance(seen, str) else (seen[0], seen[1])
-        out.append(
-            SeenAsset(
-                identifier=k,
-                topic=t,
-                events=n,
-                last_seen=last,
-                ambiguous=ambiguous,
-                suggestions=() if ambiguous else tuple(suggest(ns, name, assets)),
+            _, n, last, _, _ = known or (topic, 0, at, (), seen)
+            self._found[shown] = (topic, n + 1, max(last, at), ambiguous, seen)
+
+    def gap(self) -> SeenGap:
+        """The identifiers that resolve to no asset (or to several), busiest first, each with the contract
+        tables it most likely is."""
+        assets = self.registry.assets()
+        out = []
+        for k, (t, n, last, ambiguous, seen) in self._found.items():
+            ns, name = ("", seen) if isinstance(seen, str) else (seen[0], seen[1])
+            out.append(
+                SeenAsset(
+                    identifier=k,
+                    topic=t,
+                    events=n,
+                    last_seen=last,
+                    ambiguous=ambiguous,
+                    suggestions=() if ambiguous else tuple(suggest(ns, name, assets)),
+                )
             )
+        return SeenGap(
+            assets=sorted(out, key=lambda s: (-s.events, s.identifier)),
+            more=len(self._more),
+            more_at_least=self._more_full,
+            more_events=self._more_events,
+            records=self.records,
+            truncated=self.truncated,
         )
-    return sorted(out, key=lambda s: (-s.events, s.identifier))
+
+
+def uncovered(
+    records: Iterable[tuple[TopicKey, str, bytes | None, datetime]], registry: ContractRegistry
+) -> list[SeenAsset]:
+    """The seen identifiers that resolve to no asset (or to several), busiest first (pure; see :class:`Coverage`)."""
+    cov = Coverage(registry)
+    for rec in records:
+        cov.add(*rec)
+    return cov.gap().assets
 
 
 async def read_recent(
-    settings: Settings, since: datetime, max_records: int = 200_000
-) -> list[tuple[TopicKey, str, bytes | None, datetime]]:
-    """The input records of the window, from every partition (no consumer group, nothing committed)."""
+    settings: Settings, since: datetime, coverage: Coverage, max_records: int = MAX_RECORDS
+) -> None:
+    """The input records of the window, from every partition (no consumer group, nothing committed), each
+    handed to ``coverage`` as it is read: nothing of a record is kept here."""
     keys = {
         topic_name(settings.kafka.topic_prefix, k): k
         for k in (TopicKey.MATERIALIZATIONS, TopicKey.CATALOG_COMMITS)
@@ -103,7 +175,7 @@ async def read_recent(
     try:
         tps = [TopicPartition(t, p) for t in keys for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not tps:
-            return []
+            return
         consumer.assign(tps)
         starts = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
         ends = await consumer.end_offsets(tps)
@@ -114,22 +186,32 @@ async def read_recent(
                 continue  # nothing in the window
             consumer.seek(tp, found.offset)
             pending[tp] = ends[tp]
-        out: list[tuple[TopicKey, str, bytes | None, datetime]] = []
-        while pending and len(out) < max_records:
-            batch = await consumer.getmany(*pending, timeout_ms=500)
+        read = 0
+        while pending:
+            if read >= max_records:
+                coverage.truncated = True
+                return
+            batch = await consumer.getmany(
+                *pending, timeout_ms=500, max_records=min(1000, max_records - read)
+            )
             if not batch:
                 break
             for tp, recs in batch.items():
                 for r in recs:
-                    out.append(
-                        (keys[tp.topic], tp.topic, r.value, datetime.fromtimestamp(r.timestamp / 1000, UTC))
+                    coverage.add(
+                        keys[tp.topic], tp.topic, r.value, datetime.fromtimestamp(r.timestamp / 1000, UTC)
                     )
+                read += len(recs)
                 if recs and recs[-1].offset + 1 >= pending.get(tp, 0):
                     pending.pop(tp, None)
-        return out
+            del batch  # (the records' values: the next fetch does not sit beside this one)
     finally:
         await consumer.stop()
 
 
-async def seen_assets(settings: Settings, registry: ContractRegistry, since: datetime) -> list[SeenAsset]:
-    return uncovered(await read_recent(settings, since), registry)
+async def seen_assets(
+    settings: Settings, registry: ContractRegistry, since: datetime, max_records: int = MAX_RECORDS
+) -> SeenGap:
+    coverage = Coverage(registry)
+    await read_recent(settings, since, coverage, max_records)
+    return coverage.gap()
