@@ -65,7 +65,14 @@ ENABLED = {
 # Deployables with a PodDisruptionBudget: those running at least 2 pods (replicas or autoscaler minimum).
 PDBS = {
     "defaults.yaml": {"processor"},
-    "everything-on.yaml": {"processor", "ticker", "sink-postgres", "sink-alerts", "sink-openlineage"},
+    "everything-on.yaml": {
+        "processor",
+        "ticker",
+        "sink-postgres",
+        "sink-alerts",
+        "sink-openlineage",
+        "source-iceberg",
+    },
     "autoscaling.yaml": {"processor", "sink-alerts"},
     "external-secrets.yaml": set(),
 }
@@ -558,10 +565,15 @@ def test_scheduling_everything_on(rendered) -> None:
     assert "preferredDuringSchedulingIgnoredDuringExecution" in ticker["affinity"]["podAntiAffinity"]
     assert ticker["nodeSelector"] == {"kubernetes.io/os": "linux"}
 
+    # Iceberg watchers share the tables in a consumer group (a new pod takes its share once the old one's
+    # poll in flight is published): replicas, rolling updates and spreading like every other deployable
     iceberg = manifests.get("Deployment", full("source-iceberg"))
-    assert iceberg["spec"]["replicas"] == 1
-    assert iceberg["spec"]["strategy"] == {"type": "Recreate"}, "two catalog pollers must never overlap"
-    assert "affinity" not in pod_spec(iceberg)
+    assert iceberg["spec"]["replicas"] == 2
+    assert iceberg["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    (rule,) = pod_spec(iceberg)["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert _pods_of(manifests, rule["labelSelector"]["matchLabels"]) == [full("source-iceberg")]
 
     for deployment in manifests.kind("Deployment"):
         assert pod_spec(deployment)["tolerations"][0]["key"] == "dedicated"
@@ -714,7 +726,7 @@ def test_keda_authenticates_with_the_pods_secrets(rendered) -> None:
             "/processor/autoscaling/keda/topics",
         ),
         ({"set_": ["processor.autoscaling.keda.lagThreshold=0"]}, "lagThreshold"),
-        ({"set_": ["sourceIceberg.replicas=2"]}, "/sourceIceberg/replicas"),
+        ({"set_": ["sourceIceberg.replicas=-1"]}, "/sourceIceberg/replicas"),
         ({"set_": ["ticker.autoscaling.keda.enabled=true"]}, "autoscaling"),
         ({"set_": ["podAntiAffinity.type=maybe"]}, "/podAntiAffinity/type"),
         ({"set_": ["terminationGracePeriodSeconds=-5"]}, "/terminationGracePeriodSeconds"),
@@ -733,6 +745,16 @@ def test_schema_refuses_bad_values(helm: Helm, kw: dict[str, list[str]], where: 
     ("kw", "message"),
     [
         ({"set_": ["processor.replicas=7"]}, "processor.replicas=7 exceeds kafka.partitions=6"),
+        (
+            {
+                "set_": [
+                    "sourceIceberg.enabled=true",
+                    "sourceIceberg.replicas=7",
+                    "config.floe.sources.iceberg.properties.type=rest",
+                ]
+            },
+            "sourceIceberg.replicas=7 exceeds kafka.partitions=6: its replicas share the tables by partition",
+        ),
         (
             {
                 "set_": [

@@ -95,8 +95,11 @@ app.kubernetes.io/part-of: floe-stream
 {{- end }}
 
 {{/*
-The deployables: name -> values key, command line, whether it consumes as a group, whether it needs the
-database, and whether it must run as a single pod. This is the one place that knows them.
+The deployables: name -> values key, command line, whether it consumes as a group <groupPrefix>-<name> (its
+lag scales it), whether it needs the database, and whether its replicas share the partitions of a consumer
+group (at most kafka.partitions of them have work: source-iceberg's replicas share the catalog's tables by the
+catalog-commits partitions of <groupPrefix>-source-iceberg-<catalog>, reading nothing through it). This is the
+one place that knows them.
 */}}
 {{- define "floe.deployables" -}}
 processor:
@@ -104,37 +107,37 @@ processor:
   args: [run, processor]
   consumerGroup: true
   database: false
-  singleton: false
+  partitioned: true
 ticker:
   valuesKey: ticker
   args: [run, ticker]
   consumerGroup: false
   database: false
-  singleton: false
+  partitioned: false
 sink-postgres:
   valuesKey: sinkPostgres
   args: [run, sink, postgres]
   consumerGroup: true
   database: true
-  singleton: false
+  partitioned: true
 sink-alerts:
   valuesKey: sinkAlerts
   args: [run, sink, alerts]
   consumerGroup: true
   database: true
-  singleton: false
+  partitioned: true
 sink-openlineage:
   valuesKey: sinkOpenlineage
   args: [run, sink, openlineage]
   consumerGroup: true
   database: false
-  singleton: false
+  partitioned: true
 source-iceberg:
   valuesKey: sourceIceberg
   args: [run, source, iceberg]
   consumerGroup: false
   database: false
-  singleton: true
+  partitioned: true
 {{- end }}
 
 {{/* Consumer group of a deployable: <groupPrefix>-<name>, as the process derives it. */}}
@@ -330,6 +333,9 @@ names the values to change.
 {{- if $meta.database }}{{ $needDb = true }}{{ end }}
 {{- $partitions := int64 $v.kafka.partitions }}
 {{- $as := include "floe.autoscaler" (dict "meta" $meta "c" $c) }}
+{{- if and $meta.partitioned (not $meta.consumerGroup) (gt (int64 $c.replicas) $partitions) }}
+{{- fail (printf "%s.replicas=%d exceeds kafka.partitions=%d: its replicas share the tables by partition, those beyond the partition count sit idle" $meta.valuesKey (int64 $c.replicas) $partitions) }}
+{{- end }}
 {{- if $meta.consumerGroup }}
 {{- if and $c.autoscaling.keda.enabled $c.autoscaling.hpa.enabled }}
 {{- fail (printf "%s: enable at most one of autoscaling.keda and autoscaling.hpa (KEDA manages its own HPA)" $meta.valuesKey) }}
