@@ -5,7 +5,9 @@ The code under test is the documented recipe itself (``examples/integrations/dag
 assets report ``dagster/row_count``, ``dagster/column_schema``, ``dagster/table_name`` and
 ``dagster/last_updated_timestamp``; one uses the one-line hook, the sensor picks up every run that ended
 (a failed run's materialized asset too). Evaluating a tick again, and the hook + the sensor on the same
-materialization, send the same event ids: no result or violation is doubled.
+materialization, send the same event ids: no result or violation is doubled. Its asset check is a quality
+result: on the materialization it checked when they ran together, a quality report only (never new data) when
+the check ran on its own.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from floe_stream.integrations.dagster import configure
 from floe_stream.runtime.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, DriftKind, MaterializationEvent, Severity, TopicKey, ViolationData
-from floe_stream.topics.enums import CheckType
+from floe_stream.topics.enums import CheckStatus, CheckType
 from tests.conftest import REPO, wait_for
 from tests.integration.helpers import Running, read_all, violations
 
@@ -47,9 +49,11 @@ def tick(
 
 
 async def materializations(s: Settings) -> list[MaterializationEvent]:
+    """floe's own events on the materializations topic (a check-only report is an OpenLineage event)."""
     return [
         MaterializationEvent.model_validate_json(r.value)
         for r in await read_all(s, TopicKey.MATERIALIZATIONS)
+        if b'"kind":"floe.materialization"' in (r.value or b"")
     ]
 
 
@@ -72,8 +76,8 @@ async def test_dagster_materializations_end_in_violations(settings: Settings, tm
 
             def run_all() -> tuple[Any, Any]:
                 daily = dg.materialize(
-                    [recipe.orders, order_totals], instance=instance, partition_key="2026-12-03",
-                    raise_on_error=False,
+                    [recipe.orders, recipe.orders_have_an_amount, order_totals], instance=instance,
+                    partition_key="2026-12-03", raise_on_error=False,
                 )  # fmt: skip
                 crm = dg.materialize([recipe.customers], instance=instance)
                 return daily, crm
@@ -84,23 +88,36 @@ async def test_dagster_materializations_end_in_violations(settings: Settings, tm
             assert msg.startswith("floe: 2 materialization(s) of 2 run(s)"), msg
             again, msg = await asyncio.to_thread(tick, sensor, instance, cursor)  # a tick evaluated again
             assert again == after
-            _, msg = await asyncio.to_thread(tick, sensor, instance, after)
-            assert msg.startswith("floe: 0 materialization(s)"), msg
+
+            def check_only() -> Any:  # the check alone, on the materialization of the run above
+                return dg.materialize(
+                    [recipe.orders, recipe.orders_have_an_amount], instance=instance,
+                    selection=dg.AssetSelection.checks(recipe.orders_have_an_amount),
+                )  # fmt: skip
+
+            checked = await asyncio.to_thread(check_only)
+            later, msg = await asyncio.to_thread(tick, sensor, instance, after)
+            assert msg == "floe: 0 materialization(s) of 1 run(s) published, 1 check-only quality report(s)"
+            await asyncio.to_thread(tick, sensor, instance, after)  # evaluated again: the same report
+            _, msg = await asyncio.to_thread(tick, sensor, instance, later)
+            assert msg.startswith("floe: 0 materialization(s) of 0 run(s)"), msg
 
             evs = await wait_for(lambda: _drift(s, 2), timeout=30)
             got = await wait_for(lambda: _n_results(s, CheckType.SCHEMA_DRIFT, 5), timeout=30)
             fresh = await wait_for(lambda: _violations(s, CheckType.FRESHNESS), timeout=30)
+            report_id = f"ol:{checked.run_id}:in:dagster/shop.orders"
+            quality = await wait_for(lambda: _quality_of(s, {orders_id(daily), report_id}), timeout=30)
+            bad = await wait_for(lambda: _violations(s, CheckType.QUALITY), timeout=30)
     finally:
         configure(None)
         await asyncio.to_thread(client.close)
 
     sent = await materializations(s)
     ids = Counter(e.event_id for e in sent)
-    orders_id = f"dagster:{daily.run_id}:shop/orders:2026-12-03"
     customers_id = f"dagster:{crm.run_id}:crm/customers_asset:"
     # the hook sent customers once, the sensor twice more (two evaluations) and orders twice: same ids
-    assert ids == {orders_id: 2, customers_id: 3}
-    orders = next(e for e in sent if e.event_id == orders_id)
+    assert ids == {orders_id(daily): 2, customers_id: 3}
+    orders = next(e for e in sent if e.event_id == orders_id(daily))
     assert (orders.asset, orders.row_count, orders.run_id, orders.producer) == (
         "shop.orders",
         3,
@@ -130,6 +147,31 @@ async def test_dagster_materializations_end_in_violations(settings: Settings, tm
         ("shop.orders", DriftKind.COLUMN_ADDED, "coupon", Severity.WARNING): 1,
     }  # each once, though the inputs came two and three times; crm.customers matches its contract
     assert {(v.asset, v.severity) for v in fresh} == {("shop.orders", Severity.ERROR)}  # data of 2026-12-03
+
+    # the asset check: on the materialization it ran with, and as a report of its own run (the check alone)
+    assert [(q.name, q.column, q.metric, q.passed, q.observed_value) for q in orders.quality or []] == [
+        ("orders_have_an_amount", "amount", "nullValues", False, 1.0)
+    ]
+    assert {r.source_event_id: r.status for r in quality} == {
+        orders_id(daily): CheckStatus.FAIL,  # re-judged by the contract's nullValues rule on amount
+        report_id: CheckStatus.FAIL,
+    }
+    # the check-only run is no new data: nothing but its quality was evaluated from it
+    from_report = {r.check_type for r in await results(s) if r.source_event_id == report_id}
+    assert from_report == {CheckType.QUALITY}
+    assert {(v.asset, v.correlation_key) for v in bad} == {
+        ("shop.orders", "shop.orders/quality"),  # the score: 0 of 1 expectations passed
+        ("shop.orders", "shop.orders/quality/amount.nullValues"),  # the rule the check failed
+    }
+
+
+def orders_id(run: Any) -> str:
+    return f"dagster:{run.run_id}:shop/orders:2026-12-03"
+
+
+async def _quality_of(s: Settings, sources: set[str]) -> list[CheckResult] | None:
+    got = [r for r in await results(s) if r.check_type == CheckType.QUALITY and r.source_event_id in sources]
+    return got if {r.source_event_id for r in got} == sources else None
 
 
 async def _drift(s: Settings, n: int) -> list[ViolationData] | None:

@@ -33,6 +33,17 @@ def orders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
+@dg.asset_check(asset=orders, description="every order has an amount")
+def orders_have_an_amount() -> dg.AssetCheckResult:
+    """An asset check: floe gets it as a quality result of shop.orders (column, metric and failures from its
+    metadata), judged by the contract's nullValues rule on `amount`."""
+    missing = 1  # e.g. SELECT count(*) FROM shop.orders WHERE amount IS NULL
+    return dg.AssetCheckResult(
+        passed=missing == 0,
+        metadata={"column": "amount", "metric": "nullValues", "failures": missing},
+    )
+
+
 @dg.asset(key_prefix=["crm"], name="customers_asset")
 def customers(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Reported by the one-line hook, at once (the sensor sends the same event id again later: no double)."""
@@ -53,4 +64,8 @@ def customers(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
-defs = dg.Definitions(assets=[orders, customers], sensors=[floe_sensor(minimum_interval_seconds=30)])
+defs = dg.Definitions(
+    assets=[orders, customers],
+    asset_checks=[orders_have_an_amount],
+    sensors=[floe_sensor(minimum_interval_seconds=30)],
+)
