@@ -187,11 +187,14 @@ async def broker_settings(broker: Broker, pg_dsn: str) -> Settings:
 def rdkafka_threads() -> int:
     """librdkafka's threads in this process (it names them rdk:main, rdk:broker…): they live as long as the
     producer they serve, reconnecting and logging while its broker is down."""
-    return sum(
-        1
-        for t in Path("/proc/self/task").iterdir()
-        if (t / "comm").read_text(errors="replace").startswith("rdk:")
-    )
+    count = 0
+    for t in Path("/proc/self/task").iterdir():
+        try:
+            name = (t / "comm").read_text(errors="replace")
+        except FileNotFoundError:  # a thread that ended between the listing and the read
+            continue
+        count += name.startswith("rdk:")
+    return count
 
 
 async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
