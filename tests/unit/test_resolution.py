@@ -152,6 +152,14 @@ def test_the_same_dataset_in_two_environments_resolves_by_namespace() -> None:
     dev = load("dev", [{**POSTGRES[0], "host": "pg-dev", "server": "dev"}], "orders")
     # the same database.schema.table: the default ids collide, so one sets its own (floe.asset)
     assert only(prod).asset_id == only(dev).asset_id == "postgres.sales.orders"
+    # without it the later contract is refused, and the refusal says what to do (registry and lint alike)
+    both = ContractRegistry([prod, dev])
+    assert [a.asset_id for a in both.assets()] == ["postgres.sales.orders"]
+    assert [str(r) for r in both.refused] == [
+        "dev.yaml: contract 'dev' refused: asset id 'postgres.sales.orders' is owned by contract 'prod' (the "
+        "table's default id, its name on its first server: the same table name on another host, e.g. prod and "
+        "dev, needs its own id: set floe.asset)"
+    ]
     text = contract("dev", [{**POSTGRES[0], "host": "pg-dev"}], "orders").replace(
         "physicalName: orders\n",
         "physicalName: orders\n  customProperties:\n  - property: floe\n    value: {asset: dev.orders}\n",
@@ -164,6 +172,14 @@ def test_the_same_dataset_in_two_environments_resolves_by_namespace() -> None:
     ]
     names, refused = routed(registry, ol_event("postgres://pg-test:5432", "postgres.sales.orders"))
     assert names == [] and len(refused) == 1  # a third environment: no silent merge into one of them
+
+
+def test_one_default_id_on_two_hosts_is_one_lint_error_that_says_to_set_floe_asset(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(contract("a", [{**POSTGRES[0], "host": "pg-prod"}], "orders"))
+    (tmp_path / "b.yaml").write_text(contract("b", [{**POSTGRES[0], "host": "pg-dev"}], "orders"))
+    report = lint_directory(tmp_path)
+    assert [e.problem.endswith("needs its own id: set floe.asset)") for e in report.errors] == [True]
+    assert report.warnings == ()  # not also 'orders' names asset X and asset X
 
 
 def test_the_same_identity_in_two_contracts_is_a_lint_error(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from floe_stream.contracts.identity import dataset_key
 from floe_stream.contracts.loader import contract_files, load_contract
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
 from floe_stream.contracts.odcs_schema import schema_problems
+from floe_stream.contracts.registry import DEFAULT_ID_HINT
 
 __all__ = ["AssetProblems", "LintReport", "lint_directory", "lint_paths", "unknown_odcs_keys"]
 
@@ -235,7 +236,8 @@ def _clashes(contracts: list[LoadedContract]) -> tuple[list[ContractError], list
                     ContractError(
                         contract.source,
                         f"{what} {identifier!r} of asset {asset.asset_id!r} (contract {contract.name!r}) also names "
-                        f"asset {other.asset_id!r} of contract {other_contract.name!r} in {other_contract.source}",
+                        f"asset {other.asset_id!r} of contract {other_contract.name!r} in {other_contract.source}"
+                        + (DEFAULT_ID_HINT if what == "asset id" and asset.floe.asset is None else ""),
                     )
                 )
             for ident in asset.identities:
@@ -266,8 +268,8 @@ def _clashes(contracts: list[LoadedContract]) -> tuple[list[ContractError], list
                     )
                     continue
                 other, other_contract = named.setdefault(name.lower(), (asset, contract))
-                if other_contract is contract or owner is not None:
-                    continue
+                if other_contract is contract or owner is not None or other.asset_id == asset.asset_id:
+                    continue  # (the same asset id twice is an error already)
                 warnings.append(
                     f"{contract.source}: {name!r} names asset {asset.asset_id!r} and asset {other.asset_id!r} of "
                     f"contract {other_contract.name!r}: an event naming only {name!r} is ambiguous and refused; "

@@ -23,7 +23,22 @@ from floe_stream.contracts.identity import dataset_key, name_key
 from floe_stream.contracts.models import ContractError, LoadedContract, MonitoredAsset
 from floe_stream.topics.partitioning import partition_for
 
-__all__ = ["Ambiguous", "ContractConflict", "ContractRegistry", "claims", "dataset_claims", "implicit_names"]
+__all__ = [
+    "DEFAULT_ID_HINT",
+    "Ambiguous",
+    "ContractConflict",
+    "ContractRegistry",
+    "claims",
+    "dataset_claims",
+    "implicit_names",
+]
+
+
+DEFAULT_ID_HINT = (
+    " (the table's default id, its name on its first server: the same table name on another host, e.g. prod"
+    " and dev, needs its own id: set floe.asset)"
+)
+"""Said where a default asset id collides: the fix is one ``floe.asset`` (docs/integrations/README.md)."""
 
 
 class ContractConflict(ContractError):
@@ -147,7 +162,8 @@ class ContractRegistry:
                 if owner is not None and owner != contract.contract_id:
                     what = "asset id" if name == asset.asset_id.lower() else "alias"
                     shown = asset.asset_id if what == "asset id" else name
-                    out.append(f"{what} {shown!r} is owned by contract {owner!r}")
+                    hint = DEFAULT_ID_HINT if what == "asset id" and asset.floe.asset is None else ""
+                    out.append(f"{what} {shown!r} is owned by contract {owner!r}{hint}")
             for key, (ns, name) in datasets.items():
                 owner = self._owner(self._datasets.get(key))
                 if owner is not None and owner != contract.contract_id:
