@@ -1721,6 +1721,55 @@ async def test_a_compiled_form_header_is_bounded_like_its_yaml(
     ) in caplog.text
 
 
+async def test_the_sla_history_registers_a_contract_record_as_the_processors_read_it(
+    kafka: EmbeddedKafka, pg_dsn: str, contracts_dir: Path
+) -> None:
+    """Processors monitor a contracts-topic record's compiled form when they accept it; sink-postgres registered
+    the record's YAML instead. Where the two disagree (a record written by hand or by another tool) the SLA
+    history's asset → owner table (``floe sla report --owner/--team``) named assets no processor monitored. The
+    sink reads the record as the processors do: the compiled form, else (a form they refuse) the YAML."""
+    from floe_stream.contracts.compiled import COMPILED_HEADER, compile_contract
+    from floe_stream.contracts.loader import load_contract_text
+
+    s = await hostile_settings(kafka, pg_dsn, contracts_dir)
+
+    def form(cid: str, asset: str, owner: str) -> bytes:
+        c = load_contract_text(hostile_contract(cid, cid[0], asset), "x")
+        return compile_contract(
+            c.model_copy(update={"assets": tuple(a.model_copy(update={"owner": owner}) for a in c.assets)})
+        )
+
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    try:
+        topic = topic_name(s.kafka.topic_prefix, TopicKey.CONTRACTS)
+        for cid, yaml_asset, header in (
+            ("formed", "hostile.yaml-says", form("formed", "hostile.form-says", "form-owner")),
+            ("refused", "hostile.refused", form("refused", "hostile.refused", "bob\x00")),  # a NUL: YAML read
+        ):
+            await producer.send_and_wait(
+                topic, hostile_contract(cid, cid[0], yaml_asset).encode(), key=cid.encode(),
+                headers=[(COMPILED_HEADER, header)],
+            )  # fmt: skip
+    finally:
+        await producer.stop()
+    async with deployed("processor", s) as processor, deployed("sink-postgres", s) as sink:
+        registry = processor.service.registry
+        await wait_for(
+            lambda: registry.get("hostile.form-says") and registry.get("hostile.refused"), timeout=30
+        )
+        monitored = {a: registry.get(a).owner for a in ("hostile.form-says", "hostile.refused")}  # type: ignore[union-attr]
+        assert monitored == {"hostile.form-says": "form-owner", "hostile.refused": None}
+        assert registry.get("hostile.yaml-says") is None
+        assert await wait_for(lambda: _registered_as(pg_dsn, monitored), timeout=30) == monitored
+        assert processor.running and sink.running, processor.failure() or sink.failure()
+
+
+async def _registered_as(dsn: str, want: dict[str, str | None]) -> dict[str, str | None] | None:
+    got = await _registered(dsn)
+    return got if set(got) >= set(want) else None
+
+
 # --- sink-openlineage: an event its destination can never take is that record's dead letter --------------------
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -26,6 +27,9 @@ from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.violation import ViolationCloudEvent, decode_violation
+
+if TYPE_CHECKING:
+    from floe_stream.contracts.models import LoadedContract
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +48,31 @@ def _tick(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> 
     return decode_tick(value).tick_time
 
 
-def _raw(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> bytes | None:
-    return value
+ContractRecord = tuple[bytes | None, bytes | None]
+"""A contracts-topic record: its YAML (None: a tombstone) and its compiled form (the ``floe-compiled`` header)."""
+
+
+def _contract_record(headers: dict[str, bytes], key: bytes | None, value: bytes | None) -> ContractRecord:
+    from floe_stream.contracts.compiled import COMPILED_HEADER
+
+    return value, headers.get(COMPILED_HEADER)
+
+
+def _load_record(cid: str, text: str, compiled: bytes | None) -> LoadedContract:
+    """The contract as the processors read it (contracts/runtime_registry.read_record): from its compiled form
+    when the record has one this floe reads, else (and when the form is refused) from its YAML. So the history
+    registers the asset ids, owners and teams the processors monitor, even where a compiled header and its YAML
+    disagree. The processor logs refusals; here they only skip."""
+    from floe_stream.contracts.compiled import CompiledFormError, load_compiled
+    from floe_stream.contracts.loader import load_contract_text
+
+    source = f"topic:{cid}"
+    if compiled is not None:
+        try:
+            return load_compiled(compiled, source)
+        except CompiledFormError:
+            pass  # the YAML is read instead, as the processors do
+    return load_contract_text(text, source)
 
 
 class PostgresSink(Sink):
@@ -72,7 +99,7 @@ class PostgresSink(Sink):
         if self.settings.history.auto_prune:  # the processor dead-letters bad ticks; not our input
             out.append(Input("ticks", TopicKey.TICKS, _tick, on_error="skip"))
         if self.settings.history.register_contracts:
-            out.append(Input("contracts", TopicKey.CONTRACTS, _raw))
+            out.append(Input("contracts", TopicKey.CONTRACTS, _contract_record))
         return out
 
     async def start(self, ctx: SinkContext) -> None:
@@ -105,20 +132,20 @@ class PostgresSink(Sink):
                 n_c, n_a = await store.register_contracts(conn, contracts, by="sink")
             log.info("registered %d contract(s), %d asset(s) from %s", n_c, n_a, path)
 
-    async def _register_docs(self, docs: dict[str, bytes | None]) -> None:
-        """Contracts published on the contracts topic (``floe contracts publish``): record owner/team/versions.
-        Invalid documents are the processor's business (it reports them); here they are skipped."""
-        from floe_stream.contracts.loader import load_contract_text
+    async def _register_docs(self, docs: dict[str, ContractRecord]) -> None:
+        """Contracts published on the contracts topic (``floe contracts publish``): record owner/team/versions,
+        read as the processors read them (:func:`_load_record`). Invalid documents are the processor's business
+        (it reports them); here they are skipped."""
         from floe_stream.contracts.models import ContractError
 
         loaded = []
         retired = []
-        for cid, value in docs.items():
+        for cid, (value, compiled) in docs.items():
             if not value:
                 retired.append(cid)
                 continue
             try:
-                loaded.append(load_contract_text(value.decode(), f"topic:{cid}"))
+                loaded.append(_load_record(cid, value.decode(), compiled))
             except (ContractError, UnicodeDecodeError) as exc:
                 log.debug("contract %s from the topic not registered: %s", cid, exc)
             except Exception as exc:  # a loader bug: skip this record, never the sink's batch
@@ -192,7 +219,7 @@ class PostgresSink(Sink):
         results: list[CheckResult] = []
         violations: list[ViolationCloudEvent] = []
         latest_tick: datetime | None = None
-        contract_docs: dict[str, bytes | None] = {}
+        contract_docs: dict[str, ContractRecord] = {}
         sources: list[SinkRecord] = []
         v_sources: list[SinkRecord] = []
         for rec in batch.records:
