@@ -33,10 +33,10 @@ from aiokafka.structs import TopicPartition
 from bench.common import summary
 from bench.processor import ASSETS, contract_dir, create_topics, event
 from floe_stream.processors.ids import stable_id
-from floe_stream.runtime.app import alerts_sink, load_registry, processor_service
-from floe_stream.runtime.database import migrate
-from floe_stream.runtime.embedded import BROKER_KINDS, BrokerKind, make_broker
-from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.deployables.app import alerts_sink, load_registry, processor_service
+from floe_stream.runtime.devtools.embedded import BROKER_KINDS, BrokerKind, make_broker
+from floe_stream.runtime.framework.database import migrate
+from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -177,7 +177,7 @@ async def main(kind: BrokerKind, single: int, burst: int, partitions: int, event
             }
         )
         sink = alerts_sink(settings, cfg)
-        from floe_stream.runtime.app import tune_gc  # as the composition root does before running
+        from floe_stream.runtime.deployables.app import tune_gc  # as the composition root does before running
 
         tune_gc()
         task = asyncio.create_task(sink.run())

@@ -104,7 +104,7 @@ async def sweep(n: int) -> None:
     )
 
     from floe_stream.contracts.registry import ContractRegistry
-    from floe_stream.runtime.checks_runtime import ChecksRuntime
+    from floe_stream.runtime.deployables.checks_runtime import ChecksRuntime
     from floe_stream.settings import Settings
 
     rt = ChecksRuntime(Settings(health_port=-1), ContractRegistry(), eng, instruments())

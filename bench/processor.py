@@ -44,9 +44,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.common import fill, pct, summary
-from floe_stream.runtime.app import load_registry, processor_service
-from floe_stream.runtime.embedded import BROKER_KINDS, Broker, BrokerKind, make_broker
-from floe_stream.runtime.kafka import ensure_topics, make_consumer, make_producer
+from floe_stream.runtime.deployables.app import load_registry, processor_service
+from floe_stream.runtime.devtools.embedded import BROKER_KINDS, Broker, BrokerKind, make_broker
+from floe_stream.runtime.framework.kafka import ensure_topics, make_consumer, make_producer
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.topics import MaterializationEvent, ObservedColumn, TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
@@ -148,7 +148,7 @@ async def prefill(s: Settings, n: int) -> None:
 async def processor_throughput(s: Settings, n: int) -> float:
     await prefill(s, n)
     svc = processor_service(s, load_registry(s))
-    from floe_stream.runtime.app import tune_gc  # as the composition root does before running
+    from floe_stream.runtime.deployables.app import tune_gc  # as the composition root does before running
 
     tune_gc()
     task = asyncio.create_task(svc.run())

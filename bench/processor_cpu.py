@@ -21,8 +21,8 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.processor import ASSETS, contract_dir, event
-from floe_stream.runtime.app import load_registry, processor_service, tune_gc
-from floe_stream.runtime.outputs import Emitted
+from floe_stream.runtime.deployables.app import load_registry, processor_service, tune_gc
+from floe_stream.runtime.deployables.outputs import Emitted
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for

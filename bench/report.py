@@ -22,7 +22,7 @@ import asyncpg
 
 from floe_stream.reporting.compliance import build_report
 from floe_stream.reporting.render import render_csv, render_html, render_json, table_text
-from floe_stream.runtime.database import migrate
+from floe_stream.runtime.framework.database import migrate
 
 TYPES = ("freshness", "schema_drift")
 

@@ -29,10 +29,10 @@ import asyncpg
 
 from bench.common import fill
 from floe_stream.reporting import store
-from floe_stream.runtime.app import postgres_sink
-from floe_stream.runtime.database import migrate
-from floe_stream.runtime.embedded import BROKER_KINDS, make_broker
-from floe_stream.runtime.kafka import ensure_topics, make_producer
+from floe_stream.runtime.deployables.app import postgres_sink
+from floe_stream.runtime.devtools.embedded import BROKER_KINDS, make_broker
+from floe_stream.runtime.framework.database import migrate
+from floe_stream.runtime.framework.kafka import ensure_topics, make_producer
 from floe_stream.settings import DatabaseSettings, HistorySettings, KafkaSettings, Settings
 from floe_stream.topics import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult
@@ -91,7 +91,7 @@ async def end_to_end(s: Settings, rs: list[CheckResult], partitions: int) -> flo
     finally:
         await producer.stop()
     sink = postgres_sink(s)
-    from floe_stream.runtime.app import tune_gc  # as the composition root does before running
+    from floe_stream.runtime.deployables.app import tune_gc  # as the composition root does before running
 
     tune_gc()
     task = asyncio.create_task(sink.run())

@@ -44,8 +44,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 from bench.common import fill
-from floe_stream.runtime.embedded import BROKER_KINDS, free_port, make_broker
-from floe_stream.runtime.kafka import ensure_topics, make_producer
+from floe_stream.runtime.devtools.embedded import BROKER_KINDS, free_port, make_broker
+from floe_stream.runtime.framework.kafka import ensure_topics, make_producer
 from floe_stream.settings import KafkaSettings
 from floe_stream.topics import MaterializationEvent, TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for

@@ -46,8 +46,8 @@ from bench.processor import (
     processor_env,
     processor_latency,
 )
-from floe_stream.runtime.embedded import BROKER_KINDS
-from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.devtools.embedded import BROKER_KINDS
+from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.topics import TopicKey, topic_name
 

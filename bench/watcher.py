@@ -29,9 +29,9 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
-from floe_stream.runtime.embedded import EmbeddedKafka
-from floe_stream.runtime.iceberg_watcher import IcebergWatcher
-from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.deployables.iceberg_watcher import IcebergWatcher
+from floe_stream.runtime.devtools.embedded import EmbeddedKafka
+from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.settings import IcebergSourceSettings, KafkaSettings, Settings, SourcesSettings
 from floe_stream.telemetry.metrics import instruments
 

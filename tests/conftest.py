@@ -21,15 +21,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from floe_stream.runtime.database import migrate
-from floe_stream.runtime.embedded import (
+from floe_stream.runtime.devtools.embedded import (
     KAFKA_NOT_INSTALLED,
     ApacheKafka,
     Broker,
     EmbeddedKafka,
     kafka_installed,
 )
-from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.framework.database import migrate
+from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.settings import DatabaseSettings, KafkaSettings, Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -313,7 +313,7 @@ class FloeClient:
         entry = self._producers.get(id(loop))
         if entry is not None and entry[0] is loop:
             return entry[1]
-        from floe_stream.runtime.kafka import make_producer
+        from floe_stream.runtime.framework.kafka import make_producer
 
         producer = make_producer(self.kafka, linger_ms=0, request_timeout_ms=int(self.timeout_s * 1000))
         try:

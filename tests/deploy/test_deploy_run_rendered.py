@@ -51,7 +51,7 @@ import pytest
 import yaml
 
 from floe_stream.client import FloeClient
-from floe_stream.runtime.embedded import EmbeddedKafka
+from floe_stream.runtime.devtools.embedded import EmbeddedKafka
 from floe_stream.settings import KafkaSettings
 from tests.conftest import empty_database
 from tests.deploy.support import REPO, Helm, Manifests, containers, pod_spec, values_files

@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 
 from floe_stream.processors.router import is_rerouted
-from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, MaterializationEvent, TopicKey
 from floe_stream.topics.enums import CheckType

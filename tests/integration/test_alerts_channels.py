@@ -11,7 +11,7 @@ import pytest
 from cloudevents.core.bindings import http as ce_http
 from slack_sdk.models.blocks import Block
 
-from floe_stream.runtime.app import alerts_sink
+from floe_stream.runtime.deployables.app import alerts_sink
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.channels.pagerduty import dedup_key
 from floe_stream.sinks.alerts.channels.webhook import verify

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from floe_stream.runtime.app import alerts_sink
+from floe_stream.runtime.deployables.app import alerts_sink
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.topics.catalog import TopicKey

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from prometheus_client import generate_latest
 
-from floe_stream.runtime.app import alerts_sink
+from floe_stream.runtime.deployables.app import alerts_sink
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.sinks.alerts.replay import replay_dead_letters

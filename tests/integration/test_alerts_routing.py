@@ -14,7 +14,7 @@ import yaml
 
 from floe_stream.contracts.loader import load_directory
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.runtime.app import alerts_sink
+from floe_stream.runtime.deployables.app import alerts_sink
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import parse_config
 from tests.conftest import REPO, wait_for

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from floe_stream.runtime.embedded import (
+from floe_stream.runtime.devtools.embedded import (
     KAFKA_NOT_INSTALLED,
     ApacheKafka,
     BrokerNotInstalled,

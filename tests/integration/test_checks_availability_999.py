@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from floe_stream.runtime.app import load_registry, processor_service
-from floe_stream.runtime.ticker import Ticker
+from floe_stream.runtime.deployables.app import load_registry, processor_service
+from floe_stream.runtime.deployables.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, CheckStatus, ResolvedData, Severity, TopicKey, ViolationData
 from tests.conftest import wait_for

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from floe_stream.runtime.app import load_registry, processor_service
-from floe_stream.runtime.ticker import Ticker
+from floe_stream.runtime.deployables.app import load_registry, processor_service
+from floe_stream.runtime.deployables.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import (
     CatalogCommitEvent,

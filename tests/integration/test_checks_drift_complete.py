@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import (
     CatalogCommitEvent,

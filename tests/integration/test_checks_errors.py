@@ -14,7 +14,7 @@ from floe_stream.processors.checks.freshness import FreshnessCheck
 from floe_stream.processors.checks.quality import QualityCheck
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation
-from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, MaterializationEvent, TopicKey, ViolationData
 from floe_stream.topics.enums import CheckStatus, CheckType

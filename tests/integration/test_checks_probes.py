@@ -14,7 +14,7 @@ from floe_stream.probes.credentials import ProbeCredentials
 from floe_stream.probes.guard import ProbeGuard
 from floe_stream.probes.registry import load_probes
 from floe_stream.probes.runner import ProbeRunner
-from floe_stream.runtime.embedded import Broker, free_port
+from floe_stream.runtime.devtools.embedded import Broker, free_port
 from tests.conftest import ADMIN_DSN
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]

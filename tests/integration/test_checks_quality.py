@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from floe_stream.runtime.app import load_registry, postgres_sink, processor_service
+from floe_stream.runtime.deployables.app import load_registry, postgres_sink, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import MaterializationEvent, TopicKey
 from tests.conftest import wait_for

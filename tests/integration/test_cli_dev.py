@@ -20,7 +20,7 @@ import yaml
 from click.testing import CliRunner
 
 from floe_stream.cli.main import main
-from floe_stream.runtime.embedded import KAFKA_NOT_INSTALLED, kafka_installed
+from floe_stream.runtime.devtools.embedded import KAFKA_NOT_INSTALLED, kafka_installed
 from tests.conftest import REPO
 
 FLOE = str(Path(sys.executable).parent / "floe")
@@ -160,7 +160,7 @@ def test_floe_dev_under_a_process_manager_stops_on_sigterm_and_its_children_die_
 
 _CHILD = """
 import os, signal, subprocess, sys, time
-from floe_stream.runtime.embedded import watchdog
+from floe_stream.runtime.devtools.embedded import watchdog
 p = subprocess.Popen(["sleep", "300"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 entry = watchdog.kill_group(p.pid, "sleep")
 if sys.argv[1] == "clean":

@@ -82,7 +82,7 @@ def history_db() -> str:
 
     import asyncpg
 
-    from floe_stream.runtime.database import migrate
+    from floe_stream.runtime.framework.database import migrate
     from tests.conftest import ADMIN_DSN
 
     name = f"floe_test_{uuid.uuid4().hex[:12]}"

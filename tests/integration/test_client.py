@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from floe_stream.client import FloeClient
-from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CatalogCommitEvent, CheckResult, MaterializationEvent, TopicKey
 from floe_stream.topics.partitioning import partition_for

@@ -24,7 +24,7 @@ from examples.integrations.dagster import definitions as recipe
 
 from floe_stream.client import FloeClient
 from floe_stream.integrations.dagster import configure
-from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, DriftKind, MaterializationEvent, Severity, TopicKey, ViolationData
 from floe_stream.topics.enums import CheckStatus, CheckType

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from floe_stream.client import FloeClient
-from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.sources.dbt import quality_by_model
 from floe_stream.topics import CheckResult, TopicKey, ViolationData

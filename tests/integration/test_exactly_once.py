@@ -21,9 +21,9 @@ from pydantic import BaseModel
 
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.ids import stable_id
-from floe_stream.runtime.app import postgres_sink, processor_service
-from floe_stream.runtime.embedded import ApacheKafka, EmbeddedKafka
-from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.deployables.app import postgres_sink, processor_service
+from floe_stream.runtime.devtools.embedded import ApacheKafka, EmbeddedKafka
+from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData, topic_name
 from floe_stream.topics.enums import CheckType, Severity

@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from floe_stream.runtime.app import postgres_sink
-from floe_stream.runtime.embedded import EmbeddedKafka
-from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.deployables.app import postgres_sink
+from floe_stream.runtime.devtools.embedded import EmbeddedKafka
+from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.topics import Severity, TopicKey, ViolationData, topic_name
 from floe_stream.topics.violation import encode_violation

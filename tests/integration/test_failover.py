@@ -11,8 +11,8 @@ import asyncpg
 import httpx
 import pytest
 
-from floe_stream.runtime.app import postgres_sink
-from floe_stream.runtime.embedded import free_port
+from floe_stream.runtime.deployables.app import postgres_sink
+from floe_stream.runtime.devtools.embedded import free_port
 from floe_stream.settings import Settings
 from floe_stream.topics import (
     CatalogCommitEvent,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from aiokafka.structs import TopicPartition
 
-from floe_stream.runtime.embedded import free_port
+from floe_stream.runtime.devtools.embedded import free_port
 from floe_stream.settings import Settings
 from floe_stream.topics import MaterializationEvent, TopicKey, topic_name
 from tests.conftest import REPO, wait_for

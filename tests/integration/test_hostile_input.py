@@ -1,7 +1,7 @@
 """Hostile or unlucky input never stops a deployable, never silences another asset (issue 20).
 
 One test per finding, each against the public interfaces: the record is published to the real broker, the
-deployable is the one ``floe run <kind>`` builds (``runtime.app.build``), and the test observes what an operator
+deployable is the one ``floe run <kind>`` builds (``runtime.deployables.app.build``), and the test observes what an operator
 would: the deployable still running, the record dead-lettered (or refused) with its reason, and the other assets
 still monitored. Findings that depend on a broker's limits run on Apache Kafka.
 
@@ -43,12 +43,12 @@ from pydantic import SecretStr
 from floe_stream.cli.main import main as cli
 from floe_stream.printable import printable
 from floe_stream.reporting import store
-from floe_stream.runtime.app import Runnable, build
-from floe_stream.runtime.checks_runtime import ChecksRuntime, retire_contracts
-from floe_stream.runtime.embedded import Broker, EmbeddedKafka
-from floe_stream.runtime.health import MAX_CONNECTIONS, REQUEST_DEADLINE_S, HealthServer
-from floe_stream.runtime.kafka import ensure_topics
-from floe_stream.runtime.supervision import TASK_UP_METRIC
+from floe_stream.runtime.deployables.app import Runnable, build
+from floe_stream.runtime.deployables.checks_runtime import ChecksRuntime, retire_contracts
+from floe_stream.runtime.devtools.embedded import Broker, EmbeddedKafka
+from floe_stream.runtime.framework.health import MAX_CONNECTIONS, REQUEST_DEADLINE_S, HealthServer
+from floe_stream.runtime.framework.kafka import ensure_topics
+from floe_stream.runtime.framework.supervision import TASK_UP_METRIC
 from floe_stream.settings import AlertsSettings, Settings
 from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics import CatalogCommitEvent, IcebergField, IcebergSchema, Tick
@@ -669,7 +669,7 @@ async def test_a_dead_background_task_fails_healthz_is_logged_once_and_counted(
     """The processor's contracts tail meeting an exception outside its per-record containment: /healthz 503
     naming it (the orchestrator restarts the pod), one log line with the traceback, floe_background_task_up 0."""
     setup_metrics("floe-test")
-    caplog.set_level(logging.ERROR, logger="floe_stream.runtime.supervision")
+    caplog.set_level(logging.ERROR, logger="floe_stream.runtime.framework.supervision")
     real = ChecksRuntime._apply_in_order
 
     def apply_in_order(self: ChecksRuntime, batch: Any) -> None:

@@ -19,9 +19,9 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, IntegerType, LongType, NestedField, StringType
 
-from floe_stream.runtime.app import load_registry, processor_service
-from floe_stream.runtime.iceberg_watcher import IcebergWatcher
-from floe_stream.runtime.ticker import Ticker
+from floe_stream.runtime.deployables.app import load_registry, processor_service
+from floe_stream.runtime.deployables.iceberg_watcher import IcebergWatcher
+from floe_stream.runtime.deployables.ticker import Ticker
 from floe_stream.settings import IcebergSourceSettings, Settings, SourcesSettings
 from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics import (

@@ -17,8 +17,8 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, IntegerType, LongType, NestedField, StringType
 
-from floe_stream.runtime.app import load_registry, processor_service
-from floe_stream.runtime.iceberg_watcher import IcebergWatcher
+from floe_stream.runtime.deployables.app import load_registry, processor_service
+from floe_stream.runtime.deployables.iceberg_watcher import IcebergWatcher
 from floe_stream.settings import IcebergSourceSettings, Settings, SourcesSettings
 from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics import CatalogCommitEvent, DriftKind, Severity, TopicKey, ViolationData

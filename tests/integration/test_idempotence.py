@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from floe_stream.runtime.app import load_registry, processor_service
-from floe_stream.runtime.ticker import Ticker
+from floe_stream.runtime.deployables.app import load_registry, processor_service
+from floe_stream.runtime.deployables.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import MaterializationEvent, TopicKey
 from tests.conftest import REPO, wait_for
@@ -30,7 +30,7 @@ async def test_the_processors_producers_are_idempotent_on_apache_kafka(kafka_set
         await publish(s, TopicKey.MATERIALIZATIONS, [("test.fast", ev)])
         results = await wait_for(lambda: _results(s), timeout=20)
         # the broker granted each of the processor's producers (outputs, changelog) a producer id; every floe
-        # producer (sinks, ticker, client) is built by the same runtime/kafka.make_producer from the same setting
+        # producer (sinks, ticker, client) is built by the same runtime/framework/kafka.make_producer from the same setting
         for producer in (processor.producer, processor.strategy.state_producer):  # type: ignore[attr-defined]
             assert producer is not None and producer._txn_manager is not None
             assert producer._txn_manager.producer_id >= 0

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics import CheckResult, CheckStatus, CheckType, TopicKey, ViolationData

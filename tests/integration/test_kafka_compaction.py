@@ -17,11 +17,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from floe_stream.processors.model import AssetState
-from floe_stream.runtime.app import load_registry, processor_service
-from floe_stream.runtime.changelog import CHECKPOINT_KEY
-from floe_stream.runtime.checks_runtime import publish_contracts, retire_contracts
-from floe_stream.runtime.embedded import ApacheKafka
-from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.deployables.app import load_registry, processor_service
+from floe_stream.runtime.deployables.changelog import CHECKPOINT_KEY
+from floe_stream.runtime.deployables.checks_runtime import publish_contracts, retire_contracts
+from floe_stream.runtime.devtools.embedded import ApacheKafka
+from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.settings import Settings
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData
 from floe_stream.topics.catalog import topic_name

@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from floe_stream.client import FloeClient, PublishError
-from floe_stream.runtime.app import alerts_sink, build
-from floe_stream.runtime.embedded import ApacheKafka, Broker
-from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.deployables.app import alerts_sink, build
+from floe_stream.runtime.devtools.embedded import ApacheKafka, Broker
+from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.settings import ConfigError, DatabaseSettings, Settings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.topics.catalog import TopicKey, topic_name

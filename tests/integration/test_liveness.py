@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from floe_stream.runtime.kafka import make_producer
-from floe_stream.runtime.service import Batch, ConsumerService
+from floe_stream.runtime.framework.kafka import make_producer
+from floe_stream.runtime.framework.service import Batch, ConsumerService
 from floe_stream.settings import Settings
 from floe_stream.topics import TopicKey, topic_name
 from tests.conftest import wait_for

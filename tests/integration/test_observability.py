@@ -23,11 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.enrich import ViolationEnricher
-from floe_stream.runtime.app import load_registry, postgres_sink, processor_service
-from floe_stream.runtime.database import migrate
-from floe_stream.runtime.embedded import EmbeddedPostgres, free_port
-from floe_stream.runtime.kafka import make_producer
-from floe_stream.runtime.lineage_view import LineageView
+from floe_stream.runtime.deployables.app import load_registry, postgres_sink, processor_service
+from floe_stream.runtime.deployables.lineage_view import LineageView
+from floe_stream.runtime.devtools.embedded import EmbeddedPostgres, free_port
+from floe_stream.runtime.framework.database import migrate
+from floe_stream.runtime.framework.kafka import make_producer
 from floe_stream.settings import CustomMetric, DatabaseSettings, Settings, TelemetrySettings
 from floe_stream.sinks.openlineage.validate import LineageSchemas
 from floe_stream.telemetry import tracing

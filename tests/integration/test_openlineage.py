@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from floe_stream.runtime.app import load_registry, openlineage_sink
-from floe_stream.runtime.kafka import make_producer
+from floe_stream.runtime.deployables.app import load_registry, openlineage_sink
+from floe_stream.runtime.framework.kafka import make_producer
 from floe_stream.settings import OpenLineageSettings, Settings
 from floe_stream.sinks.openlineage.events import run_id
 from floe_stream.sinks.openlineage.validate import LineageSchemas

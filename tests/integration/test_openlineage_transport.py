@@ -19,7 +19,7 @@ from openlineage.client.event_v2 import Job, OutputDataset, Run, RunEvent, RunSt
 from openlineage.client.facet_v2 import output_statistics_output_dataset, schema_dataset
 from openlineage.client.uuid import generate_new_uuid
 
-from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.topics import CheckResult, DriftKind, TopicKey, ViolationData
 from tests.conftest import REPO, wait_for

@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 
 from floe_stream.reporting.compliance import build_report
-from floe_stream.runtime.app import load_registry, postgres_sink, processor_service
-from floe_stream.runtime.ticker import Ticker
+from floe_stream.runtime.deployables.app import load_registry, postgres_sink, processor_service
+from floe_stream.runtime.deployables.ticker import Ticker
 from floe_stream.settings import Settings
 from floe_stream.topics import (
     CatalogCommitEvent,

@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from floe_stream.runtime.app import load_registry, processor_service
-from floe_stream.runtime.embedded import Broker
-from floe_stream.runtime.kafka import ensure_topics
+from floe_stream.runtime.deployables.app import load_registry, processor_service
+from floe_stream.runtime.devtools.embedded import Broker
+from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.topics import MaterializationEvent, TopicKey
 from floe_stream.topics.catalog import topic_name
 from tests.conftest import REPO, make_settings, wait_for

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from floe_stream.replay import replay
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.deployables.app import load_registry
 from floe_stream.settings import Settings
 from floe_stream.topics import MaterializationEvent, TopicKey
 from floe_stream.topics.catalog import topic_name

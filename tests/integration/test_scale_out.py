@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from floe_stream.runtime.app import load_registry, postgres_sink, processor_service
-from floe_stream.runtime.processor import ProcessorService
+from floe_stream.runtime.deployables.app import load_registry, postgres_sink, processor_service
+from floe_stream.runtime.deployables.processor import ProcessorService
 from floe_stream.settings import Settings
 from floe_stream.topics import ResolvedData, TopicKey, ViolationData
 from tests.conftest import wait_for

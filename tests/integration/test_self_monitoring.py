@@ -29,8 +29,8 @@ from floe_stream.processors.checks.base import ExplainContext
 from floe_stream.processors.checks.freshness import FreshnessCheck
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation
-from floe_stream.runtime.app import alerts_sink, load_registry, processor_service
-from floe_stream.runtime.embedded import free_port
+from floe_stream.runtime.deployables.app import alerts_sink, load_registry, processor_service
+from floe_stream.runtime.devtools.embedded import free_port
 from floe_stream.settings import Settings, TelemetrySettings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.telemetry.metrics import setup_metrics

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiokafka.structs import TopicPartition
 
-from floe_stream.runtime.app import load_registry, openlineage_sink
+from floe_stream.runtime.deployables.app import load_registry, openlineage_sink
 from floe_stream.settings import OpenLineageSettings, Settings
 from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics import TopicKey
@@ -117,7 +117,7 @@ async def test_an_alert_channel_backing_off_pauses_the_partitions_and_keeps_the_
     webhook answering 503 for three max_poll_intervals, then 200: one delivery, no rebalance."""
     from datetime import UTC, datetime
 
-    from floe_stream.runtime.app import alerts_sink
+    from floe_stream.runtime.deployables.app import alerts_sink
     from tests.integration.receivers import HttpReceiver, Reply
     from tests.integration.receivers import publish_violations as publish_alerts
     from tests.integration.test_alerts_faults import hook_cfg

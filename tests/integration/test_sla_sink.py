@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from floe_stream.reporting import store
-from floe_stream.runtime.app import postgres_sink
+from floe_stream.runtime.deployables.app import postgres_sink
 from floe_stream.settings import Settings
 from floe_stream.topics import TopicKey
 from floe_stream.topics.check_result import CheckResult

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from floe_stream.runtime.app import load_registry, processor_service
-from floe_stream.runtime.seen import identifiers_of
+from floe_stream.cli.seen import identifiers_of
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import setup_metrics
 from floe_stream.topics import MaterializationEvent, TopicKey

@@ -23,14 +23,16 @@ import asyncpg
 import httpx
 import pytest
 
-from floe_stream.runtime.embedded import KAFKA_NOT_INSTALLED, free_port
+from floe_stream.runtime.devtools.embedded import KAFKA_NOT_INSTALLED, free_port
 from floe_stream.settings import Settings
 from tests.conftest import ADMIN_DSN, REPO
 from tests.integration.helpers import floe_env
 
 pytestmark = pytest.mark.slow
 
-MIGRATIONS = sorted(p.name for p in (REPO / "src" / "floe_stream" / "runtime" / "migrations").glob("*.sql"))
+MIGRATIONS = sorted(
+    p.name for p in (REPO / "src" / "floe_stream" / "runtime" / "framework" / "migrations").glob("*.sql")
+)
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> str:
@@ -95,7 +97,7 @@ async def test_the_installed_wheel_migrates_and_runs_the_processor(
         [floe, "--version"], cwd=work, env=venv_env(wheel_venv, dict(os.environ))
     )
     # `floe dev` outside a clone falls back to the example contracts shipped inside the wheel
-    code = "from floe_stream.runtime.dev import _examples_dir as d; print(d().resolve())"
+    code = "from floe_stream.runtime.devtools.dev import _examples_dir as d; print(d().resolve())"
     shipped = Path(
         run(
             [str(wheel_venv / "bin" / "python"), "-c", code],
@@ -190,5 +192,5 @@ def test_a_wheel_user_is_told_how_to_get_apache_kafka_and_that_way_works(
     assert (home / "VERSION").read_text().strip() == "4.4.0"
     assert list((home / "lib").glob("kafka_2.13-4.4.0.jar")) and (home / "log4j2.properties").is_file()
     assert "already installed" in run([floe, "tools", "install-kafka"], cwd=work, env=env)
-    code = "from floe_stream.runtime.embedded import kafka_installed; print(kafka_installed())"
+    code = "from floe_stream.runtime.devtools.embedded import kafka_installed; print(kafka_installed())"
     assert run([str(wheel_venv / "bin" / "python"), "-c", code], cwd=work, env=env).strip() == "True"

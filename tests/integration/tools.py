@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from floe_stream.runtime.embedded import free_port
+from floe_stream.runtime.devtools.embedded import free_port
 from tests.conftest import REPO
 
 TOOLS = REPO / ".tools"

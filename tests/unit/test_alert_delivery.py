@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from cloudevents.core.bindings import http as ce_http
 
-from floe_stream.runtime.sink_runtime import SinkContext
+from floe_stream.runtime.framework.sink_runtime import SinkContext
 from floe_stream.sinks.alerts.channels.base import Channel, ChannelContext, DeliveryError, NoOptions
 from floe_stream.sinks.alerts.channels.webhook import WebhookChannel, WebhookOptions, verify
 from floe_stream.sinks.alerts.config import ChannelConfig, Policy

@@ -17,8 +17,8 @@ from floe_stream.processors.bounds import RejectedInput, admit_probe, admit_upda
 from floe_stream.processors.checks.drift import ADDED_ONE_BY_ONE, diff_schema, normalize_physical
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.model import AssetUpdate, Evaluation, Finding
-from floe_stream.runtime.kafka import OutRecord
-from floe_stream.runtime.sink_runtime import Input, SinkBatch, SinkContext, SinkRunner
+from floe_stream.runtime.framework.kafka import OutRecord
+from floe_stream.runtime.framework.sink_runtime import Input, SinkBatch, SinkContext, SinkRunner
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics import ObservedColumn

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from floe_stream.cli import seen
 from floe_stream.cli.main import main
-from floe_stream.runtime import dev, seen
+from floe_stream.runtime.devtools import dev
 
 REPO = Path(__file__).resolve().parents[2]
 

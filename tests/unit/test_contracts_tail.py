@@ -14,8 +14,8 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.engine import Engine
-from floe_stream.runtime import checks_runtime
-from floe_stream.runtime.checks_runtime import ChecksRuntime
+from floe_stream.runtime.deployables import checks_runtime
+from floe_stream.runtime.deployables.checks_runtime import ChecksRuntime
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import instruments
 from tests.conftest import wait_for

@@ -1,4 +1,4 @@
-"""Instruments are injected: the processor the composition root builds (runtime/app.py ``processor_service``)
+"""Instruments are injected: the processor the composition root builds (runtime/deployables/app.py ``processor_service``)
 records into the Instruments it is given — its checks' durations (BatchMetrics) and the probes
 its contract runtime refuses — never into the process-wide ones behind its back."""
 
@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from floe_stream.processors.model import Outputs, Record
 from floe_stream.processors.testing import Inputs
-from floe_stream.runtime.app import load_registry, processor_service
+from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.telemetry.metrics import Instruments
 from floe_stream.topics.catalog import TopicKey
@@ -103,7 +103,7 @@ def test_only_the_composition_root_asks_for_the_process_instruments() -> None:
         str(f.relative_to(src)) for f in src.rglob("*.py") if re.search(r"\binstruments\(\)", f.read_text())
     )
     assert callers == [
-        "runtime/app.py",  # the composition root
+        "runtime/deployables/app.py",  # the composition root
         "sinks/alerts/replay.py",  # `floe alerts replay`, a one-shot command composing its own dispatcher
         "telemetry/metrics.py",  # the definition (and setup_metrics creating them up front)
     ]

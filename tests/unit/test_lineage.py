@@ -262,7 +262,7 @@ async def test_delivery_skips_only_rejected_records_and_never_resends() -> None:
     import asyncio
     from types import SimpleNamespace
 
-    from floe_stream.runtime.sink_runtime import SinkContext
+    from floe_stream.runtime.framework.sink_runtime import SinkContext
     from floe_stream.settings import Settings
     from floe_stream.sinks.openlineage.sink import OpenLineageSink
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from floe_stream.runtime import memory
-from floe_stream.runtime.memory import MemoryTrimmer
+from floe_stream.runtime.framework import memory
+from floe_stream.runtime.framework.memory import MemoryTrimmer
 
 
 def test_trims_after_work_once_quiet_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ import logging
 from rich.console import Console
 
 from floe_stream.printable import csv_cell, printable, printable_data
-from floe_stream.runtime.dev import ViolationTable
+from floe_stream.runtime.devtools.dev import ViolationTable
 from floe_stream.sinks.alerts.channels.slack import build_payload
 from floe_stream.sinks.alerts.model import Notification
 from floe_stream.telemetry.metrics import JsonFormatter, TextFormatter, redact

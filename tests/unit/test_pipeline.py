@@ -16,8 +16,8 @@ from floe_stream.processors.model import Outputs
 from floe_stream.processors.router import REROUTED, is_rerouted, route_probe, route_update, tick_is_new
 from floe_stream.processors.testing import InputRecord, Inputs, pipeline, run
 from floe_stream.replay.runner import ReplaySummary, evaluate
-from floe_stream.runtime.app import load_registry
-from floe_stream.runtime.outputs import OutputEncoder
+from floe_stream.runtime.deployables.app import load_registry
+from floe_stream.runtime.deployables.outputs import OutputEncoder
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.commit import CatalogCommitEvent, IcebergField, IcebergSchema

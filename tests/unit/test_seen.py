@@ -14,10 +14,10 @@ import pytest
 from aiokafka.structs import TopicPartition
 from click.testing import CliRunner
 
+from floe_stream.cli import seen
 from floe_stream.cli.main import main
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.runtime import seen
-from floe_stream.runtime.app import load_registry
+from floe_stream.runtime.deployables.app import load_registry
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.materialization import MaterializationEvent

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from floe_stream.runtime.dev import dev_settings
+from floe_stream.runtime.devtools.dev import dev_settings
 from floe_stream.settings import ConfigError, Settings, load_settings, secret_paths
 from floe_stream.sinks.alerts.config import resolve_config
 

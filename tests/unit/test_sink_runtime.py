@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from floe_stream.runtime import sink_runtime
-from floe_stream.runtime.sink_runtime import DeadLetters, is_transient, reason_of, retry_transient
+from floe_stream.runtime.framework import sink_runtime
+from floe_stream.runtime.framework.sink_runtime import DeadLetters, is_transient, reason_of, retry_transient
 from floe_stream.sinks.openlineage.transport import TransportError
 from floe_stream.telemetry.metrics import instruments
 from floe_stream.topics.decode import DecodeError

@@ -1,6 +1,6 @@
 """The sinks are plain classes (``Sink``): each tested here with fakes (pool, store, transport), no broker; and
 the one sink runtime's decode → write → flush → dead-letter order with a fake sink. The same classes run over the
-real broker and database in tests/integration (built by the composition root, runtime/app.py)."""
+real broker and database in tests/integration (built by the composition root, runtime/deployables/app.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.reporting import store
-from floe_stream.runtime.kafka import OutRecord
-from floe_stream.runtime.sink_runtime import (
+from floe_stream.runtime.framework.kafka import OutRecord
+from floe_stream.runtime.framework.sink_runtime import (
     Input,
     NotCommitted,
     Sink,
@@ -130,7 +130,7 @@ async def test_postgres_sink_writes_retries_while_the_database_is_down_and_rejec
         return len(results), len(violations)
 
     monkeypatch.setattr(store, "write_history", write_history)
-    monkeypatch.setattr("floe_stream.runtime.sink_runtime.BACKOFF_START_S", 0.0)
+    monkeypatch.setattr("floe_stream.runtime.framework.sink_runtime.BACKOFF_START_S", 0.0)
     s = Settings()
     s = s.model_copy(update={"history": s.history.model_copy(update={"register_contracts": False})})
     sink = PostgresSink(s, pool=FakePool())  # type: ignore[arg-type]
@@ -232,7 +232,7 @@ class FakeDispatcher:
 async def test_alerts_sink_dedups_decides_delivers_and_reports_no_routes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("floe_stream.runtime.sink_runtime.BACKOFF_START_S", 0.0)
+    monkeypatch.setattr("floe_stream.runtime.framework.sink_runtime.BACKOFF_START_S", 0.0)
     sink = AlertSink(Settings(), AlertsConfig())
     details = sink.health_details()["alerts"]
     assert details == {"routes": 0, "channels": [], "delivering": False, "reason": NO_ROUTES}
@@ -481,7 +481,7 @@ class DownSink(FakeSink):
 async def test_runner_pauses_its_partitions_and_keeps_polling_while_the_destination_is_down(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from floe_stream.runtime import service, sink_runtime
+    from floe_stream.runtime.framework import service, sink_runtime
 
     caplog.set_level(logging.INFO, logger=service.__name__)
     monkeypatch.setattr(service, "KEEPALIVE_POLL_MS", 5)

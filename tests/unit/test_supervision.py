@@ -1,4 +1,4 @@
-"""runtime/supervision.py: which ends of a background task count as a death, and where it is reported."""
+"""runtime/framework/supervision.py: which ends of a background task count as a death, and where it is reported."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from floe_stream.runtime.supervision import _observations, dead_tasks, supervise
+from floe_stream.runtime.framework.supervision import _observations, dead_tasks, supervise
 
 
 async def test_an_exception_is_a_death_logged_once_cancellation_and_return_are_not(
@@ -23,7 +23,7 @@ async def test_an_exception_is_a_death_logged_once_cancellation_and_return_are_n
     async def forever() -> None:
         await asyncio.Event().wait()
 
-    with caplog.at_level(logging.ERROR, logger="floe_stream.runtime.supervision"):
+    with caplog.at_level(logging.ERROR, logger="floe_stream.runtime.framework.supervision"):
         tasks = [supervise(boom(), "boom"), supervise(done(), "done"), supervise(forever(), "forever")]
         await asyncio.wait(tasks[:2])
         await asyncio.sleep(0)  # done callbacks

@@ -38,7 +38,7 @@ def _with_conn(
 ) -> T:
     """Run ``fn(conn)`` with one connection; turn database problems into one readable message."""
     from floe_stream.reporting.compliance import ReportError
-    from floe_stream.runtime.database import DatabaseUnavailable, connect
+    from floe_stream.runtime.framework.database import DatabaseUnavailable, connect
 
     async def go() -> T:
         conn = await connect(settings.database)
@@ -377,8 +377,8 @@ def replay_cmd(
     the violations topic. The replayed range of the selected assets is replaced.
     """
     from floe_stream.replay.runner import parse_position, replay, summary_dict
-    from floe_stream.runtime.app import load_registry
-    from floe_stream.runtime.database import DatabaseUnavailable
+    from floe_stream.runtime.deployables.app import load_registry
+    from floe_stream.runtime.framework.database import DatabaseUnavailable
 
     settings = _settings()
     if contracts_dir is not None:

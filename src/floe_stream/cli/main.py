@@ -25,7 +25,7 @@ def _settings() -> Settings:
 
 
 def _run(coro: Any) -> Any:
-    from floe_stream.runtime.embedded import BrokerNotInstalled
+    from floe_stream.runtime.devtools.embedded import BrokerNotInstalled
 
     try:
         return asyncio.run(coro)
@@ -46,7 +46,7 @@ def run() -> None:
 
 
 def _run_deployable(kind: str) -> None:
-    from floe_stream.runtime.app import build, run_until_signalled
+    from floe_stream.runtime.deployables.app import build, run_until_signalled
     from floe_stream.telemetry.metrics import setup_logging, setup_telemetry
     from floe_stream.telemetry.tracing import shutdown_tracing
 
@@ -232,7 +232,7 @@ def db() -> None:
 @db.command("migrate")
 def db_migrate() -> None:
     """Apply pending SQL migrations."""
-    from floe_stream.runtime.database import DatabaseUnavailable, connect, migrate
+    from floe_stream.runtime.framework.database import DatabaseUnavailable, connect, migrate
 
     settings = _settings()
 
@@ -258,7 +258,7 @@ def topics() -> None:
 @topics.command("create")
 def topics_create() -> None:
     """Create floe's topics (idempotent)."""
-    from floe_stream.runtime.kafka import ensure_topics
+    from floe_stream.runtime.framework.kafka import ensure_topics
 
     settings = _settings()
     created = _run(ensure_topics(settings.kafka))
@@ -316,7 +316,7 @@ def contracts_publish(paths: tuple[Path, ...]) -> None:
     """Validate contract files (or directories) and publish them to the contracts topic: running
     processors register or update them at once, no restart."""
     from floe_stream.contracts.models import ContractError
-    from floe_stream.runtime.checks_runtime import publish_contracts
+    from floe_stream.runtime.deployables.checks_runtime import publish_contracts
 
     try:
         done = _run(publish_contracts(_settings(), list(paths)))
@@ -354,7 +354,7 @@ def contracts_compile(directory: Path | None) -> None:
 @click.argument("contract_ids", nargs=-1, required=True)
 def contracts_retire(contract_ids: tuple[str, ...]) -> None:
     """Retire contracts (tombstones on the contracts topic): their checks stop, open episodes resolve."""
-    from floe_stream.runtime.checks_runtime import retire_contracts
+    from floe_stream.runtime.deployables.checks_runtime import retire_contracts
 
     _run(retire_contracts(_settings(), list(contract_ids)))
     for cid in contract_ids:
@@ -373,7 +373,7 @@ def contracts_lint(paths: tuple[Path, ...], schema: bool) -> None:
     from floe_stream.contracts.lint import lint_paths
     from floe_stream.probes.targets import probe_problems
     from floe_stream.processors.policy import override_problems
-    from floe_stream.runtime.checks_runtime import probe_guard
+    from floe_stream.runtime.deployables.checks_runtime import probe_guard
 
     guard = probe_guard(_settings())
     report = lint_paths(
@@ -412,7 +412,7 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
         click.echo(f"error: {printable(str(e))}", err=True)
 
     from floe_stream.probes.targets import probe_where
-    from floe_stream.runtime.checks_runtime import probe_guard
+    from floe_stream.runtime.deployables.checks_runtime import probe_guard
 
     settings = _settings()
     guard = probe_guard(settings)
@@ -435,8 +435,8 @@ def contracts_explain(paths: tuple[Path, ...], fmt: str) -> None:
 def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: str) -> None:
     from datetime import UTC, datetime
 
+    from floe_stream.cli.seen import MAX_LISTED, seen_assets
     from floe_stream.durations import format_duration
-    from floe_stream.runtime.seen import MAX_LISTED, seen_assets
 
     since = datetime.now(UTC) - window
     found = _run(seen_assets(settings, registry, since))
@@ -604,8 +604,8 @@ def dev(
     demo: bool, contracts_dir: Path | None, data_dir: Path, duration: timedelta | None, broker: str
 ) -> None:
     """Everything on one machine: an embedded broker (Tansu or Apache Kafka) + PostgreSQL, ticker, processor, sink."""
-    from floe_stream.runtime.dev import run_dev
-    from floe_stream.runtime.embedded import BrokerKind
+    from floe_stream.runtime.devtools.dev import run_dev
+    from floe_stream.runtime.devtools.embedded import BrokerKind
 
     kind: BrokerKind = "kafka" if broker == "kafka" else "tansu"
     seconds = duration.total_seconds() if duration is not None else None
@@ -626,8 +626,8 @@ def tools() -> None:
 def tools_install_kafka(version: str | None, home: Path | None) -> None:
     """Install Apache Kafka (KRaft) from Maven Central for `floe dev --broker kafka` (needs java and mvn).
     Idempotent. Installed elsewhere than the default? Point FLOE_KAFKA_HOME at it."""
-    from floe_stream.runtime.embedded import BrokerNotInstalled
-    from floe_stream.runtime.kafka_install import install_kafka
+    from floe_stream.runtime.devtools.embedded import BrokerNotInstalled
+    from floe_stream.runtime.devtools.kafka_install import install_kafka
 
     try:
         install_kafka(home, version, say=click.echo)

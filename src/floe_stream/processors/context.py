@@ -11,7 +11,7 @@ What a violation gets (``ViolationData.consumers`` and ``ViolationData.context``
   violations of each check type opened in the last 24 h, and whether this one is recurring.
 
 Scope: lineage edges and upstream health are shared by all processor instances through the compacted
-``lineage`` topic (:mod:`floe_stream.processors.enrich`; the topic's I/O: :mod:`floe_stream.runtime.lineage_view`).
+``lineage`` topic (:mod:`floe_stream.processors.enrich`; the topic's I/O: :mod:`floe_stream.runtime.deployables.lineage_view`).
 Recent materializations and the violation pattern are kept in memory by the instance that owns the asset, since it started or was assigned
 the asset (documented limitation: after a restart or rebalance the pattern starts empty).
 """

@@ -5,7 +5,7 @@ looked up through the contract registry and the state of the assets this instanc
 It also keeps what this instance shares with the others through the compacted ``lineage`` topic — the
 lineage edges it learnt and the open episodes of the assets it owns — and applies what they share
 (:meth:`ViolationEnricher.apply_shared`); the topic itself is read and written by
-:mod:`floe_stream.runtime.lineage_view`. No I/O here.
+:mod:`floe_stream.runtime.deployables.lineage_view`. No I/O here.
 """
 
 from __future__ import annotations

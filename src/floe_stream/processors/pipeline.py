@@ -7,7 +7,7 @@
 input record as soon as it is evaluated — check results, violations and resolutions, dead letters (undecodable,
 too large, an internal error) and forwards (an event on another asset's partition) — so what one input
 produces is known before anything is written anywhere. The processor encodes them for Kafka
-(runtime/outputs.py); replay collects them for PostgreSQL; a test lists them (tests/unit/test_pipeline.py).
+(runtime/deployables/outputs.py); replay collects them for PostgreSQL; a test lists them (tests/unit/test_pipeline.py).
 State changes (dirty asset states, tombstones of retired assets, per-partition checkpoints) are taken
 when the caller commits: :meth:`Pipeline.take_changes`.
 

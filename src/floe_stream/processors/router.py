@@ -1,5 +1,5 @@
 """One record router: an input record → what the engine applies to which asset. Pure; used by the processor
-(runtime/processor.py) and by replay (replay/runner.py), so that both decode, resolve and deduplicate alike.
+(runtime/deployables/processor.py) and by replay (replay/runner.py), so that both decode, resolve and deduplicate alike.
 
 * **updates** (materializations, catalog-commits): :func:`route_update` decodes the record and returns the
   decoded event with one ``(asset, update)`` pair per monitored asset it names. An OpenLineage dataset

@@ -38,8 +38,8 @@ from floe_stream.processors.model import Outputs, Record
 from floe_stream.processors.pipeline import Pipeline
 from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
-from floe_stream.runtime.database import connect
-from floe_stream.runtime.kafka import existing_partition_counts, make_consumer, start_client
+from floe_stream.runtime.framework.database import connect
+from floe_stream.runtime.framework.kafka import existing_partition_counts, make_consumer, start_client
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult

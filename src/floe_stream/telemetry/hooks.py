@@ -5,7 +5,7 @@
 * traces: checks wrapped by :class:`InstrumentedCheck` — the composition root builds the engine with
   :meth:`ProcessorObservability.instrument` (nothing is patched into an engine); one span per input record
   (:meth:`record`); violations carry the verdict span's ``traceparent`` (:func:`tracing.verdict_traceparent`,
-  encoded by runtime/outputs.py);
+  encoded by runtime/deployables/outputs.py);
 * custom metrics (FR-046) fed by inputs, check results and violations.
 
 The domain context of a violation (consumers, impact, root cause) is not telemetry: it is a pure step in
@@ -71,7 +71,7 @@ class ProcessorObservability:
 
     def instrument(self, checks: Sequence[Check]) -> tuple[Check, ...]:
         """The checks wrapped to be measured (and traced) into this batch accumulator: the composition root
-        builds the engine with these (runtime/processor.py); nothing is patched into an engine afterwards."""
+        builds the engine with these (runtime/deployables/processor.py); nothing is patched into an engine afterwards."""
         return instrument_checks(checks, self.acc)
 
     def timed_updates(self) -> int:
@@ -109,7 +109,7 @@ class ProcessorObservability:
         if self.custom:
             self.custom.observe("materialization", ev)
 
-    # --- outputs (runtime/outputs.py: OutputObserver) ---------------------------------------------------------
+    # --- outputs (runtime/deployables/outputs.py: OutputObserver) ---------------------------------------------------------
 
     def result(self, r: CheckResult) -> None:
         self.acc.result(r)

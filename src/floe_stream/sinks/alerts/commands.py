@@ -43,7 +43,7 @@ def _settings() -> Settings:
 
 
 def _with_store(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
-    from floe_stream.runtime.database import DatabaseUnavailable, create_pool
+    from floe_stream.runtime.framework.database import DatabaseUnavailable, create_pool
     from floe_stream.sinks.alerts.store import AlertStore
 
     async def go() -> T:
@@ -191,7 +191,7 @@ def alerts() -> None:
 @alerts.command("replay")
 def alerts_replay() -> None:
     """Re-send the notifications of the alerts dead-letter topic (skips what was delivered since)."""
-    from floe_stream.runtime.database import DatabaseUnavailable
+    from floe_stream.runtime.framework.database import DatabaseUnavailable
     from floe_stream.sinks.alerts.replay import replay_dead_letters
 
     settings = _settings()

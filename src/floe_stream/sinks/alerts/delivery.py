@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from floe_stream.backoff import Backoff
-from floe_stream.runtime.sink_runtime import NotCommitted, SinkContext, SinkRecord
+from floe_stream.runtime.framework.sink_runtime import NotCommitted, SinkContext, SinkRecord
 from floe_stream.sinks.alerts.channels.base import Channel, DeliveryError, MessageError
 from floe_stream.sinks.alerts.config import ChannelConfig, Policy
 from floe_stream.sinks.alerts.metrics import AlertInstruments

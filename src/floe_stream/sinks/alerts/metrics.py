@@ -8,7 +8,7 @@ from opentelemetry import metrics
 
 
 class AlertInstruments:
-    """Made by the composition root (``runtime/app.py``, ``floe alerts replay``) and handed to the sink and its
+    """Made by the composition root (``runtime/deployables/app.py``, ``floe alerts replay``) and handed to the sink and its
     dispatcher. Instruments are named per meter: a second set in one process records into the same ones."""
 
     def __init__(self) -> None:

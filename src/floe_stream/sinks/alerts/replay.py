@@ -17,9 +17,15 @@ import httpx
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
-from floe_stream.runtime.database import create_pool
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, make_consumer, make_producer, partition_counts
-from floe_stream.runtime.sink_runtime import SinkContext
+from floe_stream.runtime.framework.database import create_pool
+from floe_stream.runtime.framework.kafka import (
+    BatchProducer,
+    OutRecord,
+    make_consumer,
+    make_producer,
+    partition_counts,
+)
+from floe_stream.runtime.framework.sink_runtime import SinkContext
 from floe_stream.settings import Settings
 from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
 from floe_stream.sinks.alerts.delivery import Dispatcher

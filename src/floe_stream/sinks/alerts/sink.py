@@ -5,7 +5,7 @@ Per fetched batch: wait up to ``group_wait_s`` for more records (so an asset's v
 notification) → decode (undecodable → ``dlq`` topic) → load the state, decide (pure, :mod:`.decisions`), save
 (one PostgreSQL transaction under per-contract locks) → deliver (ledger, concurrent channels, retries,
 ``alerts-dlq``) → (the runtime) commit. Offsets are committed only
-after the ledger records every outcome. A plain :class:`~floe_stream.runtime.sink_runtime.Sink`.
+after the ledger records every outcome. A plain :class:`~floe_stream.runtime.framework.sink_runtime.Sink`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import httpx
 from pydantic import ValidationError
 
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.runtime.database import create_pool, ping
-from floe_stream.runtime.sink_runtime import Input, Sink, SinkBatch, SinkContext
-from floe_stream.runtime.supervision import supervise
+from floe_stream.runtime.framework.database import create_pool, ping
+from floe_stream.runtime.framework.sink_runtime import Input, Sink, SinkBatch, SinkContext
+from floe_stream.runtime.framework.supervision import supervise
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_types
 from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config

@@ -15,7 +15,7 @@ from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.runtime.sink_runtime import (
+from floe_stream.runtime.framework.sink_runtime import (
     Input,
     Sink,
     SinkBatch,
@@ -36,7 +36,7 @@ Item = tuple[SinkRecord, ViolationCloudEvent, list[Event]]
 
 
 class OpenLineageSink(Sink):
-    """A :class:`~floe_stream.runtime.sink_runtime.Sink`: each violation → its OpenLineage RunEvents."""
+    """A :class:`~floe_stream.runtime.framework.sink_runtime.Sink`: each violation → its OpenLineage RunEvents."""
 
     name = "sink-openlineage"
     record_spans = False  # its own span per violation, with the violation's attributes

@@ -348,7 +348,7 @@ class OpenLineageTransport:
     async def _ensure_topic(self) -> None:
         """The kafka shorthand's topic, created when missing with floe's partitions and replication (Apache
         Kafka's auto-creation would pick the broker's defaults)."""
-        from floe_stream.runtime.kafka import create_missing_topics
+        from floe_stream.runtime.framework.kafka import create_missing_topics
 
         if await create_missing_topics(self.kafka, {self.cfg.topic: {}}):
             log.info("created OpenLineage topic %s", self.cfg.topic)

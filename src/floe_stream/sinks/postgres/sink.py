@@ -20,8 +20,15 @@ import asyncpg
 
 from floe_stream.reporting import store
 from floe_stream.reporting.timeline import day_of
-from floe_stream.runtime.database import create_pool, ping
-from floe_stream.runtime.sink_runtime import Input, Sink, SinkBatch, SinkContext, SinkRecord, is_transient
+from floe_stream.runtime.framework.database import create_pool, ping
+from floe_stream.runtime.framework.sink_runtime import (
+    Input,
+    Sink,
+    SinkBatch,
+    SinkContext,
+    SinkRecord,
+    is_transient,
+)
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.check_result import CheckResult
@@ -76,7 +83,7 @@ def _load_record(cid: str, text: str, compiled: bytes | None) -> LoadedContract:
 
 
 class PostgresSink(Sink):
-    """A :class:`~floe_stream.runtime.sink_runtime.Sink`: check results and violations into the SLA history."""
+    """A :class:`~floe_stream.runtime.framework.sink_runtime.Sink`: check results and violations into the SLA history."""
 
     name = "sink-postgres"
 

@@ -16,7 +16,7 @@ from aiokafka.structs import TopicPartition
 
 from floe_stream.processors.model import AssetState, PartitionCheckpoint, StateDecoder
 from floe_stream.processors.pipeline import StateChanges
-from floe_stream.runtime.kafka import OutRecord, make_consumer
+from floe_stream.runtime.framework.kafka import OutRecord, make_consumer
 from floe_stream.settings import KafkaSettings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for

@@ -6,7 +6,7 @@ blocked (a handler calling ``time.sleep``, a CPU-bound loop, a synchronous call 
 ``BEAT_S``; /healthz is 503 when the last beat is older than ``loop_lag_s``. Otherwise the probes run on the
 service's loop (they read its state), each within ``PROBE_TIMEOUT_S``; a probe that does not answer in time
 is a failed probe (503). What /readyz checks is decided by the service, unchanged. /healthz also fails once a
-supervised background task died (runtime/supervision.py).
+supervised background task died (runtime/framework/supervision.py).
 
 The port has no authentication (probes and scrapers reach it from the network), so a client gets bounded
 resources: a request (line and headers, at most ``MAX_REQUEST_BYTES``) must arrive within
@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from floe_stream.runtime.supervision import dead_tasks
+from floe_stream.runtime.framework.supervision import dead_tasks
 
 log = logging.getLogger(__name__)
 

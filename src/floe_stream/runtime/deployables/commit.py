@@ -1,5 +1,5 @@
 """How the processor's outputs reach Kafka and its input offsets are committed: one strategy per
-``kafka.processing_guarantee``, chosen by the composition root (runtime/app.py).
+``kafka.processing_guarantee``, chosen by the composition root (runtime/deployables/app.py).
 
 The processor hands a strategy the encoded outputs of each input partition's records (:meth:`buffer`, then
 :meth:`send` once per batch) and, at each commit (ConsumerService.flush), the pipeline's state changes and
@@ -10,7 +10,7 @@ the offsets handled (:meth:`finish`: what it returns runs behind the next batche
   checkpoints) on a second producer, so the changelog never queues in front of a violation → awaits →
   commits the offsets through the consumer group. A crash replays the batches since the last checkpoint
   with the state they were evaluated against: the same deterministic outputs again, deduplicated by id.
-* :class:`ExactlyOnce`: one transaction per owned input partition (runtime/transactions.py). Everything
+* :class:`ExactlyOnce`: one transaction per owned input partition (runtime/framework/transactions.py). Everything
   the records of input partition p cause — check results, violations, dead letters, forwards, lineage
   edges and health — goes into p's open transaction; the commit adds p's changelog records, checkpoint and
   consumed offsets and commits it (partitions in parallel). p's next records wait for that commit. A
@@ -30,10 +30,10 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from floe_stream.processors.pipeline import StateChanges
-from floe_stream.runtime.changelog import Changelog
-from floe_stream.runtime.kafka import BatchProducer, OutRecord, start_producer
-from floe_stream.runtime.outputs import Emitted
-from floe_stream.runtime.transactions import PartitionTransactions
+from floe_stream.runtime.deployables.changelog import Changelog
+from floe_stream.runtime.deployables.outputs import Emitted
+from floe_stream.runtime.framework.kafka import BatchProducer, OutRecord, start_producer
+from floe_stream.runtime.framework.transactions import PartitionTransactions
 from floe_stream.settings import KafkaSettings
 
 Offsets = dict[TopicPartition, int]

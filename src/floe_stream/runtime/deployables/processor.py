@@ -2,9 +2,9 @@
 
     inputs (materializations, catalog-commits, ticks, probe-results; co-partitioned)
       → pipeline.feed (route → checks → episodes → enrich; pure) → outputs per input record
-      → OutputEncoder (runtime/outputs.py: check-results, violations, dlq, re-routed inputs)
-      → commit strategy (runtime/commit.py: at_least_once or exactly_once, chosen by runtime/app.py)
-      → at each commit: the pipeline's state changes (runtime/changelog.py) and the offsets
+      → OutputEncoder (runtime/deployables/outputs.py: check-results, violations, dlq, re-routed inputs)
+      → commit strategy (runtime/deployables/commit.py: at_least_once or exactly_once, chosen by runtime/deployables/app.py)
+      → at each commit: the pipeline's state changes (runtime/deployables/changelog.py) and the offsets
 
 The shell only moves records: it asks the strategy where each input partition's outputs go, feeds the
 pipeline, and at each commit (``kafka.commit_interval_ms``, idle, revocation, shutdown; ConsumerService.flush)
@@ -28,14 +28,14 @@ from aiokafka.structs import TopicPartition
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.processors.pipeline import Pipeline
-from floe_stream.runtime.changelog import CHECKPOINT_KEY, Changelog
-from floe_stream.runtime.checks_runtime import ChecksRuntime
-from floe_stream.runtime.commit import CommitStrategy
-from floe_stream.runtime.kafka import partition_counts
-from floe_stream.runtime.lineage_view import LineageView
-from floe_stream.runtime.memory import MemoryTrimmer
-from floe_stream.runtime.outputs import OutputEncoder
-from floe_stream.runtime.service import Batch, ConsumerService
+from floe_stream.runtime.deployables.changelog import CHECKPOINT_KEY, Changelog
+from floe_stream.runtime.deployables.checks_runtime import ChecksRuntime
+from floe_stream.runtime.deployables.commit import CommitStrategy
+from floe_stream.runtime.deployables.lineage_view import LineageView
+from floe_stream.runtime.deployables.outputs import OutputEncoder
+from floe_stream.runtime.framework.kafka import partition_counts
+from floe_stream.runtime.framework.memory import MemoryTrimmer
+from floe_stream.runtime.framework.service import Batch, ConsumerService
 from floe_stream.settings import ConfigError, KafkaSettings, Settings
 from floe_stream.telemetry.hooks import ProcessorObservability
 from floe_stream.telemetry.metrics import Instruments, untrack
@@ -71,7 +71,7 @@ class ProcessorService(ConsumerService):
         obs: ProcessorObservability,
         metrics: Instruments,
     ) -> None:
-        """Composed by runtime/app.py (:func:`~floe_stream.runtime.app.processor_service`)."""
+        """Composed by runtime/deployables/app.py (:func:`~floe_stream.runtime.deployables.app.processor_service`)."""
         k = settings.kafka
         self.kinds = {topic_name(k.topic_prefix, key): key for key in INPUTS}
         super().__init__(settings, list(self.kinds), processor_group(k))

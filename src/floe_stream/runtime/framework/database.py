@@ -102,7 +102,7 @@ async def connect(cfg: DatabaseSettings) -> asyncpg.Connection:
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) in version order."""
     out = []
-    for entry in resources.files("floe_stream.runtime.migrations").iterdir():
+    for entry in resources.files("floe_stream.runtime.framework.migrations").iterdir():
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
             out.append((version, entry.name, entry.read_text()))

@@ -5,7 +5,7 @@ serialization conflicts, deadlocks) is retried with exponential backoff while th
 uncommitted and the runner's partitions are paused (the member keeps polling, so an outage longer than
 ``kafka.max_poll_interval_ms`` does not cost the group a rebalance); anything else is the record's fault and goes to the dead-letter topic with a reason. The reason
 format is the same in every sink: ``<context>: <ExceptionType>: <message>`` (a :class:`DecodeError` carries its
-own reason), at most 500 characters, plus the origin headers of :func:`floe_stream.runtime.kafka.dead_letter`.
+own reason), at most 500 characters, plus the origin headers of :func:`floe_stream.runtime.framework.kafka.dead_letter`.
 
 A record never stops a sink: when a write fails with an error that is not transient, the runner writes the
 batch again record by record (effects are idempotent) and dead-letters each record whose own write fails,
@@ -28,9 +28,9 @@ import asyncpg
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.backoff import Backoff
-from floe_stream.runtime.kafka import OutRecord, dead_letter, partition_counts
-from floe_stream.runtime.service import Batch, ConsumerService
-from floe_stream.runtime.transactions import PartitionTransactions
+from floe_stream.runtime.framework.kafka import OutRecord, dead_letter, partition_counts
+from floe_stream.runtime.framework.service import Batch, ConsumerService
+from floe_stream.runtime.framework.transactions import PartitionTransactions
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.telemetry import tracing
 from floe_stream.telemetry.metrics import Instruments
@@ -326,7 +326,7 @@ class SinkRunner(ConsumerService, Generic[S]):
     ``kafka.processing_guarantee = exactly_once`` (Apache Kafka): what the runner writes to Kafka because of an
     input record — its dead letter, a side output the sink publishes for it (``ctx.publish(..., source=)``) —
     goes in the transaction of the record's input partition, which also commits that partition's offsets
-    (``send_offsets_to_transaction``): runtime/transactions.py's one producer per owned partition,
+    (``send_offsets_to_transaction``): runtime/framework/transactions.py's one producer per owned partition,
     ``<group>-p<n>``, so a sink's inputs must be co-partitioned (checked at start). A new owner's producer fences
     the previous one and ends its open transaction before the partition's committed offset is read again, so a
     sink killed with a transaction open leaves nothing a read_committed reader sees twice. Bookkeeping tied to a

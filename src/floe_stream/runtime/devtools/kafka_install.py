@@ -1,8 +1,8 @@
 """Install Apache Kafka from Maven Central — no tarball, no Docker: ``floe tools install-kafka`` (and ``make tools``).
 
 ``apache_kafka/pom.xml`` (shipped in the wheel) declares ``org.apache.kafka:kafka_2.13`` and an SLF4J binding;
-Maven copies their runtime jars into ``<home>/lib`` and :class:`~floe_stream.runtime.embedded.ApacheKafka` runs
-``java -cp '<home>/lib/*' kafka.Kafka``. ``<home>`` is :func:`~floe_stream.runtime.embedded.kafka_home`:
+Maven copies their runtime jars into ``<home>/lib`` and :class:`~floe_stream.runtime.devtools.embedded.ApacheKafka` runs
+``java -cp '<home>/lib/*' kafka.Kafka``. ``<home>`` is :func:`~floe_stream.runtime.devtools.embedded.kafka_home`:
 ``$FLOE_KAFKA_HOME``, a clone's ``.tools/kafka``, else ``~/.local/share/floe-stream/kafka``. Needs ``java``
 (OpenJDK 17) and ``mvn`` (Maven 3.8). Idempotent: nothing to do when ``<home>/INSTALLED`` names this version and
 these files (the stamp ``make tools`` always wrote).
@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from floe_stream.runtime.embedded import BrokerNotInstalled, kafka_home
+from floe_stream.runtime.devtools.embedded import BrokerNotInstalled, kafka_home
 
 DIST = Path(__file__).parent / "apache_kafka"
 POM = DIST / "pom.xml"

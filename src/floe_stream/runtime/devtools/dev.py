@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from floe_stream.printable import printable
-from floe_stream.runtime.embedded import BrokerKind, EmbeddedPostgres, make_broker
+from floe_stream.runtime.devtools.embedded import BrokerKind, EmbeddedPostgres, make_broker
 from floe_stream.settings import ConfigError, Settings, load_settings
 from floe_stream.topics.violation import ResolvedData, ViolationData
 
@@ -33,7 +33,7 @@ def _examples_dir() -> Path:
     """The example contracts: ./examples/contracts when run from a clone, else the copy inside the package."""
     for candidate in (
         Path("examples/contracts"),
-        Path(__file__).resolve().parents[1] / "examples" / "contracts",  # shipped in the wheel (package-data)
+        Path(__file__).resolve().parents[2] / "examples" / "contracts",  # shipped in the wheel (package-data)
     ):
         if candidate.is_dir():
             return candidate
@@ -117,7 +117,7 @@ async def run_dev(
     """Run `floe dev` until its duration, the demo's end, or SIGTERM/SIGINT — whichever comes first, in every mode
     and whatever stdout is (a terminal, a file, a process manager's pipe): a signal stops the deployables, then the
     embedded broker and database. Should this process die without that (SIGKILL, OOM), the watchdog of
-    ``runtime/embedded.py`` stops them."""
+    ``runtime/devtools/embedded.py`` stops them."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -164,10 +164,15 @@ async def _run_dev(
 ) -> None:
     from floe_stream.reporting.compliance import build_report
     from floe_stream.reporting.render import render_table
-    from floe_stream.runtime.app import load_registry, postgres_sink, processor_service, run_until_signalled
-    from floe_stream.runtime.database import connect, migrate
-    from floe_stream.runtime.kafka import ensure_topics
-    from floe_stream.runtime.ticker import Ticker
+    from floe_stream.runtime.deployables.app import (
+        load_registry,
+        postgres_sink,
+        processor_service,
+        run_until_signalled,
+    )
+    from floe_stream.runtime.deployables.ticker import Ticker
+    from floe_stream.runtime.framework.database import connect, migrate
+    from floe_stream.runtime.framework.kafka import ensure_topics
     from floe_stream.telemetry.metrics import setup_logging, setup_metrics
 
     setup_logging("WARNING", "text")
@@ -224,7 +229,7 @@ async def _run_dev(
         table = ViolationTable()
         processor.on_violation.append(table.add)
         services = (processor, sink, ticker)
-        from floe_stream.runtime.demo import order_service_health
+        from floe_stream.runtime.devtools.demo import order_service_health
 
         health = await order_service_health() if demo else None
         runner = asyncio.create_task(run_until_signalled(*services, signals=False))
@@ -238,7 +243,7 @@ async def _run_dev(
             refresher = asyncio.create_task(refresh())
             try:
                 if demo:
-                    from floe_stream.runtime.demo import run_scenario
+                    from floe_stream.runtime.devtools.demo import run_scenario
 
                     async def scenario() -> None:
                         await run_scenario(settings, lambda: processor.ever_assigned and sink.ever_assigned)

@@ -2,7 +2,7 @@
 
 Subclasses implement :meth:`handle`. Its effects are either complete when it returns (a sink's database
 write) or complete in what :meth:`finish` returns (the processor: produce acknowledgements, its state
-changelog, then the offsets — or one transaction per partition, runtime/commit.py). Offsets are committed
+changelog, then the offsets — or one transaction per partition, runtime/deployables/commit.py). Offsets are committed
 at most every ``kafka.commit_interval_ms`` (and when idle, on revocation and on shutdown), always after the
 effects of every batch they cover, strictly in order. A crash anywhere replays from the last commit;
 effects are idempotent by id, so nothing is lost and nothing is doubled.
@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from floe_stream.runtime.health import HealthServer
-from floe_stream.runtime.kafka import (
+from floe_stream.runtime.framework.health import HealthServer
+from floe_stream.runtime.framework.kafka import (
     BatchProducer,
     OutRecord,
     make_consumer,

@@ -13,8 +13,8 @@ import math
 import time
 from datetime import UTC, datetime
 
-from floe_stream.runtime.health import HealthServer
-from floe_stream.runtime.kafka import (
+from floe_stream.runtime.framework.health import HealthServer
+from floe_stream.runtime.framework.kafka import (
     BatchProducer,
     OutRecord,
     make_producer,

@@ -15,14 +15,14 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from floe_stream.processors.enrich import EdgeGone, Shared, ViolationEnricher
-from floe_stream.runtime.kafka import OutRecord, make_consumer, partition_counts
-from floe_stream.runtime.supervision import supervise
+from floe_stream.runtime.framework.kafka import OutRecord, make_consumer, partition_counts
+from floe_stream.runtime.framework.supervision import supervise
 from floe_stream.settings import ConfigError
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
 
 if TYPE_CHECKING:
-    from floe_stream.runtime.service import ConsumerService
+    from floe_stream.runtime.framework.service import ConsumerService
 
 log = logging.getLogger(__name__)
 

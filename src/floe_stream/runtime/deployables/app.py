@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
     from floe_stream.contracts.compiled import ContractCache
     from floe_stream.processors.engine import Engine
-    from floe_stream.runtime.processor import ProcessorService
-    from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.runtime.deployables.processor import ProcessorService
+    from floe_stream.runtime.framework.sink_runtime import SinkRunner
     from floe_stream.sinks.alerts.config import AlertsConfig
     from floe_stream.sinks.alerts.sink import AlertSink
     from floe_stream.sinks.openlineage.sink import OpenLineageSink
@@ -103,14 +103,14 @@ def processor_service(
     from floe_stream.processors.enrich import ViolationEnricher
     from floe_stream.processors.pipeline import Pipeline
     from floe_stream.processors.registry import CHECKS
-    from floe_stream.runtime.changelog import Changelog
-    from floe_stream.runtime.checks_runtime import ChecksRuntime
-    from floe_stream.runtime.commit import AtLeastOnce, CommitStrategy, ExactlyOnce
-    from floe_stream.runtime.kafka import make_producer
-    from floe_stream.runtime.lineage_view import LineageView
-    from floe_stream.runtime.outputs import OutputEncoder
-    from floe_stream.runtime.processor import ProcessorService, processor_group
-    from floe_stream.runtime.transactions import PartitionTransactions
+    from floe_stream.runtime.deployables.changelog import Changelog
+    from floe_stream.runtime.deployables.checks_runtime import ChecksRuntime
+    from floe_stream.runtime.deployables.commit import AtLeastOnce, CommitStrategy, ExactlyOnce
+    from floe_stream.runtime.deployables.lineage_view import LineageView
+    from floe_stream.runtime.deployables.outputs import OutputEncoder
+    from floe_stream.runtime.deployables.processor import ProcessorService, processor_group
+    from floe_stream.runtime.framework.kafka import make_producer
+    from floe_stream.runtime.framework.transactions import PartitionTransactions
     from floe_stream.telemetry import tracing
     from floe_stream.telemetry.hooks import ProcessorObservability
     from floe_stream.telemetry.metrics import instruments
@@ -159,7 +159,7 @@ def processor_service(
 
 # --- sinks: the only place that knows both the plain sink classes and the runtime that consumes for them -----
 def postgres_sink(settings: Settings, pool: asyncpg.Pool | None = None) -> SinkRunner[PostgresSink]:
-    from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.runtime.framework.sink_runtime import SinkRunner
     from floe_stream.sinks.postgres.sink import PostgresSink
     from floe_stream.telemetry.metrics import instruments
 
@@ -174,7 +174,7 @@ def alerts_sink(
     pool: asyncpg.Pool | None = None,
     instance_id: str | None = None,
 ) -> SinkRunner[AlertSink]:
-    from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.runtime.framework.sink_runtime import SinkRunner
     from floe_stream.sinks.alerts.metrics import AlertInstruments
     from floe_stream.sinks.alerts.sink import AlertSink
     from floe_stream.telemetry.metrics import instruments
@@ -193,7 +193,7 @@ def alerts_sink(
 def openlineage_sink(
     settings: Settings, registry: ContractRegistry | None = None, transport: Transport | None = None
 ) -> SinkRunner[OpenLineageSink]:
-    from floe_stream.runtime.sink_runtime import SinkRunner
+    from floe_stream.runtime.framework.sink_runtime import SinkRunner
     from floe_stream.sinks.openlineage.sink import OpenLineageSink
     from floe_stream.telemetry.metrics import instruments
 
@@ -207,7 +207,7 @@ def build(kind: str, settings: Settings) -> Runnable:
         cache = contracts_cache(settings)  # the contracts directory's compiled forms
         return processor_service(settings, load_registry(settings, cache), metrics=instruments(), cache=cache)
     if kind == "ticker":
-        from floe_stream.runtime.ticker import Ticker
+        from floe_stream.runtime.deployables.ticker import Ticker
 
         return Ticker(settings)
     if kind == "sink-postgres":
@@ -223,7 +223,7 @@ def build(kind: str, settings: Settings) -> Runnable:
             settings, load_registry(settings) if settings.contracts_dir.is_dir() else None
         )
     if kind == "source-iceberg":
-        from floe_stream.runtime.iceberg_watcher import IcebergWatcher
+        from floe_stream.runtime.deployables.iceberg_watcher import IcebergWatcher
         from floe_stream.telemetry.metrics import instruments
 
         return IcebergWatcher(settings, metrics=instruments())

@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from floe_stream.runtime.kafka import BatchProducer, Lanes, OutRecord, make_producer
+from floe_stream.runtime.framework.kafka import BatchProducer, Lanes, OutRecord, make_producer
 from floe_stream.settings import ConfigError, KafkaSettings
 
 log = logging.getLogger(__name__)

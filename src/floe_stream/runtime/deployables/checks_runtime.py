@@ -36,7 +36,7 @@ from floe_stream.probes.registry import load_probes
 from floe_stream.probes.runner import ProbeRunner
 from floe_stream.probes.targets import target_for
 from floe_stream.processors.engine import Engine
-from floe_stream.runtime.kafka import (
+from floe_stream.runtime.framework.kafka import (
     BatchProducer,
     OutRecord,
     existing_partition_counts,
@@ -44,7 +44,7 @@ from floe_stream.runtime.kafka import (
     make_producer,
     start_client,
 )
-from floe_stream.runtime.supervision import supervise
+from floe_stream.runtime.framework.supervision import supervise
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import Instruments
 from floe_stream.topics.catalog import TopicKey, topic_name

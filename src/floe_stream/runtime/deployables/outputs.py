@@ -2,7 +2,7 @@
 record → check-results, violations (CloudEvents), dlq and re-routed input records, each on its partition.
 
 Encoding only: the records are collected in an :class:`Emitted` that the commit strategy hands to Kafka
-(runtime/commit.py). What is written is known per input record here, before any of it is sent.
+(runtime/deployables/commit.py). What is written is known per input record here, before any of it is sent.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Protocol
 from floe_stream.processors.bounds import OutputTooLarge
 from floe_stream.processors.model import Outputs, Record
 from floe_stream.processors.router import REROUTED
-from floe_stream.runtime.kafka import NO_HEADERS, Lanes, OutRecord, dead_letter
+from floe_stream.runtime.framework.kafka import NO_HEADERS, Lanes, OutRecord, dead_letter
 from floe_stream.telemetry.tracing import TRACEPARENT
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.check_result import CheckResult

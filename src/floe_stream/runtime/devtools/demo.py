@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from floe_stream.runtime.kafka import make_producer
+from floe_stream.runtime.framework.kafka import make_producer
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.commit import CatalogCommitEvent, IcebergField, IcebergSchema

@@ -14,7 +14,7 @@ from floe_stream.contracts.identity import Suggestion, suggest
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import Ambiguous, ContractRegistry
 from floe_stream.processors.normalize import dataset_ref
-from floe_stream.runtime.kafka import make_consumer
+from floe_stream.runtime.framework.kafka import make_consumer
 from floe_stream.settings import Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.decode import DecodeError, decode_commit, decode_materialization

