@@ -14,7 +14,7 @@ slotted assets directly (:meth:`MonitoredAsset.trusted`), sharing equal parts wi
 from the same document (a new field, another identity rule), so a form compiled by an older floe is refused
 rather than trusted. A reader refuses a version it cannot read with one line (:class:`CompiledFormError`) and
 the caller compiles the YAML again (the YAML always travels with it: the contracts topic's value, the
-directory's file). Where it lives: docs/ARCHITECTURE.md (a header of the contracts topic record, a cache file
+directory's file). Where it lives: docs/DESIGN.md (a header of the contracts topic record, a cache file
 per contract file for the directory).
 """
 

