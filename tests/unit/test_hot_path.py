@@ -83,9 +83,11 @@ def test_evolve_equals_model_copy() -> None:
     st = AssetState(asset_id="a", watch_since=T0, last_event_id="e0")
     changes = {"last_update_at": T0 + timedelta(seconds=5), "last_event_id": "e1", "last_sequence": 3}
     fast, slow = st.evolve(**changes), st.model_copy(update=changes)
-    assert fast == slow
-    assert fast.model_dump_json() == slow.model_dump_json()
-    assert fast.model_fields_set == slow.model_fields_set
+    validated = AssetState.model_validate({**st.model_dump(), **changes})
+    assert fast == slow == validated
+    assert fast.model_dump_json() == slow.model_dump_json() == validated.model_dump_json()
+    at, event = changes["last_update_at"], changes["last_event_id"]
+    assert st.with_update(at, event) == st.evolve(last_update_at=at, last_event_id=event)  # type: ignore[arg-type]
     assert st.last_event_id == "e0"  # the original is untouched
 
 

@@ -22,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from floe_stream.topics.materialization import OLDataset, OpenLineageRunEvent
 from floe_stream.topics.violation import ViolationData
@@ -221,22 +221,38 @@ _LAST_MATERIALIZATIONS = 3
 _LAST_VIOLATIONS = 200
 
 
+_WIDTH = len(Materialization._fields)
+
+
 @dataclass(slots=True)
 class AssetHistory:
-    # bench/state.py (one processor, 100,000 assets): an empty deque costs ~620 B, so the last 3
-    # materializations are a tuple and the violation times' deque is made at the asset's first violation
-    # (most assets have none) — ~1.4 KB → ~0.2 KB per asset, the same bounds.
-    materializations: tuple[Materialization, ...] = ()
+    # bench/state.py (one processor, 100,000 assets): the last 3 materializations are one flat tuple of their
+    # fields (a tuple per materialization and a tuple of them cost ~150–240 B more an asset) and the violation
+    # times' deque is made at the asset's first violation (an empty deque is ~620 B; most assets have none).
+    recent: tuple[Any, ...] = ()
+    """The last materializations' fields, oldest first: (at, event_id, rows, run_id, job) each."""
     violations: deque[tuple[datetime, str]] | tuple[()] = ()
     run_failed: tuple[datetime, str] | None = None
     """The last FAIL/ABORT of a run producing the asset, until a later materialization (when, what)."""
 
+    @property
+    def materializations(self) -> tuple[Materialization, ...]:
+        r = self.recent
+        return tuple(Materialization(*r[i : i + _WIDTH]) for i in range(0, len(r), _WIDTH))
+
+    @property
+    def last_event_id(self) -> str | None:
+        r = self.recent
+        return r[-_WIDTH + 1] if r else None
+
+    def add(self, at: datetime, event_id: str, rows: int | None, run_id: str | None, job: str | None) -> None:
+        r = self.recent
+        if len(r) == _LAST_MATERIALIZATIONS * _WIDTH:
+            r = r[_WIDTH:]
+        self.recent = (*r, at, event_id, rows, run_id, job)
+
     def add_materialization(self, m: Materialization) -> None:
-        ms = self.materializations
-        if len(ms) == _LAST_MATERIALIZATIONS == 3:  # the steady state, without slicing and unpacking: once
-            self.materializations = (ms[1], ms[2], m)  # per event (bench/versus.py, throughput)
-        else:
-            self.materializations = (*ms[1 - _LAST_MATERIALIZATIONS :], m)
+        self.add(*m)
 
     def add_violation(self, at: datetime, check_type: str) -> None:
         if not isinstance(self.violations, deque):
@@ -321,7 +337,7 @@ def enrich(
                 since = i.since.isoformat().replace("+00:00", "Z")
                 violating.append(f"{aid}: {i.check_type} {i.severity} since {since}")
         ctx["upstream.violating"] = _join(violating) if violating else "none"
-    if history is not None and history.materializations:
+    if history is not None and history.recent:
         ctx["recent.materializations"] = _clip(
             "; ".join(m.render() for m in reversed(history.materializations))
         )
@@ -358,9 +374,9 @@ class ImpactContext:
         h = self.history.get(asset_id)
         if h is None:
             h = self.history[asset_id] = AssetHistory()
-        elif h.materializations and h.materializations[-1].event_id == event_id:
+        elif h.last_event_id == event_id:
             return
-        h.add_materialization(Materialization(at, event_id, rows, run_id, job))
+        h.add(at, event_id, rows, run_id, job)
         if h.run_failed is not None and h.run_failed[0] <= at:
             h.run_failed = None  # produced again since
 

@@ -156,7 +156,7 @@ class Engine:
     def state(self, asset_id: str, now: datetime) -> AssetState:
         st = self.states.get(asset_id)
         if st is None:
-            st = AssetState(asset_id=asset_id, watch_since=now).compact()
+            st = AssetState(asset_id, now)
             self.states[asset_id] = st
             self.dirty.add(asset_id)
         return st
@@ -166,7 +166,7 @@ class Engine:
         return self.states.get(asset_id)
 
     def load(self, states: Iterable[AssetState]) -> None:
-        # restored from the changelog: shared empties and fields set (bench/state.py, memory)
+        # restored from the changelog: shared empties (bench/state.py, memory)
         for st in states:
             self.states[st.asset_id] = st.compact()
 
@@ -274,7 +274,7 @@ class Engine:
                 if newer_seq:
                     state = state.evolve(last_update_at=data_time, last_event_id=source, last_sequence=seq)
                 else:
-                    state = state.evolve(last_update_at=data_time, last_event_id=source)
+                    state = state.with_update(data_time, source)
             elif newer_seq:
                 state = state.evolve(last_sequence=seq)
         self.states[aid] = state
