@@ -134,6 +134,10 @@ async def test_servers_identities_ambiguity_fail_events_and_declared_schemas(
 
         got = await wait_for(results, timeout=30)
         assert await wait_for(lambda: _at_least(refused, 1), timeout=20)
+        # marketing's table name from a host its servers do not name (another environment): taken by the name
+        # alone, as a name only one asset has is; coverage --seen shows it
+        await publish(s, TopicKey.MATERIALIZATIONS, [(None, event("COMPLETE", "r6", "etl.load_customers", [
+            {"namespace": "postgres://pg-dev:5432", "name": "postgres.marketing.customers"}]))])  # fmt: skip
 
     by = {(r.asset, r.check_type): r for r in got}
     # resolved by exact (namespace, name) from servers + physicalName: no alias anywhere
@@ -166,6 +170,14 @@ async def test_servers_identities_ambiguity_fail_events_and_declared_schemas(
         in text
     )
     assert "postgres.marketing.customers, postgres.sales.customers" in text
+    assert "1 dataset(s) taken by their name alone" in text
+    assert "  by name  postgres://pg-dev:5432/postgres.marketing.customers  1 event(s)" in text
+    assert (
+        "went to postgres.marketing.customers (marketing), whose servers give postgres://pg:5432 + "
+        "postgres.marketing.customers: if it is that table, add its server" in text
+    )
+    # the datasets that matched their servers exactly are not listed
+    assert "postgres://pg:5432/" not in text and "duckdb://warehouse.duckdb/warehouse.sales" not in text
 
 
 async def _at_least(fn, n: float) -> bool:  # type: ignore[no-untyped-def]

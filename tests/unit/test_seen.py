@@ -126,3 +126,26 @@ def test_the_cli_says_what_it_did_not_list(monkeypatch: pytest.MonkeyPatch) -> N
     out = CliRunner().invoke(main, ["contracts", "coverage", "--contracts", contracts, "--seen", "1h"]).output
     assert "at least 1,234 more dataset(s) without a contract, not listed (5,000 mention(s))" in out
     assert "read the window's first 200,000 input records only" in out
+
+
+def test_a_dataset_taken_by_its_name_alone_is_listed_apart_with_the_asset_it_went_to() -> None:
+    from tests.unit.test_resolution import POSTGRES, load, ol_event
+
+    prod = load("prod", [{**POSTGRES[0], "host": "pg-prod"}], "orders")
+    cov = seen.Coverage(ContractRegistry([prod]))
+    for host in ("pg-prod", "PG-PROD", "pg-dev", "pg-dev"):  # the servers' host (any case), another one twice
+        cov.add(
+            TopicKey.MATERIALIZATIONS, "t", ol_event(f"postgres://{host}:5432", "postgres.sales.orders"), T0
+        )
+    cov.add(
+        TopicKey.MATERIALIZATIONS, "t", mat("postgres.sales.orders"), T0
+    )  # floe's own event names the asset
+    gap = cov.gap()
+    assert gap.assets == []  # nothing uncovered
+    [(dev)] = gap.by_name
+    assert (dev.identifier, dev.events, dev.suggestions) == (
+        "postgres://pg-dev:5432/postgres.sales.orders",
+        2,
+        (),
+    )
+    assert dev.by_name is not None and dev.by_name.asset_id == "postgres.sales.orders"

@@ -464,8 +464,9 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
                 "likely": [
                     {"asset": s.asset, "contract": s.contract_id, "add": s.hint} for s in g.suggestions
                 ],
+                "resolved_by_name_to": g.by_name.asset_id if g.by_name is not None else None,
             }
-            for g in gap
+            for g in (*gap, *found.by_name)
         ]
         click.echo(json.dumps(rows, indent=2))
         for note in notes:
@@ -484,6 +485,26 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
             )
         for s in g.suggestions:
             click.echo(printable(f"    likely {s.asset} ({s.contract_id}): {s.hint}"))
+    if found.by_name:
+        click.echo(
+            f"{len(found.by_name)} dataset(s) taken by their name alone: the asset's servers give other datasets "
+            "(another environment's table of that name is merged into it)"
+        )
+    for g in found.by_name:
+        to = g.by_name
+        if to is None:
+            continue
+        gives = ", ".join(f"{ns} + {n}" for ns, n in to.identities[:3])
+        click.echo(
+            f"  by name  {printable(g.identifier)}  {g.events} event(s), last {g.last_seen.isoformat()}  ({g.topic})"
+        )
+        click.echo(
+            printable(
+                f"    went to {to.asset_id} ({to.contract_id}), whose servers give {gives}: if it is that table, add "
+                "its server to the contract; if not, give it a contract of its own (with floe.asset where the "
+                "default id is the same)"
+            )
+        )
     for note in notes:
         click.echo(f"  … {note}")
 

@@ -1,18 +1,20 @@
 """``floe contracts coverage --seen``: the assets the input traffic talks about in a recent window that no
-contract covers — the coverage gap, read from the topics themselves (materializations, OpenLineage, commits)."""
+contract covers — the coverage gap, read from the topics themselves (materializations, OpenLineage, commits) —
+and the OpenLineage datasets taken by their name alone although the asset's servers give other datasets
+(another environment's table of the same name is merged into it)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka.structs import TopicPartition
 
-from floe_stream.contracts.identity import Suggestion, suggest
+from floe_stream.contracts.identity import Suggestion, dataset_key, suggest
 from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.contracts.registry import Ambiguous, ContractRegistry
+from floe_stream.contracts.registry import Ambiguous, ContractRegistry, dataset_claims
 from floe_stream.processors.normalize import dataset_ref
 from floe_stream.runtime.framework.kafka import make_consumer
 from floe_stream.settings import Settings
@@ -33,6 +35,9 @@ class SeenAsset:
     """The assets the identifier names when it names several (refused by the processor)."""
     suggestions: tuple[Suggestion, ...] = ()
     """The contract tables it most likely is, with what to add (contracts/identity.suggest)."""
+    by_name: MonitoredAsset | None = None
+    """The asset an OpenLineage dataset went to by its name alone while that asset's servers give other datasets
+    (:func:`by_name_only`): covered, but perhaps another environment's table merged into it."""
 
 
 Seen = tuple[str, str, tuple[tuple[str, str], ...]] | str
@@ -55,6 +60,17 @@ def identifiers_of(topic_key: TopicKey, value: bytes | None) -> list[Seen]:
         return []
 
 
+def by_name_only(asset: MonitoredAsset, seen: Seen) -> bool:
+    """``seen``, a dataset resolved to ``asset``, matched none of the datasets the asset's servers give (nor by
+    a symlink): the processor took it by a name alone. False for an asset with no server-given dataset (a name
+    is all it has) and for floe's own events and commits (they name assets)."""
+    if isinstance(seen, str) or not asset.identities:
+        return False
+    claimed = dataset_claims(asset)
+    ns, name, symlinks = seen
+    return not any((n, m) in claimed or dataset_key(n, m) in claimed for n, m in ((ns, name), *symlinks))
+
+
 MAX_LISTED = 1_000
 """Distinct uncovered identifiers listed by name (each bounded by the decoder: at most 2 × 1,024 characters)."""
 MAX_COUNTED = 100_000
@@ -69,6 +85,8 @@ class SeenGap:
     was not listed."""
 
     assets: list[SeenAsset]
+    by_name: list[SeenAsset] = field(default_factory=list)
+    """Datasets resolved by their name alone to an asset whose servers give other datasets, busiest first."""
     more: int = 0
     """Distinct uncovered identifiers not listed (beyond :data:`MAX_LISTED`)."""
     more_at_least: bool = False
@@ -95,7 +113,7 @@ class Coverage:
         self.max_counted = max_counted
         self.records = 0
         self.truncated = False
-        self._found: dict[str, tuple[str, int, datetime, tuple[str, ...], Seen]] = {}
+        self._found: dict[str, tuple[str, int, datetime, tuple[str, ...], Seen, MonitoredAsset | None]] = {}
         self._more: set[int] = set()
         self._more_full = False
         self._more_events = 0
@@ -109,7 +127,8 @@ class Coverage:
             else:
                 hit = self.registry.resolve_dataset(*seen)
                 shown = f"{seen[0]}/{seen[1]}"
-            if isinstance(hit, MonitoredAsset):
+            by_name = hit if isinstance(hit, MonitoredAsset) and by_name_only(hit, seen) else None
+            if isinstance(hit, MonitoredAsset) and by_name is None:
                 continue
             known = self._found.get(shown)
             if known is None and len(self._found) >= self.max_listed:
@@ -121,15 +140,15 @@ class Coverage:
                     self._more_full = True
                 continue
             ambiguous = hit.assets if isinstance(hit, Ambiguous) else ()
-            _, n, last, _, _ = known or (topic, 0, at, (), seen)
-            self._found[shown] = (topic, n + 1, max(last, at), ambiguous, seen)
+            _, n, last, _, _, _ = known or (topic, 0, at, (), seen, None)
+            self._found[shown] = (topic, n + 1, max(last, at), ambiguous, seen, by_name)
 
     def gap(self) -> SeenGap:
         """The identifiers that resolve to no asset (or to several), busiest first, each with the contract
         tables it most likely is."""
         assets = self.registry.assets()
         out = []
-        for k, (t, n, last, ambiguous, seen) in self._found.items():
+        for k, (t, n, last, ambiguous, seen, by_name) in self._found.items():
             ns, name = ("", seen) if isinstance(seen, str) else (seen[0], seen[1])
             out.append(
                 SeenAsset(
@@ -138,11 +157,14 @@ class Coverage:
                     events=n,
                     last_seen=last,
                     ambiguous=ambiguous,
-                    suggestions=() if ambiguous else tuple(suggest(ns, name, assets)),
+                    suggestions=() if ambiguous or by_name else tuple(suggest(ns, name, assets)),
+                    by_name=by_name,
                 )
             )
+        out.sort(key=lambda s: (-s.events, s.identifier))
         return SeenGap(
-            assets=sorted(out, key=lambda s: (-s.events, s.identifier)),
+            assets=[s for s in out if s.by_name is None],
+            by_name=[s for s in out if s.by_name is not None],
             more=len(self._more),
             more_at_least=self._more_full,
             more_events=self._more_events,
