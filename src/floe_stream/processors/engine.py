@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,9 @@ from floe_stream.topics.probe import ProbeResult
 
 log = logging.getLogger(__name__)
 _POLICIES_MAX = 1_000_000
+TICK_SLICE = 1000
+"""Assets a tick sweep evaluates between two pauses (:meth:`Engine.tick_steps`): bench/state.py at 1,000,000
+assets, where one partition's sweep in one go held the event loop for seconds; ~10–30 ms a slice here."""
 
 __all__ = ["Engine", "RejectedInput"]
 
@@ -97,6 +100,8 @@ class Engine:
         self._checks_of: dict[str, tuple[Any, ...]] = {}
         self._check_sets: dict[tuple[tuple[bool, ...], tuple[bool, ...]], tuple[tuple[Any, ...], ...]] = {}
         """Per asset: (asset, measured new-data checks, measured structure checks, the two untimed)."""
+        self.tick_slice = TICK_SLICE
+        """Assets a tick sweep evaluates between two pauses (:meth:`tick_steps`)."""
         self.counters: dict[str, int] = {}
         """``late_data`` (an update older than the newest seen: freshness unchanged) and ``not_new_data``
         (an update that does not count as new data, see :func:`counts_as_new_data`); for telemetry."""
@@ -302,9 +307,19 @@ class Engine:
         return out
 
     def apply_tick(self, assets: Iterable[MonitoredAsset], now: datetime) -> Outputs:
-        source = f"tick:{now.isoformat()}"
         out = Outputs()
+        for _ in self.tick_steps(assets, now, out):
+            pass
+        return out
+
+    def tick_steps(self, assets: Iterable[MonitoredAsset], now: datetime, out: Outputs) -> Iterator[None]:
+        """:meth:`apply_tick` into ``out``, pausing (yielding) after every :attr:`tick_slice` assets: the caller may let
+        other work run between two slices (the processor yields to its event loop, so a sweep of a partition
+        with a million assets does not stall heartbeats and fetches). Each asset is evaluated once; the result
+        is that of one uninterrupted sweep over ``assets`` as given (the caller passes a snapshot)."""
+        source = f"tick:{now.isoformat()}"
         contexts: dict[int, EvalContext] = {}  # one context per distinct policy in this sweep
+        left = every = self.tick_slice
         for asset in assets:
             policy = self.policy_for(asset)
             ctx = contexts.get(id(policy))
@@ -323,7 +338,10 @@ class Engine:
             if state is not before:
                 self.states[asset.asset_id] = state
                 self.dirty.add(asset.asset_id)
-        return out
+            left -= 1
+            if not left:
+                left = every
+                yield
 
     def retire(self, asset: MonitoredAsset, now: datetime) -> Outputs:
         """The asset's contract was retired: resolve its open episodes (reason 'contract retired') and

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -149,6 +149,15 @@ class Pipeline:
     def feed(self, kind: TopicKey, partition: int, records: Sequence[Record], emit: Emit) -> None:
         """Evaluate ``records`` of one input topic (``kind``) and partition, in order; ``emit`` gets each
         record's outputs. Moves the partition's checkpoint to the last record."""
+        for _ in self.feed_steps(kind, partition, records, emit):
+            pass
+
+    def feed_steps(
+        self, kind: TopicKey, partition: int, records: Sequence[Record], emit: Emit
+    ) -> Iterator[None]:
+        """:meth:`feed`, pausing (yielding) between the slices of a tick's sweep (:meth:`Engine.tick_steps`):
+        the processor lets its event loop run there. Same results as :meth:`feed`; the caller must not feed the
+        pipeline anything else until this is exhausted."""
         if not records:
             return
         cp = self.checkpoints.get(partition) or PartitionCheckpoint(partition=partition)
@@ -158,7 +167,7 @@ class Pipeline:
         if bound is not None and any(r.timestamp > bound for r in records):  # rare: a producer's clock
             todo = self._plausible(records, bound, emit)
         if kind == TopicKey.TICKS:
-            last_tick = self._ticks(partition, todo, last_tick, emit)
+            last_tick = yield from self._ticks(partition, todo, last_tick, emit)
         elif kind == TopicKey.PROBE_RESULTS:
             self._probes(partition, todo, emit)
         else:
@@ -186,7 +195,7 @@ class Pipeline:
 
     def _ticks(
         self, p: int, records: Sequence[Record], last_tick: datetime | None, emit: Emit
-    ) -> datetime | None:
+    ) -> Generator[None, None, datetime | None]:
         trace = self._traced()
         for rec in records:
             if trace is not None:
@@ -201,10 +210,13 @@ class Pipeline:
                     if not tick_is_new(last_tick, tick.tick_time):
                         continue  # a duplicate tick (second ticker, re-delivery): no effect twice
                     last_tick = tick.tick_time
-                    owned = self.registry.assets_in_partition(p, self.partitions)
+                    # a snapshot: a contract applied while the sweep pauses changes the registry's lists
+                    owned = list(self.registry.assets_in_partition(p, self.partitions))
                     if self.select is not None:
                         owned = [a for a in owned if self.select(a.asset_id)]
-                    out = self.engine.apply_tick(owned, tick.tick_time)
+                    swept = Outputs()
+                    yield from self.engine.tick_steps(owned, tick.tick_time, swept)
+                    out = swept
                     self._enrich(out)
                     if self.on_tick is not None:
                         self.on_tick(owned, tick.tick_time)

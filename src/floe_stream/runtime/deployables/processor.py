@@ -16,6 +16,7 @@ it replays the records since the last checkpoint with the state they were evalua
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -125,7 +126,10 @@ class ProcessorService(ConsumerService):
         for tp, recs in batch.items():
             p = tp.partition
             encoder.buf = self.strategy.buffer(p)
-            pipeline.feed(self.kinds[tp.topic], p, recs, encoder.emit)
+            for _ in pipeline.feed_steps(self.kinds[tp.topic], p, recs, encoder.emit):
+                # between two slices of a tick's sweep (processors/engine.py TICK_SLICE): heartbeats, fetches
+                # and health answers go on while a partition of many assets is swept; the lock stays held
+                await asyncio.sleep(0)
             encoder.buf.records.extend(shared(pipeline.take_shared()))  # lineage edges, changed health
             self._processed[tp.topic] += len(recs)
         self._record_counts()
