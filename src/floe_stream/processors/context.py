@@ -357,7 +357,17 @@ class ImpactContext:
 
     def __init__(self) -> None:
         self.lineage = LineageGraph()
-        self.history: dict[str, AssetHistory] = {}
+        self.history: dict[str, AssetHistory | tuple[Any, ...]] = {}
+        """Per asset: its :class:`AssetHistory`, or while it has had no violation and no failed run only the
+        flat tuple of its last materializations (``AssetHistory.recent``): bench/state.py, ~60–80 B less an
+        asset."""
+
+    def history_of(self, asset_id: str) -> AssetHistory:
+        """The asset's history, kept from now on as an :class:`AssetHistory` (a violation or a failed run)."""
+        h = self.history.get(asset_id)
+        if not isinstance(h, AssetHistory):
+            h = self.history[asset_id] = AssetHistory(h or ())
+        return h
 
     def observe_openlineage(self, ev: OpenLineageRunEvent) -> list[tuple[str, str, str]]:
         return self.lineage.observe(ev)
@@ -372,9 +382,16 @@ class ImpactContext:
         job: str | None,
     ) -> None:
         h = self.history.get(asset_id)
-        if h is None:
-            h = self.history[asset_id] = AssetHistory()
-        elif h.last_event_id == event_id:
+        if h is None or h.__class__ is tuple:  # no violation, no failed run: the tuple alone
+            r: tuple[Any, ...] = h or ()  # type: ignore[assignment]
+            if r and r[1 - _WIDTH] == event_id:
+                return
+            if len(r) == _LAST_MATERIALIZATIONS * _WIDTH:
+                r = r[_WIDTH:]
+            self.history[asset_id] = (*r, at, event_id, rows, run_id, job)
+            return
+        assert isinstance(h, AssetHistory)
+        if h.last_event_id == event_id:
             return
         h.add(at, event_id, rows, run_id, job)
         if h.run_failed is not None and h.run_failed[0] <= at:
@@ -382,9 +399,7 @@ class ImpactContext:
 
     def note_run_failed(self, asset_id: str, at: datetime, what: str) -> None:
         """A run producing the asset failed (shown on its violations until it is materialized again)."""
-        h = self.history.get(asset_id)
-        if h is None:
-            h = self.history[asset_id] = AssetHistory()
+        h = self.history_of(asset_id)
         if h.run_failed is None or h.run_failed[0] <= at:
             h.run_failed = (at, what)
 
@@ -401,7 +416,7 @@ class ImpactContext:
         upstream_health: Callable[[str], tuple[str, Sequence[OpenIssue]] | None],
         now: datetime,
     ) -> ViolationData:
-        h = self.history.setdefault(v.asset, AssetHistory())
+        h = self.history_of(v.asset)
         out = enrich(
             v,
             declared_consumers=declared_consumers,
