@@ -137,9 +137,9 @@ def test_a_dataset_taken_by_its_name_alone_is_listed_apart_with_the_asset_it_wen
         cov.add(
             TopicKey.MATERIALIZATIONS, "t", ol_event(f"postgres://{host}:5432", "postgres.sales.orders"), T0
         )
-    cov.add(
-        TopicKey.MATERIALIZATIONS, "t", mat("postgres.sales.orders"), T0
-    )  # floe's own event names the asset
+    cov.add(TopicKey.MATERIALIZATIONS, "t", mat("postgres.sales.orders"), T0)  # floe's own event: an asset id
+    # another kind of namespace (Dagster's check-only reports name the table their own way): no other instance
+    cov.add(TopicKey.MATERIALIZATIONS, "t", ol_event("dagster", "postgres.sales.orders"), T0)
     gap = cov.gap()
     assert gap.assets == []  # nothing uncovered
     [(dev)] = gap.by_name

@@ -60,14 +60,22 @@ def identifiers_of(topic_key: TopicKey, value: bytes | None) -> list[Seen]:
         return []
 
 
+def _platform(namespace: str) -> str:
+    return namespace.partition("://")[0].lower() if "://" in namespace else namespace.lower()
+
+
 def by_name_only(asset: MonitoredAsset, seen: Seen) -> bool:
-    """``seen``, a dataset resolved to ``asset``, matched none of the datasets the asset's servers give (nor by
-    a symlink): the processor took it by a name alone. False for an asset with no server-given dataset (a name
-    is all it has) and for floe's own events and commits (they name assets)."""
+    """``seen``, a dataset resolved to ``asset``, is of a platform the asset's servers name (``postgres://``)
+    but matched none of the datasets they give (nor by a symlink): the processor took another instance's table
+    (another environment, or a host spelled differently) by its name alone. False for an asset with no
+    server-given dataset (a name is all it has), for a namespace of another kind (``dagster``, a tool naming
+    the table its own way) and for floe's own events and commits (they name assets)."""
     if isinstance(seen, str) or not asset.identities:
         return False
-    claimed = dataset_claims(asset)
     ns, name, symlinks = seen
+    if _platform(ns) not in {_platform(n) for n, _ in asset.identities}:
+        return False
+    claimed = dataset_claims(asset)
     return not any((n, m) in claimed or dataset_key(n, m) in claimed for n, m in ((ns, name), *symlinks))
 
 
