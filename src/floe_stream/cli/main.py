@@ -528,7 +528,7 @@ def _coverage_seen(settings: Settings, registry: Any, window: timedelta, fmt: st
     default=None,
     metavar="WINDOW",
     help="instead of the catalog: assets the input topics talked about in the last WINDOW (any "
-    "duration, e.g. 1h, 7d, PT6H) that no contract covers",
+    "duration, e.g. 1h, 7d, PT6H) that no contract covers, and OpenLineage datasets taken by their name alone",
 )
 def contracts_coverage(
     contracts_dir: Path | None, fmt: str, fail_on_missing: bool, seen: timedelta | None
