@@ -285,26 +285,10 @@ async def _stage(
 
 
 def result_columns(results: Sequence[CheckResult]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in range(15)]
+    """The rows of :func:`_result_row` as columns (one array parameter per column of ``INSERT_RESULTS``)."""
+    cols: list[list[Any]] = [[] for _ in RESULT_FIELDS]
     for r in results:
-        row = (
-            r.result_id,
-            r.asset,
-            r.contract_id,
-            r.contract_version,
-            r.check_type.value,
-            r.status.value,
-            r.severity.value if r.severity else None,
-            r.evaluated_at,
-            r.trigger,
-            r.metric,
-            r.sla_consumed,
-            r.expected,
-            r.actual,
-            r.message,
-            r.source_event_id,
-        )
-        for c, v in zip(cols, row, strict=True):
+        for c, v in zip(cols, _result_row(r), strict=True):
             c.append(v)
     return cols
 

@@ -30,7 +30,7 @@ from aiokafka import ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
 from floe_stream.backoff import Backoff
-from floe_stream.runtime.framework.health import HealthServer
+from floe_stream.runtime.framework.health import start_health
 from floe_stream.runtime.framework.kafka import (
     DLQ_TRUNCATED_BYTES,
     BatchProducer,
@@ -373,16 +373,7 @@ class IcebergWatcher:
             await self._group.getmany(timeout_ms=int(min(left, 1.0) * 1000))
 
     async def run(self) -> None:
-        health = None
-        if self.settings.health_port >= 0:
-            health = HealthServer(
-                self.settings.health_host,
-                self.settings.health_port,
-                liveness=self._liveness,
-                readiness=self._readiness,
-                loop_lag_s=self.settings.health_loop_lag_s,
-            )
-            await health.start()
+        health = await start_health(self.settings, liveness=self._liveness, readiness=self._readiness)
         producer = None
         try:
             producer = await self.start()

@@ -13,7 +13,7 @@ import math
 import time
 from datetime import UTC, datetime
 
-from floe_stream.runtime.framework.health import HealthServer
+from floe_stream.runtime.framework.health import start_health
 from floe_stream.runtime.framework.kafka import (
     BatchProducer,
     OutRecord,
@@ -59,16 +59,7 @@ class Ticker:
         return {"ticking": not late}
 
     async def run(self) -> None:
-        health = None
-        if self.settings.health_port >= 0:
-            health = HealthServer(
-                self.settings.health_host,
-                self.settings.health_port,
-                liveness=self._liveness,
-                readiness=self._readiness,
-                loop_lag_s=self.settings.health_loop_lag_s,
-            )
-            await health.start()
+        health = await start_health(self.settings, liveness=self._liveness, readiness=self._readiness)
         partitions = (await partition_counts(self.settings.kafka, [self.topic]))[self.topic]
         producer = make_producer(self.settings.kafka, linger_ms=0)
         await start_producer(producer, self.settings.kafka)

@@ -26,9 +26,12 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from floe_stream.runtime.framework.supervision import dead_tasks
+
+if TYPE_CHECKING:
+    from floe_stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -226,3 +229,21 @@ class HealthServer:
         head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         writer.write(head.encode() + body)
         await writer.drain()
+
+
+async def start_health(
+    settings: Settings, *, liveness: Probe, readiness: Probe, details: Details | None = None
+) -> HealthServer | None:
+    """The process's health server on ``health_host:health_port``, started; None when ``health_port`` < 0 (off)."""
+    if settings.health_port < 0:
+        return None
+    server = HealthServer(
+        settings.health_host,
+        settings.health_port,
+        liveness=liveness,
+        readiness=readiness,
+        details=details,
+        loop_lag_s=settings.health_loop_lag_s,
+    )
+    await server.start()
+    return server

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from floe_stream.runtime.framework.health import HealthServer
+from floe_stream.runtime.framework.health import HealthServer, start_health
 from floe_stream.runtime.framework.kafka import (
     BatchProducer,
     OutRecord,
@@ -317,16 +317,10 @@ class ConsumerService:
         # before any client asks for them: a consumer's metadata request for a missing topic would let a broker
         # with auto.create.topics.enable (Apache Kafka's default) create it with the wrong partition count
         await partition_counts(self.settings.kafka, self.topics)  # ConfigError: "... do not exist: run ..."
-        if self.settings.health_port >= 0 and self.health is None:
-            self.health = HealthServer(
-                self.settings.health_host,
-                self.settings.health_port,
-                liveness=self.liveness,
-                readiness=self.readiness,
-                details=self.health_details,
-                loop_lag_s=self.settings.health_loop_lag_s,
+        if self.health is None:
+            self.health = await start_health(
+                self.settings, liveness=self.liveness, readiness=self.readiness, details=self.health_details
             )
-            await self.health.start()
         if self.producer is not None:
             await start_producer(self.producer, self.settings.kafka)
         try:
@@ -344,6 +338,9 @@ class ConsumerService:
         with contextlib.suppress(Exception):
             await self.teardown()
         untrack(self)
+        await self._stop_producer_and_health()
+
+    async def _stop_producer_and_health(self) -> None:
         if self.producer is not None:
             with contextlib.suppress(KafkaError, RuntimeError):
                 await self.producer.stop()
@@ -495,9 +492,4 @@ class ConsumerService:
         with contextlib.suppress(KafkaError, RuntimeError):
             await self.consumer.stop()  # leaves the group
         await self.teardown()
-        if self.producer is not None:
-            with contextlib.suppress(KafkaError, RuntimeError):
-                await self.producer.stop()
-        if self.health is not None:
-            await self.health.stop()
-            self.health = None
+        await self._stop_producer_and_health()
