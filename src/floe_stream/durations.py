@@ -192,7 +192,9 @@ def format_duration(value: float | timedelta, style: DurationStyle = "age") -> s
     return _STYLES[style](seconds)
 
 
-def _age(seconds: float) -> str:
+def format_age(seconds: float) -> str:
+    """``format_duration(seconds)`` (the ``age`` style) without the style lookup: the freshness check formats
+    an age per event (bench/processor_cpu.py)."""
     if 0 < seconds < 1:
         return f"{round(seconds * 1000)}ms"
     s = round(seconds)
@@ -235,4 +237,4 @@ def _decimal(seconds: float) -> str:
     return f"{seconds:.1f}s"
 
 
-_STYLES = {"age": _age, "exact": _exact, "report": _report, "decimal": _decimal}
+_STYLES = {"age": format_age, "exact": _exact, "report": _report, "decimal": _decimal}

@@ -79,6 +79,7 @@ def check_result(
     # by construction (tests/unit/test_checks.py holds it equal to the validated model); the id is
     # stable_id("result", asset, check type, source event), spelled out
     aid = asset.asset_id
+    expected, actual, message = ev.expected, ev.actual, ev.message
     return CheckResult.from_fields(
         {
             "result_id": blake2b(
@@ -94,9 +95,12 @@ def check_result(
             "trigger": ctx.trigger,
             "metric": ev.metric,
             "sla_consumed": ev.sla_consumed,
-            "expected": _clip(ev.expected),
-            "actual": _clip(ev.actual),
-            "message": ev.message if len(ev.message) <= TEXT_MAX else clip(ev.message, TEXT_MAX),
+            # _clip inline (a call each, per event)
+            "expected": expected
+            if expected is None or len(expected) <= TEXT_MAX
+            else clip(expected, TEXT_MAX),
+            "actual": actual if actual is None or len(actual) <= TEXT_MAX else clip(actual, TEXT_MAX),
+            "message": message if len(message) <= TEXT_MAX else clip(message, TEXT_MAX),
             "source_event_id": source_event_id,
         },
         _RESULT_FIELDS,

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
-from floe_stream.durations import format_duration
+from floe_stream.durations import format_age, format_duration
 from floe_stream.processors.checks.base import ExplainContext, sla_severity
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.topics.enums import CheckStatus, CheckType
@@ -39,7 +39,7 @@ def evaluate_age(
     breached = age > threshold + ctx.clock_skew_s
     severity = sla_severity(consumed, breached, ctx)
     expected = _expected(threshold)
-    actual = f"age {format_duration(age)}"
+    actual = f"age {format_age(age)}"
     consumed_r = round_nonneg(consumed, 1e4)
     if severity is None:
         message = "within freshness SLA"  # the common case first
