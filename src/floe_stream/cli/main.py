@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -265,17 +266,25 @@ def topics_create() -> None:
     click.echo(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else ""))
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _output_option(default: Path, what: str) -> Callable[[F], F]:
+    """``--output/-o`` (``--out``: the old name) of the topics commands."""
+    return click.option(
+        "--output",
+        "-o",
+        "--out",
+        "out",
+        type=click.Path(path_type=Path),
+        default=default,
+        show_default=True,
+        help=f"{what} (--out: the old name)",
+    )
+
+
 @topics.command("schemas")
-@click.option(
-    "--output",
-    "-o",
-    "--out",
-    "out",
-    type=click.Path(path_type=Path),
-    default=Path("topics"),
-    show_default=True,
-    help="folder (--out: the old name)",
-)
+@_output_option(Path("topics"), "folder")
 def topics_schemas(out: Path) -> None:
     """Write the JSON Schema of every topic's payload (for publishers and subscribers) and asyncapi.yaml."""
     from floe_stream.topics.asyncapi import write_asyncapi
@@ -287,16 +296,7 @@ def topics_schemas(out: Path) -> None:
 
 
 @topics.command("asyncapi")
-@click.option(
-    "--output",
-    "-o",
-    "--out",
-    "out",
-    type=click.Path(path_type=Path),
-    default=Path("topics/asyncapi.yaml"),
-    show_default=True,
-    help="file (--out: the old name)",
-)
+@_output_option(Path("topics/asyncapi.yaml"), "file")
 def topics_asyncapi(out: Path) -> None:
     """Write the AsyncAPI 3.0 document of every topic (channels, messages, keys, headers)."""
     from floe_stream.topics.asyncapi import write_asyncapi

@@ -522,35 +522,23 @@ async def apply_episodes(conn: asyncpg.Connection, events: Sequence[ViolationClo
     for ev in sorted(events, key=lambda e: (e.time, e.type)):
         d = ev.data
         if isinstance(d, ResolvedData):
-            rows.append(
-                (
-                    d.correlation_key,
-                    d.opened_at,
-                    d.asset,
-                    d.contract_id,
-                    d.violation_type.value,
-                    d.severity.value,
-                    SEVERITY_RANK[d.severity.value],
-                    d.message,
-                    d.resolved_at,
-                    d.open_duration_s,
-                )
-            )
+            started, resolved_at, duration = d.opened_at, d.resolved_at, d.open_duration_s
         else:
-            rows.append(
-                (
-                    d.correlation_key,
-                    d.episode_started_at,
-                    d.asset,
-                    d.contract_id,
-                    d.violation_type.value,
-                    d.severity.value,
-                    SEVERITY_RANK[d.severity.value],
-                    d.message,
-                    None,
-                    None,
-                )
+            started, resolved_at, duration = d.episode_started_at, None, None
+        rows.append(
+            (
+                d.correlation_key,
+                started,
+                d.asset,
+                d.contract_id,
+                d.violation_type.value,
+                d.severity.value,
+                SEVERITY_RANK[d.severity.value],
+                d.message,
+                resolved_at,
+                duration,
             )
+        )
     await conn.executemany(UPSERT_EPISODE, rows)
 
 
