@@ -103,3 +103,14 @@ def test_the_walk_sees_function_level_and_type_checking_imports(tmp_path: Path) 
         "floe_stream.runtime",
         "floe_stream.runtime.devtools",
     ]
+
+
+def test_runtime_is_three_folders() -> None:
+    """runtime/ holds the framework, the deployables and the dev tools, nothing beside them: where a module
+    belongs shows in its path, and the rules above apply to it."""
+    assert sorted(p.name for p in (ROOT / "runtime").iterdir() if p.name != "__pycache__") == [
+        "__init__.py",
+        "deployables",
+        "devtools",
+        "framework",
+    ]
