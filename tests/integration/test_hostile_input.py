@@ -44,8 +44,9 @@ from floe_stream.cli.main import main as cli
 from floe_stream.printable import printable
 from floe_stream.reporting import store
 from floe_stream.runtime.deployables.app import Runnable, build
-from floe_stream.runtime.deployables.checks_runtime import ChecksRuntime, retire_contracts
+from floe_stream.runtime.deployables.checks_runtime import retire_contracts
 from floe_stream.runtime.devtools.embedded import Broker, EmbeddedKafka
+from floe_stream.runtime.framework.contracts_feed import ContractsFeed
 from floe_stream.runtime.framework.health import MAX_CONNECTIONS, REQUEST_DEADLINE_S, HealthServer
 from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.runtime.framework.supervision import TASK_UP_METRIC
@@ -670,16 +671,16 @@ async def test_a_dead_background_task_fails_healthz_is_logged_once_and_counted(
     naming it (the orchestrator restarts the pod), one log line with the traceback, floe_background_task_up 0."""
     setup_metrics("floe-test")
     caplog.set_level(logging.ERROR, logger="floe_stream.runtime.framework.supervision")
-    real = ChecksRuntime._apply_in_order
+    real = ContractsFeed._apply_in_order
 
-    def apply_in_order(self: ChecksRuntime, batch: Any) -> None:
+    def apply_in_order(self: ContractsFeed, batch: Any) -> None:
         # stands for any bug the tail meets outside the per-record containment (issue 20: a poison contract
         # record raised a TypeError there, and the tail died silently while /healthz said 200)
         if any(r.key == b"poison" for recs in batch.values() for r in recs):
             raise TypeError("'NoneType' object is not iterable")
         real(self, batch)
 
-    monkeypatch.setattr(ChecksRuntime, "_apply_in_order", apply_in_order)
+    monkeypatch.setattr(ContractsFeed, "_apply_in_order", apply_in_order)
     s = await hostile_settings(kafka, pg_dsn, health_port=0, health_host="127.0.0.1")
     async with deployed("processor", s) as processor:
         health = processor.service.health

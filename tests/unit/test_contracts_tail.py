@@ -1,4 +1,4 @@
-"""A contract published while the processor runs is read off the event loop: evaluation never waits for it.
+"""A contract published while a deployable runs is read off the event loop: evaluation never waits for it.
 
 A 1,000-table contract without a compiled form takes ~1 s to parse (docs/PERFORMANCE.md, 100,000 tables); the
 contracts tail reads each fetched batch in a worker thread and applies it on the loop, in order.
@@ -13,9 +13,8 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.processors.engine import Engine
-from floe_stream.runtime.deployables import checks_runtime
-from floe_stream.runtime.deployables.checks_runtime import ChecksRuntime
+from floe_stream.runtime.framework import contracts_feed
+from floe_stream.runtime.framework.contracts_feed import ContractsFeed
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import instruments
 from tests.conftest import wait_for
@@ -52,10 +51,10 @@ class _Reader:
 
 
 async def test_a_contract_being_read_does_not_hold_up_the_event_loop(monkeypatch: Any) -> None:
-    rt = ChecksRuntime(Settings(), ContractRegistry(), Engine(), instruments())
+    rt = ContractsFeed(Settings(), ContractRegistry(), instruments())
     rt._reader = _Reader()  # type: ignore[assignment]
     loop_turned = threading.Event()
-    real = checks_runtime.read_record
+    real = contracts_feed.read_record
 
     def slow_read(*args: Any) -> Any:
         # the read waits until the event loop has run something else meanwhile: were it on the loop, the loop
@@ -63,7 +62,7 @@ async def test_a_contract_being_read_does_not_hold_up_the_event_loop(monkeypatch
         assert loop_turned.wait(10), "the event loop did not run while a contract was being read"
         return real(*args)
 
-    monkeypatch.setattr(checks_runtime, "read_record", slow_read)
+    monkeypatch.setattr(contracts_feed, "read_record", slow_read)
 
     def registered() -> bool:
         loop_turned.set()  # the loop runs other work (this poll) while the record is read

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from floe_stream.contracts.compiled import ContractCache
     from floe_stream.processors.engine import Engine
     from floe_stream.runtime.deployables.processor import ProcessorService
+    from floe_stream.runtime.framework.contracts_feed import ContractsFeed
     from floe_stream.runtime.framework.sink_runtime import SinkRunner
     from floe_stream.sinks.alerts.config import AlertsConfig
     from floe_stream.sinks.alerts.sink import AlertSink
@@ -158,6 +159,15 @@ def processor_service(
 
 
 # --- sinks: the only place that knows both the plain sink classes and the runtime that consumes for them -----
+def contracts_feed(settings: Settings, registry: ContractRegistry | None) -> ContractsFeed:
+    """What keeps a sink's contracts current while it runs: the contracts topic (read to its end when the sink
+    starts, then tailed) and the contracts directory (re-scanned), as the processors follow them."""
+    from floe_stream.runtime.framework.contracts_feed import ContractsFeed
+    from floe_stream.telemetry.metrics import instruments
+
+    return ContractsFeed(settings, registry if registry is not None else ContractRegistry(), instruments())
+
+
 def postgres_sink(settings: Settings, pool: asyncpg.Pool | None = None) -> SinkRunner[PostgresSink]:
     from floe_stream.runtime.framework.sink_runtime import SinkRunner
     from floe_stream.sinks.postgres.sink import PostgresSink
@@ -182,7 +192,7 @@ def alerts_sink(
     sink = AlertSink(
         settings,
         config,
-        registry=registry,
+        contracts=contracts_feed(settings, registry),
         pool=pool,
         instance_id=instance_id,
         alert_metrics=AlertInstruments(),
@@ -197,7 +207,8 @@ def openlineage_sink(
     from floe_stream.sinks.openlineage.sink import OpenLineageSink
     from floe_stream.telemetry.metrics import instruments
 
-    return SinkRunner(settings, OpenLineageSink(settings, registry, transport), metrics=instruments())
+    sink = OpenLineageSink(settings, transport=transport, contracts=contracts_feed(settings, registry))
+    return SinkRunner(settings, sink, metrics=instruments())
 
 
 def build(kind: str, settings: Settings) -> Runnable:
@@ -213,12 +224,14 @@ def build(kind: str, settings: Settings) -> Runnable:
     if kind == "sink-postgres":
         return postgres_sink(settings)
     if kind == "sink-alerts":
-        # contracts are optional here: with them, a contract's floe.alerts overrides its routing
+        # contracts (the directory's, optional, and the contracts topic's): a contract's floe.alerts overrides
+        # its routing
         return alerts_sink(
             settings, registry=load_registry(settings) if settings.contracts_dir.is_dir() else None
         )
     if kind == "sink-openlineage":
-        # contracts are optional here: with them, datasets get their server's OpenLineage namespace
+        # contracts (the directory's, optional, and the contracts topic's): datasets get their server's
+        # OpenLineage namespace
         return openlineage_sink(
             settings, load_registry(settings) if settings.contracts_dir.is_dir() else None
         )

@@ -1,8 +1,9 @@
 """The processor's side jobs for the checks: contract lifecycle and availability pings (thin I/O).
 
-* contracts: at start-up the whole compacted ``contracts`` topic is read (no consumer group) on top of
-  the contracts directory; afterwards a background task tails the topic and another re-scans the
-  directory. Changes land in the live registry at once; assets that are gone are handed to the
+* contracts: the contracts feed (runtime/framework/contracts_feed.py, shared with the sinks that use
+  contracts) reads the whole compacted ``contracts`` topic at start-up on top of the contracts directory,
+  then tails the topic and re-scans the directory. Changes land in the live registry at once; here the
+  changed contracts' probe targets are forgotten and the assets that are gone are handed to the
   processor loop (:meth:`ChecksRuntime.take_gone`), which resolves their open episodes and deletes their
   state under the batch lock.
 * pings: on each tick of a partition it owns, the processor calls :meth:`ChecksRuntime.schedule_pings`;
@@ -16,19 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord, TopicPartition
-
 from floe_stream.contracts.compiled import COMPILED_HEADER, ContractCache, compile_contract
-from floe_stream.contracts.models import LoadedContract, MonitoredAsset
+from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.contracts.runtime_registry import Change, LiveRegistry, read_record
+from floe_stream.contracts.runtime_registry import Change, LiveRegistry
 from floe_stream.probes.base import ProbeTarget
 from floe_stream.probes.credentials import ProbeCredentials
 from floe_stream.probes.guard import ProbeGuard
@@ -36,11 +33,10 @@ from floe_stream.probes.registry import load_probes
 from floe_stream.probes.runner import ProbeRunner
 from floe_stream.probes.targets import target_for
 from floe_stream.processors.engine import Engine
+from floe_stream.runtime.framework.contracts_feed import ContractsFeed
 from floe_stream.runtime.framework.kafka import (
     BatchProducer,
     OutRecord,
-    existing_partition_counts,
-    make_consumer,
     make_producer,
     start_client,
 )
@@ -69,9 +65,14 @@ class ChecksRuntime:
     ) -> None:
         self.settings = settings
         self.metrics = metrics  # the process's instruments, given by the composition root
-        self.live = LiveRegistry(registry, load=cache.load if cache is not None else None)
+        self.contracts = ContractsFeed(
+            settings,
+            registry,
+            metrics,
+            load=cache.load if cache is not None else None,
+            on_change=self._on_contracts,
+        )
         self.engine = engine
-        self.t_contracts = topic_name(settings.kafka.topic_prefix, TopicKey.CONTRACTS)
         self.t_probe = topic_name(settings.kafka.topic_prefix, TopicKey.PROBE_RESULTS)
         cfg = settings.checks
         credentials = ProbeCredentials.from_settings(
@@ -93,22 +94,13 @@ class ChecksRuntime:
         self._targets: dict[str, tuple[MonitoredAsset, ProbeTarget | None]] = {}
         self._gone: list[MonitoredAsset] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._reader: AIOKafkaConsumer | None = None
         self.probe_partitions = 0
-        self.contract_changes = 0
-        self.contracts_refused = 0
-        """contract documents (records, files) refused so far: invalid, or claiming another contract's names"""
 
     # --- start / stop ----------------------------------------------------------------------------
     async def start(self, producer: BatchProducer, probe_partitions: int) -> None:
         self.probe_partitions = probe_partitions
-        self.live.prime_directory(self.settings.contracts_dir)
-        await self._open_contracts_topic()
+        await self.contracts.start()
         self._tasks = [supervise(self._publish_probes(producer), "probe-publisher")]
-        if self._reader is not None:
-            self._tasks.append(supervise(self._tail_contracts(), "contracts-tail"))
-        if self.settings.checks.watch_contracts_dir:
-            self._tasks.append(supervise(self._watch_directory(), "contracts-dir"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -118,101 +110,30 @@ class ChecksRuntime:
                 await t
         self._tasks = []
         await self.runner.close()
-        if self._reader is not None:
-            with contextlib.suppress(Exception):
-                await self._reader.stop()
-            self._reader = None
+        await self.contracts.stop()
 
     # --- contracts -------------------------------------------------------------------------------
-    def _record(self, change: Change, source: str = "topic") -> None:
-        if not change:
-            return
-        if change.errors:
-            self.contracts_refused += len(change.errors)
-            self.metrics.contracts_refused.add(len(change.errors), {"source": source})
-        for cid in change.added:
-            log.info("contract %s registered", cid)
-        for cid in change.updated:
-            log.info("contract %s updated", cid)
-        for cid in change.retired:
-            log.info("contract %s retired", cid)
-        if change.added or change.updated or change.retired:
-            self.contract_changes += 1
-            changed = {*change.added, *change.updated, *change.retired}
+    @property
+    def live(self) -> LiveRegistry:
+        return self.contracts.live
+
+    @property
+    def contract_changes(self) -> int:
+        return self.contracts.contract_changes
+
+    @property
+    def contracts_refused(self) -> int:
+        """contract documents (records, files) refused so far: invalid, or claiming another contract's names"""
+        return self.contracts.contracts_refused
+
+    def _on_contracts(self, change: Change) -> None:
+        """A change the contracts feed applied: only the changed contracts' probe targets are worked out
+        again; assets that are gone wait for the processor loop (:meth:`take_gone`)."""
+        changed = {*change.added, *change.updated, *change.retired}
+        if changed:
             for aid in [aid for aid, (a, _) in self._targets.items() if a.contract_id in changed]:
-                del self._targets[aid]  # only the changed contracts' probe targets are worked out again
+                del self._targets[aid]
         self._gone.extend(change.gone_assets)
-
-    async def _open_contracts_topic(self) -> None:
-        """Read the contracts topic to its end before the processor joins its group."""
-        # tailed for the whole run: contract changes are rare, a long poll keeps the idle reader cheap
-        reader = make_consumer(self.settings.kafka, group_id=None, fetch_max_wait_ms=500)
-        await reader.start()
-        parts = reader.partitions_for_topic(self.t_contracts)
-        if not parts:  # not in the consumer's metadata yet: ask the cluster
-            n = (await existing_partition_counts(self.settings.kafka, [self.t_contracts])).get(
-                self.t_contracts, 0
-            )
-            parts = set(range(n))
-        if not parts:
-            log.warning("topic %s not found: contracts come from the directory only", self.t_contracts)
-            await reader.stop()
-            return
-        tps = [TopicPartition(self.t_contracts, p) for p in sorted(parts)]
-        reader.assign(tps)
-        await reader.seek_to_beginning(*tps)
-        end = await reader.end_offsets(tps)
-        read: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
-        while any([await reader.position(tp) < end[tp] for tp in tps]):
-            batch = await reader.getmany(timeout_ms=200, max_records=1000)
-            for tp, recs in batch.items():
-                read.setdefault(tp, []).extend(recs)
-        self._apply_in_order(read)
-        self._reader = reader
-
-    def _apply_in_order(
-        self,
-        batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        reads: list[LoadedContract | Change | None] | None = None,
-    ) -> None:
-        """Apply records in publication order (timestamps) across partitions, in offset order within one:
-        which of two contracts claimed an asset first must not depend on which partition was fetched first,
-        so every instance (and every restart) decides alike. ``reads``: what each record carries, read
-        beforehand (off the event loop), in that order."""
-        records = list(_in_order(batch))
-        for i, rec in enumerate(records):
-            self._apply(rec.key, _read(rec) if reads is None else reads[i])
-
-    def _apply(self, key: bytes | None, read: LoadedContract | Change | None) -> None:
-        if key is None or isinstance(read, Change):
-            self._record(read if isinstance(read, Change) else Change(errors=["a record without a key"]))
-            return
-        try:
-            change = self.live.apply_read(key.decode("utf-8", "replace"), read)
-        except Exception as exc:  # never let one record stop the tail: it is skipped with one line
-            log.error("contracts topic: record %r skipped: unexpected %s: %s", key, type(exc).__name__, exc)
-            change = Change(errors=[f"{type(exc).__name__}: {exc}"])
-        self._record(change)
-
-    async def _tail_contracts(self) -> None:
-        assert self._reader is not None
-        while True:
-            batch = await self._reader.getmany(timeout_ms=500, max_records=1000)
-            if not batch:
-                continue
-            # read (a compiled form: milliseconds; YAML: up to seconds) off the event loop, so evaluation never
-            # waits for a contract being parsed; applied here, in order (bench/state.py, a contract change)
-            reads = await asyncio.to_thread(_read_all, batch)
-            self._apply_in_order(batch, reads)
-
-    async def _watch_directory(self) -> None:
-        directory = self.settings.contracts_dir
-        while True:
-            await asyncio.sleep(self.settings.checks.contracts_poll_s)
-            try:
-                self._record(self.live.scan_directory(directory), "directory")
-            except Exception:
-                log.exception("contracts directory scan failed")
 
     def find_orphans(self, asset_ids: Iterable[str]) -> int:
         """States (just rebuilt from the changelog) of assets no contract monitors any more — e.g. retired
@@ -316,38 +237,6 @@ class ChecksRuntime:
                 log.exception(
                     "could not publish %d probe results (samples lost; next tick pings again)", len(records)
                 )
-
-
-def _in_order(
-    batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-) -> Iterable[ConsumerRecord[bytes, bytes]]:
-    return heapq.merge(*batch.values(), key=lambda r: r.timestamp)
-
-
-def _read_all(
-    batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-) -> list[LoadedContract | Change | None]:
-    return [_read(rec) for rec in _in_order(batch)]
-
-
-def _read(rec: ConsumerRecord[bytes, bytes]) -> LoadedContract | Change | None:
-    """What one contracts-topic record carries (runtime_registry.read_record); a Change with the error when
-    it cannot be read. Touches no registry: runs off the event loop."""
-    key, value = rec.key, rec.value
-    if key is None:
-        log.error("contracts topic: a record without a key (the contract id) was ignored")
-        return Change(errors=["a record without a key"])
-    try:
-        text = value.decode("utf-8") if value else None
-    except UnicodeDecodeError:
-        log.error("contracts topic: record %r is not UTF-8 text; ignored", key)
-        return Change(errors=["not UTF-8 text"])
-    compiled = next((v for k, v in rec.headers or () if k == COMPILED_HEADER), None)
-    try:
-        return read_record(key.decode("utf-8", "replace"), text, compiled)
-    except Exception as exc:  # never let one record stop the tail: it is skipped with one line
-        log.error("contracts topic: record %r skipped: unexpected %s: %s", key, type(exc).__name__, exc)
-        return Change(errors=[f"{type(exc).__name__}: {exc}"])
 
 
 # --- `floe contracts publish|retire` ---------------------------------------------------------------------

@@ -6,13 +6,19 @@ notification) → decode (undecodable → ``dlq`` topic) → load the state, dec
 (one PostgreSQL transaction under per-contract locks) → deliver (ledger, concurrent channels, retries,
 ``alerts-dlq``) → (the runtime) commit. Offsets are committed only
 after the ledger records every outcome. A plain :class:`~floe_stream.runtime.framework.sink_runtime.Sink`.
+
+A contract's ``floe.alerts`` replaces the routing table for its assets. The contracts are the processors' (the
+contracts topic and directory, followed while running by a
+:class:`~floe_stream.runtime.framework.contracts_feed.ContractsFeed`): a change routes the next batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +27,8 @@ import httpx
 from pydantic import ValidationError
 
 from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.contracts.runtime_registry import Change
+from floe_stream.runtime.framework.contracts_feed import ContractsFeed
 from floe_stream.runtime.framework.database import create_pool, ping
 from floe_stream.runtime.framework.sink_runtime import Input, Sink, SinkBatch, SinkContext
 from floe_stream.runtime.framework.supervision import supervise
@@ -72,10 +80,13 @@ def build_channels(config: AlertsConfig, http: httpx.AsyncClient, public_url: st
     return out
 
 
-def contract_overrides(registry: ContractRegistry | None, channels: set[str]) -> dict[str, ContractAlerting]:
+def contract_overrides(
+    registry: ContractRegistry | None, channels: set[str], report: Collection[str] | None = None
+) -> dict[str, ContractAlerting]:
     """asset id → the contract's ``floe.alerts`` channel override. An override naming a channel that is not
     configured is dropped with an error line (that contract's alerts follow the routing table): one contract's
-    typo never stops the sink for everyone."""
+    typo never stops the sink for everyone. ``report``: the contract ids whose dropped overrides are logged
+    (a contract change logs its own, not every other contract's again); None: all."""
     out: dict[str, ContractAlerting] = {}
     if registry is None:
         return out
@@ -85,6 +96,8 @@ def contract_overrides(registry: ContractRegistry | None, channels: set[str]) ->
             continue
         unknown = [c for c in ov.channels if c not in channels]
         if unknown:
+            if report is not None and asset.contract_id not in report:
+                continue
             log.error(
                 "contract %s (%s): floe.alerts names unknown channel(s) %s (configured: %s); override "
                 "ignored, its alerts follow the routing table",
@@ -111,6 +124,7 @@ class AlertSink(Sink):
         config: AlertsConfig | None = None,
         *,
         registry: ContractRegistry | None = None,
+        contracts: ContractsFeed | None = None,
         pool: asyncpg.Pool | None = None,
         instance_id: str | None = None,
         alert_metrics: AlertInstruments | None = None,
@@ -120,7 +134,14 @@ class AlertSink(Sink):
         self.config = config if config is not None else resolve_config(settings.alerts, settings.config_file)
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.channels = build_channels(self.config, self.http, settings.alerts.public_url)
-        self.overrides = contract_overrides(registry, set(self.channels))
+        self.contracts = contracts
+        """keeps the contracts current while running (the contracts topic, the directory); the composition
+        root gives it. Without one, ``registry`` is all the sink knows."""
+        if contracts is not None:
+            registry = contracts.registry
+            contracts.on_change = self._contracts_changed
+        self.registry = registry if registry is not None else ContractRegistry()
+        self.overrides = contract_overrides(self.registry, set(self.channels))
         self.rules = Rules(
             policy=self.config.policy,
             routes=tuple(self.config.routes),
@@ -184,8 +205,21 @@ class AlertSink(Sink):
         self.dispatcher = Dispatcher(self.channels, self.store, self.policy, ctx, metrics=self.alert_metrics)
         if any(ch.resend_while_firing for ch in self.channels.values()):
             self._resend_task = supervise(self._resend_loop(), "alerts-resend")
+        if self.contracts is not None:  # the contracts topic read to its end before the first decision
+            await self.contracts.start()
+
+    def _contracts_changed(self, change: Change) -> None:
+        """A contract registered, changed or retired (topic or directory): its ``floe.alerts`` routing applies
+        from the next batch on."""
+        changed = {*change.added, *change.updated, *change.retired}
+        if not changed:
+            return
+        self.overrides = contract_overrides(self.registry, set(self.channels), report=changed)
+        self.rules = dataclasses.replace(self.rules, overrides=self.overrides)
 
     async def close(self) -> None:
+        if self.contracts is not None:
+            await self.contracts.stop()
         if self._resend_task is not None:
             self._resend_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -6,6 +6,9 @@ commit. A transient failure (Marquez down, broker hiccup, a Kafka message not de
 backoff while the batch's offsets stay uncommitted and /readyz reports ``transport: false``; a permanent rejection
 (HTTP 4xx) or an undecodable record goes to the dead-letter topic with the reason. Events are deterministic (run id = uuid5 of the
 episode), so a replay re-sends identical events. Each delivery continues the violation's trace.
+
+A dataset gets its contract server's OpenLineage namespace; the contracts are the processors' (the contracts topic
+and directory, followed while running by a :class:`~floe_stream.runtime.framework.contracts_feed.ContractsFeed`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.contracts.registry import ContractRegistry
+from floe_stream.runtime.framework.contracts_feed import ContractsFeed
 from floe_stream.runtime.framework.sink_runtime import (
     Input,
     Sink,
@@ -42,10 +46,20 @@ class OpenLineageSink(Sink):
     record_spans = False  # its own span per violation, with the violation's attributes
 
     def __init__(
-        self, settings: Settings, registry: ContractRegistry | None = None, transport: Transport | None = None
+        self,
+        settings: Settings,
+        registry: ContractRegistry | None = None,
+        transport: Transport | None = None,
+        *,
+        contracts: ContractsFeed | None = None,
     ) -> None:
         self.cfg = settings.openlineage
-        self.registry = registry
+        self.contracts = contracts
+        """keeps the contracts current while running (the contracts topic, the directory); the composition
+        root gives it. Without one, ``registry`` is all the sink knows."""
+        if contracts is not None:
+            registry = contracts.registry
+        self.registry = registry if registry is not None else ContractRegistry()
         self.transport = transport or make_transport(self.cfg, settings.kafka)
         self.ctx: SinkContext | None = None
         self.degraded = False
@@ -53,7 +67,7 @@ class OpenLineageSink(Sink):
         self.dead = 0  # rejected by the destination (the runtime counts undecodable records too)
 
     def _lookup(self, asset_id: str) -> MonitoredAsset | None:
-        return self.registry.get(asset_id) if self.registry is not None else None
+        return self.registry.get(asset_id)
 
     def _decode(
         self, headers: dict[str, bytes], key: bytes | None, value: bytes | None
@@ -68,8 +82,12 @@ class OpenLineageSink(Sink):
         self.ctx = ctx
         await self.transport.start()
         log.info("openlineage sink: transport %s, job namespace %s", self.transport.name, self.cfg.namespace)
+        if self.contracts is not None:  # the contracts topic read to its end before the first violation
+            await self.contracts.start()
 
     async def close(self) -> None:
+        if self.contracts is not None:
+            await self.contracts.stop()
         await self.transport.close()
 
     async def readiness(self) -> dict[str, bool]:
