@@ -76,3 +76,39 @@ async def test_a_contract_being_read_does_not_hold_up_the_event_loop(monkeypatch
         tail.cancel()
         await asyncio.gather(tail, return_exceptions=True)
         await rt.stop()
+
+
+def _contract(cid: str, channel: str) -> str:
+    return (
+        f"apiVersion: v3.1.0\nkind: DataContract\nid: {cid}\nversion: 1.0.0\nstatus: active\nschema:\n"
+        f"  - name: {cid}\n    customProperties:\n      - property: floe\n"
+        f"        value: {{alerts: {{channels: [{channel}]}}}}\n"
+    )
+
+
+def _records(*docs: tuple[str, str]) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    tp = TopicPartition("floe.contracts", 0)
+    return {
+        tp: [
+            ConsumerRecord("floe.contracts", 0, i, i, 0, k.encode(), v.encode(), None, len(k), len(v), ())
+            for i, (k, v) in enumerate(docs)
+        ]
+    }
+
+
+def test_the_alerts_sink_routes_by_a_contract_once_its_feed_applies_it(caplog: Any) -> None:
+    """A contract's floe.alerts takes effect when the feed applies it (no restart); a contract naming a channel
+    that is not configured is logged when it changes, not again on every other contract's change."""
+    from floe_stream.sinks.alerts.config import parse_config
+    from floe_stream.sinks.alerts.sink import AlertSink
+
+    config = parse_config({"channels": [{"name": "team", "type": "webhook", "url": "http://127.0.0.1:9"}]})
+    feed = ContractsFeed(Settings(), ContractRegistry(), instruments())
+    sink = AlertSink(Settings(), config, contracts=feed)
+    assert sink.rules.overrides == {} and not sink.delivering
+    with caplog.at_level("ERROR"):
+        feed._apply_in_order(_records(("typo", _contract("typo", "tema"))))
+        feed._apply_in_order(_records(("orders", _contract("orders", "team"))))
+    assert list(sink.rules.overrides) == ["orders"] and sink.rules.overrides["orders"].channels == ("team",)
+    assert sink.delivering
+    assert [r.getMessage().count("unknown channel") for r in caplog.records] == [1]

@@ -1,9 +1,9 @@
 """Background tasks that cannot die unnoticed.
 
-A deployable runs side jobs next to its consume loop: the processor's contracts tail, contracts-directory scan,
-probe publisher and lineage view reader, the alerts sink's resend loop. Nobody awaits them until shutdown, so an
-unexpected exception in one would end it silently: the processor would stop registering contracts while
-``/healthz`` still said 200. :func:`supervise` starts such a task; when it ends with an exception (a bug, a
+A deployable runs side jobs next to its consume loop: the contracts tail and contracts-directory scan (the
+processor, the alerts and OpenLineage sinks), the processor's probe publisher and lineage view reader, the alerts
+sink's resend loop. Nobody awaits them until shutdown, so an unexpected exception in one would end it silently:
+the processor would stop registering contracts while ``/healthz`` still said 200. :func:`supervise` starts such a task; when it ends with an exception (a bug, a
 record nobody expected) the failure is logged once with its traceback, the gauge
 ``floe_background_task_up{task}`` turns 0 and ``/healthz`` fails (``"background_tasks": false``, the dead
 tasks named in ``details``), so the orchestrator restarts the process. Cancellation (shutdown) and a normal

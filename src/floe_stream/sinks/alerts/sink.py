@@ -151,8 +151,6 @@ class AlertSink(Sink):
             ),
             grouping_channels=frozenset(n for n, c in self.channels.items() if c.groups),
         )
-        if not self.delivering:
-            log.warning("sink-alerts: %s", NO_ROUTES)
         self.pool = pool
         self._own_pool = pool is None
         self.instance_id = instance_id
@@ -207,6 +205,8 @@ class AlertSink(Sink):
             self._resend_task = supervise(self._resend_loop(), "alerts-resend")
         if self.contracts is not None:  # the contracts topic read to its end before the first decision
             await self.contracts.start()
+        if not self.delivering:  # said once the contracts are known: one of them may route itself
+            log.warning("sink-alerts: %s", NO_ROUTES)
 
     def _contracts_changed(self, change: Change) -> None:
         """A contract registered, changed or retired (topic or directory): its ``floe.alerts`` routing applies
