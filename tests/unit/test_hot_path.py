@@ -221,9 +221,9 @@ def test_fast_rounding_of_age_and_sla_consumed_is_round_but_for_near_ties() -> N
 
 
 def test_field_order_of_the_positionally_built_tuples() -> None:
-    """processors/checks/freshness.py builds Finding (8 args) and Evaluation (10 args) and normalize.py builds
-    AssetUpdate (11 args) positionally on the per-event path (bench/processor_cpu.py): a reordered field
-    would silently swap values, so the order is pinned here."""
+    """processors/checks/freshness.py builds Finding and Evaluation and normalize.py builds AssetUpdate with
+    ``tuple.__new__`` and every field in order on the per-event path (bench/processor_cpu.py): a reordered or
+    added field would silently swap values (or be missing), so the fields are pinned here."""
     assert Finding._fields == (
         "key", "severity", "message", "element", "expected", "actual", "drift_kind", "sla_consumed", "context",
     )  # fmt: skip

@@ -8,7 +8,7 @@ immutable like frozen dataclasses, and built ~2.5× faster (a frozen dataclass s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -351,15 +351,28 @@ class Forward(NamedTuple):
     asset_id: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Outputs:
     """What evaluation produced: check results, violations (and resolutions); from the pipeline also the
     dead letters and forwards of the input records."""
 
-    check_results: list[CheckResult] = field(default_factory=list)
-    violations: list[ViolationData | ResolvedData] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    forwards: list[Forward] = field(default_factory=list)
+    check_results: list[CheckResult]
+    violations: list[ViolationData | ResolvedData]
+    dead_letters: list[DeadLetter]
+    forwards: list[Forward]
+
+    def __init__(
+        self,
+        check_results: list[CheckResult] | None = None,
+        violations: list[ViolationData | ResolvedData] | None = None,
+        dead_letters: list[DeadLetter] | None = None,
+        forwards: list[Forward] | None = None,
+    ) -> None:
+        # list literals instead of the dataclass's default_factory calls: one per input record (bench/versus.py)
+        self.check_results = [] if check_results is None else check_results
+        self.violations = [] if violations is None else violations
+        self.dead_letters = [] if dead_letters is None else dead_letters
+        self.forwards = [] if forwards is None else forwards
 
     def extend(self, other: Outputs) -> None:
         self.check_results.extend(other.check_results)

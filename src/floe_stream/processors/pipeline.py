@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Literal, Protocol
 
 from floe_stream.contracts.models import MonitoredAsset
@@ -94,6 +95,9 @@ class StateChanges:
 
     def __bool__(self) -> bool:
         return bool(self.states or self.retired or self.checkpoints)
+
+
+_timestamp = attrgetter("timestamp")
 
 
 def _ts(ms: int) -> datetime:
@@ -167,7 +171,8 @@ class Pipeline:
         last_tick = cp.last_tick
         todo = records
         bound = self.not_after_ms
-        if bound is not None and any(r.timestamp > bound for r in records):  # rare: a producer's clock
+        # rare: a producer's clock (max over attrgetter: no generator step per record, bench/processor_cpu.py)
+        if bound is not None and max(map(_timestamp, records)) > bound:
             todo = self._plausible(records, bound, emit)
         if kind == TopicKey.TICKS:
             last_tick = yield from self._ticks(partition, todo, last_tick, emit)
