@@ -372,6 +372,46 @@ def test_an_input_whose_outputs_would_not_fit_is_dead_lettered_and_its_state_cha
     assert not any(o.dead_letters or o.violations for o in ticked)  # its violation dropped, nothing refused
 
 
+def test_an_input_whose_state_would_not_fit_the_changelog_is_dead_lettered_and_undone() -> None:
+    """An asset with many finding keys has its state measured after each update (processors/pipeline.py): the
+    update that would make it too large for a changelog record is refused, the others are written."""
+    from floe_stream.contracts.models import FreshnessSla, LoadedContract
+    from floe_stream.contracts.registry import ContractRegistry
+    from floe_stream.processors.model import AssetState, KeyTrack, Outputs, Record
+    from floe_stream.processors.testing import Inputs, pipeline
+
+    a = asset().model_copy(update={"freshness": FreshnessSla(threshold_s=60)})
+    registry = ContractRegistry(
+        [
+            LoadedContract(
+                contract_id="c1", name="sales", version="1", status="active", source="t", assets=(a,)
+            )
+        ]
+    )
+    p = pipeline(registry)
+    inputs = Inputs()
+    emitted: list[tuple[Record | None, Outputs]] = []
+    tracks = {f"drift/col_{i}": KeyTrack(flips=[T0]) for i in range(40)}  # more keys than are left unmeasured
+    p.engine.states["sales.orders"] = AssetState(asset_id="sales.orders", watch_since=T0, tracks=tracks)
+
+    def feed(event_id: str, at: datetime) -> Outputs:
+        ev = MaterializationEvent(asset="sales.orders", event_id=event_id, materialized_at=at)
+        kind, rec = inputs(TopicKey.MATERIALIZATIONS, ev, at=at, key="sales.orders")
+        p.feed(kind, 0, [rec], lambda r, o: emitted.append((r, o)))
+        return emitted[-1][1]
+
+    assert feed("e1", T0).check_results  # measured: fits
+    size = len(p.engine.states["sales.orders"].model_dump_json())
+    p.max_record_bytes = size + 500
+    assert feed("e2", T0 + timedelta(seconds=1)).check_results  # same mappings, same size: written
+    before = p.engine.states["sales.orders"]
+    refused = feed("x" * 1000, T0 + timedelta(seconds=2))  # same mappings, ~1,000 bytes more
+    [dead] = refused.dead_letters
+    assert dead.reason.startswith("outputs too large: the state of sales.orders would be ")
+    assert dead.reason.endswith(f"bytes > kafka.max_record_bytes={size + 500}")
+    assert refused.check_results == [] and p.engine.states["sales.orders"] is before  # nothing happened
+
+
 # --- the same rules for what does not come through a wire model (contract identifiers and text) --------------
 @pytest.mark.parametrize(
     "value",
