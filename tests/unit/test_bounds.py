@@ -410,6 +410,12 @@ def test_an_input_whose_state_would_not_fit_the_changelog_is_dead_lettered_and_u
     assert dead.reason.startswith("outputs too large: the state of sales.orders would be ")
     assert dead.reason.endswith(f"bytes > kafka.max_record_bytes={size + 500}")
     assert refused.check_results == [] and p.engine.states["sales.orders"] is before  # nothing happened
+    # measured in bytes, as the changelog writes it: 300 characters of 3 bytes each are 900 bytes, not 300
+    wide = feed("\u20ac" * 300, T0 + timedelta(seconds=3))
+    assert [d.reason.split(" would be ")[0] for d in wide.dead_letters] == [
+        "outputs too large: the state of sales.orders"
+    ]
+    assert p.engine.states["sales.orders"] is before
 
 
 # --- the same rules for what does not come through a wire model (contract identifiers and text) --------------

@@ -398,7 +398,8 @@ class Pipeline:
             st = states.get(aid)
             if st is None or len(st.open) + len(st.tracks) + len(st.checks) <= UNMEASURED_STATE_KEYS:
                 continue
-            size = len(st.model_dump_json())
+            # bytes, as the changelog writes it (UTF-8: non-ASCII text is longer than its length)
+            size = len(st.model_dump_json().encode())
             if size > self.max_record_bytes:
                 raise OutputTooLarge(
                     f"outputs too large: the state of {aid} would be {size} bytes "
