@@ -533,3 +533,49 @@ async def test_runner_pauses_its_partitions_and_keeps_polling_while_the_destinat
 async def _until(predicate: Any) -> None:
     while not predicate():
         await asyncio.sleep(0.001)
+
+
+async def test_under_exactly_once_a_send_waits_for_the_transaction_being_committed() -> None:
+    """The commit of a batch runs behind the next one: a dead letter the next batch sends in the meantime must
+    go into the next transaction, not the one being committed with offsets that do not cover its input (a kill
+    before the next commit would replay that input and dead-letter it a second time)."""
+    from floe_stream.runtime.framework import sink_runtime
+
+    s = Settings().model_copy(
+        update={"kafka": Settings().kafka.model_copy(update={"processing_guarantee": "exactly_once"})}
+    )
+    runner = SinkRunner(s, FakeSink(), instruments())
+    order: list[str] = []
+    committing = asyncio.Event()
+    release = asyncio.Event()
+
+    class Txns:
+        async def send(self, partition: int, records: Sequence[OutRecord]) -> None:
+            order.append("send")
+
+        async def commit(self, offsets: object, records: object) -> None:
+            order.append("commit begins")
+            committing.set()
+            await release.wait()
+            order.append("commit ends")
+
+    runner.txns = Txns()  # type: ignore[assignment]
+    runner.partitions[runner.t_dlq] = 1
+    tp = TopicPartition(runner.topics[0], 0)
+    commit = asyncio.create_task(runner.commit_offsets({tp: 10}))
+    await committing.wait()
+    token = sink_runtime._IN_BATCH.set(True)  # the next batch, handled while the commit runs
+    runner._batch_partitions = [0]
+    try:
+        send = asyncio.create_task(runner._publish(TopicKey.DLQ, b"k", b"v", []))
+    finally:
+        sink_runtime._IN_BATCH.reset(token)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert order == ["commit begins"]  # the send waits
+    release.set()
+    await asyncio.gather(commit, send)
+    assert order == ["commit begins", "commit ends", "send"]
+    await runner.consumer.stop()
+    assert runner.producer is not None
+    await runner.producer.stop()  # made by the runner, never started: closed all the same (no "Unclosed")

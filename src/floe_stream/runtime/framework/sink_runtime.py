@@ -468,7 +468,11 @@ class SinkRunner(ConsumerService, Generic[S]):
             for tp, offset in offsets.items():
                 by_partition[tp.partition][tp] = offset
             try:
-                await self.txns.commit(by_partition, {})  # a failure (fenced: a zombie) stops the service
+                # The commit runs behind the next batch (service.flush): a dead letter or side output that batch
+                # sent now would join the transaction being committed, with these offsets, which do not cover
+                # its input — a kill before the next commit replays that input and writes it again. Sends wait.
+                async with self._sending:
+                    await self.txns.commit(by_partition, {})  # a failure (fenced: a zombie) stops the service
             except BaseException:
                 self._txn_failed = True
                 self._committing.clear()  # their side outputs are aborted: no bookkeeping for them
