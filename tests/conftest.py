@@ -191,7 +191,7 @@ def rdkafka_threads() -> int:
     for t in Path("/proc/self/task").iterdir():
         try:
             name = (t / "comm").read_text(errors="replace")
-        except FileNotFoundError:  # a thread that ended between the listing and the read
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended after the listing
             continue
         count += name.startswith("rdk:")
     return count
