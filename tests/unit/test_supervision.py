@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from floe_stream.runtime.framework.supervision import _observations, dead_tasks, supervise
+from floe_stream.runtime.framework.supervision import _observations, cancel_all, dead_tasks, supervise
 
 
 async def test_an_exception_is_a_death_logged_once_cancellation_and_return_are_not(
@@ -55,3 +55,22 @@ def test_each_event_loop_has_its_own_registry() -> None:
 
     assert asyncio.run(with_a_death()) == {"boom": "KeyError: 'x'"}
     assert asyncio.run(fresh()) == {}
+
+
+async def test_cancel_all_ends_every_task_and_raises_none_of_their_ends() -> None:
+    """Shutdown: the running tasks are cancelled and awaited; one that died already does not stop the others'
+    ending (its death was reported when it happened)."""
+    started = asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async def boom() -> None:
+        raise KeyError("x")
+
+    tasks = [supervise(boom(), "boom"), supervise(forever(), "a"), supervise(forever(), "b")]
+    await started.wait()
+    await cancel_all(tasks)
+    assert all(t.done() for t in tasks)
+    assert [t.cancelled() for t in tasks] == [False, True, True]

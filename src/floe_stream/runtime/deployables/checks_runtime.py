@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,7 @@ from floe_stream.runtime.framework.kafka import (
     make_producer,
     start_client,
 )
-from floe_stream.runtime.framework.supervision import supervise
+from floe_stream.runtime.framework.supervision import cancel_all, supervise
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import Instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -103,11 +102,7 @@ class ChecksRuntime:
         self._tasks = [supervise(self._publish_probes(producer), "probe-publisher")]
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_all(self._tasks)
         self._tasks = []
         await self.runner.close()
         await self.contracts.stop()

@@ -31,7 +31,7 @@ from floe_stream.contracts.models import LoadedContract
 from floe_stream.contracts.registry import ContractRegistry
 from floe_stream.contracts.runtime_registry import Change, LiveRegistry, read_record
 from floe_stream.runtime.framework.kafka import existing_partition_counts, make_consumer
-from floe_stream.runtime.framework.supervision import supervise
+from floe_stream.runtime.framework.supervision import cancel_all, supervise
 from floe_stream.settings import Settings
 from floe_stream.telemetry.metrics import Instruments
 from floe_stream.topics.catalog import TopicKey, topic_name
@@ -78,11 +78,7 @@ class ContractsFeed:
             self._tasks.append(supervise(self._watch_directory(), "contracts-dir"))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_all(self._tasks)
         self._tasks = []
         if self._reader is not None:
             with contextlib.suppress(Exception):

@@ -7,7 +7,7 @@ the processor would stop registering contracts while ``/healthz`` still said 200
 record nobody expected) the failure is logged once with its traceback, the gauge
 ``floe_background_task_up{task}`` turns 0 and ``/healthz`` fails (``"background_tasks": false``, the dead
 tasks named in ``details``), so the orchestrator restarts the process. Cancellation (shutdown) and a normal
-return are not failures.
+return are not failures. :func:`cancel_all` ends such tasks at shutdown.
 
 The registry is per event loop: one deployable = one loop; tests that run services in-process each get theirs.
 """
@@ -15,6 +15,7 @@ The registry is per event loop: one deployable = one loop; tests that run servic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Coroutine, Iterable
@@ -55,6 +56,17 @@ def supervise(coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
     reg.running[task] = name
     task.add_done_callback(lambda t: _ended(reg, t))
     return task
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Shutdown: cancel every task first, then wait for each to end. What a task ends with (cancelled, or an
+    exception, which :func:`supervise` has reported already) is not raised here."""
+    ending = list(tasks)
+    for t in ending:
+        t.cancel()
+    for t in ending:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
 
 
 def _ended(reg: _Registry, task: asyncio.Task[Any]) -> None:
