@@ -25,7 +25,7 @@ from floe_stream.contracts.compiled import (
 from floe_stream.contracts.loader import contract_files, load_contract, load_contract_text
 from floe_stream.contracts.models import ContractError, LoadedContract
 from floe_stream.contracts.registry import ContractRegistry
-from floe_stream.contracts.runtime_registry import LiveRegistry, read_record
+from floe_stream.contracts.runtime_registry import LiveRegistry, load_record, read_record
 from floe_stream.processors.engine import Engine
 from floe_stream.processors.registry import CHECKS
 from floe_stream.processors.testing import Inputs, pipeline, run
@@ -124,6 +124,22 @@ def test_a_damaged_compiled_form_is_refused_and_the_yaml_read(damage: object) ->
     with pytest.raises(CompiledFormError):
         load_compiled(bad, "x")
     assert read_record("orders", text, bad) == load_contract_text(text, "contracts-topic:orders")
+
+
+def test_sink_postgres_reads_a_record_as_the_processors_do_but_leaves_the_refusal_line_to_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """sink-postgres (``warn=False``): the compiled form wins over the YAML, a refused one falls back to the YAML
+    without a log line (the processors log it), an invalid YAML still raises for the caller to skip."""
+    text = _contract()
+    other = load_contract_text(_contract(), "x").model_copy(update={"name": "from-the-form"})
+    formed = load_record(text, compile_contract(other), "topic:orders", warn=False)
+    assert (formed.name, formed.source) == ("from-the-form", "topic:orders")
+    with caplog.at_level(logging.DEBUG):
+        read = load_record(text, b"not a compiled contract at all", "topic:orders", warn=False)
+    assert read == load_contract_text(text, "topic:orders") and not caplog.records
+    with pytest.raises(ContractError):
+        load_record("not: [a, contract", None, "topic:orders", warn=False)
 
 
 def test_the_directory_cache_parses_a_file_once_and_again_when_it_changes(tmp_path: Path) -> None:

@@ -54,21 +54,28 @@ class Change:
         self.errors += other.errors
 
 
-def read_record(key: str, text: str | None, compiled: bytes | None = None) -> LoadedContract | Change | None:
-    """The contract a contracts-topic record carries (None: a tombstone), or a Change with the error that
-    refuses it. From its compiled form when it has one this floe reads (milliseconds), else from the YAML; a
-    compiled form of another version is refused with one line and the YAML read instead. Pure: it touches
-    no registry, so it may run off the event loop."""
-    if text is None:
-        return None
-    source = f"contracts-topic:{key}"
+def load_record(text: str, compiled: bytes | None, source: str, *, warn: bool = True) -> LoadedContract:
+    """The contract a contracts-topic record carries, as every reader of the topic reads it: from its compiled
+    form (the ``floe-compiled`` header) when it has one this floe reads (milliseconds), else from the YAML; a
+    compiled form this floe refuses (another version, damaged) is logged with one line (unless ``warn`` is
+    False) and the YAML read instead. Raises :class:`ContractError` for an invalid YAML document. Pure."""
     if compiled is not None:
         try:
             return load_compiled(compiled, source)
         except CompiledFormError as exc:
-            log.warning("contracts topic: %s; reading its YAML instead", exc)
+            if warn:
+                log.warning("contracts topic: %s; reading its YAML instead", exc)
+    return load_contract_text(text, source)
+
+
+def read_record(key: str, text: str | None, compiled: bytes | None = None) -> LoadedContract | Change | None:
+    """The contract a contracts-topic record carries (None: a tombstone; :func:`load_record`), or a Change
+    with the error that refuses it. Pure: it touches no registry, so it may run off the event loop."""
+    if text is None:
+        return None
+    source = f"contracts-topic:{key}"
     try:
-        return load_contract_text(text, source)
+        return load_record(text, compiled, source)
     except ContractError as exc:
         log.error("contracts topic: %s (the previous version stays in force)", exc)
         return Change(errors=[str(exc)])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -34,9 +33,6 @@ from floe_stream.topics.catalog import TopicKey
 from floe_stream.topics.check_result import CheckResult
 from floe_stream.topics.decode import DecodeError, decode_tick
 from floe_stream.topics.violation import ViolationCloudEvent, decode_violation
-
-if TYPE_CHECKING:
-    from floe_stream.contracts.models import LoadedContract
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +59,6 @@ def _contract_record(headers: dict[str, bytes], key: bytes | None, value: bytes 
     from floe_stream.contracts.compiled import COMPILED_HEADER
 
     return value, headers.get(COMPILED_HEADER)
-
-
-def _load_record(cid: str, text: str, compiled: bytes | None) -> LoadedContract:
-    """The contract as the processors read it (contracts/runtime_registry.read_record): from its compiled form
-    when the record has one this floe reads, else (and when the form is refused) from its YAML. So the history
-    registers the asset ids, owners and teams the processors monitor, even where a compiled header and its YAML
-    disagree. The processor logs refusals; here they only skip."""
-    from floe_stream.contracts.compiled import CompiledFormError, load_compiled
-    from floe_stream.contracts.loader import load_contract_text
-
-    source = f"topic:{cid}"
-    if compiled is not None:
-        try:
-            return load_compiled(compiled, source)
-        except CompiledFormError:
-            pass  # the YAML is read instead, as the processors do
-    return load_contract_text(text, source)
 
 
 class PostgresSink(Sink):
@@ -141,9 +120,13 @@ class PostgresSink(Sink):
 
     async def _register_docs(self, docs: dict[str, ContractRecord]) -> None:
         """Contracts published on the contracts topic (``floe contracts publish``): record owner/team/versions,
-        read as the processors read them (:func:`_load_record`). Invalid documents are the processor's business
-        (it reports them); here they are skipped."""
+        read as the processors read them (contracts/runtime_registry.load_record: the compiled form when this floe
+        reads it, else the YAML), so the history registers the asset ids, owners and teams the processors monitor,
+        even where a compiled header and its YAML disagree. Refused compiled forms and invalid documents are the
+        processor's business (it reports them): here a refused form's YAML is read without a line, an invalid
+        document is skipped with a debug line."""
         from floe_stream.contracts.models import ContractError
+        from floe_stream.contracts.runtime_registry import load_record
 
         loaded = []
         retired = []
@@ -152,7 +135,7 @@ class PostgresSink(Sink):
                 retired.append(cid)
                 continue
             try:
-                loaded.append(_load_record(cid, value.decode(), compiled))
+                loaded.append(load_record(value.decode(), compiled, f"topic:{cid}", warn=False))
             except (ContractError, UnicodeDecodeError) as exc:
                 log.debug("contract %s from the topic not registered: %s", cid, exc)
             except Exception as exc:  # a loader bug: skip this record, never the sink's batch
