@@ -5,7 +5,9 @@
 * ``evolve`` equals ``model_copy(update=…)``;
 * the violation CloudEvent built with orjson parses (with the CloudEvents SDK) to the event the SDK's
   own Kafka binding writes;
-* skipping "settled" keys in the episode machine changes no output and no state, over random histories.
+* skipping "settled" keys in the episode machine changes no output and no state, over random histories;
+* the violations, resolutions, open episodes and key tracks the episode machine builds without validation
+  equal the validated models (fields, fields set and JSON bytes).
 """
 
 from __future__ import annotations
@@ -268,3 +270,60 @@ def test_the_positional_freshness_evaluation_reads_right_by_name() -> None:
     assert (u.asset_id, u.source, u.event_id, u.updated_at, u.row_count, u.run_id, u.job, u.sequence) == (
         "sales.orders", "materialization", "fb", t0, 7, "r", "j", None,
     )  # fmt: skip
+
+
+def _validated_like(m: object) -> object:
+    """``m`` built again through validation, from the keywords that were set (what the code called before)."""
+    cls = type(m)
+    fields_set = m.model_fields_set  # type: ignore[attr-defined]
+    return cls.model_validate({k: getattr(m, k) for k in fields_set})  # type: ignore[attr-defined]
+
+
+def _owned_asset() -> MonitoredAsset:
+    return asset().model_copy(
+        update={"owner": "ana", "team": "data", "domain": "sales", "tags": ("pii",), "consumers": ("bi",)}
+    )
+
+
+@pytest.mark.parametrize("sla", [None, 2, 1.25])
+def test_unvalidated_violation_resolution_and_episode_equal_the_validated_ones(sla: float | None) -> None:
+    from floe_stream.processors.model import OpenEpisode
+    from floe_stream.topics.enums import DriftKind
+
+    a = _owned_asset()
+    f = Finding(
+        key="schema_drift/column/x", severity=Severity.ERROR, message="column x added", element="x",
+        expected=None, actual="string", drift_kind=DriftKind.COLUMN_ADDED, sla_consumed=sla, context={"k": "v"},
+    )  # fmt: skip
+    ev = Evaluation(check_type=CheckType.SCHEMA_DRIFT, status=CheckStatus.FAIL, findings=(f,))
+    ctx = EvalContext(now=T0.replace(microsecond=7), policy=CheckPolicy())
+    episode, data = episodes._open(a, ev, f, ctx, None, Severity.ERROR, {"k": "v"}, False)
+    resolved = episodes.resolved_event(a, episode, T0 + timedelta(minutes=5), "a reason")
+    for m in (data, resolved, episode):
+        ref = _validated_like(m)
+        assert m == ref
+        assert m.model_fields_set == ref.model_fields_set
+        assert m.model_dump_json() == ref.model_dump_json()
+    # as OpenEpisode(...) set it: every field but passes
+    assert episode.model_fields_set == set(OpenEpisode.model_fields) - {"passes"}
+    assert data.sla_consumed is None or isinstance(data.sla_consumed, float)  # an int is a float on the wire
+    assert data.labels == a.labels() and data.labels is not a.labels()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_unvalidated_models_of_random_histories_equal_the_validated_ones(seed: int) -> None:
+    policy = CheckPolicy(fail_after=2, resolve_after=2, flap_threshold=3, flap_window_s=900)
+    rng = random.Random(seed + 1)
+    state, t = AssetState(asset_id="sales.orders"), T0
+    built: list[object] = []
+    for i, ev in enumerate(_random_history(seed)):
+        t += timedelta(seconds=rng.choice([5, 30, 120, 600]))
+        state, out = apply_evaluation(_owned_asset(), state, ev, EvalContext(now=t, policy=policy), f"e{i}")
+        built.extend(out.violations)
+        built.extend(state.open.values())
+        built.extend(state.tracks.values())
+    assert {type(m).__name__ for m in built} >= {"ViolationData", "ResolvedData", "OpenEpisode", "KeyTrack"}
+    for m in built:
+        ref = _validated_like(m)
+        assert m == ref
+        assert m.model_dump_json() == ref.model_dump_json()  # type: ignore[attr-defined]

@@ -42,6 +42,11 @@ from floe_stream.topics.violation import ResolvedData, ViolationData
 
 _RESULT_FIELDS = set(CheckResult.model_fields)
 """Shared by every result built here: pydantic copies a fields set before it changes one (model_copy)."""
+_VIOLATION_FIELDS = set(ViolationData.model_fields)
+_RESOLVED_FIELDS = set(ResolvedData.model_fields)
+_EPISODE_FIELDS = set(OpenEpisode.model_fields) - {"passes"}
+"""What validating the same call would mark set (``passes`` was left to its default)."""
+_TRACK_FIELDS = set(KeyTrack.model_fields)
 
 TEXT_MAX = 2000
 """Characters of a message, expected or actual value in a check result or violation (a check's message may
@@ -117,41 +122,52 @@ def _open(
     context: dict[str, str],
     flapping: bool,
 ) -> tuple[OpenEpisode, ViolationData]:
+    # the violation and the episode are built without validation from values typed by construction (a drift
+    # burst opens one per event: bench/processor_cpu.py "drift"); tests/unit/test_hot_path.py holds them
+    # equal to the validated models
     corr = opened.correlation_key if opened else f"{asset.asset_id}/{f.key}"
     started = opened.opened_at if opened else ctx.now
     vid = stable_id("violation", corr, started.isoformat(), severity)
-    data = ViolationData(
-        violation_id=vid,
-        correlation_key=corr,
-        contract_id=asset.contract_id,
-        contract_name=clip(asset.contract_name, TEXT_MAX),
-        contract_version=asset.contract_version,
-        asset=asset.asset_id,
-        violation_type=ev.check_type,
-        drift_kind=f.drift_kind,
-        severity=severity,
-        message=clip(f.message, TEXT_MAX),
-        element=_clip(f.element),
-        expected_value=_clip(f.expected),
-        actual_value=_clip(f.actual),
-        detected_at=ctx.now,
-        episode_started_at=started,
-        sla_consumed=f.sla_consumed,
-        owner=_clip(asset.owner),
-        team=_clip(asset.team),
-        labels=_bounded(asset.labels()),
-        consumers=[clip(c, 500) for c in asset.consumers[:LABELS_MAX]],
-        context=_bounded(context),
+    sla = f.sla_consumed
+    data = ViolationData.from_fields(
+        {
+            "violation_id": vid,
+            "correlation_key": corr,
+            "contract_id": asset.contract_id,
+            "contract_name": clip(asset.contract_name, TEXT_MAX),
+            "contract_version": asset.contract_version,
+            "asset": asset.asset_id,
+            "violation_type": ev.check_type,
+            "severity": severity,
+            "message": clip(f.message, TEXT_MAX),
+            "owner": _clip(asset.owner),
+            "team": _clip(asset.team),
+            "labels": _bounded(asset.labels()),
+            "drift_kind": f.drift_kind,
+            "element": _clip(f.element),
+            "expected_value": _clip(f.expected),
+            "actual_value": _clip(f.actual),
+            "detected_at": ctx.now,
+            "episode_started_at": started,
+            "sla_consumed": None if sla is None else float(sla),
+            "consumers": [clip(c, 500) for c in asset.consumers[:LABELS_MAX]],
+            "context": dict(_bounded(context)),
+        },
+        _VIOLATION_FIELDS,
     )
-    episode = OpenEpisode(
-        key=f.key,
-        check_type=ev.check_type,
-        violation_id=vid,
-        correlation_key=corr,
-        severity=severity,
-        opened_at=started,
-        message=clip(f.message, EPISODE_MESSAGE_MAX),
-        flapping=flapping,
+    episode = OpenEpisode.from_fields(
+        {
+            "key": f.key,
+            "check_type": ev.check_type,
+            "violation_id": vid,
+            "correlation_key": corr,
+            "severity": severity,
+            "opened_at": started,
+            "message": clip(f.message, EPISODE_MESSAGE_MAX),
+            "passes": 0,
+            "flapping": flapping,
+        },
+        _EPISODE_FIELDS,
     )
     return episode, data
 
@@ -159,22 +175,26 @@ def _open(
 def resolved_event(
     asset: MonitoredAsset, ep: OpenEpisode, now: datetime, reason: str | None = None
 ) -> ResolvedData:
-    return ResolvedData(
-        violation_id=stable_id("resolved", ep.correlation_key, ep.opened_at.isoformat()),
-        correlation_key=ep.correlation_key,
-        contract_id=asset.contract_id,
-        contract_name=clip(asset.contract_name, TEXT_MAX),
-        contract_version=asset.contract_version,
-        asset=asset.asset_id,
-        violation_type=ep.check_type,
-        severity=ep.severity,
-        message=f"resolved ({reason}): {ep.message}" if reason else f"resolved: {ep.message}",
-        opened_at=ep.opened_at,
-        resolved_at=now,
-        open_duration_s=max(0.0, (now - ep.opened_at).total_seconds()),
-        owner=_clip(asset.owner),
-        team=_clip(asset.team),
-        labels=_bounded(asset.labels()),
+    # unvalidated like _open's violation (bench/processor_cpu.py "drift"; tests/unit/test_hot_path.py)
+    return ResolvedData.from_fields(
+        {
+            "violation_id": stable_id("resolved", ep.correlation_key, ep.opened_at.isoformat()),
+            "correlation_key": ep.correlation_key,
+            "contract_id": asset.contract_id,
+            "contract_name": clip(asset.contract_name, TEXT_MAX),
+            "contract_version": asset.contract_version,
+            "asset": asset.asset_id,
+            "violation_type": ep.check_type,
+            "severity": ep.severity,
+            "message": f"resolved ({reason}): {ep.message}" if reason else f"resolved: {ep.message}",
+            "owner": _clip(asset.owner),
+            "team": _clip(asset.team),
+            "labels": _bounded(asset.labels()),
+            "opened_at": ep.opened_at,
+            "resolved_at": now,
+            "open_duration_s": max(0.0, (now - ep.opened_at).total_seconds()),
+        },
+        _RESOLVED_FIELDS,
     )
 
 
@@ -183,7 +203,7 @@ def _resolve(asset: MonitoredAsset, ep: OpenEpisode, ctx: EvalContext) -> Resolv
 
 
 def _within(times: list[datetime], now: datetime, window_s: float) -> list[datetime]:
-    return [t for t in times if (now - t).total_seconds() < window_s]
+    return [t for t in times if (now - t).total_seconds() < window_s] if times else []
 
 
 class _Machine:
@@ -258,13 +278,21 @@ class _Machine:
                 del self.open[key]
             else:
                 self.open[key] = ep.model_copy(update={"passes": passes, "flapping": ep.flapping or flapping})
-        new = KeyTrack(failing=failing, fails=fails, failing_since=since, flips=flips)
         if not failing and not flips:
             if key in self.tracks:
                 del self.tracks[key]
                 self.changed = True
-        elif track != new:
-            self.tracks[key] = new
+        elif (
+            track is None
+            or track.failing != failing
+            or track.fails != fails
+            or track.failing_since != since
+            or track.flips != flips
+        ):
+            # compared field by field, built unvalidated (bench/processor_cpu.py "drift")
+            self.tracks[key] = KeyTrack.from_fields(
+                {"failing": failing, "fails": fails, "failing_since": since, "flips": flips}, _TRACK_FIELDS
+            )
             self.changed = True
 
     def bound(self, limit: int) -> None:
@@ -322,6 +350,18 @@ def _settled(track: KeyTrack | None, now: datetime, window_s: float) -> bool:
     return not track.flips or (now - min(track.flips)).total_seconds() < window_s
 
 
+def _unsettled(m: _Machine, scope: str, seen: set[str], now: datetime, window_s: float) -> list[str]:
+    """The keys of ``scope`` absent from the evaluation that a pass step could change: every open one, and the
+    tracked ones not :func:`_settled` — in key order (a column-churning asset keeps dozens of settled tracks:
+    bench/processor_cpu.py "drift")."""
+    keys = [k for k in m.open if k not in seen and k.startswith(scope)]
+    for k, t in m.tracks.items():
+        if k not in seen and k not in m.open and k.startswith(scope) and not _settled(t, now, window_s):
+            keys.append(k)
+    keys.sort()
+    return keys
+
+
 def _quiet(state: AssetState, ev: Evaluation) -> bool:
     """True when the evaluation cannot change any episode: no finding fires and none of its keys (nor any
     key of its scope) is open or tracked. The common case — a healthy asset — skips the state machine."""
@@ -371,11 +411,8 @@ def record_evaluation(
         seen.add(f.key)
         m.step(f.key, f)
     if ev.scope is not None:
-        stale = {k for k in (*m.open, *m.tracks) if k.startswith(ev.scope) and k not in seen}
-        window = ctx.policy.flap_window_s
-        for key in sorted(stale):
-            if key not in m.open and _settled(m.tracks.get(key), ctx.now, window):
-                continue  # stepping it would change nothing (the common case: O(open keys), not O(tracked))
+        # stepping a settled key would change nothing: O(open keys) steps, not O(tracked)
+        for key in _unsettled(m, ev.scope, seen, ctx.now, ctx.policy.flap_window_s):
             m.step(key, None)
     m.bound(ctx.limits.max_tracked_keys)
     checks = state.checks
