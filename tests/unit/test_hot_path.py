@@ -7,14 +7,18 @@
   own Kafka binding writes;
 * skipping "settled" keys in the episode machine changes no output and no state, over random histories;
 * the violations, resolutions, open episodes and key tracks the episode machine builds without validation
-  equal the validated models (fields, fields set and JSON bytes).
+  equal the validated models (fields, fields set and JSON bytes);
+* on the rest of a drift event's path: a violation's data written by orjson is ``model_dump_json``'s bytes,
+  the enriched violation (``evolve``) equals the validated one, the drift check's positionally built
+  evaluation (from a prepared, bounded contract schema) equals the keyword-built one.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 
 from floe_stream.contracts.models import FreshnessSla, MonitoredAsset
@@ -24,6 +28,7 @@ from floe_stream.processors.episodes import apply_evaluation, check_result
 from floe_stream.processors.model import AssetState, AssetUpdate, EvalContext, Evaluation, Finding
 from floe_stream.processors.policy import CheckPolicy
 from floe_stream.topics import CheckResult, CheckStatus, CheckType, ResolvedData, Severity, ViolationData
+from floe_stream.topics.base import WIRE_UTC
 from floe_stream.topics.violation import decode_violation, encode_violation, encode_violation_sdk
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -327,3 +332,167 @@ def test_unvalidated_models_of_random_histories_equal_the_validated_ones(seed: i
         ref = _validated_like(m)
         assert m == ref
         assert m.model_dump_json() == ref.model_dump_json()  # type: ignore[attr-defined]
+
+
+# --- the drift path (bench/processor_cpu.py, drift): violation data, enrichment, the drift check -----------------
+
+
+def _odd_violation(detected: datetime, started: datetime, sla: float | None) -> ViolationData:
+    """Texts JSON must escape (quotes, backslashes, control characters, U+2028, non-BMP), every optional field."""
+    text = 'col "x"\\ \x00\x1f\t\n ünïcode \u2028 \U0001f600 \x7f'
+    return ViolationData(
+        violation_id="v2", correlation_key=f"a/{text}", contract_id="c", contract_name=text, contract_version="1",
+        asset="sales.orders", violation_type=CheckType.SCHEMA_DRIFT, severity=Severity.CRITICAL, message=text,
+        owner="o", team=None, labels={text: text, "k": ""}, drift_kind="column_added", element=text,  # type: ignore[arg-type]
+        expected_value=None, actual_value=text, detected_at=detected, episode_started_at=started,
+        sla_consumed=sla, consumers=[text, "dash"], context={"pattern": text},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _violation(),
+        _resolved(),
+        _odd_violation(T0, T0 - timedelta(days=400), 1 / 3),
+        _odd_violation(T0.replace(microsecond=999999), T0, 1e17),
+        _odd_violation(T0.astimezone(timezone(timedelta(hours=5, minutes=30))), T0, float("inf")),
+        _odd_violation(T0.replace(tzinfo=WIRE_UTC), T0.replace(tzinfo=WIRE_UTC), 0.0).evolve(consumers=[]),
+        _resolved().model_copy(
+            update={"open_duration_s": 12345.678, "resolved_at": T0.replace(microsecond=1)}
+        ),
+    ],
+)
+def test_violation_data_written_by_orjson_is_model_dump_json(data: ViolationData | ResolvedData) -> None:
+    """encode_violation writes the data's fields with orjson (as CheckResult.to_json): the bytes are pydantic's."""
+    _, value, _ = encode_violation(data)
+    assert value.endswith(b',"data":' + data.model_dump_json().encode() + b"}")
+    # an instance whose fields are not in declaration order goes through pydantic's serializer (the same bytes)
+    shuffled = type(data).from_fields(dict(reversed(data.__dict__.items())))
+    _, value, _ = encode_violation(shuffled)
+    assert value.endswith(b',"data":' + shuffled.model_dump_json().encode() + b"}")
+    assert orjson.loads(value)["data"] == orjson.loads(data.model_dump_json())
+
+
+def test_enriched_violation_equals_the_validated_one() -> None:
+    """Enrichment copies the violation with ``evolve`` (no validation): equal to ``model_copy`` and to the model
+    validated from its fields, with the same fields set."""
+    from floe_stream.processors.context import ImpactContext
+
+    ctx = ImpactContext()
+    ctx.lineage.add_edge("ns/job", "pg/sales.orders", "in", T0)
+    ctx.lineage.add_edge("ns/job", "pg/sales.report", "out", T0)
+    ctx.note_update("sales.orders", T0, "e1", 10, "run-1", "ns/job")
+    v = _violation()
+    out = ctx.enrich_violation(
+        v, declared_consumers=["team-x"], asset_identifiers=["sales.orders", "pg/sales.orders"],
+        upstream_health=lambda d: None, now=T0,
+    )  # fmt: skip
+    assert out.consumers == ["team-x", "dash", "ns/job", "pg/sales.report"]
+    assert out.context["recent.materializations"] == "2026-11-23T12:00:00Z id=e1 rows=10 job=ns/job run=run-1"
+    slow = v.model_copy(update={"consumers": out.consumers, "context": out.context})
+    validated = ViolationData.model_validate(out.model_dump())
+    assert out == slow == validated
+    assert out.model_fields_set == slow.model_fields_set
+    assert out.model_dump_json() == slow.model_dump_json() == validated.model_dump_json()
+    assert v.consumers == ["dash"] and v.context == {"impact.consumers": "1"}  # the original is untouched
+
+
+def test_violation_pattern_counts_the_window_and_shows_the_latest_time() -> None:
+    from floe_stream.processors.context import AssetHistory, violation_pattern
+
+    h = AssetHistory()
+    assert violation_pattern(h, "freshness", T0) == {
+        "pattern.violations_24h": "0", "pattern": "first violation of this asset in 24h",
+    }  # fmt: skip
+    h.add_violation(T0 - timedelta(hours=25), "freshness")  # out of the window
+    h.add_violation(T0 - timedelta(hours=2), "schema_drift")
+    h.add_violation(T0 - timedelta(hours=1), "quality")  # the latest, though not the last added
+    h.add_violation(T0 - timedelta(hours=3), "schema_drift")
+    assert violation_pattern(h, "schema_drift", T0) == {
+        "pattern.violations_24h": "3",
+        "pattern.by_type_24h": "quality=1, schema_drift=2",
+        "pattern.last_violation_at": "2026-11-23T11:00:00Z",
+        "pattern": "recurring: 2 earlier schema_drift violation(s) in 24h",
+    }
+    assert (
+        violation_pattern(h, "freshness", T0)["pattern"]
+        == "first freshness violation in 24h (3 of other types)"
+    )
+
+
+def test_drift_evaluation_built_positionally_reads_right_by_name() -> None:
+    """SchemaDriftCheck builds Finding and Evaluation with tuple.__new__ and a contract's prepared schema is
+    reused across updates: the same evaluation as built by keyword, the second time too."""
+    from floe_stream.contracts.models import ColumnSpec
+    from floe_stream.processors.checks.drift import SchemaDriftCheck
+    from floe_stream.topics.enums import DriftKind
+    from floe_stream.topics.materialization import ObservedColumn
+
+    a = MonitoredAsset(
+        asset_id="sales.orders", contract_id="c", contract_name="orders", contract_version="1.0.0", table="orders",
+        columns=(ColumnSpec(name="id", physical_type="int", required=True), ColumnSpec(name="Amount", logical_type="number")),
+    )  # fmt: skip
+    observed = (
+        ObservedColumn(name="ID", type="bigint", nullable=True),
+        ObservedColumn(name="note", type="text"),
+    )
+    upd = AssetUpdate(
+        asset_id="sales.orders", source="materialization", event_id="e", updated_at=T0, columns=observed
+    )
+    want_findings = (
+        Finding(key="schema_drift:type_changed:id", severity=Severity.INFO,
+                message="column 'id' widened from int to bigint (safe for readers)", element="id",
+                expected="int", actual="bigint", drift_kind=DriftKind.TYPE_CHANGED),
+        Finding(key="schema_drift:nullability_changed:id", severity=Severity.ERROR,
+                message="column 'id' is required by the contract but nullable in the table", element="id",
+                expected="required (not null)", actual="nullable", drift_kind=DriftKind.NULLABILITY_CHANGED),
+        Finding(key="schema_drift:column_removed:Amount", severity=Severity.ERROR,
+                message="column 'Amount' is in the contract but missing from the table", element="Amount",
+                expected="Amount number", actual="absent", drift_kind=DriftKind.COLUMN_REMOVED),
+        Finding(key="schema_drift:column_added:note", severity=Severity.WARNING,
+                message="column 'note' (text) is in the table but not in the contract", element="note",
+                expected="absent", actual="note text", drift_kind=DriftKind.COLUMN_ADDED),
+    )  # fmt: skip
+    want = Evaluation(
+        check_type=CheckType.SCHEMA_DRIFT, status=CheckStatus.FAIL, findings=want_findings, scope="schema_drift:",
+        severity=Severity.ERROR, metric=4.0, expected="id, Amount", actual="ID, note",
+        message="; ".join(f.message for f in want_findings),
+    )  # fmt: skip
+    ctx = EvalContext(now=T0)
+    for _ in range(2):  # the second time from the prepared schema
+        assert SchemaDriftCheck().on_update(a, AssetState(asset_id=a.asset_id), upd, ctx) == [want]
+    same = upd._replace(
+        columns=(ObservedColumn(name="id", type="int"), ObservedColumn(name="amount", type="double"))
+    )
+    [ok] = SchemaDriftCheck().on_update(a, AssetState(asset_id=a.asset_id), same, ctx)
+    assert ok == Evaluation(
+        check_type=CheckType.SCHEMA_DRIFT, status=CheckStatus.PASS, scope="schema_drift:", metric=0.0,
+        expected="id, Amount", actual="id, amount", message="schema matches the contract",
+    )  # fmt: skip
+
+
+def test_prepared_contract_schemas_are_bounded() -> None:
+    from floe_stream.contracts.models import ColumnSpec
+    from floe_stream.processors.checks import drift
+
+    prepared = drift._Prepared()
+    wide = tuple(ColumnSpec(name=f"c{i}") for i in range(drift._PLAN_COLUMNS // 2 + 1))
+    prepared.get(wide)
+    other = (*wide[:-1], ColumnSpec(name="last"))
+    prepared.get(other)  # over the bound: the first is forgotten
+    assert [p[0] for p in prepared.plans.values()] == [other]
+    assert prepared.columns == len(other)
+    assert prepared.get(list(wide))[0] == prepared.get(wide)[0]  # type: ignore[arg-type]  # a list: not kept
+    assert id(wide) in prepared.plans and len(prepared.plans) == 1
+
+
+def test_remembered_iso_times_are_isoformat_and_bounded() -> None:
+    from floe_stream.processors import context
+
+    times = [T0, T0.replace(tzinfo=WIRE_UTC, microsecond=7), T0.astimezone(timezone(timedelta(hours=-3)))]
+    for t in times * 2:
+        assert context._iso(t) == t.isoformat().replace("+00:00", "Z")
+    for i in range(context._ISO_MAX + 1):
+        context._iso(T0 + timedelta(seconds=i))
+    assert 0 < len(context._iso_of) <= context._ISO_MAX

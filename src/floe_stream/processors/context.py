@@ -18,7 +18,7 @@ the asset (documented limitation: after a restart or rebalance the pattern start
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -174,8 +174,12 @@ class LineageGraph:
 
     def nodes_of(self, asset_identifiers: Iterable[str]) -> set[str]:
         out: set[str] = set()
-        for ident in asset_identifiers:
-            out |= self._index.get(ident, set())
+        index = self._index
+        if index:  # no set made per identifier, none at all without lineage (bench/processor_cpu.py, drift)
+            for ident in asset_identifiers:
+                found = index.get(ident)
+                if found:
+                    out |= found
         return out
 
     def downstream(self, nodes: Iterable[str]) -> tuple[set[str], set[str]]:
@@ -279,22 +283,67 @@ def _join(items: Iterable[str], limit: int = 10) -> str:
     return _clip(", ".join(items[:limit]) + more)
 
 
+_ISO_MAX = 4096
+_iso_of: dict[int, tuple[datetime, str]] = {}
+
+
+def _iso(t: datetime) -> str:
+    """``t.isoformat()`` with "Z" for UTC, remembered for the datetime object (each materialization time is shown
+    on the next three violations of its asset, the last violation time on the next one: ~1 µs each,
+    bench/processor_cpu.py, drift). Keyed by id and holding the datetime (immutable), so an id found is its
+    own; at most :data:`_ISO_MAX` (~1 MB), then all are forgotten."""
+    hit = _iso_of.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    s = t.isoformat().replace("+00:00", "Z")
+    if len(_iso_of) >= _ISO_MAX:
+        _iso_of.clear()
+    _iso_of[id(t)] = (t, s)
+    return s
+
+
+def _render_recent(r: tuple[Any, ...]) -> str:
+    """``AssetHistory.recent`` rendered newest first, as ``Materialization.render`` joined by "; ", read off
+    the flat tuple (no tuple per materialization: bench/processor_cpu.py, drift)."""
+    parts: list[str] = []
+    for i in range(len(r) - _WIDTH, -1, -_WIDTH):
+        at, event_id, rows, run_id, job = r[i : i + _WIDTH]
+        one = f"{_iso(at)} id={event_id}"
+        if rows is not None:
+            one = f"{one} rows={rows}"
+        if job:
+            one = f"{one} job={job}"
+        if run_id:
+            one = f"{one} run={run_id}"
+        parts.append(one)
+    return "; ".join(parts)
+
+
 def violation_pattern(history: AssetHistory, check_type: str, now: datetime) -> dict[str, str]:
+    # one pass over the (up to 200) violation times, no list, Counter or generators: once per violation
+    # (bench/processor_cpu.py, drift)
     since = now - PATTERN_WINDOW
-    recent = [(t, ct) for t, ct in history.violations if t >= since]
-    if not recent:
+    counts: dict[str, int] = {}
+    last: datetime | None = None
+    n = 0
+    for t, ct in history.violations:
+        if t >= since:
+            n += 1
+            counts[ct] = counts.get(ct, 0) + 1
+            if last is None or t > last:
+                last = t
+    if last is None:
         return {"pattern.violations_24h": "0", "pattern": "first violation of this asset in 24h"}
-    counts = Counter(ct for _, ct in recent)
     same = counts.get(check_type, 0)
     out = {
-        "pattern.violations_24h": str(len(recent)),
-        "pattern.by_type_24h": ", ".join(f"{k}={v}" for k, v in sorted(counts.items())),
-        "pattern.last_violation_at": max(t for t, _ in recent).isoformat().replace("+00:00", "Z"),
+        "pattern.violations_24h": str(n),
+        "pattern.by_type_24h": ", ".join(f"{k}={counts[k]}" for k in sorted(counts)),
+        "pattern.last_violation_at": _iso(last),
     }
     if same:
         out["pattern"] = f"recurring: {same} earlier {check_type} violation(s) in 24h"
     else:
-        out["pattern"] = f"first {check_type} violation in 24h ({len(recent)} of other types)"
+        out["pattern"] = f"first {check_type} violation in 24h ({n} of other types)"
     return out
 
 
@@ -310,10 +359,17 @@ def enrich(
 ) -> ViolationData:
     """Return ``v`` with consumers and context filled in. ``upstream_health(dataset_id)`` gives the monitored
     asset id behind a lineage dataset and its open issues, or None when it is not monitored / not known."""
+    # Once per violation (bench/processor_cpu.py, drift): no lineage walk when the asset has no lineage node,
+    # each sort once, the copy with the new fields not validated again (``evolve``: values typed here).
     nodes = lineage.nodes_of(asset_identifiers)
-    jobs, down_ds = lineage.downstream(nodes)
+    jobs: list[str] = []
+    down_ds: list[str] = []
+    up: list[str] = []
+    if nodes:
+        job_set, ds_set = lineage.downstream(nodes)
+        jobs, down_ds, up = sorted(job_set), sorted(ds_set), sorted(lineage.upstream(nodes))
     consumers: list[str] = []
-    for c in [*declared_consumers, *v.consumers, *sorted(jobs), *sorted(down_ds)]:
+    for c in (*declared_consumers, *v.consumers, *jobs, *down_ds):
         if c and c not in consumers:
             consumers.append(c)
     ctx: dict[str, str] = dict(v.context)
@@ -321,10 +377,9 @@ def enrich(
     if declared_consumers:
         ctx["impact.declared_consumers"] = _join(declared_consumers)
     if jobs:
-        ctx["impact.downstream_jobs"] = _join(sorted(jobs))
+        ctx["impact.downstream_jobs"] = _join(jobs)
     if down_ds:
-        ctx["impact.downstream_datasets"] = _join(sorted(down_ds))
-    up = sorted(lineage.upstream(nodes))
+        ctx["impact.downstream_datasets"] = _join(down_ds)
     if up:
         ctx["upstream.datasets"] = _join(up)
         violating: list[str] = []
@@ -337,18 +392,14 @@ def enrich(
                 since = i.since.isoformat().replace("+00:00", "Z")
                 violating.append(f"{aid}: {i.check_type} {i.severity} since {since}")
         ctx["upstream.violating"] = _join(violating) if violating else "none"
-    if history is not None and history.recent:
-        ctx["recent.materializations"] = _clip(
-            "; ".join(m.render() for m in reversed(history.materializations))
-        )
-    elif history is not None:
-        ctx["recent.materializations"] = "none seen"
-    if history is not None and history.run_failed is not None:
-        at, what = history.run_failed
-        ctx["last_run.failed"] = _clip(f"{at.isoformat().replace('+00:00', 'Z')} {what}")
     if history is not None:
+        recent = history.recent
+        ctx["recent.materializations"] = _clip(_render_recent(recent)) if recent else "none seen"
+        if history.run_failed is not None:
+            at, what = history.run_failed
+            ctx["last_run.failed"] = _clip(f"{at.isoformat().replace('+00:00', 'Z')} {what}")
         ctx.update(violation_pattern(history, v.violation_type.value, now))
-    return v.model_copy(update={"consumers": consumers[:MAX_CONSUMERS], "context": ctx})
+    return v.evolve(consumers=consumers[:MAX_CONSUMERS], context=ctx)
 
 
 class ImpactContext:

@@ -110,14 +110,17 @@ class ViolationEnricher:
     def enrich(self, v: ViolationData | ResolvedData) -> ViolationData | ResolvedData:
         """``v`` with consumers and impact / root-cause context (a resolve passes unchanged)."""
         self.touched.add(v.asset)  # its open episodes changed: publish its health after the batch
-        if not isinstance(v, ViolationData):
+        # a resolution (half of a drift event's outputs) told by its exact class first: a negative isinstance
+        # on a pydantic model class goes through ABCMeta.__instancecheck__ (bench/processor_cpu.py, drift)
+        if v.__class__ is ResolvedData or not isinstance(v, ViolationData):
             return v
         asset = self.registry.get(v.asset)
         idents = [v.asset]
         declared: Sequence[str] = ()
         if asset is not None:
             idents.extend(asset.aliases)
-            idents.extend(f"{ns}/{name}" for ns, name in asset.identities)  # lineage ids are namespace/name
+            if asset.identities:  # lineage ids are namespace/name
+                idents.extend([f"{ns}/{name}" for ns, name in asset.identities])
             declared = asset.consumers
         return self.impact.enrich_violation(
             v,

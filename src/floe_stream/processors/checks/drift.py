@@ -118,18 +118,74 @@ def widening(expected: str | None, actual: str | None) -> bool:
 _DECIMAL_NORM = re.compile(r"^decimal\((\d+),(\d+)\)$")
 
 
+_new = tuple.__new__
+
+
 def _finding(
     kind: DriftKind, name: str, severity: Severity, message: str, expected: str, actual: str
 ) -> Finding:
-    return Finding(
-        key=f"{SCOPE}{kind}:{name}",
-        severity=severity,
-        message=message,
-        element=name,
-        expected=expected,
-        actual=actual,
-        drift_kind=kind,
+    # tuple.__new__ with every field in order (NamedTuple's own __new__ is a Python function): once per drift
+    # finding, bench/processor_cpu.py (drift); the order is pinned by tests/unit/test_hot_path.py
+    return _new(
+        Finding, (f"{SCOPE}{kind}:{name}", severity, message, name, expected, actual, kind, None, None)
     )
+
+
+Expected = dict[str, tuple[ColumnSpec, str | None, str | None]]
+"""A contract schema ready to compare: lower-cased column name → (column, normalized physical type, logical
+type)."""
+
+_PLAN_COLUMNS = 20_000
+"""Contract columns the prepared schemas hold at most (~200 B each, ~4 MB): past it they are prepared again."""
+
+
+class _Prepared:
+    """Contract schemas prepared once, not at every update (bench/processor_cpu.py, drift: the lower-cased
+    names and normalized types of an asset's columns do not change between its events). Keyed by the identity
+    of the asset's columns tuple (immutable, of frozen columns; equal tuples are one object across assets,
+    contracts/interning.py) and holding it, so the key is never reused while cached; bounded by
+    :data:`_PLAN_COLUMNS` columns."""
+
+    def __init__(self) -> None:
+        self.plans: dict[int, tuple[tuple[ColumnSpec, ...], Expected, str]] = {}
+        self.columns = 0
+
+    def get(self, expected: tuple[ColumnSpec, ...]) -> tuple[Expected, str]:
+        """(the prepared schema, its column names for a check result)."""
+        hit = self.plans.get(id(expected))
+        if hit is not None and hit[0] is expected:
+            return hit[1], hit[2]
+        want = _expected(expected)
+        names = _names(expected)
+        if expected.__class__ is tuple:  # immutable: safe to keep
+            if self.columns + len(expected) > _PLAN_COLUMNS:
+                self.plans.clear()
+                self.columns = 0
+            self.plans[id(expected)] = (expected, want, names)
+            self.columns += len(expected)
+        return want, names
+
+
+def _expected(expected: tuple[ColumnSpec, ...] | list[ColumnSpec]) -> Expected:
+    want = {(c.physical_name or c.name).lower(): c for c in expected}
+    return {k: (c, normalize_physical(c.physical_type), _contract_logical(c)) for k, c in want.items()}
+
+
+_PREPARED = _Prepared()
+
+_OBSERVED_TYPES = 4096
+_observed: dict[str | None, tuple[str | None, str | None]] = {}
+"""Observed type name → (normalized physical, logical): type names repeat across events (bench/processor_cpu.py,
+drift); at most :data:`_OBSERVED_TYPES` are kept (the names are input)."""
+
+
+def _observed_type(type_name: str | None) -> tuple[str | None, str | None]:
+    hit = _observed.get(type_name)
+    if hit is None:
+        hit = (normalize_physical(type_name), logical_of(type_name))
+        if len(_observed) < _OBSERVED_TYPES:
+            _observed[type_name] = hit
+    return hit
 
 
 def diff_schema(
@@ -145,14 +201,14 @@ def diff_schema(
     a safe widening (int → long, float → double, more decimal precision) INFO; a required column that
     became nullable ERROR, an optional one that became required INFO; a lost primary key or unique
     constraint WARNING, a new one INFO; an added column WARNING."""
-    want = {(c.physical_name or c.name).lower(): c for c in expected}
+    want = _PREPARED.get(expected)[0] if not prefix else _expected(expected)
     have = {c.name.lower(): c for c in actual}
     out: list[Finding] = []
-    for key, col in want.items():
+    for key, (col, exp_phys, exp_log) in want.items():
         name = f"{prefix}{col.name}"
         obs = have.get(key)
-        declared = f"{name} {col.physical_type or col.logical_type or ''}".strip()
         if obs is None:
+            declared = f"{name} {col.physical_type or col.logical_type or ''}".strip()
             severity = Severity.CRITICAL if col.required else Severity.ERROR
             what = "required column" if col.required else "column"
             out.append(
@@ -166,8 +222,7 @@ def diff_schema(
                 )
             )
             continue
-        exp_phys, act_phys = normalize_physical(col.physical_type), normalize_physical(obs.type)
-        exp_log, act_log = _contract_logical(col), logical_of(obs.type)
+        act_phys, act_log = _observed_type(obs.type)
         changed = (exp_log is not None and act_log is not None and exp_log != act_log) or (
             exp_phys is not None and act_phys is not None and exp_phys != act_phys
         )
@@ -219,6 +274,8 @@ def diff_schema(
                     "required (not null)",
                 )
             )
+        if obs.primary_key is None and obs.unique is None:
+            continue  # no constraint reported (the common case)
         for flag, label in (("primary_key", "primary key"), ("unique", "unique")):
             want_flag, seen = getattr(col, flag), getattr(obs, flag)
             if seen is None or bool(want_flag) == seen:
@@ -296,6 +353,9 @@ def _names(columns: tuple[ColumnSpec, ...] | tuple[ObservedColumn, ...] | list[O
     return f"{len(columns)} columns: " + clip(", ".join(c.name for c in columns[:100]), SAMPLE_CHARS)
 
 
+_RANK = {s: s.rank for s in Severity}
+
+
 class SchemaDriftCheck:
     check_type = CheckType.SCHEMA_DRIFT
 
@@ -313,23 +373,22 @@ class SchemaDriftCheck:
         ):
             return []  # an older snapshot arriving late must not reopen or resolve anything
         findings = diff_schema(asset.columns, update.columns, asset.nested)
-        worst = max((f.severity for f in findings if f.severity), key=lambda s: s.rank, default=None)
-        expected = _names(asset.columns)
+        # Once per update with a schema (bench/processor_cpu.py, drift): the contract's column names prepared
+        # (by diff_schema just now), the worst severity in one loop (the first of the highest rank, as max()
+        # would), the Evaluation by tuple.__new__ with every field in order (pinned by test_hot_path.py).
+        expected = _PREPARED.get(asset.columns)[1]
         actual = _names(update.columns)
-        message = "; ".join(f.message for f in findings) if findings else "schema matches the contract"
-        return [
-            Evaluation(
-                check_type=CheckType.SCHEMA_DRIFT,
-                status=CheckStatus.FAIL if findings else CheckStatus.PASS,
-                findings=tuple(findings),
-                scope=SCOPE,
-                severity=worst,
-                metric=float(len(findings)),
-                expected=expected,
-                actual=actual,
-                message=message,
-            )
-        ]
+        worst: Severity | None = None
+        for f in findings:
+            sev = f.severity
+            if sev and (worst is None or _RANK[sev] > _RANK[worst]):
+                worst = sev
+        if findings:
+            status, message = CheckStatus.FAIL, "; ".join([f.message for f in findings])
+        else:
+            status, message = CheckStatus.PASS, "schema matches the contract"
+        fields = (CheckType.SCHEMA_DRIFT, status, tuple(findings), SCOPE, worst, float(len(findings)), None)
+        return [_new(Evaluation, (*fields, expected, actual, message, None))]
 
     def explain(self, asset: MonitoredAsset, ex: ExplainContext) -> list[dict[str, Any]]:
         if not asset.columns:

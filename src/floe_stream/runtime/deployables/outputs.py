@@ -130,7 +130,8 @@ class OutputEncoder:
     def _encode(
         self, v: ViolationData | ResolvedData
     ) -> tuple[ViolationData | ResolvedData, tuple[bytes, bytes, list[tuple[str, bytes]]]]:
-        tp = self.traceparent(v.violation_type.value) if self.traceparent is not None else None
+        # the StrEnum member is the str its .value is (a property: ~0.3 µs; bench/processor_cpu.py, drift)
+        tp = self.traceparent(v.violation_type) if self.traceparent is not None else None
         key, value, headers = encode_violation(v, traceparent=tp)  # + the verdict span's context
         if tp:
             headers = [*headers, (TRACEPARENT, tp.encode())]
