@@ -29,9 +29,10 @@ async def test_the_processors_producers_are_idempotent_on_apache_kafka(kafka_set
         ev = MaterializationEvent(event_id="i1", asset="test.fast", materialized_at=datetime.now(UTC))
         await publish(s, TopicKey.MATERIALIZATIONS, [("test.fast", ev)])
         results = await wait_for(lambda: _results(s), timeout=20)
-        # the broker granted each of the processor's producers (outputs, changelog) a producer id; every floe
+        # the broker granted each of the processor's producers (outputs, changelog, violations) a producer id; every floe
         # producer (sinks, ticker, client) is built by the same runtime/framework/kafka.make_producer from the same setting
-        for producer in (processor.producer, processor.strategy.state_producer):  # type: ignore[attr-defined]
+        strategy = processor.strategy
+        for producer in (processor.producer, strategy.state_producer, strategy.violation_producer):  # type: ignore[attr-defined]
             assert producer is not None and producer._txn_manager is not None
             assert producer._txn_manager.producer_id >= 0
     assert len(results) == 1

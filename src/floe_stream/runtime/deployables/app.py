@@ -142,7 +142,8 @@ def processor_service(
     strategy: CommitStrategy = (
         ExactlyOnce(PartitionTransactions(k, processor_group(k)), changelog)
         if k.exactly_once
-        else AtLeastOnce(k, changelog, make_producer(k))  # the changelog on a producer of its own
+        # the changelog and the violations each on a producer of its own (runtime/deployables/commit.py)
+        else AtLeastOnce(k, changelog, make_producer(k), (encoder.t_viol, make_producer(k)))
     )
     return ProcessorService(
         settings,

@@ -5,10 +5,14 @@ The processor hands a strategy the encoded outputs of each input partition's rec
 :meth:`send` once per batch) and, at each commit (ConsumerService.flush), the pipeline's state changes and
 the offsets handled (:meth:`finish`: what it returns runs behind the next batches, strictly in order).
 
-* :class:`AtLeastOnce`: outputs go to the service's producer at once (acknowledgements not awaited: the
-  next batch is handled meanwhile). The commit awaits them → writes the changelog records (states, then
-  checkpoints) on a second producer, so the changelog never queues in front of a violation → awaits →
-  commits the offsets through the consumer group. A crash replays the batches since the last checkpoint
+* :class:`AtLeastOnce`: outputs go to Kafka at once (acknowledgements not awaited: the next batch is handled
+  meanwhile): violations on a producer of their own, everything else (check results, one per event) on the
+  service's. The commit awaits them → writes the changelog records (states, then checkpoints) on a third
+  producer → awaits → commits the offsets through the consumer group. aiokafka keeps one produce request in
+  flight per connection, and hands a partition a new batch only once its previous one is in a request: on
+  one producer a violation waits behind the check results in flight, and the batch handler behind both
+  (bench/processor.py, event → violation latency). So neither the changelog nor the check results ever
+  queue in front of a violation. A crash replays the batches since the last checkpoint
   with the state they were evaluated against: the same deterministic outputs again, deduplicated by id.
 * :class:`ExactlyOnce`: one transaction per owned input partition (runtime/framework/transactions.py). Everything
   the records of input partition p cause — check results, violations, dead letters, forwards, lineage
@@ -69,12 +73,21 @@ class CommitStrategy(Protocol):
 
 
 class AtLeastOnce:
-    def __init__(self, cfg: KafkaSettings, changelog: Changelog, state_producer: AIOKafkaProducer) -> None:
-        """``state_producer``: the changelog's own producer (its own in-flight request)."""
+    def __init__(
+        self,
+        cfg: KafkaSettings,
+        changelog: Changelog,
+        state_producer: AIOKafkaProducer,
+        violations: tuple[str, AIOKafkaProducer],
+    ) -> None:
+        """``state_producer``: the changelog's own producer (its own in-flight request); ``violations``: the
+        violations topic and the producer of its records (idem)."""
         self.cfg = cfg
         self.changelog = changelog
         self.state_producer = state_producer
         self._state = BatchProducer(state_producer)
+        self.t_viol, self.violation_producer = violations
+        self._viol = BatchProducer(self.violation_producer)
         self._out: BatchProducer | None = None
         self._buf = Emitted()
         self._acks: list[asyncio.Future[Any]] = []  # outputs handed to the producer since the last commit
@@ -82,10 +95,12 @@ class AtLeastOnce:
     async def start(self, producer: BatchProducer) -> None:
         self._out = producer
         await start_producer(self.state_producer, self.cfg)
+        await start_producer(self.violation_producer, self.cfg)
 
     async def close(self) -> None:
-        with contextlib.suppress(KafkaError, RuntimeError):
-            await self.state_producer.stop()
+        for p in (self.violation_producer, self.state_producer):
+            with contextlib.suppress(KafkaError, RuntimeError):
+                await p.stop()
 
     async def acquire(self, partitions: Sequence[int]) -> None:
         return None
@@ -105,8 +120,13 @@ class AtLeastOnce:
             return
         self._buf = Emitted()
         assert self._out is not None, "start() first"
-        # sent now, acknowledged before the next changelog write
-        self._acks.extend(await self._out.enqueue(buf.records, buf.lanes))
+        # sent now, acknowledged before the next changelog write; violations first, on their own connection
+        records, t_viol = buf.records, self.t_viol
+        violations = [r for r in records if r.topic == t_viol]
+        if violations:
+            self._acks.extend(await self._viol.enqueue(violations))
+            records = [r for r in records if r.topic != t_viol]
+        self._acks.extend(await self._out.enqueue(records, buf.lanes))
 
     def finish(
         self, offsets: Offsets, changes: StateChanges, commit_offsets: CommitOffsets
