@@ -1,7 +1,7 @@
 """Processor benchmark on Apache Kafka or Tansu, next to raw aiokafka baselines in the same run.
 
     .venv/bin/python -m bench.processor [--broker kafka|tansu] [--events 100000] [--rate 1000] [--seconds 10]
-                                        [--eos] [--eos-commit-ms 100]
+                                        [--eos] [--eos-commit-ms 100] [--only latency] [--breakdown]
 
 ``--broker kafka`` (default) is a KRaft Apache Kafka from `make tools`, one broker for every row (new topics
 per row); ``--broker tansu`` starts a fresh Tansu per latency row (its cost per request grows with what it
@@ -22,6 +22,8 @@ Latency at a fixed open-loop rate:
       drift violation and resolves the previous one (2 CloudEvents); the other events are evaluated for
       freshness only. Latency = receive time of the CloudEvent − CreateTime of the input record (the
       CloudEvent's `time`, which is the evaluation time = the input record's timestamp).
+``--breakdown`` runs (d) with timing probes inside the processor (bench/processor_probe.py): input → handler
+start, the handler's time, the event loop's lateness.
 """
 
 from __future__ import annotations
@@ -317,13 +319,21 @@ def processor_cmd(src: Path | None = None) -> list[str]:
 
 
 async def processor_latency(
-    s: Settings, rate: float, seconds: float, log: Path, every: int = 1, src: Path | None = None
+    s: Settings,
+    rate: float,
+    seconds: float,
+    log: Path,
+    every: int = 1,
+    src: Path | None = None,
+    breakdown: Path | None = None,
 ) -> list[float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)  # earlier children (the forwarder) excluded
     cpu_before = before.ru_utime + before.ru_stime
     env = processor_env(s, "-lat", src)
     with open(log, "ab") as fh:
         cmd = processor_cmd(src)
+        if breakdown is not None:  # timing probes inside the processor (bench/processor_probe.py)
+            cmd = [sys.executable, "-m", "bench.processor_probe", str(breakdown), *cmd[-2:]]
         if os.environ.get("FLOE_BENCH_PROFILE"):  # cProfile the processor process (written on SIGTERM)
             cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["FLOE_BENCH_PROFILE"], *cmd]
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=fh, stderr=fh)
@@ -362,6 +372,11 @@ async def processor_latency(
     )
     warm = int(2 * rate / every)  # drop the first second (warm-up): 2 CloudEvents per drift event
     print_split(split, warm, "input → processor's output record (ms):", "output record → received (ms):")
+    if breakdown is not None and breakdown.exists():  # noqa: ASYNC240 (the run is over: nothing to block)
+        b = json.loads(breakdown.read_text())  # noqa: ASYNC240
+        print("  inside the processor (p50/p90/p99 ms; bench/processor_probe.py):", file=sys.stderr)
+        for k, v in b.items():
+            print(f"    {k:<34} {v}", file=sys.stderr)
     return lat[warm:]
 
 
@@ -413,6 +428,10 @@ async def main() -> None:
         help="1 in N events changes its asset's schema (2 CloudEvents: a drift opens, the previous resolves)",
     )  # fmt: skip
     ap.add_argument("--only", choices=("throughput", "latency"), default=None, help="run one half")
+    ap.add_argument(
+        "--breakdown", action="store_true",
+        help="time the processor's fetch, handler and loop from inside (bench/processor_probe.py; adds a little CPU)",
+    )  # fmt: skip
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="floe-bench-"))
     sample = event(0, ASSETS[0])
@@ -477,7 +496,12 @@ async def main() -> None:
                                   health_port=-1, clock_skew_s=0)  # fmt: skip
                     into.extend(
                         await processor_latency(
-                            s2, a.rate, a.seconds, tmp / f"processor-{prefix}.log", a.violation_every
+                            s2,
+                            a.rate,
+                            a.seconds,
+                            tmp / f"processor-{prefix}.log",
+                            a.violation_every,
+                            breakdown=tmp / f"breakdown-{prefix}.json" if a.breakdown else None,
                         )
                     )
                 print(f"latency event→violation via processor{label} @ {a.rate:.0f}/s (ms): {summary(into)}")
