@@ -22,6 +22,9 @@ from floe_stream.topics.enums import CheckStatus, CheckType
 from floe_stream.topics.partitioning import partition_for
 from floe_stream.topics.violation import ResolvedData, ViolationData, encode_violation
 
+_Encoded = tuple[ViolationData | ResolvedData, tuple[bytes, bytes, list[tuple[str, bytes]]]]
+"""A violation and its (key, value, headers)."""
+
 
 class Emitted:
     """Encoded records of some input records: check results grouped by (topic, partition) as they are made
@@ -91,10 +94,18 @@ class OutputEncoder:
             if len(encoded) > limit:
                 too_large = True
             results.append((r, encoded))
-        violations = [self._encode(v) for v in out.violations] if out.violations else []
-        for _, (_, encoded_v, _) in violations:
-            if len(encoded_v) > limit:
-                too_large = True
+        violations: list[_Encoded] = []
+        if out.violations:  # encoded inline: once per violation (bench/processor_cpu.py, drift)
+            traceparent = self.traceparent
+            for v in out.violations:
+                # the StrEnum member is the str its .value is (a property: ~0.3 µs)
+                tp = traceparent(v.violation_type) if traceparent is not None else None
+                v_key, v_value, v_headers = encode_violation(v, traceparent=tp)  # + the verdict span's
+                if tp:
+                    v_headers = [*v_headers, (TRACEPARENT, tp.encode())]
+                if len(v_value) > limit:
+                    too_large = True
+                violations.append((v, (v_key, v_value, v_headers)))
         if too_large:
             raise OutputTooLarge(self._too_large(results, violations))
         if results:
@@ -113,8 +124,15 @@ class OutputEncoder:
                 if r.check_type in noted:
                     obs.result(r)  # type: ignore[union-attr]
                 counts[(r.check_type, r.status)] += 1
-        if violations:
-            self._violations(violations, buf)
+        if violations:  # written inline (bench/processor_cpu.py, drift)
+            n_v, t_viol, records = self.partitions[self.t_viol], self.t_viol, buf.records
+            observer, on_violation = self.observer, self.on_violation
+            for v, (v_key, v_value, v_headers) in violations:
+                if observer is not None:
+                    observer.violation(v)
+                records.append(OutRecord(t_viol, partition_for(v.asset, n_v), v_key, v_value, v_headers))
+                for cb in on_violation:
+                    cb(v)
         if out.dead_letters:
             n_dlq = self.partitions[self.t_dlq]
             for d in out.dead_letters:
@@ -127,33 +145,10 @@ class OutputEncoder:
             headers = [*f.record.headers, (REROUTED, aid)]
             buf.records.append(OutRecord(f.record.topic, f.partition, aid, f.record.value or b"", headers))
 
-    def _encode(
-        self, v: ViolationData | ResolvedData
-    ) -> tuple[ViolationData | ResolvedData, tuple[bytes, bytes, list[tuple[str, bytes]]]]:
-        # the StrEnum member is the str its .value is (a property: ~0.3 µs; bench/processor_cpu.py, drift)
-        tp = self.traceparent(v.violation_type) if self.traceparent is not None else None
-        key, value, headers = encode_violation(v, traceparent=tp)  # + the verdict span's context
-        if tp:
-            headers = [*headers, (TRACEPARENT, tp.encode())]
-        return v, (key, value, headers)
-
-    def _violations(
-        self,
-        violations: list[tuple[ViolationData | ResolvedData, tuple[bytes, bytes, list[tuple[str, bytes]]]]],
-        buf: Emitted,
-    ) -> None:
-        n_v = self.partitions[self.t_viol]
-        for v, (key, value, headers) in violations:
-            if self.observer is not None:
-                self.observer.violation(v)
-            buf.records.append(OutRecord(self.t_viol, partition_for(v.asset, n_v), key, value, headers))
-            for cb in self.on_violation:
-                cb(v)
-
     def _too_large(
         self,
         results: list[tuple[CheckResult, bytes]],
-        violations: list[tuple[ViolationData | ResolvedData, tuple[bytes, bytes, list[tuple[str, bytes]]]]],
+        violations: list[_Encoded],
     ) -> str:
         sizes = [(len(b), f"a {r.check_type.value} check result of {r.asset}") for r, b in results]
         sizes += [(len(e[1]), f"a {v.violation_type.value} violation of {v.asset}") for v, e in violations]
