@@ -283,7 +283,7 @@ def _join(items: Iterable[str], limit: int = 10) -> str:
     return _clip(", ".join(items[:limit]) + more)
 
 
-_ISO_MAX = 4096
+_ISO_MAX = 1024
 _iso_of: dict[int, tuple[datetime, str]] = {}
 
 
@@ -291,7 +291,7 @@ def _iso(t: datetime) -> str:
     """``t.isoformat()`` with "Z" for UTC, remembered for the datetime object (each materialization time is shown
     on the next three violations of its asset, the last violation time on the next one: ~1 µs each,
     bench/processor_cpu.py, drift). Keyed by id and holding the datetime (immutable), so an id found is its
-    own; at most :data:`_ISO_MAX` (~1 MB), then all are forgotten."""
+    own; at most :data:`_ISO_MAX` (~200 KB), then all are forgotten."""
     hit = _iso_of.get(id(t))
     if hit is not None and hit[0] is t:
         return hit[1]

@@ -135,8 +135,9 @@ Expected = dict[str, tuple[ColumnSpec, str | None, str | None]]
 """A contract schema ready to compare: lower-cased column name → (column, normalized physical type, logical
 type)."""
 
-_PLAN_COLUMNS = 20_000
-"""Contract columns the prepared schemas hold at most (~200 B each, ~4 MB): past it they are prepared again."""
+_PLAN_COLUMNS = 4_000
+"""Contract columns the prepared schemas hold at most (~280 B each, ~1.1 MB: bench/state.py's 250 MB budget has
+little room): past it they are all forgotten and prepared again as updates come."""
 
 
 class _Prepared:
