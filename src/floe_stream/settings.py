@@ -98,6 +98,13 @@ class KafkaSettings(BaseModel):
         "that nobody took over (a successor aborts it at once)",
     )
     linger_ms: int = Field(default=5, ge=0)
+    results_linger_ms: int = Field(
+        default=20,
+        ge=0,
+        description="at_least_once: the processor gathers its check results (one per evaluated event) and other "
+        "non-alert records this long into fewer produce requests; violations never wait (a producer of their "
+        "own), and a commit sends what is gathered first. 0 = with every batch",
+    )
     max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_record_bytes: int = Field(
         default=1_000_000,

@@ -1,9 +1,12 @@
-"""At least once, a violation never queues behind the check results: it goes to Kafka on a producer of its own,
-and the commit still waits for every output (violations included) before the changelog and the offsets."""
+"""At least once, a violation never queues behind the check results: it goes to Kafka on a producer of its own
+at once, while the check results are gathered up to ``kafka.results_linger_ms`` into fewer requests; a commit
+hands over what is gathered first and waits for every output (violations included) before the changelog and
+the offsets."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
@@ -32,13 +35,53 @@ class _Lane:
         self.log.append(f"{self.name}: {len(records)} records")
 
 
-async def test_violations_go_on_their_own_producer_and_the_commit_waits_for_them() -> None:
-    k = KafkaSettings(topic_prefix="t.")
+def _strategy(linger_ms: int) -> tuple[AtLeastOnce, list[str], _Lane, _Lane]:
+    k = KafkaSettings(topic_prefix="t.", results_linger_ms=linger_ms)
     log: list[str] = []
     never = cast(AIOKafkaProducer, None)  # replaced by the stand-ins below
     s = AtLeastOnce(k, Changelog(k), never, ("t.violations", never))
-    out, viol, state = _Lane(log, "outputs"), _Lane(log, "violations"), _Lane(log, "changelog")
-    s._out, s._viol, s._state = out, viol, state  # type: ignore[assignment]
+    out, viol = _Lane(log, "outputs"), _Lane(log, "violations")
+    s._out, s._viol, s._state = out, viol, _Lane(log, "changelog")  # type: ignore[assignment]
+    return s, log, out, viol
+
+
+async def test_check_results_are_gathered_and_violations_are_not() -> None:
+    s, log, out, _ = _strategy(linger_ms=60_000)
+    for i in range(3):
+        buf = s.buffer(0)
+        buf.lanes[("t.check-results", i % 2)] = [(b"a", b"r", [])]
+        if i == 1:
+            buf.records.append(OutRecord("t.violations", 0, b"a", b"v"))
+        await s.send()
+    assert log == ["violations: ['t.violations']"]  # at once; three batches' results still gathered
+    await s.send_gathered()  # what the processor's flush does before a commit
+    assert log[1:] == ["outputs: ['t.check-results']"] and len(out.acks) == 1  # one request for the three
+
+
+async def test_the_processor_hands_over_what_is_gathered_before_it_commits(tmp_path: Path) -> None:
+    from floe_stream.runtime.deployables.app import load_registry, processor_service
+    from floe_stream.settings import Settings
+
+    settings = Settings(contracts_dir=tmp_path, health_port=-1)
+    svc = processor_service(settings, load_registry(settings))
+    calls: list[str] = []
+
+    async def send_gathered() -> None:
+        calls.append("send_gathered")
+
+    def finish(offsets: Any) -> None:
+        calls.append("finish")
+
+    svc.strategy.send_gathered = send_gathered  # type: ignore[method-assign]
+    svc.finish = finish  # type: ignore[method-assign,assignment]
+    await svc.flush()
+    assert calls == ["send_gathered", "finish"]
+    await svc.producer.stop()  # type: ignore[union-attr]
+    await svc.strategy.close()
+
+
+async def test_violations_go_on_their_own_producer_and_the_commit_waits_for_them() -> None:
+    s, log, out, viol = _strategy(linger_ms=0)  # 0: the check results go with every batch too
     buf = s.buffer(0)
     buf.records.extend([OutRecord("t.violations", 0, b"a", b"v"), OutRecord("t.dlq", 0, b"a", b"d")])
     buf.lanes[("t.check-results", 0)] = [(b"a", b"r", [])]

@@ -136,6 +136,12 @@ class ProcessorService(ConsumerService):
         self.obs.flush(batch)  # metrics once per batch
         await self.strategy.send()
 
+    async def flush(self) -> None:
+        """The commit (ConsumerService.flush), after what the strategy gathered is handed to Kafka: a commit
+        covers every output of the batches it commits."""
+        await self.strategy.send_gathered()
+        await super().flush()
+
     def finish(self, offsets: dict[TopicPartition, int]) -> Awaitable[None] | None:
         """The commit (ConsumerService.flush): the strategy's, with the state changes since the last one
         (captured now: states and checkpoints are immutable, later records replace them)."""
