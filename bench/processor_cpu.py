@@ -70,7 +70,11 @@ def _batches(t_mat: str, mode: str, n: int, size: int) -> list[dict[TopicPartiti
 
 
 async def run(mode: str, n: int, size: int, profile: Path | None) -> float:
-    tmp = Path(tempfile.mkdtemp(prefix="floe-bench-cpu-"))
+    with tempfile.TemporaryDirectory(prefix="floe-bench-cpu-") as d:  # its contracts only: removed after
+        return await _run(Path(d), mode, n, size, profile)
+
+
+async def _run(tmp: Path, mode: str, n: int, size: int, profile: Path | None) -> float:
     s = Settings(
         kafka=KafkaSettings(topic_prefix="bench.", partitions=6),
         contracts_dir=contract_dir(tmp / "c", 3600 if mode == "fresh" else 60),

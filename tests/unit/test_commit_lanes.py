@@ -102,3 +102,62 @@ async def test_violations_go_on_their_own_producer_and_the_commit_waits_for_them
     viol.acks[0].set_result(None)
     await asyncio.wait_for(task, 5)
     assert committed == [{"tp": 1}]
+
+
+async def test_gathered_results_are_due_after_the_linger_and_nothing_is_due_without_them() -> None:
+    s, _, _, _ = _strategy(linger_ms=60_000)
+    assert s.gathered_due_ms() is None
+    s.buffer(0).lanes[("t.check-results", 0)] = [(b"a", b"r", [])]
+    await s.send()
+    due = s.gathered_due_ms()
+    assert due is not None and 59_000 < due <= 60_000
+    await s.send_gathered()
+    assert s.gathered_due_ms() is None
+
+
+class _Idle:
+    """A consumer whose every poll comes back empty at once, noting the timeout it was given."""
+
+    def __init__(self, svc: Any, polls: int) -> None:
+        self.svc, self.polls, self.timeouts = svc, polls, []
+
+    async def getmany(self, timeout_ms: int, max_records: int | None = None) -> dict[Any, Any]:
+        self.timeouts.append(timeout_ms)
+        if len(self.timeouts) >= self.polls:
+            self.svc.request_stop()
+        return {}
+
+
+async def test_when_the_input_pauses_the_gathered_results_go_out_at_their_linger_not_at_the_idle_commit() -> (
+    None
+):
+    from floe_stream.runtime.framework.service import FETCH_TIMEOUT_MS, ConsumerService
+    from floe_stream.settings import Settings
+
+    calls: list[str] = []
+    pending = [5]  # ms until something is due at the first poll, nothing after
+
+    class Svc(ConsumerService):
+        async def start(self) -> None:
+            return None
+
+        async def stop(self) -> None:
+            return None
+
+        def fetch_timeout_ms(self) -> int:
+            return pending[0] if pending else FETCH_TIMEOUT_MS
+
+        async def due(self) -> None:
+            calls.append("due")
+            pending.clear()
+
+        async def idle(self) -> None:
+            calls.append("idle")
+
+    svc = Svc(Settings(health_port=-1), ["t.in"], "g", with_producer=False)
+    real, fake = svc.consumer, _Idle(svc, polls=2)
+    svc.consumer = fake  # type: ignore[assignment]
+    await svc.run()
+    assert fake.timeouts == [5, FETCH_TIMEOUT_MS]  # the first poll no longer than what was due
+    assert calls == ["due", "idle"]  # an empty short poll hands over what is due; only a full one is idle
+    await real.stop()

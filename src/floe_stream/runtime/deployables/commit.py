@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -69,6 +70,10 @@ class CommitStrategy(Protocol):
 
     async def send_gathered(self) -> None:
         """Hand what :meth:`send` gathered to Kafka now (before a commit: the processor's ``flush``)."""
+
+    def gathered_due_ms(self) -> int | None:
+        """Milliseconds until what :meth:`send` gathered is due (at least 1), None when nothing is gathered:
+        the processor's consume loop waits no longer for records before it calls :meth:`send_gathered`."""
 
     def finish(
         self, offsets: Offsets, changes: StateChanges, commit_offsets: CommitOffsets
@@ -165,6 +170,12 @@ class AtLeastOnce:
         assert self._out is not None, "start() first"
         self._acks.extend(await self._out.enqueue(g.records, g.lanes))
 
+    def gathered_due_ms(self) -> int | None:
+        if not self._gathered:
+            return None
+        left = self._gathered_at + self._linger_s - asyncio.get_running_loop().time()
+        return max(1, math.ceil(left * 1000))
+
     def finish(
         self, offsets: Offsets, changes: StateChanges, commit_offsets: CommitOffsets
     ) -> Awaitable[None] | None:
@@ -226,6 +237,9 @@ class ExactlyOnce:
 
     async def send_gathered(self) -> None:
         return None  # send() gathers nothing: a transaction's records are visible at its commit anyway
+
+    def gathered_due_ms(self) -> int | None:
+        return None
 
     async def send(self) -> None:
         if self._committed is not None:

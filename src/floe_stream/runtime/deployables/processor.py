@@ -36,7 +36,7 @@ from floe_stream.runtime.deployables.lineage_view import LineageView
 from floe_stream.runtime.deployables.outputs import OutputEncoder
 from floe_stream.runtime.framework.kafka import partition_counts
 from floe_stream.runtime.framework.memory import MemoryTrimmer
-from floe_stream.runtime.framework.service import Batch, ConsumerService
+from floe_stream.runtime.framework.service import FETCH_TIMEOUT_MS, Batch, ConsumerService
 from floe_stream.settings import ConfigError, KafkaSettings, Settings
 from floe_stream.telemetry.hooks import ProcessorObservability
 from floe_stream.telemetry.metrics import Instruments, untrack
@@ -141,6 +141,15 @@ class ProcessorService(ConsumerService):
         covers every output of the batches it commits."""
         await self.strategy.send_gathered()
         await super().flush()
+
+    def fetch_timeout_ms(self) -> int:
+        """Not past the linger of the gathered check results (kafka.results_linger_ms): when the input pauses,
+        they go out then, not at the idle commit."""
+        due = self.strategy.gathered_due_ms()
+        return FETCH_TIMEOUT_MS if due is None else min(due, FETCH_TIMEOUT_MS)
+
+    async def due(self) -> None:
+        await self.strategy.send_gathered()
 
     def finish(self, offsets: dict[TopicPartition, int]) -> Awaitable[None] | None:
         """The commit (ConsumerService.flush): the strategy's, with the state changes since the last one

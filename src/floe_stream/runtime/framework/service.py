@@ -120,6 +120,14 @@ class ConsumerService:
     async def idle(self) -> None:
         """Called when a fetch returned nothing."""
 
+    def fetch_timeout_ms(self) -> int:
+        """How long the next fetch may wait for records: ``FETCH_TIMEOUT_MS``, or less when something is due
+        sooner (:meth:`due` then runs if nothing came)."""
+        return FETCH_TIMEOUT_MS
+
+    async def due(self) -> None:
+        """Called (the lock held) when a fetch shortened by :meth:`fetch_timeout_ms` returned nothing."""
+
     def health_details(self) -> dict[str, Any]:
         """Informational fields of /readyz (``details``) that do not decide readiness."""
         return {}
@@ -364,8 +372,9 @@ class ConsumerService:
         try:
             max_records = self.settings.kafka.max_batch_records
             while not self._stopping.is_set():
+                timeout_ms = self.fetch_timeout_ms()
                 fetch = asyncio.ensure_future(
-                    self.consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=max_records)
+                    self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                 )
                 done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if fetch not in done:
@@ -376,6 +385,10 @@ class ConsumerService:
                 self._fetched_at = asyncio.get_running_loop().time()
                 self._raise_finish_error()  # a failed state write or commit stops the service before more work
                 batch: Batch = fetch.result()
+                if not batch and timeout_ms < FETCH_TIMEOUT_MS:  # woken for what is due, not idle yet
+                    async with self.lock:
+                        await self.due()
+                    continue
                 if not batch:
                     if self._uncommitted:
                         async with self.lock:
