@@ -570,6 +570,11 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="the event loop of `floe run …`: uvloop (libuv, in C: less CPU per Kafka round trip, "
+        "bench/processor.py) where it is installed ('auto'), or Python's own asyncio loop",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -138,6 +138,7 @@ async def test_sigterm_exits_cleanly_with_offsets_committed(
     assert took < GRACE_S
     assert "stop requested" in log
     assert "Traceback" not in log, log[-2000:]
+    assert "on the uvloop event loop" in log  # settings.event_loop=auto: signals and the stop, on uvloop
     if group is not None:
         assert await _all_committed(
             s, s.kafka.group_prefix + "-" + group, [topic_name(s.kafka.topic_prefix, k) for k in inputs]

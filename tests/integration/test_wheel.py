@@ -154,6 +154,7 @@ async def test_the_installed_wheel_migrates_and_runs_the_processor(
                     await asyncio.sleep(0.2)
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 30) == 0, log.read_text()
+            assert "on the uvloop event loop" in log.read_text()  # the wheel's dependencies bring it
         finally:
             if proc.returncode is None:
                 proc.kill()

@@ -25,10 +25,14 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _run(coro: Any) -> Any:
+def _run(coro: Any, settings: Settings | None = None) -> Any:
+    """``coro`` to its end; ``settings``: on the event loop they choose (a deployable), else asyncio's."""
     from floe_stream.runtime.devtools.embedded import BrokerNotInstalled
+    from floe_stream.runtime.framework import event_loop
 
     try:
+        if settings is not None:
+            return event_loop.run(coro, settings.event_loop)
         return asyncio.run(coro)
     except (ConfigError, BrokerNotInstalled) as exc:
         raise click.ClickException(str(exc)) from None
@@ -64,7 +68,7 @@ def _run_deployable(kind: str) -> None:
         finally:
             shutdown_tracing()  # flush spans still buffered
 
-    _run(go())
+    _run(go(), settings)
 
 
 @run.command("processor")

@@ -255,6 +255,11 @@ async def run_until_signalled(*services: Runnable, signals: bool = True) -> None
         for s in services:
             s.request_stop()
 
+    log.info(
+        "starting %s on the %s event loop",
+        ", ".join(s.name for s in services),
+        "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
+    )
     handled = (signal.SIGTERM, signal.SIGINT) if signals else ()
     for sig in handled:
         loop.add_signal_handler(sig, stop)
