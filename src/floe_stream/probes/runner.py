@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from floe_stream.probes.base import Probe, ProbeError, ProbeTarget
 from floe_stream.probes.guard import ProbeGuard, ProbeRefused
 from floe_stream.processors.ids import stable_id
+from floe_stream.runtime.framework.supervision import cancel_all
 from floe_stream.topics.bounds import as_text
 from floe_stream.topics.probe import ProbeResult
 
@@ -243,10 +244,5 @@ class ProbeRunner:
         return out
 
     async def close(self) -> None:
-        tasks = list(self.inflight.values())
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_all(list(self.inflight.values()))
         self.inflight.clear()

@@ -15,7 +15,6 @@ contracts topic and directory, followed while running by a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Collection
@@ -31,7 +30,7 @@ from floe_stream.contracts.runtime_registry import Change
 from floe_stream.runtime.framework.contracts_feed import ContractsFeed
 from floe_stream.runtime.framework.database import create_pool, ping
 from floe_stream.runtime.framework.sink_runtime import Input, Sink, SinkBatch, SinkContext
-from floe_stream.runtime.framework.supervision import supervise
+from floe_stream.runtime.framework.supervision import cancel_all, supervise
 from floe_stream.settings import ConfigError, Settings
 from floe_stream.sinks.alerts.channels import Channel, ChannelContext, channel_types
 from floe_stream.sinks.alerts.config import AlertsConfig, resolve_config
@@ -221,9 +220,7 @@ class AlertSink(Sink):
         if self.contracts is not None:
             await self.contracts.stop()
         if self._resend_task is not None:
-            self._resend_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._resend_task
+            await cancel_all([self._resend_task])
         await self.http.aclose()
         for ch in self.channels.values():
             await ch.aclose()
