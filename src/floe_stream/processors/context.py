@@ -211,14 +211,7 @@ class Materialization(NamedTuple):
     job: str | None = None
 
     def render(self) -> str:
-        parts = [self.at.isoformat().replace("+00:00", "Z"), f"id={self.event_id}"]
-        if self.rows is not None:
-            parts.append(f"rows={self.rows}")
-        if self.job:
-            parts.append(f"job={self.job}")
-        if self.run_id:
-            parts.append(f"run={self.run_id}")
-        return " ".join(parts)
+        return _render_one(self.at, self.event_id, self.rows, self.run_id, self.job)
 
 
 _LAST_MATERIALIZATIONS = 3
@@ -305,18 +298,19 @@ def _iso(t: datetime) -> str:
 def _render_recent(r: tuple[Any, ...]) -> str:
     """``AssetHistory.recent`` rendered newest first, as ``Materialization.render`` joined by "; ", read off
     the flat tuple (no tuple per materialization: bench/processor_cpu.py, drift)."""
-    parts: list[str] = []
-    for i in range(len(r) - _WIDTH, -1, -_WIDTH):
-        at, event_id, rows, run_id, job = r[i : i + _WIDTH]
-        one = f"{_iso(at)} id={event_id}"
-        if rows is not None:
-            one = f"{one} rows={rows}"
-        if job:
-            one = f"{one} job={job}"
-        if run_id:
-            one = f"{one} run={run_id}"
-        parts.append(one)
-    return "; ".join(parts)
+    return "; ".join(_render_one(*r[i : i + _WIDTH]) for i in range(len(r) - _WIDTH, -1, -_WIDTH))
+
+
+def _render_one(at: datetime, event_id: str, rows: int | None, run_id: str | None, job: str | None) -> str:
+    """One materialization as the violation context shows it: ``<time> id=… [rows=…] [job=…] [run=…]``."""
+    one = f"{_iso(at)} id={event_id}"
+    if rows is not None:
+        one = f"{one} rows={rows}"
+    if job:
+        one = f"{one} job={job}"
+    if run_id:
+        one = f"{one} run={run_id}"
+    return one
 
 
 def violation_pattern(history: AssetHistory, check_type: str, now: datetime) -> dict[str, str]:
