@@ -438,3 +438,23 @@ def test_identifier_and_text_problems_judge_as_the_wire_models_do(value: str) ->
     assert (text_problem(value) is None) == bool(re.fullmatch(TEXT_PATTERN, value, re.DOTALL))
     for problem in (identifier_problem(value), text_problem(value)):
         assert problem is None or ("\x00" not in problem and "\x1b" not in problem and len(problem) < 200)
+
+
+def test_an_asset_state_of_long_keys_stays_near_state_bytes() -> None:
+    """Keys of 1,000 characters, fewer than limits.max_tracked_keys: the weight decides what is kept."""
+    from floe_stream.processors.episodes import STATE_BYTES
+    from floe_stream.processors.normalize import update_of_materialization
+
+    eng, a = Engine(), asset()
+    resolved = []
+    for k in range(12):
+        batch = tuple({"name": f"rot-{k}-{i}-".ljust(1000, "x"), "passed": False} for i in range(10))
+        ev = MaterializationEvent.model_validate(
+            {"asset": "sales.orders", "materialized_at": T0, "quality": batch}
+        )
+        out = eng.apply_update(a, update_of_materialization(ev, f"r{k}"), T0 + timedelta(seconds=k))
+        resolved += [v for v in out.violations if "KiB of episodes open" in v.message]
+        st = eng.states["sales.orders"]
+        assert len(st.open.keys() | st.tracks.keys()) < InputLimits().max_tracked_keys
+        assert len(st.model_dump_json()) <= STATE_BYTES * 1.1
+    assert resolved  # the oldest episodes were resolved to keep the state small

@@ -190,7 +190,14 @@ def _run(history: list[Evaluation], seed: int) -> tuple[AssetState, list[object]
 def test_skipping_settled_keys_changes_nothing(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     history = _random_history(seed)
     fast = _run(history, seed)
-    monkeypatch.setattr(episodes, "_settled", lambda *a: False)  # the reference: step every key
+    # the reference: step every key of the scope absent from the evaluation
+    monkeypatch.setattr(
+        episodes,
+        "_unsettled",
+        lambda m, scope, seen, now, window_s: sorted(
+            k for k in m.open.keys() | m.tracks.keys() if k not in seen and k.startswith(scope)
+        ),
+    )
     slow = _run(history, seed)
     assert fast == slow
     assert any(isinstance(v, ResolvedData) for v in fast[1])  # the history did open and resolve episodes

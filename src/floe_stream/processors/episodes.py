@@ -19,8 +19,9 @@ Per finding key (``asset/check-key`` is the correlation key) the state machine i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from hashlib import blake2b
+from operator import attrgetter
 
 from floe_stream.contracts.models import MonitoredAsset
 from floe_stream.processors.bounds import bound_findings
@@ -61,6 +62,7 @@ STATE_BYTES = 256 * 1024
 """About the most an asset's finding keys (episodes, tracks) weigh in its changelog record."""
 SMALL_STATE_KEYS = 16
 """Up to this many keys the state is small by construction and is not weighed."""
+_FLIPS = attrgetter("flips")
 LABELS_MAX = 50
 """Labels a violation carries (a contract's, clipped like every other text from a contract)."""
 
@@ -203,7 +205,11 @@ def _resolve(asset: MonitoredAsset, ep: OpenEpisode, ctx: EvalContext) -> Resolv
 
 
 def _within(times: list[datetime], now: datetime, window_s: float) -> list[datetime]:
-    return [t for t in times if (now - t).total_seconds() < window_s] if times else []
+    """The times less than ``window_s`` before ``now`` (the same test as :func:`_unsettled`'s)."""
+    if not times:
+        return []
+    cutoff = now - timedelta(seconds=window_s)
+    return [t for t in times if t > cutoff]
 
 
 class _Machine:
@@ -299,10 +305,22 @@ class _Machine:
         """At most ``limit`` finding keys (tracked or open) and about :data:`STATE_BYTES` of them in the
         state: forget the tracks of keys not open, settled ones (flips only) before pending failures, oldest
         first; then resolve the oldest open episodes (their key is tracked again if it fires next time)."""
-        n = len(self.open) + len(self.tracks)
+        open_, tracks = self.open, self.tracks
+        n = len(open_) + len(tracks)
         if n <= SMALL_STATE_KEYS:
             return  # the common case: a few keys cannot weigh STATE_BYTES (texts and flips are capped)
-        keys = self.open.keys() | self.tracks.keys()
+        if n <= limit and (
+            100 * len(tracks)
+            + 36 * sum(map(len, map(_FLIPS, tracks.values())))
+            + 4 * sum(map(len, tracks))
+            + sum(map(self._weight_open, open_))
+            <= STATE_BYTES
+        ):
+            # at most what _weight sums (a key's UTF-8: ≤ 4 bytes a character), without a call per track: a
+            # column-churning asset keeps up to max_tracked_keys settled tracks (with _unsettled's one loop:
+            # bench/processor_cpu.py --events 60000 --batch 4, drift 317 → 279 µs an event)
+            return
+        keys = open_.keys() | tracks.keys()
         excess = len(keys) - limit
         weight = sum(self._weight(k) for k in keys)
         if excess <= 0 and weight <= STATE_BYTES:
@@ -336,27 +354,26 @@ class _Machine:
         t = self.tracks.get(key)
         if t is not None:
             size += len(key.encode()) + 100 + 36 * len(t.flips)
-        ep = self.open.get(key)
-        if ep is not None:
-            size += 2 * len(key.encode()) + len(ep.correlation_key.encode()) + len(ep.message.encode()) + 250
-        return size
+        return size + self._weight_open(key) if key in self.open else size
 
-
-def _settled(track: KeyTrack | None, now: datetime, window_s: float) -> bool:
-    """A key that is absent from an evaluation, not open, not failing, and whose flips are all still in the
-    flap window: a pass step would leave its track exactly as it is."""
-    if track is None or track.failing or track.fails:
-        return False
-    return not track.flips or (now - min(track.flips)).total_seconds() < window_s
+    def _weight_open(self, key: str) -> int:
+        """About the bytes the open episode of ``key`` costs in the state's JSON."""
+        ep = self.open[key]
+        return 2 * len(key.encode()) + len(ep.correlation_key.encode()) + len(ep.message.encode()) + 250
 
 
 def _unsettled(m: _Machine, scope: str, seen: set[str], now: datetime, window_s: float) -> list[str]:
     """The keys of ``scope`` absent from the evaluation that a pass step could change: every open one, and the
-    tracked ones not :func:`_settled` — in key order (a column-churning asset keeps dozens of settled tracks:
-    bench/processor_cpu.py "drift")."""
-    keys = [k for k in m.open if k not in seen and k.startswith(scope)]
+    tracked ones that are failing, counting failures, or have a flip past the flap window (a pass step would
+    leave any other track exactly as it is) — in key order. One loop without a call per key: a
+    column-churning asset keeps dozens of settled tracks (bench/processor_cpu.py "drift")."""
+    open_ = m.open
+    keys = [k for k in open_ if k not in seen and k.startswith(scope)]
+    cutoff = now - timedelta(seconds=window_s)  # the window test of _within, once
     for k, t in m.tracks.items():
-        if k not in seen and k not in m.open and k.startswith(scope) and not _settled(t, now, window_s):
+        if k in seen or k in open_ or not k.startswith(scope):
+            continue
+        if t.failing or t.fails or (t.flips and min(t.flips) <= cutoff):
             keys.append(k)
     keys.sort()
     return keys
