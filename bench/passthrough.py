@@ -3,10 +3,12 @@ consumer-group member that forwards every record of one topic to another (same k
 the input timestamp in a header), validating and re-serializing the materialization like the throughput
 baseline, one ``send_batch`` per partition and batch, commit per batch after the acknowledgements.
 
-    python -m bench.passthrough BOOTSTRAP SRC DST GROUP FETCH_MAX_WAIT_MS
+    python -m bench.passthrough BOOTSTRAP SRC DST GROUP FETCH_MAX_WAIT_MS [IDLE_TOPIC,...]
 
 It runs until SIGTERM. Whatever latency it adds over one hop is the price of a second hop through the
-broker plus the least any processor does; the floe processor's figure is compared with both.
+broker plus the least any processor does; the floe processor's figure is compared with both. With idle
+topics it also subscribes to them (nothing is produced there): every fetch request and response then lists
+their partitions too, as the processor's do for its quiet inputs (catalog commits, ticks, probe results).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from floe_stream.topics import MaterializationEvent
 
 
-async def main(bootstrap: str, src: str, dst: str, group: str, fetch_wait_ms: int) -> None:
+async def main(bootstrap: str, src: str, dst: str, group: str, fetch_wait_ms: int, idle: list[str]) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=0, acks="all", enable_idempotence=False
     )
     consumer = AIOKafkaConsumer(
         src,
+        *idle,
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,
@@ -63,4 +66,5 @@ async def main(bootstrap: str, src: str, dst: str, group: str, fetch_wait_ms: in
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])))
+    idle = [t for t in (sys.argv[6] if len(sys.argv) > 6 else "").split(",") if t]
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), idle))

@@ -47,6 +47,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.common import fill, pct, summary
 from floe_stream.runtime.deployables.app import load_registry, processor_service
+from floe_stream.runtime.deployables.processor import INPUTS as PROCESSOR_INPUTS
 from floe_stream.runtime.devtools.embedded import BROKER_KINDS, Broker, BrokerKind, make_broker
 from floe_stream.runtime.framework.kafka import ensure_topics, make_consumer, make_producer
 from floe_stream.settings import KafkaSettings, Settings
@@ -256,14 +257,19 @@ async def one_hop_latency(k: KafkaSettings, rate: float, seconds: float, partiti
     return lat[int(rate) :]  # drop the first second (warm-up)
 
 
-async def passthrough_latency(k: KafkaSettings, rate: float, seconds: float, partitions: int) -> list[float]:
+async def passthrough_latency(
+    k: KafkaSettings, rate: float, seconds: float, partitions: int, idle_topics: int = 0
+) -> list[float]:
     """(e) the same open-loop rate through bench/passthrough.py (a raw aiokafka forwarder in its own
-    process): input CreateTime → the forwarded record received, i.e. two hops and the least work."""
+    process): input CreateTime → the forwarded record received, i.e. two hops and the least work. With
+    ``idle_topics``, the forwarder also subscribes to that many empty topics of as many partitions (the
+    processor's quiet inputs: what the width of its fetches costs)."""
     src, dst = f"{k.topic_prefix}pt-in", f"{k.topic_prefix}pt-out"
-    await create_topics(k, [src, dst], partitions)
+    idle = [f"{k.topic_prefix}pt-idle{i}" for i in range(idle_topics)]
+    await create_topics(k, [src, dst, *idle], partitions)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.passthrough", k.bootstrap_servers, src, dst, f"{k.group_prefix}-pt",
-        str(k.fetch_max_wait_ms),
+        str(k.fetch_max_wait_ms), ",".join(idle),
     )  # fmt: skip
     lat: list[float] = []
     split: list[tuple[float, float]] = []
@@ -449,6 +455,7 @@ async def main() -> None:
     raw = proc = proc_eos = float("nan")
     hop: list[float] = []
     two: list[float] = []
+    wide: list[float] = []
     viol: list[float] = []
     viol_eos: list[float] = []
     with Brokers(a.broker, tmp) as brokers:
@@ -485,6 +492,15 @@ async def main() -> None:
                 await ensure_topics(k2)
                 two = await passthrough_latency(k2, a.rate, a.seconds, a.partitions)
             print(f"latency two hops via a raw aiokafka forwarder @ {a.rate:.0f}/s (ms): {summary(two)}")
+            with brokers.row("fwdw") as (broker, prefix):
+                k2 = kafka_on(broker.bootstrap, prefix)
+                await ensure_topics(k2)
+                idle = len(PROCESSOR_INPUTS) - 1
+                wide = await passthrough_latency(k2, a.rate, a.seconds, a.partitions, idle_topics=idle)
+            print(
+                f"latency two hops via the raw forwarder also subscribed to {idle} idle topics (the processor's "
+                f"other inputs) @ {a.rate:.0f}/s (ms): {summary(wide)}"
+            )
             runs: list[tuple[str, dict[str, object], list[float]]] = [("", {}, viol)]
             if a.eos:
                 runs.append((", exactly_once", {**eos, "commit_interval_ms": a.eos_commit_ms}, viol_eos))
@@ -514,12 +530,18 @@ async def main() -> None:
                 f"(p50: {pct(two, 50) - pct(hop, 50):.1f} ms); processor over the raw forwarder at p99: "
                 f"{pct(viol, 99) - pct(two, 99):.1f} ms (p50: {pct(viol, 50) - pct(two, 50):.1f} ms)"
             )
+            print(
+                f"the idle topics add to the raw forwarder at p99: {pct(wide, 99) - pct(two, 99):.1f} ms "
+                f"(p50: {pct(wide, 50) - pct(two, 50):.1f} ms); processor over that forwarder at p99: "
+                f"{pct(viol, 99) - pct(wide, 99):.1f} ms (p50: {pct(viol, 50) - pct(wide, 50):.1f} ms)"
+            )
     result = {
         "broker": a.broker, "events": a.events, "raw_eps": raw, "processor_eps": proc, "ratio": proc / raw,
         "processor_eos_eps": proc_eos,
         "hop_p50": pct(hop, 50), "hop_p99": pct(hop, 99), "viol_p50": pct(viol, 50), "viol_p99": pct(viol, 99),
         "viol_eos_p50": pct(viol_eos, 50), "viol_eos_p99": pct(viol_eos, 99),
         "two_hop_p50": pct(two, 50), "two_hop_p99": pct(two, 99),
+        "two_hop_idle_p50": pct(wide, 50), "two_hop_idle_p99": pct(wide, 99),
         "rate": a.rate, "fetch_wait_ms": a.fetch_wait_ms,
     }  # fmt: skip
     if a.json:
