@@ -21,7 +21,10 @@ Latency at a fixed open-loop rate:
       `--violation-every` events changes its asset's schema (a column new in that event), which opens a
       drift violation and resolves the previous one (2 CloudEvents); the other events are evaluated for
       freshness only. Latency = receive time of the CloudEvent − CreateTime of the input record (the
-      CloudEvent's `time`, which is the evaluation time = the input record's timestamp).
+      CloudEvent's `time`, which is the evaluation time = the input record's timestamp);
+  (e) the same rate through bench/passthrough.py, a raw aiokafka forwarder in its own process (two hops,
+      the least work), and (e') that forwarder also subscribed to the processor's other input topics, left
+      empty (every fetch request and response then names as many partitions as the processor's).
 ``--breakdown`` runs (d) with timing probes inside the processor (bench/processor_probe.py): input → handler
 start, the handler's time, the event loop's lateness.
 """
