@@ -62,6 +62,10 @@ STATE_BYTES = 256 * 1024
 """About the most an asset's finding keys (episodes, tracks) weigh in its changelog record."""
 SMALL_STATE_KEYS = 16
 """Up to this many keys the state is small by construction and is not weighed."""
+_TRACK_BYTES = 100
+"""What a track weighs in the state's JSON besides its key and flips (:meth:`_Machine._weight`)."""
+_FLIP_BYTES = 36
+"""What one flip time weighs there."""
 _FLIPS = attrgetter("flips")
 LABELS_MAX = 50
 """Labels a violation carries (a contract's, clipped like every other text from a contract)."""
@@ -310,8 +314,8 @@ class _Machine:
         if n <= SMALL_STATE_KEYS:
             return  # the common case: a few keys cannot weigh STATE_BYTES (texts and flips are capped)
         if n <= limit and (
-            100 * len(tracks)
-            + 36 * sum(map(len, map(_FLIPS, tracks.values())))
+            _TRACK_BYTES * len(tracks)
+            + _FLIP_BYTES * sum(map(len, map(_FLIPS, tracks.values())))
             + 4 * sum(map(len, tracks))
             + sum(map(self._weight_open, open_))
             <= STATE_BYTES
@@ -353,8 +357,10 @@ class _Machine:
         size = 0
         t = self.tracks.get(key)
         if t is not None:
-            size += len(key.encode()) + 100 + 36 * len(t.flips)
-        return size + self._weight_open(key) if key in self.open else size
+            size += len(key.encode()) + _TRACK_BYTES + _FLIP_BYTES * len(t.flips)
+        if key in self.open:
+            size += self._weight_open(key)
+        return size
 
     def _weight_open(self, key: str) -> int:
         """About the bytes the open episode of ``key`` costs in the state's JSON."""
