@@ -25,6 +25,9 @@ Latency at a fixed open-loop rate:
   (e) the same rate through bench/passthrough.py, a raw aiokafka forwarder in its own process (two hops,
       the least work), and (e') that forwarder also subscribed to the processor's other input topics, left
       empty (every fetch request and response then names as many partitions as the processor's).
+The rows with a process of their own ((d), (e), (e')) also print how it spent the span of the input: on a CPU,
+or runnable but waiting for a core (Linux scheduler statistics), and how busy all cores were: a busy box
+from a slow process.
 ``--breakdown`` runs (d) with timing probes inside the processor (bench/processor_probe.py): input → handler
 start, the handler's time, the event loop's lateness.
 """
@@ -48,7 +51,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from bench.common import fill, pct, summary
+from bench.common import CoreTime, fill, pct, summary
 from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.runtime.deployables.processor import INPUTS as PROCESSOR_INPUTS
 from floe_stream.runtime.devtools.embedded import BROKER_KINDS, Broker, BrokerKind, make_broker
@@ -288,11 +291,14 @@ async def passthrough_latency(
             await open_loop(k, src, 64, 1.0, lambda i, a: event(i, a), partitions)
         lat.clear()
         split.clear()
+        core = CoreTime(proc.pid)
         await open_loop(k, src, rate, seconds, lambda i, a: event(i, a), partitions)
+        busy = core.line("the forwarder while the input ran")
         await asyncio.sleep(1.5)
     proc.terminate()
     await proc.wait()
     print_split(split, int(rate), "input → forwarded record (ms):", "forwarded record → received (ms):")
+    print(busy, file=sys.stderr)
     return lat[int(rate) :]
 
 
@@ -365,11 +371,13 @@ async def processor_latency(
             )
         lat.clear()
         split.clear()
+        core = CoreTime(proc.pid)
         # every event changes its asset's extra column: a new drift opens and the previous one resolves
         await open_loop(
             s.kafka, topic, rate, seconds,
             lambda i, a: event(i, a, drift=True if (i // 64) % every == 0 else None), s.kafka.partitions,
         )  # fmt: skip
+        busy = core.line("the processor while the input ran")
         await asyncio.sleep(1.5)
     proc.terminate()
     await proc.wait()
@@ -381,6 +389,7 @@ async def processor_latency(
     )
     warm = int(2 * rate / every)  # drop the first second (warm-up): 2 CloudEvents per drift event
     print_split(split, warm, "input → processor's output record (ms):", "output record → received (ms):")
+    print(busy, file=sys.stderr)
     if breakdown is not None and breakdown.exists():  # noqa: ASYNC240 (the run is over: nothing to block)
         b = json.loads(breakdown.read_text())  # noqa: ASYNC240
         print("  inside the processor (p50/p90/p99 ms; bench/processor_probe.py):", file=sys.stderr)
