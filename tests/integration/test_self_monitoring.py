@@ -150,9 +150,12 @@ async def test_the_charts_rules_fire_over_a_running_floe(settings: Settings, tmp
             async with prometheus(tmp_path, port, rules) as prom:
                 await publish(s, TopicKey.MATERIALIZATIONS, [("test.fast", b"{broken")])
 
-                # the counter's first sample is its birth; a second dead letter is an increase rate() sees
+                # the counter's first sample is its birth; a second dead letter is an increase rate() sees. This
+                # test's own series: earlier tests' dead letters are in the process's registry too
+                t_mat = f"{s.kafka.topic_prefix}materializations"
+
                 async def dead_letter_scraped() -> bool:
-                    data = await api(prom, "query?query=floe_events_dead_lettered_total")
+                    data = await api(prom, f'query?query=floe_events_dead_lettered_total{{topic="{t_mat}"}}')
                     return bool(data and data["result"])
 
                 await wait_for(dead_letter_scraped, timeout=60)
@@ -171,7 +174,6 @@ async def test_the_charts_rules_fire_over_a_running_floe(settings: Settings, tmp
                     "FloeAlertChannelFailing",
                 }
                 alerts: dict[str, list[dict[str, str]]] = {}
-                t_mat = f"{s.kafka.topic_prefix}materializations"
 
                 def as_expected() -> None:
                     assert want <= set(alerts), alerts
