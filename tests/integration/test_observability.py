@@ -313,6 +313,18 @@ async def test_one_trace_from_commit_through_processor_to_a_sink_process(
                 await producer.stop()
             sink_spans = await wait_for(lambda: _spans(span_file, "floe.sink.openlineage"), timeout=40)
 
+            def stored_under_the_verdict() -> bool:  # this process's sink consumes the violation on its own
+                done = spans.get_finished_spans()
+                verdicts = {x.context.span_id for x in done if x.name == "floe.check schema_drift"}
+                return any(
+                    x.name == "floe.sink.sink-postgres"
+                    and x.parent is not None
+                    and x.parent.span_id in verdicts
+                    for x in done
+                )
+
+            await wait_for(stored_under_the_verdict, timeout=40)
+
         check = next(x for x in spans.get_finished_spans() if x.name == "floe.check schema_drift")
         process = next(x for x in spans.get_finished_spans() if x.name.startswith("floe.process"))
         assert f"{check.context.trace_id:032x}" == f"{process.context.trace_id:032x}" == trace_id
