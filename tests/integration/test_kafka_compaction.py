@@ -10,6 +10,7 @@ processor rebuilds exactly the state the old one held.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -122,7 +123,13 @@ async def test_state_restored_from_a_compacted_changelog_equals_the_state_before
             return bool(recs) and not recs[-1].value
 
         await wait_for(tombstoned, timeout=20)
-        await asyncio.sleep(1.0)  # the last commit's state write
+
+        async def written_through() -> bool:  # the last commit's state write, of every asset's partition
+            held = {a: st.model_dump_json() for a, st in first.pipeline.engine.states.items()}
+            return _latest(await read_all(s, TopicKey.PROCESSOR_STATE)) == held
+
+        with contextlib.suppress(AssertionError):
+            await wait_for(written_through, timeout=20)
         before = {a: st.model_dump_json() for a, st in first.pipeline.engine.states.items()}
     written = await read_all(s, TopicKey.PROCESSOR_STATE)  # the cleaner may have compacted some already
     assert _latest(written) == before and len(before) == N
