@@ -5,6 +5,7 @@ co-partitioning. No floe client may ever cause that; start-up refuses with one c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from pathlib import Path
@@ -20,7 +21,7 @@ from floe_stream.runtime.framework.kafka import ensure_topics
 from floe_stream.settings import ConfigError, DatabaseSettings, Settings
 from floe_stream.sinks.alerts.config import parse_config
 from floe_stream.topics.catalog import TopicKey, topic_name
-from tests.conftest import REPO, fast_kafka
+from tests.conftest import REPO, fast_kafka, wait_for
 from tests.integration.helpers import floe_env, start_floe
 
 ALERTS = parse_config(
@@ -58,7 +59,12 @@ async def test_the_broker_really_auto_creates_topics(apache_kafka: ApacheKafka) 
     consumer = AIOKafkaConsumer(name, bootstrap_servers=apache_kafka.bootstrap, group_id=None)
     await consumer.start()
     try:
-        await asyncio.sleep(0.5)
+        # the broker creates it on the consumer's metadata request, in its own time
+        async def created() -> bool:
+            return name in await _topics(apache_kafka.bootstrap)
+
+        with contextlib.suppress(AssertionError):
+            await wait_for(created, timeout=10)
     finally:
         await consumer.stop()
     assert name in await _topics(apache_kafka.bootstrap)
