@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,16 +66,18 @@ async def test_hanging_receiver_goes_to_dlq_without_delaying_others_and_replay_r
     settings: Settings,
 ) -> None:
     setup_metrics("floe-test")  # the process's Prometheus exposition (/metrics)
+    # names of their own: the metrics registry is the process's, earlier tests' channels are in it too
+    wh, sl = f"hook-{uuid.uuid4().hex[:8]}", f"slack-{uuid.uuid4().hex[:8]}"
     async with HttpReceiver(handler=lambda r: Reply(hang=True)) as hook, HttpReceiver() as slack:
         cfg = parse_config(
             {
                 "policy": {"group_wait_s": 0},
                 "channels": [
-                    {"name": "hook", "type": "webhook", "url": hook.url, "timeout_s": 0.5, "max_attempts": 2,
+                    {"name": wh, "type": "webhook", "url": hook.url, "timeout_s": 0.5, "max_attempts": 2,
                      "backoff_initial_s": 0.1},
-                    {"name": "slack", "type": "slack", "url": slack.url},
+                    {"name": sl, "type": "slack", "url": slack.url},
                 ],
-                "routes": [{"channels": ["hook", "slack"]}],
+                "routes": [{"channels": [wh, sl]}],
             }
         )  # fmt: skip
         sink = alerts_sink(settings, cfg)
@@ -87,15 +90,15 @@ async def test_hanging_receiver_goes_to_dlq_without_delaying_others_and_replay_r
         assert slack.requests[0].at < hook.requests[1].at  # slack did not wait for the dead webhook
         dead = [json.loads(r.value) for r in await read_all(settings, TopicKey.ALERTS_DLQ)]
         assert len(dead) == 1
-        assert dead[0]["channel"] == "hook"
+        assert dead[0]["channel"] == wh
         assert "timed out" in dead[0]["reason"]
         metrics = generate_latest().decode()
         assert any(
-            line.startswith("floe_alert_delivery_failures_total{") and 'channel="hook"' in line
+            line.startswith("floe_alert_delivery_failures_total{") and f'channel="{wh}"' in line
             for line in metrics.splitlines()
         )
         assert any(
-            line.startswith("floe_alert_delivery_latency_seconds_count{") and 'channel="slack"' in line
+            line.startswith("floe_alert_delivery_latency_seconds_count{") and f'channel="{sl}"' in line
             for line in metrics.splitlines()
         )
         assert dead[0]["notification"]["alerts"][0]["event_id"] == v.violation_id
