@@ -28,6 +28,8 @@ Latency at a fixed open-loop rate:
 The rows with a process of their own ((d), (e), (e')) also print how it spent the span of the input: on a CPU,
 or runnable but waiting for a core (Linux scheduler statistics), and how busy all cores were: a busy box
 from a slow process.
+The latency half starts and ends with the box's speed (:func:`box_speed`): on a shared host the tail moves
+with it.
 ``--breakdown`` runs (d) with timing probes inside the processor (bench/processor_probe.py): input → handler
 start, the handler's time, the event loop's lateness.
 """
@@ -426,6 +428,29 @@ class Brokers:
             yield broker, prefix
 
 
+QUIET_BOX_US = 19.0  # bench/processor_cpu.py fresh, 2026-12-06 04:44 UTC, nothing else on the host
+
+
+async def box_speed() -> float:
+    """How fast this box runs Python right now: the handler's CPU per event on the ``fresh`` workload of
+    bench/processor_cpu.py (broker stubbed, 20,000 events). A shared host moves it by up to 2× from hour to hour,
+    and the latency tail with it: a latency row means little without it."""
+    from bench.processor_cpu import run  # imports this module: not at the top
+
+    thresholds = gc.get_threshold()
+    try:
+        return await run("fresh", 20_000, 500, None)
+    finally:
+        gc.set_threshold(*thresholds)  # it tunes the collector as the processor does: not this process's
+
+
+def box_line(when: str, us: float) -> str:
+    return (
+        f"box speed {when} the latency rows: {us:.1f} µs an event (bench/processor_cpu.py fresh; "
+        f"{QUIET_BOX_US} on the quiet box, {us / QUIET_BOX_US:.2f}×)"
+    )
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", choices=BROKER_KINDS, default="kafka")
@@ -464,7 +489,7 @@ async def main() -> None:
                              **kw)  # type: ignore[arg-type]  # fmt: skip
 
     eos = {"processing_guarantee": "exactly_once"}
-    raw = proc = proc_eos = float("nan")
+    raw = proc = proc_eos = box_before = box_after = float("nan")
     hop: list[float] = []
     two: list[float] = []
     wide: list[float] = []
@@ -492,6 +517,8 @@ async def main() -> None:
                     f"({proc_eos / raw:.0%} of raw, {proc_eos / proc:.0%} of at_least_once)"
                 )
         if a.only != "throughput":
+            box_before = await box_speed()
+            print(box_line("before", box_before))
             gc.collect()  # the throughput half's garbage: no collector pauses inside the latency measurements
             gc.freeze()
             with brokers.row("hop") as (broker, prefix):
@@ -547,6 +574,8 @@ async def main() -> None:
                 f"(p50: {pct(wide, 50) - pct(two, 50):.1f} ms); processor over that forwarder at p99: "
                 f"{pct(viol, 99) - pct(wide, 99):.1f} ms (p50: {pct(viol, 50) - pct(wide, 50):.1f} ms)"
             )
+            box_after = await box_speed()
+            print(box_line("after", box_after))
     result = {
         "broker": a.broker, "events": a.events, "raw_eps": raw, "processor_eps": proc, "ratio": proc / raw,
         "processor_eos_eps": proc_eos,
@@ -554,7 +583,7 @@ async def main() -> None:
         "viol_eos_p50": pct(viol_eos, 50), "viol_eos_p99": pct(viol_eos, 99),
         "two_hop_p50": pct(two, 50), "two_hop_p99": pct(two, 99),
         "two_hop_idle_p50": pct(wide, 50), "two_hop_idle_p99": pct(wide, 99),
-        "rate": a.rate, "fetch_wait_ms": a.fetch_wait_ms,
+        "rate": a.rate, "fetch_wait_ms": a.fetch_wait_ms, "box_us_before": box_before, "box_us_after": box_after,
     }  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps(result, indent=2))

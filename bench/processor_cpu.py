@@ -23,6 +23,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from bench.processor import ASSETS, contract_dir, event
 from floe_stream.runtime.deployables.app import load_registry, processor_service, tune_gc
 from floe_stream.runtime.deployables.outputs import Emitted
+from floe_stream.runtime.deployables.processor import ProcessorService
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.topics.catalog import TopicKey, topic_name
 from floe_stream.topics.partitioning import partition_for
@@ -85,7 +86,19 @@ async def _run(tmp: Path, mode: str, n: int, size: int, profile: Path | None) ->
     svc.pipeline.partitions = PARTITIONS
     enc = svc.encoder
     enc.partitions = {enc.t_results: PARTITIONS, enc.t_viol: PARTITIONS, enc.t_dlq: PARTITIONS}
-    svc.strategy = _NoBroker()  # type: ignore[assignment]
+    kafka_strategy, svc.strategy = svc.strategy, _NoBroker()  # type: ignore[assignment]
+    try:
+        return await _time(svc, s, mode, n, size, profile)
+    finally:  # its Kafka clients were never started: closed, so none is reported unclosed at exit
+        await kafka_strategy.close()
+        await svc.consumer.stop()
+        if svc.producer is not None:
+            await svc.producer.stop()
+
+
+async def _time(
+    svc: ProcessorService, s: Settings, mode: str, n: int, size: int, profile: Path | None
+) -> float:
     batches = _batches(topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS), mode, n, size)
     tune_gc()
     prof = cProfile.Profile() if profile else None
@@ -95,7 +108,7 @@ async def _run(tmp: Path, mode: str, n: int, size: int, profile: Path | None) ->
     for b in batches:
         await svc.handle(b)
         svc.finish({})  # the state changes are taken (their changelog write is I/O: not measured)
-    if prof:
+    if prof and profile:
         prof.disable()
         prof.dump_stats(profile)
     return (time.perf_counter() - t0) / n * 1e6
