@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -272,3 +273,82 @@ def test_lint_reports_bad_overrides_and_unpingable_availability() -> None:
     assert any("resolve_after" in p for p in problems)
     assert any("no probe target" in p for p in problems)
     assert override_problems(asset()) == []
+
+
+def _bound_as_before(m: Any, limit: int) -> None:
+    """_Machine.bound as it was before its count-only shortcut (c527637): every key weighed, the settled tracks
+    sorted, then dropped oldest first; then the oldest open episodes resolved. (Its first line then returned for
+    any state of up to SMALL_STATE_KEYS keys, even over a smaller max_tracked_keys; now only within it.)"""
+    from floe_stream.processors.episodes import SMALL_STATE_KEYS, STATE_BYTES, resolved_event
+
+    n = len(m.open) + len(m.tracks)
+    if n <= SMALL_STATE_KEYS and n <= limit:
+        return
+    keys = m.open.keys() | m.tracks.keys()
+    excess = len(keys) - limit
+    weight = sum(m._weight(k) for k in keys)
+    if excess <= 0 and weight <= STATE_BYTES:
+        return
+
+    def age(key: str) -> tuple[bool, datetime]:
+        t = m.tracks[key]
+        return (t.failing, max(t.flips) if t.flips else (t.failing_since or m.ctx.now))
+
+    for key in sorted((k for k in m.tracks if k not in m.open), key=lambda k: (age(k), k)):
+        if excess <= 0 and weight <= STATE_BYTES:
+            return
+        weight -= m._weight(key)
+        del m.tracks[key]
+        excess -= 1
+        m.changed = True
+    for ep in sorted(m.open.values(), key=lambda e: (e.opened_at, e.key)):
+        if excess <= 0 and weight <= STATE_BYTES:
+            return
+        weight -= m._weight(ep.key)
+        why = f"more than limits.max_tracked_keys ({limit}) or {STATE_BYTES // 1024} KiB of episodes open"
+        m.out.violations.append(resolved_event(m.asset, ep, m.ctx.now, why))
+        del m.open[ep.key]
+        m.tracks.pop(ep.key, None)
+        excess -= 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bounding_a_churning_state_keeps_and_forgets_what_it_did_before(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Column churn at max_tracked_keys (a new key or two every evaluation, some failing, times out of order,
+    long keys now and then): the state and every output equal those of the previous algorithm, step by step."""
+    import random
+
+    from floe_stream.processors import episodes
+    from floe_stream.topics.bounds import InputLimits
+
+    rnd = random.Random(seed)
+    a = asset()
+    limits = InputLimits(max_tracked_keys=rnd.choice([10, 20, 40]))
+    policy = CheckPolicy(fail_after=rnd.choice([1, 2]), resolve_after=rnd.choice([1, 2]), flap_window_s=600)
+    states = [AssetState(asset_id="sales.orders"), AssetState(asset_id="sales.orders")]
+    t, forgotten = T0, 0
+    for i in range(400):
+        t += timedelta(seconds=rnd.choice([-30, 1, 5, 60, 400]))  # a broken clock now and then
+        names = [f"q:c{i}", f"q:c{i - 1}", *(f"q:c{rnd.randrange(i + 1)}" for _ in range(rnd.randrange(3)))]
+        if rnd.random() < 0.05:
+            names.append("q:" + "x" * 4_000 + str(i))  # heavy keys: the weight decides, not the count
+        findings = tuple(
+            Finding(key=k, severity=Severity.ERROR if rnd.random() < 0.6 else None, message=f"m {k[:40]}")
+            for k in dict.fromkeys(names)
+        )
+        e = Evaluation(check_type=CheckType.QUALITY, status=CheckStatus.FAIL, findings=findings, scope="q:")
+        ctx = EvalContext(now=t, policy=policy, limits=limits)
+        outs = []
+        for side in (0, 1):
+            if side:
+                monkeypatch.setattr(episodes._Machine, "bound", _bound_as_before)
+            states[side], out = apply_evaluation(a, states[side], e, ctx, f"e{i}")
+            outs.append(out)
+        monkeypatch.undo()
+        assert states[0] == states[1], i
+        assert outs[0].violations == outs[1].violations, i
+        forgotten += len(states[1].tracks) < len({*states[1].tracks, *(f.key for f in findings)})
+    assert len(states[0].open.keys() | states[0].tracks.keys()) <= limits.max_tracked_keys
+    assert forgotten  # tracks were forgotten along the way: the bound was exercised

@@ -503,3 +503,49 @@ def test_remembered_iso_times_are_isoformat_and_bounded() -> None:
     for i in range(context._ISO_MAX + 1):
         context._iso(T0 + timedelta(seconds=i))
     assert 0 < len(context._iso_of) <= context._ISO_MAX
+
+
+def test_a_states_json_size_is_its_records_length_in_bytes() -> None:
+    """AssetState.json_size (the changelog record's bytes, tracks remembered) against the record itself: keys
+    and texts that JSON escapes or UTF-8 widens, tracks shared between states, renamed, replaced, forgotten."""
+    from floe_stream.processors import model
+    from floe_stream.processors.model import KeyTrack, OpenEpisode
+
+    rnd = random.Random(7)
+    odd = ["q:plain", 'q:"quoted"', "q:back\\slash", "q:nul\x00and\x1fctl", "q:tab\tnl\n", "q:€uro", "q:😀",
+           "q:" + "x" * 3000, "q:\u2028sep", "q:del\x7f"]  # fmt: skip
+
+    def track(i: int) -> KeyTrack:
+        flips = [T0 + timedelta(seconds=s) for s in range(rnd.randrange(4))]
+        since = rnd.choice([None, T0, T0.astimezone(timezone(timedelta(hours=5, minutes=30)))])
+        return KeyTrack(failing=bool(i % 2), fails=rnd.randrange(10**12), failing_since=since, flips=flips)
+
+    def exact(st: AssetState) -> int:
+        return len(st.model_dump_json().encode())
+
+    st = AssetState(asset_id="sales.orders\x00€", last_sequence=2**62, watch_since=T0)
+    assert st.json_size() == exact(st)  # no tracks
+    ep = OpenEpisode(
+        key=odd[1], check_type=CheckType.QUALITY, violation_id="v", correlation_key="c\x00", opened_at=T0,
+        severity=Severity.ERROR, message="m\n€",
+    )  # fmt: skip
+    for i in range(300):
+        tracks = dict(st.tracks)
+        for _ in range(rnd.randrange(3)):
+            tracks[rnd.choice(odd) + str(rnd.randrange(40))] = track(i)
+        if tracks and rnd.random() < 0.3:
+            del tracks[rnd.choice(list(tracks))]
+        if tracks and rnd.random() < 0.2:  # the same track object under another key
+            k, t = rnd.choice(list(tracks.items()))
+            tracks[k + "'"] = t
+        st = st.evolve(
+            tracks=tracks,
+            open={ep.key: ep} if i % 3 else {},
+            breaches={"quality": [T0]} if i % 5 else {},
+            checks={"drift": {"columns": [odd[i % len(odd)]]}},
+        )
+        assert st.json_size() == exact(st), i
+    for i in range(model._TRACK_BYTES_MAX + 1):  # remembered pairs are bounded
+        model._track_bytes[-i] = (KeyTrack(), "k", 0)
+    assert st.json_size() == exact(st)
+    assert 0 < len(model._track_bytes) <= model._TRACK_BYTES_MAX

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from hashlib import blake2b
+from heapq import nsmallest
 from operator import attrgetter
 
 from floe_stream.contracts.models import MonitoredAsset
@@ -311,31 +312,40 @@ class _Machine:
         first; then resolve the oldest open episodes (their key is tracked again if it fires next time)."""
         open_, tracks = self.open, self.tracks
         n = len(open_) + len(tracks)
-        if n <= SMALL_STATE_KEYS:
+        if n <= SMALL_STATE_KEYS and n <= limit:
             return  # the common case: a few keys cannot weigh STATE_BYTES (texts and flips are capped)
-        if n <= limit and (
+        light = (
             _TRACK_BYTES * len(tracks)
             + _FLIP_BYTES * sum(map(len, map(_FLIPS, tracks.values())))
             + 4 * sum(map(len, tracks))
             + sum(map(self._weight_open, open_))
             <= STATE_BYTES
-        ):
-            # at most what _weight sums (a key's UTF-8: ≤ 4 bytes a character), without a call per track: a
-            # column-churning asset keeps up to max_tracked_keys settled tracks (with _unsettled's one loop:
+        )  # at most what _weight sums (a key's UTF-8: ≤ 4 bytes a character), without a call per track
+        if light and n <= limit:
+            # a column-churning asset keeps up to max_tracked_keys settled tracks (with _unsettled's one loop:
             # bench/processor_cpu.py --events 60000 --batch 4, drift 317 → 279 µs an event)
             return
         keys = open_.keys() | tracks.keys()
         excess = len(keys) - limit
+        if light:
+            # over the count, not the weight (a churning asset at max_tracked_keys: a key more each event):
+            # the loops below would drop the `excess` oldest settled tracks; picked without weighing every key
+            # or sorting them all (with AssetState.json_size, bench/processor_cpu.py --events 160000, ~250
+            # drift events an asset: drift 533 → 373 µs an event; tests/unit/test_episodes.py holds it equal
+            # to the loops)
+            if excess <= 0:
+                return
+            settled = [k for k in tracks if k not in open_]
+            if len(settled) >= excess:
+                for key in nsmallest(excess, settled, key=lambda k: (self._age(k), k)):
+                    del tracks[key]
+                self.changed = True
+                return
         weight = sum(self._weight(k) for k in keys)
         if excess <= 0 and weight <= STATE_BYTES:
             return
 
-        def age(key: str) -> tuple[bool, datetime]:
-            t = self.tracks[key]
-            last = max(t.flips) if t.flips else (t.failing_since or self.ctx.now)
-            return (t.failing, last)
-
-        for key in sorted((k for k in self.tracks if k not in self.open), key=lambda k: (age(k), k)):
+        for key in sorted((k for k in self.tracks if k not in self.open), key=lambda k: (self._age(k), k)):
             if excess <= 0 and weight <= STATE_BYTES:
                 return
             weight -= self._weight(key)
@@ -351,6 +361,13 @@ class _Machine:
             del self.open[ep.key]
             self.tracks.pop(ep.key, None)
             excess -= 1
+
+    def _age(self, key: str) -> tuple[bool, datetime]:
+        """The order in which :meth:`bound` forgets tracks: settled before failing, then the oldest last flip
+        (or failure) first."""
+        t = self.tracks[key]
+        last = max(t.flips) if t.flips else (t.failing_since or self.ctx.now)
+        return (t.failing, last)
 
     def _weight(self, key: str) -> int:
         """About the bytes ``key`` costs in the state's JSON (its track and its open episode)."""

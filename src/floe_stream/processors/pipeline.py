@@ -398,10 +398,9 @@ class Pipeline:
             st = states.get(aid)
             if st is None or len(st.open) + len(st.tracks) + len(st.checks) <= UNMEASURED_STATE_KEYS:
                 continue
-            # bytes, as the changelog writes it (UTF-8: non-ASCII text is longer than its length): the bytes
-            # model_dump_json decodes, not decoded and encoded again (7 KB at 40 keys: bench/processor_cpu.py)
-            rec = st.record()
-            size = len(rec.__pydantic_serializer__.to_json(rec))
+            # bytes, as the changelog writes it (UTF-8: non-ASCII text is longer than its length), its tracks'
+            # remembered (7 KB at 40 keys, ~30 KB at max_tracked_keys: bench/processor_cpu.py drift)
+            size = st.json_size()
             if size > self.max_record_bytes:
                 raise OutputTooLarge(
                     f"outputs too large: the state of {aid} would be {size} bytes "
