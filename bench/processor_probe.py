@@ -7,8 +7,8 @@ Per batch of materializations handled, for the records that change their asset's
 violations bench/processor.py times) and for all: input CreateTime → handler start (the fetch: the broker's
 append, the fetch request and response, aiokafka's decoding, waiting for the loop), the handler's own time
 (decode → checks → episodes → encoded outputs handed to the producers) and its CPU per record (the thread's
-CPU time: what the handler costs when the process shares its cores, beside bench/processor_cpu.py's figure on a
-warm cache), the gap before a batch (the end of the previous one → this one's start: the next fetch's answer,
+CPU time over the batch, the little that other tasks run while it awaits the producers included: what the handler
+costs when the process shares its cores, beside bench/processor_cpu.py's figure on a warm cache), the gap before a batch (the end of the previous one → this one's start: the next fetch's answer,
 aiokafka's decoding, waiting for a core), whether a fetch was in flight when the handler started (aiokafka
 sends the next one before the batch is handled: then fetching and handling overlap), the loop's lateness (a
 task that asks to wake every millisecond: how long the loop was busy elsewhere) and the garbage collector's
