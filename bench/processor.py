@@ -20,11 +20,16 @@ Latency at a fixed open-loop rate:
   (d) event → violation through `floe run processor` in its own process, same rate: 1 in
       `--violation-every` events changes its asset's schema (a column new in that event), which opens a
       drift violation and resolves the previous one (2 CloudEvents); the other events are evaluated for
-      freshness only. Latency = receive time of the CloudEvent − CreateTime of the input record (the
-      CloudEvent's `time`, which is the evaluation time = the input record's timestamp);
+      freshness only. The schema changes come in bursts of `--drift-burst` consecutive events (64: every
+      asset at once, as a migration that changes many tables does; 1: spread evenly). Latency = receive time
+      of the CloudEvent − CreateTime of the input record (the CloudEvent's `time`, which is the evaluation
+      time = the input record's timestamp);
   (e) the same rate through bench/passthrough.py, a raw aiokafka forwarder in its own process (two hops,
       the least work), and (e') that forwarder also subscribed to the processor's other input topics, left
       empty (every fetch request and response then names as many partitions as the processor's).
+Their output topics keep the broker's append time (``message.timestamp.type=LogAppendTime``), so each of those
+rows also splits its latency at the broker: input → output record appended (the process's share, its produce
+request included), appended → received (the bench's consumer).
 The rows with a process of their own ((d), (e), (e')) also print how it spent the span of the input: on a CPU,
 or runnable but waiting for a core (Linux scheduler statistics), and how busy all cores were: a busy box
 from a slow process.
@@ -51,6 +56,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from bench.common import CoreTime, fill, pct, summary
@@ -250,6 +256,25 @@ async def create_topics(k: KafkaSettings, names: list[str], partitions: int) -> 
     await admin.close()
 
 
+async def append_time(k: KafkaSettings, topic: str) -> str:
+    """``topic``'s records carry the broker's append time: the split of a two-hop latency at the broker.
+    Returns what the split's first half ends at (Tansu has no AlterConfigs: the output's CreateTime)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"message.timestamp.type": "LogAppendTime"})]
+        )
+    except KafkaError:
+        return "created"
+    finally:
+        await admin.close()
+    return "appended"
+
+
 def print_split(split: list[tuple[float, float]], warm: int, first: str, second: str) -> None:
     print(f"  {first:<39} {summary([a for a, _ in split[warm:]])}", file=sys.stderr)
     print(f"  {second:<39} {summary([b for _, b in split[warm:]])}", file=sys.stderr)
@@ -275,6 +300,7 @@ async def passthrough_latency(
     src, dst = f"{k.topic_prefix}pt-in", f"{k.topic_prefix}pt-out"
     idle = [f"{k.topic_prefix}pt-idle{i}" for i in range(idle_topics)]
     await create_topics(k, [src, dst, *idle], partitions)
+    at = await append_time(k, dst)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.passthrough", k.bootstrap_servers, src, dst, f"{k.group_prefix}-pt",
         str(k.fetch_max_wait_ms), ",".join(idle),
@@ -299,7 +325,7 @@ async def passthrough_latency(
         await asyncio.sleep(1.5)
     proc.terminate()
     await proc.wait()
-    print_split(split, int(rate), "input → forwarded record (ms):", "forwarded record → received (ms):")
+    print_split(split, int(rate), f"input → forwarded record {at} (ms):", f"{at} → received (ms):")
     print(busy, file=sys.stderr)
     return lat[int(rate) :]
 
@@ -343,6 +369,7 @@ async def processor_latency(
     every: int = 1,
     src: Path | None = None,
     breakdown: Path | None = None,
+    burst: int = 64,
 ) -> list[float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)  # earlier children (the forwarder) excluded
     cpu_before = before.ru_utime + before.ru_stime
@@ -355,34 +382,41 @@ async def processor_latency(
             cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["FLOE_BENCH_PROFILE"], *cmd]
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=fh, stderr=fh)
     viol = topic_name(s.kafka.topic_prefix, TopicKey.VIOLATIONS)
+    at = await append_time(s.kafka, viol)
     lat: list[float] = []
     split: list[tuple[float, float]] = []  # (input → processor's output record appended, that → received)
+    got: list[tuple[ConsumerRecord[bytes, bytes], float]] = []
 
     def seen(r: ConsumerRecord[bytes, bytes], now: float) -> None:
-        t_in = decode_violation(dict(r.headers), r.key, r.value).time.timestamp() * 1000
-        lat.append(now - t_in)
-        split.append((r.timestamp - t_in, now - r.timestamp))
+        got.append((r, now))  # decoded after the run: the bench's CPU stays out of the processor's bursts
+
+    def decode_got() -> None:
+        for r, now in got:
+            t_in = decode_violation(dict(r.headers), r.key, r.value).time.timestamp() * 1000
+            lat.append(now - t_in)
+            split.append((r.timestamp - t_in, now - r.timestamp))
+        got.clear()
 
     async with Tail(s.kafka, viol, s.kafka.partitions, seen):
         # wait for the processor to join: publish drifted events until one yields a violation
         deadline = time.monotonic() + 60
         topic = topic_name(s.kafka.topic_prefix, TopicKey.MATERIALIZATIONS)
-        while not lat and time.monotonic() < deadline:
+        while not got and time.monotonic() < deadline:
             await open_loop(
                 s.kafka, topic, 64, 1.0, lambda i, a: event(-i - 1, a, drift=True), s.kafka.partitions
             )
-        lat.clear()
-        split.clear()
+        got.clear()
         core = CoreTime(proc.pid)
         # every event changes its asset's extra column: a new drift opens and the previous one resolves
         await open_loop(
             s.kafka, topic, rate, seconds,
-            lambda i, a: event(i, a, drift=True if (i // 64) % every == 0 else None), s.kafka.partitions,
+            lambda i, a: event(i, a, drift=True if (i // burst) % every == 0 else None), s.kafka.partitions,
         )  # fmt: skip
         busy = core.line("the processor while the input ran")
         await asyncio.sleep(1.5)
     proc.terminate()
     await proc.wait()
+    decode_got()
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = cpu.ru_utime + cpu.ru_stime - cpu_before
     print(
@@ -390,7 +424,7 @@ async def processor_latency(
         file=sys.stderr,
     )
     warm = int(2 * rate / every)  # drop the first second (warm-up): 2 CloudEvents per drift event
-    print_split(split, warm, "input → processor's output record (ms):", "output record → received (ms):")
+    print_split(split, warm, f"input → processor's output {at} (ms):", f"{at} → received (ms):")
     print(busy, file=sys.stderr)
     if breakdown is not None and breakdown.exists():  # noqa: ASYNC240 (the run is over: nothing to block)
         b = json.loads(breakdown.read_text())  # noqa: ASYNC240
@@ -469,6 +503,10 @@ async def main() -> None:
     ap.add_argument(
         "--violation-every", type=int, default=10,
         help="1 in N events changes its asset's schema (2 CloudEvents: a drift opens, the previous resolves)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--drift-burst", type=int, default=64,
+        help="the schema changes come in bursts of N consecutive events (64: every asset; 1: spread evenly)",
     )  # fmt: skip
     ap.add_argument("--only", choices=("throughput", "latency"), default=None, help="run one half")
     ap.add_argument(
@@ -557,6 +595,7 @@ async def main() -> None:
                             tmp / f"processor-{prefix}.log",
                             a.violation_every,
                             breakdown=tmp / f"breakdown-{prefix}.json" if a.breakdown else None,
+                            burst=a.drift_burst,
                         )
                     )
                 print(f"latency event→violation via processor{label} @ {a.rate:.0f}/s (ms): {summary(into)}")
@@ -583,7 +622,7 @@ async def main() -> None:
         "viol_eos_p50": pct(viol_eos, 50), "viol_eos_p99": pct(viol_eos, 99),
         "two_hop_p50": pct(two, 50), "two_hop_p99": pct(two, 99),
         "two_hop_idle_p50": pct(wide, 50), "two_hop_idle_p99": pct(wide, 99),
-        "rate": a.rate, "fetch_wait_ms": a.fetch_wait_ms, "box_us_before": box_before, "box_us_after": box_after,
+        "rate": a.rate, "fetch_wait_ms": a.fetch_wait_ms, "drift_burst": a.drift_burst, "box_us_before": box_before, "box_us_after": box_after,
     }  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps(result, indent=2))
