@@ -49,7 +49,7 @@ from tests.deploy.support import HELM_BIN, Helm
 from tests.integration.helpers import Running, publish
 from tests.integration.receivers import HttpReceiver, Reply
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.tool]  # helm and Prometheus (`make tools`)
 
 FIXTURES = REPO / "tests" / "fixtures" / "contracts"
 
