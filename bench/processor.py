@@ -37,6 +37,12 @@ The latency half starts and ends with the box's speed (:func:`box_speed`): on a 
 with it.
 ``--breakdown`` runs (d) with timing probes inside the processor (bench/processor_probe.py): input → handler
 start, the handler's time, the event loop's lateness.
+Apache Kafka's JVM writes its GC log, and each latency row prints the broker's stop-the-world pauses that fell
+inside it and the p50/p99 of its samples that crossed none (bench/broker_gc.py), and the comparison is printed
+again without those samples: how much of a tail is the broker's. ``--broker-jvm``: ``test`` (default, the JVM of
+every earlier row here and of the test suite: 256–512 MB, serial GC, C1 only; a young collection stops it for
+8–15 ms about once a second at this rate) or ``script`` (as Kafka's own start script runs it: G1, 1 GB, both JIT
+tiers; ``--warm-s`` of load first, 20 by default, while it compiles and sizes its heap).
 """
 
 from __future__ import annotations
@@ -59,10 +65,18 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from bench import broker_gc
 from bench.common import CoreTime, fill, pct, summary
 from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.runtime.deployables.processor import INPUTS as PROCESSOR_INPUTS
-from floe_stream.runtime.devtools.embedded import BROKER_KINDS, Broker, BrokerKind, make_broker
+from floe_stream.runtime.devtools.embedded import (
+    BROKER_KINDS,
+    JAVA_OPTS,
+    KAFKA_SCRIPT_JAVA_OPTS,
+    Broker,
+    BrokerKind,
+    make_broker,
+)
 from floe_stream.runtime.framework.kafka import ensure_topics, make_consumer, make_producer
 from floe_stream.settings import KafkaSettings, Settings
 from floe_stream.topics import MaterializationEvent, ObservedColumn, TopicKey, topic_name
@@ -275,23 +289,37 @@ async def append_time(k: KafkaSettings, topic: str) -> str:
     return "appended"
 
 
+def print_gc(line: str | None) -> None:
+    if line is not None:
+        print(line)
+
+
 def print_split(split: list[tuple[float, float]], warm: int, first: str, second: str) -> None:
     print(f"  {first:<39} {summary([a for a, _ in split[warm:]])}", file=sys.stderr)
     print(f"  {second:<39} {summary([b for _, b in split[warm:]])}", file=sys.stderr)
 
 
-async def one_hop_latency(k: KafkaSettings, rate: float, seconds: float, partitions: int) -> list[float]:
+async def one_hop_latency(
+    k: KafkaSettings, rate: float, seconds: float, partitions: int, spans: list[tuple[float, float]]
+) -> list[float]:
+    """``spans``: each sample's (input CreateTime, received) is added (bench/broker_gc.py)."""
     topic = f"{k.topic_prefix}hop"
     await create_topics(k, [topic], partitions)
-    lat: list[float] = []
-    async with Tail(k, topic, partitions, lambda r, now: lat.append(now - r.timestamp)):
+    got: list[tuple[float, float]] = []
+    async with Tail(k, topic, partitions, lambda r, now: got.append((r.timestamp, now))):
         await open_loop(k, topic, rate, seconds, lambda i, a: event(i, a), partitions)
         await asyncio.sleep(1)
-    return lat[int(rate) :]  # drop the first second (warm-up)
+    spans.extend(got[int(rate) :])  # drop the first second (warm-up)
+    return [out - t_in for t_in, out in got[int(rate) :]]
 
 
 async def passthrough_latency(
-    k: KafkaSettings, rate: float, seconds: float, partitions: int, idle_topics: int = 0
+    k: KafkaSettings,
+    rate: float,
+    seconds: float,
+    partitions: int,
+    spans: list[tuple[float, float]],
+    idle_topics: int = 0,
 ) -> list[float]:
     """(e) the same open-loop rate through bench/passthrough.py (a raw aiokafka forwarder in its own
     process): input CreateTime → the forwarded record received, i.e. two hops and the least work. With
@@ -307,11 +335,13 @@ async def passthrough_latency(
     )  # fmt: skip
     lat: list[float] = []
     split: list[tuple[float, float]] = []
+    got: list[tuple[float, float]] = []
 
     def seen(r: ConsumerRecord[bytes, bytes], now: float) -> None:
         t_in = float(dict(r.headers)["in-ts"])
         lat.append(now - t_in)
         split.append((r.timestamp - t_in, now - r.timestamp))
+        got.append((t_in, now))
 
     async with Tail(k, dst, partitions, seen):
         deadline = time.monotonic() + 60
@@ -319,6 +349,7 @@ async def passthrough_latency(
             await open_loop(k, src, 64, 1.0, lambda i, a: event(i, a), partitions)
         lat.clear()
         split.clear()
+        got.clear()
         core = CoreTime(proc.pid)
         await open_loop(k, src, rate, seconds, lambda i, a: event(i, a), partitions)
         busy = core.line("the forwarder while the input ran")
@@ -327,6 +358,7 @@ async def passthrough_latency(
     await proc.wait()
     print_split(split, int(rate), f"input → forwarded record {at} (ms):", f"{at} → received (ms):")
     print(busy, file=sys.stderr)
+    spans.extend(got[int(rate) :])
     return lat[int(rate) :]
 
 
@@ -370,6 +402,7 @@ async def processor_latency(
     src: Path | None = None,
     breakdown: Path | None = None,
     burst: int = 64,
+    spans: list[tuple[float, float]] | None = None,
 ) -> list[float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)  # earlier children (the forwarder) excluded
     cpu_before = before.ru_utime + before.ru_stime
@@ -385,6 +418,7 @@ async def processor_latency(
     at = await append_time(s.kafka, viol)
     lat: list[float] = []
     split: list[tuple[float, float]] = []  # (input → processor's output record appended, that → received)
+    journeys: list[tuple[float, float]] = []  # (input, received) ms
     got: list[tuple[ConsumerRecord[bytes, bytes], float]] = []
 
     def seen(r: ConsumerRecord[bytes, bytes], now: float) -> None:
@@ -395,6 +429,7 @@ async def processor_latency(
             t_in = decode_violation(dict(r.headers), r.key, r.value).time.timestamp() * 1000
             lat.append(now - t_in)
             split.append((r.timestamp - t_in, now - r.timestamp))
+            journeys.append((t_in, now))
         got.clear()
 
     async with Tail(s.kafka, viol, s.kafka.partitions, seen):
@@ -431,16 +466,43 @@ async def processor_latency(
         print("  inside the processor (p50/p90/p99 ms; bench/processor_probe.py):", file=sys.stderr)
         for k, v in b.items():
             print(f"    {k:<34} {v}", file=sys.stderr)
+    if spans is not None:
+        spans.extend(journeys[warm:])
     return lat[warm:]
+
+
+async def warm_broker(
+    brokers: Brokers,
+    kafka_on: Callable[[str, str], KafkaSettings],
+    rate: float,
+    seconds: float,
+    partitions: int,
+) -> None:
+    """Apache Kafka: ``seconds`` of the one-hop load on topics of their own before the first latency row. A new
+    broker JVM compiles its hot paths and sizes its young generation in its first tens of seconds, on the
+    cores the rows measure: the first row would carry it alone (one hop p99 6–7 ms instead of ~3 on the
+    start script's JVM, 2026-12-07)."""
+    if brokers.kind != "kafka" or seconds <= 0:
+        return
+    with brokers.row("warm") as (broker, prefix):
+        await one_hop_latency(kafka_on(broker.bootstrap, prefix), rate, seconds, partitions, [])
 
 
 class Brokers:
     """Kafka: one broker for every row (fresh topics per row). Tansu: a fresh broker per latency row."""
 
-    def __init__(self, kind: BrokerKind, tmp: Path) -> None:
+    def __init__(self, kind: BrokerKind, tmp: Path, jvm: str = "test") -> None:
         self.kind, self.tmp = kind, tmp
+        self.java_opts = KAFKA_SCRIPT_JAVA_OPTS if jvm == "script" else JAVA_OPTS
+        self.gc_log = tmp / "kafka-gc.log"
         self.shared: Broker | None = None
         self.rows = 0
+
+    def gc_line(self, spans: list[tuple[float, float]]) -> str | None:
+        """The Apache Kafka broker's GC pauses during these samples (bench/broker_gc.py); None on Tansu."""
+        if self.kind != "kafka":
+            return None
+        return broker_gc.summary(broker_gc.read(self.gc_log), spans)
 
     def __enter__(self) -> Brokers:
         return self
@@ -455,7 +517,9 @@ class Brokers:
         prefix = f"{name}{self.rows}"
         if self.kind == "kafka":
             if self.shared is None:
-                self.shared = make_broker("kafka", log_file=self.tmp / "kafka.log").start()
+                self.shared = make_broker(
+                    "kafka", log_file=self.tmp / "kafka.log", java_opts=self.java_opts, gc_log=self.gc_log
+                ).start()
             yield self.shared, prefix
             return
         with make_broker("tansu", log_file=self.tmp / f"tansu-{prefix}.log") as broker:
@@ -510,14 +574,23 @@ async def main() -> None:
     )  # fmt: skip
     ap.add_argument("--only", choices=("throughput", "latency"), default=None, help="run one half")
     ap.add_argument(
+        "--warm-s", type=float, default=None,
+        help="Apache Kafka: seconds of the one-hop load before the latency rows (20 with --broker-jvm script, else 0)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--broker-jvm", choices=("script", "test"), default="test",
+        help="Apache Kafka's JVM: as bin/kafka-server-start.sh runs it (G1, 1 GB), or the tests' (serial GC, C1)",
+    )  # fmt: skip
+    ap.add_argument(
         "--breakdown", action="store_true",
         help="time the processor's fetch, handler and loop from inside (bench/processor_probe.py; adds a little CPU)",
     )  # fmt: skip
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="floe-bench-"))
     sample = event(0, ASSETS[0])
+    jvm = f" (JVM: {a.broker_jvm})" if a.broker == "kafka" else ""
     print(
-        f"broker {a.broker}; event size {len(sample)} bytes; {a.events} events; {len(ASSETS)} assets; "
+        f"broker {a.broker}{jvm}; event size {len(sample)} bytes; {a.events} events; {len(ASSETS)} assets; "
         f"{a.partitions} partitions"
     )
 
@@ -530,10 +603,13 @@ async def main() -> None:
     raw = proc = proc_eos = box_before = box_after = float("nan")
     hop: list[float] = []
     two: list[float] = []
+    hop_spans: list[tuple[float, float]] = []  # each sample's (input, received) ms: bench/broker_gc.py
+    two_spans: list[tuple[float, float]] = []
+    viol_spans: list[tuple[float, float]] = []
     wide: list[float] = []
     viol: list[float] = []
     viol_eos: list[float] = []
-    with Brokers(a.broker, tmp) as brokers:
+    with Brokers(a.broker, tmp, a.broker_jvm) as brokers:
         if a.only != "latency":
             with brokers.row("bench") as (broker, prefix):
                 k = kafka_on(broker.bootstrap, prefix)
@@ -559,29 +635,37 @@ async def main() -> None:
             print(box_line("before", box_before))
             gc.collect()  # the throughput half's garbage: no collector pauses inside the latency measurements
             gc.freeze()
+            warm_s = a.warm_s if a.warm_s is not None else (20 if a.broker_jvm == "script" else 0)
+            await warm_broker(brokers, kafka_on, a.rate, warm_s, a.partitions)
             with brokers.row("hop") as (broker, prefix):
                 k2 = kafka_on(broker.bootstrap, prefix)
                 await ensure_topics(k2)
-                hop = await one_hop_latency(k2, a.rate, a.seconds, a.partitions)
+                hop = await one_hop_latency(k2, a.rate, a.seconds, a.partitions, hop_spans)
             print(f"latency one hop, no processor @ {a.rate:.0f}/s (ms):    {summary(hop)}")
+            print_gc(brokers.gc_line(hop_spans))
             with brokers.row("fwd") as (broker, prefix):
                 k2 = kafka_on(broker.bootstrap, prefix)
                 await ensure_topics(k2)
-                two = await passthrough_latency(k2, a.rate, a.seconds, a.partitions)
+                two = await passthrough_latency(k2, a.rate, a.seconds, a.partitions, two_spans)
             print(f"latency two hops via a raw aiokafka forwarder @ {a.rate:.0f}/s (ms): {summary(two)}")
+            print_gc(brokers.gc_line(two_spans))
             with brokers.row("fwdw") as (broker, prefix):
                 k2 = kafka_on(broker.bootstrap, prefix)
                 await ensure_topics(k2)
                 idle = len(PROCESSOR_INPUTS) - 1
-                wide = await passthrough_latency(k2, a.rate, a.seconds, a.partitions, idle_topics=idle)
+                spans: list[tuple[float, float]] = []
+                wide = await passthrough_latency(k2, a.rate, a.seconds, a.partitions, spans, idle_topics=idle)
             print(
                 f"latency two hops via the raw forwarder also subscribed to {idle} idle topics (the processor's "
                 f"other inputs) @ {a.rate:.0f}/s (ms): {summary(wide)}"
             )
-            runs: list[tuple[str, dict[str, object], list[float]]] = [("", {}, viol)]
+            print_gc(brokers.gc_line(spans))
+            runs: list[tuple[str, dict[str, object], list[float], list[tuple[float, float]]]] = [
+                ("", {}, viol, viol_spans)
+            ]
             if a.eos:
-                runs.append((", exactly_once", {**eos, "commit_interval_ms": a.eos_commit_ms}, viol_eos))
-            for label, extra, into in runs:
+                runs.append((", exactly_once", {**eos, "commit_interval_ms": a.eos_commit_ms}, viol_eos, []))
+            for label, extra, into, spans in runs:
                 with brokers.row("lat") as (broker, prefix):
                     k2 = kafka_on(broker.bootstrap, prefix, **extra)
                     await ensure_topics(k2)
@@ -596,9 +680,11 @@ async def main() -> None:
                             a.violation_every,
                             breakdown=tmp / f"breakdown-{prefix}.json" if a.breakdown else None,
                             burst=a.drift_burst,
+                            spans=spans,
                         )
                     )
                 print(f"latency event→violation via processor{label} @ {a.rate:.0f}/s (ms): {summary(into)}")
+                print_gc(brokers.gc_line(spans))
                 added = pct(into, 99) - pct(hop, 99)
                 print(
                     f"processor{label} adds at p99: {added:.1f} ms over the one-hop baseline (p50: {pct(into, 50) - pct(hop, 50):.1f} ms)"
@@ -608,6 +694,17 @@ async def main() -> None:
                 f"(p50: {pct(two, 50) - pct(hop, 50):.1f} ms); processor over the raw forwarder at p99: "
                 f"{pct(viol, 99) - pct(two, 99):.1f} ms (p50: {pct(viol, 50) - pct(two, 50):.1f} ms)"
             )
+            if a.broker == "kafka":  # where the broker's stop-the-world pauses leave the comparison
+                pauses = broker_gc.read(brokers.gc_log)
+                hop_c, two_c, viol_c = (
+                    broker_gc.clear(pauses, x) for x in (hop_spans, two_spans, viol_spans)
+                )
+                print(
+                    "without the samples that crossed a broker GC pause: processor adds at p99 "
+                    f"{pct(viol_c, 99) - pct(hop_c, 99):.1f} ms over one hop (p50: {pct(viol_c, 50) - pct(hop_c, 50):.1f} "
+                    f"ms), raw forwarder {pct(two_c, 99) - pct(hop_c, 99):.1f} ms; event→violation p99 "
+                    f"{pct(viol_c, 99):.2f} ms"
+                )
             print(
                 f"the idle topics add to the raw forwarder at p99: {pct(wide, 99) - pct(two, 99):.1f} ms "
                 f"(p50: {pct(wide, 50) - pct(two, 50):.1f} ms); processor over that forwarder at p99: "
@@ -622,7 +719,7 @@ async def main() -> None:
         "viol_eos_p50": pct(viol_eos, 50), "viol_eos_p99": pct(viol_eos, 99),
         "two_hop_p50": pct(two, 50), "two_hop_p99": pct(two, 99),
         "two_hop_idle_p50": pct(wide, 50), "two_hop_idle_p99": pct(wide, 99),
-        "rate": a.rate, "fetch_wait_ms": a.fetch_wait_ms, "drift_burst": a.drift_burst, "box_us_before": box_before, "box_us_after": box_after,
+        "rate": a.rate, "fetch_wait_ms": a.fetch_wait_ms, "broker_jvm": a.broker_jvm, "drift_burst": a.drift_burst, "box_us_before": box_before, "box_us_after": box_after,
     }  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps(result, indent=2))

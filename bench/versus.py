@@ -42,9 +42,11 @@ from bench.processor import (
     Brokers,
     contract_dir,
     prefill,
+    print_gc,
     processor_cmd,
     processor_env,
     processor_latency,
+    warm_broker,
 )
 from floe_stream.runtime.devtools.embedded import BROKER_KINDS
 from floe_stream.runtime.framework.kafka import ensure_topics
@@ -141,6 +143,7 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--only", choices=("throughput", "latency"), default=None)
+    ap.add_argument("--broker-jvm", choices=("script", "test"), default="test", help="as bench.processor's")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="floe-versus-"))
     old_src = extract(a.against, tmp / "old")
@@ -161,7 +164,9 @@ async def main() -> None:
     cpu: dict[str, list[float]] = {name: [] for name, _ in sides}
     lat: dict[str, list[float]] = {name: [] for name, _ in sides}
     p99: dict[str, list[float]] = {name: [] for name, _ in sides}
-    with Brokers(a.broker, tmp) as brokers:
+    with Brokers(a.broker, tmp, a.broker_jvm) as brokers:
+        if a.only != "throughput" and a.broker_jvm == "script":
+            await warm_broker(brokers, kafka_on, a.rate, 20, a.partitions)
         for i in range(a.pairs):
             # ABBA: the side that runs first alternates, as the shared broker holds more topics with every row
             for j, (name, src) in enumerate(sides if i % 2 == 0 else sides[::-1]):
@@ -183,7 +188,10 @@ async def main() -> None:
                         await ensure_topics(k)
                         s = Settings(kafka=k, health_port=-1, clock_skew_s=0,
                                      contracts_dir=contract_dir(tmp / f"c-{prefix}", 60))  # fmt: skip
-                        got = await processor_latency(s, a.rate, a.seconds, tmp / f"{prefix}.log", 10, src)
+                        spans: list[tuple[float, float]] = []
+                        got = await processor_latency(
+                            s, a.rate, a.seconds, tmp / f"{prefix}.log", 10, src, spans=spans
+                        )
                     lat[name].extend(got)
                     p99[name].append(pct(got, 99))
                     print(
@@ -191,6 +199,7 @@ async def main() -> None:
                         f"p99 {pct(got, 99):6.1f} ms",
                         flush=True,
                     )
+                    print_gc(brokers.gc_line(spans))
     print("\nsummary (median over the pairs; latency percentiles over every sample of a side)")
     for name, _ in sides:
         line = f"  {name:<28}"

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from bench import broker_gc
 
 from floe_stream.runtime.devtools.embedded import (
     KAFKA_NOT_INSTALLED,
+    KAFKA_SCRIPT_JAVA_OPTS,
     ApacheKafka,
     BrokerNotInstalled,
     EmbeddedKafka,
@@ -95,10 +98,22 @@ async def test_a_broker_of_its_own_serves_and_stops_leaving_no_jvm(tmp_path: Pat
 
 @pytest.mark.slow
 def test_kill_leaves_the_data_for_a_restart(tmp_path: Path) -> None:
-    broker = ApacheKafka(log_file=tmp_path / "kafka.log", data_dir=tmp_path / "data").start()
+    """Also the benchmarks' broker: the JVM of Kafka's start script (G1, 1 GB), its pauses in a GC log."""
+    gc_log = tmp_path / "gc.log"
+    broker = ApacheKafka(
+        log_file=tmp_path / "kafka.log",
+        data_dir=tmp_path / "data",
+        java_opts=KAFKA_SCRIPT_JAVA_OPTS,
+        gc_log=gc_log,
+    )
+    started = time.time() * 1000
+    broker.start()
     try:
         assert broker.proc is not None
         pid = broker.proc.pid
+        assert gc_log.read_text().splitlines()[0].endswith("Using G1")  # the options reached the server's JVM
+        pauses = broker_gc.read(gc_log)  # its start-up collects (class metadata, the first young generation)
+        assert pauses and all(started <= p.start_ms < p.end_ms <= time.time() * 1000 for p in pauses)
         broker.kill()
         assert not _alive(pid)
         assert (tmp_path / "data" / "log" / "meta.properties").exists()

@@ -257,6 +257,15 @@ def kafka_version() -> str:
 JAVA_OPTS = "-Xms256m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss1m -Djava.awt.headless=true"
 """Small heap and a quick start on two shared cores (C1 only, serial GC); ``$FLOE_KAFKA_JAVA_OPTS`` replaces it."""
 
+KAFKA_SCRIPT_JAVA_OPTS = (
+    "-Xmx1G -Xms1G -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 "
+    "-XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true"
+)
+"""The JVM of a broker started by Kafka's own ``bin/kafka-server-start.sh`` (its ``KAFKA_HEAP_OPTS``, and
+``KAFKA_JVM_PERFORMANCE_OPTS`` of ``bin/kafka-run-class.sh``): G1, 1 GB, both JIT tiers, for
+``bench/processor.py --broker-jvm script``. Under :data:`JAVA_OPTS` a young collection stops the broker for 8–15 ms
+about once a second at 1,000 events/s (docs/PERFORMANCE.md, "The broker's pauses")."""
+
 _BROKER_PROPERTIES: dict[str, str] = {
     "process.roles": "broker,controller",
     "node.id": "1",
@@ -339,8 +348,16 @@ class ApacheKafka(Broker):
         data_dir: Path | None = None,
         overrides: dict[str, str] | None = None,
         start_timeout_s: float = 120.0,
+        java_opts: str | None = None,
+        gc_log: Path | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.java_opts = (
+            java_opts  # None: $FLOE_KAFKA_JAVA_OPTS, else JAVA_OPTS (with the class-data archive)
+        )
+        self.gc_log = (
+            gc_log  # the server's stop-the-world pauses, one line each (bench/broker_gc.py reads it)
+        )
         self.controller_port = free_port()
         while self.controller_port == self.port:
             self.controller_port = free_port()
@@ -375,13 +392,16 @@ class ApacheKafka(Broker):
         tag = hashlib.sha256(f"{real}:{real.stat().st_mtime_ns}:{kafka_version()}".encode()).hexdigest()[:12]
         return kafka_home() / f"kafka-{tag}.jsa"
 
-    def _java(self, *args: str, dump_cds: bool = False) -> list[str]:
+    def _java(self, *args: str, dump_cds: bool = False, server: bool = False) -> list[str]:
         home = kafka_home()
         java = shutil.which("java")
         if java is None or not any((home / "lib").glob("kafka_2.13-*.jar")):
             raise BrokerNotInstalled(KAFKA_NOT_INSTALLED)
-        opts = os.environ.get("FLOE_KAFKA_JAVA_OPTS", JAVA_OPTS).split()
-        if "FLOE_KAFKA_JAVA_OPTS" not in os.environ:
+        chosen = self.java_opts if self.java_opts is not None else os.environ.get("FLOE_KAFKA_JAVA_OPTS")
+        opts = (JAVA_OPTS if chosen is None else chosen).split()
+        if server and self.gc_log is not None:  # time-stamped in ms since the epoch, one file, never rotated
+            opts.append(f"-Xlog:gc:file={self.gc_log}:timemillis:filecount=0")
+        if chosen is None:
             archive = self._cds_archive(java)
             if archive.exists():
                 opts.append(f"-XX:SharedArchiveFile={archive}")  # an unusable archive: the JVM runs without
@@ -412,7 +432,7 @@ class ApacheKafka(Broker):
             if not (self.data_dir / "log" / "meta.properties").exists():  # a restart keeps its storage
                 self._format(conf)
             self.proc = subprocess.Popen(
-                self._java("kafka.Kafka", str(conf), dump_cds=True),
+                self._java("kafka.Kafka", str(conf), dump_cds=True, server=True),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends the JVM and anything it forks
