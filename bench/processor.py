@@ -40,8 +40,8 @@ start, the handler's time, the event loop's lateness.
 Apache Kafka's JVM writes its GC log, and each latency row prints the broker's stop-the-world pauses that fell
 inside it and the p50/p99 of its samples that crossed none (bench/broker_gc.py), and the comparison is printed
 again without those samples: how much of a tail is the broker's. ``--broker-jvm``: ``test`` (default, the JVM of
-every earlier row here and of the test suite: 256–512 MB, serial GC, C1 only; a young collection stops it for
-8–15 ms about once a second at this rate) or ``script`` (as Kafka's own start script runs it: G1, 1 GB, both JIT
+every earlier row here and of the test suite: 256–512 MB, serial GC, C1 only, or ``$FLOE_KAFKA_JAVA_OPTS`` when
+set; a young collection stops it for about 9 ms once a second at this rate) or ``script`` (as Kafka's own start script runs it: G1, 1 GB, both JIT
 tiers; ``--warm-s`` of load first, 20 by default, while it compiles and sizes its heap).
 """
 
@@ -71,7 +71,6 @@ from floe_stream.runtime.deployables.app import load_registry, processor_service
 from floe_stream.runtime.deployables.processor import INPUTS as PROCESSOR_INPUTS
 from floe_stream.runtime.devtools.embedded import (
     BROKER_KINDS,
-    JAVA_OPTS,
     KAFKA_SCRIPT_JAVA_OPTS,
     Broker,
     BrokerKind,
@@ -493,7 +492,8 @@ class Brokers:
 
     def __init__(self, kind: BrokerKind, tmp: Path, jvm: str = "test") -> None:
         self.kind, self.tmp = kind, tmp
-        self.java_opts = KAFKA_SCRIPT_JAVA_OPTS if jvm == "script" else JAVA_OPTS
+        # "test": None, i.e. $FLOE_KAFKA_JAVA_OPTS if set, else JAVA_OPTS (ApacheKafka's own choice, as before)
+        self.java_opts = KAFKA_SCRIPT_JAVA_OPTS if jvm == "script" else None
         self.gc_log = tmp / "kafka-gc.log"
         self.shared: Broker | None = None
         self.rows = 0
