@@ -332,21 +332,18 @@ async def passthrough_latency(
         sys.executable, "-m", "bench.passthrough", k.bootstrap_servers, src, dst, f"{k.group_prefix}-pt",
         str(k.fetch_max_wait_ms), ",".join(idle),
     )  # fmt: skip
-    lat: list[float] = []
     split: list[tuple[float, float]] = []
-    got: list[tuple[float, float]] = []
+    got: list[tuple[float, float]] = []  # (input, received) ms
 
     def seen(r: ConsumerRecord[bytes, bytes], now: float) -> None:
         t_in = float(dict(r.headers)["in-ts"])
-        lat.append(now - t_in)
         split.append((r.timestamp - t_in, now - r.timestamp))
         got.append((t_in, now))
 
     async with Tail(k, dst, partitions, seen):
         deadline = time.monotonic() + 60
-        while not lat and time.monotonic() < deadline:  # until the forwarder has joined its group
+        while not got and time.monotonic() < deadline:  # until the forwarder has joined its group
             await open_loop(k, src, 64, 1.0, lambda i, a: event(i, a), partitions)
-        lat.clear()
         split.clear()
         got.clear()
         core = CoreTime(proc.pid)
@@ -358,7 +355,7 @@ async def passthrough_latency(
     print_split(split, int(rate), f"input → forwarded record {at} (ms):", f"{at} → received (ms):")
     print(busy, file=sys.stderr)
     spans.extend(got[int(rate) :])
-    return lat[int(rate) :]
+    return [out - t_in for t_in, out in got[int(rate) :]]
 
 
 def processor_env(s: Settings, group_suffix: str, src: Path | None = None) -> dict[str, str]:
@@ -415,7 +412,6 @@ async def processor_latency(
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=fh, stderr=fh)
     viol = topic_name(s.kafka.topic_prefix, TopicKey.VIOLATIONS)
     at = await append_time(s.kafka, viol)
-    lat: list[float] = []
     split: list[tuple[float, float]] = []  # (input → processor's output record appended, that → received)
     journeys: list[tuple[float, float]] = []  # (input, received) ms
     got: list[tuple[ConsumerRecord[bytes, bytes], float]] = []
@@ -426,7 +422,6 @@ async def processor_latency(
     def decode_got() -> None:
         for r, now in got:
             t_in = decode_violation(dict(r.headers), r.key, r.value).time.timestamp() * 1000
-            lat.append(now - t_in)
             split.append((r.timestamp - t_in, now - r.timestamp))
             journeys.append((t_in, now))
         got.clear()
@@ -454,7 +449,7 @@ async def processor_latency(
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = cpu.ru_utime + cpu.ru_stime - cpu_before
     print(
-        f"  ({len(lat)} violation events observed; processor process CPU {used:.1f} s in total)",
+        f"  ({len(journeys)} violation events observed; processor process CPU {used:.1f} s in total)",
         file=sys.stderr,
     )
     warm = int(2 * rate / every)  # drop the first second (warm-up): 2 CloudEvents per drift event
@@ -467,7 +462,7 @@ async def processor_latency(
             print(f"    {k:<34} {v}", file=sys.stderr)
     if spans is not None:
         spans.extend(journeys[warm:])
-    return lat[warm:]
+    return [out - t_in for t_in, out in journeys[warm:]]
 
 
 async def warm_broker(

@@ -263,8 +263,8 @@ KAFKA_SCRIPT_JAVA_OPTS = (
 )
 """The JVM of a broker started by Kafka's own ``bin/kafka-server-start.sh`` (its ``KAFKA_HEAP_OPTS``, and
 ``KAFKA_JVM_PERFORMANCE_OPTS`` of ``bin/kafka-run-class.sh``): G1, 1 GB, both JIT tiers, for
-``bench/processor.py --broker-jvm script``. Under :data:`JAVA_OPTS` a young collection stops the broker for 8–15 ms
-about once a second at 1,000 events/s (docs/PERFORMANCE.md, "The broker's pauses")."""
+``bench/processor.py --broker-jvm script``. Under :data:`JAVA_OPTS` a young collection stops the broker for about 9 ms
+once a second at 1,000 events/s (docs/PERFORMANCE.md, "The broker's pauses")."""
 
 _BROKER_PROPERTIES: dict[str, str] = {
     "process.roles": "broker,controller",
@@ -352,12 +352,10 @@ class ApacheKafka(Broker):
         gc_log: Path | None = None,
     ) -> None:
         self.port = port or free_port()
-        self.java_opts = (
-            java_opts  # None: $FLOE_KAFKA_JAVA_OPTS, else JAVA_OPTS (with the class-data archive)
-        )
-        self.gc_log = (
-            gc_log  # the server's stop-the-world pauses, one line each (bench/broker_gc.py reads it)
-        )
+        # None: $FLOE_KAFKA_JAVA_OPTS, else JAVA_OPTS (with the class-data archive)
+        self.java_opts = java_opts
+        # the server's stop-the-world pauses, one line each (bench/broker_gc.py reads it)
+        self.gc_log = gc_log
         self.controller_port = free_port()
         while self.controller_port == self.port:
             self.controller_port = free_port()
